@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs whatever this project needs and is missing. Idempotent: every step
+# checks first and skips what is already there. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+
+# The exact wasm-bindgen version pinned in Cargo.toml / Cargo.lock: the CLI
+# must match it to the letter.
+WB_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p; s/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1)
+[ -n "$WB_VERSION" ] || { echo "cannot read the pinned wasm-bindgen version from Cargo.toml" >&2; exit 1; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# 1. Debian packages: Chromium + its driver for the browser tests, binaryen for wasm-opt.
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# 2. The wasm32 target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 3. wasm-pack (from crates.io: the npm package downloads a binary and fails offline).
+if ! command -v wasm-pack >/dev/null 2>&1; then
+  log "cargo install wasm-pack (a few minutes)"
+  cargo install --locked wasm-pack || cargo install wasm-pack
+fi
+
+# 4. wasm-bindgen-cli at exactly the pinned version.
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VERSION"; then
+  log "cargo install wasm-bindgen-cli $WB_VERSION (a few minutes)"
+  # --locked can name a dependency version the registry mirror lacks; fall back.
+  cargo install --locked --force wasm-bindgen-cli --version "$WB_VERSION" \
+    || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+# 5. npm dev packages (playwright-core for the JS-surface tests), from the lock file.
+if [ -f package.json ]; then
+  if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi
+log "all tools present"

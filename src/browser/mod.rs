@@ -1,0 +1,161 @@
+//! The thin browser layer: a WebSocket, page events, the clock and random
+//! numbers. It only moves bytes and time; it knows nothing of DDP.
+//!
+//! Every JS event handler created here is owned by a Rust value and removed
+//! when that value is dropped, so nothing leaks per reconnect attempt.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+
+/// Milliseconds since the Unix epoch: the wall clock, so deadlines stay
+/// truthful across throttled timers and sleep.
+pub fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A random number in `[0, 1)`.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// What a socket delivers.
+pub enum SocketEvent {
+    Open,
+    Text(String),
+    Binary(usize),
+    Close(u16),
+    Error,
+}
+
+/// A browser WebSocket whose handlers live exactly as long as this value.
+pub struct Socket {
+    ws: WebSocket,
+    _onopen: Closure<dyn FnMut(Event)>,
+    _onmessage: Closure<dyn FnMut(MessageEvent)>,
+    _onclose: Closure<dyn FnMut(CloseEvent)>,
+    _onerror: Closure<dyn FnMut(Event)>,
+}
+
+impl Socket {
+    /// Opens a WebSocket to `url`; `handler` hears everything it does.
+    pub fn open(url: &str, handler: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
+        let ws = WebSocket::new(url).map_err(describe)?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let handler = std::rc::Rc::new(handler);
+        let h = handler.clone();
+        let onopen = Closure::<dyn FnMut(Event)>::new(move |_: Event| h(SocketEvent::Open));
+        let h = handler.clone();
+        let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            let data = e.data();
+            match data.as_string() {
+                Some(text) => h(SocketEvent::Text(text)),
+                None => {
+                    let len = data.dyn_ref::<js_sys::ArrayBuffer>().map_or(0, |b| b.byte_length() as usize);
+                    h(SocketEvent::Binary(len))
+                }
+            }
+        });
+        let h = handler.clone();
+        let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| h(SocketEvent::Close(e.code())));
+        let h = handler;
+        let onerror = Closure::<dyn FnMut(Event)>::new(move |_: Event| h(SocketEvent::Error));
+        ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        Ok(Socket { ws, _onopen: onopen, _onmessage: onmessage, _onclose: onclose, _onerror: onerror })
+    }
+
+    /// Sends a text frame.
+    pub fn send(&self, text: &str) -> Result<(), String> {
+        self.ws.send_with_str(text).map_err(describe)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        // CONNECTING or OPEN: close it. A close of a socket that is still
+        // connecting is allowed (it aborts the handshake).
+        if self.ws.ready_state() <= WebSocket::OPEN {
+            let _ = self.ws.close_with_code_and_reason(1000, "client disconnect");
+        }
+    }
+}
+
+/// Listeners for the page's `online`, `offline`, `visibilitychange` and
+/// `pageshow` events, removed when this value is dropped.
+pub struct PageWatch {
+    listeners: Vec<(web_sys::EventTarget, &'static str, Closure<dyn FnMut(Event)>)>,
+}
+
+/// What the page says about the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEvent {
+    Online,
+    Offline,
+    /// Visible again, or restored from the back/forward cache.
+    Wake,
+}
+
+impl PageWatch {
+    /// Starts listening; outside a window (a worker) it listens to nothing.
+    pub fn new(handler: impl Fn(PageEvent) + 'static) -> PageWatch {
+        let mut listeners = Vec::new();
+        let Some(window) = web_sys::window() else {
+            return PageWatch { listeners };
+        };
+        let handler = std::rc::Rc::new(handler);
+        let mut add = |target: web_sys::EventTarget, name: &'static str, f: Box<dyn Fn()>| {
+            let closure = Closure::<dyn FnMut(Event)>::new(move |_: Event| f());
+            if target.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref()).is_ok() {
+                listeners.push((target, name, closure));
+            }
+        };
+        let h = handler.clone();
+        add(window.clone().into(), "online", Box::new(move || h(PageEvent::Online)));
+        let h = handler.clone();
+        add(window.clone().into(), "offline", Box::new(move || h(PageEvent::Offline)));
+        let h = handler.clone();
+        add(window.clone().into(), "pageshow", Box::new(move || h(PageEvent::Wake)));
+        if let Some(document) = window.document() {
+            let h = handler;
+            let d = document.clone();
+            add(
+                document.into(),
+                "visibilitychange",
+                Box::new(move || {
+                    if d.visibility_state() == web_sys::VisibilityState::Visible {
+                        h(PageEvent::Wake)
+                    }
+                }),
+            );
+        }
+        PageWatch { listeners }
+    }
+
+    /// How many listeners are registered (for leak tests).
+    pub fn len(&self) -> usize {
+        self.listeners.len()
+    }
+}
+
+impl Drop for PageWatch {
+    fn drop(&mut self) {
+        for (target, name, closure) in self.listeners.drain(..) {
+            let _ = target.remove_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+        }
+    }
+}
+
+/// A readable text for a JS exception.
+pub fn describe(e: JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}

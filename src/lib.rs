@@ -1,0 +1,56 @@
+//! # ddp-live
+//!
+//! A DDP client for the browser, written in Rust and compiled to
+//! WebAssembly: it speaks the protocol of Meteor apps (and Rocket.Chat and
+//! other DDP servers) over the browser's WebSocket, and gives the app a
+//! truthful, reactive connection status through server restarts, network
+//! loss, silent servers and version mismatches.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), ddp_live::Error> {
+//! use ddp_live::{connect, Options};
+//! use futures_signals::signal::SignalExt;
+//!
+//! let conn = connect("https://chat.example.com", Options::default())?;
+//! // futures-signals: react to every status change.
+//! let watch = conn.status_signal().for_each(|s| {
+//!     println!("{} (retry {})", s.status, s.retry_count);
+//!     async {}
+//! });
+//! wasm_bindgen_futures::spawn_local(watch);
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, one way: socket → [`browser`] driver → [`protocol`] state machine
+//! → signals and events → app. The protocol layer is pure (no I/O, no clock)
+//! and tested natively. The same status feeds the futures-signals signal,
+//! the Leptos signal (feature `leptos`) and the JavaScript callbacks of the
+//! npm package.
+//!
+//! ## Differences from Meteor, on purpose
+//! - `connected` turns true when the server's DDP `connected` arrives, not
+//!   when the socket opens.
+//! - A manual `reconnect()` never changes `retry_count` (Meteor can drive it
+//!   negative after a failure).
+//! - The browser's `offline` event, a hidden tab becoming visible and a page
+//!   restored from the back/forward cache are acted on at once, and the
+//!   heartbeat deadlines use the wall clock, so a dead link is caught after
+//!   sleep.
+
+pub mod browser;
+mod connection;
+mod error;
+pub mod js;
+#[cfg(feature = "leptos")]
+pub mod leptos;
+pub mod protocol;
+mod reactive;
+
+pub use connection::{connect, Connection, Options};
+pub use error::Error;
+pub use protocol::machine::{DisconnectReason, Event, ProtocolError};
+pub use protocol::message::FrameError;
+pub use protocol::retry::RetryPolicy;
+pub use protocol::status::{ConnectionState, Status};
+pub use protocol::url::{websocket_url, UrlError};
+pub use reactive::{ListenerHandle, Observable};

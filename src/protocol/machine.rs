@@ -1,0 +1,613 @@
+//! The connection lifecycle as a pure state machine.
+//!
+//! [`Machine`] does no I/O and never reads the clock: the driver hands it
+//! input (a socket opened, a frame arrived, "it is now T") and pulls output
+//! ([`Output`]: open a socket, send a frame, close a socket, an event for the
+//! app) and the next deadline ([`Machine::poll_timeout`]). Every socket the
+//! machine asks for carries a number; input about any other socket is stale
+//! and ignored, so a late event from a socket already given up can never
+//! disturb the current one.
+
+use super::message::{parse_frame, ClientMessage, Frame, FrameError, ServerMessage};
+use super::retry::RetryPolicy;
+use super::status::{ConnectionState, Status};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::fmt;
+
+/// DDP versions this client speaks, most preferred first.
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
+
+/// Settings of the lifecycle. Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Versions offered in `support`, most preferred first; each must be one
+    /// of [`SUPPORTED_VERSIONS`].
+    pub versions: Vec<String>,
+    /// Idle time after which a ping is sent (0 disables the heartbeat).
+    pub heartbeat_interval_ms: f64,
+    /// Time a ping may go unanswered before the link counts as dead.
+    pub heartbeat_timeout_ms: f64,
+    /// Time from opening a socket to the server's `connected` (0: no limit).
+    pub connect_timeout_ms: f64,
+    /// The retry schedule.
+    pub retry: RetryPolicy,
+    /// Give up after this many automatic retries in a row (`None`: never).
+    pub max_retries: Option<u32>,
+    /// The largest frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            versions: SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect(),
+            heartbeat_interval_ms: 17_500.0,
+            heartbeat_timeout_ms: 15_000.0,
+            connect_timeout_ms: 10_000.0,
+            retry: RetryPolicy::default(),
+            max_retries: None,
+            max_frame_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings; the error names the offending option.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.versions.is_empty() {
+            return Err("versions must name at least one DDP version".into());
+        }
+        if let Some(v) = self.versions.iter().find(|v| !SUPPORTED_VERSIONS.contains(&v.as_str())) {
+            return Err(format!("unsupported DDP version {v:?} (supported: 1, pre2, pre1)"));
+        }
+        for (name, v) in [
+            ("heartbeatInterval", self.heartbeat_interval_ms),
+            ("heartbeatTimeout", self.heartbeat_timeout_ms),
+            ("connectTimeout", self.connect_timeout_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{name} must be a finite number ≥ 0, got {v}"));
+            }
+        }
+        if self.heartbeat_interval_ms > 0.0 && self.heartbeat_timeout_ms <= 0.0 {
+            return Err("heartbeatTimeout must be > 0 while the heartbeat is on".into());
+        }
+        if self.max_frame_bytes == 0 {
+            return Err("maxFrameBytes must be > 0".into());
+        }
+        self.retry.validate()
+    }
+}
+
+/// Why a live connection ended (the `disconnect` event's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// `disconnect()` or `close()` was called.
+    ClientDisconnect,
+    /// The server closed the socket cleanly (close code 1000).
+    ServerDisconnect,
+    /// The server did not answer a ping in time.
+    PingTimeout,
+    /// The socket closed without a clean close from the server (a dropped
+    /// link, a restarting server, the browser going offline).
+    TransportClose,
+    /// The socket reported an error.
+    TransportError,
+}
+
+impl DisconnectReason {
+    /// The reason as a string: "client disconnect", "server disconnect",
+    /// "ping timeout", "transport close", "transport error".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ClientDisconnect => "client disconnect",
+            DisconnectReason::ServerDisconnect => "server disconnect",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something went wrong that the connection survives (the `error` event).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProtocolError {
+    /// A frame from the server could not be understood; it was skipped.
+    Frame(FrameError),
+    /// The server sent a top-level DDP `error` about one of our messages.
+    Server { reason: String, offending_message: Option<Value> },
+    /// A well-formed message that makes no sense now (e.g. a second `connected`).
+    Unexpected(String),
+}
+
+impl ProtocolError {
+    /// A short stable code for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Frame(e) => e.code(),
+            ProtocolError::Server { .. } => "server-error",
+            ProtocolError::Unexpected(_) => "unexpected-message",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Frame(e) => e.fmt(f),
+            ProtocolError::Server { reason, .. } => write!(f, "server error: {reason}"),
+            ProtocolError::Unexpected(s) => write!(f, "unexpected message: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// What happened, for the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The DDP handshake completed; `session` is the connection's id.
+    Connected { session: String },
+    /// A connection that was up went down.
+    Disconnected { reason: DisconnectReason },
+    /// Attempt number `attempt` (1-based, since the link was last up) starts.
+    ReconnectAttempt { attempt: u32 },
+    /// Connected again after `attempts` attempts.
+    Reconnected { attempts: u32 },
+    /// The retry limit was reached: status is `failed`, no more retries.
+    ReconnectFailed,
+    /// A problem the connection survived.
+    Error(ProtocolError),
+    /// A data or method message for the layers above the lifecycle.
+    Message(ServerMessage),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Open a WebSocket; later input about it carries `socket`.
+    OpenSocket { socket: u64 },
+    /// Send a text frame on the current socket.
+    Send { socket: u64, text: String },
+    /// Close that socket and forget it (its later events are ignored anyway).
+    CloseSocket { socket: u64 },
+    /// Tell the app.
+    Event(Event),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Created, not started.
+    Idle,
+    /// Socket requested; `deadline` is the connect timeout.
+    Connecting { deadline: Option<f64>, open: bool },
+    Connected,
+    Waiting { until: f64 },
+    Offline,
+    Failed { reason: String, by_retry_limit: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Heartbeat {
+    interval: f64,
+    timeout: f64,
+    last_received: f64,
+    ping_sent: Option<f64>,
+}
+
+impl Heartbeat {
+    fn deadline(&self) -> f64 {
+        match self.ping_sent {
+            Some(t) => t + self.timeout,
+            None => self.last_received + self.interval,
+        }
+    }
+}
+
+/// The connection lifecycle: handshake, version negotiation, heartbeat,
+/// retry and status. See the module docs.
+pub struct Machine {
+    config: Config,
+    random: Box<dyn FnMut() -> f64>,
+    phase: Phase,
+    /// The socket the machine is using, if any.
+    socket: Option<u64>,
+    next_socket: u64,
+    /// The version to ask for in the next `connect`.
+    version: String,
+    /// Versions the server proposed during the current negotiation.
+    proposed: Vec<String>,
+    retry_count: u32,
+    /// Attempts since the link was last up (for reconnect events).
+    attempts: u32,
+    /// Whether the link has been up at least once (then a new `connected`
+    /// is a reconnect).
+    was_connected: bool,
+    session: Option<String>,
+    heartbeat: Option<Heartbeat>,
+    out: VecDeque<Output>,
+}
+
+impl fmt::Debug for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Machine")
+            .field("phase", &self.phase)
+            .field("socket", &self.socket)
+            .field("retry_count", &self.retry_count)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// A machine with these settings and a source of random numbers in
+    /// `[0, 1)` (for retry jitter). Call [`Machine::start`] to begin.
+    pub fn new(config: Config, random: Box<dyn FnMut() -> f64>) -> Self {
+        let version = config.versions.first().cloned().unwrap_or_else(|| SUPPORTED_VERSIONS[0].to_owned());
+        Machine {
+            config,
+            random,
+            phase: Phase::Idle,
+            socket: None,
+            next_socket: 0,
+            version,
+            proposed: Vec::new(),
+            retry_count: 0,
+            attempts: 0,
+            was_connected: false,
+            session: None,
+            heartbeat: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        let (state, retry_time, reason) = match &self.phase {
+            Phase::Idle | Phase::Connecting { .. } => (ConnectionState::Connecting, None, None),
+            Phase::Connected => (ConnectionState::Connected, None, None),
+            Phase::Waiting { until } => (ConnectionState::Waiting, Some(*until), None),
+            Phase::Offline => (ConnectionState::Offline, None, None),
+            Phase::Failed { reason, .. } => (ConnectionState::Failed, None, Some(reason.clone())),
+        };
+        Status {
+            connected: state == ConnectionState::Connected,
+            status: state,
+            retry_count: self.retry_count,
+            retry_time,
+            reason,
+        }
+    }
+
+    /// The session id while connected.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// The DDP version of the current (or next) handshake.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Machine::handle_timeout`] must next be called (epoch ms).
+    /// Calling it earlier, or more often, is harmless.
+    pub fn poll_timeout(&self) -> Option<f64> {
+        match &self.phase {
+            Phase::Connecting { deadline, .. } => *deadline,
+            Phase::Waiting { until } => Some(*until),
+            Phase::Connected => self.heartbeat.as_ref().map(Heartbeat::deadline),
+            Phase::Idle | Phase::Offline | Phase::Failed { .. } => None,
+        }
+    }
+
+    /// Begins the first connection attempt.
+    pub fn start(&mut self, now: f64) {
+        if self.phase == Phase::Idle {
+            self.open_socket(now);
+        }
+    }
+
+    /// Time has passed: fire whatever deadline is due.
+    pub fn handle_timeout(&mut self, now: f64) {
+        match self.phase {
+            Phase::Connecting { deadline: Some(d), .. } if now >= d => {
+                // Never reached `connected`: not a disconnect, just a failed attempt.
+                self.lose(now, None);
+            }
+            Phase::Waiting { until } if now >= until => {
+                self.retry_count = self.retry_count.saturating_add(1);
+                self.attempts = self.attempts.saturating_add(1);
+                self.emit(Event::ReconnectAttempt { attempt: self.attempts });
+                self.open_socket(now);
+            }
+            Phase::Connected => self.heartbeat_tick(now),
+            _ => {}
+        }
+    }
+
+    /// The socket opened: start the DDP handshake.
+    pub fn handle_open(&mut self, socket: u64, _now: f64) {
+        if self.socket != Some(socket) {
+            return;
+        }
+        if let Phase::Connecting { open, .. } = &mut self.phase {
+            *open = true;
+            let connect = ClientMessage::Connect {
+                session: None,
+                version: self.version.clone(),
+                support: self.config.versions.clone(),
+            };
+            self.send(connect);
+        }
+    }
+
+    /// A text frame arrived.
+    pub fn handle_frame(&mut self, socket: u64, text: &str, now: f64) {
+        if self.socket != Some(socket) {
+            return;
+        }
+        // Any frame at all, even one we cannot parse, proves the link is alive.
+        if let Some(hb) = &mut self.heartbeat {
+            hb.last_received = now;
+            hb.ping_sent = None;
+        }
+        match parse_frame(text, self.config.max_frame_bytes) {
+            Ok(Frame::ServerId) => {}
+            Ok(Frame::Message(m)) => self.handle_message(m, now),
+            Err(e) => self.emit(Event::Error(ProtocolError::Frame(e))),
+        }
+    }
+
+    /// A binary frame arrived (DDP is text only: reported, skipped).
+    pub fn handle_binary(&mut self, socket: u64, len: usize, now: f64) {
+        if self.socket != Some(socket) {
+            return;
+        }
+        if let Some(hb) = &mut self.heartbeat {
+            hb.last_received = now;
+            hb.ping_sent = None;
+        }
+        self.emit(Event::Error(ProtocolError::Frame(FrameError::Binary { len })));
+    }
+
+    /// The socket reported an error (a close always follows in browsers; the
+    /// machine does not wait for it).
+    pub fn handle_transport_error(&mut self, socket: u64, now: f64) {
+        if self.socket == Some(socket) {
+            self.lose(now, Some(DisconnectReason::TransportError));
+        }
+    }
+
+    /// The socket closed with this close code.
+    pub fn handle_close(&mut self, socket: u64, code: u16, now: f64) {
+        if self.socket == Some(socket) {
+            let reason = if code == 1000 { DisconnectReason::ServerDisconnect } else { DisconnectReason::TransportClose };
+            self.lose(now, Some(reason));
+        }
+    }
+
+    /// The socket could not even be created (e.g. the browser refused the URL).
+    pub fn handle_open_failed(&mut self, socket: u64, now: f64) {
+        self.handle_transport_error(socket, now);
+    }
+
+    /// Retry now. Does nothing while connected. A manual retry is not
+    /// counted in `retry_count`; it leaves `failed` and `offline` too.
+    pub fn reconnect(&mut self, now: f64) {
+        match self.phase {
+            Phase::Connected => {}
+            Phase::Connecting { .. } => {
+                self.drop_socket();
+                self.attempts = self.attempts.saturating_add(1);
+                self.emit(Event::ReconnectAttempt { attempt: self.attempts });
+                self.open_socket(now);
+            }
+            Phase::Idle => self.open_socket(now),
+            Phase::Waiting { .. } | Phase::Offline | Phase::Failed { .. } => {
+                if matches!(self.phase, Phase::Failed { .. }) {
+                    // A fresh start: the retry budget and negotiation begin anew.
+                    self.retry_count = 0;
+                    self.proposed.clear();
+                    self.version = self.config.versions[0].clone();
+                }
+                self.attempts = self.attempts.saturating_add(1);
+                self.emit(Event::ReconnectAttempt { attempt: self.attempts });
+                self.open_socket(now);
+            }
+        }
+    }
+
+    /// Close the link and stay offline until [`Machine::reconnect`].
+    pub fn disconnect(&mut self, _now: f64) {
+        if self.phase == Phase::Connected {
+            self.emit(Event::Disconnected { reason: DisconnectReason::ClientDisconnect });
+        }
+        self.drop_socket();
+        self.session = None;
+        self.heartbeat = None;
+        self.retry_count = 0;
+        self.phase = Phase::Offline;
+    }
+
+    /// The browser says the network is back: retry at once unless the user
+    /// chose to be offline, or the server speaks a version we cannot.
+    pub fn handle_online(&mut self, now: f64) {
+        match self.phase {
+            Phase::Waiting { .. } | Phase::Failed { by_retry_limit: true, .. } => self.reconnect(now),
+            Phase::Connected => self.check_liveness(now),
+            _ => {}
+        }
+    }
+
+    /// The browser says the network is gone: treat the link as lost.
+    pub fn handle_offline(&mut self, now: f64) {
+        if matches!(self.phase, Phase::Connected | Phase::Connecting { .. }) {
+            self.lose(now, Some(DisconnectReason::TransportClose));
+        }
+    }
+
+    /// The page became visible again or was restored from the back/forward
+    /// cache: fire what is overdue, then make sure the link is alive.
+    pub fn handle_wake(&mut self, now: f64) {
+        self.handle_timeout(now);
+        if self.phase == Phase::Connected {
+            self.check_liveness(now);
+        }
+    }
+
+    fn check_liveness(&mut self, now: f64) {
+        let Some(hb) = &mut self.heartbeat else { return };
+        if hb.ping_sent.is_none() {
+            hb.ping_sent = Some(now);
+            self.send(ClientMessage::Ping { id: None });
+        }
+    }
+
+    fn heartbeat_tick(&mut self, now: f64) {
+        let Some(hb) = &mut self.heartbeat else { return };
+        match hb.ping_sent {
+            Some(sent) if now >= sent + hb.timeout => self.lose(now, Some(DisconnectReason::PingTimeout)),
+            Some(_) => {}
+            None if now >= hb.last_received + hb.interval => {
+                hb.ping_sent = Some(now);
+                self.send(ClientMessage::Ping { id: None });
+            }
+            None => {}
+        }
+    }
+
+    fn handle_message(&mut self, message: ServerMessage, now: f64) {
+        match message {
+            ServerMessage::Connected { session } => {
+                if !matches!(self.phase, Phase::Connecting { open: true, .. }) {
+                    self.emit(Event::Error(ProtocolError::Unexpected("\"connected\" outside the handshake".into())));
+                    return;
+                }
+                self.phase = Phase::Connected;
+                self.proposed.clear();
+                self.retry_count = 0;
+                self.session = Some(session.clone());
+                self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then(|| Heartbeat {
+                    interval: self.config.heartbeat_interval_ms,
+                    timeout: self.config.heartbeat_timeout_ms,
+                    last_received: now,
+                    ping_sent: None,
+                });
+                self.emit(Event::Connected { session });
+                if self.was_connected || self.attempts > 0 {
+                    self.emit(Event::Reconnected { attempts: self.attempts });
+                }
+                self.was_connected = true;
+                self.attempts = 0;
+            }
+            ServerMessage::Failed { version } => {
+                if !matches!(self.phase, Phase::Connecting { .. }) {
+                    self.emit(Event::Error(ProtocolError::Unexpected("\"failed\" outside the handshake".into())));
+                    return;
+                }
+                let acceptable = self.config.versions.contains(&version) && !self.proposed.contains(&version) && version != self.version;
+                if acceptable {
+                    // Adopt the server's suggestion and try again at once
+                    // (not a retry: nothing was lost).
+                    // Remember both sides of the switch, so a server that
+                    // flip-flops cannot keep us reconnecting forever.
+                    let old = std::mem::replace(&mut self.version, version.clone());
+                    self.proposed.push(old);
+                    self.proposed.push(version);
+                    self.drop_socket();
+                    self.open_socket(now);
+                } else {
+                    self.drop_socket();
+                    self.heartbeat = None;
+                    self.phase = Phase::Failed {
+                        reason: format!("DDP version negotiation failed; server requested version {version}"),
+                        by_retry_limit: false,
+                    };
+                }
+            }
+            ServerMessage::Ping { id } => self.send(ClientMessage::Pong { id }),
+            ServerMessage::Pong { .. } => {}
+            ServerMessage::Error { reason, offending_message } => {
+                self.emit(Event::Error(ProtocolError::Server { reason, offending_message }))
+            }
+            other => {
+                if self.phase == Phase::Connected {
+                    self.emit(Event::Message(other));
+                } else {
+                    self.emit(Event::Error(ProtocolError::Unexpected("data before \"connected\"".into())));
+                }
+            }
+        }
+    }
+
+    /// The link is gone (or an attempt failed): close the socket and plan
+    /// the next attempt, or give up when the retry limit is reached.
+    fn lose(&mut self, now: f64, reason: Option<DisconnectReason>) {
+        if self.phase == Phase::Connected {
+            if let Some(reason) = reason {
+                self.emit(Event::Disconnected { reason });
+            }
+        }
+        self.drop_socket();
+        self.session = None;
+        self.heartbeat = None;
+        if let Some(max) = self.config.max_retries {
+            if self.retry_count >= max {
+                self.phase = Phase::Failed {
+                    reason: format!("gave up after {max} reconnect attempts"),
+                    by_retry_limit: true,
+                };
+                self.emit(Event::ReconnectFailed);
+                return;
+            }
+        }
+        let delay = self.config.retry.delay_ms(self.retry_count, (self.random)());
+        self.phase = Phase::Waiting { until: now + delay };
+    }
+
+    fn open_socket(&mut self, now: f64) {
+        self.drop_socket();
+        self.next_socket += 1;
+        let socket = self.next_socket;
+        self.socket = Some(socket);
+        let deadline = (self.config.connect_timeout_ms > 0.0).then(|| now + self.config.connect_timeout_ms);
+        self.phase = Phase::Connecting { deadline, open: false };
+        self.out.push_back(Output::OpenSocket { socket });
+    }
+
+    fn drop_socket(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            self.out.push_back(Output::CloseSocket { socket });
+        }
+    }
+
+    fn send(&mut self, message: ClientMessage) {
+        if let Some(socket) = self.socket {
+            self.out.push_back(Output::Send { socket, text: message.encode() });
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests;

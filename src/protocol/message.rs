@@ -1,0 +1,386 @@
+//! DDP messages as typed Rust values: parsing of server frames and encoding
+//! of client frames. Pure: no I/O, no clock.
+//!
+//! Parsing never panics, whatever the input: every way a frame can be wrong
+//! is a [`FrameError`] variant, so the caller can report it and go on.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A message from the server, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    /// `connected`: the handshake succeeded; `session` is the session id.
+    Connected { session: String },
+    /// `failed`: the server proposes another protocol version.
+    Failed { version: String },
+    /// `ping`, to be answered at once with a `pong` carrying the same id.
+    Ping { id: Option<String> },
+    /// `pong`, the answer to one of our pings.
+    Pong { id: Option<String> },
+    /// `nosub`: a subscription ended (with an error, or after `unsub`).
+    NoSub { id: String, error: Option<Value> },
+    /// `added`: a document joined a collection.
+    Added { collection: String, id: String, fields: Map<String, Value> },
+    /// `changed`: fields of a document changed (`cleared` are removed).
+    Changed {
+        collection: String,
+        id: String,
+        fields: Map<String, Value>,
+        cleared: Vec<String>,
+    },
+    /// `removed`: a document left a collection.
+    Removed { collection: String, id: String },
+    /// `ready`: these subscriptions have sent their initial documents.
+    Ready { subs: Vec<String> },
+    /// `addedBefore`: an ordered add (Meteor itself never sends it).
+    AddedBefore {
+        collection: String,
+        id: String,
+        fields: Map<String, Value>,
+        before: Option<String>,
+    },
+    /// `movedBefore`: an ordered move (Meteor itself never sends it).
+    MovedBefore { collection: String, id: String, before: Option<String> },
+    /// `result` of a method call: `Ok(None)` when the method returned nothing.
+    Result { id: String, outcome: Result<Option<Value>, Value> },
+    /// `updated`: the writes of these methods are now visible.
+    Updated { methods: Vec<String> },
+    /// `error`: the server could not understand one of our messages.
+    Error { reason: String, offending_message: Option<Value> },
+}
+
+/// A frame as read off the wire: either a message, or the `server_id`
+/// greeting that Meteor 2.2 and older send first (to be ignored).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Message(ServerMessage),
+    ServerId,
+}
+
+/// Why a frame could not be understood. The connection stays up: the frame
+/// is reported and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Larger than the configured limit (checked before parsing).
+    TooLarge { len: usize, max: usize },
+    /// Not valid JSON (or nested deeper than the parser allows).
+    NotJson(String),
+    /// Valid JSON but not an object.
+    NotObject,
+    /// An object without a string `msg` field.
+    MissingMsg,
+    /// A `msg` this client does not know.
+    UnknownMsg(String),
+    /// A known `msg` whose fields are missing or of the wrong type.
+    Malformed { msg: String, detail: String },
+    /// A binary frame: DDP is text only.
+    Binary { len: usize },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
+            }
+            FrameError::NotJson(e) => write!(f, "frame is not JSON: {e}"),
+            FrameError::NotObject => f.write_str("frame is not a JSON object"),
+            FrameError::MissingMsg => f.write_str("frame has no \"msg\" field"),
+            FrameError::UnknownMsg(m) => write!(f, "unknown message type {m:?}"),
+            FrameError::Malformed { msg, detail } => write!(f, "malformed {msg:?} message: {detail}"),
+            FrameError::Binary { len } => write!(f, "binary frame of {len} bytes (DDP is text only)"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl FrameError {
+    /// A short stable code for the kind of error (used by the JS surface).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::TooLarge { .. } => "frame-too-large",
+            FrameError::NotJson(_) => "frame-not-json",
+            FrameError::NotObject => "frame-not-object",
+            FrameError::MissingMsg => "frame-missing-msg",
+            FrameError::UnknownMsg(_) => "frame-unknown-msg",
+            FrameError::Malformed { .. } => "frame-malformed",
+            FrameError::Binary { .. } => "frame-binary",
+        }
+    }
+}
+
+/// Parses one text frame. `max_len` is the largest frame accepted, in bytes.
+pub fn parse_frame(text: &str, max_len: usize) -> Result<Frame, FrameError> {
+    if text.len() > max_len {
+        return Err(FrameError::TooLarge { len: text.len(), max: max_len });
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    parse_value(value)
+}
+
+/// Parses a frame that is already a JSON value.
+pub fn parse_value(value: Value) -> Result<Frame, FrameError> {
+    let Value::Object(mut map) = value else {
+        return Err(FrameError::NotObject);
+    };
+    let msg = match map.remove("msg") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(FrameError::MissingMsg),
+        None => {
+            // Meteor ≤ 2.2 greets with {"server_id":"0"}: ignore it.
+            return if map.len() == 1 && map.contains_key("server_id") {
+                Ok(Frame::ServerId)
+            } else {
+                Err(FrameError::MissingMsg)
+            };
+        }
+    };
+    let mut f = Fields { msg: &msg, map };
+    let message = match msg.as_str() {
+        "connected" => ServerMessage::Connected { session: f.string("session")? },
+        "failed" => ServerMessage::Failed { version: f.string("version")? },
+        "ping" => ServerMessage::Ping { id: f.opt_string("id")? },
+        "pong" => ServerMessage::Pong { id: f.opt_string("id")? },
+        "nosub" => ServerMessage::NoSub { id: f.string("id")?, error: f.opt_value("error") },
+        "added" => ServerMessage::Added {
+            collection: f.string("collection")?,
+            id: f.string("id")?,
+            fields: f.object("fields")?,
+        },
+        "changed" => ServerMessage::Changed {
+            collection: f.string("collection")?,
+            id: f.string("id")?,
+            fields: f.object("fields")?,
+            cleared: f.string_list("cleared", false)?,
+        },
+        "removed" => ServerMessage::Removed { collection: f.string("collection")?, id: f.string("id")? },
+        "ready" => ServerMessage::Ready { subs: f.string_list("subs", true)? },
+        "addedBefore" => ServerMessage::AddedBefore {
+            collection: f.string("collection")?,
+            id: f.string("id")?,
+            fields: f.object("fields")?,
+            before: f.opt_string("before")?,
+        },
+        "movedBefore" => ServerMessage::MovedBefore {
+            collection: f.string("collection")?,
+            id: f.string("id")?,
+            before: f.opt_string("before")?,
+        },
+        "result" => {
+            let id = f.string("id")?;
+            let outcome = match f.opt_value("error") {
+                Some(err) => Err(err),
+                None => Ok(f.opt_value("result")),
+            };
+            ServerMessage::Result { id, outcome }
+        }
+        "updated" => ServerMessage::Updated { methods: f.string_list("methods", true)? },
+        "error" => ServerMessage::Error {
+            reason: f.opt_string("reason")?.unwrap_or_default(),
+            offending_message: f.opt_value("offendingMessage"),
+        },
+        _ => return Err(FrameError::UnknownMsg(msg)),
+    };
+    Ok(Frame::Message(message))
+}
+
+/// Field extraction from a message object, with typed errors.
+struct Fields<'a> {
+    msg: &'a str,
+    map: Map<String, Value>,
+}
+
+impl Fields<'_> {
+    fn malformed(&self, detail: String) -> FrameError {
+        FrameError::Malformed { msg: self.msg.to_owned(), detail }
+    }
+
+    fn string(&mut self, key: &str) -> Result<String, FrameError> {
+        match self.map.remove(key) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(self.malformed(format!("\"{key}\" is not a string"))),
+            None => Err(self.malformed(format!("\"{key}\" is missing"))),
+        }
+    }
+
+    fn opt_string(&mut self, key: &str) -> Result<Option<String>, FrameError> {
+        match self.map.remove(key) {
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::Null) | None => Ok(None),
+            Some(_) => Err(self.malformed(format!("\"{key}\" is not a string"))),
+        }
+    }
+
+    fn opt_value(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key)
+    }
+
+    fn object(&mut self, key: &str) -> Result<Map<String, Value>, FrameError> {
+        match self.map.remove(key) {
+            Some(Value::Object(m)) => Ok(m),
+            Some(Value::Null) | None => Ok(Map::new()),
+            Some(_) => Err(self.malformed(format!("\"{key}\" is not an object"))),
+        }
+    }
+
+    fn string_list(&mut self, key: &str, required: bool) -> Result<Vec<String>, FrameError> {
+        match self.map.remove(key) {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(self.malformed(format!("\"{key}\" holds a non-string"))),
+                })
+                .collect(),
+            None if !required => Ok(Vec::new()),
+            Some(Value::Null) if !required => Ok(Vec::new()),
+            None => Err(self.malformed(format!("\"{key}\" is missing"))),
+            Some(_) => Err(self.malformed(format!("\"{key}\" is not an array"))),
+        }
+    }
+}
+
+/// A message from the client, ready to be encoded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "msg", rename_all = "lowercase")]
+pub enum ClientMessage {
+    Connect {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        version: String,
+        support: Vec<String>,
+    },
+    Ping {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Method {
+        method: String,
+        params: Vec<Value>,
+        id: String,
+        #[serde(rename = "randomSeed", skip_serializing_if = "Option::is_none")]
+        random_seed: Option<String>,
+    },
+    Sub { id: String, name: String, params: Vec<Value> },
+    Unsub { id: String },
+}
+
+impl ClientMessage {
+    /// The JSON text of this message.
+    pub fn encode(&self) -> String {
+        // Serialising these plain types to a String cannot fail (no maps
+        // with non-string keys, no custom Serialize impls).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Frame, FrameError> {
+        parse_frame(s, 1 << 20)
+    }
+
+    #[test]
+    fn parses_every_message_type() {
+        let cases: &[(&str, ServerMessage)] = &[
+            (r#"{"msg":"connected","session":"abc"}"#, ServerMessage::Connected { session: "abc".into() }),
+            (r#"{"msg":"failed","version":"pre2"}"#, ServerMessage::Failed { version: "pre2".into() }),
+            (r#"{"msg":"ping","id":"7"}"#, ServerMessage::Ping { id: Some("7".into()) }),
+            (r#"{"msg":"ping"}"#, ServerMessage::Ping { id: None }),
+            (r#"{"msg":"pong"}"#, ServerMessage::Pong { id: None }),
+            (r#"{"msg":"nosub","id":"s1"}"#, ServerMessage::NoSub { id: "s1".into(), error: None }),
+            (
+                r#"{"msg":"added","collection":"c","id":"d","fields":{"a":1}}"#,
+                ServerMessage::Added {
+                    collection: "c".into(),
+                    id: "d".into(),
+                    fields: serde_json::from_str(r#"{"a":1}"#).unwrap(),
+                },
+            ),
+            (
+                r#"{"msg":"changed","collection":"c","id":"d","cleared":["x"]}"#,
+                ServerMessage::Changed {
+                    collection: "c".into(),
+                    id: "d".into(),
+                    fields: Map::new(),
+                    cleared: vec!["x".into()],
+                },
+            ),
+            (
+                r#"{"msg":"removed","collection":"c","id":"d"}"#,
+                ServerMessage::Removed { collection: "c".into(), id: "d".into() },
+            ),
+            (r#"{"msg":"ready","subs":["a","b"]}"#, ServerMessage::Ready { subs: vec!["a".into(), "b".into()] }),
+            (
+                r#"{"msg":"movedBefore","collection":"c","id":"d","before":null}"#,
+                ServerMessage::MovedBefore { collection: "c".into(), id: "d".into(), before: None },
+            ),
+            (r#"{"msg":"result","id":"1"}"#, ServerMessage::Result { id: "1".into(), outcome: Ok(None) }),
+            (
+                r#"{"msg":"result","id":"1","result":5}"#,
+                ServerMessage::Result { id: "1".into(), outcome: Ok(Some(Value::from(5))) },
+            ),
+            (
+                r#"{"msg":"result","id":"1","error":{"error":404}}"#,
+                ServerMessage::Result { id: "1".into(), outcome: Err(serde_json::json!({"error":404})) },
+            ),
+            (r#"{"msg":"updated","methods":["1"]}"#, ServerMessage::Updated { methods: vec!["1".into()] }),
+            (
+                r#"{"msg":"error","reason":"Bad request"}"#,
+                ServerMessage::Error { reason: "Bad request".into(), offending_message: None },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text), Ok(Frame::Message(expected.clone())), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        assert_eq!(
+            parse(r#"{"msg":"connected","session":"s","extra":[1,2]}"#),
+            Ok(Frame::Message(ServerMessage::Connected { session: "s".into() }))
+        );
+    }
+
+    #[test]
+    fn server_id_greeting_is_ignored_but_other_msgless_frames_are_errors() {
+        assert_eq!(parse(r#"{"server_id":"0"}"#), Ok(Frame::ServerId));
+        assert_eq!(parse(r#"{"server_id":"0","x":1}"#), Err(FrameError::MissingMsg));
+        assert_eq!(parse(r#"{"msg":5}"#), Err(FrameError::MissingMsg));
+    }
+
+    #[test]
+    fn bad_frames_are_typed_errors() {
+        assert!(matches!(parse("not json"), Err(FrameError::NotJson(_))));
+        assert_eq!(parse("[1,2]"), Err(FrameError::NotObject));
+        assert_eq!(parse(r#"{"msg":"bogus"}"#), Err(FrameError::UnknownMsg("bogus".into())));
+        assert!(matches!(parse(r#"{"msg":"connected"}"#), Err(FrameError::Malformed { .. })));
+        assert!(matches!(parse(r#"{"msg":"ready","subs":[1]}"#), Err(FrameError::Malformed { .. })));
+        assert!(matches!(parse(r#"{"msg":"added","collection":"c","id":"d","fields":3}"#), Err(FrameError::Malformed { .. })));
+        assert_eq!(parse_frame("{}", 1), Err(FrameError::TooLarge { len: 2, max: 1 }));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert!(matches!(parse(&deep), Err(FrameError::NotJson(_))));
+    }
+
+    #[test]
+    fn client_messages_encode_as_ddp() {
+        let c = ClientMessage::Connect { session: None, version: "1".into(), support: vec!["1".into(), "pre2".into()] };
+        assert_eq!(c.encode(), r#"{"msg":"connect","version":"1","support":["1","pre2"]}"#);
+        assert_eq!(ClientMessage::Pong { id: Some("x".into()) }.encode(), r#"{"msg":"pong","id":"x"}"#);
+        assert_eq!(ClientMessage::Ping { id: None }.encode(), r#"{"msg":"ping"}"#);
+    }
+}

@@ -1,0 +1,15 @@
+//! The DDP protocol, pure: no I/O, no clock, no browser. Everything here
+//! compiles and is tested natively.
+//!
+//! - [`message`]: typed server and client messages, parsing that never panics.
+//! - [`machine`]: the connection lifecycle as a state machine (handshake,
+//!   version negotiation, heartbeat, retry, status).
+//! - [`retry`]: the retry schedule.
+//! - [`status`]: Meteor's status fields.
+//! - [`url`]: Meteor's URL rules.
+
+pub mod machine;
+pub mod message;
+pub mod retry;
+pub mod status;
+pub mod url;
