@@ -1,0 +1,288 @@
+//! The test server's own tests: the pure rules, then the server over a real
+//! socket (tokio-tungstenite as the client).
+
+use axum::http::HeaderMap;
+use ddp_test_server::{choose_version, client_address, random_id, whitelisted_headers, Config, Server};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[test]
+fn client_address_follows_meteor() {
+    let peer: SocketAddr = "10.0.0.9:5555".parse().unwrap();
+    assert_eq!(client_address(Some(peer), Some("1.1.1.1"), 0).as_deref(), Some("10.0.0.9"));
+    assert_eq!(client_address(Some(peer), Some("1.1.1.1, 2.2.2.2, 3.3.3.3"), 1).as_deref(), Some("3.3.3.3"));
+    assert_eq!(client_address(Some(peer), Some("1.1.1.1, 2.2.2.2, 3.3.3.3"), 2).as_deref(), Some("2.2.2.2"));
+    assert_eq!(client_address(Some(peer), Some("1.1.1.1,2.2.2.2,3.3.3.3"), 3).as_deref(), Some("1.1.1.1"));
+    assert_eq!(client_address(Some(peer), Some("1.1.1.1, 2.2.2.2"), 3), None, "more proxies than entries");
+    assert_eq!(client_address(Some(peer), None, 1), None, "no header behind a proxy");
+}
+
+#[test]
+fn headers_are_whitelisted_and_cookies_never_pass() {
+    let mut h = HeaderMap::new();
+    h.insert("cookie", "secret=1".parse().unwrap());
+    h.insert("authorization", "Bearer x".parse().unwrap());
+    h.insert("user-agent", "test".parse().unwrap());
+    h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+    h.insert("accept-language", "fr".parse().unwrap());
+    let w = whitelisted_headers(&h);
+    assert_eq!(w.keys().collect::<Vec<_>>(), vec!["accept-language", "user-agent", "x-forwarded-for"]);
+    assert!(!w.contains_key("cookie"));
+}
+
+#[test]
+fn session_ids_are_17_meteor_characters() {
+    let alphabet = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
+    let a = random_id();
+    assert_eq!(a.len(), 17);
+    assert!(a.chars().all(|c| alphabet.contains(c)));
+    assert_ne!(a, random_id());
+}
+
+#[test]
+fn version_choice_follows_meteor() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(choose_version(&s(&["1", "pre2"]), &s(&["pre2", "1"])), "1");
+    assert_eq!(choose_version(&s(&["pre1"]), &s(&["1", "pre2", "pre1"])), "pre1");
+    assert_eq!(choose_version(&s(&["pre1"]), &s(&["2"])), "2");
+}
+
+async fn start(config: Config) -> (Server, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config);
+    tokio::spawn(server.clone().serve(listener));
+    (server, addr)
+}
+
+async fn ws(addr: SocketAddr, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.unwrap().0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time").unwrap().unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+async fn handshake(ws: &mut Ws) -> String {
+    send(ws, json!({"msg":"connect","version":"1","support":["1","pre2","pre1"]})).await;
+    let r = recv(ws).await;
+    assert_eq!(r["msg"], "connected");
+    r["session"].as_str().unwrap().to_owned()
+}
+
+async fn control(addr: SocketAddr, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let json = body.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test]
+async fn handshake_gives_a_fresh_17_char_session_each_time() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut a = ws(addr, "/websocket").await;
+    let mut b = ws(addr, "/websocket").await;
+    let sa = handshake(&mut a).await;
+    let sb = handshake(&mut b).await;
+    assert_eq!(sa.len(), 17);
+    assert_ne!(sa, sb);
+}
+
+#[tokio::test]
+async fn negotiation_proposes_a_version_and_closes() {
+    let (_s, addr) = start(Config { versions: vec!["pre2".into()], ..Config::default() }).await;
+    let mut c = ws(addr, "/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1","pre2"]})).await;
+    assert_eq!(recv(&mut c).await, json!({"msg":"failed","version":"pre2"}));
+    let end = tokio::time::timeout(Duration::from_secs(5), c.next()).await.unwrap();
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
+    let mut c = ws(addr, "/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"pre2","support":["1","pre2"]})).await;
+    assert_eq!(recv(&mut c).await["msg"], "connected");
+}
+
+#[tokio::test]
+async fn bad_frames_get_meteors_error_replies_and_the_socket_stays() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/websocket").await;
+    send(&mut c, json!({"msg":"ping"})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Must connect first");
+    handshake(&mut c).await;
+    c.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(recv(&mut c).await["reason"], "Bad request");
+    send(&mut c, json!({"nomsg":1})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Bad request");
+    send(&mut c, json!({"msg":"whatever"})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Bad request");
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1"]})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Already connected");
+    send(&mut c, json!({"msg":"sub","id":5})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Malformed subscription");
+    send(&mut c, json!({"msg":"method","method":"m"})).await;
+    assert_eq!(recv(&mut c).await["reason"], "Malformed method invocation");
+    // Still alive:
+    send(&mut c, json!({"msg":"ping","id":"z"})).await;
+    assert_eq!(recv(&mut c).await, json!({"msg":"pong","id":"z"}));
+}
+
+#[tokio::test]
+async fn unknown_method_and_publication_are_404s() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/websocket").await;
+    handshake(&mut c).await;
+    send(&mut c, json!({"msg":"method","method":"nope","params":[],"id":"1"})).await;
+    let r = recv(&mut c).await;
+    assert_eq!(r["msg"], "result");
+    assert_eq!(r["error"]["error"], 404);
+    assert_eq!(r["error"]["reason"], "Method 'nope' not found");
+    assert_eq!(r["error"]["errorType"], "Meteor.Error");
+    assert_eq!(recv(&mut c).await, json!({"msg":"updated","methods":["1"]}));
+    send(&mut c, json!({"msg":"sub","id":"s","name":"nothing"})).await;
+    let r = recv(&mut c).await;
+    assert_eq!(r["msg"], "nosub");
+    assert_eq!(r["error"]["message"], "Subscription 'nothing' not found [404]");
+}
+
+#[tokio::test]
+async fn server_heartbeat_pings_and_drops_a_silent_client() {
+    let (_s, addr) = start(Config {
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await;
+    let mut c = ws(addr, "/websocket").await;
+    handshake(&mut c).await;
+    let p = recv(&mut c).await;
+    assert_eq!(p["msg"], "ping");
+    assert!(p["id"].is_string());
+    // Not answering: the server gives up.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the server dropped the unresponsive client");
+}
+
+#[tokio::test]
+async fn on_connection_gives_id_address_headers_close_and_on_close() {
+    let (server, addr) = start(Config::default()).await;
+    let seen: Arc<Mutex<Vec<ddp_test_server::ServerConnection>>> = Arc::default();
+    let s2 = seen.clone();
+    let reg = server.on_connection(move |c| s2.lock().unwrap().push(c));
+    let mut c = ws(addr, "/websocket").await;
+    let session = handshake(&mut c).await;
+    let conn = seen.lock().unwrap()[0].clone();
+    assert_eq!(conn.id(), session);
+    assert_eq!(conn.client_address(), Some("127.0.0.1"));
+    assert!(conn.http_headers().contains_key("host"));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c2 = closed.clone();
+    conn.on_close(move || {
+        c2.fetch_add(1, Ordering::SeqCst);
+    });
+    conn.close();
+    let end = tokio::time::timeout(Duration::from_secs(5), c.next()).await.unwrap();
+    match end {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1000),
+        other => panic!("expected a clean close, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    // on_close after the end runs at once.
+    let c3 = closed.clone();
+    conn.on_close(move || {
+        c3.fetch_add(10, Ordering::SeqCst);
+    });
+    assert_eq!(closed.load(Ordering::SeqCst), 11);
+    // stop(): later connections are not reported.
+    reg.stop();
+    let mut d = ws(addr, "/websocket").await;
+    handshake(&mut d).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn forwarded_count_picks_the_proxy_entry() {
+    let (server, addr) = start(Config { forwarded_count: 1, ..Config::default() }).await;
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s2 = seen.clone();
+    let _reg = server.on_connection(move |c| s2.lock().unwrap().push(c.client_address().map(str::to_owned)));
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/websocket").into_client_request().unwrap();
+    req.headers_mut().insert("x-forwarded-for", "9.9.9.9, 8.8.8.8".parse().unwrap());
+    req.headers_mut().insert("cookie", "a=b".parse().unwrap());
+    let (mut c, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    handshake(&mut c).await;
+    assert_eq!(seen.lock().unwrap()[0].as_deref(), Some("8.8.8.8"));
+}
+
+#[tokio::test]
+async fn fault_injection_is_per_scenario() {
+    let (server, addr) = start(Config::default()).await;
+    let mut a = ws(addr, "/t/a/websocket").await;
+    let mut b = ws(addr, "/t/b/websocket").await;
+    handshake(&mut a).await;
+    handshake(&mut b).await;
+    let stats = control(addr, "/control/a/drop").await;
+    assert_eq!(stats["scenario"], "a");
+    // a is cut without a close frame; b is untouched.
+    let end = tokio::time::timeout(Duration::from_secs(5), a.next()).await.unwrap();
+    assert!(matches!(end, None | Some(Err(_))), "dropped, not closed: {end:?}");
+    send(&mut b, json!({"msg":"ping","id":"b"})).await;
+    assert_eq!(recv(&mut b).await["id"], "b");
+    assert_eq!(server.connection_count("b"), 1);
+
+    control(addr, "/control/a/refuse?on=true").await;
+    assert!(tokio_tungstenite::connect_async(format!("ws://{addr}/t/a/websocket")).await.is_err());
+    control(addr, "/control/a/refuse?on=false").await;
+    let mut a = ws(addr, "/t/a/websocket").await;
+    handshake(&mut a).await;
+
+    control(addr, "/control/a/silent?on=true").await;
+    send(&mut a, json!({"msg":"ping","id":"q"})).await;
+    assert!(tokio::time::timeout(Duration::from_millis(300), a.next()).await.is_err(), "silent: no answer");
+    control(addr, "/control/a/silent?on=false").await;
+
+    control(addr, "/control/a/disconnect").await;
+    let mut clean = false;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), a.next()).await {
+        if let Ok(Message::Close(Some(f))) = m {
+            clean = u16::from(f.code) == 1000;
+            break;
+        }
+    }
+    assert!(clean, "a clean close with code 1000");
+
+    control(addr, "/control/a/versions?v=2").await;
+    let mut a = ws(addr, "/t/a/websocket").await;
+    send(&mut a, json!({"msg":"connect","version":"1","support":["1","pre2","pre1"]})).await;
+    assert_eq!(recv(&mut a).await, json!({"msg":"failed","version":"2"}));
+    let stats = control(addr, "/control/a/reset").await;
+    assert_eq!(stats["refuse"], false);
+}
