@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the npm package with the settings in wasm-pack.toml (which only this
+# script reads), optimises the wasm with wasm-opt and prints its size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+read_setting() {
+  python3 -c 'import sys, tomllib, json; v = tomllib.load(open("wasm-pack.toml", "rb"))[sys.argv[1]]; print(" ".join(v) if isinstance(v, list) else v)' "$1"
+}
+target=$(read_setting target)
+out_dir=$(read_setting out_dir)
+out_name=$(read_setting out_name)
+scope=$(read_setting scope)
+features=$(read_setting features)
+wasm_opt_flags=$(read_setting wasm_opt)
+
+args=(build --mode no-install --release --target "$target" --out-dir "$out_dir" --out-name "$out_name")
+[ -n "$scope" ] && args+=(--scope "$scope")
+cargo_args=()
+[ -n "$features" ] && cargo_args+=(--features "${features// /,}")
+wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
+
+wasm="$out_dir/${out_name}_bg.wasm"
+# shellcheck disable=SC2086
+wasm-opt $wasm_opt_flags "$wasm" -o "$wasm.opt"
+mv "$wasm.opt" "$wasm"
+raw=$(stat -c %s "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+js_gz=$(gzip -9 -c "$out_dir/$out_name.js" | wc -c)
+echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue ${js_gz} bytes gzipped"

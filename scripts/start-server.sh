@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds and starts the test server in the background on $1 (port), serving
+# the demo page, the npm package and the JS test page. Prints its PID.
+# Used by scripts/test.sh and scripts/demo.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+port=${1:?port}
+cargo build -q -p ddp-test-server >&2
+log=${TMPDIR:-/tmp}/ddp-test-server-$port.log
+./target/debug/ddp-test-server --port "$port" \
+  --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  if grep -q "listening" "$log" 2>/dev/null; then echo "$pid"; exit 0; fi
+  if ! kill -0 "$pid" 2>/dev/null; then cat "$log" >&2; exit 1; fi
+  sleep 0.1
+done
+echo "the test server did not start; its log:" >&2; cat "$log" >&2; exit 1

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, runs the native tests, starts
+# the test server, runs the browser tests (wasm-pack test in headless
+# Chromium) and the JavaScript-surface tests of the built npm package, then
+# stops the server and prints one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/setup.sh
+
+port=${DDP_TEST_PORT:-3310}
+logdir=$(mktemp -d)
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
+
+step "native tests (protocol core, test server, docs)"
+cargo test --workspace 2>&1 | tee "$logdir/native.log"
+
+step "native tests with the leptos feature (the Leptos bridge)"
+cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
+
+step "npm package (wasm-pack build)"
+scripts/build-pkg.sh
+
+step "test server on port $port"
+server_pid=$(scripts/start-server.sh "$port")
+echo "pid $server_pid"
+
+step "browser tests (wasm-pack test --headless --chrome)"
+CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
+DDP_TEST_SERVER="127.0.0.1:$port" \
+WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
+  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle 2>&1 | tee "$logdir/browser.log"
+
+step "JavaScript surface of the npm package (node --test, playwright-core + Chromium)"
+DDP_TEST_PORT=$port node --test --test-reporter=spec tests/js/ 2>&1 | tee "$logdir/js.log"
+
+passed=0; failed=0
+for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/browser.log; do
+  while read -r p q; do passed=$((passed + p)); failed=$((failed + q)); done < <(
+    sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$f")
+done
+js_pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$logdir/js.log" | tail -n1)
+js_fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$logdir/js.log" | tail -n1)
+passed=$((passed + ${js_pass:-0})); failed=$((failed + ${js_fail:-0}))
+echo
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
