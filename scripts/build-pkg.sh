@@ -22,8 +22,14 @@ cargo_args=()
 wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
 
 wasm="$out_dir/${out_name}_bg.wasm"
+# binaryen from npm (version pinned in package.json): Debian's wasm-opt 108
+# corrupts the externref table that current wasm-bindgen emits (the module
+# then fails in the browser with "WebAssembly.Table.set(): Argument 1 is
+# invalid for table").
+wasm_opt=node_modules/.bin/wasm-opt
+[ -x "$wasm_opt" ] || { echo "missing $wasm_opt: run scripts/setup.sh" >&2; exit 1; }
 # shellcheck disable=SC2086
-wasm-opt $wasm_opt_flags "$wasm" -o "$wasm.opt"
+"$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)

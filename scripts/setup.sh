@@ -13,11 +13,12 @@ WB_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p; s/^was
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# 1. Debian packages: Chromium + its driver for the browser tests, binaryen for wasm-opt.
+# 1. Debian packages: Chromium + its driver for the browser tests. (wasm-opt
+#    comes from npm's binaryen, step 5: Debian's is too old for wasm-bindgen's
+#    externref table.)
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
-command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -45,9 +46,11 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VERSION"; t
     || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
-# 5. npm dev packages (playwright-core for the JS-surface tests), from the lock file.
+# 5. npm dev packages (playwright-core for the JS-surface tests, binaryen for
+#    wasm-opt), exactly as package-lock.json pins them.
 if [ -f package.json ]; then
-  if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
   fi

@@ -151,6 +151,14 @@ fn parse_options(value: JsValue) -> Result<Options, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(Options::default());
     }
+    // serde-wasm-bindgen reads a struct by looking up the known keys only,
+    // so a misspelt option would pass silently: check the keys ourselves.
+    reject_unknown_keys(&value, "", &OPTION_KEYS)?;
+    if let Ok(retry) = Reflect::get(&value, &"retry".into()) {
+        if retry.is_object() {
+            reject_unknown_keys(&retry, "retry.", &RETRY_KEYS)?;
+        }
+    }
     let o: JsOptions = serde_wasm_bindgen::from_value(value)
         .map_err(|e| to_js_error(Error::InvalidOptions(e.to_string())))?;
     let d = Options::default();
@@ -173,6 +181,34 @@ fn parse_options(value: JsValue) -> Result<Options, JsValue> {
         max_frame_bytes: o.max_frame_bytes.unwrap_or(d.max_frame_bytes),
         watch_page: o.watch_page.unwrap_or(d.watch_page),
     })
+}
+
+const OPTION_KEYS: [&str; 8] = [
+    "heartbeatInterval",
+    "heartbeatTimeout",
+    "connectTimeout",
+    "retry",
+    "maxRetries",
+    "versions",
+    "maxFrameBytes",
+    "watchPage",
+];
+const RETRY_KEYS: [&str; 6] = ["minCount", "minTimeout", "baseTimeout", "exponent", "maxTimeout", "fuzz"];
+
+fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue> {
+    let Some(obj) = value.dyn_ref::<Object>() else {
+        return Err(to_js_error(Error::InvalidOptions(format!("{}options must be an object", prefix))));
+    };
+    for key in Object::keys(obj).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(to_js_error(Error::InvalidOptions(format!(
+                "unknown option {prefix}{key:?}; known options: {}",
+                known.join(", ")
+            ))));
+        }
+    }
+    Ok(())
 }
 
 /// A `DDPError`: a JS `Error` with `name` "DDPError" and a `code`.

@@ -1,0 +1,33 @@
+// Shared set-up of the JS-surface tests: one headless Chromium (Debian's,
+// driven by playwright-core), a page that loaded the built npm package, and
+// the test server's control endpoint.
+import { chromium } from "playwright-core";
+
+export const port = process.env.DDP_TEST_PORT ?? "3310";
+export const base = `http://127.0.0.1:${port}`;
+
+export async function openPage() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+  });
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  await page.goto(`${base}/js-tests/index.html`);
+  await page.waitForFunction(() => window.ddpReady === true, null, { timeout: 10000 });
+  return { browser, page, errors };
+}
+
+let n = 0;
+export function scenario(name) {
+  return `${name}-${process.pid}-${++n}`;
+}
+
+export async function control(sc, action) {
+  const r = await fetch(`${base}/control/${sc}/${action}`, { method: "POST" });
+  if (!r.ok) throw new Error(`control ${action}: ${r.status}`);
+  return r.json();
+}
+
+export const wsUrl = (sc) => `ws://127.0.0.1:${port}/t/${sc}/websocket`;

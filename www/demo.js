@@ -1,0 +1,54 @@
+// The demo page: the npm package as a JavaScript app uses it.
+import init, { DDP } from "/pkg/ddp_live.js";
+
+await init();
+
+const scenario = "demo";
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/t/${scenario}/websocket`;
+const conn = DDP.connect(wsUrl, { heartbeatInterval: 5000, heartbeatTimeout: 5000 });
+document.getElementById("url").textContent = conn.url;
+
+const $ = (id) => document.getElementById(id);
+const log = (text) => {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+  $("log").prepend(li);
+};
+
+let status = conn.status();
+conn.onStatusChange((s) => {
+  status = s;
+  render();
+  log(`status → ${s.status}${s.retryCount ? ` (retry ${s.retryCount})` : ""}${s.reason ? `: ${s.reason}` : ""}`);
+});
+
+function render() {
+  $("badge").textContent = status.status;
+  $("badge").className = `badge ${status.status}`;
+  $("f-connected").textContent = String(status.connected);
+  $("f-retryCount").textContent = String(status.retryCount);
+  $("f-reason").textContent = status.reason ?? "–";
+  $("f-id").textContent = conn.id ?? "–";
+  if (status.retryTime !== undefined) {
+    const left = Math.max(0, status.retryTime - Date.now());
+    $("f-retryTime").textContent = `in ${(left / 1000).toFixed(1)} s`;
+  } else {
+    $("f-retryTime").textContent = "–";
+  }
+}
+// The countdown to retryTime.
+setInterval(render, 100);
+
+conn.on("connect", () => log(`connect (session ${conn.id})`));
+conn.on("disconnect", (reason) => log(`disconnect: ${reason}`));
+conn.on("reconnect_attempt", (n) => log(`reconnect_attempt #${n}`));
+conn.on("reconnect", (n) => log(`reconnect after ${n} attempt(s)`));
+conn.on("reconnect_failed", () => log("reconnect_failed"));
+conn.on("error", (e) => log(`error [${e.code}]: ${e.message}`));
+
+$("reconnect").onclick = () => conn.reconnect();
+$("disconnect").onclick = () => conn.disconnect();
+for (const b of document.querySelectorAll("[data-fault]")) {
+  b.onclick = () => fetch(`/control/${scenario}/${b.dataset.fault}`, { method: "POST" });
+}
+window.conn = conn;
