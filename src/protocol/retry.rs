@@ -12,7 +12,7 @@
 /// use ddp_live::RetryPolicy;
 /// let p = RetryPolicy::default();
 /// assert_eq!(p.delay_ms(0, 0.5), 10.0);
-/// assert_eq!(p.delay_ms(2, 0.5), 4840.0); // 1000 · 2.2², jitter factor 1.0
+/// assert_eq!(p.delay_ms(2, 0.5).round(), 4840.0); // 1000 · 2.2², jitter factor 1.0
 /// assert_eq!(p.delay_ms(30, 0.0), 225_000.0); // capped at 300 s, then −25 %
 /// ```
 #[derive(Debug, Clone, PartialEq)]
