@@ -7,15 +7,24 @@
 
 use crate::browser::{self, PageEvent, PageWatch, Socket, SocketEvent};
 use crate::error::Error;
-use crate::protocol::machine::{Config, Event, Machine, Output};
+use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::protocol::url::websocket_url;
 use crate::reactive::{ListenerHandle, Observable};
+use futures_channel::oneshot;
 use futures_signals::signal::Signal;
 use gloo_timers::callback::Timeout;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 
 /// Settings of a connection. Times are in milliseconds; the defaults are
 /// Meteor's.
@@ -49,6 +58,13 @@ pub struct Options {
     /// Listen to the page's `online`, `offline`, `visibilitychange` and
     /// `pageshow` events (default true).
     pub watch_page: bool,
+    /// Most method calls outstanding at once, queued or in flight (default
+    /// 10000); beyond it a call fails at once with `queue-full`.
+    pub max_pending_calls: usize,
+    /// Most bytes of method arguments outstanding at once (default 16 MiB).
+    pub max_pending_bytes: usize,
+    /// Ask the server to resume the session after a drop (default true).
+    pub resume_sessions: bool,
 }
 
 impl Default for Options {
@@ -63,6 +79,9 @@ impl Default for Options {
             versions: c.versions,
             max_frame_bytes: c.max_frame_bytes,
             watch_page: true,
+            max_pending_calls: c.max_pending_calls,
+            max_pending_bytes: c.max_pending_bytes,
+            resume_sessions: c.resume_sessions,
         }
     }
 }
@@ -78,6 +97,9 @@ impl Options {
             retry: self.retry.clone(),
             max_retries: self.max_retries,
             max_frame_bytes: self.max_frame_bytes,
+            max_pending_calls: self.max_pending_calls,
+            max_pending_bytes: self.max_pending_bytes,
+            resume_sessions: self.resume_sessions,
         };
         config.validate().map_err(Error::InvalidOptions)?;
         Ok(config)
@@ -85,6 +107,32 @@ impl Options {
 }
 
 type EventListener = Rc<dyn Fn(&Event)>;
+type Outcome = Result<Option<Value>, MethodError>;
+type ReconnectHook = Rc<dyn Fn(&Connection)>;
+
+/// What the driver keeps for a call until it ends.
+struct PendingCall {
+    on_result: Option<Box<dyn FnOnce(&Outcome)>>,
+    done: oneshot::Sender<Outcome>,
+}
+
+thread_local! {
+    static GLOBAL_RECONNECT_HOOKS: RefCell<Vec<(u64, ReconnectHook)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_GLOBAL_HOOK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Registers `f` to run on every reconnect of every connection (like
+/// Meteor's `DDP.onReconnect`), after the connection's own hooks. Method
+/// calls made inside go ahead of everything queued.
+pub fn on_reconnect(f: impl Fn(&Connection) + 'static) -> ListenerHandle {
+    let id = NEXT_GLOBAL_HOOK.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        id
+    });
+    GLOBAL_RECONNECT_HOOKS.with(|h| h.borrow_mut().push((id, Rc::new(f))));
+    ListenerHandle::new(move || GLOBAL_RECONNECT_HOOKS.with(|h| h.borrow_mut().retain(|(i, _)| *i != id)))
+}
 
 struct Inner {
     url: String,
@@ -98,6 +146,9 @@ struct Inner {
     listeners: RefCell<Vec<(u64, EventListener)>>,
     next_listener: Cell<u64>,
     closed: Cell<bool>,
+    calls: RefCell<HashMap<u64, PendingCall>>,
+    reconnect_hooks: RefCell<Vec<(u64, ReconnectHook)>>,
+    outbox: Observable<Outbox>,
 }
 
 /// A DDP connection in the browser. Cheap to clone (all clones are the same
@@ -155,6 +206,9 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         listeners: RefCell::new(Vec::new()),
         next_listener: Cell::new(0),
         closed: Cell::new(false),
+        calls: RefCell::new(HashMap::new()),
+        reconnect_hooks: RefCell::new(Vec::new()),
+        outbox: Observable::new(Outbox::default()),
     });
     if options.watch_page {
         let weak = Rc::downgrade(&inner);
@@ -230,7 +284,8 @@ impl Connection {
     /// Disconnects for good and removes every browser listener; `reconnect`
     /// does nothing afterwards.
     pub fn close(&self) {
-        self.disconnect();
+        self.inner.machine.borrow_mut().close(browser::now());
+        self.inner.pump();
         self.inner.closed.set(true);
         self.inner.page.borrow_mut().take();
         self.inner.timer.borrow_mut().take();
@@ -252,6 +307,99 @@ impl Connection {
                 inner.listeners.borrow_mut().retain(|(i, _)| *i != id);
             }
         })
+    }
+
+    /// Calls server method `name` with `args` (a tuple or `Vec` is the
+    /// argument list; any other value is the single argument) and decodes
+    /// the result into `R`. The call is queued at once — while offline it
+    /// waits in the outbox — and the future resolves when the server's
+    /// `result` and `updated` both arrived.
+    ///
+    /// Dropping the future before the call was sent cancels it; use
+    /// [`MethodCall::detach`] to fire and forget.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: ddp_live::Connection) -> Result<(), ddp_live::MethodError> {
+    /// let sum: i64 = conn.call("add", (2, 3)).await?;
+    /// assert_eq!(sum, 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn call<R: DeserializeOwned>(&self, name: &str, args: impl Serialize) -> MethodCall<R> {
+        self.apply(name, args, CallOptions::default())
+    }
+
+    /// [`Connection::call`] with options (`wait`, `no_retry`, `timeout_ms`).
+    pub fn apply<R: DeserializeOwned>(&self, name: &str, args: impl Serialize, options: CallOptions) -> MethodCall<R> {
+        let params = match serde_json::to_value(args) {
+            Ok(Value::Array(a)) => a,
+            Ok(Value::Null) => Vec::new(),
+            Ok(other) => vec![other],
+            Err(e) => return MethodCall::failed(MethodError::BadArguments(e.to_string())),
+        };
+        self.apply_raw(name, params, options, None)
+    }
+
+    /// The untyped form: `params` are EJSON-encoded JSON values, and
+    /// `on_result` runs as soon as the `result` arrives (before `updated`).
+    pub fn apply_raw<R: DeserializeOwned>(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+    ) -> MethodCall<R> {
+        let (tx, rx) = oneshot::channel();
+        let placed = self.inner.machine.borrow_mut().call(name, params, options, browser::now());
+        match placed {
+            Ok(id) => {
+                self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: tx });
+                self.inner.pump();
+                MethodCall { conn: Rc::downgrade(&self.inner), id: Some(id), rx: Some(rx), early: None, _r: PhantomData }
+            }
+            Err(e) => MethodCall::failed(e),
+        }
+    }
+
+    /// Cancels call `id` if it has not been sent yet.
+    pub fn cancel_call(&self, id: u64) -> bool {
+        let cancelled = self.inner.machine.borrow_mut().cancel(id);
+        self.inner.pump();
+        cancelled
+    }
+
+    /// How many calls are queued and in flight, now.
+    pub fn outbox(&self) -> Outbox {
+        self.inner.outbox.get()
+    }
+
+    /// The outbox counts as a signal (for "3 changes waiting").
+    pub fn outbox_signal(&self) -> impl Signal<Item = Outbox> {
+        self.inner.outbox.signal()
+    }
+
+    /// The outbox counts as an [`Observable`].
+    pub fn outbox_observable(&self) -> &Observable<Outbox> {
+        &self.inner.outbox
+    }
+
+    /// Registers `f` to run when a new session replaces a lost one (not on
+    /// the first connection, not when the server resumed the session).
+    /// Calls made inside go ahead of everything queued (e.g. a login).
+    pub fn on_reconnect(&self, f: impl Fn(&Connection) + 'static) -> ListenerHandle {
+        let id = self.inner.next_listener.get();
+        self.inner.next_listener.set(id + 1);
+        self.inner.reconnect_hooks.borrow_mut().push((id, Rc::new(f)));
+        let weak = Rc::downgrade(&self.inner);
+        ListenerHandle::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.reconnect_hooks.borrow_mut().retain(|(i, _)| *i != id);
+            }
+        })
+    }
+
+    /// Whether the last `connected` resumed the previous session.
+    pub fn resumed(&self) -> bool {
+        self.inner.machine.borrow().resumed()
     }
 
     /// How many browser event listeners this connection holds on the page
@@ -291,10 +439,32 @@ impl Inner {
                     };
                     drop(old);
                 }
+                Output::Event(Event::MethodResult { id, outcome }) => {
+                    let hook = self.calls.borrow_mut().get_mut(&id).and_then(|c| c.on_result.take());
+                    if let Some(hook) = hook {
+                        hook(&outcome);
+                    }
+                }
+                Output::Event(Event::MethodDone { id, outcome }) => {
+                    let pending = self.calls.borrow_mut().remove(&id);
+                    if let Some(p) = pending {
+                        let _ = p.done.send(outcome);
+                    }
+                }
                 Output::Event(event) => {
                     // The status is current before any listener hears of the event.
                     self.publish();
                     self.dispatch(&event);
+                }
+                Output::RunReconnectHooks => {
+                    let conn = Connection { inner: self.clone() };
+                    let own: Vec<ReconnectHook> = self.reconnect_hooks.borrow().iter().map(|(_, h)| h.clone()).collect();
+                    let global: Vec<ReconnectHook> =
+                        GLOBAL_RECONNECT_HOOKS.with(|g| g.borrow().iter().map(|(_, h)| h.clone()).collect());
+                    for hook in own.iter().chain(global.iter()) {
+                        hook(&conn);
+                    }
+                    self.machine.borrow_mut().reconnect_hooks_done();
                 }
             }
         }
@@ -303,12 +473,13 @@ impl Inner {
     }
 
     fn publish(&self) {
-        let (status, session) = {
+        let (status, session, outbox) = {
             let m = self.machine.borrow();
-            (m.status(), m.session().map(str::to_owned))
+            (m.status(), m.session().map(str::to_owned), m.outbox())
         };
         self.session.set(session);
         self.status.set(status);
+        self.outbox.set(outbox);
     }
 
     fn dispatch(&self, event: &Event) {
@@ -387,6 +558,80 @@ impl Inner {
                         }
                     }),
                 ));
+            }
+        }
+    }
+}
+
+/// A method call in progress: a future of its decoded result.
+///
+/// Dropping it before the call was sent cancels the call; once sent, the
+/// call runs and dropping only discards the answer.
+#[must_use = "a call is cancelled when its future is dropped before it is sent; use .detach() to fire and forget"]
+pub struct MethodCall<R> {
+    conn: Weak<Inner>,
+    id: Option<u64>,
+    rx: Option<oneshot::Receiver<Outcome>>,
+    early: Option<MethodError>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> MethodCall<R> {
+    fn failed(e: MethodError) -> Self {
+        MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), _r: PhantomData }
+    }
+
+    /// The call's id (its DDP method id), or `None` if it was refused at once.
+    pub fn id(&self) -> Option<u64> {
+        self.id
+    }
+
+    /// Cancels the call if it has not been sent; the future then resolves
+    /// to `cancelled`. Returns whether it was cancelled.
+    pub fn cancel(&self) -> bool {
+        match (self.id, self.conn.upgrade()) {
+            (Some(id), Some(inner)) => Connection { inner }.cancel_call(id),
+            _ => false,
+        }
+    }
+
+    /// Lets the call go on without waiting for (or cancelling) it.
+    pub fn detach(mut self) {
+        self.id = None;
+    }
+}
+
+impl<R: DeserializeOwned> Future for MethodCall<R> {
+    type Output = Result<R, MethodError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(e) = this.early.take() {
+            return Poll::Ready(Err(e));
+        }
+        let Some(rx) = this.rx.as_mut() else {
+            return Poll::Ready(Err(MethodError::Closed));
+        };
+        match Pin::new(rx).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(outcome) => {
+                this.id = None; // finished: nothing to cancel on drop
+                this.rx = None;
+                let outcome = outcome.unwrap_or(Err(MethodError::Closed))?;
+                let value = outcome.unwrap_or(Value::Null);
+                Poll::Ready(serde_json::from_value(value).map_err(|e| MethodError::BadResult(e.to_string())))
+            }
+        }
+    }
+}
+
+impl<R> Drop for MethodCall<R> {
+    fn drop(&mut self) {
+        if let (Some(id), Some(inner)) = (self.id, self.conn.upgrade()) {
+            // Only an unsent call is cancelled; a sent one runs on.
+            if inner.machine.borrow_mut().cancel(id) {
+                inner.calls.borrow_mut().remove(&id);
+                inner.pump();
             }
         }
     }

@@ -46,7 +46,9 @@ pub mod leptos;
 pub mod protocol;
 mod reactive;
 
-pub use connection::{connect, Connection, Options};
+pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
+pub use protocol::ejson::Ejson;
+pub use protocol::machine::{CallOptions, MethodError, Outbox};
 pub use error::Error;
 pub use protocol::machine::{DisconnectReason, Event, ProtocolError};
 pub use protocol::message::FrameError;

@@ -15,6 +15,10 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt;
 
+mod methods;
+pub use methods::{CallOptions, MethodError, Outbox};
+use methods::Methods;
+
 /// DDP versions this client speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
 
@@ -36,6 +40,12 @@ pub struct Config {
     pub max_retries: Option<u32>,
     /// The largest frame accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// Most method calls outstanding at once (queued or in flight).
+    pub max_pending_calls: usize,
+    /// Most bytes of method arguments outstanding at once.
+    pub max_pending_bytes: usize,
+    /// Ask the server to resume the previous session after a drop.
+    pub resume_sessions: bool,
 }
 
 impl Default for Config {
@@ -48,6 +58,9 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             max_retries: None,
             max_frame_bytes: 16 * 1024 * 1024,
+            max_pending_calls: 10_000,
+            max_pending_bytes: 16 * 1024 * 1024,
+            resume_sessions: true,
         }
     }
 }
@@ -75,6 +88,9 @@ impl Config {
         }
         if self.max_frame_bytes == 0 {
             return Err("maxFrameBytes must be > 0".into());
+        }
+        if self.max_pending_calls == 0 || self.max_pending_bytes == 0 {
+            return Err("maxPendingCalls and maxPendingBytes must be > 0".into());
         }
         self.retry.validate()
     }
@@ -165,8 +181,12 @@ pub enum Event {
     ReconnectFailed,
     /// A problem the connection survived.
     Error(ProtocolError),
-    /// A data or method message for the layers above the lifecycle.
+    /// A data message for the layers above the lifecycle.
     Message(ServerMessage),
+    /// A method's `result` arrived (its writes may not be visible yet).
+    MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
+    /// A method call ended: both `result` and `updated` arrived, or it failed.
+    MethodDone { id: u64, outcome: Result<Option<Value>, MethodError> },
 }
 
 /// What the driver must do.
@@ -180,6 +200,10 @@ pub enum Output {
     CloseSocket { socket: u64 },
     /// Tell the app.
     Event(Event),
+    /// A new session replaced a lost one: run the app's `onReconnect` hooks
+    /// now (method calls they make go ahead of everything queued), then
+    /// call [`Machine::reconnect_hooks_done`].
+    RunReconnectHooks,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,7 +255,16 @@ pub struct Machine {
     /// is a reconnect).
     was_connected: bool,
     session: Option<String>,
+    /// The lost session to ask the server to resume, and how many
+    /// messages of it arrived (not counting ping/pong).
+    resume: Option<(String, u64)>,
+    /// Messages received in the current session (not counting ping/pong).
+    received_count: u64,
+    /// Whether the last `connected` resumed the previous session.
+    resumed: bool,
+    closed: bool,
     heartbeat: Option<Heartbeat>,
+    methods: Methods,
     out: VecDeque<Output>,
 }
 
@@ -263,7 +296,12 @@ impl Machine {
             attempts: 0,
             was_connected: false,
             session: None,
+            resume: None,
+            received_count: 0,
+            resumed: false,
+            closed: false,
             heartbeat: None,
+            methods: Methods::default(),
             out: VecDeque::new(),
         }
     }
@@ -309,12 +347,21 @@ impl Machine {
     /// When [`Machine::handle_timeout`] must next be called (epoch ms).
     /// Calling it earlier, or more often, is harmless.
     pub fn poll_timeout(&self) -> Option<f64> {
-        match &self.phase {
+        let link = match &self.phase {
             Phase::Connecting { deadline, .. } => *deadline,
             Phase::Waiting { until } => Some(*until),
             Phase::Connected => self.heartbeat.as_ref().map(Heartbeat::deadline),
             Phase::Idle | Phase::Offline | Phase::Failed { .. } => None,
+        };
+        match (link, self.methods.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Whether the last `connected` resumed the previous session.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Begins the first connection attempt.
@@ -326,6 +373,7 @@ impl Machine {
 
     /// Time has passed: fire whatever deadline is due.
     pub fn handle_timeout(&mut self, now: f64) {
+        self.expire_methods(now);
         match self.phase {
             Phase::Connecting { deadline: Some(d), .. } if now >= d => {
                 // Never reached `connected`: not a disconnect, just a failed attempt.
@@ -349,10 +397,15 @@ impl Machine {
         }
         if let Phase::Connecting { open, .. } = &mut self.phase {
             *open = true;
+            let (session, received_count) = match &self.resume {
+                Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
+                _ => (None, None),
+            };
             let connect = ClientMessage::Connect {
-                session: None,
+                session,
                 version: self.version.clone(),
                 support: self.config.versions.clone(),
+                received_count,
             };
             self.send(connect);
         }
@@ -368,7 +421,15 @@ impl Machine {
             hb.last_received = now;
             hb.ping_sent = None;
         }
-        match parse_frame(text, self.config.max_frame_bytes) {
+        let parsed = parse_frame(text, self.config.max_frame_bytes);
+        if self.phase == Phase::Connected
+            && !matches!(parsed, Ok(Frame::Message(ServerMessage::Ping { .. } | ServerMessage::Pong { .. })))
+        {
+            // What a resuming server counts: every message it sent in the
+            // session but heartbeats.
+            self.received_count += 1;
+        }
+        match parsed {
             Ok(Frame::ServerId) => {}
             Ok(Frame::Message(m)) => self.handle_message(m, now),
             Err(e) => self.emit(Event::Error(ProtocolError::Frame(e))),
@@ -437,10 +498,14 @@ impl Machine {
     /// Close the link and stay offline until [`Machine::reconnect`].
     pub fn disconnect(&mut self, _now: f64) {
         if self.phase == Phase::Connected {
+            // Tell a resuming server to end the session now rather than
+            // hold it for a grace period.
+            self.send(ClientMessage::Disconnect);
             self.emit(Event::Disconnected { reason: DisconnectReason::ClientDisconnect });
         }
         self.drop_socket();
         self.session = None;
+        self.resume = None;
         self.heartbeat = None;
         self.retry_count = 0;
         self.phase = Phase::Offline;
@@ -503,6 +568,11 @@ impl Machine {
                 self.phase = Phase::Connected;
                 self.proposed.clear();
                 self.retry_count = 0;
+                let previous = self.resume.take();
+                self.resumed = previous.as_ref().is_some_and(|(p, _)| *p == session);
+                if !self.resumed {
+                    self.received_count = 0;
+                }
                 self.session = Some(session.clone());
                 self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then(|| Heartbeat {
                     interval: self.config.heartbeat_interval_ms,
@@ -514,8 +584,10 @@ impl Machine {
                 if self.was_connected || self.attempts > 0 {
                     self.emit(Event::Reconnected { attempts: self.attempts });
                 }
+                let reconnect = self.was_connected;
                 self.was_connected = true;
                 self.attempts = 0;
+                self.methods_on_connected(reconnect);
             }
             ServerMessage::Failed { version } => {
                 if !matches!(self.phase, Phase::Connecting { .. }) {
@@ -547,6 +619,12 @@ impl Machine {
             ServerMessage::Error { reason, offending_message } => {
                 self.emit(Event::Error(ProtocolError::Server { reason, offending_message }))
             }
+            ServerMessage::Result { id, outcome } if self.phase == Phase::Connected => self.method_result(&id, outcome),
+            ServerMessage::Updated { methods } if self.phase == Phase::Connected => {
+                for id in &methods {
+                    self.method_updated(id);
+                }
+            }
             other => {
                 if self.phase == Phase::Connected {
                     self.emit(Event::Message(other));
@@ -566,7 +644,9 @@ impl Machine {
             }
         }
         self.drop_socket();
-        self.session = None;
+        if let Some(s) = self.session.take() {
+            self.resume = Some((s, self.received_count));
+        }
         self.heartbeat = None;
         if let Some(max) = self.config.max_retries {
             if self.retry_count >= max {

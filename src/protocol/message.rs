@@ -248,11 +248,18 @@ impl Fields<'_> {
 #[serde(tag = "msg", rename_all = "lowercase")]
 pub enum ClientMessage {
     Connect {
+        /// The previous session, to resume it (servers without resumption ignore it).
         #[serde(skip_serializing_if = "Option::is_none")]
         session: Option<String>,
         version: String,
         support: Vec<String>,
+        /// Messages received in the previous session (not counting ping/pong),
+        /// so a resuming server can replay what was missed.
+        #[serde(rename = "receivedCount", skip_serializing_if = "Option::is_none")]
+        received_count: Option<u64>,
     },
+    /// Ends the session on purpose, so a resuming server drops it at once.
+    Disconnect,
     Ping {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -378,9 +385,14 @@ mod tests {
 
     #[test]
     fn client_messages_encode_as_ddp() {
-        let c = ClientMessage::Connect { session: None, version: "1".into(), support: vec!["1".into(), "pre2".into()] };
+        let c = ClientMessage::Connect { session: None, version: "1".into(), support: vec!["1".into(), "pre2".into()], received_count: None };
         assert_eq!(c.encode(), r#"{"msg":"connect","version":"1","support":["1","pre2"]}"#);
         assert_eq!(ClientMessage::Pong { id: Some("x".into()) }.encode(), r#"{"msg":"pong","id":"x"}"#);
         assert_eq!(ClientMessage::Ping { id: None }.encode(), r#"{"msg":"ping"}"#);
+        let resume = ClientMessage::Connect { session: Some("S".into()), version: "1".into(), support: vec!["1".into()], received_count: Some(7) };
+        assert_eq!(resume.encode(), r#"{"msg":"connect","session":"S","version":"1","support":["1"],"receivedCount":7}"#);
+        let m = ClientMessage::Method { method: "m".into(), params: vec![Value::from(1)], id: "3".into(), random_seed: None };
+        assert_eq!(m.encode(), r#"{"msg":"method","method":"m","params":[1],"id":"3"}"#);
+        assert_eq!(ClientMessage::Disconnect.encode(), r#"{"msg":"disconnect"}"#);
     }
 }

@@ -1,6 +1,7 @@
 //! The DDP protocol, pure: no I/O, no clock, no browser. Everything here
 //! compiles and is tested natively.
 //!
+//! - [`ejson`]: EJSON values, decoding and encoding.
 //! - [`message`]: typed server and client messages, parsing that never panics.
 //! - [`machine`]: the connection lifecycle as a state machine (handshake,
 //!   version negotiation, heartbeat, retry, status).
@@ -8,8 +9,10 @@
 //! - [`status`]: Meteor's status fields.
 //! - [`url`]: Meteor's URL rules.
 
+pub mod ejson;
 pub mod machine;
 pub mod message;
+pub mod random;
 pub mod retry;
 pub mod status;
 pub mod url;

@@ -18,11 +18,13 @@ struct Harness {
     open: Option<u64>,
     sent: Vec<String>,
     events: Vec<Event>,
+    hooks_run: usize,
+    hook: Option<Box<dyn FnOnce(&mut Machine, f64)>>,
 }
 
 impl Harness {
     fn new(config: Config) -> Self {
-        Harness { m: Machine::new(config, seeded(42)), now: 1_000_000.0, sockets: vec![], open: None, sent: vec![], events: vec![] }
+        Harness { m: Machine::new(config, seeded(42)), now: 1_000_000.0, sockets: vec![], open: None, sent: vec![], events: vec![], hooks_run: 0, hook: None }
     }
 
     fn drain(&mut self) {
@@ -42,6 +44,13 @@ impl Harness {
                     self.sent.push(text);
                 }
                 Output::Event(e) => self.events.push(e),
+                Output::RunReconnectHooks => {
+                    self.hooks_run += 1;
+                    if let Some(hook) = self.hook.take() {
+                        hook(&mut self.m, self.now);
+                    }
+                    self.m.reconnect_hooks_done();
+                }
             }
         }
     }
@@ -674,6 +683,7 @@ mod prop {
                         Output::CloseSocket { socket } => if open == Some(socket) { open = None },
                         Output::Send { socket, .. } => prop_assert_eq!(Some(socket), open),
                         Output::Event(_) => {}
+                        Output::RunReconnectHooks => m.reconnect_hooks_done(),
                     }
                 }
                 let s = m.status();
@@ -723,3 +733,5 @@ mod prop {
         })
     }
 }
+
+mod methods;

@@ -1,0 +1,761 @@
+//! The JavaScript surface of the npm package (wasm-bindgen).
+//!
+//! It is a thin layer over [`crate::Connection`]: it converts options and
+//! values between JS and Rust and keeps JS listeners. No protocol logic
+//! lives here.
+
+mod ejson;
+
+use crate::connection::{connect, Connection, Options};
+use crate::error::Error;
+use crate::protocol::ejson::Ejson;
+use crate::protocol::machine::{CallOptions, Event, MethodError, Outbox, ProtocolError};
+use crate::protocol::random::{new_seed, RandomStream};
+use crate::protocol::retry::RetryPolicy;
+use crate::protocol::status::Status;
+use crate::reactive::ListenerHandle;
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** The five states of Meteor's connection status. */
+export type DDPStatusValue = "connected" | "connecting" | "failed" | "waiting" | "offline";
+
+/** Exactly the fields of Meteor's `Meteor.status()`. */
+export interface DDPStatus {
+  /** True once the server's DDP `connected` message arrived (not merely when the socket opened). */
+  connected: boolean;
+  status: DDPStatusValue;
+  /** Automatic retries since the connection was last up. */
+  retryCount: number;
+  /** Epoch ms of the next attempt; present only while `waiting`. */
+  retryTime?: number;
+  /** Why the connection failed; present only while `failed`. */
+  reason?: string;
+}
+
+/** The retry schedule; defaults are Meteor's. */
+export interface DDPRetryOptions {
+  minCount?: number;
+  minTimeout?: number;
+  baseTimeout?: number;
+  exponent?: number;
+  maxTimeout?: number;
+  fuzz?: number;
+}
+
+/** Options of `DDP.connect`; times in milliseconds. Unknown keys are an error. */
+export interface DDPConnectOptions {
+  /** Idle time before a ping (default 17500, 0 disables the heartbeat). */
+  heartbeatInterval?: number;
+  /** How long a ping may go unanswered (default 15000). */
+  heartbeatTimeout?: number;
+  /** From opening the socket to `connected` (default 10000, 0: no limit). */
+  connectTimeout?: number;
+  retry?: DDPRetryOptions;
+  /** Give up after this many automatic retries in a row (default: never). */
+  maxRetries?: number | null;
+  /** DDP versions to offer, preferred first (default ["1", "pre2", "pre1"]). */
+  versions?: Array<"1" | "pre2" | "pre1">;
+  /** Largest frame accepted, in bytes (default 16 MiB). */
+  maxFrameBytes?: number;
+  /** Listen to online/offline/visibilitychange/pageshow (default true). */
+  watchPage?: boolean;
+  /** Most method calls outstanding at once (default 10000); beyond it calls fail with "queue-full". */
+  maxPendingCalls?: number;
+  /** Most bytes of method arguments outstanding at once (default 16 MiB). */
+  maxPendingBytes?: number;
+  /** Ask the server to resume the session after a drop (default true). */
+  resumeSessions?: boolean;
+}
+
+/** Options of `conn.apply`. */
+export interface DDPApplyOptions {
+  /** Run alone: nothing after it is sent until it completes. */
+  wait?: boolean;
+  /** Never re-send after a drop: fail with "invocation-failed" instead (unless the session is resumed). */
+  noRetry?: boolean;
+  /** Called as soon as the server's `result` arrives (before its writes are visible). */
+  onResultReceived?: (error: DDPMethodError | undefined, result: unknown) => void;
+  /** Fail with "timeout" if not completed in this many ms. */
+  timeoutMs?: number;
+  /** Cancels the call if it has not been sent yet (it fails with "cancelled"). */
+  signal?: AbortSignal;
+  /** Resolve with the client stub's return value instead of the server's. */
+  returnStubValue?: boolean;
+  /** If the stub throws, reject and do not call the server (default: log and call the server). */
+  throwStubExceptions?: boolean;
+}
+
+/** A failed method call, shaped like Meteor.Error. */
+export interface DDPMethodError extends Error {
+  errorType: "Meteor.Error";
+  /** The server's error code, or one of this client's: "invocation-failed", "timeout", "queue-full", "cancelled", "closed", "bad-arguments". */
+  error: string | number;
+  reason?: string;
+  details?: unknown;
+}
+
+/** `this` inside a client stub. */
+export interface DDPMethodInvocation {
+  isSimulation: true;
+  name: string;
+  /** The call's randomSeed (asking for it makes the call send it). */
+  randomSeed(): string;
+  /** The next id of the stream `scope` of this call's seed; the test server generates the same. */
+  randomId(scope?: string): string;
+}
+
+/** Queued (not yet sent) and in-flight method calls. */
+export interface DDPOutbox { queued: number; inFlight: number; }
+
+export type DDPDisconnectReason =
+  | "client disconnect" | "server disconnect" | "ping timeout" | "transport close" | "transport error";
+
+/** Errors thrown or emitted by this package. */
+export interface DDPError extends Error {
+  name: "DDPError";
+  /** A stable code, e.g. "invalid-url", "invalid-options", "frame-not-json", "server-error". */
+  code: string;
+}
+
+/** Events of a DDP connection and their listeners' arguments. */
+export interface DDPConnectionEvents {
+  connect: () => void;
+  disconnect: (reason: DDPDisconnectReason) => void;
+  error: (error: DDPError) => void;
+  reconnect_attempt: (attempt: number) => void;
+  reconnectAttempts: (attempt: number) => void;
+  reconnect: (attempts: number) => void;
+  reconnect_failed: () => void;
+  reconnectFailed: () => void;
+}
+
+export interface DDPConnection {
+  /** Calls `listener` every time `event` happens. */
+  on<E extends keyof DDPConnectionEvents>(event: E, listener: DDPConnectionEvents[E]): void;
+  /** Calls `listener` the next time `event` happens, once. */
+  once<E extends keyof DDPConnectionEvents>(event: E, listener: DDPConnectionEvents[E]): void;
+  /** Removes `listener` (or every listener of `event` when omitted). */
+  off<E extends keyof DDPConnectionEvents>(event: E, listener?: DDPConnectionEvents[E]): void;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "DDPStatus")]
+    pub type JsStatus;
+    #[wasm_bindgen(typescript_type = "DDPConnectOptions")]
+    pub type JsConnectOptions;
+    #[wasm_bindgen(typescript_type = "(status: DDPStatus) => void")]
+    pub type JsStatusCallback;
+    #[wasm_bindgen(typescript_type = "DDPApplyOptions")]
+    pub type JsApplyOptions;
+    #[wasm_bindgen(typescript_type = "Promise<unknown>")]
+    pub type JsCallPromise;
+    #[wasm_bindgen(typescript_type = "DDPOutbox")]
+    pub type JsOutbox;
+    #[wasm_bindgen(typescript_type = "(outbox: DDPOutbox) => void")]
+    pub type JsOutboxCallback;
+    #[wasm_bindgen(typescript_type = "Record<string, (this: DDPMethodInvocation, ...args: any[]) => unknown>")]
+    pub type JsStubs;
+    #[wasm_bindgen(typescript_type = "() => void")]
+    pub type JsHook;
+    #[wasm_bindgen(typescript_type = "(jsonValue: any) => unknown")]
+    pub type JsTypeFactory;
+    #[wasm_bindgen(typescript_type = "unknown[]")]
+    pub type JsArgs;
+}
+
+thread_local! {
+    static GLOBAL_JS_HOOKS: RefCell<Vec<Function>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Entry point of the JavaScript API, as in Meteor: `DDP.connect(url, options)`.
+#[wasm_bindgen(js_name = DDP)]
+pub struct Ddp {
+    _private: (),
+}
+
+#[wasm_bindgen(js_class = DDP)]
+impl Ddp {
+    /// Opens a connection to `url` (Meteor's URL rules) and starts
+    /// connecting at once. Throws a `DDPError` with code "invalid-url" or
+    /// "invalid-options".
+    pub fn connect(url: &str, options: Option<JsConnectOptions>) -> Result<DdpConnection, JsValue> {
+        let options = parse_options(options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED))?;
+        let conn = connect(url, options).map_err(to_js_error)?;
+        Ok(DdpConnection::new(conn))
+    }
+
+    /// Runs `callback` on every reconnect (new session) of every connection,
+    /// after the connection's own hooks. Calls made inside go ahead of
+    /// everything queued.
+    #[wasm_bindgen(js_name = onReconnect)]
+    pub fn on_reconnect(callback: JsHook) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "DDP.onReconnect")?;
+        let handle = crate::connection::on_reconnect(move |_| call_js(&f, &[]));
+        Ok(StopHandle { handle })
+    }
+}
+
+/// Meteor's `EJSON`, for custom types.
+#[wasm_bindgen(js_name = EJSON)]
+pub struct JsEjson {
+    _private: (),
+}
+
+#[wasm_bindgen(js_class = EJSON)]
+impl JsEjson {
+    /// Registers a custom type: instances need `typeName()` and
+    /// `toJSONValue()`; `factory(jsonValue)` rebuilds them from the server.
+    #[wasm_bindgen(js_name = addType)]
+    pub fn add_type(name: String, factory: JsTypeFactory) -> Result<(), JsValue> {
+        ejson::add_type(name, as_function(factory.into(), "EJSON.addType")?);
+        Ok(())
+    }
+}
+
+fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
+    v.dyn_into().map_err(|_| js_error("invalid-argument", &format!("{what} needs a function")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsOptions {
+    heartbeat_interval: Option<f64>,
+    heartbeat_timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    retry: Option<JsRetry>,
+    max_retries: Option<u32>,
+    versions: Option<Vec<String>>,
+    max_frame_bytes: Option<usize>,
+    watch_page: Option<bool>,
+    max_pending_calls: Option<usize>,
+    max_pending_bytes: Option<usize>,
+    resume_sessions: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsRetry {
+    min_count: Option<u32>,
+    min_timeout: Option<f64>,
+    base_timeout: Option<f64>,
+    exponent: Option<f64>,
+    max_timeout: Option<f64>,
+    fuzz: Option<f64>,
+}
+
+fn parse_options(value: JsValue) -> Result<Options, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Options::default());
+    }
+    // serde-wasm-bindgen reads a struct by looking up the known keys only,
+    // so a misspelt option would pass silently: check the keys ourselves.
+    reject_unknown_keys(&value, "", &OPTION_KEYS)?;
+    if let Ok(retry) = Reflect::get(&value, &"retry".into()) {
+        if retry.is_object() {
+            reject_unknown_keys(&retry, "retry.", &RETRY_KEYS)?;
+        }
+    }
+    let o: JsOptions = serde_wasm_bindgen::from_value(value)
+        .map_err(|e| to_js_error(Error::InvalidOptions(e.to_string())))?;
+    let d = Options::default();
+    let r = o.retry.unwrap_or_default();
+    let dr = RetryPolicy::default();
+    Ok(Options {
+        heartbeat_interval_ms: o.heartbeat_interval.unwrap_or(d.heartbeat_interval_ms),
+        heartbeat_timeout_ms: o.heartbeat_timeout.unwrap_or(d.heartbeat_timeout_ms),
+        connect_timeout_ms: o.connect_timeout.unwrap_or(d.connect_timeout_ms),
+        retry: RetryPolicy {
+            min_count: r.min_count.unwrap_or(dr.min_count),
+            min_timeout_ms: r.min_timeout.unwrap_or(dr.min_timeout_ms),
+            base_timeout_ms: r.base_timeout.unwrap_or(dr.base_timeout_ms),
+            exponent: r.exponent.unwrap_or(dr.exponent),
+            max_timeout_ms: r.max_timeout.unwrap_or(dr.max_timeout_ms),
+            fuzz: r.fuzz.unwrap_or(dr.fuzz),
+        },
+        max_retries: o.max_retries,
+        versions: o.versions.unwrap_or(d.versions),
+        max_frame_bytes: o.max_frame_bytes.unwrap_or(d.max_frame_bytes),
+        watch_page: o.watch_page.unwrap_or(d.watch_page),
+        max_pending_calls: o.max_pending_calls.unwrap_or(d.max_pending_calls),
+        max_pending_bytes: o.max_pending_bytes.unwrap_or(d.max_pending_bytes),
+        resume_sessions: o.resume_sessions.unwrap_or(d.resume_sessions),
+    })
+}
+
+const OPTION_KEYS: [&str; 11] = [
+    "heartbeatInterval",
+    "heartbeatTimeout",
+    "connectTimeout",
+    "retry",
+    "maxRetries",
+    "versions",
+    "maxFrameBytes",
+    "watchPage",
+    "maxPendingCalls",
+    "maxPendingBytes",
+    "resumeSessions",
+];
+const APPLY_KEYS: [&str; 7] =
+    ["wait", "noRetry", "onResultReceived", "timeoutMs", "signal", "returnStubValue", "throwStubExceptions"];
+const RETRY_KEYS: [&str; 6] = ["minCount", "minTimeout", "baseTimeout", "exponent", "maxTimeout", "fuzz"];
+
+fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue> {
+    let Some(obj) = value.dyn_ref::<Object>() else {
+        return Err(to_js_error(Error::InvalidOptions(format!("{}options must be an object", prefix))));
+    };
+    for key in Object::keys(obj).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(to_js_error(Error::InvalidOptions(format!(
+                "unknown option {prefix}{key:?}; known options: {}",
+                known.join(", ")
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// A `DDPError`: a JS `Error` with `name` "DDPError" and a `code`.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("DDPError");
+    let _ = Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+fn to_js_error(e: Error) -> JsValue {
+    js_error(e.code(), &e.to_string())
+}
+
+/// A failed call as a JS `Error` shaped like `Meteor.Error`.
+fn method_error_to_js(e: &MethodError) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("DDPMethodError");
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&err, &k.into(), &v);
+    };
+    set("errorType", "Meteor.Error".into());
+    set("error", ejson::to_js(&Ejson::from_json(e.error())));
+    set("reason", e.reason().into());
+    if let Some(d) = e.details() {
+        set("details", ejson::to_js(&Ejson::from_json(d.clone())));
+    }
+    err.into()
+}
+
+fn outbox_to_js(o: &Outbox) -> JsValue {
+    let obj = Object::new();
+    let _ = Reflect::set(&obj, &"queued".into(), &(o.queued as f64).into());
+    let _ = Reflect::set(&obj, &"inFlight".into(), &(o.in_flight as f64).into());
+    obj.into()
+}
+
+fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn protocol_error_to_js(e: &ProtocolError) -> JsValue {
+    let err = js_error(e.code(), &e.to_string());
+    if let ProtocolError::Server { offending_message: Some(m), .. } = e {
+        if let Ok(v) = serde_wasm_bindgen::to_value(m) {
+            let _ = Reflect::set(&err, &"offendingMessage".into(), &v);
+        }
+    }
+    err
+}
+
+fn result_to_js(v: Option<serde_json::Value>) -> JsValue {
+    match v {
+        Some(v) => ejson::to_js(&Ejson::from_json(v)),
+        None => JsValue::UNDEFINED,
+    }
+}
+
+/// The status as a plain object with exactly Meteor's fields.
+fn status_to_js(s: &Status) -> JsValue {
+    let o = Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&o, &k.into(), &v);
+    };
+    set("connected", s.connected.into());
+    set("status", s.status.as_str().into());
+    set("retryCount", s.retry_count.into());
+    if let Some(t) = s.retry_time {
+        set("retryTime", t.into());
+    }
+    if let Some(r) = &s.reason {
+        set("reason", r.as_str().into());
+    }
+    o.into()
+}
+
+struct JsListener {
+    event: String,
+    callback: Function,
+    once: bool,
+}
+
+/// The event names a DDP connection emits, with their aliases.
+const EVENT_NAMES: [&str; 8] = [
+    "connect",
+    "disconnect",
+    "error",
+    "reconnect_attempt",
+    "reconnectAttempts",
+    "reconnect",
+    "reconnect_failed",
+    "reconnectFailed",
+];
+
+fn canonical(event: &str) -> &str {
+    match event {
+        "reconnectAttempts" => "reconnect_attempt",
+        "reconnectFailed" => "reconnect_failed",
+        other => other,
+    }
+}
+
+/// Calls a JS listener; an exception in it is reported on the console and
+/// never breaks the connection or the other listeners.
+fn call_js(f: &Function, args: &[JsValue]) {
+    let result = match args {
+        [] => f.call0(&JsValue::NULL),
+        [a] => f.call1(&JsValue::NULL, a),
+        [a, b, ..] => f.call2(&JsValue::NULL, a, b),
+    };
+    if let Err(e) = result {
+        web_sys::console::error_2(&"ddp-live: a listener threw".into(), &e);
+    }
+}
+
+/// A connection to a DDP server (JavaScript API). Create it with
+/// `DDP.connect(url, options)`.
+#[wasm_bindgen(js_name = DDPConnection)]
+pub struct DdpConnection {
+    conn: Connection,
+    listeners: Rc<RefCell<Vec<JsListener>>>,
+    stubs: RefCell<HashMap<String, Function>>,
+    _event_handle: ListenerHandle,
+}
+
+impl DdpConnection {
+    fn new(conn: Connection) -> Self {
+        let listeners: Rc<RefCell<Vec<JsListener>>> = Rc::new(RefCell::new(Vec::new()));
+        let l = listeners.clone();
+        let handle = conn.on_event(move |event| {
+            let (name, args): (&str, Vec<JsValue>) = match event {
+                Event::Connected { .. } => ("connect", vec![]),
+                Event::Disconnected { reason } => ("disconnect", vec![reason.as_str().into()]),
+                Event::Error(e) => ("error", vec![protocol_error_to_js(e)]),
+                Event::ReconnectAttempt { attempt } => ("reconnect_attempt", vec![(*attempt).into()]),
+                Event::Reconnected { attempts } => ("reconnect", vec![(*attempts).into()]),
+                Event::ReconnectFailed => ("reconnect_failed", vec![]),
+                Event::Message(_) | Event::MethodResult { .. } | Event::MethodDone { .. } => return,
+            };
+            // Take the matching listeners out first (once-listeners are
+            // removed before they run), then call them with no borrow held.
+            let callbacks: Vec<Function> = {
+                let mut all = l.borrow_mut();
+                let cbs = all.iter().filter(|x| x.event == name).map(|x| x.callback.clone()).collect();
+                all.retain(|x| !(x.once && x.event == name));
+                cbs
+            };
+            for cb in callbacks {
+                call_js(&cb, &args);
+            }
+        });
+        DdpConnection { conn, listeners, stubs: RefCell::new(HashMap::new()), _event_handle: handle }
+    }
+
+    /// Runs the client stub of `name`, if any. Returns the stub's value
+    /// (`None` without a stub) and the randomSeed if the stub asked for one.
+    fn run_stub(&self, name: &str, args: &Array) -> (Option<Result<JsValue, JsValue>>, Option<String>) {
+        let stub = self.stubs.borrow().get(name).cloned();
+        let Some(stub) = stub else { return (None, None) };
+        let seed: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+        let invocation = Object::new();
+        let _ = Reflect::set(&invocation, &"isSimulation".into(), &true.into());
+        let _ = Reflect::set(&invocation, &"name".into(), &name.into());
+        let s1 = seed.clone();
+        let random_seed = Closure::<dyn Fn() -> String>::new(move || {
+            s1.borrow_mut().get_or_insert_with(|| new_seed(crate::browser::random)).clone()
+        });
+        let s2 = seed.clone();
+        let streams: Rc<RefCell<HashMap<String, RandomStream>>> = Rc::default();
+        let random_id = Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| {
+            let seed = s2.borrow_mut().get_or_insert_with(|| new_seed(crate::browser::random)).clone();
+            let scope = scope.unwrap_or_default();
+            streams.borrow_mut().entry(scope.clone()).or_insert_with(|| RandomStream::new(&seed, &scope)).next_id()
+        });
+        let _ = Reflect::set(&invocation, &"randomSeed".into(), random_seed.as_ref());
+        let _ = Reflect::set(&invocation, &"randomId".into(), random_id.as_ref());
+        let result = stub.apply(&invocation, args);
+        // The stub ran synchronously; its helpers may go now.
+        drop((random_seed, random_id));
+        let seed = seed.borrow().clone();
+        (Some(result), seed)
+    }
+
+    fn apply_impl(&self, name: &str, args: Array, options: JsValue) -> Result<Promise, JsValue> {
+        if !options.is_undefined() && !options.is_null() {
+            reject_unknown_keys(&options, "apply options: ", &APPLY_KEYS)?;
+        }
+        let flag = |k: &str| get(&options, k).is_truthy();
+        let timeout_ms = get(&options, "timeoutMs").as_f64();
+        let on_result = get(&options, "onResultReceived").dyn_into::<Function>().ok();
+        let signal = get(&options, "signal");
+        if !signal.is_undefined() && get(&signal, "aborted").is_truthy() {
+            return Ok(Promise::reject(&method_error_to_js(&MethodError::Cancelled)));
+        }
+        // Encode the arguments before anything runs: a value that cannot be
+        // sent fails the call at once.
+        let params = args
+            .iter()
+            .map(|a| ejson::from_js(&a).map(|e| e.to_json()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| method_error_to_js(&MethodError::BadArguments(e)));
+        let params = match params {
+            Ok(p) => p,
+            Err(e) => return Ok(Promise::reject(&e)),
+        };
+        let (stub, random_seed) = self.run_stub(name, &args);
+        let stub_value = match stub {
+            Some(Err(e)) if flag("throwStubExceptions") => return Ok(Promise::reject(&e)),
+            Some(Err(e)) => {
+                web_sys::console::error_2(&format!("ddp-live: the stub of {name:?} threw").into(), &e);
+                None
+            }
+            Some(Ok(v)) => Some(v),
+            None => None,
+        };
+        let call_options = CallOptions { wait: flag("wait"), no_retry: flag("noRetry"), timeout_ms, random_seed };
+        let hook: Option<Box<dyn FnOnce(&Result<Option<serde_json::Value>, MethodError>)>> = on_result.map(|f| {
+            Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
+                Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
+                Err(e) => call_js(&f, &[method_error_to_js(e)]),
+            }) as Box<dyn FnOnce(&_)>
+        });
+        let call = self.conn.apply_raw::<serde_json::Value>(name, params, call_options, hook);
+        // An AbortSignal cancels the call while it is unsent.
+        let abort = match (call.id(), signal.is_undefined()) {
+            (Some(id), false) => {
+                let conn = self.conn.clone();
+                let closure = Closure::<dyn Fn()>::new(move || {
+                    conn.cancel_call(id);
+                });
+                let add = get(&signal, "addEventListener").dyn_into::<Function>().ok();
+                if let Some(add) = add {
+                    let _ = add.call2(&signal, &"abort".into(), closure.as_ref());
+                }
+                Some((signal.clone(), closure))
+            }
+            _ => None,
+        };
+        let return_stub = flag("returnStubValue") && stub_value.is_some();
+        let promise = wasm_bindgen_futures::future_to_promise(async move {
+            let outcome = call.await;
+            if let Some((signal, closure)) = abort {
+                if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
+                    let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
+                }
+            }
+            match outcome {
+                Ok(v) => Ok(result_to_js(Some(v))),
+                Err(e) => Err(method_error_to_js(&e)),
+            }
+        });
+        if return_stub {
+            // The server call goes on; its failure is reported, not lost.
+            let report = Closure::once_into_js(|e: JsValue| {
+                web_sys::console::error_2(&"ddp-live: a call whose stub value was returned failed on the server".into(), &e);
+            });
+            if let Ok(catch) = get(&promise, "catch").dyn_into::<Function>() {
+                let _ = catch.call1(&promise, &report);
+            }
+            return Ok(Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED)));
+        }
+        Ok(promise)
+    }
+
+    fn add_listener(&self, event: &str, callback: Function, once: bool) -> Result<(), JsValue> {
+        if !EVENT_NAMES.contains(&event) {
+            return Err(js_error(
+                "unknown-event",
+                &format!("unknown event {event:?}; known events: {}", EVENT_NAMES.join(", ")),
+            ));
+        }
+        self.listeners.borrow_mut().push(JsListener { event: canonical(event).to_owned(), callback, once });
+        Ok(())
+    }
+}
+
+#[wasm_bindgen(js_class = DDPConnection)]
+impl DdpConnection {
+    /// Calls server method `name` with `args` (EJSON: Date, Uint8Array,
+    /// RegExp, NaN/Infinity and registered custom types travel as such).
+    /// Returns a Promise of the result; it rejects with a
+    /// `DDPMethodError` (shaped like Meteor.Error). A trailing function is a
+    /// usage error: this API returns a Promise instead of taking a callback.
+    #[wasm_bindgen(variadic)]
+    pub fn call(&self, name: &str, args: JsArgs) -> Result<JsCallPromise, JsValue> {
+        let args: Array = JsValue::from(args).dyn_into().unwrap_or_default();
+        if args.length() > 0 && args.get(args.length() - 1).is_function() {
+            return Err(js_error(
+                "invalid-argument",
+                "call() returns a Promise and takes no callback (as Meteor.callAsync); use await or .then()",
+            ));
+        }
+        self.apply_impl(name, args, JsValue::UNDEFINED).map(JsCast::unchecked_into)
+    }
+
+    /// Calls server method `name` with the array `args` and options
+    /// (`wait`, `noRetry`, `onResultReceived`, `timeoutMs`, `signal`,
+    /// `returnStubValue`, `throwStubExceptions`).
+    pub fn apply(&self, name: &str, args: Option<JsArgs>, options: Option<JsApplyOptions>) -> Result<JsCallPromise, JsValue> {
+        let args = match args.map(JsValue::from) {
+            None => Array::new(),
+            Some(a) if a.is_undefined() || a.is_null() => Array::new(),
+            Some(a) => a.dyn_into().map_err(|_| js_error("invalid-argument", "apply() takes the arguments as an array"))?,
+        };
+        let options = options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED);
+        if let Some(f) = ["onResultReceived"].iter().find(|k| !get(&options, k).is_undefined() && !get(&options, k).is_function()) {
+            return Err(js_error("invalid-options", &format!("{f} must be a function")));
+        }
+        self.apply_impl(name, args, options).map(JsCast::unchecked_into)
+    }
+
+    /// Defines client stubs: `methods({ name(...args) { ... } })`. A stub runs
+    /// locally at call time (with `this.isSimulation`, `this.randomSeed()`,
+    /// `this.randomId(scope)`), before the server answers.
+    pub fn methods(&self, stubs: JsStubs) -> Result<(), JsValue> {
+        let obj: JsValue = stubs.into();
+        let obj: Object = obj.dyn_into().map_err(|_| js_error("invalid-argument", "methods() takes an object of functions"))?;
+        for entry in Object::entries(&obj).iter() {
+            let pair: Array = entry.unchecked_into();
+            let name = pair.get(0).as_string().unwrap_or_default();
+            let f = as_function(pair.get(1), &format!("methods(): {name:?}"))?;
+            self.stubs.borrow_mut().insert(name, f);
+        }
+        Ok(())
+    }
+
+    /// Runs `callback` when a new session replaces a lost one (not when the
+    /// server resumed the session). Calls made inside go ahead of
+    /// everything queued (e.g. a login).
+    #[wasm_bindgen(js_name = onReconnect)]
+    pub fn on_reconnect(&self, callback: JsHook) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "onReconnect")?;
+        let handle = self.conn.on_reconnect(move |_| call_js(&f, &[]));
+        Ok(StopHandle { handle })
+    }
+
+    /// Queued and in-flight method calls now.
+    pub fn outbox(&self) -> JsOutbox {
+        outbox_to_js(&self.conn.outbox()).unchecked_into()
+    }
+
+    /// Calls `callback` at once with the outbox counts, then on every change.
+    #[wasm_bindgen(js_name = onOutboxChange)]
+    pub fn on_outbox_change(&self, callback: JsOutboxCallback) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "onOutboxChange")?;
+        call_js(&f, &[outbox_to_js(&self.conn.outbox())]);
+        let handle = self.conn.outbox_observable().subscribe(move |o| call_js(&f, &[outbox_to_js(o)]));
+        Ok(StopHandle { handle })
+    }
+
+    /// Whether the last `connected` resumed the previous session.
+    #[wasm_bindgen(getter)]
+    pub fn resumed(&self) -> bool {
+        self.conn.resumed()
+    }
+
+    /// The current status: a plain object with Meteor's fields.
+    pub fn status(&self) -> JsStatus {
+        status_to_js(&self.conn.status()).unchecked_into()
+    }
+
+    /// Calls `callback` at once with the current status, then on every
+    /// change, until `stop()` is called on the returned handle.
+    #[wasm_bindgen(js_name = onStatusChange)]
+    pub fn on_status_change(&self, callback: JsStatusCallback) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "onStatusChange")?;
+        call_js(&f, &[status_to_js(&self.conn.status())]);
+        let handle = self.conn.on_status_change(move |s| call_js(&f, &[status_to_js(s)]));
+        Ok(StopHandle { handle })
+    }
+
+    /// Retry now (does nothing while connected; not counted in `retryCount`).
+    pub fn reconnect(&self) {
+        self.conn.reconnect();
+    }
+
+    /// Close the link and stay `offline` until `reconnect()`.
+    pub fn disconnect(&self) {
+        self.conn.disconnect();
+    }
+
+    /// Disconnect for good and release every browser listener.
+    pub fn close(&self) {
+        self.conn.close();
+        self.listeners.borrow_mut().clear();
+    }
+
+    /// The session id from the server; `undefined` while not connected.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> Option<String> {
+        self.conn.id()
+    }
+
+    /// True while the DDP session is up.
+    #[wasm_bindgen(getter)]
+    pub fn connected(&self) -> bool {
+        self.conn.connected()
+    }
+
+    /// The WebSocket URL in use.
+    #[wasm_bindgen(getter)]
+    pub fn url(&self) -> String {
+        self.conn.url().to_owned()
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event: &str, listener: Function) -> Result<(), JsValue> {
+        self.add_listener(event, listener, false)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn once(&self, event: &str, listener: Function) -> Result<(), JsValue> {
+        self.add_listener(event, listener, true)
+    }
+
+    #[wasm_bindgen(skip_typescript)]
+    pub fn off(&self, event: &str, listener: Option<Function>) {
+        let event = canonical(event);
+        self.listeners.borrow_mut().retain(|x| {
+            x.event != event || listener.as_ref().is_some_and(|f| !Object::is(f, &x.callback))
+        });
+    }
+}
+
+/// Returned by `onStatusChange`: call `stop()` to stop the callbacks.
+#[wasm_bindgen]
+pub struct StopHandle {
+    handle: ListenerHandle,
+}
+
+#[wasm_bindgen]
+impl StopHandle {
+    /// Stops the callbacks; calling it again does nothing.
+    pub fn stop(&self) {
+        self.handle.stop();
+    }
+}

@@ -1,0 +1,401 @@
+//! Method calls: the outbox, blocks, re-sends and completion.
+//!
+//! Meteor's rules, kept here as pure state:
+//! - Calls are grouped in blocks. A `wait` call is a block of its own;
+//!   other calls join the last block unless it is a `wait` block. Only the
+//!   first block is on the wire; the next one goes out when every call of
+//!   the first has completed.
+//! - A call completes when both its `result` and its `updated` arrived, in
+//!   either order.
+//! - Calls made while the link is down wait in the outbox (bounded by count
+//!   and bytes; a full outbox rejects the new call at once).
+//! - After a drop, with a **new** session: calls whose `result` arrived
+//!   complete (the old session can no longer send `updated`); sent
+//!   `noRetry` calls of the first block fail with `invocation-failed`; every
+//!   other call is re-sent with the same id after the app's `onReconnect`
+//!   hooks, whose own calls go first.
+//! - With a **resumed** session the server still knows every id it saw, so
+//!   unanswered calls are re-sent with the same id and it never runs one
+//!   twice; missed results are replayed by the server. No hooks run: the
+//!   session (and its login) survived.
+
+use super::{Event, Machine, Output, Phase};
+use crate::protocol::message::ClientMessage;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+/// How a call is made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallOptions {
+    /// Run alone: nothing after it is sent until it completes.
+    pub wait: bool,
+    /// Never re-send: if the link drops after sending, fail with
+    /// `invocation-failed` (unless the session is resumed).
+    pub no_retry: bool,
+    /// Fail with `timeout` if not completed within this many ms.
+    pub timeout_ms: Option<f64>,
+    /// The `randomSeed` to send (for client stubs that made random ids).
+    pub random_seed: Option<String>,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MethodError {
+    /// The server's method threw (a Meteor.Error on the wire).
+    Server { error: Value, reason: Option<String>, details: Option<Value>, raw: Value },
+    /// Sent with `noRetry` and the link dropped before the result: it may or
+    /// may not have run.
+    InvocationFailed,
+    /// Not completed in time (if it was sent, it may still run).
+    Timeout,
+    /// The outbox is full; the call was not queued.
+    QueueFull { limit: &'static str },
+    /// Cancelled before it was sent.
+    Cancelled,
+    /// The connection was closed.
+    Closed,
+    /// The arguments could not be encoded (Rust API).
+    BadArguments(String),
+    /// The result could not be decoded into the requested type (Rust API).
+    BadResult(String),
+}
+
+impl MethodError {
+    /// Meteor's `error` field: the server's code, or this client's own
+    /// ("invocation-failed", "timeout", "queue-full", "cancelled", "closed").
+    pub fn error(&self) -> Value {
+        match self {
+            MethodError::Server { error, .. } => error.clone(),
+            MethodError::InvocationFailed => "invocation-failed".into(),
+            MethodError::Timeout => "timeout".into(),
+            MethodError::QueueFull { .. } => "queue-full".into(),
+            MethodError::Cancelled => "cancelled".into(),
+            MethodError::Closed => "closed".into(),
+            MethodError::BadArguments(_) => "bad-arguments".into(),
+            MethodError::BadResult(_) => "bad-result".into(),
+        }
+    }
+
+    /// Meteor's `reason` field.
+    pub fn reason(&self) -> String {
+        match self {
+            MethodError::Server { reason, error, .. } => reason.clone().unwrap_or_else(|| match error {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            MethodError::InvocationFailed => {
+                "Method invocation might have failed due to dropped connection. Failing because `noRetry` option was passed to Meteor.apply.".into()
+            }
+            MethodError::Timeout => "The method call timed out".into(),
+            MethodError::QueueFull { limit } => format!("The outbox is full ({limit}); the call was not queued"),
+            MethodError::Cancelled => "The call was cancelled before it was sent".into(),
+            MethodError::Closed => "The connection is closed".into(),
+            MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
+            MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
+        }
+    }
+
+    /// The server's `details`, if any.
+    pub fn details(&self) -> Option<&Value> {
+        match self {
+            MethodError::Server { details, .. } => details.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn from_wire(raw: Value) -> MethodError {
+        let error = raw.get("error").cloned().unwrap_or_else(|| "internal-error".into());
+        let reason = raw.get("reason").and_then(Value::as_str).map(str::to_owned);
+        let details = raw.get("details").cloned();
+        MethodError::Server { error, reason, details, raw }
+    }
+}
+
+impl fmt::Display for MethodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = match self.error() {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        write!(f, "{} [{code}]", self.reason())
+    }
+}
+
+impl std::error::Error for MethodError {}
+
+/// How many calls are waiting: `queued` not yet sent, `in_flight` sent and
+/// not yet complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outbox {
+    pub queued: usize,
+    pub in_flight: usize,
+}
+
+#[derive(Debug)]
+struct Call {
+    name: String,
+    params: Vec<Value>,
+    options: CallOptions,
+    deadline: Option<f64>,
+    sent: bool,
+    result: Option<Result<Option<Value>, MethodError>>,
+    updated: bool,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Block {
+    wait: bool,
+    ids: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Methods {
+    next_id: u64,
+    calls: BTreeMap<u64, Call>,
+    blocks: VecDeque<Block>,
+    /// The old blocks while the app's `onReconnect` hooks run.
+    held: Option<VecDeque<Block>>,
+    /// Deadlines, ordered (f64 bits of a non-negative time order like the time).
+    deadlines: BTreeSet<(u64, u64)>,
+    bytes: usize,
+}
+
+impl Methods {
+    pub(super) fn next_deadline(&self) -> Option<f64> {
+        self.deadlines.first().map(|(bits, _)| f64::from_bits(*bits))
+    }
+
+    fn push(blocks: &mut VecDeque<Block>, id: u64, wait: bool) {
+        match blocks.back_mut() {
+            Some(b) if !b.wait && !wait => b.ids.push(id),
+            _ => blocks.push_back(Block { wait, ids: vec![id] }),
+        }
+    }
+
+    fn remove_from_blocks(&mut self, id: u64) {
+        for list in [Some(&mut self.blocks), self.held.as_mut()].into_iter().flatten() {
+            for b in list.iter_mut() {
+                b.ids.retain(|i| *i != id);
+            }
+            list.retain(|b| !b.ids.is_empty());
+        }
+    }
+}
+
+impl Machine {
+    /// Calls method `name`. Returns the call's id (its `MethodResult` and
+    /// `MethodDone` events carry it), or `queue-full` / `closed` at once.
+    /// `params` must already be EJSON-encoded.
+    pub fn call(&mut self, name: &str, params: Vec<Value>, options: CallOptions, now: f64) -> Result<u64, MethodError> {
+        if self.closed {
+            return Err(MethodError::Closed);
+        }
+        let bytes = name.len() + params.iter().map(|p| serde_json::to_string(p).map_or(0, |s| s.len())).sum::<usize>();
+        let m = &mut self.methods;
+        if m.calls.len() >= self.config.max_pending_calls {
+            return Err(MethodError::QueueFull { limit: "maxPendingCalls" });
+        }
+        if m.bytes + bytes > self.config.max_pending_bytes {
+            return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
+        }
+        m.next_id += 1;
+        let id = m.next_id;
+        let deadline = options.timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).map(|t| now + t);
+        if let Some(d) = deadline {
+            m.deadlines.insert((d.max(0.0).to_bits(), id));
+        }
+        m.bytes += bytes;
+        let wait = options.wait;
+        m.calls.insert(
+            id,
+            Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes },
+        );
+        Methods::push(&mut m.blocks, id, wait);
+        self.send_first_block();
+        Ok(id)
+    }
+
+    /// Cancels a call that has not been sent yet (it fails with
+    /// `cancelled`). Returns false if it was already sent or is unknown.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        match self.methods.calls.get(&id) {
+            Some(c) if !c.sent => {
+                self.fail_call(id, MethodError::Cancelled);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Queued and in-flight call counts.
+    pub fn outbox(&self) -> Outbox {
+        let in_flight = self.methods.calls.values().filter(|c| c.sent).count();
+        Outbox { queued: self.methods.calls.len() - in_flight, in_flight }
+    }
+
+    /// Disconnects for good: every call still waiting fails with `closed`.
+    pub fn close(&mut self, now: f64) {
+        self.disconnect(now);
+        self.closed = true;
+        let ids: Vec<u64> = self.methods.calls.keys().copied().collect();
+        for id in ids {
+            self.fail_call(id, MethodError::Closed);
+        }
+    }
+
+    /// The app's `onReconnect` hooks have run: queue the old calls behind
+    /// theirs and send.
+    pub fn reconnect_hooks_done(&mut self) {
+        let Some(mut old) = self.methods.held.take() else { return };
+        let m = &mut self.methods;
+        // Merge the last new block with the first old one when neither waits.
+        if let (Some(last), Some(first)) = (m.blocks.back_mut(), old.front()) {
+            if !last.wait && !first.wait {
+                if let Some(first) = old.pop_front() {
+                    last.ids.extend(first.ids);
+                }
+            }
+        }
+        m.blocks.extend(old);
+        self.send_first_block();
+    }
+
+    fn send_first_block(&mut self) {
+        if self.phase != Phase::Connected || self.methods.held.is_some() {
+            return;
+        }
+        let Some(socket) = self.socket else { return };
+        let Some(first) = self.methods.blocks.front() else { return };
+        for id in &first.ids {
+            if let Some(c) = self.methods.calls.get_mut(id) {
+                if !c.sent && c.result.is_none() {
+                    c.sent = true;
+                    let msg = ClientMessage::Method {
+                        method: c.name.clone(),
+                        params: c.params.clone(),
+                        id: id.to_string(),
+                        random_seed: c.options.random_seed.clone(),
+                    };
+                    self.out.push_back(Output::Send { socket, text: msg.encode() });
+                }
+            }
+        }
+    }
+
+    pub(super) fn method_result(&mut self, id: &str, outcome: Result<Option<Value>, Value>) {
+        let Some(n) = id.parse::<u64>().ok().filter(|n| self.methods.calls.contains_key(n)) else {
+            self.unknown_method_id(id);
+            return;
+        };
+        let outcome = outcome.map_err(MethodError::from_wire);
+        let Some(c) = self.methods.calls.get_mut(&n) else { return };
+        if c.result.is_some() {
+            return; // a duplicate result (a replay): the first one counts
+        }
+        c.result = Some(outcome.clone());
+        self.emit(Event::MethodResult { id: n, outcome });
+        self.maybe_complete(n);
+    }
+
+    pub(super) fn method_updated(&mut self, id: &str) {
+        let Some(n) = id.parse::<u64>().ok().filter(|n| self.methods.calls.contains_key(n)) else {
+            self.unknown_method_id(id);
+            return;
+        };
+        if let Some(c) = self.methods.calls.get_mut(&n) {
+            c.updated = true;
+        }
+        self.maybe_complete(n);
+    }
+
+    fn unknown_method_id(&mut self, id: &str) {
+        // An id we issued and already finished (timed out, or a replayed
+        // duplicate) is a late answer: ignored. Anything else is reported.
+        let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id);
+        if !known_late {
+            self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id {id:?}"))));
+        }
+    }
+
+    fn maybe_complete(&mut self, id: u64) {
+        let done = self.methods.calls.get(&id).is_some_and(|c| c.result.is_some() && c.updated);
+        if !done {
+            return;
+        }
+        if let Some(c) = self.take_call(id) {
+            let outcome = c.result.unwrap_or(Ok(None));
+            self.emit(Event::MethodDone { id, outcome });
+        }
+        self.send_first_block();
+    }
+
+    fn take_call(&mut self, id: u64) -> Option<Call> {
+        let c = self.methods.calls.remove(&id)?;
+        self.methods.bytes -= c.bytes;
+        if let Some(d) = c.deadline {
+            self.methods.deadlines.remove(&(d.max(0.0).to_bits(), id));
+        }
+        self.methods.remove_from_blocks(id);
+        Some(c)
+    }
+
+    fn fail_call(&mut self, id: u64, error: MethodError) {
+        if self.take_call(id).is_some() {
+            self.emit(Event::MethodDone { id, outcome: Err(error) });
+            self.send_first_block();
+        }
+    }
+
+    pub(super) fn expire_methods(&mut self, now: f64) {
+        while let Some(&(bits, id)) = self.methods.deadlines.first() {
+            if f64::from_bits(bits) > now {
+                break;
+            }
+            self.methods.deadlines.pop_first();
+            self.fail_call(id, MethodError::Timeout);
+        }
+    }
+
+    /// A `connected` arrived: re-send, fail or hold calls as the module docs say.
+    pub(super) fn methods_on_connected(&mut self, reconnect: bool) {
+        if self.resumed {
+            // The server knows every id it saw: re-send the unanswered ones.
+            for c in self.methods.calls.values_mut() {
+                if c.result.is_none() {
+                    c.sent = false;
+                }
+            }
+            self.send_first_block();
+            return;
+        }
+        // A new session. Nothing goes out until the calls are sorted out
+        // (`held` set: `send_first_block` does nothing).
+        self.methods.held = Some(VecDeque::new());
+        // Results already here complete now.
+        let answered: Vec<u64> = self.methods.calls.iter().filter(|(_, c)| c.result.is_some()).map(|(id, _)| *id).collect();
+        for id in answered {
+            if let Some(c) = self.methods.calls.get_mut(&id) {
+                c.updated = true;
+            }
+            self.maybe_complete(id);
+        }
+        let first: Vec<u64> = self.methods.blocks.front().map(|b| b.ids.clone()).unwrap_or_default();
+        for id in first {
+            if self.methods.calls.get(&id).is_some_and(|c| c.sent && c.options.no_retry) {
+                self.fail_call(id, MethodError::InvocationFailed);
+            }
+        }
+        for c in self.methods.calls.values_mut() {
+            c.sent = false;
+        }
+        if reconnect {
+            self.methods.held = Some(std::mem::take(&mut self.methods.blocks));
+            self.out.push_back(Output::RunReconnectHooks);
+        } else {
+            self.methods.held = None;
+            self.send_first_block();
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! Method calls: blocks, completion, the outbox, reconnects, resumption.
+
+use super::*;
+use crate::protocol::machine::{CallOptions, MethodError, Outbox};
+use serde_json::{json, Value};
+
+fn call(h: &mut Harness, name: &str, opts: CallOptions) -> u64 {
+    let id = h.m.call(name, vec![json!(name)], opts, h.now).expect("queued");
+    h.drain();
+    id
+}
+
+/// The method messages sent since the last clear, as (name, id).
+fn sent_methods(h: &Harness) -> Vec<(String, String)> {
+    h.sent
+        .iter()
+        .filter_map(|t| {
+            let v: Value = serde_json::from_str(t).ok()?;
+            if v["msg"] != "method" {
+                return None;
+            }
+            Some((v["method"].as_str()?.to_owned(), v["id"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+fn done(h: &Harness) -> Vec<(u64, Result<Option<Value>, MethodError>)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MethodDone { id, outcome } => Some((*id, outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(h: &mut Harness, id: u64, result: Value) {
+    h.frame(&json!({"msg":"result","id":id.to_string(),"result":result}).to_string());
+    h.frame(&json!({"msg":"updated","methods":[id.to_string()]}).to_string());
+}
+
+fn wait() -> CallOptions {
+    CallOptions { wait: true, ..CallOptions::default() }
+}
+
+#[test]
+fn calls_go_out_at_once_when_connected_with_sequential_ids() {
+    let mut h = connected();
+    call(&mut h, "a", CallOptions::default());
+    call(&mut h, "b", CallOptions::default());
+    assert_eq!(sent_methods(&h), vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+    assert_eq!(h.sent[0], r#"{"msg":"method","method":"a","params":["a"],"id":"1"}"#);
+    assert_eq!(h.m.outbox(), Outbox { queued: 0, in_flight: 2 });
+}
+
+#[test]
+fn a_call_completes_only_with_both_result_and_updated_in_either_order() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions::default());
+    let b = call(&mut h, "b", CallOptions::default());
+    h.frame(r#"{"msg":"result","id":"1","result":42}"#);
+    assert!(done(&h).is_empty());
+    assert!(h.events.contains(&Event::MethodResult { id: a, outcome: Ok(Some(json!(42))) }));
+    h.frame(r#"{"msg":"updated","methods":["2"]}"#);
+    assert!(done(&h).is_empty());
+    h.frame(r#"{"msg":"updated","methods":["1"]}"#);
+    assert_eq!(done(&h), vec![(a, Ok(Some(json!(42))))]);
+    h.frame(r#"{"msg":"result","id":"2"}"#);
+    assert_eq!(done(&h)[1], (b, Ok(None)));
+    assert_eq!(h.m.outbox(), Outbox::default());
+}
+
+#[test]
+fn server_errors_carry_error_reason_details() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions::default());
+    h.frame(r#"{"msg":"result","id":"1","error":{"error":"not-allowed","reason":"No","details":{"x":1},"errorType":"Meteor.Error"}}"#);
+    h.frame(r#"{"msg":"updated","methods":["1"]}"#);
+    let (id, outcome) = done(&h).remove(0);
+    assert_eq!(id, a);
+    let e = outcome.unwrap_err();
+    assert_eq!(e.error(), json!("not-allowed"));
+    assert_eq!(e.reason(), "No");
+    assert_eq!(e.details(), Some(&json!({"x":1})));
+    assert_eq!(e.to_string(), "No [not-allowed]");
+}
+
+#[test]
+fn calls_made_offline_wait_in_order_and_go_out_on_connect() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    for i in 0..5 {
+        call(&mut h, &format!("m{i}"), CallOptions::default());
+    }
+    assert!(sent_methods(&h).is_empty());
+    assert_eq!(h.m.outbox(), Outbox { queued: 5, in_flight: 0 });
+    h.open_and_connect("S");
+    let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["m0", "m1", "m2", "m3", "m4"]);
+}
+
+#[test]
+fn wait_calls_run_alone() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions::default());
+    let w = call(&mut h, "w", wait());
+    let b = call(&mut h, "b", CallOptions::default());
+    let c = call(&mut h, "c", CallOptions::default());
+    assert_eq!(sent_methods(&h), vec![("a".into(), "1".into())], "w waits for a");
+    answer(&mut h, a, json!(1));
+    assert_eq!(sent_methods(&h).last().unwrap().0, "w");
+    assert_eq!(sent_methods(&h).len(), 2, "b and c wait for w");
+    answer(&mut h, w, json!(2));
+    let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["a", "w", "b", "c"]);
+    answer(&mut h, b, json!(3));
+    answer(&mut h, c, json!(4));
+    assert_eq!(done(&h).len(), 4);
+}
+
+#[test]
+fn new_session_resends_unanswered_calls_with_the_same_id() {
+    let mut h = connected();
+    call(&mut h, "a", CallOptions::default());
+    call(&mut h, "b", CallOptions::default());
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    assert_eq!(h.hooks_run, 1);
+    assert_eq!(sent_methods(&h), vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
+}
+
+#[test]
+fn no_retry_calls_fail_with_invocation_failed_after_a_drop() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions { no_retry: true, ..CallOptions::default() });
+    call(&mut h, "b", CallOptions::default());
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    let d = done(&h);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].0, a);
+    let e = d[0].1.clone().unwrap_err();
+    assert_eq!(e, MethodError::InvocationFailed);
+    assert_eq!(e.error(), json!("invocation-failed"));
+    assert_eq!(sent_methods(&h), vec![("b".into(), "2".into())]);
+}
+
+#[test]
+fn a_result_without_updated_completes_on_a_new_session() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions::default());
+    h.frame(r#"{"msg":"result","id":"1","result":7}"#);
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    assert_eq!(done(&h), vec![(a, Ok(Some(json!(7))))]);
+    assert!(sent_methods(&h).is_empty(), "not run again");
+}
+
+#[test]
+fn reconnect_hook_calls_go_ahead_of_the_old_queue() {
+    let mut h = connected();
+    call(&mut h, "old1", CallOptions::default());
+    call(&mut h, "old2", CallOptions::default());
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.hook = Some(Box::new(|m, now| {
+        m.call("login", vec![], CallOptions { wait: true, ..CallOptions::default() }, now).unwrap();
+    }));
+    h.open_and_connect("S2");
+    assert_eq!(sent_methods(&h), vec![("login".into(), "3".into())], "the old calls wait for the login");
+    answer(&mut h, 3, json!("token"));
+    let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["login", "old1", "old2"]);
+}
+
+#[test]
+fn non_wait_hook_calls_merge_with_the_old_first_block() {
+    let mut h = connected();
+    call(&mut h, "old", CallOptions::default());
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.hook = Some(Box::new(|m, now| {
+        m.call("hello", vec![], CallOptions::default(), now).unwrap();
+    }));
+    h.open_and_connect("S2");
+    let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["hello", "old"]);
+}
+
+#[test]
+fn no_hooks_on_the_first_connection() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    h.open_and_connect("S");
+    assert_eq!(h.hooks_run, 0);
+}
+
+#[test]
+fn resumption_sends_the_session_and_count_and_resends_without_hooks() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions { no_retry: true, ..CallOptions::default() });
+    let b = call(&mut h, "b", CallOptions::default());
+    h.frame(r#"{"msg":"added","collection":"c","id":"x"}"#);
+    h.frame(r#"{"msg":"ping"}"#); // heartbeats do not count
+    h.frame(r#"{"msg":"result","id":"2","result":"B"}"#);
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.drain();
+    assert_eq!(
+        h.sent[0],
+        r#"{"msg":"connect","session":"S1","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#
+    );
+    h.frame(r#"{"msg":"connected","session":"S1"}"#);
+    assert!(h.m.resumed());
+    assert_eq!(h.hooks_run, 0, "the session survived: no onReconnect");
+    // The noRetry call is not failed: the server dedupes the re-send.
+    assert_eq!(sent_methods(&h), vec![("a".into(), "1".into())]);
+    // The replayed `updated` completes b.
+    h.frame(r#"{"msg":"updated","methods":["2"]}"#);
+    assert_eq!(done(&h), vec![(b, Ok(Some(json!("B"))))]);
+    answer(&mut h, a, json!("A"));
+    assert_eq!(done(&h)[1], (a, Ok(Some(json!("A")))));
+}
+
+#[test]
+fn a_refused_resumption_is_a_new_session() {
+    let mut h = connected();
+    call(&mut h, "a", CallOptions::default());
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("OTHER");
+    assert!(!h.m.resumed());
+    assert_eq!(h.hooks_run, 1);
+    assert_eq!(sent_methods(&h), vec![("a".into(), "1".into())]);
+}
+
+#[test]
+fn disconnect_ends_the_session_for_good() {
+    let mut h = connected();
+    h.m.disconnect(h.now);
+    h.drain();
+    assert_eq!(h.sent.last().unwrap(), r#"{"msg":"disconnect"}"#);
+    h.m.reconnect(h.now);
+    h.drain();
+    h.sent.clear();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.drain();
+    assert!(!h.sent[0].contains("session"), "no resumption after disconnect(): {}", h.sent[0]);
+}
+
+#[test]
+fn resumption_can_be_turned_off() {
+    let mut h = Harness::new(Config { resume_sessions: false, ..Config::default() });
+    h.start();
+    h.open_and_connect("S1");
+    h.close(1006);
+    h.fire();
+    h.sent.clear();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.drain();
+    assert!(!h.sent[0].contains("session"));
+}
+
+#[test]
+fn timeouts_fail_the_call_and_free_the_block() {
+    let mut h = connected();
+    let a = call(&mut h, "slow", CallOptions { timeout_ms: Some(1000.0), ..CallOptions::default() });
+    let w = call(&mut h, "w", wait());
+    assert_eq!(h.m.poll_timeout(), Some(h.now + 1000.0));
+    h.advance(999.0);
+    assert!(done(&h).is_empty());
+    h.advance(1.0);
+    assert_eq!(done(&h), vec![(a, Err(MethodError::Timeout))]);
+    assert_eq!(sent_methods(&h).last().unwrap().0, "w", "the next block goes");
+    // A late answer to the timed-out call is ignored quietly.
+    h.frame(r#"{"msg":"result","id":"1","result":1}"#);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Error(_))));
+    answer(&mut h, w, json!(0));
+    assert_eq!(done(&h).len(), 2);
+}
+
+#[test]
+fn timeouts_run_while_offline_too() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let a = call(&mut h, "a", CallOptions { timeout_ms: Some(50.0), ..CallOptions::default() });
+    h.advance(50.0);
+    assert_eq!(done(&h), vec![(a, Err(MethodError::Timeout))]);
+}
+
+#[test]
+fn cancel_only_before_sending() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let a = call(&mut h, "a", CallOptions::default());
+    let b = call(&mut h, "b", CallOptions::default());
+    assert!(h.m.cancel(a));
+    h.drain();
+    assert_eq!(done(&h), vec![(a, Err(MethodError::Cancelled))]);
+    h.open_and_connect("S");
+    assert_eq!(sent_methods(&h), vec![("b".into(), "2".into())]);
+    assert!(!h.m.cancel(b), "already sent");
+    assert!(!h.m.cancel(99));
+}
+
+#[test]
+fn a_full_outbox_rejects_at_once() {
+    let mut h = Harness::new(Config { max_pending_calls: 3, max_pending_bytes: 100, ..Config::default() });
+    h.start();
+    for _ in 0..3 {
+        call(&mut h, "m", CallOptions::default());
+    }
+    assert_eq!(h.m.call("m", vec![], CallOptions::default(), h.now), Err(MethodError::QueueFull { limit: "maxPendingCalls" }));
+    let mut h = Harness::new(Config { max_pending_bytes: 100, ..Config::default() });
+    h.start();
+    let big = vec![json!("x".repeat(200))];
+    assert_eq!(h.m.call("m", big, CallOptions::default(), h.now), Err(MethodError::QueueFull { limit: "maxPendingBytes" }));
+    assert_eq!(h.m.outbox(), Outbox::default(), "nothing was queued");
+}
+
+#[test]
+fn close_fails_everything_with_closed() {
+    let mut h = connected();
+    let a = call(&mut h, "a", CallOptions::default());
+    h.m.close(h.now);
+    h.drain();
+    assert_eq!(done(&h), vec![(a, Err(MethodError::Closed))]);
+    assert_eq!(h.m.call("b", vec![], CallOptions::default(), h.now), Err(MethodError::Closed));
+}
+
+#[test]
+fn answers_for_ids_never_issued_are_reported() {
+    let mut h = connected();
+    h.frame(r#"{"msg":"result","id":"77","result":1}"#);
+    h.frame(r#"{"msg":"updated","methods":["zz"]}"#);
+    let errors = h.events.iter().filter(|e| matches!(e, Event::Error(ProtocolError::Unexpected(_)))).count();
+    assert_eq!(errors, 2);
+}
+
+#[test]
+fn random_seed_is_sent_when_given() {
+    let mut h = connected();
+    call(&mut h, "a", CallOptions { random_seed: Some("SEED".into()), ..CallOptions::default() });
+    assert!(h.sent[0].contains(r#""randomSeed":"SEED""#));
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod simulated {
+    //! Random histories of calls, drops and reconnects against a simulated
+    //! server: with resumption every call resolves exactly once and runs
+    //! exactly once; without it every call resolves (runs at least once).
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Call { wait: bool },
+        ToServer,
+        ToClient,
+        Drop,
+        Time,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => Just(Step::Call { wait: false }),
+            1 => Just(Step::Call { wait: true }),
+            4 => Just(Step::ToServer),
+            4 => Just(Step::ToClient),
+            1 => Just(Step::Drop),
+            1 => Just(Step::Time),
+        ]
+    }
+
+    #[derive(Default)]
+    struct Session {
+        history: Vec<String>,
+        seen: HashSet<String>,
+    }
+
+    struct World {
+        m: Machine,
+        now: f64,
+        socket: Option<u64>,
+        open: bool,
+        up: VecDeque<String>,
+        down: VecDeque<String>,
+        sessions: HashMap<String, Session>,
+        current: Option<String>,
+        next_session: u32,
+        resume: bool,
+        runs: HashMap<String, u32>,
+        done: HashMap<u64, u32>,
+        results: HashMap<u64, Value>,
+        hooks: u32,
+    }
+
+    impl World {
+        fn pump(&mut self) {
+            while let Some(o) = self.m.poll_output() {
+                match o {
+                    Output::OpenSocket { socket } => {
+                        self.socket = Some(socket);
+                        self.open = false;
+                        self.up.clear();
+                        self.down.clear();
+                    }
+                    Output::CloseSocket { socket } => {
+                        if self.socket == Some(socket) {
+                            self.socket = None;
+                            self.current = None;
+                            self.up.clear();
+                            self.down.clear();
+                        }
+                    }
+                    Output::Send { text, .. } => self.up.push_back(text),
+                    Output::Event(Event::MethodDone { id, outcome }) => {
+                        *self.done.entry(id).or_default() += 1;
+                        if let Ok(Some(v)) = outcome {
+                            self.results.insert(id, v);
+                        }
+                    }
+                    Output::Event(_) => {}
+                    Output::RunReconnectHooks => {
+                        self.hooks += 1;
+                        self.m.reconnect_hooks_done();
+                    }
+                }
+            }
+        }
+
+        fn server_send(&mut self, v: Value) {
+            let text = v.to_string();
+            if let Some(s) = self.current.clone() {
+                self.sessions.entry(s).or_default().history.push(text.clone());
+            }
+            self.down.push_back(text);
+        }
+
+        fn to_server(&mut self) {
+            let Some(text) = self.up.pop_front() else { return };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            match v["msg"].as_str().unwrap() {
+                "connect" => {
+                    let asked = v["session"].as_str().map(str::to_owned);
+                    let count = v["receivedCount"].as_u64().unwrap_or(0) as usize;
+                    match asked.filter(|s| self.resume && self.sessions.contains_key(s)) {
+                        Some(s) => {
+                            self.current = Some(s.clone());
+                            self.down.push_back(json!({"msg":"connected","session":s}).to_string());
+                            let missed: Vec<String> = self.sessions[&s].history[count..].to_vec();
+                            self.down.extend(missed);
+                        }
+                        None => {
+                            self.next_session += 1;
+                            let s = format!("S{}", self.next_session);
+                            self.sessions.insert(s.clone(), Session::default());
+                            self.current = Some(s.clone());
+                            self.down.push_back(json!({"msg":"connected","session":s}).to_string());
+                        }
+                    }
+                }
+                "method" => {
+                    let id = v["id"].as_str().unwrap().to_owned();
+                    let session = self.current.clone().unwrap();
+                    if !self.sessions.get_mut(&session).unwrap().seen.insert(id.clone()) {
+                        return; // a re-send within the same session: never run twice
+                    }
+                    let token = v["params"][0].as_str().unwrap().to_owned();
+                    *self.runs.entry(token.clone()).or_default() += 1;
+                    // Alternate the order of result and updated.
+                    if id.len() % 2 == 0 {
+                        self.server_send(json!({"msg":"updated","methods":[id]}));
+                        self.server_send(json!({"msg":"result","id":id,"result":token}));
+                    } else {
+                        self.server_send(json!({"msg":"result","id":id,"result":token}));
+                        self.server_send(json!({"msg":"updated","methods":[id]}));
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        fn step(&mut self, st: &Step, n: &mut u32) {
+            match st {
+                Step::Call { wait } => {
+                    *n += 1;
+                    let token = format!("t{n}");
+                    self.m.call("m", vec![json!(token)], CallOptions { wait: *wait, ..CallOptions::default() }, self.now).unwrap();
+                }
+                Step::ToServer => {
+                    if let Some(s) = self.socket {
+                        if !self.open {
+                            self.open = true;
+                            self.m.handle_open(s, self.now);
+                        } else {
+                            self.to_server();
+                        }
+                    }
+                }
+                Step::ToClient => {
+                    if let (Some(s), Some(text)) = (self.socket, self.down.pop_front()) {
+                        self.m.handle_frame(s, &text, self.now);
+                    }
+                }
+                Step::Drop => {
+                    if let Some(s) = self.socket {
+                        self.m.handle_close(s, 1006, self.now);
+                    }
+                }
+                Step::Time => {
+                    self.now += 100.0;
+                    self.m.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+
+        fn settle(&mut self) {
+            for _ in 0..100_000 {
+                if self.m.outbox() == Outbox::default() && self.m.status().connected {
+                    return;
+                }
+                let st = if self.socket.is_none() {
+                    Step::Time
+                } else if !self.up.is_empty() || !self.open {
+                    Step::ToServer
+                } else if !self.down.is_empty() {
+                    Step::ToClient
+                } else {
+                    Step::Time
+                };
+                self.step(&st, &mut 0);
+            }
+            panic!("did not settle: {:?}", self.m.outbox());
+        }
+    }
+
+    fn run(steps: Vec<Step>, resume: bool) -> World {
+        let config = Config { heartbeat_interval_ms: 0.0, connect_timeout_ms: 0.0, resume_sessions: resume, ..Config::default() };
+        let mut w = World {
+            m: Machine::new(config, seeded(7)),
+            now: 0.0,
+            socket: None,
+            open: false,
+            up: VecDeque::new(),
+            down: VecDeque::new(),
+            sessions: HashMap::new(),
+            current: None,
+            next_session: 0,
+            resume,
+            runs: HashMap::new(),
+            done: HashMap::new(),
+            results: HashMap::new(),
+            hooks: 0,
+        };
+        w.m.start(0.0);
+        w.pump();
+        let mut n = 0;
+        for st in &steps {
+            w.step(st, &mut n);
+        }
+        w.settle();
+        let calls = steps.iter().filter(|s| matches!(s, Step::Call { .. })).count();
+        assert_eq!(w.done.len(), calls, "every call resolved");
+        assert!(w.done.values().all(|c| *c == 1), "each exactly once");
+        for (id, v) in &w.results {
+            assert_eq!(v, &json!(format!("t{id}")), "each call got its own result");
+        }
+        assert_eq!(w.results.len(), calls);
+        for i in 1..=calls {
+            assert!(w.runs.get(&format!("t{i}")).copied().unwrap_or(0) >= 1, "t{i} ran");
+        }
+        w
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn with_resumption_every_call_resolves_once_and_runs_once(steps in proptest::collection::vec(step(), 1..80)) {
+            let w = run(steps, true);
+            prop_assert!(w.runs.values().all(|r| *r == 1), "ran twice: {:?}", w.runs);
+            prop_assert_eq!(w.hooks, 0);
+        }
+
+        #[test]
+        fn without_resumption_every_call_still_resolves(steps in proptest::collection::vec(step(), 1..80)) {
+            run(steps, false);
+        }
+    }
+
+    #[test]
+    fn without_resumption_a_lost_result_means_a_second_run() {
+        // The documented at-least-once risk, shown: the result is lost in the drop.
+        let steps = vec![Step::ToServer, Step::ToServer, Step::ToClient, Step::Call { wait: false }, Step::ToServer, Step::Drop];
+        let w = run(steps, false);
+        assert_eq!(w.runs["t1"], 2);
+        let steps = vec![Step::ToServer, Step::ToServer, Step::ToClient, Step::Call { wait: false }, Step::ToServer, Step::Drop];
+        let w = run(steps, true);
+        assert_eq!(w.runs["t1"], 1);
+    }
+}
