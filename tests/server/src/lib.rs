@@ -28,7 +28,9 @@ use axum::routing::{any, get};
 use axum::Router;
 use rand::Rng;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+mod methods;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +79,8 @@ pub struct Config {
     pub mounts: Vec<(String, PathBuf)>,
     /// The largest frame accepted from a client.
     pub max_message_bytes: usize,
+    /// How long a dropped session waits for its client to resume it.
+    pub grace: Duration,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             forwarded_count: 0,
             mounts: Vec::new(),
             max_message_bytes: 1 << 20,
+            grace: Duration::from_secs(15),
         }
     }
 }
@@ -129,6 +134,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+#[derive(Debug)]
 enum Out {
     Text(String),
     Close(u16, String),
@@ -137,24 +143,49 @@ enum Out {
 
 type CloseHook = Box<dyn FnOnce() + Send>;
 
+/// Messages kept for replay after a resumption.
+const HISTORY: usize = 10_000;
+
+/// Where a session's messages go: the socket it is attached to (none during
+/// the grace period after a drop), and what it sent, for replay.
+struct Link {
+    tx: Option<mpsc::UnboundedSender<Out>>,
+    /// Socket generation, so a stale socket cannot detach a newer one.
+    generation: u64,
+    history: VecDeque<String>,
+    /// Sequence number of `history[0]`.
+    base: u64,
+    /// Messages sent in the session (ping/pong not counted).
+    sent: u64,
+}
+
 struct ConnInner {
     id: String,
     client_address: Option<String>,
     http_headers: BTreeMap<String, String>,
-    tx: mpsc::UnboundedSender<Out>,
+    link: Mutex<Link>,
+    /// Ended on purpose (client `disconnect`, server `close()`): not resumable.
+    graceful: AtomicBool,
     closed: AtomicBool,
     on_close: Mutex<Vec<CloseHook>>,
+    /// Method ids this session has seen: a re-send is never run twice.
+    seen: Mutex<HashSet<String>>,
+    /// The session's method worker (methods run one at a time, as in Meteor).
+    worker: mpsc::UnboundedSender<methods::Invocation>,
+    /// The version negotiated for the session.
+    version: String,
 }
 
-/// A client's connection, as server code sees it (like Meteor's
-/// `Meteor.onConnection` argument). Cheap to clone.
+/// A client's session, as server code sees it (like Meteor's
+/// `Meteor.onConnection` argument). It outlives a dropped socket for the
+/// grace period, so a resuming client gets it back. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerConnection {
     inner: Arc<ConnInner>,
 }
 
 impl ServerConnection {
-    /// The session id (17 characters; new on every connection).
+    /// The session id (17 characters; new unless the client resumed).
     pub fn id(&self) -> &str {
         &self.inner.id
     }
@@ -169,17 +200,20 @@ impl ServerConnection {
         &self.inner.http_headers
     }
 
-    /// Closes the connection (cleanly, code 1000).
+    /// Closes the connection (cleanly, code 1000; not resumable).
     pub fn close(&self) {
-        let _ = self.inner.tx.send(Out::Close(1000, "server disconnect".into()));
+        self.inner.graceful.store(true, Ordering::SeqCst);
+        if let Some(tx) = &lock(&self.inner.link).tx {
+            let _ = tx.send(Out::Close(1000, "server disconnect".into()));
+        }
     }
 
-    /// True once the connection has ended.
+    /// True once the session has ended.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::SeqCst)
     }
 
-    /// Runs `f` when the connection ends; at once if it already has.
+    /// Runs `f` when the session ends; at once if it already has.
     pub fn on_close(&self, f: impl FnOnce() + Send + 'static) {
         let mut hooks = lock(&self.inner.on_close);
         if self.is_closed() {
@@ -190,12 +224,62 @@ impl ServerConnection {
         }
     }
 
-    fn send(&self, v: Value) {
-        let _ = self.inner.tx.send(Out::Text(v.to_string()));
+    /// Sends a DDP message in the session (kept for replay).
+    pub fn send(&self, v: Value) {
+        let text = v.to_string();
+        let mut link = lock(&self.inner.link);
+        link.sent += 1;
+        link.history.push_back(text.clone());
+        if link.history.len() > HISTORY {
+            link.history.pop_front();
+            link.base += 1;
+        }
+        if let Some(tx) = &link.tx {
+            let _ = tx.send(Out::Text(text));
+        }
+    }
+
+    /// Attaches a new socket after a resumption: replays what the client
+    /// has not received. False if that cannot be done (too old a count).
+    fn resume(&self, received: u64, tx: mpsc::UnboundedSender<Out>, generation: u64) -> bool {
+        let mut link = lock(&self.inner.link);
+        if received < link.base || received > link.sent {
+            return false;
+        }
+        let _ = tx.send(Out::Text(json!({"msg":"connected","session":self.id()}).to_string()));
+        let skip = (received - link.base) as usize;
+        for m in link.history.iter().skip(skip) {
+            let _ = tx.send(Out::Text(m.clone()));
+        }
+        // A socket the client already gave up on (the server may not have
+        // noticed yet) is cut.
+        if let Some(old) = link.tx.replace(tx) {
+            let _ = old.send(Out::Drop);
+        }
+        link.generation = generation;
+        true
+    }
+
+    /// The socket went away. Returns whether the session is now detached
+    /// (false if a newer socket already took it over).
+    fn detach(&self, generation: u64) -> bool {
+        let mut link = lock(&self.inner.link);
+        if link.generation != generation {
+            return false;
+        }
+        link.tx = None;
+        true
+    }
+
+    fn attached_generation(&self) -> Option<u64> {
+        let link = lock(&self.inner.link);
+        link.tx.as_ref().map(|_| link.generation)
     }
 
     fn finish(&self) {
-        self.inner.closed.store(true, Ordering::SeqCst);
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let hooks = std::mem::take(&mut *lock(&self.inner.on_close));
         for h in hooks {
             h();
@@ -203,13 +287,34 @@ impl ServerConnection {
     }
 }
 
-#[derive(Default)]
 struct Scenario {
     refuse: AtomicBool,
     silent: AtomicBool,
+    resume: AtomicBool,
+    grace_ms: AtomicU64,
     versions: Mutex<Option<Vec<String>>>,
-    conns: Mutex<HashMap<String, ServerConnection>>,
+    /// Open sockets (handshake done or not), for faults and stats.
+    sockets: Mutex<HashMap<u64, mpsc::UnboundedSender<Out>>>,
+    /// Live sessions, attached or within their grace period.
+    sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
+    state: methods::State,
+}
+
+impl Scenario {
+    fn new(grace: Duration) -> Self {
+        Scenario {
+            refuse: AtomicBool::new(false),
+            silent: AtomicBool::new(false),
+            resume: AtomicBool::new(true),
+            grace_ms: AtomicU64::new(grace.as_millis() as u64),
+            versions: Mutex::new(None),
+            sockets: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            accepted: AtomicU64::new(0),
+            state: methods::State::default(),
+        }
+    }
 }
 
 type ConnectionHook = Arc<dyn Fn(ServerConnection) + Send + Sync>;
@@ -219,11 +324,12 @@ struct Shared {
     scenarios: Mutex<HashMap<String, Arc<Scenario>>>,
     hooks: Mutex<Vec<(u64, ConnectionHook)>>,
     next_hook: AtomicU64,
+    next_socket: AtomicU64,
 }
 
 impl Shared {
     fn scenario(&self, name: &str) -> Arc<Scenario> {
-        lock(&self.scenarios).entry(name.to_owned()).or_default().clone()
+        lock(&self.scenarios).entry(name.to_owned()).or_insert_with(|| Arc::new(Scenario::new(self.config.grace))).clone()
     }
 }
 
@@ -255,6 +361,7 @@ impl Server {
                 scenarios: Mutex::new(HashMap::new()),
                 hooks: Mutex::new(Vec::new()),
                 next_hook: AtomicU64::new(0),
+                next_socket: AtomicU64::new(0),
             }),
         }
     }
@@ -266,9 +373,9 @@ impl Server {
         Registration { shared: self.shared.clone(), id }
     }
 
-    /// Open connections of a scenario.
+    /// Open sockets of a scenario.
     pub fn connection_count(&self, scenario: &str) -> usize {
-        lock(&self.shared.scenario(scenario).conns).len()
+        lock(&self.shared.scenario(scenario).sockets).len()
     }
 
     /// The axum router: WebSocket endpoints, control endpoint, static files.
@@ -346,14 +453,20 @@ async fn control(
     let sc = server.shared.scenario(&scenario);
     let on = q.get("on").map_or(true, |v| v != "false" && v != "0");
     let each = |out: fn() -> Out| {
-        for c in lock(&sc.conns).values() {
-            let _ = c.inner.tx.send(out());
+        for tx in lock(&sc.sockets).values() {
+            let _ = tx.send(out());
         }
     };
     match action.as_str() {
         "drop" => each(|| Out::Drop),
         "disconnect" => each(|| Out::Close(1000, "server disconnect".into())),
         "refuse" => sc.refuse.store(on, Ordering::SeqCst),
+        "resume" => sc.resume.store(on, Ordering::SeqCst),
+        "grace" => {
+            let ms = q.get("ms").and_then(|v| v.parse().ok()).unwrap_or(15_000);
+            sc.grace_ms.store(ms, Ordering::SeqCst);
+        }
+        "executions" => return control_response(StatusCode::OK, sc.state.report()),
         "silent" => sc.silent.store(on, Ordering::SeqCst),
         "versions" => {
             let v: Vec<String> = q.get("v").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
@@ -362,18 +475,20 @@ async fn control(
         "reset" => {
             sc.refuse.store(false, Ordering::SeqCst);
             sc.silent.store(false, Ordering::SeqCst);
+            sc.resume.store(true, Ordering::SeqCst);
             *lock(&sc.versions) = None;
         }
         "stats" => {}
         _ => return control_response(StatusCode::NOT_FOUND, json!({"error": format!("unknown action {action:?}")})),
     }
-    let conns = lock(&sc.conns);
-    let ids: Vec<&String> = conns.keys().collect();
+    let sockets = lock(&sc.sockets).len();
+    let sessions = lock(&sc.sessions);
+    let ids: Vec<&String> = sessions.keys().collect();
     control_response(
         StatusCode::OK,
         json!({
             "scenario": scenario,
-            "connections": conns.len(),
+            "connections": sockets,
             "sessions": ids,
             "accepted": sc.accepted.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
@@ -418,11 +533,7 @@ pub fn choose_version(client_support: &[String], server_versions: &[String]) -> 
         .unwrap_or_else(|| DEFAULT_VERSIONS[0].to_owned())
 }
 
-struct Session {
-    conn: Option<ServerConnection>,
-    version: String,
-}
-
+/// One socket's handler.
 async fn run_connection(
     server: Server,
     sc: Arc<Scenario>,
@@ -431,30 +542,19 @@ async fn run_connection(
     http_headers: BTreeMap<String, String>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    let generation = server.shared.next_socket.fetch_add(1, Ordering::SeqCst);
+    lock(&sc.sockets).insert(generation, tx.clone());
     let config = server.shared.config.clone();
-    let conn = ServerConnection {
-        inner: Arc::new(ConnInner {
-            id: random_id(),
-            client_address: address,
-            http_headers,
-            tx,
-            closed: AtomicBool::new(false),
-            on_close: Mutex::new(Vec::new()),
-        }),
-    };
-    let mut session = Session { conn: None, version: String::new() };
+    let mut ctx = SocketCtx { server: &server, sc: &sc, tx, generation, address, http_headers, session: None };
     let hb_on = !config.heartbeat_interval.is_zero();
     let mut last_received = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    // Registered before the handshake so that `drop`/`disconnect` reach
-    // sockets that are still negotiating too.
-    lock(&sc.conns).insert(conn.id().to_owned(), conn.clone());
     loop {
         let deadline = match ping_sent {
             Some(t) => t + config.heartbeat_timeout,
             None => last_received + config.heartbeat_interval,
         };
-        let heartbeat_active = hb_on && session.conn.is_some() && session.version != "pre1";
+        let heartbeat_active = hb_on && ctx.session.as_ref().is_some_and(|s| s.inner.version != "pre1");
         tokio::select! {
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { break };
@@ -465,8 +565,8 @@ async fn run_connection(
                 ping_sent = None;
                 match message {
                     Message::Text(text) => {
-                        if !handle_text(&server, &sc, &conn, &mut session, text.as_str()) {
-                            // Flush what the handler queued (the `failed`), then close.
+                        if !ctx.handle_text(text.as_str()) {
+                            // Flush what the handler queued (e.g. `failed`), then close.
                             while let Ok(Out::Text(t)) = rx.try_recv() {
                                 let _ = socket.send(Message::Text(t.into())).await;
                             }
@@ -474,7 +574,7 @@ async fn run_connection(
                             break;
                         }
                     }
-                    Message::Binary(_) => conn.send(error_reply("Bad request", None)),
+                    Message::Binary(_) => ctx.reply(error_reply("Bad request", None)),
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -486,6 +586,9 @@ async fn run_connection(
                         if socket.send(Message::Text(t.into())).await.is_err() { break; }
                     }
                     Some(Out::Close(code, reason)) => {
+                        if let Some(s) = &ctx.session {
+                            s.inner.graceful.store(true, Ordering::SeqCst);
+                        }
                         let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                         break;
                     }
@@ -508,29 +611,171 @@ async fn run_connection(
             }
         }
     }
-    lock(&sc.conns).remove(conn.id());
-    conn.finish();
+    lock(&sc.sockets).remove(&generation);
+    if let Some(session) = ctx.session.take() {
+        end_or_hold(sc.clone(), session, generation);
+    }
 }
 
-/// Handles one text frame; false means "close the socket now".
-fn handle_text(server: &Server, sc: &Scenario, conn: &ServerConnection, session: &mut Session, text: &str) -> bool {
-    let parsed: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => {
-            conn.send(error_reply("Bad request", Some(Value::String(text.to_owned()))));
+/// After a socket ends: a graceful end (or no resumption) ends the session
+/// now; otherwise it waits the grace period for its client to come back.
+fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generation: u64) {
+    if !session.detach(generation) {
+        return; // a newer socket has it
+    }
+    let graceful = session.inner.graceful.load(Ordering::SeqCst);
+    if graceful || !sc.resume.load(Ordering::SeqCst) {
+        lock(&sc.sessions).remove(session.id());
+        session.finish();
+        return;
+    }
+    let grace = Duration::from_millis(sc.grace_ms.load(Ordering::SeqCst));
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if session.attached_generation().is_none() {
+            lock(&sc.sessions).remove(session.id());
+            session.finish();
+        }
+    });
+}
+
+struct SocketCtx<'a> {
+    server: &'a Server,
+    sc: &'a Arc<Scenario>,
+    tx: mpsc::UnboundedSender<Out>,
+    generation: u64,
+    address: Option<String>,
+    http_headers: BTreeMap<String, String>,
+    session: Option<ServerConnection>,
+}
+
+impl SocketCtx<'_> {
+    /// A reply outside the session's numbered stream (errors before the
+    /// handshake, pongs).
+    fn reply(&self, v: Value) {
+        match &self.session {
+            Some(s) if !matches!(v.get("msg").and_then(Value::as_str), Some("pong")) => s.send(v),
+            _ => {
+                let _ = self.tx.send(Out::Text(v.to_string()));
+            }
+        }
+    }
+
+    fn new_session(&mut self, version: String) -> ServerConnection {
+        let (worker_tx, worker_rx) = mpsc::unbounded_channel();
+        let conn = ServerConnection {
+            inner: Arc::new(ConnInner {
+                id: random_id(),
+                client_address: self.address.clone(),
+                http_headers: self.http_headers.clone(),
+                link: Mutex::new(Link {
+                    tx: Some(self.tx.clone()),
+                    generation: self.generation,
+                    history: VecDeque::new(),
+                    base: 0,
+                    sent: 0,
+                }),
+                graceful: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                on_close: Mutex::new(Vec::new()),
+                seen: Mutex::new(HashSet::new()),
+                worker: worker_tx,
+                version,
+            }),
+        };
+        tokio::spawn(methods::worker(self.sc.clone(), conn.clone(), worker_rx));
+        lock(&self.sc.sessions).insert(conn.id().to_owned(), conn.clone());
+        conn
+    }
+
+    /// Handles one text frame; false means "close the socket now".
+    fn handle_text(&mut self, text: &str) -> bool {
+        let parsed: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => {
+                self.reply(error_reply("Bad request", Some(Value::String(text.to_owned()))));
+                return true;
+            }
+        };
+        let Some(msg) = parsed.get("msg").and_then(Value::as_str).map(str::to_owned) else {
+            self.reply(error_reply("Bad request", Some(parsed)));
+            return true;
+        };
+        if msg == "connect" {
+            return self.handle_connect(parsed);
+        }
+        let Some(session) = self.session.clone() else {
+            self.reply(error_reply("Must connect first", Some(parsed)));
+            return true;
+        };
+        match msg.as_str() {
+            "ping" => {
+                let mut pong = json!({"msg":"pong"});
+                if let Some(id) = parsed.get("id") {
+                    pong["id"] = id.clone();
+                }
+                let _ = self.tx.send(Out::Text(pong.to_string()));
+            }
+            "pong" => {}
+            "disconnect" => {
+                // The client ends the session on purpose: not resumable.
+                session.inner.graceful.store(true, Ordering::SeqCst);
+                return false;
+            }
+            "method" => {
+                let (Some(name), Some(id)) =
+                    (parsed.get("method").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
+                else {
+                    session.send(error_reply("Malformed method invocation", Some(parsed)));
+                    return true;
+                };
+                let params = match parsed.get("params") {
+                    None => Vec::new(),
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(_) => {
+                        session.send(error_reply("Malformed method invocation", Some(parsed)));
+                        return true;
+                    }
+                };
+                // A re-send of an id this session saw is never run twice: its
+                // answer was sent (and replayed) or is on its way.
+                if !lock(&session.inner.seen).insert(id.to_owned()) {
+                    return true;
+                }
+                let seed = parsed.get("randomSeed").and_then(Value::as_str).map(str::to_owned);
+                let _ = session.inner.worker.send(methods::Invocation { id: id.to_owned(), name: name.to_owned(), params, seed });
+            }
+            "sub" => {
+                let (Some(name), Some(id)) =
+                    (parsed.get("name").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
+                else {
+                    session.send(error_reply("Malformed subscription", Some(parsed)));
+                    return true;
+                };
+                if parsed.get("params").is_some_and(|p| !p.is_array()) {
+                    session.send(error_reply("Malformed subscription", Some(parsed)));
+                    return true;
+                }
+                let err = meteor_error(json!(404), &format!("Subscription '{name}' not found"));
+                session.send(json!({"msg":"nosub","id":id,"error":err}));
+            }
+            "unsub" => {
+                if let Some(id) = parsed.get("id").and_then(Value::as_str) {
+                    session.send(json!({"msg":"nosub","id":id}));
+                }
+            }
+            _ => session.send(error_reply("Bad request", Some(parsed))),
+        }
+        true
+    }
+
+    fn handle_connect(&mut self, parsed: Value) -> bool {
+        if self.session.is_some() {
+            self.reply(error_reply("Already connected", Some(parsed)));
             return true;
         }
-    };
-    let Some(msg) = parsed.get("msg").and_then(Value::as_str).map(str::to_owned) else {
-        conn.send(error_reply("Bad request", Some(parsed)));
-        return true;
-    };
-    if msg == "connect" {
-        if session.conn.is_some() {
-            conn.send(error_reply("Already connected", Some(parsed)));
-            return true;
-        }
-        let server_versions = lock(&sc.versions).clone().unwrap_or_else(|| server.shared.config.versions.clone());
+        let server_versions =
+            lock(&self.sc.versions).clone().unwrap_or_else(|| self.server.shared.config.versions.clone());
         let support: Option<Vec<String>> = parsed
             .get("support")
             .and_then(Value::as_array)
@@ -539,64 +784,29 @@ fn handle_text(server: &Server, sc: &Scenario, conn: &ServerConnection, session:
         let chosen = choose_version(&support.clone().unwrap_or_default(), &server_versions);
         let ok = support.is_some() && asked == Some(chosen.as_str()) && server_versions.contains(&chosen);
         if !ok {
-            conn.send(json!({"msg":"failed","version":chosen}));
+            let _ = self.tx.send(Out::Text(json!({"msg":"failed","version":chosen}).to_string()));
             return false;
         }
-        session.version = chosen;
-        session.conn = Some(conn.clone());
-        conn.send(json!({"msg":"connected","session":conn.id()}));
-        let hooks: Vec<ConnectionHook> = lock(&server.shared.hooks).iter().map(|(_, h)| h.clone()).collect();
+        // Resumption: the previous session, if it is still held and the
+        // count of what the client received is one we can replay from.
+        let previous = parsed.get("session").and_then(Value::as_str);
+        let received = parsed.get("receivedCount").and_then(Value::as_u64);
+        if let (Some(prev), Some(received), true) = (previous, received, self.sc.resume.load(Ordering::SeqCst)) {
+            let held = lock(&self.sc.sessions).get(prev).cloned();
+            if let Some(s) = held.filter(|s| !s.is_closed() && !s.inner.graceful.load(Ordering::SeqCst)) {
+                if s.resume(received, self.tx.clone(), self.generation) {
+                    self.session = Some(s);
+                    return true;
+                }
+            }
+        }
+        let conn = self.new_session(chosen);
+        let _ = self.tx.send(Out::Text(json!({"msg":"connected","session":conn.id()}).to_string()));
+        self.session = Some(conn.clone());
+        let hooks: Vec<ConnectionHook> = lock(&self.server.shared.hooks).iter().map(|(_, h)| h.clone()).collect();
         for h in hooks {
             h(conn.clone());
         }
-        return true;
+        true
     }
-    if session.conn.is_none() {
-        conn.send(error_reply("Must connect first", Some(parsed)));
-        return true;
-    }
-    match msg.as_str() {
-        "ping" => {
-            let mut pong = json!({"msg":"pong"});
-            if let Some(id) = parsed.get("id") {
-                pong["id"] = id.clone();
-            }
-            conn.send(pong);
-        }
-        "pong" => {}
-        "method" => {
-            let (Some(name), Some(id)) = (parsed.get("method").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
-            else {
-                conn.send(error_reply("Malformed method invocation", Some(parsed)));
-                return true;
-            };
-            if parsed.get("params").is_some_and(|p| !p.is_array()) {
-                conn.send(error_reply("Malformed method invocation", Some(parsed)));
-                return true;
-            }
-            let err = meteor_error(json!(404), &format!("Method '{name}' not found"));
-            conn.send(json!({"msg":"result","id":id,"error":err}));
-            conn.send(json!({"msg":"updated","methods":[id]}));
-        }
-        "sub" => {
-            let (Some(name), Some(id)) = (parsed.get("name").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
-            else {
-                conn.send(error_reply("Malformed subscription", Some(parsed)));
-                return true;
-            };
-            if parsed.get("params").is_some_and(|p| !p.is_array()) {
-                conn.send(error_reply("Malformed subscription", Some(parsed)));
-                return true;
-            }
-            let err = meteor_error(json!(404), &format!("Subscription '{name}' not found"));
-            conn.send(json!({"msg":"nosub","id":id,"error":err}));
-        }
-        "unsub" => {
-            if let Some(id) = parsed.get("id").and_then(Value::as_str) {
-                conn.send(json!({"msg":"nosub","id":id}));
-            }
-        }
-        _ => conn.send(error_reply("Bad request", Some(parsed))),
-    }
-    true
 }

@@ -286,3 +286,114 @@ async fn fault_injection_is_per_scenario() {
     let stats = control(addr, "/control/a/reset").await;
     assert_eq!(stats["refuse"], false);
 }
+
+async fn call(c: &mut Ws, id: &str, method: &str, params: Value) {
+    send(c, json!({"msg":"method","id":id,"method":method,"params":params})).await;
+}
+
+/// Reads until both the result and updated of `id` arrived; returns the result message.
+async fn answer(c: &mut Ws, id: &str) -> Value {
+    let (mut result, mut updated) = (None, false);
+    while result.is_none() || !updated {
+        let m = recv(c).await;
+        if m["msg"] == "result" && m["id"] == id {
+            result = Some(m);
+        } else if m["msg"] == "updated" && m["methods"].as_array().unwrap().iter().any(|x| x == id) {
+            updated = true;
+        }
+    }
+    result.unwrap()
+}
+
+#[tokio::test]
+async fn test_methods_answer_in_order() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/t/m/websocket").await;
+    handshake(&mut c).await;
+    call(&mut c, "1", "add", json!([2, 3])).await;
+    assert_eq!(answer(&mut c, "1").await["result"], 5.0);
+    call(&mut c, "2", "echo", json!([{"$date": 5}])).await;
+    assert_eq!(answer(&mut c, "2").await["result"], json!({"$date": 5}));
+    call(&mut c, "3", "fail", json!(["nope", "Not allowed", {"k": 1}])).await;
+    let e = answer(&mut c, "3").await;
+    assert_eq!(e["error"]["error"], "nope");
+    assert_eq!(e["error"]["reason"], "Not allowed");
+    assert_eq!(e["error"]["details"], json!({"k": 1}));
+    call(&mut c, "4", "updatedFirst", json!([1])).await;
+    assert_eq!(recv(&mut c).await["msg"], "updated");
+    assert_eq!(recv(&mut c).await["msg"], "result");
+    call(&mut c, "5", "noResult", json!([])).await;
+    assert!(answer(&mut c, "5").await.get("result").is_none());
+    // Methods of a session run one at a time: a slow one delays the next.
+    call(&mut c, "6", "sleep", json!([100])).await;
+    call(&mut c, "7", "inc", json!(["k"])).await;
+    let first = recv(&mut c).await;
+    assert_eq!((first["msg"].as_str(), first["id"].as_str()), (Some("result"), Some("6")));
+    assert_eq!(answer(&mut c, "7").await["result"], 1);
+    let stats = control(addr, "/control/m/executions").await;
+    assert_eq!(stats["runs"]["add"], 1);
+    assert_eq!(stats["counters"]["k"], 1);
+}
+
+#[tokio::test]
+async fn new_id_follows_the_random_seed() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/websocket").await;
+    handshake(&mut c).await;
+    send(&mut c, json!({"msg":"method","id":"1","method":"newId","params":["items"],"randomSeed":"SEED"})).await;
+    let want = ddp_live::protocol::random::RandomStream::new("SEED", "items").next_id();
+    assert_eq!(answer(&mut c, "1").await["result"], want);
+}
+
+#[tokio::test]
+async fn resumption_replays_missed_messages_and_never_runs_an_id_twice() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/t/r/websocket").await;
+    let session = handshake(&mut c).await;
+    call(&mut c, "1", "inc", json!(["x"])).await;
+    answer(&mut c, "1").await; // 2 messages received
+    // Send a call and drop before reading its answer.
+    call(&mut c, "2", "inc", json!(["x"])).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    control(addr, "/control/r/drop").await;
+    drop(c);
+    let mut c = ws(addr, "/t/r/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1"],"session":session,"receivedCount":2})).await;
+    assert_eq!(recv(&mut c).await, json!({"msg":"connected","session":session}));
+    // The re-sent call is not run again; its answer is replayed.
+    call(&mut c, "2", "inc", json!(["x"])).await;
+    assert_eq!(answer(&mut c, "2").await["result"], 2);
+    let stats = control(addr, "/control/r/executions").await;
+    assert_eq!(stats["runs"]["inc"], 2);
+    assert_eq!(stats["counters"]["x"], 2);
+}
+
+#[tokio::test]
+async fn no_resumption_after_a_graceful_end_or_the_grace_period() {
+    let (_s, addr) = start(Config { grace: Duration::from_millis(200), ..Config::default() }).await;
+    // A client `disconnect` ends the session at once.
+    let mut c = ws(addr, "/t/g/websocket").await;
+    let s1 = handshake(&mut c).await;
+    send(&mut c, json!({"msg":"disconnect"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = ws(addr, "/t/g/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1"],"session":s1,"receivedCount":0})).await;
+    let r = recv(&mut c).await;
+    assert_ne!(r["session"], s1.as_str());
+    // After a drop, the session waits only for the grace period.
+    let s2 = r["session"].as_str().unwrap().to_owned();
+    control(addr, "/control/g/drop").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut c = ws(addr, "/t/g/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1"],"session":s2,"receivedCount":0})).await;
+    assert_ne!(recv(&mut c).await["session"], s2.as_str());
+    // Resumption can be turned off per scenario: a drop then ends the session at once.
+    control(addr, "/control/g/resume?on=false").await;
+    let mut c = ws(addr, "/t/g/websocket").await;
+    let s3 = handshake(&mut c).await;
+    control(addr, "/control/g/drop").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut c = ws(addr, "/t/g/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"1","support":["1"],"session":s3,"receivedCount":0})).await;
+    assert_ne!(recv(&mut c).await["session"], s3.as_str());
+}
