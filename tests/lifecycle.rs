@@ -4,95 +4,13 @@
 //! fault injection in one cannot disturb another.
 #![cfg(target_arch = "wasm32")]
 
-use ddp_live::{connect, ConnectionState, DisconnectReason, Error, Event, Options, RetryPolicy, Status};
-use gloo_timers::future::TimeoutFuture;
-use std::cell::RefCell;
-use std::rc::Rc;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+mod common;
+
+use common::*;
+use ddp_live::{connect, ConnectionState, DisconnectReason, Error, Event, Options, RetryPolicy};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// host:port of the test server, baked in at compile time.
-const SERVER: &str = match option_env!("DDP_TEST_SERVER") {
-    Some(s) => s,
-    None => "127.0.0.1:3310",
-};
-
-fn scenario(name: &str) -> String {
-    // Unique per run too, so a rerun against a long-lived server starts clean.
-    format!("{name}-{}", (js_sys::Math::random() * 1e9) as u64)
-}
-
-fn ws_url(scenario: &str) -> String {
-    format!("ws://{SERVER}/t/{scenario}/websocket")
-}
-
-/// Calls the server's control endpoint and returns its JSON answer.
-async fn control(scenario: &str, action: &str) -> serde_json::Value {
-    let window = web_sys::window().expect("a window");
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let url = format!("http://{SERVER}/control/{scenario}/{action}");
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
-        .await
-        .expect("control request")
-        .dyn_into()
-        .expect("a Response");
-    assert!(resp.ok(), "control {action} answered {}", resp.status());
-    let text = JsFuture::from(resp.text().expect("text")).await.expect("body");
-    serde_json::from_str(&text.as_string().unwrap_or_default()).expect("JSON")
-}
-
-/// Fast retries for tests (the defaults wait up to minutes).
-fn fast() -> Options {
-    Options {
-        retry: RetryPolicy { min_count: 1, min_timeout_ms: 20.0, base_timeout_ms: 50.0, exponent: 1.5, max_timeout_ms: 200.0, fuzz: 0.5 },
-        // Tests run side by side in one page: only the test about page
-        // events listens to them (it dispatches `offline` on the window).
-        watch_page: false,
-        ..Options::default()
-    }
-}
-
-/// Waits until `pred` holds for the status, or fails after `ms`.
-async fn wait_status(conn: &ddp_live::Connection, ms: u32, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
-    let mut waited = 0;
-    loop {
-        let s = conn.status();
-        if pred(&s) {
-            return s;
-        }
-        assert!(waited < ms, "timed out after {ms} ms waiting for {what}; status is {s:?}");
-        TimeoutFuture::new(10).await;
-        waited += 10;
-    }
-}
-
-async fn wait_connected(conn: &ddp_live::Connection) -> Status {
-    wait_status(conn, 10_000, "connected", |s| s.connected).await
-}
-
-/// Records every event and status change of a connection.
-#[derive(Default)]
-struct Recorder {
-    events: RefCell<Vec<Event>>,
-    statuses: RefCell<Vec<Status>>,
-}
-
-fn record(conn: &ddp_live::Connection) -> Rc<Recorder> {
-    let r = Rc::new(Recorder::default());
-    let r1 = r.clone();
-    conn.on_event(move |e| r1.events.borrow_mut().push(e.clone()));
-    let r2 = r.clone();
-    conn.on_status_change(move |s| r2.statuses.borrow_mut().push(s.clone()));
-    r
-}
-
-async fn sleep(ms: u32) {
-    TimeoutFuture::new(ms).await;
-}
 
 #[wasm_bindgen_test]
 async fn connects_and_gets_the_servers_session_id() {
@@ -113,6 +31,8 @@ async fn connects_and_gets_the_servers_session_id() {
 #[wasm_bindgen_test]
 async fn server_drop_waits_then_reconnects_with_a_new_id() {
     let sc = scenario("drop");
+    // A server without session resumption: the reconnect gets a new session.
+    control(&sc, "resume?on=false").await;
     let conn = connect(&ws_url(&sc), fast()).unwrap();
     wait_connected(&conn).await;
     let first = conn.id().unwrap();

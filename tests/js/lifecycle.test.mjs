@@ -48,6 +48,7 @@ test("DDP.connect: status() has exactly Meteor's fields, onStatusChange fires at
 
 test("server drop: disconnect(reason), reconnect_attempt, reconnect, waiting with retryTime, new id", async () => {
   const sc = scenario("js-drop");
+  await control(sc, "resume?on=false"); // a server without resumption: a new session
   await inPage(async ([url, fast, sc]) => {
     const conn = ddp.DDP.connect(url, fast);
     const log = [];

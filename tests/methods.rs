@@ -1,0 +1,239 @@
+//! Browser end-to-end tests of method calls: headless Chromium against the
+//! real test server (started by `scripts/test.sh`).
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::*;
+use ddp_live::{connect, CallOptions, Ejson, MethodError, Options, Outbox};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+async fn runs(sc: &str, method: &str) -> u64 {
+    control(sc, "executions").await["runs"][method].as_u64().unwrap_or(0)
+}
+
+#[wasm_bindgen_test]
+async fn typed_call_and_result() {
+    let sc = scenario("m-typed");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let sum: f64 = conn.call("add", (2, 3)).await.unwrap();
+    assert_eq!(sum, 5.0);
+    let echoed: Vec<String> = conn.call("echoAll", ("a", "b")).await.unwrap();
+    assert_eq!(echoed, vec!["a", "b"]);
+    let nothing: Option<i32> = conn.call("noResult", ()).await.unwrap();
+    assert_eq!(nothing, None);
+    // EJSON travels as such.
+    let date = Ejson::Date(1_700_000_000_000.0);
+    let back: Ejson = conn.call("echo", vec![date.clone()]).await.unwrap();
+    assert_eq!(back, date);
+    let wrong: Result<String, _> = conn.call("add", (1, 1)).await;
+    assert!(matches!(wrong, Err(MethodError::BadResult(_))));
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn server_errors_carry_error_reason_and_details() {
+    let sc = scenario("m-errors");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();
+    assert_eq!(e.error(), json!("not-allowed"));
+    assert_eq!(e.reason(), "No way");
+    assert_eq!(e.details(), Some(&json!({"field": "x"})));
+    let e = conn.call::<Value>("nope", ()).await.unwrap_err();
+    assert_eq!(e.error(), json!(404));
+    assert_eq!(e.reason(), "Method 'nope' not found");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn two_hundred_offline_calls_resolve_in_order_after_reconnect() {
+    let sc = scenario("m-offline");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    conn.disconnect();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let call = conn.call::<i64>("echo", (i,));
+            let order = order.clone();
+            async move {
+                let v = call.await.unwrap();
+                order.borrow_mut().push(v);
+            }
+        })
+        .collect();
+    assert_eq!(conn.outbox(), Outbox { queued: 200, in_flight: 0 });
+    sleep(100).await;
+    assert_eq!(runs(&sc, "echo").await, 0, "nothing went out while offline");
+    conn.reconnect();
+    join_all(calls).await;
+    assert_eq!(*order.borrow(), (0..200).collect::<Vec<i64>>());
+    assert_eq!(conn.outbox(), Outbox::default());
+    assert_eq!(runs(&sc, "echo").await, 200);
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_drop_with_calls_in_flight_runs_each_exactly_once_with_resumption() {
+    let sc = scenario("m-resume");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let first = conn.id().unwrap();
+    let slow = conn.call::<f64>("sleep", (300,));
+    let incs: Vec<_> = (0..20).map(|_| conn.call::<i64>("inc", ("k",))).collect();
+    sleep(50).await;
+    control(&sc, "drop").await;
+    let slept = slow.await.unwrap();
+    assert_eq!(slept, 300.0);
+    let mut values: Vec<i64> = join_all(incs).await.into_iter().map(Result::unwrap).collect();
+    values.sort();
+    assert_eq!(values, (1..=20).collect::<Vec<_>>());
+    assert!(conn.resumed(), "the server resumed the session");
+    assert_eq!(conn.id().unwrap(), first, "same session id after resumption");
+    let ex = control(&sc, "executions").await;
+    assert_eq!(ex["runs"]["sleep"], 1);
+    assert_eq!(ex["runs"]["inc"], 20, "one execution per call");
+    assert_eq!(ex["counters"]["k"], 20);
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn without_resumption_in_flight_calls_are_resent_and_resolve() {
+    let sc = scenario("m-noresume");
+    control(&sc, "resume?on=false").await;
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let slow = conn.call::<f64>("sleep", (300,));
+    sleep(50).await;
+    control(&sc, "drop").await;
+    assert_eq!(slow.await.unwrap(), 300.0);
+    assert!(!conn.resumed());
+    // The documented at-least-once risk: the server ran it again.
+    assert_eq!(runs(&sc, "sleep").await, 2);
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn no_retry_fails_with_invocation_failed_after_a_drop() {
+    let sc = scenario("m-noretry");
+    control(&sc, "resume?on=false").await;
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let call = conn.apply::<f64>("sleep", (300,), CallOptions { no_retry: true, ..CallOptions::default() });
+    sleep(50).await;
+    control(&sc, "drop").await;
+    assert_eq!(call.await.unwrap_err(), MethodError::InvocationFailed);
+    sleep(400).await;
+    assert_eq!(runs(&sc, "sleep").await, 1, "not re-sent");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn wait_calls_hold_back_later_calls() {
+    let sc = scenario("m-wait");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let w = conn.apply::<f64>("sleep", (200,), CallOptions { wait: true, ..CallOptions::default() });
+    let later = conn.call::<String>("echo", ("after",));
+    assert_eq!(conn.outbox(), Outbox { queued: 1, in_flight: 1 }, "the later call waits unsent");
+    w.await.unwrap();
+    assert_eq!(later.await.unwrap(), "after");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn on_reconnect_calls_run_before_everything_queued() {
+    let sc = scenario("m-hooks");
+    control(&sc, "resume?on=false").await;
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let order = Rc::new(RefCell::new(Vec::<String>::new()));
+    let o = order.clone();
+    let _hook = conn.on_reconnect(move |c| {
+        let o = o.clone();
+        let login = c.apply::<String>("echo", ("login",), CallOptions { wait: true, ..CallOptions::default() });
+        wasm_bindgen_futures::spawn_local(async move {
+            let v = login.await.unwrap();
+            o.borrow_mut().push(v);
+        });
+    });
+    control(&sc, "refuse?on=true").await;
+    control(&sc, "drop").await;
+    wait_status(&conn, 5_000, "lost", |s| !s.connected).await;
+    let calls: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let call = conn.call::<String>("echo", (*n,));
+            let o = order.clone();
+            async move {
+                let v = call.await.unwrap();
+                o.borrow_mut().push(v);
+            }
+        })
+        .collect();
+    control(&sc, "refuse?on=false").await;
+    join_all(calls).await;
+    assert_eq!(*order.borrow(), vec!["login", "a", "b"]);
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_timeout_fails_the_call() {
+    let sc = scenario("m-timeout");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    let r = conn.apply::<f64>("sleep", (2000,), CallOptions { timeout_ms: Some(200.0), ..CallOptions::default() }).await;
+    assert_eq!(r.unwrap_err(), MethodError::Timeout);
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn cancelling_or_dropping_an_unsent_call_means_it_never_runs() {
+    let sc = scenario("m-cancel");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    conn.disconnect();
+    let cancelled = conn.call::<i64>("inc", ("c",));
+    assert!(cancelled.cancel());
+    assert_eq!(cancelled.await.unwrap_err(), MethodError::Cancelled);
+    drop(conn.call::<i64>("inc", ("c",)));
+    conn.call::<i64>("inc", ("d",)).detach();
+    assert_eq!(conn.outbox(), Outbox { queued: 1, in_flight: 0 }, "only the detached call is left");
+    conn.reconnect();
+    let kept: i64 = conn.call("inc", ("d",)).await.unwrap();
+    assert_eq!(kept, 2, "the detached call ran, then this one");
+    assert_eq!(control(&sc, "executions").await["counters"]["c"], Value::Null, "never ran");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_full_outbox_rejects_the_new_call_at_once() {
+    let sc = scenario("m-full");
+    let conn = connect(&ws_url(&sc), Options { max_pending_calls: 5, ..fast() }).unwrap();
+    conn.disconnect();
+    let calls: Vec<_> = (0..5).map(|i| conn.call::<i64>("echo", (i,))).collect();
+    let e = conn.call::<i64>("echo", (5,)).await.unwrap_err();
+    assert_eq!(e, MethodError::QueueFull { limit: "maxPendingCalls" });
+    assert_eq!(e.error(), json!("queue-full"));
+    conn.reconnect();
+    let got: Vec<i64> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4], "the queued ones were not harmed");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn close_fails_pending_calls_with_closed() {
+    let sc = scenario("m-close");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    conn.disconnect();
+    let call = conn.call::<i64>("echo", (1,));
+    conn.close();
+    assert_eq!(call.await.unwrap_err(), MethodError::Closed);
+    assert_eq!(conn.call::<i64>("echo", (1,)).await.unwrap_err(), MethodError::Closed);
+}
