@@ -21,7 +21,6 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
@@ -354,10 +353,31 @@ impl Connection {
             Ok(id) => {
                 self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: tx });
                 self.inner.pump();
-                MethodCall { conn: Rc::downgrade(&self.inner), id: Some(id), rx: Some(rx), early: None, _r: PhantomData }
+                MethodCall {
+                    conn: Rc::downgrade(&self.inner),
+                    id: Some(id),
+                    rx: Some(rx),
+                    early: None,
+                    decode: decode_result::<R>,
+                }
             }
             Err(e) => MethodCall::failed(e),
         }
+    }
+
+    /// Like [`Connection::apply_raw`], resolving to the raw result: `None`
+    /// when the server sent no `result` field (a method that returned
+    /// nothing), as opposed to `Some(Value::Null)`.
+    pub fn apply_raw_outcome(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+    ) -> MethodCall<Option<Value>> {
+        let mut call = self.apply_raw::<Option<Value>>(name, params, options, on_result);
+        call.decode = Ok;
+        call
     }
 
     /// Cancels call `id` if it has not been sent yet.
@@ -573,12 +593,16 @@ pub struct MethodCall<R> {
     id: Option<u64>,
     rx: Option<oneshot::Receiver<Outcome>>,
     early: Option<MethodError>,
-    _r: PhantomData<fn() -> R>,
+    decode: fn(Option<Value>) -> Result<R, MethodError>,
+}
+
+fn decode_result<R: DeserializeOwned>(v: Option<Value>) -> Result<R, MethodError> {
+    serde_json::from_value(v.unwrap_or(Value::Null)).map_err(|e| MethodError::BadResult(e.to_string()))
 }
 
 impl<R> MethodCall<R> {
     fn failed(e: MethodError) -> Self {
-        MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), _r: PhantomData }
+        MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), decode: |_| Err(MethodError::Closed) }
     }
 
     /// The call's id (its DDP method id), or `None` if it was refused at once.
@@ -601,7 +625,9 @@ impl<R> MethodCall<R> {
     }
 }
 
-impl<R: DeserializeOwned> Future for MethodCall<R> {
+impl<R> Unpin for MethodCall<R> {}
+
+impl<R> Future for MethodCall<R> {
     type Output = Result<R, MethodError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -618,8 +644,7 @@ impl<R: DeserializeOwned> Future for MethodCall<R> {
                 this.id = None; // finished: nothing to cancel on drop
                 this.rx = None;
                 let outcome = outcome.unwrap_or(Err(MethodError::Closed))?;
-                let value = outcome.unwrap_or(Value::Null);
-                Poll::Ready(serde_json::from_value(value).map_err(|e| MethodError::BadResult(e.to_string())))
+                Poll::Ready((this.decode)(outcome))
             }
         }
     }

@@ -162,11 +162,11 @@ extern "C" {
     pub type JsOutbox;
     #[wasm_bindgen(typescript_type = "(outbox: DDPOutbox) => void")]
     pub type JsOutboxCallback;
-    #[wasm_bindgen(typescript_type = "Record<string, (this: DDPMethodInvocation, ...args: any[]) => unknown>")]
+    #[wasm_bindgen(typescript_type = "Record<string, (this: DDPMethodInvocation, ...args: unknown[]) => unknown>")]
     pub type JsStubs;
     #[wasm_bindgen(typescript_type = "() => void")]
     pub type JsHook;
-    #[wasm_bindgen(typescript_type = "(jsonValue: any) => unknown")]
+    #[wasm_bindgen(typescript_type = "(jsonValue: unknown) => unknown")]
     pub type JsTypeFactory;
     #[wasm_bindgen(typescript_type = "unknown[]")]
     pub type JsArgs;
@@ -544,7 +544,7 @@ impl DdpConnection {
                 Err(e) => call_js(&f, &[method_error_to_js(e)]),
             }) as Box<dyn FnOnce(&_)>
         });
-        let call = self.conn.apply_raw::<serde_json::Value>(name, params, call_options, hook);
+        let call = self.conn.apply_raw_outcome(name, params, call_options, hook);
         // An AbortSignal cancels the call while it is unsent.
         let abort = match (call.id(), signal.is_undefined()) {
             (Some(id), false) => {
@@ -569,7 +569,7 @@ impl DdpConnection {
                 }
             }
             match outcome {
-                Ok(v) => Ok(result_to_js(Some(v))),
+                Ok(v) => Ok(result_to_js(v)),
                 Err(e) => Err(method_error_to_js(&e)),
             }
         });
