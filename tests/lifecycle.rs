@@ -38,6 +38,8 @@ async fn server_drop_waits_then_reconnects_with_a_new_id() {
     let first = conn.id().unwrap();
     let rec = record(&conn);
     control(&sc, "drop").await;
+    // The drop reaches the client a moment after the control call returns.
+    wait_status(&conn, 10_000, "the drop noticed", |s| !s.connected).await;
     wait_status(&conn, 10_000, "connected again", |s| s.connected).await;
     let second = conn.id().unwrap();
     assert_ne!(first, second, "a new session after the reconnect");

@@ -46,6 +46,21 @@ conn.on("reconnect", (n) => log(`reconnect after ${n} attempt(s)`));
 conn.on("reconnect_failed", () => log("reconnect_failed"));
 conn.on("error", (e) => log(`error [${e.code}]: ${e.message}`));
 
+conn.onOutboxChange((o) => {
+  $("outbox").textContent = `${o.queued} queued, ${o.inFlight} in flight`;
+});
+const run = (name, ...args) => {
+  log(`call ${name}(${args.map((a) => JSON.stringify(a)).join(", ")})`);
+  conn.call(name, ...args).then(
+    (r) => log(`${name} → ${JSON.stringify(r)}`),
+    (e) => log(`${name} failed: ${e.reason} [${e.error}]`),
+  );
+};
+$("call-add").onclick = () => run("add", 2, 3);
+$("call-sleep").onclick = () => run("sleep", 2000);
+$("call-inc").onclick = () => run("inc", "clicks");
+$("call-fail").onclick = () => run("fail", "not-allowed", "The demo says no");
+
 $("reconnect").onclick = () => conn.reconnect();
 $("disconnect").onclick = () => conn.disconnect();
 for (const b of document.querySelectorAll("[data-fault]")) {

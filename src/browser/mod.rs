@@ -157,5 +157,5 @@ pub fn describe(e: JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {
         return String::from(err.message());
     }
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+    e.as_string().unwrap_or_else(|| String::from("a JavaScript exception"))
 }

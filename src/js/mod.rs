@@ -15,7 +15,6 @@ use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -225,70 +224,82 @@ fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
     v.dyn_into().map_err(|_| js_error("invalid-argument", &format!("{what} needs a function")))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsOptions {
-    heartbeat_interval: Option<f64>,
-    heartbeat_timeout: Option<f64>,
-    connect_timeout: Option<f64>,
-    retry: Option<JsRetry>,
-    max_retries: Option<u32>,
-    versions: Option<Vec<String>>,
-    max_frame_bytes: Option<usize>,
-    watch_page: Option<bool>,
-    max_pending_calls: Option<usize>,
-    max_pending_bytes: Option<usize>,
-    resume_sessions: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsRetry {
-    min_count: Option<u32>,
-    min_timeout: Option<f64>,
-    base_timeout: Option<f64>,
-    exponent: Option<f64>,
-    max_timeout: Option<f64>,
-    fuzz: Option<f64>,
-}
-
+/// Reads the options object by hand: every key is checked (a misspelt
+/// option is an error, not silently ignored) and every value's type too.
 fn parse_options(value: JsValue) -> Result<Options, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Options::default());
-    }
-    // serde-wasm-bindgen reads a struct by looking up the known keys only,
-    // so a misspelt option would pass silently: check the keys ourselves.
-    reject_unknown_keys(&value, "", &OPTION_KEYS)?;
-    if let Ok(retry) = Reflect::get(&value, &"retry".into()) {
-        if retry.is_object() {
-            reject_unknown_keys(&retry, "retry.", &RETRY_KEYS)?;
-        }
-    }
-    let o: JsOptions = serde_wasm_bindgen::from_value(value)
-        .map_err(|e| to_js_error(Error::InvalidOptions(e.to_string())))?;
     let d = Options::default();
-    let r = o.retry.unwrap_or_default();
+    if value.is_undefined() || value.is_null() {
+        return Ok(d);
+    }
+    reject_unknown_keys(&value, "", &OPTION_KEYS)?;
+    let retry = get(&value, "retry");
     let dr = RetryPolicy::default();
+    let retry = if retry.is_undefined() || retry.is_null() {
+        dr
+    } else {
+        reject_unknown_keys(&retry, "retry.", &RETRY_KEYS)?;
+        RetryPolicy {
+            min_count: opt_count(&retry, "retry.minCount")?.map_or(dr.min_count, |n| n.min(u32::MAX as usize) as u32),
+            min_timeout_ms: opt_number(&retry, "retry.minTimeout")?.unwrap_or(dr.min_timeout_ms),
+            base_timeout_ms: opt_number(&retry, "retry.baseTimeout")?.unwrap_or(dr.base_timeout_ms),
+            exponent: opt_number(&retry, "retry.exponent")?.unwrap_or(dr.exponent),
+            max_timeout_ms: opt_number(&retry, "retry.maxTimeout")?.unwrap_or(dr.max_timeout_ms),
+            fuzz: opt_number(&retry, "retry.fuzz")?.unwrap_or(dr.fuzz),
+        }
+    };
+    let versions = match get(&value, "versions") {
+        v if v.is_undefined() || v.is_null() => d.versions,
+        v => {
+            let list: Array = v.dyn_into().map_err(|_| invalid_option("versions must be an array of strings"))?;
+            list.iter()
+                .map(|x| x.as_string().ok_or_else(|| invalid_option("versions must be an array of strings")))
+                .collect::<Result<_, _>>()?
+        }
+    };
     Ok(Options {
-        heartbeat_interval_ms: o.heartbeat_interval.unwrap_or(d.heartbeat_interval_ms),
-        heartbeat_timeout_ms: o.heartbeat_timeout.unwrap_or(d.heartbeat_timeout_ms),
-        connect_timeout_ms: o.connect_timeout.unwrap_or(d.connect_timeout_ms),
-        retry: RetryPolicy {
-            min_count: r.min_count.unwrap_or(dr.min_count),
-            min_timeout_ms: r.min_timeout.unwrap_or(dr.min_timeout_ms),
-            base_timeout_ms: r.base_timeout.unwrap_or(dr.base_timeout_ms),
-            exponent: r.exponent.unwrap_or(dr.exponent),
-            max_timeout_ms: r.max_timeout.unwrap_or(dr.max_timeout_ms),
-            fuzz: r.fuzz.unwrap_or(dr.fuzz),
-        },
-        max_retries: o.max_retries,
-        versions: o.versions.unwrap_or(d.versions),
-        max_frame_bytes: o.max_frame_bytes.unwrap_or(d.max_frame_bytes),
-        watch_page: o.watch_page.unwrap_or(d.watch_page),
-        max_pending_calls: o.max_pending_calls.unwrap_or(d.max_pending_calls),
-        max_pending_bytes: o.max_pending_bytes.unwrap_or(d.max_pending_bytes),
-        resume_sessions: o.resume_sessions.unwrap_or(d.resume_sessions),
+        heartbeat_interval_ms: opt_number(&value, "heartbeatInterval")?.unwrap_or(d.heartbeat_interval_ms),
+        heartbeat_timeout_ms: opt_number(&value, "heartbeatTimeout")?.unwrap_or(d.heartbeat_timeout_ms),
+        connect_timeout_ms: opt_number(&value, "connectTimeout")?.unwrap_or(d.connect_timeout_ms),
+        retry,
+        max_retries: opt_count(&value, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
+        versions,
+        max_frame_bytes: opt_count(&value, "maxFrameBytes")?.unwrap_or(d.max_frame_bytes),
+        watch_page: opt_bool(&value, "watchPage")?.unwrap_or(d.watch_page),
+        max_pending_calls: opt_count(&value, "maxPendingCalls")?.unwrap_or(d.max_pending_calls),
+        max_pending_bytes: opt_count(&value, "maxPendingBytes")?.unwrap_or(d.max_pending_bytes),
+        resume_sessions: opt_bool(&value, "resumeSessions")?.unwrap_or(d.resume_sessions),
     })
+}
+
+fn invalid_option(message: &str) -> JsValue {
+    to_js_error(Error::InvalidOptions(message.to_owned()))
+}
+
+/// The key's last path segment is what the object holds.
+fn field(obj: &JsValue, path: &str) -> JsValue {
+    get(obj, path.rsplit('.').next().unwrap_or(path))
+}
+
+fn opt_number(obj: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
+    match field(obj, path) {
+        v if v.is_undefined() || v.is_null() => Ok(None),
+        v => v.as_f64().map(Some).ok_or_else(|| invalid_option(&format!("{path} must be a number"))),
+    }
+}
+
+fn opt_count(obj: &JsValue, path: &str) -> Result<Option<usize>, JsValue> {
+    match opt_number(obj, path)? {
+        None => Ok(None),
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(Some(n as usize)),
+        Some(_) => Err(invalid_option(&format!("{path} must be a whole number ≥ 0"))),
+    }
+}
+
+fn opt_bool(obj: &JsValue, path: &str) -> Result<Option<bool>, JsValue> {
+    match field(obj, path) {
+        v if v.is_undefined() || v.is_null() => Ok(None),
+        v => v.as_bool().map(Some).ok_or_else(|| invalid_option(&format!("{path} must be true or false"))),
+    }
 }
 
 const OPTION_KEYS: [&str; 11] = [
@@ -316,7 +327,7 @@ fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<
         let key = key.as_string().unwrap_or_default();
         if !known.contains(&key.as_str()) {
             return Err(to_js_error(Error::InvalidOptions(format!(
-                "unknown option {prefix}{key:?}; known options: {}",
+                "unknown option \"{prefix}{key}\"; known options: {}",
                 known.join(", ")
             ))));
         }
@@ -366,9 +377,7 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
 fn protocol_error_to_js(e: &ProtocolError) -> JsValue {
     let err = js_error(e.code(), &e.to_string());
     if let ProtocolError::Server { offending_message: Some(m), .. } = e {
-        if let Ok(v) = serde_wasm_bindgen::to_value(m) {
-            let _ = Reflect::set(&err, &"offendingMessage".into(), &v);
-        }
+        let _ = Reflect::set(&err, &"offendingMessage".into(), &ejson::to_js(&Ejson::from_json(m.clone())));
     }
     err
 }
@@ -531,7 +540,7 @@ impl DdpConnection {
         let stub_value = match stub {
             Some(Err(e)) if flag("throwStubExceptions") => return Ok(Promise::reject(&e)),
             Some(Err(e)) => {
-                web_sys::console::error_2(&format!("ddp-live: the stub of {name:?} threw").into(), &e);
+                web_sys::console::error_2(&format!("ddp-live: the stub of \"{name}\" threw").into(), &e);
                 None
             }
             Some(Ok(v)) => Some(v),
@@ -590,7 +599,7 @@ impl DdpConnection {
         if !EVENT_NAMES.contains(&event) {
             return Err(js_error(
                 "unknown-event",
-                &format!("unknown event {event:?}; known events: {}", EVENT_NAMES.join(", ")),
+                &format!("unknown event \"{event}\"; known events: {}", EVENT_NAMES.join(", ")),
             ));
         }
         self.listeners.borrow_mut().push(JsListener { event: canonical(event).to_owned(), callback, once });
@@ -642,7 +651,7 @@ impl DdpConnection {
         for entry in Object::entries(&obj).iter() {
             let pair: Array = entry.unchecked_into();
             let name = pair.get(0).as_string().unwrap_or_default();
-            let f = as_function(pair.get(1), &format!("methods(): {name:?}"))?;
+            let f = as_function(pair.get(1), &format!("methods(): \"{name}\""))?;
             self.stubs.borrow_mut().insert(name, f);
         }
         Ok(())

@@ -72,7 +72,7 @@ impl Config {
             return Err("versions must name at least one DDP version".into());
         }
         if let Some(v) = self.versions.iter().find(|v| !SUPPORTED_VERSIONS.contains(&v.as_str())) {
-            return Err(format!("unsupported DDP version {v:?} (supported: 1, pre2, pre1)"));
+            return Err(format!("unsupported DDP version \"{v}\" (supported: 1, pre2, pre1)"));
         }
         for (name, v) in [
             ("heartbeatInterval", self.heartbeat_interval_ms),
@@ -80,7 +80,7 @@ impl Config {
             ("connectTimeout", self.connect_timeout_ms),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("{name} must be a finite number ≥ 0, got {v}"));
+                return Err(format!("{name} must be a finite number ≥ 0, got {}", super::retry::show_number(v)));
             }
         }
         if self.heartbeat_interval_ms > 0.0 && self.heartbeat_timeout_ms <= 0.0 {

@@ -88,8 +88,8 @@ impl fmt::Display for FrameError {
             FrameError::NotJson(e) => write!(f, "frame is not JSON: {e}"),
             FrameError::NotObject => f.write_str("frame is not a JSON object"),
             FrameError::MissingMsg => f.write_str("frame has no \"msg\" field"),
-            FrameError::UnknownMsg(m) => write!(f, "unknown message type {m:?}"),
-            FrameError::Malformed { msg, detail } => write!(f, "malformed {msg:?} message: {detail}"),
+            FrameError::UnknownMsg(m) => write!(f, "unknown message type \"{m}\""),
+            FrameError::Malformed { msg, detail } => write!(f, "malformed \"{msg}\" message: {detail}"),
             FrameError::Binary { len } => write!(f, "binary frame of {len} bytes (DDP is text only)"),
         }
     }

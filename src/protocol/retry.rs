@@ -67,13 +67,25 @@ impl RetryPolicy {
         ];
         for (name, v) in fields {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("retry.{name} must be a finite number ≥ 0, got {v}"));
+                return Err(format!("retry.{name} must be a finite number ≥ 0, got {}", show_number(v)));
             }
         }
         if self.fuzz > 2.0 {
-            return Err(format!("retry.fuzz must be at most 2, got {}", self.fuzz));
+            return Err(format!("retry.fuzz must be at most 2, got {}", show_number(self.fuzz)));
         }
         Ok(())
+    }
+}
+
+/// A number for an error message, without pulling in Rust's float
+/// formatting (serde_json's is already in the binary).
+pub(crate) fn show_number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        serde_json::Value::from(v).to_string()
     }
 }
 

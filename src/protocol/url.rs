@@ -11,7 +11,7 @@ pub struct UrlError {
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid DDP URL {:?}: {}", self.url, self.reason)
+        write!(f, "invalid DDP URL \"{}\": {}", self.url, self.reason)
     }
 }
 

@@ -315,7 +315,7 @@ impl Machine {
         // duplicate) is a late answer: ignored. Anything else is reported.
         let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id);
         if !known_late {
-            self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id {id:?}"))));
+            self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id \"{id}\""))));
         }
     }
 
