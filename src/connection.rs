@@ -133,9 +133,9 @@ pub fn on_reconnect(f: impl Fn(&Connection) + 'static) -> ListenerHandle {
     ListenerHandle::new(move || GLOBAL_RECONNECT_HOOKS.with(|h| h.borrow_mut().retain(|(i, _)| *i != id)))
 }
 
-struct Inner {
+pub(crate) struct Inner {
     url: String,
-    machine: RefCell<Machine>,
+    pub(crate) machine: RefCell<Machine>,
     socket: RefCell<Option<(u64, Socket)>>,
     /// The pending timer and the time it fires at.
     timer: RefCell<Option<(f64, Timeout)>>,
@@ -148,6 +148,8 @@ struct Inner {
     calls: RefCell<HashMap<u64, PendingCall>>,
     reconnect_hooks: RefCell<Vec<(u64, ReconnectHook)>>,
     outbox: Observable<Outbox>,
+    pub(crate) subs: RefCell<HashMap<String, crate::data::SubState>>,
+    pub(crate) mirrors: RefCell<HashMap<String, Rc<crate::data::Mirror>>>,
 }
 
 /// A DDP connection in the browser. Cheap to clone (all clones are the same
@@ -208,6 +210,8 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         calls: RefCell::new(HashMap::new()),
         reconnect_hooks: RefCell::new(Vec::new()),
         outbox: Observable::new(Outbox::default()),
+        subs: RefCell::new(HashMap::new()),
+        mirrors: RefCell::new(HashMap::new()),
     });
     if options.watch_page {
         let weak = Rc::downgrade(&inner);
@@ -223,6 +227,14 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
 }
 
 impl Connection {
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
+        Connection { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Rc<Inner> {
+        &self.inner
+    }
+
     /// The WebSocket URL in use.
     pub fn url(&self) -> &str {
         &self.inner.url
@@ -433,7 +445,7 @@ impl Inner {
     /// Carries the machine's output out, until there is none. No borrow is
     /// held while app code runs, so listeners may call back into the
     /// connection.
-    fn pump(self: &Rc<Self>) {
+    pub(crate) fn pump(self: &Rc<Self>) {
         loop {
             let next = self.machine.borrow_mut().poll_output();
             let Some(output) = next else { break };
@@ -469,6 +481,28 @@ impl Inner {
                     let pending = self.calls.borrow_mut().remove(&id);
                     if let Some(p) = pending {
                         let _ = p.done.send(outcome);
+                    }
+                }
+                Output::Event(Event::Data(change)) => {
+                    let mirror = self.mirrors.borrow().get(change.collection()).cloned();
+                    if let Some(m) = mirror {
+                        m.apply(&change);
+                    }
+                }
+                Output::Event(Event::SubReady { id }) => {
+                    let state = self.subs.borrow().get(&id).cloned();
+                    if let Some(s) = state {
+                        s.ready.set(true);
+                    }
+                }
+                Output::Event(Event::SubStopped { id, error }) => {
+                    let state = self.subs.borrow_mut().remove(&id);
+                    if let Some(s) = state {
+                        let end = match error {
+                            Some(e) => crate::data::SubscriptionEnd::Failed(e),
+                            None => crate::data::SubscriptionEnd::Stopped,
+                        };
+                        s.ended.set(Some(end));
                     }
                 }
                 Output::Event(event) => {

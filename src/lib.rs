@@ -39,6 +39,7 @@
 
 pub mod browser;
 mod connection;
+mod data;
 mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
@@ -47,6 +48,8 @@ pub mod protocol;
 mod reactive;
 
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
+pub use data::{Collection, Subscription, SubscriptionEnd};
+pub use protocol::store::Change;
 pub use protocol::ejson::Ejson;
 pub use protocol::machine::{CallOptions, MethodError, Outbox};
 pub use error::Error;

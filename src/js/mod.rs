@@ -4,6 +4,7 @@
 //! values between JS and Rust and keeps JS listeners. No protocol logic
 //! lives here.
 
+mod data;
 mod ejson;
 
 use crate::connection::{connect, Connection, Options};
@@ -220,7 +221,7 @@ impl JsEjson {
     }
 }
 
-fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
+pub(crate) fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
     v.dyn_into().map_err(|_| js_error("invalid-argument", &format!("{what} needs a function")))
 }
 
@@ -336,7 +337,7 @@ fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<
 }
 
 /// A `DDPError`: a JS `Error` with `name` "DDPError" and a `code`.
-fn js_error(code: &str, message: &str) -> JsValue {
+pub(crate) fn js_error(code: &str, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("DDPError");
     let _ = Reflect::set(&err, &"code".into(), &code.into());
@@ -348,7 +349,7 @@ fn to_js_error(e: Error) -> JsValue {
 }
 
 /// A failed call as a JS `Error` shaped like `Meteor.Error`.
-fn method_error_to_js(e: &MethodError) -> JsValue {
+pub(crate) fn method_error_to_js(e: &MethodError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     err.set_name("DDPMethodError");
     let set = |k: &str, v: JsValue| {
@@ -370,7 +371,7 @@ fn outbox_to_js(o: &Outbox) -> JsValue {
     obj.into()
 }
 
-fn get(obj: &JsValue, key: &str) -> JsValue {
+pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
@@ -435,7 +436,7 @@ fn canonical(event: &str) -> &str {
 
 /// Calls a JS listener; an exception in it is reported on the console and
 /// never breaks the connection or the other listeners.
-fn call_js(f: &Function, args: &[JsValue]) {
+pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
     let result = match args {
         [] => f.call0(&JsValue::NULL),
         [a] => f.call1(&JsValue::NULL, a),
@@ -468,7 +469,11 @@ impl DdpConnection {
                 Event::ReconnectAttempt { attempt } => ("reconnect_attempt", vec![(*attempt).into()]),
                 Event::Reconnected { attempts } => ("reconnect", vec![(*attempts).into()]),
                 Event::ReconnectFailed => ("reconnect_failed", vec![]),
-                Event::Message(_) | Event::MethodResult { .. } | Event::MethodDone { .. } => return,
+                Event::MethodResult { .. }
+                | Event::MethodDone { .. }
+                | Event::SubReady { .. }
+                | Event::SubStopped { .. }
+                | Event::Data(_) => return,
             };
             // Take the matching listeners out first (once-listeners are
             // removed before they run), then call them with no borrow held.
@@ -681,6 +686,21 @@ impl DdpConnection {
         Ok(StopHandle { handle })
     }
 
+    /// Subscribes to publication `name` with `params`; a last argument that
+    /// is a function is `onReady`, an object of callbacks gives `onReady`
+    /// and `onStop(error?)`. The subscription is re-sent after reconnects
+    /// until `stop()`.
+    #[wasm_bindgen(variadic)]
+    pub fn subscribe(&self, name: &str, args: data::JsSubArgs) -> Result<data::JsSubscription, JsValue> {
+        let args: Array = JsValue::from(args).dyn_into().unwrap_or_default();
+        self.subscribe_impl(name, args)
+    }
+
+    /// The live collection `name`.
+    pub fn collection(&self, name: &str) -> data::JsCollection {
+        self.collection_impl(name)
+    }
+
     /// Whether the last `connected` resumed the previous session.
     #[wasm_bindgen(getter)]
     pub fn resumed(&self) -> bool {
@@ -758,7 +778,7 @@ impl DdpConnection {
 /// Returned by `onStatusChange`: call `stop()` to stop the callbacks.
 #[wasm_bindgen]
 pub struct StopHandle {
-    handle: ListenerHandle,
+    pub(crate) handle: ListenerHandle,
 }
 
 #[wasm_bindgen]

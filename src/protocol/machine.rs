@@ -16,8 +16,10 @@ use std::collections::VecDeque;
 use std::fmt;
 
 mod methods;
+mod subs;
 pub use methods::{CallOptions, MethodError, Outbox};
 use methods::Methods;
+use subs::Subs;
 
 /// DDP versions this client speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
@@ -141,6 +143,8 @@ pub enum ProtocolError {
     Server { reason: String, offending_message: Option<Value> },
     /// A well-formed message that makes no sense now (e.g. a second `connected`).
     Unexpected(String),
+    /// The server ended subscription `id` with an error (`nosub`).
+    SubscriptionFailed { id: String, error: Value },
 }
 
 impl ProtocolError {
@@ -150,6 +154,7 @@ impl ProtocolError {
             ProtocolError::Frame(e) => e.code(),
             ProtocolError::Server { .. } => "server-error",
             ProtocolError::Unexpected(_) => "unexpected-message",
+            ProtocolError::SubscriptionFailed { .. } => "subscription-failed",
         }
     }
 }
@@ -160,6 +165,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Frame(e) => e.fmt(f),
             ProtocolError::Server { reason, .. } => write!(f, "server error: {reason}"),
             ProtocolError::Unexpected(s) => write!(f, "unexpected message: {s}"),
+            ProtocolError::SubscriptionFailed { error, .. } => {
+                let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
+                write!(f, "subscription failed: {reason}")
+            }
         }
     }
 }
@@ -181,8 +190,13 @@ pub enum Event {
     ReconnectFailed,
     /// A problem the connection survived.
     Error(ProtocolError),
-    /// A data message for the layers above the lifecycle.
-    Message(ServerMessage),
+    /// A subscription is ready (its initial documents are in the store).
+    SubReady { id: String },
+    /// A subscription ended: stopped by the app (`error` None) or by the
+    /// server (`nosub`, with its error if any).
+    SubStopped { id: String, error: Option<Value> },
+    /// A document changed in the local store.
+    Data(crate::protocol::store::Change),
     /// A method's `result` arrived (its writes may not be visible yet).
     MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
     /// A method call ended: both `result` and `updated` arrived, or it failed.
@@ -265,6 +279,7 @@ pub struct Machine {
     closed: bool,
     heartbeat: Option<Heartbeat>,
     methods: Methods,
+    subs: Subs,
     out: VecDeque<Output>,
 }
 
@@ -302,6 +317,7 @@ impl Machine {
             closed: false,
             heartbeat: None,
             methods: Methods::default(),
+            subs: Subs::default(),
             out: VecDeque::new(),
         }
     }
@@ -587,7 +603,8 @@ impl Machine {
                 let reconnect = self.was_connected;
                 self.was_connected = true;
                 self.attempts = 0;
-                self.methods_on_connected(reconnect);
+                let resent = self.methods_on_connected(reconnect);
+                self.subs_on_connected(reconnect, resent);
             }
             ServerMessage::Failed { version } => {
                 if !matches!(self.phase, Phase::Connecting { .. }) {
@@ -623,15 +640,21 @@ impl Machine {
             ServerMessage::Updated { methods } if self.phase == Phase::Connected => {
                 for id in &methods {
                     self.method_updated(id);
+                    self.subs_method_updated(id);
                 }
             }
-            other => {
-                if self.phase == Phase::Connected {
-                    self.emit(Event::Message(other));
-                } else {
-                    self.emit(Event::Error(ProtocolError::Unexpected("data before \"connected\"".into())));
-                }
+            data @ (ServerMessage::Added { .. }
+            | ServerMessage::Changed { .. }
+            | ServerMessage::Removed { .. }
+            | ServerMessage::AddedBefore { .. }
+            | ServerMessage::MovedBefore { .. }
+            | ServerMessage::Ready { .. }
+            | ServerMessage::NoSub { .. })
+                if self.phase == Phase::Connected =>
+            {
+                self.handle_data(data)
             }
+            _ => self.emit(Event::Error(ProtocolError::Unexpected("data before \"connected\"".into()))),
         }
     }
 

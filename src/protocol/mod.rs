@@ -15,4 +15,5 @@ pub mod message;
 pub mod random;
 pub mod retry;
 pub mod status;
+pub mod store;
 pub mod url;

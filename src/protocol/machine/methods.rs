@@ -260,6 +260,11 @@ impl Machine {
         }
         m.blocks.extend(old);
         self.send_first_block();
+        self.send_subs();
+    }
+
+    pub(super) fn methods_held(&self) -> bool {
+        self.methods.held.is_some()
     }
 
     fn send_first_block(&mut self) {
@@ -345,6 +350,7 @@ impl Machine {
         if self.take_call(id).is_some() {
             self.emit(Event::MethodDone { id, outcome: Err(error) });
             self.send_first_block();
+            self.subs_method_gone(id);
         }
     }
 
@@ -358,8 +364,10 @@ impl Machine {
         }
     }
 
-    /// A `connected` arrived: re-send, fail or hold calls as the module docs say.
-    pub(super) fn methods_on_connected(&mut self, reconnect: bool) {
+    /// A `connected` arrived: re-send, fail or hold calls as the module
+    /// docs say. Returns the ids of calls re-sent in a new session (whose
+    /// `updated` the data hold waits for).
+    pub(super) fn methods_on_connected(&mut self, reconnect: bool) -> Vec<String> {
         if self.resumed {
             // The server knows every id it saw: re-send the unanswered ones.
             for c in self.methods.calls.values_mut() {
@@ -368,7 +376,7 @@ impl Machine {
                 }
             }
             self.send_first_block();
-            return;
+            return Vec::new();
         }
         // A new session. Nothing goes out until the calls are sorted out
         // (`held` set: `send_first_block` does nothing).
@@ -387,6 +395,8 @@ impl Machine {
                 self.fail_call(id, MethodError::InvocationFailed);
             }
         }
+        let resent: Vec<String> =
+            self.methods.calls.iter().filter(|(_, c)| c.sent && c.result.is_none()).map(|(id, _)| id.to_string()).collect();
         for c in self.methods.calls.values_mut() {
             c.sent = false;
         }
@@ -397,5 +407,6 @@ impl Machine {
             self.methods.held = None;
             self.send_first_block();
         }
+        resent
     }
 }

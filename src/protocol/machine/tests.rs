@@ -580,10 +580,15 @@ fn second_connected_is_unexpected_not_a_new_session() {
 }
 
 #[test]
-fn data_messages_go_up_only_when_connected() {
-    let mut h = connected();
-    h.frame(r#"{"msg":"ready","subs":["a"]}"#);
-    assert_eq!(h.take_events(), vec![Event::Message(ServerMessage::Ready { subs: vec!["a".into()] })]);
+fn data_before_connected_is_reported_not_applied() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.drain();
+    h.frame(r#"{"msg":"added","collection":"c","id":"x"}"#);
+    assert!(matches!(h.take_events().as_slice(), [Event::Error(ProtocolError::Unexpected(_))]));
+    assert!(h.m.store().is_empty());
 }
 
 #[test]
@@ -735,3 +740,4 @@ mod prop {
 }
 
 mod methods;
+mod subs;

@@ -1,0 +1,274 @@
+//! Subscriptions and reactive collections (the driver side).
+
+use crate::connection::{Connection, Inner};
+use crate::protocol::store::{Change, Fields};
+use crate::reactive::{ListenerHandle, Observable};
+use futures_signals::signal::Signal;
+use futures_signals::signal_map::{MutableBTreeMap, SignalMapExt};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+/// How a subscription ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriptionEnd {
+    /// `stop()` was called (or the connection closed).
+    Stopped,
+    /// The server ended it with this error (a Meteor.Error on the wire).
+    Failed(Value),
+}
+
+/// A subscription's state, shared by its handles and the driver.
+#[derive(Clone)]
+pub(crate) struct SubState {
+    pub(crate) ready: Observable<bool>,
+    pub(crate) ended: Observable<Option<SubscriptionEnd>>,
+}
+
+/// A live subscription. `stop()` ends it; dropping the handle does not.
+#[derive(Clone)]
+pub struct Subscription {
+    conn: Weak<Inner>,
+    id: String,
+    state: SubState,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("id", &self.id).field("ready", &self.ready()).finish()
+    }
+}
+
+impl Subscription {
+    /// The DDP subscription id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// True once the server said `ready` (and stays true across reconnects).
+    pub fn ready(&self) -> bool {
+        self.state.ready.get()
+    }
+
+    /// Readiness as a signal.
+    pub fn ready_signal(&self) -> impl Signal<Item = bool> {
+        self.state.ready.signal()
+    }
+
+    /// Readiness as an [`Observable`].
+    pub fn ready_observable(&self) -> &Observable<bool> {
+        &self.state.ready
+    }
+
+    /// How it ended, if it has.
+    pub fn ended(&self) -> Option<SubscriptionEnd> {
+        self.state.ended.get()
+    }
+
+    /// The end as an [`Observable`] (for stop callbacks).
+    pub fn ended_observable(&self) -> &Observable<Option<SubscriptionEnd>> {
+        &self.state.ended
+    }
+
+    /// Resolves when the subscription is ready, or with how it ended first.
+    pub async fn wait_ready(&self) -> Result<(), SubscriptionEnd> {
+        use futures_signals::signal::SignalExt;
+        let ready = self.state.ready.signal();
+        let ended = self.state.ended.signal();
+        let settled = futures_signals::map_ref! { let r = ready, let e = ended => *r || e.is_some() };
+        settled.wait_for(true).await;
+        match (self.ready(), self.ended()) {
+            (true, _) => Ok(()),
+            (_, Some(e)) => Err(e),
+            _ => Err(SubscriptionEnd::Stopped),
+        }
+    }
+
+    /// Stops it: not re-sent after reconnects; its documents go (at once
+    /// when connected; after the next reconciliation when offline).
+    pub fn stop(&self) {
+        if let Some(inner) = self.conn.upgrade() {
+            Connection::from_inner(inner).unsubscribe(&self.id);
+        }
+    }
+}
+
+type ChangeListener = Rc<dyn Fn(&Change)>;
+
+/// The reactive mirror of one collection (kept only once somebody asked).
+pub(crate) struct Mirror {
+    docs: MutableBTreeMap<String, Value>,
+    listeners: RefCell<Vec<(u64, ChangeListener)>>,
+    next: std::cell::Cell<u64>,
+}
+
+/// A document as apps see it: its fields plus `_id`, EJSON wire values.
+pub(crate) fn document(id: &str, fields: &Fields) -> Value {
+    let mut m = Map::with_capacity(fields.len() + 1);
+    m.insert("_id".into(), Value::String(id.to_owned()));
+    for (k, v) in fields {
+        m.insert(k.clone(), v.clone());
+    }
+    Value::Object(m)
+}
+
+impl Mirror {
+    pub(crate) fn new(initial: Option<&HashMap<String, Fields>>) -> Self {
+        let docs = MutableBTreeMap::new();
+        if let Some(init) = initial {
+            let mut lock = docs.lock_mut();
+            for (id, fields) in init {
+                lock.insert_cloned(id.clone(), document(id, fields));
+            }
+        }
+        Mirror { docs, listeners: RefCell::new(Vec::new()), next: std::cell::Cell::new(0) }
+    }
+
+    pub(crate) fn apply(&self, change: &Change) {
+        {
+            let mut lock = self.docs.lock_mut();
+            match change {
+                Change::Added { id, fields, .. } => {
+                    lock.insert_cloned(id.clone(), document(id, fields));
+                }
+                Change::Changed { id, fields, cleared, .. } => {
+                    let mut doc = lock.get(id).cloned().unwrap_or_else(|| document(id, &Fields::new()));
+                    if let Value::Object(m) = &mut doc {
+                        for (k, v) in fields {
+                            m.insert(k.clone(), v.clone());
+                        }
+                        for k in cleared {
+                            m.remove(k);
+                        }
+                    }
+                    lock.insert_cloned(id.clone(), doc);
+                }
+                Change::Removed { id, .. } => {
+                    lock.remove(id);
+                }
+            }
+        }
+        let listeners: Vec<ChangeListener> = self.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
+        for l in listeners {
+            l(change);
+        }
+    }
+}
+
+/// A live, reactive view of one collection's documents.
+///
+/// ```no_run
+/// # fn f(conn: ddp_live::Connection) {
+/// use futures_signals::signal_map::SignalMapExt;
+/// let messages = conn.collection("messages");
+/// let sub = conn.subscribe("messages", ("general",));
+/// // All documents, as a futures-signals map keyed by _id:
+/// let _map = messages.signal_map();
+/// // One document, as a signal:
+/// let _one = messages.doc_signal("abc");
+/// # drop(sub); }
+/// ```
+#[derive(Clone)]
+pub struct Collection {
+    name: String,
+    mirror: Rc<Mirror>,
+}
+
+impl Collection {
+    pub(crate) fn new(name: String, mirror: Rc<Mirror>) -> Self {
+        Collection { name, mirror }
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// All documents (fields plus `_id`, EJSON wire values), by `_id`.
+    pub fn find(&self) -> Vec<Value> {
+        self.mirror.docs.lock_ref().values().cloned().collect()
+    }
+
+    /// One document.
+    pub fn find_one(&self, id: &str) -> Option<Value> {
+        self.mirror.docs.lock_ref().get(id).cloned()
+    }
+
+    /// How many documents.
+    pub fn len(&self) -> usize {
+        self.mirror.docs.lock_ref().len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The documents as a futures-signals map, keyed by `_id`.
+    pub fn signal_map(&self) -> impl futures_signals::signal_map::SignalMap<Key = String, Value = Value> {
+        self.mirror.docs.signal_map_cloned()
+    }
+
+    /// One document as a signal (`None` while absent).
+    pub fn doc_signal(&self, id: &str) -> impl Signal<Item = Option<Value>> {
+        self.mirror.docs.signal_map_cloned().key_cloned(id.to_owned())
+    }
+
+    /// Calls `f` with every change until the handle is stopped.
+    pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
+        let id = self.mirror.next.get();
+        self.mirror.next.set(id + 1);
+        self.mirror.listeners.borrow_mut().push((id, Rc::new(f)));
+        let weak = Rc::downgrade(&self.mirror);
+        ListenerHandle::new(move || {
+            if let Some(m) = weak.upgrade() {
+                m.listeners.borrow_mut().retain(|(i, _)| *i != id);
+            }
+        })
+    }
+}
+
+impl Connection {
+    /// Subscribes to publication `name` with `args` (a tuple or `Vec` is the
+    /// argument list; any other value the single argument). Re-sent with
+    /// the same id after every reconnect until stopped.
+    pub fn subscribe(&self, name: &str, args: impl Serialize) -> Subscription {
+        let params = match serde_json::to_value(args) {
+            Ok(Value::Array(a)) => a,
+            Ok(Value::Null) | Err(_) => Vec::new(),
+            Ok(other) => vec![other],
+        };
+        self.subscribe_raw(name, params)
+    }
+
+    /// [`Connection::subscribe`] with EJSON-encoded parameters.
+    pub fn subscribe_raw(&self, name: &str, params: Vec<Value>) -> Subscription {
+        let inner = self.inner();
+        let state = SubState { ready: Observable::new(false), ended: Observable::new(None) };
+        let id = inner.machine.borrow_mut().subscribe(name, params);
+        inner.subs.borrow_mut().insert(id.clone(), state.clone());
+        inner.pump();
+        Subscription { conn: Rc::downgrade(inner), id, state }
+    }
+
+    pub(crate) fn unsubscribe(&self, id: &str) {
+        let inner = self.inner();
+        inner.machine.borrow_mut().unsubscribe(id);
+        inner.pump();
+    }
+
+    /// The live view of collection `name` (created empty if no document
+    /// arrived yet).
+    pub fn collection(&self, name: &str) -> Collection {
+        let inner = self.inner();
+        let existing = inner.mirrors.borrow().get(name).cloned();
+        let mirror = existing.unwrap_or_else(|| {
+            let m = Rc::new(Mirror::new(inner.machine.borrow().store().collection(name)));
+            inner.mirrors.borrow_mut().insert(name.to_owned(), m.clone());
+            m
+        });
+        Collection::new(name.to_owned(), mirror)
+    }
+}

@@ -1,0 +1,231 @@
+//! Subscriptions and collections for JavaScript.
+
+use super::{as_function, call_js, ejson, get, js_error, DdpConnection, StopHandle};
+use crate::data::{Collection, Subscription, SubscriptionEnd};
+use crate::protocol::ejson::Ejson;
+use crate::protocol::store::Change;
+use js_sys::{Array, Function, Object, Reflect};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_DATA: &'static str = r#"
+/** Callbacks of `subscribe` (Meteor's shape). */
+export interface DDPSubscribeCallbacks {
+  onReady?: () => void;
+  /** Called once when the subscription ends: with the server's error, or without when stopped. */
+  onStop?: (error?: DDPMethodError) => void;
+}
+
+/** A document: its fields (EJSON-decoded) and `_id`. */
+export type DDPDocument = { _id: string } & Record<string, unknown>;
+
+/** One change to a collection. */
+export type DDPChange =
+  | { type: "added"; id: string; fields: Record<string, unknown> }
+  | { type: "changed"; id: string; fields: Record<string, unknown>; cleared: string[] }
+  | { type: "removed"; id: string };
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "unknown[]")]
+    pub type JsSubArgs;
+    #[wasm_bindgen(typescript_type = "DDPDocument[]")]
+    pub type JsDocs;
+    #[wasm_bindgen(typescript_type = "DDPDocument | undefined")]
+    pub type JsDoc;
+    #[wasm_bindgen(typescript_type = "(change: DDPChange) => void")]
+    pub type JsChangeCallback;
+    #[wasm_bindgen(typescript_type = "(ready: boolean) => void")]
+    pub type JsReadyCallback;
+}
+
+fn value_to_js(v: &Value) -> JsValue {
+    ejson::to_js(&Ejson::from_json(v.clone()))
+}
+
+fn fields_to_js(fields: &serde_json::Map<String, Value>) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), &value_to_js(v));
+    }
+    o.into()
+}
+
+fn change_to_js(c: &Change) -> JsValue {
+    let o = Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&o, &k.into(), &v);
+    };
+    match c {
+        Change::Added { id, fields, .. } => {
+            set("type", "added".into());
+            set("id", id.as_str().into());
+            set("fields", fields_to_js(fields));
+        }
+        Change::Changed { id, fields, cleared, .. } => {
+            set("type", "changed".into());
+            set("id", id.as_str().into());
+            set("fields", fields_to_js(fields));
+            set("cleared", cleared.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into());
+        }
+        Change::Removed { id, .. } => {
+            set("type", "removed".into());
+            set("id", id.as_str().into());
+        }
+    }
+    o.into()
+}
+
+fn end_to_js(end: &SubscriptionEnd) -> Vec<JsValue> {
+    match end {
+        SubscriptionEnd::Stopped => vec![],
+        SubscriptionEnd::Failed(e) => {
+            let err = crate::protocol::machine::MethodError::Server {
+                error: e.get("error").cloned().unwrap_or(Value::Null),
+                reason: e.get("reason").and_then(Value::as_str).map(str::to_owned),
+                details: e.get("details").cloned(),
+                raw: e.clone(),
+            };
+            vec![super::method_error_to_js(&err)]
+        }
+    }
+}
+
+/// A subscription (JavaScript API).
+#[wasm_bindgen(js_name = DDPSubscription)]
+pub struct JsSubscription {
+    sub: Subscription,
+}
+
+#[wasm_bindgen(js_class = DDPSubscription)]
+impl JsSubscription {
+    /// The DDP subscription id.
+    #[wasm_bindgen(getter, js_name = subscriptionId)]
+    pub fn subscription_id(&self) -> String {
+        self.sub.id().to_owned()
+    }
+
+    /// True once the server said `ready`; stays true across reconnects.
+    pub fn ready(&self) -> bool {
+        self.sub.ready()
+    }
+
+    /// Calls `callback` at once with the readiness, then on every change.
+    #[wasm_bindgen(js_name = onReadyChange)]
+    pub fn on_ready_change(&self, callback: JsReadyCallback) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "onReadyChange")?;
+        call_js(&f, &[self.sub.ready().into()]);
+        let handle = self.sub.ready_observable().subscribe(move |r| call_js(&f, &[(*r).into()]));
+        Ok(StopHandle { handle })
+    }
+
+    /// Stops the subscription (not re-sent after reconnects; its documents go).
+    pub fn stop(&self) {
+        self.sub.stop();
+    }
+}
+
+/// A live collection (JavaScript API).
+#[wasm_bindgen(js_name = DDPCollection)]
+pub struct JsCollection {
+    coll: Collection,
+}
+
+#[wasm_bindgen(js_class = DDPCollection)]
+impl JsCollection {
+    /// The collection's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.coll.name().to_owned()
+    }
+
+    /// All documents.
+    pub fn find(&self) -> JsDocs {
+        self.coll.find().iter().map(value_to_js).collect::<Array>().unchecked_into()
+    }
+
+    /// One document by `_id`, or `undefined`.
+    #[wasm_bindgen(js_name = findOne)]
+    pub fn find_one(&self, id: &str) -> JsDoc {
+        self.coll.find_one(id).map_or(JsValue::UNDEFINED, |d| value_to_js(&d)).unchecked_into()
+    }
+
+    /// How many documents.
+    pub fn count(&self) -> usize {
+        self.coll.len()
+    }
+
+    /// Calls `callback` with every change (`added`, `changed`, `removed`)
+    /// until `stop()` is called on the returned handle.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, callback: JsChangeCallback) -> Result<StopHandle, JsValue> {
+        let f = as_function(callback.into(), "onChange")?;
+        let handle = self.coll.on_change(move |c| call_js(&f, &[change_to_js(c)]));
+        Ok(StopHandle { handle })
+    }
+}
+
+impl DdpConnection {
+    pub(super) fn subscribe_impl(&self, name: &str, args: Array) -> Result<JsSubscription, JsValue> {
+        // Meteor's rule: a last argument that is a function is onReady; an
+        // object whose keys are all callbacks holds onReady / onStop.
+        let mut on_ready: Option<Function> = None;
+        let mut on_stop: Option<Function> = None;
+        let n = args.length();
+        if n > 0 {
+            let last = args.get(n - 1);
+            if let Some(f) = last.dyn_ref::<Function>() {
+                on_ready = Some(f.clone());
+                args.pop();
+            } else if is_callbacks(&last) {
+                on_ready = get(&last, "onReady").dyn_into().ok();
+                on_stop = get(&last, "onStop").dyn_into().ok().or_else(|| get(&last, "onError").dyn_into().ok());
+                args.pop();
+            }
+        }
+        let params = args
+            .iter()
+            .map(|a| ejson::from_js(&a).map(|e| e.to_json()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| js_error("bad-arguments", &format!("subscribe(): {e}")))?;
+        let sub = self.conn.subscribe_raw(name, params);
+        if let Some(f) = on_ready {
+            let fired = std::cell::Cell::new(false);
+            let h = sub.ready_observable().subscribe(move |r| {
+                if *r && !fired.replace(true) {
+                    call_js(&f, &[]);
+                }
+            });
+            drop(h); // lives with the subscription
+        }
+        if let Some(f) = on_stop {
+            let h = sub.ended_observable().subscribe(move |e| {
+                if let Some(end) = e {
+                    call_js(&f, &end_to_js(end));
+                }
+            });
+            drop(h);
+        }
+        Ok(JsSubscription { sub })
+    }
+
+    pub(super) fn collection_impl(&self, name: &str) -> JsCollection {
+        JsCollection { coll: self.conn.collection(name) }
+    }
+}
+
+fn is_callbacks(v: &JsValue) -> bool {
+    let Some(obj) = v.dyn_ref::<Object>() else { return false };
+    if Array::is_array(v) || v.is_function() {
+        return false;
+    }
+    let keys = Object::keys(obj);
+    keys.length() > 0
+        && keys.iter().all(|k| {
+            let k = k.as_string().unwrap_or_default();
+            matches!(k.as_str(), "onReady" | "onStop" | "onError") && get(v, &k).is_function()
+        })
+}

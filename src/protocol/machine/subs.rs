@@ -1,0 +1,231 @@
+//! Subscriptions and data messages, with Meteor's reconnect rules and one
+//! improvement.
+//!
+//! - `sub` ids are random 17-character ids, re-sent unchanged after every
+//!   reconnect (the server ignores a duplicate id, so re-sending is safe).
+//! - `stop()` is immediate for the app (its stop event fires at once). While
+//!   offline it is remembered: the subscription is never re-sent, and if
+//!   the server resumes the session the `unsub` goes out then (Meteor loses
+//!   such an unsub).
+//! - After a reconnect with a **new** session, data is held until every
+//!   subscription that was ready is ready again and every re-sent method has
+//!   its `updated`; then the held data replaces the old in one step,
+//!   reporting only real differences: a document never disappears and comes
+//!   back, documents the server did not send again go. A subscription that
+//!   was ready stays ready throughout.
+//! - With a **resumed** session nothing is held: the server only replays
+//!   what was missed.
+
+use super::{Event, Machine, Output, Phase};
+use crate::protocol::message::{ClientMessage, ServerMessage};
+use crate::protocol::random::ID_ALPHABET;
+use crate::protocol::store::Store;
+use serde_json::Value;
+use std::collections::HashSet;
+
+#[derive(Debug)]
+pub(super) struct Sub {
+    id: String,
+    name: String,
+    params: Vec<Value>,
+    ready: bool,
+    /// Sent in the current session.
+    sent: bool,
+}
+
+/// Data held back while a new session catches up.
+#[derive(Debug, Default)]
+pub(super) struct Quiesce {
+    held: Vec<ServerMessage>,
+    subs: HashSet<String>,
+    methods: HashSet<String>,
+    /// Subscriptions whose `ready` arrived while holding (announced after).
+    newly_ready: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Subs {
+    list: Vec<Sub>,
+    /// Stopped while the link was down, for an `unsub` if the session resumes.
+    stopped_offline: Vec<String>,
+    pub(super) store: Store,
+    pub(super) quiesce: Option<Quiesce>,
+}
+
+impl Machine {
+    /// Subscribes to publication `name`; returns the subscription id. Sent
+    /// at once when connected, else when the link is back. `params` must
+    /// already be EJSON-encoded.
+    pub fn subscribe(&mut self, name: &str, params: Vec<Value>) -> String {
+        let id: String = (0..17).map(|_| ID_ALPHABET[(((self.random)() * 55.0) as usize).min(54)] as char).collect();
+        self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false });
+        self.send_subs();
+        id
+    }
+
+    /// Stops a subscription. Its stop event fires at once.
+    pub fn unsubscribe(&mut self, id: &str) {
+        let Some(pos) = self.subs.list.iter().position(|s| s.id == id) else { return };
+        let sub = self.subs.list.remove(pos);
+        if let Some(q) = &mut self.subs.quiesce {
+            q.subs.remove(id);
+        }
+        if self.phase == Phase::Connected && sub.sent {
+            self.send(ClientMessage::Unsub { id: sub.id.clone() });
+        } else if sub.sent || self.resume.is_some() {
+            self.subs.stopped_offline.push(sub.id.clone());
+        }
+        self.emit(Event::SubStopped { id: sub.id, error: None });
+        self.maybe_flush();
+    }
+
+    /// Whether subscription `id` is ready.
+    pub fn sub_ready(&self, id: &str) -> Option<bool> {
+        self.subs.list.iter().find(|s| s.id == id).map(|s| s.ready)
+    }
+
+    /// The local documents.
+    pub fn store(&self) -> &Store {
+        &self.subs.store
+    }
+
+    /// Sends every subscription not yet sent in this session.
+    pub(super) fn send_subs(&mut self) {
+        if self.phase != Phase::Connected || self.methods_held() {
+            return;
+        }
+        let Some(socket) = self.socket else { return };
+        for id in std::mem::take(&mut self.subs.stopped_offline) {
+            self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id }.encode() });
+        }
+        for s in self.subs.list.iter_mut().filter(|s| !s.sent) {
+            s.sent = true;
+            let msg = ClientMessage::Sub { id: s.id.clone(), name: s.name.clone(), params: s.params.clone() };
+            self.out.push_back(Output::Send { socket, text: msg.encode() });
+        }
+    }
+
+    /// A `connected` arrived: plan the subscriptions' return.
+    pub(super) fn subs_on_connected(&mut self, reconnect: bool, resent_methods: Vec<String>) {
+        if self.resumed {
+            // The server still has them; only new ones and unsubs go out.
+            self.send_subs();
+            return;
+        }
+        self.subs.stopped_offline.clear();
+        for s in &mut self.subs.list {
+            s.sent = false;
+        }
+        if reconnect {
+            let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
+            self.subs.quiesce = Some(Quiesce { subs, methods: resent_methods.into_iter().collect(), ..Quiesce::default() });
+        }
+        self.send_subs();
+        self.maybe_flush();
+    }
+
+    /// A method's `updated` arrived (for the hold after a reconnect).
+    pub(super) fn subs_method_updated(&mut self, id: &str) {
+        if let Some(q) = &mut self.subs.quiesce {
+            if q.methods.remove(id) {
+                self.maybe_flush();
+            }
+        }
+    }
+
+    /// A method given up on (failed, timed out) no longer holds data back.
+    pub(super) fn subs_method_gone(&mut self, id: u64) {
+        self.subs_method_updated(&id.to_string());
+    }
+
+    pub(super) fn handle_data(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Ready { subs } => {
+                for id in subs {
+                    self.sub_ready_arrived(&id);
+                }
+                self.maybe_flush();
+            }
+            ServerMessage::NoSub { id, error } => {
+                if let Some(pos) = self.subs.list.iter().position(|s| s.id == id) {
+                    self.subs.list.remove(pos);
+                    if let Some(q) = &mut self.subs.quiesce {
+                        q.subs.remove(&id);
+                        q.newly_ready.retain(|x| *x != id);
+                    }
+                    if let Some(e) = &error {
+                        let failure = super::ProtocolError::SubscriptionFailed { id: id.clone(), error: e.clone() };
+                        self.emit(Event::Error(failure));
+                    }
+                    self.emit(Event::SubStopped { id, error });
+                    self.maybe_flush();
+                }
+                // A nosub for a subscription we stopped ourselves: already reported.
+            }
+            data => {
+                if let Some(q) = &mut self.subs.quiesce {
+                    q.held.push(data);
+                } else {
+                    let mut store = std::mem::take(&mut self.subs.store);
+                    apply(&mut store, data, &mut |c| self.out.push_back(Output::Event(Event::Data(c))));
+                    self.subs.store = store;
+                }
+            }
+        }
+    }
+
+    fn sub_ready_arrived(&mut self, id: &str) {
+        let Some(sub) = self.subs.list.iter_mut().find(|s| s.id == id) else { return };
+        match &mut self.subs.quiesce {
+            Some(q) => {
+                if !q.subs.remove(id) && !sub.ready {
+                    q.newly_ready.push(id.to_owned());
+                }
+            }
+            None => {
+                if !sub.ready {
+                    sub.ready = true;
+                    self.emit(Event::SubReady { id: id.to_owned() });
+                }
+            }
+        }
+    }
+
+    /// Applies the held data in one step once nothing is awaited.
+    fn maybe_flush(&mut self) {
+        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty());
+        if !done {
+            return;
+        }
+        let Some(q) = self.subs.quiesce.take() else { return };
+        let mut next = Store::default();
+        for m in q.held {
+            apply(&mut next, m, &mut |_| {});
+        }
+        for change in self.subs.store.reconcile(next) {
+            self.emit(Event::Data(change));
+        }
+        for id in q.newly_ready {
+            if let Some(s) = self.subs.list.iter_mut().find(|s| s.id == id) {
+                s.ready = true;
+                self.out.push_back(Output::Event(Event::SubReady { id }));
+            }
+        }
+    }
+}
+
+/// Applies one data message to a store.
+fn apply(store: &mut Store, m: ServerMessage, emit: &mut dyn FnMut(crate::protocol::store::Change)) {
+    let change = match m {
+        ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. } => {
+            store.added(collection, id, fields)
+        }
+        ServerMessage::Changed { collection, id, fields, cleared } => store.changed(collection, id, fields, cleared),
+        ServerMessage::Removed { collection, id } => store.removed(collection, id),
+        // This store is unordered: a move changes nothing in it.
+        _ => None,
+    };
+    if let Some(c) = change {
+        emit(c);
+    }
+}

@@ -1,0 +1,289 @@
+//! Subscriptions, the store, and reconnects that never flicker.
+
+use super::*;
+use crate::protocol::store::Change;
+use serde_json::{json, Value};
+
+fn sent_of(h: &Harness, msg: &str) -> Vec<Value> {
+    h.sent.iter().filter_map(|t| serde_json::from_str::<Value>(t).ok()).filter(|v| v["msg"] == msg).collect()
+}
+
+fn data(h: &Harness) -> Vec<Change> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn added(h: &mut Harness, id: &str, v: i64) {
+    h.frame(&json!({"msg":"added","collection":"c","id":id,"fields":{"v":v}}).to_string());
+}
+
+fn ready(h: &mut Harness, sub: &str) {
+    h.frame(&json!({"msg":"ready","subs":[sub]}).to_string());
+}
+
+fn drop_and_reconnect(h: &mut Harness, session: &str) {
+    h.close(1006);
+    h.fire();
+    h.events.clear();
+    h.sent.clear();
+    h.open_and_connect(session);
+}
+
+#[test]
+fn subscribe_sends_sub_with_a_random_17_char_id() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![json!(10)]);
+    h.drain();
+    assert_eq!(id.len(), 17);
+    assert_eq!(sent_of(&h, "sub"), vec![json!({"msg":"sub","id":id,"name":"items","params":[10]})]);
+    assert_eq!(h.m.sub_ready(&id), Some(false));
+    let other = h.m.subscribe("items", vec![]);
+    assert_ne!(id, other);
+}
+
+#[test]
+fn subscriptions_made_offline_go_out_on_connect() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    assert!(sent_of(&h, "sub").is_empty());
+    h.open_and_connect("S");
+    assert_eq!(sent_of(&h, "sub")[0]["id"], id.as_str());
+}
+
+#[test]
+fn data_and_ready_flow_into_the_store() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    added(&mut h, "a", 1);
+    h.frame(r#"{"msg":"changed","collection":"c","id":"a","fields":{"v":2,"w":1}}"#);
+    ready(&mut h, &id);
+    assert_eq!(h.m.sub_ready(&id), Some(true));
+    assert!(h.events.contains(&Event::SubReady { id: id.clone() }));
+    assert_eq!(h.m.store().get("c", "a").unwrap()["v"], 2);
+    assert_eq!(data(&h).len(), 2);
+    h.frame(r#"{"msg":"removed","collection":"c","id":"a"}"#);
+    assert!(h.m.store().is_empty());
+}
+
+#[test]
+fn nosub_with_an_error_stops_it_and_reports_the_error() {
+    let mut h = connected();
+    let id = h.m.subscribe("bad", vec![]);
+    h.drain();
+    h.frame(&json!({"msg":"nosub","id":id,"error":{"error":404,"reason":"Subscription 'bad' not found"}}).to_string());
+    assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::SubscriptionFailed { .. }))));
+    assert!(h.events.iter().any(|e| matches!(e, Event::SubStopped { id: i, error: Some(_) } if *i == id)));
+    assert_eq!(h.m.sub_ready(&id), None);
+}
+
+#[test]
+fn stop_while_connected_sends_unsub_and_reports_at_once() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    h.m.unsubscribe(&id);
+    h.drain();
+    assert_eq!(sent_of(&h, "unsub"), vec![json!({"msg":"unsub","id":id})]);
+    assert!(h.events.contains(&Event::SubStopped { id: id.clone(), error: None }));
+    // The server's nosub for it is quiet.
+    let n = h.events.len();
+    h.frame(&json!({"msg":"nosub","id":id}).to_string());
+    assert_eq!(h.events.len(), n);
+}
+
+#[test]
+fn reconnect_resends_subs_with_the_same_id_but_not_stopped_ones() {
+    let mut h = connected();
+    let keep = h.m.subscribe("keep", vec![]);
+    let gone = h.m.subscribe("gone", vec![]);
+    h.drain();
+    h.close(1006);
+    h.m.unsubscribe(&gone); // while offline
+    h.drain();
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    let subs: Vec<String> = sent_of(&h, "sub").iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(subs, vec![keep]);
+    assert!(sent_of(&h, "unsub").is_empty(), "a new session knows nothing of it");
+}
+
+#[test]
+fn a_resumed_session_gets_the_unsub_that_was_made_offline() {
+    let mut h = connected();
+    let gone = h.m.subscribe("gone", vec![]);
+    h.drain();
+    h.close(1006);
+    h.m.unsubscribe(&gone);
+    h.drain();
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S1"); // resumed
+    assert!(h.m.resumed());
+    assert_eq!(sent_of(&h, "unsub"), vec![json!({"msg":"unsub","id":gone})]);
+    assert!(sent_of(&h, "sub").is_empty(), "the server still has the others");
+}
+
+#[test]
+fn reconnect_holds_data_until_ready_then_applies_only_differences() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    added(&mut h, "same", 1);
+    added(&mut h, "edit", 1);
+    added(&mut h, "gone", 1);
+    ready(&mut h, &id);
+    drop_and_reconnect(&mut h, "S2");
+    // While the server re-sends, nothing changes locally.
+    added(&mut h, "same", 1);
+    added(&mut h, "edit", 2);
+    added(&mut h, "new", 1);
+    assert!(data(&h).is_empty(), "held back");
+    assert_eq!(h.m.store().len(), 3);
+    assert_eq!(h.m.sub_ready(&id), Some(true), "a ready handle stays ready");
+    ready(&mut h, &id);
+    let mut changes = data(&h);
+    changes.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert!(changes.contains(&Change::Removed { collection: "c".into(), id: "gone".into() }));
+    assert!(changes.iter().any(|c| matches!(c, Change::Changed { id, .. } if id == "edit")));
+    assert!(changes.iter().any(|c| matches!(c, Change::Added { id, .. } if id == "new")));
+    assert!(!changes.iter().any(|c| matches!(c, Change::Removed { id, .. } if id == "same")), "no flicker");
+    assert!(!h.events.iter().any(|e| matches!(e, Event::SubReady { .. })), "no second ready");
+}
+
+#[test]
+fn the_hold_also_waits_for_resent_methods() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    ready(&mut h, &id);
+    h.m.call("write", vec![], Default::default(), h.now).unwrap();
+    h.drain();
+    drop_and_reconnect(&mut h, "S2");
+    added(&mut h, "x", 1);
+    ready(&mut h, &id);
+    assert!(data(&h).is_empty(), "the re-sent method's writes are not visible yet");
+    h.frame(r#"{"msg":"result","id":"1"}"#);
+    h.frame(r#"{"msg":"updated","methods":["1"]}"#);
+    assert_eq!(data(&h).len(), 1);
+}
+
+#[test]
+fn no_hold_with_a_resumed_session() {
+    let mut h = connected();
+    let id = h.m.subscribe("items", vec![]);
+    h.drain();
+    ready(&mut h, &id);
+    added(&mut h, "a", 1);
+    drop_and_reconnect(&mut h, "S1");
+    added(&mut h, "b", 1);
+    assert_eq!(data(&h).len(), 1, "applied at once");
+    assert_eq!(h.m.store().len(), 2);
+}
+
+#[test]
+fn a_new_subscription_during_the_hold_becomes_ready_after_it() {
+    let mut h = connected();
+    let old = h.m.subscribe("old", vec![]);
+    h.drain();
+    ready(&mut h, &old);
+    drop_and_reconnect(&mut h, "S2");
+    let new = h.m.subscribe("new", vec![]);
+    h.drain();
+    ready(&mut h, &new);
+    assert_eq!(h.m.sub_ready(&new), Some(false), "announced after the hold");
+    ready(&mut h, &old);
+    assert_eq!(h.m.sub_ready(&new), Some(true));
+    assert!(h.events.contains(&Event::SubReady { id: new }));
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod random_interleavings {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Add(u8, i64),
+        Change(u8, i64),
+        Remove(u8),
+        Drop,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..20, any::<i64>()).prop_map(|(i, v)| Step::Add(i, v)),
+            3 => (0u8..20, any::<i64>()).prop_map(|(i, v)| Step::Change(i, v)),
+            2 => (0u8..20).prop_map(Step::Remove),
+            1 => Just(Step::Drop),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever the interleaving of data and drops, once the server has
+        /// re-sent its set and said ready, the store equals the server's
+        /// set, and the changes observers saw replay to the same set.
+        #[test]
+        fn the_store_converges_to_the_server_and_observers_agree(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut h = connected();
+            let sub = h.m.subscribe("s", vec![]);
+            h.drain();
+            let mut server: std::collections::BTreeMap<String, i64> = Default::default();
+            ready(&mut h, &sub);
+            let mut session = 1;
+            for st in steps {
+                match st {
+                    Step::Add(i, v) | Step::Change(i, v) => {
+                        let id = format!("d{i}");
+                        if server.insert(id.clone(), v).is_some() {
+                            h.frame(&json!({"msg":"changed","collection":"c","id":id,"fields":{"v":v}}).to_string());
+                        } else {
+                            h.frame(&json!({"msg":"added","collection":"c","id":id,"fields":{"v":v}}).to_string());
+                        }
+                    }
+                    Step::Remove(i) => {
+                        let id = format!("d{i}");
+                        if server.remove(&id).is_some() {
+                            h.frame(&json!({"msg":"removed","collection":"c","id":id}).to_string());
+                        }
+                    }
+                    Step::Drop => {
+                        session += 1;
+                        h.close(1006);
+                        h.fire();
+                        h.open_and_connect(&format!("S{session}"));
+                        for (id, v) in &server {
+                            h.frame(&json!({"msg":"added","collection":"c","id":id,"fields":{"v":v}}).to_string());
+                        }
+                        ready(&mut h, &sub);
+                    }
+                }
+            }
+            let local: std::collections::BTreeMap<String, i64> = h.m.store().collection("c")
+                .map(|docs| docs.iter().map(|(k, f)| (k.clone(), f["v"].as_i64().unwrap())).collect())
+                .unwrap_or_default();
+            prop_assert_eq!(&local, &server);
+            // Replaying what observers were told gives the same set.
+            let mut seen: std::collections::BTreeMap<String, i64> = Default::default();
+            for c in data(&h) {
+                match c {
+                    Change::Added { id, fields, .. } => { seen.insert(id, fields["v"].as_i64().unwrap()); }
+                    Change::Changed { id, fields, .. } => { if let Some(v) = fields.get("v") { seen.insert(id, v.as_i64().unwrap()); } }
+                    Change::Removed { id, .. } => { seen.remove(&id); }
+                }
+            }
+            prop_assert_eq!(seen, server);
+        }
+    }
+}

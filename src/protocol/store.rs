@@ -1,0 +1,226 @@
+//! The local copy of the server's documents: one map per collection, fed by
+//! `added`, `changed` and `removed`, and the reconciliation after a
+//! reconnect that never empties a list to fill it again.
+//!
+//! Values are kept as EJSON wire JSON (decoded at the edges). Every
+//! operation is O(1) per document (hash maps), so N `added` messages cost
+//! O(N) overall, and a reconciliation is one pass over both snapshots.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// A document's fields (without `_id`).
+pub type Fields = Map<String, Value>;
+
+/// One change to one document, as observers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new document with all its fields.
+    Added { collection: String, id: String, fields: Fields },
+    /// Fields set (`fields`) or removed (`cleared`).
+    Changed { collection: String, id: String, fields: Fields, cleared: Vec<String> },
+    /// The document is gone.
+    Removed { collection: String, id: String },
+}
+
+impl Change {
+    /// The collection the change is in.
+    pub fn collection(&self) -> &str {
+        match self {
+            Change::Added { collection, .. } | Change::Changed { collection, .. } | Change::Removed { collection, .. } => {
+                collection
+            }
+        }
+    }
+}
+
+/// All collections.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Store {
+    collections: HashMap<String, HashMap<String, Fields>>,
+}
+
+impl Store {
+    /// The documents of `collection`.
+    pub fn collection(&self, collection: &str) -> Option<&HashMap<String, Fields>> {
+        self.collections.get(collection)
+    }
+
+    /// One document.
+    pub fn get(&self, collection: &str, id: &str) -> Option<&Fields> {
+        self.collections.get(collection)?.get(id)
+    }
+
+    /// Number of documents in all collections.
+    pub fn len(&self) -> usize {
+        self.collections.values().map(HashMap::len).sum()
+    }
+
+    /// True when no collection holds a document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies `added`: returns the change observers should see. An `added`
+    /// for a document already present is applied as a change (servers may
+    /// re-send after a reconnect).
+    pub fn added(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
+        let docs = self.collections.entry(collection.clone()).or_default();
+        match docs.get_mut(&id) {
+            None => {
+                docs.insert(id.clone(), fields.clone());
+                Some(Change::Added { collection, id, fields })
+            }
+            Some(doc) => {
+                let (set, cleared) = replace(doc, fields);
+                (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
+            }
+        }
+    }
+
+    /// Applies `changed`. A change for an unknown document adds it (and is
+    /// reported as an addition), so nothing the server says is lost.
+    pub fn changed(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
+        let docs = self.collections.entry(collection.clone()).or_default();
+        let Some(doc) = docs.get_mut(&id) else {
+            docs.insert(id.clone(), fields.clone());
+            return Some(Change::Added { collection, id, fields });
+        };
+        let mut set = Fields::new();
+        for (k, v) in fields {
+            if doc.get(&k) != Some(&v) {
+                doc.insert(k.clone(), v.clone());
+                set.insert(k, v);
+            }
+        }
+        let cleared: Vec<String> = cleared.into_iter().filter(|k| doc.remove(k).is_some()).collect();
+        (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
+    }
+
+    /// Applies `removed`.
+    pub fn removed(&mut self, collection: String, id: String) -> Option<Change> {
+        let docs = self.collections.get_mut(&collection)?;
+        docs.remove(&id)?;
+        if docs.is_empty() {
+            self.collections.remove(&collection);
+        }
+        Some(Change::Removed { collection, id })
+    }
+
+    /// Replaces this store with `next` and returns the changes that take
+    /// one to the other: documents in both are compared field by field, so
+    /// an unchanged document produces nothing (no flicker).
+    pub fn reconcile(&mut self, mut next: Store) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (collection, docs) in &self.collections {
+            let new_docs = next.collections.get_mut(collection);
+            for (id, old) in docs {
+                match new_docs.as_ref().and_then(|n| n.get(id)) {
+                    None => out.push(Change::Removed { collection: collection.clone(), id: id.clone() }),
+                    Some(new) => {
+                        let mut set = Fields::new();
+                        for (k, v) in new {
+                            if old.get(k) != Some(v) {
+                                set.insert(k.clone(), v.clone());
+                            }
+                        }
+                        let cleared: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+                        if !set.is_empty() || !cleared.is_empty() {
+                            out.push(Change::Changed { collection: collection.clone(), id: id.clone(), fields: set, cleared });
+                        }
+                    }
+                }
+            }
+        }
+        for (collection, docs) in &next.collections {
+            let old_docs = self.collections.get(collection);
+            for (id, fields) in docs {
+                if old_docs.is_none_or(|o| !o.contains_key(id)) {
+                    out.push(Change::Added { collection: collection.clone(), id: id.clone(), fields: fields.clone() });
+                }
+            }
+        }
+        *self = next;
+        out
+    }
+}
+
+/// Replaces a document's fields; returns (fields set, fields cleared).
+fn replace(doc: &mut Fields, fields: Fields) -> (Fields, Vec<String>) {
+    let cleared: Vec<String> = doc.keys().filter(|k| !fields.contains_key(*k)).cloned().collect();
+    let mut set = Fields::new();
+    for (k, v) in &fields {
+        if doc.get(k) != Some(v) {
+            set.insert(k.clone(), v.clone());
+        }
+    }
+    *doc = fields;
+    (set, cleared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn f(v: Value) -> Fields {
+        match v {
+            Value::Object(m) => m,
+            _ => Fields::new(),
+        }
+    }
+
+    #[test]
+    fn added_changed_removed() {
+        let mut s = Store::default();
+        assert_eq!(
+            s.added("c".into(), "1".into(), f(json!({"a":1,"b":2}))),
+            Some(Change::Added { collection: "c".into(), id: "1".into(), fields: f(json!({"a":1,"b":2})) })
+        );
+        assert_eq!(
+            s.changed("c".into(), "1".into(), f(json!({"a":5,"b":2})), vec!["b".into(), "zz".into()]),
+            Some(Change::Changed { collection: "c".into(), id: "1".into(), fields: f(json!({"a":5})), cleared: vec!["b".into()] })
+        );
+        assert_eq!(s.get("c", "1"), Some(&f(json!({"a":5}))));
+        assert_eq!(s.changed("c".into(), "1".into(), f(json!({"a":5})), vec![]), None, "no-op change is silent");
+        assert_eq!(s.removed("c".into(), "1".into()), Some(Change::Removed { collection: "c".into(), id: "1".into() }));
+        assert_eq!(s.removed("c".into(), "1".into()), None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn changed_for_an_unknown_document_adds_it() {
+        let mut s = Store::default();
+        assert!(matches!(s.changed("c".into(), "x".into(), f(json!({"a":1})), vec![]), Some(Change::Added { .. })));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn added_twice_is_a_change() {
+        let mut s = Store::default();
+        s.added("c".into(), "1".into(), f(json!({"a":1,"b":1})));
+        assert_eq!(
+            s.added("c".into(), "1".into(), f(json!({"a":2}))),
+            Some(Change::Changed { collection: "c".into(), id: "1".into(), fields: f(json!({"a":2})), cleared: vec!["b".into()] })
+        );
+    }
+
+    #[test]
+    fn reconcile_reports_only_real_differences() {
+        let mut s = Store::default();
+        s.added("c".into(), "same".into(), f(json!({"a":1})));
+        s.added("c".into(), "gone".into(), f(json!({"a":1})));
+        s.added("c".into(), "edit".into(), f(json!({"a":1,"b":1})));
+        let mut next = Store::default();
+        next.added("c".into(), "same".into(), f(json!({"a":1})));
+        next.added("c".into(), "edit".into(), f(json!({"a":2})));
+        next.added("d".into(), "new".into(), f(json!({"z":0})));
+        let mut changes = s.reconcile(next.clone());
+        changes.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(changes.len(), 3);
+        assert!(changes.contains(&Change::Removed { collection: "c".into(), id: "gone".into() }));
+        assert!(changes.contains(&Change::Changed { collection: "c".into(), id: "edit".into(), fields: f(json!({"a":2})), cleared: vec!["b".into()] }));
+        assert!(changes.contains(&Change::Added { collection: "d".into(), id: "new".into(), fields: f(json!({"z":0})) }));
+        assert_eq!(s, next);
+    }
+}
