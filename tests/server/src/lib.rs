@@ -31,6 +31,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 mod methods;
+mod publications;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,6 +175,8 @@ struct ConnInner {
     worker: mpsc::UnboundedSender<methods::Invocation>,
     /// The version negotiated for the session.
     version: String,
+    /// Its subscriptions and merge box.
+    subs: publications::SessionSubs,
 }
 
 /// A client's session, as server code sees it (like Meteor's
@@ -280,6 +283,7 @@ impl ServerConnection {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.inner.subs.stop_all();
         let hooks = std::mem::take(&mut *lock(&self.inner.on_close));
         for h in hooks {
             h();
@@ -299,6 +303,7 @@ struct Scenario {
     sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
     state: methods::State,
+    docs: publications::Docs,
 }
 
 impl Scenario {
@@ -313,6 +318,7 @@ impl Scenario {
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
             state: methods::State::default(),
+            docs: publications::Docs::default(),
         }
     }
 }
@@ -681,6 +687,7 @@ impl SocketCtx<'_> {
                 seen: Mutex::new(HashSet::new()),
                 worker: worker_tx,
                 version,
+                subs: publications::SessionSubs::default(),
             }),
         };
         tokio::spawn(methods::worker(self.sc.clone(), conn.clone(), worker_rx));
@@ -752,16 +759,19 @@ impl SocketCtx<'_> {
                     session.send(error_reply("Malformed subscription", Some(parsed)));
                     return true;
                 };
-                if parsed.get("params").is_some_and(|p| !p.is_array()) {
-                    session.send(error_reply("Malformed subscription", Some(parsed)));
-                    return true;
-                }
-                let err = meteor_error(json!(404), &format!("Subscription '{name}' not found"));
-                session.send(json!({"msg":"nosub","id":id,"error":err}));
+                let params = match parsed.get("params") {
+                    None => Vec::new(),
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(_) => {
+                        session.send(error_reply("Malformed subscription", Some(parsed)));
+                        return true;
+                    }
+                };
+                publications::subscribe(self.sc, &session, id, name, params);
             }
             "unsub" => {
                 if let Some(id) = parsed.get("id").and_then(Value::as_str) {
-                    session.send(json!({"msg":"nosub","id":id}));
+                    publications::unsubscribe(&session, id);
                 }
             }
             _ => session.send(error_reply("Bad request", Some(parsed))),

@@ -12,6 +12,9 @@
 //! | `noResult()` | returns nothing (no `result` field) |
 //! | `newId(scope)` | the first id of the `randomSeed` stream `scope` (what a stub made) |
 //! | `executions()` | how many times each method ran, and the counters |
+//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, the `randomSeed` stream `collection`, or random), returns its id |
+//! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
+//! | `removeDoc(collection, id)` | removes a document |
 //!
 //! Methods of one session run one at a time, in order, as in Meteor.
 
@@ -51,7 +54,10 @@ impl State {
 pub(crate) async fn worker(sc: Arc<Scenario>, session: ServerConnection, mut rx: mpsc::UnboundedReceiver<Invocation>) {
     while let Some(call) = rx.recv().await {
         *lock(&sc.state.runs).entry(call.name.clone()).or_default() += 1;
-        let outcome = run(&sc.state, &call).await;
+        let outcome = match call.name.as_str() {
+            "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+            _ => run(&sc.state, &call).await,
+        };
         let mut result = Map::new();
         result.insert("msg".into(), "result".into());
         result.insert("id".into(), call.id.clone().into());
@@ -119,6 +125,39 @@ async fn run(state: &State, call: &Invocation) -> Result<Option<Value>, Value> {
             None => Err(meteor_error(json!("no-seed"), "newId needs a randomSeed")),
         },
         "executions" => Ok(Some(state.report())),
+        "insertDoc" | "updateDoc" | "removeDoc" => Err(meteor_error(json!(500), "document methods run in the worker")),
         other => Err(meteor_error(json!(404), &format!("Method '{other}' not found"))),
+    }
+}
+
+/// The document methods: edits visible to every `docs` subscription before
+/// this method's `updated` is sent (writes are done when the worker sends it).
+fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
+    let p = &call.params;
+    let collection = p.first().and_then(Value::as_str).unwrap_or("docs").to_owned();
+    match call.name.as_str() {
+        "insertDoc" => {
+            let mut fields = p.get(1).and_then(Value::as_object).cloned().unwrap_or_default();
+            let id = match (fields.remove("_id"), &call.seed) {
+                (Some(Value::String(id)), _) => id,
+                (_, Some(seed)) => RandomStream::new(seed, &collection).next_id(),
+                _ => super::random_id(),
+            };
+            sc.docs.insert(&collection, id.clone(), fields);
+            Ok(Some(json!(id)))
+        }
+        "updateDoc" => {
+            let id = p.get(1).and_then(Value::as_str).unwrap_or_default();
+            let fields = p.get(2).and_then(Value::as_object).cloned().unwrap_or_default();
+            if sc.docs.update(&collection, id, fields) {
+                Ok(None)
+            } else {
+                Err(meteor_error(json!(404), "No such document"))
+            }
+        }
+        _ => {
+            let id = p.get(1).and_then(Value::as_str).unwrap_or_default();
+            Ok(Some(json!(sc.docs.remove(&collection, id))))
+        }
     }
 }

@@ -397,3 +397,61 @@ async fn no_resumption_after_a_graceful_end_or_the_grace_period() {
     send(&mut c, json!({"msg":"connect","version":"1","support":["1"],"session":s3,"receivedCount":0})).await;
     assert_ne!(recv(&mut c).await["session"], s3.as_str());
 }
+
+#[tokio::test]
+async fn publications_send_documents_then_ready_and_unsub_removes_them() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/t/p/websocket").await;
+    handshake(&mut c).await;
+    send(&mut c, json!({"msg":"sub","id":"s1","name":"items","params":[3, 5]})).await;
+    for i in 0..3 {
+        let m = recv(&mut c).await;
+        assert_eq!(m["msg"], "added");
+        assert_eq!(m["id"], format!("item-{i}"));
+        assert_eq!(m["fields"]["pad"], "xxxxx");
+    }
+    assert_eq!(recv(&mut c).await, json!({"msg":"ready","subs":["s1"]}));
+    // A duplicate id is ignored.
+    send(&mut c, json!({"msg":"sub","id":"s1","name":"items","params":[3]})).await;
+    send(&mut c, json!({"msg":"unsub","id":"s1"})).await;
+    let mut removed = 0;
+    loop {
+        let m = recv(&mut c).await;
+        if m["msg"] == "removed" {
+            removed += 1;
+        } else {
+            assert_eq!(m, json!({"msg":"nosub","id":"s1"}));
+            break;
+        }
+    }
+    assert_eq!(removed, 3);
+    send(&mut c, json!({"msg":"sub","id":"f","name":"failing"})).await;
+    let m = recv(&mut c).await;
+    assert_eq!(m["msg"], "nosub");
+    assert_eq!(m["error"]["error"], "sub-failed");
+}
+
+#[tokio::test]
+async fn document_methods_reach_docs_subscribers_before_updated() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut watcher = ws(addr, "/t/d/websocket").await;
+    handshake(&mut watcher).await;
+    send(&mut watcher, json!({"msg":"sub","id":"w","name":"docs","params":["notes"]})).await;
+    assert_eq!(recv(&mut watcher).await["msg"], "ready");
+    let mut c = ws(addr, "/t/d/websocket").await;
+    handshake(&mut c).await;
+    send(&mut c, json!({"msg":"sub","id":"s","name":"docs","params":["notes"]})).await;
+    assert_eq!(recv(&mut c).await["msg"], "ready");
+    call(&mut c, "1", "insertDoc", json!(["notes", {"_id": "n1", "text": "hi"}])).await;
+    let added = recv(&mut c).await;
+    assert_eq!(added, json!({"msg":"added","collection":"notes","id":"n1","fields":{"text":"hi"}}));
+    assert_eq!(answer(&mut c, "1").await["result"], "n1");
+    assert_eq!(recv(&mut watcher).await["id"], "n1", "other sessions see it too");
+    call(&mut c, "2", "updateDoc", json!(["notes", "n1", {"text": null, "n": 1}])).await;
+    let changed = recv(&mut c).await;
+    assert_eq!(changed, json!({"msg":"changed","collection":"notes","id":"n1","fields":{"n":1},"cleared":["text"]}));
+    answer(&mut c, "2").await;
+    call(&mut c, "3", "removeDoc", json!(["notes", "n1"])).await;
+    assert_eq!(recv(&mut c).await, json!({"msg":"removed","collection":"notes","id":"n1"}));
+    assert_eq!(answer(&mut c, "3").await["result"], true);
+}
