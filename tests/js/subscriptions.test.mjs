@@ -1,0 +1,123 @@
+// Subscriptions and collections through the npm package's JavaScript API.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { openPage, scenario, control, wsUrl } from "./harness.mjs";
+
+let browser, page, errors;
+before(async () => ({ browser, page, errors } = await openPage()));
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(errors.map(String), [], "no uncaught error in the page");
+});
+
+const fast = { retry: { minCount: 1, minTimeout: 20, baseTimeout: 50, exponent: 1.5, maxTimeout: 200 }, watchPage: false };
+const inPage = (fn, ...args) => page.evaluate(fn, args);
+
+test("subscribe → onReady → find/findOne; onChange delivers added/changed/removed with EJSON values", async () => {
+  const sc = scenario("js-sub");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const notes = conn.collection("notes");
+    const changes = [];
+    const watch = notes.onChange((c) => changes.push(c));
+    await new Promise((res) => conn.subscribe("docs", "notes", { onReady: res }));
+    await conn.call("insertDoc", "notes", { _id: "n1", text: "hi", when: new Date(5) });
+    const afterInsert = notes.findOne("n1");
+    await conn.call("updateDoc", "notes", "n1", { text: null, n: 2 });
+    await conn.call("removeDoc", "notes", "n1");
+    watch.stop();
+    await conn.call("insertDoc", "notes", { _id: "n2" });
+    const out = {
+      changes: changes.map((c) =>
+        c.fields ? { ...c, fields: Object.fromEntries(Object.entries(c.fields).map(([k, v]) => [k, v instanceof Date ? ["date", v.getTime()] : v])) } : c,
+      ),
+      whenIsDate: afterInsert.when instanceof Date,
+      afterInsert: { _id: afterInsert._id, text: afterInsert.text },
+      count: notes.count(),
+      all: notes.find().map((d) => d._id),
+    };
+    conn.close();
+    return out;
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r.changes, [
+    { type: "added", id: "n1", fields: { text: "hi", when: ["date", 5] } },
+    { type: "changed", id: "n1", fields: { n: 2 }, cleared: ["text"] },
+    { type: "removed", id: "n1" },
+  ]);
+  assert.equal(r.whenIsDate, true);
+  assert.deepEqual(r.afterInsert, { _id: "n1", text: "hi" });
+  assert.equal(r.count, 1, "the stopped watcher missed n2 but the collection has it");
+  assert.deepEqual(r.all, ["n2"]);
+});
+
+test("a failing publication: onStop(err) with the server's error, and an error event", async () => {
+  const sc = scenario("js-subfail");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const events = [];
+    conn.on("error", (e) => events.push(e.code));
+    const err = await new Promise((res) => conn.subscribe("failing", { onStop: res }));
+    const missing = await new Promise((res) => conn.subscribe("nope", 1, 2, { onStop: res }));
+    conn.close();
+    return { error: err.error, reason: err.reason, errorType: err.errorType, missing: missing.error, events };
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r, {
+    error: "sub-failed",
+    reason: "This publication always fails",
+    errorType: "Meteor.Error",
+    missing: 404,
+    events: ["subscription-failed", "subscription-failed"],
+  });
+});
+
+test("stop() calls onStop without an error and removes the documents; ready() and subscriptionId", async () => {
+  const sc = scenario("js-substop");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const items = conn.collection("items");
+    let stopped = "not yet";
+    let sub;
+    await new Promise((res) => (sub = conn.subscribe("items", 5, { onReady: res, onStop: (e) => (stopped = e) })));
+    const before = { ready: sub.ready(), n: items.count(), idLength: sub.subscriptionId.length };
+    sub.stop();
+    while (items.count() > 0) await new Promise((r) => setTimeout(r, 10));
+    const out = { before, stopped, after: items.count() };
+    conn.close();
+    return out;
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r, { before: { ready: true, n: 5, idLength: 17 }, stopped: undefined, after: 0 });
+});
+
+test("a forced drop without resumption: the list never empties and converges to the server", async () => {
+  const sc = scenario("js-flicker");
+  await control(sc, "resume?on=false");
+  await inPage(async ([url, fast, sc]) => {
+    const writer = ddp.DDP.connect(url, fast);
+    for (let i = 0; i < 5; i++) await writer.call("insertDoc", "r", { _id: `d${i}`, v: i });
+    const conn = ddp.DDP.connect(url, fast);
+    const docs = conn.collection("r");
+    await new Promise((res) => conn.subscribe("docs", "r", res));
+    const seen = [];
+    let min = Infinity;
+    docs.onChange((c) => {
+      seen.push([c.type, c.id]);
+      min = Math.min(min, docs.count());
+    });
+    (window.t ??= {})[sc] = { writer, conn, docs, seen, getMin: () => min, id: conn.id };
+  }, wsUrl(sc), fast, sc);
+  await control(sc, "drop");
+  const r = await inPage(async ([sc]) => {
+    const { writer, conn, docs, seen, getMin, id } = window.t[sc];
+    while (conn.connected) await new Promise((r) => setTimeout(r, 5));
+    await writer.call("removeDoc", "r", "d4");
+    while (!conn.connected || conn.id === id) await new Promise((r) => setTimeout(r, 5));
+    while (docs.findOne("d4")) await new Promise((r) => setTimeout(r, 5));
+    const out = { seen, min: getMin(), ids: docs.find().map((d) => d._id).sort() };
+    conn.close();
+    writer.close();
+    return out;
+  }, sc);
+  assert.deepEqual(r.seen, [["removed", "d4"]]);
+  assert.equal(r.min, 4);
+  assert.deepEqual(r.ids, ["d0", "d1", "d2", "d3"]);
+});
