@@ -26,8 +26,9 @@
 //! in CSR apps and natively. The signal lives as long as the connection.
 
 use crate::reactive::Observable;
-use crate::{Connection, Status};
+use crate::{Collection, Connection, Outbox, Status, Subscription};
 use leptos::prelude::*;
+use serde_json::Value;
 
 /// A Leptos signal that follows an [`Observable`].
 pub fn signal_from<T>(source: &Observable<T>) -> Signal<T>
@@ -46,6 +47,52 @@ pub fn status_signal(conn: &Connection) -> Signal<Status> {
     signal_from(conn.status_observable())
 }
 
+/// The connection's outbox counts ("3 changes waiting").
+pub fn outbox_signal(conn: &Connection) -> Signal<Outbox> {
+    signal_from(conn.outbox_observable())
+}
+
+/// Whether a subscription is ready.
+pub fn ready_signal(sub: &Subscription) -> Signal<bool> {
+    signal_from(sub.ready_observable())
+}
+
+/// All documents of a collection. The list is rebuilt only when read after
+/// a change (at most once per render), never once per incoming message, so
+/// a large initial sync stays O(N).
+///
+/// ```ignore
+/// let messages = ddp_live::leptos::collection_signal(&conn.collection("messages"));
+/// view! { <ul>{move || messages.get().into_iter().map(|m| view! { <li>{m["text"].as_str().unwrap_or("").to_string()}</li> }).collect_view()}</ul> }
+/// ```
+pub fn collection_signal(collection: &Collection) -> Signal<Vec<Value>, LocalStorage> {
+    let version = ArcRwSignal::new(0u64);
+    let bump = version.clone();
+    let _handle = collection.on_change(move |_| bump.update(|v| *v += 1));
+    let coll = collection.clone();
+    Signal::derive_local(move || {
+        version.track();
+        coll.find()
+    })
+}
+
+/// One document of a collection (`None` while absent).
+pub fn doc_signal(collection: &Collection, id: &str) -> Signal<Option<Value>> {
+    let signal = ArcRwSignal::new(collection.find_one(id));
+    let writer = signal.clone();
+    let coll = collection.clone();
+    let wanted = id.to_owned();
+    let _handle = collection.on_change(move |c| {
+        let changed_id = match c {
+            crate::Change::Added { id, .. } | crate::Change::Changed { id, .. } | crate::Change::Removed { id, .. } => id,
+        };
+        if *changed_id == wanted {
+            writer.set(coll.find_one(&wanted));
+        }
+    });
+    Signal::from(signal.read_only())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +107,29 @@ mod tests {
         assert!(s.get_untracked().connected);
         o.set(Status { status: ConnectionState::Waiting, retry_time: Some(5.0), ..Status::initial() });
         assert_eq!(s.get_untracked().retry_time, Some(5.0));
+    }
+
+    #[test]
+    fn collection_and_document_signals_follow_changes() {
+        use crate::data::Mirror;
+        use crate::Change;
+        use serde_json::json;
+        use std::rc::Rc;
+        let mirror = Rc::new(Mirror::new(None));
+        let coll = Collection::new("c".into(), mirror.clone());
+        let all = collection_signal(&coll);
+        let one = doc_signal(&coll, "a");
+        assert!(all.get_untracked().is_empty());
+        assert_eq!(one.get_untracked(), None);
+        let fields = |v: Value| v.as_object().cloned().unwrap_or_default();
+        mirror.apply(&Change::Added { collection: "c".into(), id: "a".into(), fields: fields(json!({"x": 1})) });
+        mirror.apply(&Change::Added { collection: "c".into(), id: "b".into(), fields: fields(json!({"x": 2})) });
+        assert_eq!(all.get_untracked().len(), 2);
+        assert_eq!(one.get_untracked(), Some(json!({"_id": "a", "x": 1})));
+        mirror.apply(&Change::Changed { collection: "c".into(), id: "a".into(), fields: fields(json!({"x": 5})), cleared: vec![] });
+        assert_eq!(one.get_untracked().unwrap()["x"], 5);
+        mirror.apply(&Change::Removed { collection: "c".into(), id: "a".into() });
+        assert_eq!(one.get_untracked(), None);
+        assert_eq!(all.get_untracked(), vec![json!({"_id": "b", "x": 2})]);
     }
 }
