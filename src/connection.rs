@@ -149,6 +149,7 @@ pub(crate) struct Inner {
     reconnect_hooks: RefCell<Vec<(u64, ReconnectHook)>>,
     outbox: Observable<Outbox>,
     pub(crate) subs: RefCell<HashMap<String, crate::data::SubState>>,
+    pub(crate) stubs: RefCell<HashMap<String, crate::stubs::Stub>>,
     pub(crate) mirrors: RefCell<HashMap<String, Rc<crate::data::Mirror>>>,
 }
 
@@ -211,6 +212,7 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         reconnect_hooks: RefCell::new(Vec::new()),
         outbox: Observable::new(Outbox::default()),
         subs: RefCell::new(HashMap::new()),
+        stubs: RefCell::new(HashMap::new()),
         mirrors: RefCell::new(HashMap::new()),
     });
     if options.watch_page {
@@ -352,6 +354,7 @@ impl Connection {
 
     /// The untyped form: `params` are EJSON-encoded JSON values, and
     /// `on_result` runs as soon as the `result` arrives (before `updated`).
+    /// The method's Rust stub, if one is defined, runs first.
     pub fn apply_raw<R: DeserializeOwned>(
         &self,
         name: &str,
@@ -359,8 +362,43 @@ impl Connection {
         options: CallOptions,
         on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
     ) -> MethodCall<R> {
+        let stub = self.inner.stubs.borrow().get(name).cloned();
+        let mut options = options;
+        let (mut writes, mut stub_value) = (Vec::new(), None);
+        if let Some(stub) = stub {
+            let mut ctx = crate::stubs::StubContext::new(self.inner.clone(), name);
+            let result = stub(&mut ctx, &params);
+            let (seed, w) = ctx.finish();
+            match result {
+                Err(e) if options.throw_stub_exceptions => return MethodCall::failed(MethodError::StubFailed(e)),
+                Err(e) => web_sys::console::error_1(&format!("ddp-live: the stub of \"{name}\" failed: {e}").into()),
+                Ok(v) => {
+                    writes = w;
+                    stub_value = Some(v);
+                }
+            }
+            options.random_seed = options.random_seed.or(seed);
+        }
+        let return_stub = options.return_stub_value;
+        let mut call = self.place_call(name, params, options, on_result, writes);
+        if let (true, Some(v)) = (return_stub, stub_value) {
+            // The server call goes on (detached); the caller gets the stub's value.
+            call.early_value = Some(v);
+        }
+        call
+    }
+
+    /// Queues a call whose stub (if any) already ran.
+    pub(crate) fn place_call<R: DeserializeOwned>(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        writes: Vec<crate::protocol::machine::StubWrite>,
+    ) -> MethodCall<R> {
         let (tx, rx) = oneshot::channel();
-        let placed = self.inner.machine.borrow_mut().call(name, params, options, browser::now());
+        let placed = self.inner.machine.borrow_mut().call_with_writes(name, params, options, writes, browser::now());
         match placed {
             Ok(id) => {
                 self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: tx });
@@ -370,11 +408,26 @@ impl Connection {
                     id: Some(id),
                     rx: Some(rx),
                     early: None,
+                    early_value: None,
                     decode: decode_result::<R>,
                 }
             }
             Err(e) => MethodCall::failed(e),
         }
+    }
+
+    /// [`Connection::place_call`] resolving to the raw outcome (for the JS layer).
+    pub(crate) fn place_call_outcome(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        writes: Vec<crate::protocol::machine::StubWrite>,
+    ) -> MethodCall<Option<Value>> {
+        let mut call = self.place_call::<Option<Value>>(name, params, options, on_result, writes);
+        call.decode = Ok;
+        call
     }
 
     /// Like [`Connection::apply_raw`], resolving to the raw result: `None`
@@ -627,6 +680,8 @@ pub struct MethodCall<R> {
     id: Option<u64>,
     rx: Option<oneshot::Receiver<Outcome>>,
     early: Option<MethodError>,
+    /// With `return_stub_value`: the stub's value, resolved at once.
+    early_value: Option<Value>,
     decode: fn(Option<Value>) -> Result<R, MethodError>,
 }
 
@@ -636,7 +691,7 @@ fn decode_result<R: DeserializeOwned>(v: Option<Value>) -> Result<R, MethodError
 
 impl<R> MethodCall<R> {
     fn failed(e: MethodError) -> Self {
-        MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), decode: |_| Err(MethodError::Closed) }
+        MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), early_value: None, decode: |_| Err(MethodError::Closed) }
     }
 
     /// The call's id (its DDP method id), or `None` if it was refused at once.
@@ -668,6 +723,10 @@ impl<R> Future for MethodCall<R> {
         let this = self.get_mut();
         if let Some(e) = this.early.take() {
             return Poll::Ready(Err(e));
+        }
+        if let Some(v) = this.early_value.take() {
+            this.id = None; // the server call goes on: never cancel it on drop
+            return Poll::Ready((this.decode)(Some(v)));
         }
         let Some(rx) = this.rx.as_mut() else {
             return Poll::Ready(Err(MethodError::Closed));

@@ -46,12 +46,14 @@ pub mod js;
 pub mod leptos;
 pub mod protocol;
 mod reactive;
+mod stubs;
 
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use protocol::store::Change;
 pub use protocol::ejson::Ejson;
-pub use protocol::machine::{CallOptions, MethodError, Outbox};
+pub use protocol::machine::{CallOptions, MethodError, Outbox, StubWrite};
+pub use stubs::{Stub, StubContext};
 pub use error::Error;
 pub use protocol::machine::{DisconnectReason, Event, ProtocolError};
 pub use protocol::message::FrameError;

@@ -237,3 +237,70 @@ async fn close_fails_pending_calls_with_closed() {
     assert_eq!(call.await.unwrap_err(), MethodError::Closed);
     assert_eq!(conn.call::<i64>("echo", (1,)).await.unwrap_err(), MethodError::Closed);
 }
+
+#[wasm_bindgen_test]
+async fn a_rust_stub_writes_at_once_and_gives_way_to_the_server_version() {
+    use ddp_live::Change;
+    let sc = scenario("m-stub");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let notes = conn.collection("notes");
+    conn.subscribe("docs", ("notes",)).wait_ready().await.unwrap();
+    conn.define_stub("insertDoc", |ctx, args| {
+        let collection = args.first().and_then(Value::as_str).unwrap_or("docs").to_owned();
+        let mut doc = args.get(1).cloned().unwrap_or(json!({}));
+        doc["pending"] = json!(true);
+        Ok(Value::String(ctx.insert(&collection, doc)))
+    });
+    let changes: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let c = changes.clone();
+    let _w = notes.on_change(move |ch| c.borrow_mut().push(ch.clone()));
+    let call = conn.call::<String>("insertDoc", ("notes", json!({"text": "hi"})));
+    // The stub's document shows before the server answers.
+    let local = notes.find();
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0]["pending"], true);
+    let stub_id = local[0]["_id"].as_str().unwrap().to_owned();
+    let server_id = call.await.unwrap();
+    assert_eq!(server_id, stub_id, "the randomSeed made the server use the stub's id");
+    let doc = notes.find_one(&server_id).unwrap();
+    assert_eq!(doc["text"], "hi");
+    assert!(doc.get("pending").is_none(), "the server's version replaced the stub's");
+    let seen = changes.borrow().clone();
+    assert!(matches!(&seen[0], Change::Added { id, .. } if *id == stub_id));
+    assert!(matches!(&seen[1], Change::Changed { cleared, .. } if cleared == &vec!["pending".to_string()]));
+    assert_eq!(seen.len(), 2, "no removal and re-add: {seen:?}");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_call_takes_its_stub_writes_back() {
+    let sc = scenario("m-stubfail");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let tmp = conn.collection("tmp");
+    conn.define_stub("fail", |ctx, _| {
+        ctx.insert("tmp", json!({"_id": "t1"}));
+        Ok(Value::Null)
+    });
+    let call = conn.call::<Value>("fail", ("no", "No"));
+    assert_eq!(tmp.len(), 1);
+    assert!(call.await.is_err());
+    assert!(tmp.is_empty());
+    conn.close();
+}
+
+#[wasm_bindgen_test]
+async fn stub_value_and_stub_exceptions() {
+    let sc = scenario("m-stubopts");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    conn.define_stub("add", |_, args| Ok(json!(args.iter().filter_map(Value::as_f64).sum::<f64>() + 1000.0)));
+    conn.define_stub("inc", |_, _| Err("the stub refuses".into()));
+    let v: f64 = conn.apply("add", (1, 2), CallOptions { return_stub_value: true, ..CallOptions::default() }).await.unwrap();
+    assert_eq!(v, 1003.0);
+    let server: f64 = conn.call("add", (1, 2)).await.unwrap();
+    assert_eq!(server, 3.0);
+    let e = conn.apply::<i64>("inc", ("k",), CallOptions { throw_stub_exceptions: true, ..CallOptions::default() }).await.unwrap_err();
+    assert_eq!(e, MethodError::StubFailed("the stub refuses".into()));
+    let n: i64 = conn.call("inc", ("k",)).await.unwrap();
+    assert_eq!(n, 1, "without throwStubExceptions the server is called (once: the refused call never was)");
+    conn.close();
+}

@@ -10,8 +10,8 @@ mod ejson;
 use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
 use crate::protocol::ejson::Ejson;
-use crate::protocol::machine::{CallOptions, Event, MethodError, Outbox, ProtocolError};
-use crate::protocol::random::{new_seed, RandomStream};
+use crate::protocol::machine::{CallOptions, Event, MethodError, Outbox, ProtocolError, StubWrite};
+use crate::stubs::StubContext;
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
@@ -109,6 +109,14 @@ export interface DDPMethodInvocation {
   randomSeed(): string;
   /** The next id of the stream `scope` of this call's seed; the test server generates the same. */
   randomId(scope?: string): string;
+  /** Inserts a document locally (id: its `_id`, else the next id of stream `collection`); returns the id. */
+  insert(collection: string, doc: Record<string, unknown>): string;
+  /** Sets fields locally (`null` clears one); false if there is no such document. */
+  update(collection: string, id: string, fields: Record<string, unknown>): boolean;
+  /** Removes a document locally. */
+  remove(collection: string, id: string): void;
+  /** The document as the app sees it now. */
+  findOne(collection: string, id: string): DDPDocument | undefined;
 }
 
 /** Queued (not yet sent) and in-flight method calls. */
@@ -491,32 +499,62 @@ impl DdpConnection {
     }
 
     /// Runs the client stub of `name`, if any. Returns the stub's value
-    /// (`None` without a stub) and the randomSeed if the stub asked for one.
-    fn run_stub(&self, name: &str, args: &Array) -> (Option<Result<JsValue, JsValue>>, Option<String>) {
+    /// (`None` without a stub), the randomSeed if the stub asked for one,
+    /// and the documents it wrote.
+    #[allow(clippy::type_complexity)]
+    fn run_stub(&self, name: &str, args: &Array) -> (Option<Result<JsValue, JsValue>>, Option<String>, Vec<StubWrite>) {
         let stub = self.stubs.borrow().get(name).cloned();
-        let Some(stub) = stub else { return (None, None) };
-        let seed: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+        let Some(stub) = stub else { return (None, None, Vec::new()) };
+        let ctx = Rc::new(RefCell::new(StubContext::new(self.conn.inner().clone(), name)));
         let invocation = Object::new();
-        let _ = Reflect::set(&invocation, &"isSimulation".into(), &true.into());
-        let _ = Reflect::set(&invocation, &"name".into(), &name.into());
-        let s1 = seed.clone();
-        let random_seed = Closure::<dyn Fn() -> String>::new(move || {
-            s1.borrow_mut().get_or_insert_with(|| new_seed(crate::browser::random)).clone()
+        let set = |k: &str, v: &JsValue| {
+            let _ = Reflect::set(&invocation, &k.into(), v);
+        };
+        set("isSimulation", &true.into());
+        set("name", &name.into());
+        let c = ctx.clone();
+        let random_seed = Closure::<dyn Fn() -> String>::new(move || c.borrow_mut().random_seed());
+        let c = ctx.clone();
+        let random_id =
+            Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| c.borrow_mut().random_id(&scope.unwrap_or_default()));
+        let c = ctx.clone();
+        let insert = Closure::<dyn Fn(String, JsValue) -> Result<String, JsValue>>::new(move |coll: String, doc: JsValue| {
+            let doc = ejson::from_js(&doc).map_err(|e| js_error("bad-arguments", &e))?.to_json();
+            Ok(c.borrow_mut().insert(&coll, doc))
         });
-        let s2 = seed.clone();
-        let streams: Rc<RefCell<HashMap<String, RandomStream>>> = Rc::default();
-        let random_id = Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| {
-            let seed = s2.borrow_mut().get_or_insert_with(|| new_seed(crate::browser::random)).clone();
-            let scope = scope.unwrap_or_default();
-            streams.borrow_mut().entry(scope.clone()).or_insert_with(|| RandomStream::new(&seed, &scope)).next_id()
+        let c = ctx.clone();
+        let update = Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(
+            move |coll: String, id: String, fields: JsValue| {
+                let fields = match ejson::from_js(&fields).map_err(|e| js_error("bad-arguments", &e))?.to_json() {
+                    serde_json::Value::Object(m) => m,
+                    _ => return Err(js_error("bad-arguments", "update() takes an object of fields")),
+                };
+                Ok(c.borrow_mut().update(&coll, &id, fields))
+            },
+        );
+        let c = ctx.clone();
+        let remove = Closure::<dyn Fn(String, String)>::new(move |coll: String, id: String| c.borrow_mut().remove(&coll, &id));
+        let c = ctx.clone();
+        let find_one = Closure::<dyn Fn(String, String) -> JsValue>::new(move |coll: String, id: String| {
+            c.borrow().find_one(&coll, &id).map_or(JsValue::UNDEFINED, |d| result_to_js(Some(d)))
         });
-        let _ = Reflect::set(&invocation, &"randomSeed".into(), random_seed.as_ref());
-        let _ = Reflect::set(&invocation, &"randomId".into(), random_id.as_ref());
+        set("randomSeed", random_seed.as_ref());
+        set("randomId", random_id.as_ref());
+        set("insert", insert.as_ref());
+        set("update", update.as_ref());
+        set("remove", remove.as_ref());
+        set("findOne", find_one.as_ref());
         let result = stub.apply(&invocation, args);
         // The stub ran synchronously; its helpers may go now.
-        drop((random_seed, random_id));
-        let seed = seed.borrow().clone();
-        (Some(result), seed)
+        drop((random_seed, random_id, insert, update, remove, find_one));
+        let (seed, writes) = match Rc::try_unwrap(ctx) {
+            Ok(cell) => cell.into_inner().finish(),
+            Err(shared) => {
+                let taken = std::mem::replace(&mut *shared.borrow_mut(), StubContext::new(self.conn.inner().clone(), name));
+                taken.finish()
+            }
+        };
+        (Some(result), seed, writes)
     }
 
     fn apply_impl(&self, name: &str, args: Array, options: JsValue) -> Result<Promise, JsValue> {
@@ -541,24 +579,31 @@ impl DdpConnection {
             Ok(p) => p,
             Err(e) => return Ok(Promise::reject(&e)),
         };
-        let (stub, random_seed) = self.run_stub(name, &args);
-        let stub_value = match stub {
+        let (stub, random_seed, writes) = self.run_stub(name, &args);
+        let (stub_value, writes) = match stub {
             Some(Err(e)) if flag("throwStubExceptions") => return Ok(Promise::reject(&e)),
             Some(Err(e)) => {
                 web_sys::console::error_2(&format!("ddp-live: the stub of \"{name}\" threw").into(), &e);
-                None
+                (None, Vec::new())
             }
-            Some(Ok(v)) => Some(v),
-            None => None,
+            Some(Ok(v)) => (Some(v), writes),
+            None => (None, Vec::new()),
         };
-        let call_options = CallOptions { wait: flag("wait"), no_retry: flag("noRetry"), timeout_ms, random_seed };
+        let call_options = CallOptions {
+            wait: flag("wait"),
+            no_retry: flag("noRetry"),
+            timeout_ms,
+            random_seed,
+            return_stub_value: false,
+            throw_stub_exceptions: false,
+        };
         let hook: Option<Box<dyn FnOnce(&Result<Option<serde_json::Value>, MethodError>)>> = on_result.map(|f| {
             Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
                 Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
                 Err(e) => call_js(&f, &[method_error_to_js(e)]),
             }) as Box<dyn FnOnce(&_)>
         });
-        let call = self.conn.apply_raw_outcome(name, params, call_options, hook);
+        let call = self.conn.place_call_outcome(name, params, call_options, hook, writes);
         // An AbortSignal cancels the call while it is unsent.
         let abort = match (call.id(), signal.is_undefined()) {
             (Some(id), false) => {

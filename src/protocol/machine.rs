@@ -17,7 +17,7 @@ use std::fmt;
 
 mod methods;
 mod subs;
-pub use methods::{CallOptions, MethodError, Outbox};
+pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use methods::Methods;
 use subs::Subs;
 

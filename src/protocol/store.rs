@@ -5,9 +5,15 @@
 //! Values are kept as EJSON wire JSON (decoded at the edges). Every
 //! operation is O(1) per document (hash maps), so N `added` messages cost
 //! O(N) overall, and a reconciliation is one pass over both snapshots.
+//!
+//! Client stubs write to a **local layer** over the server's documents: a
+//! document a stub wrote shows the stub's version until every method that
+//! wrote it has completed; then the server's version shows again (only the
+//! difference is reported). Server messages for such a document update the
+//! server layer silently meanwhile.
 
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// A document's fields (without `_id`).
 pub type Fields = Map<String, Value>;
@@ -34,24 +40,119 @@ impl Change {
     }
 }
 
+/// A document as a client stub left it, and the calls that wrote it.
+#[derive(Debug, Clone, PartialEq)]
+struct Local {
+    doc: Option<Fields>,
+    writers: BTreeSet<u64>,
+}
+
 /// All collections.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Store {
     collections: HashMap<String, HashMap<String, Fields>>,
+    local: HashMap<(String, String), Local>,
+}
+
+/// The change that takes `before` to `after`, if any.
+fn diff(collection: &str, id: &str, before: Option<&Fields>, after: Option<&Fields>) -> Option<Change> {
+    let (collection, id) = (collection.to_owned(), id.to_owned());
+    match (before, after) {
+        (None, None) => None,
+        (None, Some(f)) => Some(Change::Added { collection, id, fields: f.clone() }),
+        (Some(_), None) => Some(Change::Removed { collection, id }),
+        (Some(old), Some(new)) => {
+            let mut set = Fields::new();
+            for (k, v) in new {
+                if old.get(k) != Some(v) {
+                    set.insert(k.clone(), v.clone());
+                }
+            }
+            let cleared: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+            (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
+        }
+    }
 }
 
 impl Store {
-    /// The documents of `collection`.
+    /// The server's documents of `collection` (without stub writes).
     pub fn collection(&self, collection: &str) -> Option<&HashMap<String, Fields>> {
         self.collections.get(collection)
     }
 
-    /// One document.
+    /// The documents of `collection` as the app sees them (stub writes included).
+    pub fn visible(&self, collection: &str) -> Vec<(String, Fields)> {
+        let mut out: Vec<(String, Fields)> = self
+            .collections
+            .get(collection)
+            .map(|docs| {
+                docs.iter()
+                    .filter(|(id, _)| !self.local.contains_key(&(collection.to_owned(), (*id).clone())))
+                    .map(|(id, f)| (id.clone(), f.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ((c, id), l) in &self.local {
+            if c == collection {
+                if let Some(doc) = &l.doc {
+                    out.push((id.clone(), doc.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// One document as the app sees it.
     pub fn get(&self, collection: &str, id: &str) -> Option<&Fields> {
+        if let Some(l) = self.local.get(&(collection.to_owned(), id.to_owned())) {
+            return l.doc.as_ref();
+        }
         self.collections.get(collection)?.get(id)
     }
 
-    /// Number of documents in all collections.
+    fn server_doc(&self, collection: &str, id: &str) -> Option<&Fields> {
+        self.collections.get(collection)?.get(id)
+    }
+
+    fn shadowed(&self, collection: &str, id: &str) -> bool {
+        !self.local.is_empty() && self.local.contains_key(&(collection.to_owned(), id.to_owned()))
+    }
+
+    /// A client stub of call `method` sets the document (`None`: removes it).
+    pub fn stub_write(&mut self, method: u64, collection: &str, id: &str, doc: Option<Fields>) -> Option<Change> {
+        let before = self.get(collection, id).cloned();
+        let entry = self
+            .local
+            .entry((collection.to_owned(), id.to_owned()))
+            .or_insert_with(|| Local { doc: None, writers: BTreeSet::new() });
+        entry.doc = doc;
+        entry.writers.insert(method);
+        let after = entry.doc.clone();
+        diff(collection, id, before.as_ref(), after.as_ref())
+    }
+
+    /// Call `method` completed: documents only it had written show the
+    /// server's version again. Returns the visible changes.
+    pub fn method_done(&mut self, method: u64) -> Vec<Change> {
+        if self.local.is_empty() {
+            return Vec::new();
+        }
+        let mut released = Vec::new();
+        self.local.retain(|key, l| {
+            if l.writers.remove(&method) && l.writers.is_empty() {
+                released.push((key.clone(), l.doc.take()));
+                false
+            } else {
+                true
+            }
+        });
+        released
+            .into_iter()
+            .filter_map(|((c, id), local)| diff(&c, &id, local.as_ref(), self.server_doc(&c, &id)))
+            .collect()
+    }
+
+    /// Number of server documents in all collections.
     pub fn len(&self) -> usize {
         self.collections.values().map(HashMap::len).sum()
     }
@@ -65,6 +166,12 @@ impl Store {
     /// for a document already present is applied as a change (servers may
     /// re-send after a reconnect).
     pub fn added(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
+        let shadowed = self.shadowed(&collection, &id);
+        let change = self.added_server(collection, id, fields);
+        change.filter(|_| !shadowed)
+    }
+
+    fn added_server(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
         let docs = self.collections.entry(collection.clone()).or_default();
         match docs.get_mut(&id) {
             None => {
@@ -81,6 +188,12 @@ impl Store {
     /// Applies `changed`. A change for an unknown document adds it (and is
     /// reported as an addition), so nothing the server says is lost.
     pub fn changed(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
+        let shadowed = self.shadowed(&collection, &id);
+        let change = self.changed_server(collection, id, fields, cleared);
+        change.filter(|_| !shadowed)
+    }
+
+    fn changed_server(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
         let docs = self.collections.entry(collection.clone()).or_default();
         let Some(doc) = docs.get_mut(&id) else {
             docs.insert(id.clone(), fields.clone());
@@ -99,18 +212,21 @@ impl Store {
 
     /// Applies `removed`.
     pub fn removed(&mut self, collection: String, id: String) -> Option<Change> {
+        let shadowed = self.shadowed(&collection, &id);
         let docs = self.collections.get_mut(&collection)?;
         docs.remove(&id)?;
         if docs.is_empty() {
             self.collections.remove(&collection);
         }
-        Some(Change::Removed { collection, id })
+        (!shadowed).then_some(Change::Removed { collection, id })
     }
 
     /// Replaces this store with `next` and returns the changes that take
     /// one to the other: documents in both are compared field by field, so
     /// an unchanged document produces nothing (no flicker).
     pub fn reconcile(&mut self, mut next: Store) -> Vec<Change> {
+        // Stub writes stay; only the server layer is replaced.
+        next.local = std::mem::take(&mut self.local);
         let mut out = Vec::new();
         for (collection, docs) in &self.collections {
             let new_docs = next.collections.get_mut(collection);
@@ -141,6 +257,12 @@ impl Store {
             }
         }
         *self = next;
+        out.retain(|c| {
+            let id = match c {
+                Change::Added { id, .. } | Change::Changed { id, .. } | Change::Removed { id, .. } => id,
+            };
+            !self.shadowed(c.collection(), id)
+        });
         out
     }
 }
@@ -186,6 +308,31 @@ mod tests {
         assert_eq!(s.removed("c".into(), "1".into()), Some(Change::Removed { collection: "c".into(), id: "1".into() }));
         assert_eq!(s.removed("c".into(), "1".into()), None);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn stub_writes_show_until_the_method_completes_then_the_server_version() {
+        let mut s = Store::default();
+        s.added("c".into(), "a".into(), f(json!({"v":1})));
+        // A stub edits a and inserts b.
+        assert!(matches!(s.stub_write(7, "c", "a", Some(f(json!({"v":2})))), Some(Change::Changed { .. })));
+        assert!(matches!(s.stub_write(7, "c", "b", Some(f(json!({"v":9})))), Some(Change::Added { .. })));
+        assert_eq!(s.get("c", "a").unwrap()["v"], 2);
+        // The server's own messages for those documents are silent meanwhile.
+        assert_eq!(s.changed("c".into(), "a".into(), f(json!({"v":3})), vec![]), None);
+        assert_eq!(s.added("c".into(), "b".into(), f(json!({"v":10}))), None);
+        assert_eq!(s.visible("c").len(), 2);
+        // Another call unrelated to them finishing changes nothing.
+        assert!(s.method_done(8).is_empty());
+        // The method completes: the server's version shows, as a difference.
+        let mut changes = s.method_done(7);
+        changes.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(changes.len(), 2);
+        assert_eq!(s.get("c", "a").unwrap()["v"], 3);
+        assert_eq!(s.get("c", "b").unwrap()["v"], 10);
+        // A stub insert the server never confirmed goes away.
+        s.stub_write(9, "c", "ghost", Some(f(json!({}))));
+        assert_eq!(s.method_done(9), vec![Change::Removed { collection: "c".into(), id: "ghost".into() }]);
     }
 
     #[test]

@@ -121,3 +121,29 @@ test("a forced drop without resumption: the list never empties and converges to 
   assert.equal(r.min, 4);
   assert.deepEqual(r.ids, ["d0", "d1", "d2", "d3"]);
 });
+
+test("stub writes show at once and give way to the server's version; the stub's id is the server's", async () => {
+  const sc = scenario("js-stubwrite");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const notes = conn.collection("notes");
+    await new Promise((res) => conn.subscribe("docs", "notes", res));
+    conn.methods({
+      insertDoc(collection, doc) {
+        return this.insert(collection, { ...doc, pending: true });
+      },
+    });
+    const changes = [];
+    notes.onChange((c) => changes.push([c.type, c.fields?.pending ?? null, c.cleared ?? null]));
+    const p = conn.call("insertDoc", "notes", { text: "hi" });
+    const local = notes.find();
+    const serverId = await p;
+    const doc = notes.findOne(serverId);
+    conn.close();
+    return { localId: local[0]._id, localPending: local[0].pending, serverId, doc, changes };
+  }, wsUrl(sc), fast);
+  assert.equal(r.localPending, true);
+  assert.equal(r.localId, r.serverId);
+  assert.deepEqual(r.doc, { _id: r.serverId, text: "hi" });
+  assert.deepEqual(r.changes, [["added", true, null], ["changed", null, ["pending"]]]);
+});

@@ -37,6 +37,20 @@ pub struct CallOptions {
     pub timeout_ms: Option<f64>,
     /// The `randomSeed` to send (for client stubs that made random ids).
     pub random_seed: Option<String>,
+    /// Resolve with the client stub's value instead of the server's (the
+    /// server call still runs). Used by the driver, not the machine.
+    pub return_stub_value: bool,
+    /// If the stub fails, fail the call without calling the server (by
+    /// default the failure is logged and the server is called).
+    pub throw_stub_exceptions: bool,
+}
+
+/// A document write made by a client stub: `doc` None removes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StubWrite {
+    pub collection: String,
+    pub id: String,
+    pub doc: Option<crate::protocol::store::Fields>,
 }
 
 /// Why a call failed.
@@ -53,6 +67,8 @@ pub enum MethodError {
     QueueFull { limit: &'static str },
     /// Cancelled before it was sent.
     Cancelled,
+    /// The client stub failed and `throw_stub_exceptions` was set.
+    StubFailed(String),
     /// The connection was closed.
     Closed,
     /// The arguments could not be encoded (Rust API).
@@ -71,6 +87,7 @@ impl MethodError {
             MethodError::Timeout => "timeout".into(),
             MethodError::QueueFull { .. } => "queue-full".into(),
             MethodError::Cancelled => "cancelled".into(),
+            MethodError::StubFailed(_) => "stub-failed".into(),
             MethodError::Closed => "closed".into(),
             MethodError::BadArguments(_) => "bad-arguments".into(),
             MethodError::BadResult(_) => "bad-result".into(),
@@ -90,6 +107,7 @@ impl MethodError {
             MethodError::Timeout => "The method call timed out".into(),
             MethodError::QueueFull { limit } => format!("The outbox is full ({limit}); the call was not queued"),
             MethodError::Cancelled => "The call was cancelled before it was sent".into(),
+            MethodError::StubFailed(e) => format!("The client stub failed: {e}"),
             MethodError::Closed => "The connection is closed".into(),
             MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
             MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
@@ -189,6 +207,20 @@ impl Machine {
     /// `MethodDone` events carry it), or `queue-full` / `closed` at once.
     /// `params` must already be EJSON-encoded.
     pub fn call(&mut self, name: &str, params: Vec<Value>, options: CallOptions, now: f64) -> Result<u64, MethodError> {
+        self.call_with_writes(name, params, options, Vec::new(), now)
+    }
+
+    /// [`Machine::call`] with the document writes its client stub made:
+    /// they show at once and give way to the server's version when the
+    /// call completes (or fails).
+    pub fn call_with_writes(
+        &mut self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        writes: Vec<StubWrite>,
+        now: f64,
+    ) -> Result<u64, MethodError> {
         if self.closed {
             return Err(MethodError::Closed);
         }
@@ -213,6 +245,11 @@ impl Machine {
             Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes },
         );
         Methods::push(&mut m.blocks, id, wait);
+        for w in writes {
+            if let Some(change) = self.subs.store.stub_write(id, &w.collection, &w.id, w.doc) {
+                self.emit(Event::Data(change));
+            }
+        }
         self.send_first_block();
         Ok(id)
     }
@@ -338,6 +375,10 @@ impl Machine {
 
     fn take_call(&mut self, id: u64) -> Option<Call> {
         let c = self.methods.calls.remove(&id)?;
+        // Its stub's writes give way to the server's version.
+        for change in self.subs.store.method_done(id) {
+            self.out.push_back(Output::Event(Event::Data(change)));
+        }
         self.methods.bytes -= c.bytes;
         if let Some(d) = c.deadline {
             self.methods.deadlines.remove(&(d.max(0.0).to_bits(), id));

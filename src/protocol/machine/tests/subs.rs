@@ -287,3 +287,25 @@ mod random_interleavings {
         }
     }
 }
+
+#[test]
+fn stub_writes_show_until_the_call_completes() {
+    use crate::protocol::machine::StubWrite;
+    let mut h = connected();
+    let w = StubWrite { collection: "c".into(), id: "x".into(), doc: Some(serde_json::Map::new()) };
+    let id = h.m.call_with_writes("m", vec![], Default::default(), vec![w], h.now).unwrap();
+    h.drain();
+    assert!(h.m.store().get("c", "x").is_some());
+    assert!(matches!(data(&h).as_slice(), [Change::Added { .. }]));
+    h.frame(&json!({"msg":"result","id":id.to_string()}).to_string());
+    h.frame(&json!({"msg":"updated","methods":[id.to_string()]}).to_string());
+    assert!(h.m.store().get("c", "x").is_none(), "the server never confirmed it");
+    assert!(matches!(data(&h).last(), Some(Change::Removed { .. })));
+    // A call refused at once leaves no write behind.
+    let mut h = Harness::new(Config { max_pending_calls: 1, ..Config::default() });
+    h.start();
+    h.m.call("a", vec![], Default::default(), h.now).unwrap();
+    let w = StubWrite { collection: "c".into(), id: "y".into(), doc: Some(serde_json::Map::new()) };
+    assert!(h.m.call_with_writes("b", vec![], Default::default(), vec![w], h.now).is_err());
+    assert!(h.m.store().get("c", "y").is_none());
+}
