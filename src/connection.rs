@@ -107,11 +107,13 @@ impl Options {
 
 type EventListener = Rc<dyn Fn(&Event)>;
 type Outcome = Result<Option<Value>, MethodError>;
+/// Called with a call's outcome as soon as its `result` arrives.
+pub type ResultHook = Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>;
 type ReconnectHook = Rc<dyn Fn(&Connection)>;
 
 /// What the driver keeps for a call until it ends.
 struct PendingCall {
-    on_result: Option<Box<dyn FnOnce(&Outcome)>>,
+    on_result: Option<ResultHook>,
     done: oneshot::Sender<Outcome>,
 }
 
@@ -360,7 +362,7 @@ impl Connection {
         name: &str,
         params: Vec<Value>,
         options: CallOptions,
-        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        on_result: Option<ResultHook>,
     ) -> MethodCall<R> {
         let stub = self.inner.stubs.borrow().get(name).cloned();
         let mut options = options;
@@ -394,7 +396,7 @@ impl Connection {
         name: &str,
         params: Vec<Value>,
         options: CallOptions,
-        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        on_result: Option<ResultHook>,
         writes: Vec<crate::protocol::machine::StubWrite>,
     ) -> MethodCall<R> {
         let (tx, rx) = oneshot::channel();
@@ -422,7 +424,7 @@ impl Connection {
         name: &str,
         params: Vec<Value>,
         options: CallOptions,
-        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        on_result: Option<ResultHook>,
         writes: Vec<crate::protocol::machine::StubWrite>,
     ) -> MethodCall<Option<Value>> {
         let mut call = self.place_call::<Option<Value>>(name, params, options, on_result, writes);
@@ -438,7 +440,7 @@ impl Connection {
         name: &str,
         params: Vec<Value>,
         options: CallOptions,
-        on_result: Option<Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>>,
+        on_result: Option<ResultHook>,
     ) -> MethodCall<Option<Value>> {
         let mut call = self.apply_raw::<Option<Value>>(name, params, options, on_result);
         call.decode = Ok;

@@ -89,8 +89,10 @@ impl Drop for Socket {
 
 /// Listeners for the page's `online`, `offline`, `visibilitychange` and
 /// `pageshow` events, removed when this value is dropped.
+type PageListener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut(Event)>);
+
 pub struct PageWatch {
-    listeners: Vec<(web_sys::EventTarget, &'static str, Closure<dyn FnMut(Event)>)>,
+    listeners: Vec<PageListener>,
 }
 
 /// What the page says about the link.
@@ -141,6 +143,11 @@ impl PageWatch {
     /// How many listeners are registered (for leak tests).
     pub fn len(&self) -> usize {
         self.listeners.len()
+    }
+
+    /// True when none is registered.
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty()
     }
 }
 

@@ -597,7 +597,7 @@ impl DdpConnection {
             return_stub_value: false,
             throw_stub_exceptions: false,
         };
-        let hook: Option<Box<dyn FnOnce(&Result<Option<serde_json::Value>, MethodError>)>> = on_result.map(|f| {
+        let hook: Option<crate::connection::ResultHook> = on_result.map(|f| {
             Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
                 Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
                 Err(e) => call_js(&f, &[method_error_to_js(e)]),

@@ -590,7 +590,7 @@ impl Machine {
                     self.received_count = 0;
                 }
                 self.session = Some(session.clone());
-                self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then(|| Heartbeat {
+                self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then_some(Heartbeat {
                     interval: self.config.heartbeat_interval_ms,
                     timeout: self.config.heartbeat_timeout_ms,
                     last_received: now,
@@ -690,7 +690,7 @@ impl Machine {
         self.next_socket += 1;
         let socket = self.next_socket;
         self.socket = Some(socket);
-        let deadline = (self.config.connect_timeout_ms > 0.0).then(|| now + self.config.connect_timeout_ms);
+        let deadline = (self.config.connect_timeout_ms > 0.0).then_some(now + self.config.connect_timeout_ms);
         self.phase = Phase::Connecting { deadline, open: false };
         self.out.push_back(Output::OpenSocket { socket });
     }

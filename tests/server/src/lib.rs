@@ -457,7 +457,7 @@ async fn control(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let sc = server.shared.scenario(&scenario);
-    let on = q.get("on").map_or(true, |v| v != "false" && v != "0");
+    let on = q.get("on").is_none_or(|v| v != "false" && v != "0");
     let each = |out: fn() -> Out| {
         for tx in lock(&sc.sockets).values() {
             let _ = tx.send(out());
@@ -570,8 +570,8 @@ async fn run_connection(
                 last_received = Instant::now();
                 ping_sent = None;
                 match message {
-                    Message::Text(text) => {
-                        if !ctx.handle_text(text.as_str()) {
+                    Message::Text(text)
+                        if !ctx.handle_text(text.as_str()) => {
                             // Flush what the handler queued (e.g. `failed`), then close.
                             while let Ok(Out::Text(t)) = rx.try_recv() {
                                 let _ = socket.send(Message::Text(t.into())).await;
@@ -579,7 +579,6 @@ async fn run_connection(
                             let _ = socket.send(Message::Close(None)).await;
                             break;
                         }
-                    }
                     Message::Binary(_) => ctx.reply(error_reply("Bad request", None)),
                     Message::Close(_) => break,
                     _ => {}

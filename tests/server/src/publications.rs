@@ -141,7 +141,6 @@ impl Publisher {
                     drop(published);
                     drop(subs);
                     self.session.send(json!({"msg":"added","collection":collection,"id":id,"fields":fields}));
-                    return;
                 }
                 Some((count, old)) => {
                     if first_for_sub {
@@ -266,7 +265,7 @@ pub(crate) fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str
                     tokio::time::sleep(every).await;
                     tick += 1;
                     let pick = (tick as usize * 7919) % (size + 1);
-                    if ids.len() < size && (ids.is_empty() || pick % 3 == 0) {
+                    if ids.len() < size && (ids.is_empty() || pick.is_multiple_of(3)) {
                         let id = random_id();
                         let mut f = Map::new();
                         f.insert("tick".into(), json!(tick));
