@@ -11,7 +11,7 @@ use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError,
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::protocol::url::websocket_url;
-use crate::reactive::{ListenerHandle, Observable};
+use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_channel::oneshot;
 use futures_signals::signal::Signal;
 use gloo_timers::callback::Timeout;
@@ -105,11 +105,9 @@ impl Options {
     }
 }
 
-type EventListener = Rc<dyn Fn(&Event)>;
 type Outcome = Result<Option<Value>, MethodError>;
 /// Called with a call's outcome as soon as its `result` arrives.
 pub type ResultHook = Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>;
-type ReconnectHook = Rc<dyn Fn(&Connection)>;
 
 /// What the driver keeps for a call until it ends.
 struct PendingCall {
@@ -118,21 +116,14 @@ struct PendingCall {
 }
 
 thread_local! {
-    static GLOBAL_RECONNECT_HOOKS: RefCell<Vec<(u64, ReconnectHook)>> = const { RefCell::new(Vec::new()) };
-    static NEXT_GLOBAL_HOOK: Cell<u64> = const { Cell::new(0) };
+    static GLOBAL_RECONNECT_HOOKS: Rc<Registry<dyn Fn(&Connection)>> = Rc::default();
 }
 
 /// Registers `f` to run on every reconnect of every connection (like
 /// Meteor's `DDP.onReconnect`), after the connection's own hooks. Method
 /// calls made inside go ahead of everything queued.
 pub fn on_reconnect(f: impl Fn(&Connection) + 'static) -> ListenerHandle {
-    let id = NEXT_GLOBAL_HOOK.with(|n| {
-        let id = n.get();
-        n.set(id + 1);
-        id
-    });
-    GLOBAL_RECONNECT_HOOKS.with(|h| h.borrow_mut().push((id, Rc::new(f))));
-    ListenerHandle::new(move || GLOBAL_RECONNECT_HOOKS.with(|h| h.borrow_mut().retain(|(i, _)| *i != id)))
+    GLOBAL_RECONNECT_HOOKS.with(|h| h.add(Rc::new(f)))
 }
 
 pub(crate) struct Inner {
@@ -144,11 +135,10 @@ pub(crate) struct Inner {
     page: RefCell<Option<PageWatch>>,
     status: Observable<Status>,
     session: Observable<Option<String>>,
-    listeners: RefCell<Vec<(u64, EventListener)>>,
-    next_listener: Cell<u64>,
+    listeners: Rc<Registry<dyn Fn(&Event)>>,
     closed: Cell<bool>,
     calls: RefCell<HashMap<u64, PendingCall>>,
-    reconnect_hooks: RefCell<Vec<(u64, ReconnectHook)>>,
+    reconnect_hooks: Rc<Registry<dyn Fn(&Connection)>>,
     outbox: Observable<Outbox>,
     pub(crate) subs: RefCell<HashMap<String, crate::data::SubState>>,
     pub(crate) stubs: RefCell<HashMap<String, crate::stubs::Stub>>,
@@ -207,11 +197,10 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         page: RefCell::new(None),
         status,
         session: Observable::new(None),
-        listeners: RefCell::new(Vec::new()),
-        next_listener: Cell::new(0),
+        listeners: Rc::default(),
         closed: Cell::new(false),
         calls: RefCell::new(HashMap::new()),
-        reconnect_hooks: RefCell::new(Vec::new()),
+        reconnect_hooks: Rc::default(),
         outbox: Observable::new(Outbox::default()),
         subs: RefCell::new(HashMap::new()),
         stubs: RefCell::new(HashMap::new()),
@@ -313,15 +302,7 @@ impl Connection {
 
     /// Calls `f` for every lifecycle [`Event`] until the handle is stopped.
     pub fn on_event(&self, f: impl Fn(&Event) + 'static) -> ListenerHandle {
-        let id = self.inner.next_listener.get();
-        self.inner.next_listener.set(id + 1);
-        self.inner.listeners.borrow_mut().push((id, Rc::new(f)));
-        let weak = Rc::downgrade(&self.inner);
-        ListenerHandle::new(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.listeners.borrow_mut().retain(|(i, _)| *i != id);
-            }
-        })
+        self.inner.listeners.add(Rc::new(f))
     }
 
     /// Calls server method `name` with `args` (a tuple or `Vec` is the
@@ -473,15 +454,7 @@ impl Connection {
     /// the first connection, not when the server resumed the session).
     /// Calls made inside go ahead of everything queued (e.g. a login).
     pub fn on_reconnect(&self, f: impl Fn(&Connection) + 'static) -> ListenerHandle {
-        let id = self.inner.next_listener.get();
-        self.inner.next_listener.set(id + 1);
-        self.inner.reconnect_hooks.borrow_mut().push((id, Rc::new(f)));
-        let weak = Rc::downgrade(&self.inner);
-        ListenerHandle::new(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.reconnect_hooks.borrow_mut().retain(|(i, _)| *i != id);
-            }
-        })
+        self.inner.reconnect_hooks.add(Rc::new(f))
     }
 
     /// Whether the last `connected` resumed the previous session.
@@ -567,9 +540,8 @@ impl Inner {
                 }
                 Output::RunReconnectHooks => {
                     let conn = Connection { inner: self.clone() };
-                    let own: Vec<ReconnectHook> = self.reconnect_hooks.borrow().iter().map(|(_, h)| h.clone()).collect();
-                    let global: Vec<ReconnectHook> =
-                        GLOBAL_RECONNECT_HOOKS.with(|g| g.borrow().iter().map(|(_, h)| h.clone()).collect());
+                    let own = self.reconnect_hooks.snapshot();
+                    let global = GLOBAL_RECONNECT_HOOKS.with(|g| g.snapshot());
                     for hook in own.iter().chain(global.iter()) {
                         hook(&conn);
                     }
@@ -592,8 +564,7 @@ impl Inner {
     }
 
     fn dispatch(&self, event: &Event) {
-        let listeners: Vec<EventListener> = self.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
-        for l in listeners {
+        for l in self.listeners.snapshot() {
             l(event);
         }
     }

@@ -2,12 +2,11 @@
 
 use crate::connection::{Connection, Inner};
 use crate::protocol::store::{Change, Fields};
-use crate::reactive::{ListenerHandle, Observable};
+use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_signals::signal::Signal;
 use futures_signals::signal_map::{MutableBTreeMap, SignalMapExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
@@ -95,13 +94,10 @@ impl Subscription {
     }
 }
 
-type ChangeListener = Rc<dyn Fn(&Change)>;
-
 /// The reactive mirror of one collection (kept only once somebody asked).
 pub(crate) struct Mirror {
     docs: MutableBTreeMap<String, Value>,
-    listeners: RefCell<Vec<(u64, ChangeListener)>>,
-    next: std::cell::Cell<u64>,
+    listeners: Rc<Registry<dyn Fn(&Change)>>,
 }
 
 /// A document as apps see it: its fields plus `_id`, EJSON wire values.
@@ -123,7 +119,7 @@ impl Mirror {
                 lock.insert_cloned(id.clone(), document(id, fields));
             }
         }
-        Mirror { docs, listeners: RefCell::new(Vec::new()), next: std::cell::Cell::new(0) }
+        Mirror { docs, listeners: Rc::default() }
     }
 
     pub(crate) fn apply(&self, change: &Change) {
@@ -150,8 +146,7 @@ impl Mirror {
                 }
             }
         }
-        let listeners: Vec<ChangeListener> = self.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
-        for l in listeners {
+        for l in self.listeners.snapshot() {
             l(change);
         }
     }
@@ -218,15 +213,7 @@ impl Collection {
 
     /// Calls `f` with every change until the handle is stopped.
     pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
-        let id = self.mirror.next.get();
-        self.mirror.next.set(id + 1);
-        self.mirror.listeners.borrow_mut().push((id, Rc::new(f)));
-        let weak = Rc::downgrade(&self.mirror);
-        ListenerHandle::new(move || {
-            if let Some(m) = weak.upgrade() {
-                m.listeners.borrow_mut().retain(|(i, _)| *i != id);
-            }
-        })
+        self.mirror.listeners.add(Rc::new(f))
     }
 }
 

@@ -5,12 +5,48 @@ use futures_signals::signal::{Mutable, MutableSignalCloned};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-type Listener<T> = Rc<dyn Fn(&T)>;
+/// A list of listeners (`Rc<F>`), each removable through the handle its
+/// registration returned. Listeners are called on a snapshot of the list,
+/// with no borrow held, so a listener may add or remove listeners.
+pub(crate) struct Registry<F: ?Sized> {
+    entries: RefCell<Vec<(u64, Rc<F>)>>,
+    next_id: Cell<u64>,
+}
+
+impl<F: ?Sized> Default for Registry<F> {
+    fn default() -> Self {
+        Registry { entries: RefCell::new(Vec::new()), next_id: Cell::new(0) }
+    }
+}
+
+impl<F: ?Sized + 'static> Registry<F> {
+    /// Adds a listener; the handle removes it (if the registry still lives).
+    pub(crate) fn add(self: &Rc<Self>, f: Rc<F>) -> ListenerHandle {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.entries.borrow_mut().push((id, f));
+        let weak: Weak<Self> = Rc::downgrade(self);
+        ListenerHandle::new(move || {
+            if let Some(r) = weak.upgrade() {
+                r.entries.borrow_mut().retain(|(i, _)| *i != id);
+            }
+        })
+    }
+
+    /// The listeners now.
+    pub(crate) fn snapshot(&self) -> Vec<Rc<F>> {
+        self.entries.borrow().iter().map(|(_, f)| f.clone()).collect()
+    }
+
+    /// How many listeners.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+}
 
 struct Shared<T> {
     mutable: Mutable<T>,
-    listeners: RefCell<Vec<(u64, Listener<T>)>>,
-    next_id: Cell<u64>,
+    listeners: Rc<Registry<dyn Fn(&T)>>,
 }
 
 /// A value that tells its observers when it changes (and only then).
@@ -28,7 +64,7 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
     /// A new observable holding `value`.
     pub fn new(value: T) -> Self {
         Observable {
-            shared: Rc::new(Shared { mutable: Mutable::new(value), listeners: RefCell::new(Vec::new()), next_id: Cell::new(0) }),
+            shared: Rc::new(Shared { mutable: Mutable::new(value), listeners: Rc::default() }),
         }
     }
 
@@ -48,8 +84,7 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
         }
         // Call listeners on a snapshot of the list, with no borrow held, so a
         // listener may subscribe, unsubscribe or set the value again.
-        let listeners: Vec<Listener<T>> = self.shared.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
-        for l in listeners {
+        for l in self.shared.listeners.snapshot() {
             l(&value);
         }
     }
@@ -62,22 +97,12 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
     /// Calls `listener` on every change until the returned handle is stopped.
     /// (Dropping the handle does not stop it: call [`ListenerHandle::stop`].)
     pub fn subscribe(&self, listener: impl Fn(&T) + 'static) -> ListenerHandle {
-        let id = self.shared.next_id.get();
-        self.shared.next_id.set(id + 1);
-        self.shared.listeners.borrow_mut().push((id, Rc::new(listener)));
-        let weak: Weak<Shared<T>> = Rc::downgrade(&self.shared);
-        ListenerHandle {
-            stop: RefCell::new(Some(Box::new(move || {
-                if let Some(shared) = weak.upgrade() {
-                    shared.listeners.borrow_mut().retain(|(i, _)| *i != id);
-                }
-            }))),
-        }
+        self.shared.listeners.add(Rc::new(listener))
     }
 
     /// How many listeners are registered (for tests and leak checks).
     pub fn listener_count(&self) -> usize {
-        self.shared.listeners.borrow().len()
+        self.shared.listeners.len()
     }
 }
 

@@ -31,3 +31,21 @@ export async function control(sc, action) {
 }
 
 export const wsUrl = (sc) => `ws://127.0.0.1:${port}/t/${sc}/websocket`;
+
+/** Fast retries, no page listeners (tests share one page). */
+export const fast = { retry: { minCount: 1, minTimeout: 20, baseTimeout: 50, exponent: 1.5, maxTimeout: 200 }, watchPage: false };
+
+/**
+ * Opens one page for a test file (node:test before/after hooks) and returns
+ * `inPage(fn, ...args)`, which runs `fn(args)` in it. The page must end
+ * without an uncaught error.
+ */
+export function usePage(before, after, assert) {
+  let session;
+  before(async () => (session = await openPage()));
+  after(async () => {
+    await session?.browser.close();
+    assert.deepEqual(session?.errors.map(String), [], "no uncaught error in the page");
+  });
+  return (fn, ...args) => session.page.evaluate(fn, args);
+}

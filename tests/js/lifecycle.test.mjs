@@ -3,19 +3,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { openPage, scenario, control, wsUrl } from "./harness.mjs";
+import { usePage, scenario, control, wsUrl, fast } from "./harness.mjs";
 
-let browser, page, errors;
-before(async () => ({ browser, page, errors } = await openPage()));
-after(async () => {
-  await browser?.close();
-  assert.deepEqual(errors.map(String), [], "no uncaught error in the page");
-});
-
-const fast = { retry: { minCount: 1, minTimeout: 20, baseTimeout: 50, exponent: 1.5, maxTimeout: 200 }, watchPage: false };
-
-/** Runs `fn(url, options)` in the page; it may keep state in window.t[sc]. */
-const inPage = (fn, ...args) => page.evaluate(fn, args);
+const inPage = usePage(before, after, assert);
 
 test("DDP.connect: status() has exactly Meteor's fields, onStatusChange fires at once, connect event, id", async () => {
   const sc = scenario("js-connect");

@@ -1,17 +1,9 @@
 // Subscriptions and collections through the npm package's JavaScript API.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { openPage, scenario, control, wsUrl } from "./harness.mjs";
+import { usePage, scenario, control, wsUrl, fast } from "./harness.mjs";
 
-let browser, page, errors;
-before(async () => ({ browser, page, errors } = await openPage()));
-after(async () => {
-  await browser?.close();
-  assert.deepEqual(errors.map(String), [], "no uncaught error in the page");
-});
-
-const fast = { retry: { minCount: 1, minTimeout: 20, baseTimeout: 50, exponent: 1.5, maxTimeout: 200 }, watchPage: false };
-const inPage = (fn, ...args) => page.evaluate(fn, args);
+const inPage = usePage(before, after, assert);
 
 test("subscribe → onReady → find/findOne; onChange delivers added/changed/removed with EJSON values", async () => {
   const sc = scenario("js-sub");
