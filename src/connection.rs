@@ -99,6 +99,7 @@ impl Options {
             max_pending_calls: self.max_pending_calls,
             max_pending_bytes: self.max_pending_bytes,
             resume_sessions: self.resume_sessions,
+            ..Config::default()
         };
         config.validate().map_err(Error::InvalidOptions)?;
         Ok(config)
@@ -663,7 +664,7 @@ fn decode_result<R: DeserializeOwned>(v: Option<Value>) -> Result<R, MethodError
 }
 
 impl<R> MethodCall<R> {
-    fn failed(e: MethodError) -> Self {
+    pub(crate) fn failed(e: MethodError) -> Self {
         MethodCall { conn: Weak::new(), id: None, rx: None, early: Some(e), early_value: None, decode: |_| Err(MethodError::Closed) }
     }
 

@@ -46,6 +46,7 @@ pub mod js;
 pub mod leptos;
 pub mod protocol;
 mod reactive;
+pub mod rooms;
 mod stubs;
 
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};

@@ -6,6 +6,9 @@
 
 mod data;
 mod ejson;
+mod emitter;
+mod rooms;
+use emitter::{Emitter, CONNECTION_EVENTS};
 
 use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
@@ -235,7 +238,7 @@ pub(crate) fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
 
 /// Reads the options object by hand: every key is checked (a misspelt
 /// option is an error, not silently ignored) and every value's type too.
-fn parse_options(value: JsValue) -> Result<Options, JsValue> {
+pub(crate) fn parse_options(value: JsValue) -> Result<Options, JsValue> {
     let d = Options::default();
     if value.is_undefined() || value.is_null() {
         return Ok(d);
@@ -352,7 +355,7 @@ pub(crate) fn js_error(code: &str, message: &str) -> JsValue {
     err.into()
 }
 
-fn to_js_error(e: Error) -> JsValue {
+pub(crate) fn to_js_error(e: Error) -> JsValue {
     js_error(e.code(), &e.to_string())
 }
 
@@ -416,32 +419,6 @@ fn status_to_js(s: &Status) -> JsValue {
     o.into()
 }
 
-struct JsListener {
-    event: String,
-    callback: Function,
-    once: bool,
-}
-
-/// The event names a DDP connection emits, with their aliases.
-const EVENT_NAMES: [&str; 8] = [
-    "connect",
-    "disconnect",
-    "error",
-    "reconnect_attempt",
-    "reconnectAttempts",
-    "reconnect",
-    "reconnect_failed",
-    "reconnectFailed",
-];
-
-fn canonical(event: &str) -> &str {
-    match event {
-        "reconnectAttempts" => "reconnect_attempt",
-        "reconnectFailed" => "reconnect_failed",
-        other => other,
-    }
-}
-
 /// Calls a JS listener; an exception in it is reported on the console and
 /// never breaks the connection or the other listeners.
 pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
@@ -460,14 +437,14 @@ pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
 #[wasm_bindgen(js_name = DDPConnection)]
 pub struct DdpConnection {
     conn: Connection,
-    listeners: Rc<RefCell<Vec<JsListener>>>,
+    listeners: Emitter,
     stubs: RefCell<HashMap<String, Function>>,
     _event_handle: ListenerHandle,
 }
 
 impl DdpConnection {
-    fn new(conn: Connection) -> Self {
-        let listeners: Rc<RefCell<Vec<JsListener>>> = Rc::new(RefCell::new(Vec::new()));
+    pub(crate) fn new(conn: Connection) -> Self {
+        let listeners = Emitter::new(CONNECTION_EVENTS);
         let l = listeners.clone();
         let handle = conn.on_event(move |event| {
             let (name, args): (&str, Vec<JsValue>) = match event {
@@ -481,19 +458,10 @@ impl DdpConnection {
                 | Event::MethodDone { .. }
                 | Event::SubReady { .. }
                 | Event::SubStopped { .. }
-                | Event::Data(_) => return,
+                | Event::Data(_)
+                | Event::Stream { .. } => return,
             };
-            // Take the matching listeners out first (once-listeners are
-            // removed before they run), then call them with no borrow held.
-            let callbacks: Vec<Function> = {
-                let mut all = l.borrow_mut();
-                let cbs = all.iter().filter(|x| x.event == name).map(|x| x.callback.clone()).collect();
-                all.retain(|x| !(x.once && x.event == name));
-                cbs
-            };
-            for cb in callbacks {
-                call_js(&cb, &args);
-            }
+            l.emit(name, &args);
         });
         DdpConnection { conn, listeners, stubs: RefCell::new(HashMap::new()), _event_handle: handle }
     }
@@ -645,16 +613,6 @@ impl DdpConnection {
         Ok(promise)
     }
 
-    fn add_listener(&self, event: &str, callback: Function, once: bool) -> Result<(), JsValue> {
-        if !EVENT_NAMES.contains(&event) {
-            return Err(js_error(
-                "unknown-event",
-                &format!("unknown event \"{event}\"; known events: {}", EVENT_NAMES.join(", ")),
-            ));
-        }
-        self.listeners.borrow_mut().push(JsListener { event: canonical(event).to_owned(), callback, once });
-        Ok(())
-    }
 }
 
 #[wasm_bindgen(js_class = DDPConnection)]
@@ -780,7 +738,7 @@ impl DdpConnection {
     /// Disconnect for good and release every browser listener.
     pub fn close(&self) {
         self.conn.close();
-        self.listeners.borrow_mut().clear();
+        self.listeners.clear();
     }
 
     /// The session id from the server; `undefined` while not connected.
@@ -803,20 +761,17 @@ impl DdpConnection {
 
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: &str, listener: Function) -> Result<(), JsValue> {
-        self.add_listener(event, listener, false)
+        self.listeners.add(event, listener, false)
     }
 
     #[wasm_bindgen(skip_typescript)]
     pub fn once(&self, event: &str, listener: Function) -> Result<(), JsValue> {
-        self.add_listener(event, listener, true)
+        self.listeners.add(event, listener, true)
     }
 
     #[wasm_bindgen(skip_typescript)]
     pub fn off(&self, event: &str, listener: Option<Function>) {
-        let event = canonical(event);
-        self.listeners.borrow_mut().retain(|x| {
-            x.event != event || listener.as_ref().is_some_and(|f| !Object::is(f, &x.callback))
-        });
+        self.listeners.off(event, listener);
     }
 }
 

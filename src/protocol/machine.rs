@@ -21,6 +21,9 @@ pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use methods::Methods;
 use subs::Subs;
 
+/// The collection that carries room messages (see docs/rooms-protocol.md).
+pub const STREAM_ROOMS: &str = "rooms.inbox";
+
 /// DDP versions this client speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
 
@@ -48,6 +51,11 @@ pub struct Config {
     pub max_pending_bytes: usize,
     /// Ask the server to resume the previous session after a drop.
     pub resume_sessions: bool,
+    /// Collections that carry a stream of messages, not documents: their
+    /// `added` messages are delivered as [`Event::Stream`] at once (never
+    /// stored, never held back after a reconnect); `changed` and `removed`
+    /// in them are ignored. The rooms of `crate::rooms` use `rooms.inbox`.
+    pub stream_collections: Vec<String>,
 }
 
 impl Default for Config {
@@ -63,6 +71,7 @@ impl Default for Config {
             max_pending_calls: 10_000,
             max_pending_bytes: 16 * 1024 * 1024,
             resume_sessions: true,
+            stream_collections: vec![STREAM_ROOMS.to_owned()],
         }
     }
 }
@@ -197,6 +206,8 @@ pub enum Event {
     SubStopped { id: String, error: Option<Value> },
     /// A document changed in the local store.
     Data(crate::protocol::store::Change),
+    /// A message of a stream collection (see [`Config::stream_collections`]).
+    Stream { collection: String, id: String, fields: serde_json::Map<String, Value> },
     /// A method's `result` arrived (its writes may not be visible yet).
     MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
     /// A method call ended: both `result` and `updated` arrived, or it failed.

@@ -14,6 +14,7 @@ pub mod machine;
 pub mod message;
 pub mod random;
 pub mod retry;
+pub mod room;
 pub mod status;
 pub mod store;
 pub mod url;

@@ -162,6 +162,13 @@ impl Machine {
                 }
                 // A nosub for a subscription we stopped ourselves: already reported.
             }
+            ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. }
+                if self.config.stream_collections.contains(&collection) =>
+            {
+                self.emit(Event::Stream { collection, id, fields });
+            }
+            ServerMessage::Changed { collection, .. } | ServerMessage::Removed { collection, .. }
+                if self.config.stream_collections.contains(&collection) => {}
             data => {
                 if let Some(q) = &mut self.subs.quiesce {
                     q.held.push(data);

@@ -32,6 +32,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 mod methods;
 mod publications;
+pub mod rooms;
+pub use rooms::{JoinRequest, RoomConnection, RoomHooks};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,6 +84,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How long a dropped session waits for its client to resume it.
     pub grace: Duration,
+    /// Room hooks and middleware (default: [`RoomHooks::chat`]).
+    pub rooms: RoomHooks,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             mounts: Vec::new(),
             max_message_bytes: 1 << 20,
             grace: Duration::from_secs(15),
+            rooms: RoomHooks::chat(),
         }
     }
 }
@@ -304,10 +309,12 @@ struct Scenario {
     accepted: AtomicU64,
     state: methods::State,
     docs: publications::Docs,
+    rooms: rooms::Rooms,
+    room_hooks: RoomHooks,
 }
 
 impl Scenario {
-    fn new(grace: Duration) -> Self {
+    fn new(grace: Duration, room_hooks: RoomHooks) -> Self {
         Scenario {
             refuse: AtomicBool::new(false),
             silent: AtomicBool::new(false),
@@ -319,6 +326,8 @@ impl Scenario {
             accepted: AtomicU64::new(0),
             state: methods::State::default(),
             docs: publications::Docs::default(),
+            rooms: rooms::Rooms::default(),
+            room_hooks,
         }
     }
 }
@@ -335,7 +344,8 @@ struct Shared {
 
 impl Shared {
     fn scenario(&self, name: &str) -> Arc<Scenario> {
-        lock(&self.scenarios).entry(name.to_owned()).or_insert_with(|| Arc::new(Scenario::new(self.config.grace))).clone()
+        lock(&self.scenarios).entry(name.to_owned()).or_insert_with(|| Arc::new(Scenario::new(self.config.grace, self.config.rooms.clone())))
+            .clone()
     }
 }
 
@@ -499,6 +509,7 @@ async fn control(
             "accepted": sc.accepted.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
             "silent": sc.silent.load(Ordering::SeqCst),
+            "members": q.get("room").map(|r| rooms::members(&sc, r)).unwrap_or_default(),
         }),
     )
 }
@@ -631,6 +642,7 @@ fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generation: u64) {
     let graceful = session.inner.graceful.load(Ordering::SeqCst);
     if graceful || !sc.resume.load(Ordering::SeqCst) {
         lock(&sc.sessions).remove(session.id());
+        rooms::session_ended(&sc, &sc.room_hooks, &session);
         session.finish();
         return;
     }
@@ -639,6 +651,7 @@ fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generation: u64) {
         tokio::time::sleep(grace).await;
         if session.attached_generation().is_none() {
             lock(&sc.sessions).remove(session.id());
+            rooms::session_ended(&sc, &sc.room_hooks, &session);
             session.finish();
         }
     });

@@ -56,6 +56,11 @@ pub(crate) async fn worker(sc: Arc<Scenario>, session: ServerConnection, mut rx:
         *lock(&sc.state.runs).entry(call.name.clone()).or_default() += 1;
         let outcome = match call.name.as_str() {
             "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+            name if name.starts_with("rooms.") => {
+                let hooks = sc.room_hooks.clone();
+                super::rooms::method(&sc, &hooks, &session, name, &call.params)
+                    .unwrap_or_else(|| Err(meteor_error(json!(404), &format!("Method '{name}' not found"))))
+            }
             _ => run(&sc.state, &call).await,
         };
         let mut result = Map::new();

@@ -300,6 +300,12 @@ pub(crate) fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str
             p.ready();
             None
         }
+        "rooms.inbox" => {
+            // Room messages are sent to the session directly (see rooms.rs);
+            // this subscription only says the client is listening.
+            p.ready();
+            None
+        }
         "failing" => {
             lock(&session.inner.subs.subs).remove(id);
             let err = meteor_error(json!("sub-failed"), "This publication always fails");

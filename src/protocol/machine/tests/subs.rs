@@ -309,3 +309,20 @@ fn stub_writes_show_until_the_call_completes() {
     assert!(h.m.call_with_writes("b", vec![], Default::default(), vec![w], h.now).is_err());
     assert!(h.m.store().get("c", "y").is_none());
 }
+
+#[test]
+fn stream_collections_deliver_at_once_and_are_never_stored_or_held() {
+    let mut h = connected();
+    let id = h.m.subscribe("rooms.inbox", vec![]);
+    h.drain();
+    ready(&mut h, &id);
+    h.frame(r#"{"msg":"added","collection":"rooms.inbox","id":"m1","fields":{"room":"r","data":1}}"#);
+    h.frame(r#"{"msg":"removed","collection":"rooms.inbox","id":"m1"}"#);
+    assert!(h.m.store().is_empty());
+    assert!(h.events.iter().any(|e| matches!(e, Event::Stream { id, .. } if id == "m1")));
+    assert!(data(&h).is_empty());
+    // After a reconnect with a new session, messages are not held.
+    drop_and_reconnect(&mut h, "S2");
+    h.frame(r#"{"msg":"added","collection":"rooms.inbox","id":"m2","fields":{"room":"r","data":2}}"#);
+    assert!(h.events.iter().any(|e| matches!(e, Event::Stream { id, .. } if id == "m2")));
+}
