@@ -43,6 +43,8 @@ extern "C" {
     pub type JsJoinOptions;
     #[wasm_bindgen(typescript_type = "Promise<true>")]
     pub type JsAck;
+    #[wasm_bindgen(typescript_type = "string | number | boolean | null | unknown[] | Record<string, unknown>")]
+    pub type JsRoomData;
 }
 
 /// Rooms over one DDP connection (one socket for all rooms).
@@ -139,8 +141,8 @@ impl JsRoom {
     /// Sends `data` (string, number, array, plain object) with an optional
     /// type. Queued while offline and delivered in order after the rejoin;
     /// the Promise resolves when the server acknowledged it.
-    pub fn send(&self, data: JsValue, r#type: Option<String>) -> Result<JsAck, JsValue> {
-        let value = match ejson::from_js(&data) {
+    pub fn send(&self, data: JsRoomData, r#type: Option<String>) -> Result<JsAck, JsValue> {
+        let value = match ejson::from_js(&data.into()) {
             Ok(e) => e.to_json(),
             Err(e) => return Err(js_error("bad-arguments", &format!("send(): {e}"))),
         };

@@ -455,3 +455,57 @@ async fn document_methods_reach_docs_subscribers_before_updated() {
     assert_eq!(recv(&mut c).await, json!({"msg":"removed","collection":"notes","id":"n1"}));
     assert_eq!(answer(&mut c, "3").await["result"], true);
 }
+
+#[tokio::test]
+async fn rooms_hooks_middleware_tags_send_and_broadcast() {
+    use ddp_test_server::RoomHooks;
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let hooks = RoomHooks::default()
+        .use_connect(|req| if req.auth == json!("ok") { Ok(()) } else { Err("who are you?".into()) })
+        .use_message(|_, data, _| if data == &json!("forbidden") { Err("not that".into()) } else { Ok(()) })
+        .on_connect(move |c| {
+            c.tags().insert("joined".into(), json!(true));
+            l1.lock().unwrap().push(format!("connect {}", c.room_id()));
+        })
+        .on_message(move |c, data, kind| {
+            assert_eq!(c.tags().get("joined"), Some(&json!(true)));
+            l2.lock().unwrap().push(format!("message {data} {kind:?}"));
+            c.send(json!({"echo": data}), Some("echo"));
+            c.broadcast(data.clone(), kind, false);
+        })
+        .on_disconnect(move |c, reason| l3.lock().unwrap().push(format!("disconnect {} {reason}", c.id().len())));
+    let (_s, addr) = start(Config { rooms: hooks, ..Config::default() }).await;
+    let mut a = ws(addr, "/t/rm/websocket").await;
+    let mut b = ws(addr, "/t/rm/websocket").await;
+    handshake(&mut a).await;
+    handshake(&mut b).await;
+    call(&mut a, "1", "rooms.join", json!(["r", {"auth": "nope"}])).await;
+    let e = answer(&mut a, "1").await;
+    assert_eq!(e["error"]["error"], "join-rejected");
+    assert_eq!(e["error"]["reason"], "who are you?");
+    call(&mut a, "2", "rooms.join", json!(["r", {"auth": "ok"}])).await;
+    let id = answer(&mut a, "2").await["result"]["connectionId"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 20);
+    call(&mut b, "1", "rooms.join", json!(["r", {"auth": "ok"}])).await;
+    answer(&mut b, "1").await;
+    call(&mut a, "3", "rooms.send", json!(["r", "forbidden"])).await;
+    assert_eq!(answer(&mut a, "3").await["error"]["error"], "message-rejected");
+    call(&mut a, "4", "rooms.send", json!(["r", {"x": 1}, "t"])).await;
+    // The sender gets its echo (send), not the broadcast.
+    let echo = recv(&mut a).await;
+    assert_eq!(echo["collection"], "rooms.inbox");
+    assert_eq!(echo["fields"], json!({"room": "r", "data": {"echo": {"x": 1}}, "type": "echo"}));
+    assert_eq!(recv(&mut a).await["msg"], "removed");
+    assert_eq!(answer(&mut a, "4").await["result"], true);
+    let got = recv(&mut b).await;
+    assert_eq!(got["fields"], json!({"room": "r", "data": {"x": 1}, "type": "t"}));
+    call(&mut b, "2", "rooms.leave", json!(["r"])).await;
+    answer(&mut b, "2").await;
+    call(&mut b, "3", "rooms.send", json!(["r", 1])).await;
+    assert_eq!(answer(&mut b, "3").await["error"]["error"], "not-joined");
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log[0], "connect r");
+    assert!(log.iter().any(|l| l == "message {\"x\":1} Some(\"t\")"));
+    assert!(log.iter().any(|l| l == "disconnect 20 client disconnect"));
+}
