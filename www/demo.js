@@ -1,5 +1,5 @@
 // The demo page: the npm package as a JavaScript app uses it.
-import init, { DDP } from "/pkg/ddp_live.js";
+import init, { DDP, Client } from "/pkg/ddp_live.js";
 
 await init();
 
@@ -66,4 +66,26 @@ $("disconnect").onclick = () => conn.disconnect();
 for (const b of document.querySelectorAll("[data-fault]")) {
   b.onclick = () => fetch(`/control/${scenario}/${b.dataset.fault}`, { method: "POST" });
 }
+// The chat room: its own client (socket), joined to "lobby". Type "all"
+// makes the test server send the message to everybody, the sender included.
+const client = new Client(wsUrl, { heartbeatInterval: 5000, heartbeatTimeout: 5000 });
+const room = client.connect("lobby", { auth: { user: "demo" } });
+const roomState = () => {
+  $("room-id").textContent = room.id ?? "–";
+  $("room-state").textContent = room.connected ? "joined" : "not joined";
+};
+for (const e of ["connect", "disconnect", "reconnect"]) room.on(e, roomState);
+room.on("message", (data) => {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()}  ${data.from}: ${data.text}`;
+  $("chat").prepend(li);
+});
+$("chat-form").onsubmit = (ev) => {
+  ev.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!text) return;
+  $("chat-input").value = "";
+  room.send({ from: (room.id ?? "me").slice(0, 6), text }, "all").catch((e) => log(`send failed: ${e.reason}`));
+};
 window.conn = conn;
+window.room = room;
