@@ -93,6 +93,16 @@ pub fn doc_signal(collection: &Collection, id: &str) -> Signal<Option<Value>> {
     Signal::from(signal.read_only())
 }
 
+/// Whether a room is joined.
+pub fn room_connected_signal(room: &crate::rooms::Room) -> Signal<bool> {
+    signal_from(room.connected_observable())
+}
+
+/// A room's connection id (`None` while not joined).
+pub fn room_id_signal(room: &crate::rooms::Room) -> Signal<Option<String>> {
+    signal_from(room.id_observable())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
