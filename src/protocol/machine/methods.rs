@@ -178,6 +178,9 @@ pub(super) struct Methods {
     /// Deadlines, ordered (f64 bits of a non-negative time order like the time).
     deadlines: BTreeSet<(u64, u64)>,
     bytes: usize,
+    /// Calls sent and not complete (kept as a count: `outbox()` runs after
+    /// every frame, so it must not scan the calls).
+    in_flight: usize,
 }
 
 impl Methods {
@@ -268,8 +271,19 @@ impl Machine {
 
     /// Queued and in-flight call counts.
     pub fn outbox(&self) -> Outbox {
-        let in_flight = self.methods.calls.values().filter(|c| c.sent).count();
+        let in_flight = self.methods.in_flight;
         Outbox { queued: self.methods.calls.len() - in_flight, in_flight }
+    }
+
+    /// The in-flight count by a full scan (tests check the kept count against it).
+    #[cfg(test)]
+    pub(crate) fn in_flight_by_scan(&self) -> usize {
+        self.methods.calls.values().filter(|c| c.sent).count()
+    }
+
+    /// Recounts the in-flight calls after `sent` flags were reset (rare).
+    fn recount_in_flight(&mut self) {
+        self.methods.in_flight = self.methods.calls.values().filter(|c| c.sent).count();
     }
 
     /// Disconnects for good: every call still waiting fails with `closed`.
@@ -314,6 +328,7 @@ impl Machine {
             if let Some(c) = self.methods.calls.get_mut(id) {
                 if !c.sent && c.result.is_none() {
                     c.sent = true;
+                    self.methods.in_flight += 1;
                     let msg = ClientMessage::Method {
                         method: c.name.clone(),
                         params: c.params.clone(),
@@ -375,6 +390,9 @@ impl Machine {
 
     fn take_call(&mut self, id: u64) -> Option<Call> {
         let c = self.methods.calls.remove(&id)?;
+        if c.sent {
+            self.methods.in_flight -= 1;
+        }
         // Its stub's writes give way to the server's version.
         for change in self.subs.store.method_done(id) {
             self.out.push_back(Output::Event(Event::Data(change)));
@@ -416,6 +434,7 @@ impl Machine {
                     c.sent = false;
                 }
             }
+            self.recount_in_flight();
             self.send_first_block();
             return Vec::new();
         }
@@ -441,6 +460,7 @@ impl Machine {
         for c in self.methods.calls.values_mut() {
             c.sent = false;
         }
+        self.methods.in_flight = 0;
         if reconnect {
             self.methods.held = Some(std::mem::take(&mut self.methods.blocks));
             self.out.push_back(Output::RunReconnectHooks);

@@ -529,6 +529,7 @@ mod simulated {
                 }
             }
             self.pump();
+            assert_eq!(self.m.outbox().in_flight, self.m.in_flight_by_scan(), "the kept in-flight count is right");
         }
 
         fn settle(&mut self) {
