@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Benchmarks (they print figures and assert nothing): subscribe → ready for
-# 10k and 100k documents of ~200 bytes in headless Chromium, with the longest
-# main-thread block and memory. BENCH_SIZES=1000,5000 to choose sizes.
+# Benchmarks against the JavaScript DDP clients (they print figures and
+# assert nothing): builds the release package, bundles ddp.js and simpleddp
+# (minified, esbuild), starts the test server, runs every workload in one
+# headless Chromium page and prints one table, saved to docs/benchmarks.md.
+# BENCH_QUICK=1 runs small sizes and does not write the file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 scripts/build-pkg.sh
+mkdir -p target/bench-www
+for e in ddpjs simpleddp; do
+  node_modules/.bin/esbuild "tests/js/bench/$e-entry.js" --bundle --minify --format=iife \
+    --outfile="target/bench-www/$e.min.js" --log-level=warning
+done
 port=${DDP_BENCH_PORT:-3330}
 server_pid=$(scripts/start-server.sh "$port")
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
-DDP_TEST_PORT=$port node tests/js/bench-subscribe.mjs
+DDP_TEST_PORT=$port node tests/js/bench/run.mjs

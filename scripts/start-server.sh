@@ -9,7 +9,7 @@ port=${1:?port}
 cargo build -q -p ddp-test-server >&2
 log=${TMPDIR:-/tmp}/ddp-test-server-$port.log
 ./target/debug/ddp-test-server --port "$port" \
-  --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js >"$log" 2>&1 &
+  --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js --serve /bench-www=target/bench-www >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   if grep -q "listening" "$log" 2>/dev/null; then echo "$pid"; exit 0; fi

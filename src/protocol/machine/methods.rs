@@ -162,10 +162,68 @@ struct Call {
     bytes: usize,
 }
 
-#[derive(Debug)]
+/// A block of calls in send order. Every operation is O(log n): blocks can
+/// hold thousands of pipelined calls.
+#[derive(Debug, Default)]
 struct Block {
     wait: bool,
-    ids: Vec<u64>,
+    /// Position in the block → call id.
+    order: BTreeMap<u64, u64>,
+    /// Call id → position.
+    pos: std::collections::HashMap<u64, u64>,
+    /// Positions not yet sent (only the first block is ever sent).
+    unsent: BTreeSet<u64>,
+    next: u64,
+}
+
+impl Block {
+    fn new(wait: bool, id: u64) -> Self {
+        let mut b = Block { wait, ..Block::default() };
+        b.push(id, true);
+        b
+    }
+
+    fn push(&mut self, id: u64, unsent: bool) {
+        let p = self.next;
+        self.next += 1;
+        self.order.insert(p, id);
+        self.pos.insert(id, p);
+        if unsent {
+            self.unsent.insert(p);
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        match self.pos.remove(&id) {
+            Some(p) => {
+                self.order.remove(&p);
+                self.unsent.remove(&p);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.order.values().copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Appends `other`'s calls after this block's, keeping their order.
+    fn append(&mut self, other: Block) {
+        for (p, id) in other.order {
+            self.push(id, other.unsent.contains(&p));
+        }
+    }
+
+    /// Takes the unsent ids, in order.
+    fn take_unsent(&mut self) -> Vec<u64> {
+        let unsent = std::mem::take(&mut self.unsent);
+        unsent.iter().filter_map(|p| self.order.get(p).copied()).collect()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -190,17 +248,35 @@ impl Methods {
 
     fn push(blocks: &mut VecDeque<Block>, id: u64, wait: bool) {
         match blocks.back_mut() {
-            Some(b) if !b.wait && !wait => b.ids.push(id),
-            _ => blocks.push_back(Block { wait, ids: vec![id] }),
+            Some(b) if !b.wait && !wait => b.push(id, true),
+            _ => blocks.push_back(Block::new(wait, id)),
         }
     }
 
+    /// O(blocks · log n): the hot path when calls complete.
     fn remove_from_blocks(&mut self, id: u64) {
         for list in [Some(&mut self.blocks), self.held.as_mut()].into_iter().flatten() {
-            for b in list.iter_mut() {
-                b.ids.retain(|i| *i != id);
+            if let Some(i) = list.iter_mut().position(|b| b.remove(id)) {
+                if list[i].is_empty() {
+                    list.remove(i);
+                }
+                return;
             }
-            list.retain(|b| !b.ids.is_empty());
+        }
+    }
+
+    /// After `sent` flags were reset: every call without a result is unsent again.
+    fn mark_unsent(&mut self) {
+        let calls = &self.calls;
+        for list in [Some(&mut self.blocks), self.held.as_mut()].into_iter().flatten() {
+            for b in list.iter_mut() {
+                b.unsent = b
+                    .order
+                    .iter()
+                    .filter(|(_, id)| calls.get(id).is_some_and(|c| !c.sent && c.result.is_none()))
+                    .map(|(p, _)| *p)
+                    .collect();
+            }
         }
     }
 }
@@ -305,7 +381,7 @@ impl Machine {
         if let (Some(last), Some(first)) = (m.blocks.back_mut(), old.front()) {
             if !last.wait && !first.wait {
                 if let Some(first) = old.pop_front() {
-                    last.ids.extend(first.ids);
+                    last.append(first);
                 }
             }
         }
@@ -323,8 +399,8 @@ impl Machine {
             return;
         }
         let Some(socket) = self.socket else { return };
-        let Some(first) = self.methods.blocks.front() else { return };
-        for id in &first.ids {
+        let Some(first) = self.methods.blocks.front_mut() else { return };
+        for id in &first.take_unsent() {
             if let Some(c) = self.methods.calls.get_mut(id) {
                 if !c.sent && c.result.is_none() {
                     c.sent = true;
@@ -435,6 +511,7 @@ impl Machine {
                 }
             }
             self.recount_in_flight();
+            self.methods.mark_unsent();
             self.send_first_block();
             return Vec::new();
         }
@@ -449,7 +526,7 @@ impl Machine {
             }
             self.maybe_complete(id);
         }
-        let first: Vec<u64> = self.methods.blocks.front().map(|b| b.ids.clone()).unwrap_or_default();
+        let first: Vec<u64> = self.methods.blocks.front().map(|b| b.ids().collect()).unwrap_or_default();
         for id in first {
             if self.methods.calls.get(&id).is_some_and(|c| c.sent && c.options.no_retry) {
                 self.fail_call(id, MethodError::InvocationFailed);
@@ -461,6 +538,7 @@ impl Machine {
             c.sent = false;
         }
         self.methods.in_flight = 0;
+        self.methods.mark_unsent();
         if reconnect {
             self.methods.held = Some(std::mem::take(&mut self.methods.blocks));
             self.out.push_back(Output::RunReconnectHooks);

@@ -414,6 +414,12 @@ impl Server {
 
     /// Serves on `listener` until the task is dropped.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        // DDP sends small frames back to back (`result` then `updated`):
+        // without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to a round trip.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await
     }

@@ -1,0 +1,116 @@
+// Runs every workload for every client in one headless Chromium page against
+// the test server, prints one table and writes it to docs/benchmarks.md.
+// A benchmark, not a test: it prints figures and asserts nothing.
+import { chromium } from "playwright-core";
+import { readFileSync, writeFileSync, statSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+
+const port = process.env.DDP_TEST_PORT ?? "3330";
+const base = `http://127.0.0.1:${port}`;
+const quick = process.env.BENCH_QUICK === "1";
+const sizes = quick ? [1000, 5000] : [10000, 100000];
+const seqN = quick ? 200 : 1000;
+const pipeN = quick ? 2000 : 10000;
+const clients = ["ddp-live", "ddp.js", "simpleddp", "JSON.parse floor"];
+
+const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+const sizeRow = {
+  "ddp-live": `${kb(gz("pkg/ddp_live_bg.wasm") + gz("pkg/ddp_live.js"))} (wasm ${kb(gz("pkg/ddp_live_bg.wasm"))} + glue ${kb(gz("pkg/ddp_live.js"))}; raw ${kb(statSync("pkg/ddp_live_bg.wasm").size + statSync("pkg/ddp_live.js").size)})`,
+  "ddp.js": kb(gz("target/bench-www/ddpjs.min.js")),
+  simpleddp: kb(gz("target/bench-www/simpleddp.min.js")),
+  "JSON.parse floor": "–",
+};
+const sizeRatio = (gz("pkg/ddp_live_bg.wasm") + gz("pkg/ddp_live.js")) / gz("target/bench-www/ddpjs.min.js");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+});
+const page = await browser.newPage();
+page.on("pageerror", (e) => console.error("page error:", e));
+await page.goto(`${base}/js-tests/bench/index.html`);
+await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
+
+let n = 0;
+async function run(client, workload, arg) {
+  const sc = `bench-${process.pid}-${++n}`;
+  const url = `ws://127.0.0.1:${port}/t/${sc}/websocket`;
+  const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
+  if (!has) return null;
+  const started = Date.now();
+  const r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
+  process.stderr.write(`  ${client} ${workload} ${arg}: ${JSON.stringify(r)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  return r;
+}
+
+const rows = [];
+const fmt = (v, unit) => (v == null ? "never (no heartbeat)" : `${v.toFixed(unit === "/s" ? 0 : 0)}${unit}`);
+const ratio = (a, b, higherIsBetter = false) => (a == null || b == null ? "–" : `${(higherIsBetter ? b / a : a / b).toFixed(2)}×`);
+rows.push({ workload: "package size (gzipped)", ...sizeRow, "ddp-live ÷ ddp.js": `${sizeRatio.toFixed(2)}×` });
+for (const size of sizes) {
+  const r = {};
+  for (const c of clients) r[c] = await run(c, "subscribe", size);
+  rows.push({
+    workload: `subscribe → ready, ${size / 1000}k docs of ~200 B`,
+    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${(r[c] / 1000).toFixed(2)} s`])),
+    "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
+  });
+}
+{
+  const r = {};
+  for (const c of clients) r[c] = await run(c, "sequential", seqN);
+  rows.push({
+    workload: `${seqN} sequential calls: p50 / p99`,
+    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${r[c].p50.toFixed(2)} / ${r[c].p99.toFixed(2)} ms`])),
+    "ddp-live ÷ ddp.js": r["ddp.js"] ? ratio(r["ddp-live"].p50, r["ddp.js"].p50) : "–",
+  });
+}
+{
+  const r = {};
+  for (const c of clients) r[c] = await run(c, "pipelined", pipeN);
+  rows.push({
+    workload: `${pipeN / 1000}k pipelined calls (calls/s, higher is better)`,
+    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${r[c].toFixed(0)}/s`])),
+    "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"], true),
+  });
+}
+{
+  const r = {};
+  for (const c of clients.slice(0, 3)) r[c] = await run(c, "dropToConnected", "sc");
+  rows.push({
+    workload: "server drops the socket → connected again (defaults)",
+    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${r[c].toFixed(0)} ms`])),
+    "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
+  });
+}
+{
+  const live = await run("ddp-live", "deadDetection", "sc");
+  rows.push({
+    workload: "silent server detected (heartbeat 2000/2000 ms)",
+    "ddp-live": `${live.toFixed(0)} ms`,
+    "ddp.js": "never (no client heartbeat)",
+    simpleddp: "never (no client heartbeat)",
+    "JSON.parse floor": "–",
+    "ddp-live ÷ ddp.js": "–",
+  });
+}
+await browser.close();
+
+const cols = ["workload", ...clients, "ddp-live ÷ ddp.js"];
+const md = [
+  `| ${cols.join(" | ")} |`,
+  `| ${cols.map(() => "---").join(" | ")} |`,
+  ...rows.map((r) => `| ${cols.map((c) => r[c] ?? "–").join(" | ")} |`),
+].join("\n");
+console.log(md);
+if (!quick) {
+  const doc = `# Benchmarks
+
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same page. Ratios below 1 are better for ddp-live (for calls/s, above 1 is better). ddp.js keeps no documents, so its run adds a minimal \`Map\` store; ddp-live keeps its reactive store and an observed collection.
+
+${md}
+`;
+  writeFileSync("docs/benchmarks.md", doc);
+  console.log("\nwritten to docs/benchmarks.md");
+}

@@ -1,0 +1,204 @@
+// The benchmark workloads, the same for every client, run in one page.
+// Each returns a number (ms, or calls/s) or an object of numbers.
+
+const now = () => performance.now();
+const control = (sc, action) => fetch(`/control/${sc}/${action}`, { method: "POST" });
+const pct = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+function ddpLive(url, options = {}) {
+  const conn = window.ddp.DDP.connect(url, { watchPage: false, ...options });
+  return new Promise((res) => conn.once("connect", () => res(conn)));
+}
+
+function ddpjs(url) {
+  const c = new window.DDPjs({ endpoint: url, SocketConstructor: WebSocket });
+  const results = new Map();
+  c.on("result", (m) => results.get(m.id)?.(m));
+  c.call = (name, params) =>
+    new Promise((res, rej) => {
+      const id = c.method(name, params);
+      results.set(id, (m) => (results.delete(id), m.error ? rej(m.error) : res(m.result)));
+    });
+  return new Promise((res) => c.once("connected", () => res(c)));
+}
+
+async function simple(url) {
+  const s = new window.simpleDDP({ endpoint: url, SocketConstructor: WebSocket, reconnectInterval: 1000 });
+  await s.connect();
+  return s;
+}
+
+export const bench = {
+  "ddp-live": {
+    async subscribe(url, n) {
+      const conn = await ddpLive(url);
+      const items = conn.collection("items");
+      const t0 = now();
+      await new Promise((res) => conn.subscribe("items", n, 200, { onReady: res }));
+      const ms = now() - t0;
+      const count = items.count();
+      conn.close();
+      if (count !== n) throw new Error(`ddp-live: ${count} of ${n} documents`);
+      return ms;
+    },
+    async sequential(url, n) {
+      const conn = await ddpLive(url);
+      const lat = [];
+      for (let i = 0; i < n; i++) {
+        const t = now();
+        await conn.call("echo", i);
+        lat.push(now() - t);
+      }
+      conn.close();
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    },
+    async pipelined(url, n) {
+      const conn = await ddpLive(url, { maxPendingCalls: n + 1 });
+      const t0 = now();
+      await Promise.all(Array.from({ length: n }, (_, i) => conn.call("echo", i)));
+      const ms = now() - t0;
+      conn.close();
+      return (n / ms) * 1000;
+    },
+    async dropToConnected(url, sc) {
+      const conn = await ddpLive(url);
+      const back = new Promise((res) => conn.once("reconnect", res));
+      const t0 = now();
+      await control(sc, "drop");
+      await back;
+      const ms = now() - t0;
+      conn.close();
+      return ms;
+    },
+    async deadDetection(url, sc) {
+      const conn = await ddpLive(url, { heartbeatInterval: 2000, heartbeatTimeout: 2000 });
+      const lost = new Promise((res) => conn.once("disconnect", res));
+      await control(sc, "silent?on=true");
+      const t0 = now();
+      await lost;
+      const ms = now() - t0;
+      conn.close();
+      await control(sc, "silent?on=false");
+      return ms;
+    },
+  },
+  "ddp.js": {
+    async subscribe(url, n) {
+      const c = await ddpjs(url);
+      const docs = new Map(); // the minimal store ddp.js leaves to the app
+      c.on("added", (m) => docs.set(m.id, { ...m.fields, _id: m.id }));
+      c.on("changed", (m) => Object.assign(docs.get(m.id) ?? {}, m.fields));
+      c.on("removed", (m) => docs.delete(m.id));
+      const t0 = now();
+      const id = c.sub("items", [n, 200]);
+      await new Promise((res) => c.on("ready", (m) => m.subs.includes(id) && res()));
+      const ms = now() - t0;
+      c.disconnect();
+      if (docs.size !== n) throw new Error(`ddp.js: ${docs.size} of ${n} documents`);
+      return ms;
+    },
+    async sequential(url, n) {
+      const c = await ddpjs(url);
+      const lat = [];
+      for (let i = 0; i < n; i++) {
+        const t = now();
+        await c.call("echo", [i]);
+        lat.push(now() - t);
+      }
+      c.disconnect();
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    },
+    async pipelined(url, n) {
+      const c = await ddpjs(url);
+      const t0 = now();
+      await Promise.all(Array.from({ length: n }, (_, i) => c.call("echo", [i])));
+      const ms = now() - t0;
+      c.disconnect();
+      return (n / ms) * 1000;
+    },
+    async dropToConnected(url, sc) {
+      const c = await ddpjs(url);
+      const back = new Promise((res) => c.once("disconnected", () => c.once("connected", res)));
+      const t0 = now();
+      await control(sc, "drop");
+      await back;
+      const ms = now() - t0;
+      c.disconnect();
+      return ms;
+    },
+    deadDetection: null, // no client heartbeat: a silent server is never detected
+  },
+  simpleddp: {
+    async subscribe(url, n) {
+      const s = await simple(url);
+      const t0 = now();
+      const sub = s.subscribe("items", n, 200);
+      await sub.ready();
+      const ms = now() - t0;
+      const count = s.collection("items").fetch().length;
+      s.disconnect();
+      if (count !== n) throw new Error(`simpleddp: ${count} of ${n} documents`);
+      return ms;
+    },
+    async sequential(url, n) {
+      const s = await simple(url);
+      const lat = [];
+      for (let i = 0; i < n; i++) {
+        const t = now();
+        await s.call("echo", i);
+        lat.push(now() - t);
+      }
+      s.disconnect();
+      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+    },
+    async pipelined(url, n) {
+      const s = await simple(url);
+      const t0 = now();
+      await Promise.all(Array.from({ length: n }, (_, i) => s.call("echo", i)));
+      const ms = now() - t0;
+      s.disconnect();
+      return (n / ms) * 1000;
+    },
+    async dropToConnected(url, sc) {
+      const s = await simple(url);
+      const back = new Promise((res) => {
+        const down = s.on("disconnected", () => {
+          down.stop();
+          const up = s.on("connected", () => (up.stop(), res()));
+        });
+      });
+      const t0 = now();
+      await control(sc, "drop");
+      await back;
+      const ms = now() - t0;
+      s.disconnect();
+      return ms;
+    },
+    deadDetection: null,
+  },
+  "JSON.parse floor": {
+    async subscribe(url, n) {
+      const ws = new WebSocket(url);
+      await new Promise((res) => (ws.onopen = res));
+      let added = 0;
+      let t0 = 0;
+      await new Promise((res) => {
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.msg === "connected") {
+            t0 = now();
+            ws.send(JSON.stringify({ msg: "sub", id: "s", name: "items", params: [n, 200] }));
+          }
+          else if (m.msg === "added") added++;
+          else if (m.msg === "ready") res();
+          else if (m.msg === "ping") ws.send(JSON.stringify({ msg: "pong", id: m.id }));
+        };
+        ws.send(JSON.stringify({ msg: "connect", version: "1", support: ["1"] }));
+      });
+      const ms = now() - t0;
+      ws.close();
+      if (added !== n) throw new Error(`floor: ${added} of ${n}`);
+      return ms;
+    },
+  },
+};
