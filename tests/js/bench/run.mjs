@@ -107,7 +107,7 @@ console.log(md);
 if (!quick) {
   const doc = `# Benchmarks
 
-Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same page. Ratios below 1 are better for ddp-live (for calls/s, above 1 is better). ddp.js keeps no documents, so its run adds a minimal \`Map\` store; ddp-live keeps its reactive store and an observed collection.
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same page. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` store; ddp-live keeps its reactive store and an observed collection.
 
 ${md}
 `;
