@@ -64,7 +64,9 @@ impl JsClient {
     }
 
     /// Joins `roomId`; `auth` and `query` go to the server's middleware.
-    pub fn connect(&self, room_id: &str, options: Option<JsJoinOptions>) -> Result<JsRoom, JsValue> {
+    #[allow(non_snake_case)]
+    pub fn connect(&self, roomId: &str, options: Option<JsJoinOptions>) -> Result<JsRoom, JsValue> {
+        let room_id = roomId;
         let options: JsValue = options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED);
         let field = |k: &str| -> Result<serde_json::Value, JsValue> {
             let v = get(&options, k);
