@@ -39,7 +39,7 @@ async fn server_drop_waits_then_reconnects_with_a_new_id() {
     let rec = record(&conn);
     control(&sc, "drop").await;
     // The drop reaches the client a moment after the control call returns.
-    wait_status(&conn, 10_000, "the drop noticed", |s| !s.connected).await;
+    wait_event(&rec, 10_000, "the drop", |e| matches!(e, Event::Disconnected { .. })).await;
     wait_status(&conn, 10_000, "connected again", |s| s.connected).await;
     let second = conn.id().unwrap();
     assert_ne!(first, second, "a new session after the reconnect");

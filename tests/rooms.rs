@@ -110,7 +110,8 @@ async fn after_a_forced_drop_both_rejoin_with_new_ids_and_offline_sends_arrive_o
     joined(&rb).await;
     let (ida, idb) = (ra.id().unwrap(), rb.id().unwrap());
     control(&sc, "drop").await;
-    wait_for("a down", 3_000, || !ra.connected()).await;
+    // The notices, unlike the polled flag, cannot miss a quick down-and-up.
+    wait_for("a down", 3_000, || ia.borrow().iter().any(|n| matches!(n, RoomNotice::Disconnect(_)))).await;
     // Sent while the link is down: they wait in the outbox, behind the rejoin.
     let sends: Vec<_> = (0..5).map(|i| ra.send(i, Some("seq"))).collect();
     wait_for("a back", 5_000, || ra.connected() && ra.id().as_deref() != Some(ida.as_str())).await;

@@ -72,8 +72,9 @@ async fn reconnect_never_empties_the_collection_and_drops_what_the_server_remove
     });
     // Take this client away, change the server meanwhile, bring it back.
     let first = conn.id();
+    let rec = record(&conn);
     control(&sc, "drop").await;
-    wait_status(&conn, 5_000, "lost", |s| !s.connected).await;
+    wait_event(&rec, 5_000, "the drop", |e| matches!(e, ddp_live::Event::Disconnected { .. })).await;
     let _: bool = writer.call("removeDoc", ("r", "d0")).await.unwrap();
     let _: Value = writer.call("updateDoc", ("r", "d1", json!({"v": 100}))).await.unwrap();
     wait_status(&conn, 10_000, "back", |s| s.connected && conn.id() != first).await;
@@ -105,9 +106,9 @@ async fn a_resumed_session_changes_nothing() {
     let c = count.clone();
     let _w = items.on_change(move |_| *c.borrow_mut() += 1);
     let id = conn.id();
+    let rec = record(&conn);
     control(&sc, "drop").await;
-    wait_status(&conn, 5_000, "lost", |s| !s.connected).await;
-    wait_connected(&conn).await;
+    wait_event(&rec, 5_000, "the reconnect", |e| matches!(e, ddp_live::Event::Reconnected { .. })).await;
     sleep(200).await;
     assert!(conn.resumed());
     assert_eq!(conn.id(), id);

@@ -88,3 +88,14 @@ pub async fn sleep(ms: u32) {
     TimeoutFuture::new(ms).await;
 }
 
+
+/// Waits until the recorder saw an event matching `pred` (events, unlike
+/// polled status, cannot be missed when a link goes down and up quickly).
+pub async fn wait_event(rec: &Recorder, ms: u32, what: &str, pred: impl Fn(&Event) -> bool) {
+    let mut waited = 0;
+    while !rec.events.borrow().iter().any(&pred) {
+        assert!(waited < ms, "timed out after {ms} ms waiting for {what}");
+        TimeoutFuture::new(10).await;
+        waited += 10;
+    }
+}

@@ -32,7 +32,12 @@ test("DDP.connect: status() has exactly Meteor's fields, onStatusChange fires at
   assert.equal(r.url, wsUrl(sc));
   assert.deepEqual(r.statuses, ["connecting", "connected"]);
   assert.equal(r.afterStop, 2, "stop() stopped the callbacks before close()");
-  const stats = await control(sc, "stats");
+  // The server sees the close a moment later.
+  let stats = await control(sc, "stats");
+  for (let i = 0; i < 100 && stats.connections !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    stats = await control(sc, "stats");
+  }
   assert.equal(stats.connections, 0);
 });
 

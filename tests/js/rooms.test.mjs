@@ -87,15 +87,17 @@ test("after a drop: disconnect, reconnect_attempt / reconnectAttempts, reconnect
     const got = [];
     rb.on("message", (d) => got.push(d));
     await Promise.all([new Promise((res) => ra.once("connect", res)), new Promise((res) => rb.once("connect", res))]);
-    (window.t ??= {})[sc] = { a, b, ra, rb, log, got, id: ra.id };
+    // Registered before the drop: polling `connected` could miss a quick down-and-up.
+    const down = new Promise((res) => ra.once("disconnect", res));
+    (window.t ??= {})[sc] = { a, b, ra, rb, log, got, id: ra.id, down };
   }, wsUrl(sc), fast, sc);
   await control(sc, "drop");
   const r = await inPage(async ([sc]) => {
-    const { a, b, ra, log, got, id } = window.t[sc];
-    while (ra.connected) await new Promise((r) => setTimeout(r, 5));
+    const { a, b, ra, log, got, id, down } = window.t[sc];
+    await down;
     const acks = Promise.all([1, 2, 3].map((i) => ra.send(i)));
-    await new Promise((res) => ra.once("connect", res));
-    await acks;
+    await acks; // acknowledged after the rejoin
+    while (ra.id === id || !ra.connected) await new Promise((r) => setTimeout(r, 5));
     while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));
     const out = { log: log.map(([e]) => e), newId: ra.id !== id && ra.id.length === 20, got };

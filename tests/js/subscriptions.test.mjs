@@ -95,12 +95,13 @@ test("a forced drop without resumption: the list never empties and converges to 
       seen.push([c.type, c.id]);
       min = Math.min(min, docs.count());
     });
-    (window.t ??= {})[sc] = { writer, conn, docs, seen, getMin: () => min, id: conn.id };
+    const down = new Promise((res) => conn.once("disconnect", res));
+    (window.t ??= {})[sc] = { writer, conn, docs, seen, getMin: () => min, id: conn.id, down };
   }, wsUrl(sc), fast, sc);
   await control(sc, "drop");
   const r = await inPage(async ([sc]) => {
-    const { writer, conn, docs, seen, getMin, id } = window.t[sc];
-    while (conn.connected) await new Promise((r) => setTimeout(r, 5));
+    const { writer, conn, docs, seen, getMin, id, down } = window.t[sc];
+    await down;
     await writer.call("removeDoc", "r", "d4");
     while (!conn.connected || conn.id === id) await new Promise((r) => setTimeout(r, 5));
     while (docs.findOne("d4")) await new Promise((r) => setTimeout(r, 5));
