@@ -37,7 +37,7 @@ WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
   wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms 2>&1 | tee "$logdir/browser.log"
 
 step "JavaScript surface of the npm package (node --test, playwright-core + Chromium)"
-DDP_TEST_PORT=$port node --test --test-reporter=spec tests/js/ 2>&1 | tee "$logdir/js.log"
+DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"
 
 passed=0; failed=0
 for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/browser.log; do

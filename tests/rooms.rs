@@ -109,13 +109,23 @@ async fn after_a_forced_drop_both_rejoin_with_new_ids_and_offline_sends_arrive_o
     joined(&ra).await;
     joined(&rb).await;
     let (ida, idb) = (ra.id().unwrap(), rb.id().unwrap());
+    // a stays offline after the drop (disconnect() right in the notice), so
+    // its sends wait in the outbox while b comes back: rooms keep no
+    // history, b must be in the room when they are delivered.
+    let conn_a = a.connection().clone();
+    let _offline = ra.on_notice(move |n| {
+        if matches!(n, RoomNotice::Disconnect(r) if r == "transport close") {
+            conn_a.disconnect();
+        }
+    });
     control(&sc, "drop").await;
     // The notices, unlike the polled flag, cannot miss a quick down-and-up.
     wait_for("a down", 3_000, || ia.borrow().iter().any(|n| matches!(n, RoomNotice::Disconnect(_)))).await;
-    // Sent while the link is down: they wait in the outbox, behind the rejoin.
     let sends: Vec<_> = (0..5).map(|i| ra.send(i, Some("seq"))).collect();
-    wait_for("a back", 5_000, || ra.connected() && ra.id().as_deref() != Some(ida.as_str())).await;
     wait_for("b back", 5_000, || rb.connected() && rb.id().as_deref() != Some(idb.as_str())).await;
+    _offline.stop();
+    a.connection().reconnect();
+    wait_for("a back", 5_000, || ra.connected() && ra.id().as_deref() != Some(ida.as_str())).await;
     for s in sends {
         s.await.unwrap();
     }

@@ -87,20 +87,29 @@ test("after a drop: disconnect, reconnect_attempt / reconnectAttempts, reconnect
     const got = [];
     rb.on("message", (d) => got.push(d));
     await Promise.all([new Promise((res) => ra.once("connect", res)), new Promise((res) => rb.once("connect", res))]);
-    // Registered before the drop: polling `connected` could miss a quick down-and-up.
-    const down = new Promise((res) => ra.once("disconnect", res));
-    (window.t ??= {})[sc] = { a, b, ra, rb, log, got, id: ra.id, down };
+    // a stays offline after the drop (disconnect() right in the event), so
+    // its sends wait in the outbox while b comes back; rooms keep no
+    // history, so b must be in the room when they are delivered.
+    const down = new Promise((res) =>
+      ra.once("disconnect", () => {
+        a.connection.disconnect();
+        res();
+      }),
+    );
+    (window.t ??= {})[sc] = { a, b, ra, rb, log, got, id: ra.id, idb: rb.id, down };
   }, wsUrl(sc), fast, sc);
   await control(sc, "drop");
   const r = await inPage(async ([sc]) => {
-    const { a, b, ra, log, got, id, down } = window.t[sc];
+    const { a, b, ra, rb, log, got, id, idb, down } = window.t[sc];
     await down;
     const acks = Promise.all([1, 2, 3].map((i) => ra.send(i)));
-    await acks; // acknowledged after the rejoin
+    while (!rb.connected || rb.id === idb) await new Promise((r) => setTimeout(r, 5));
+    a.connection.reconnect();
+    await acks; // acknowledged after a's rejoin
     while (ra.id === id || !ra.connected) await new Promise((r) => setTimeout(r, 5));
     while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));
-    const out = { log: log.map(([e]) => e), newId: ra.id !== id && ra.id.length === 20, got };
+    const out = { log: log.map(([e]) => e), newId: ra.id !== id && ra.id.length === 20, newIdB: rb.id !== idb, got };
     a.close();
     b.close();
     return out;
@@ -108,5 +117,6 @@ test("after a drop: disconnect, reconnect_attempt / reconnectAttempts, reconnect
   assert.equal(r.log[0], "disconnect");
   assert.ok(r.log.includes("reconnect_attempt") && r.log.includes("reconnectAttempts") && r.log.includes("reconnect"), r.log.join());
   assert.equal(r.newId, true);
+  assert.equal(r.newIdB, true);
   assert.deepEqual(r.got, [1, 2, 3]);
 });
