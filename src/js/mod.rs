@@ -147,13 +147,24 @@ export interface DDPConnectionEvents {
   reconnectFailed: () => void;
 }
 
-export interface DDPConnection {
+/** `on` / `once` / `off` over an event map. */
+export interface DDPEmitter<Events> {
   /** Calls `listener` every time `event` happens. */
-  on<E extends keyof DDPConnectionEvents>(event: E, listener: DDPConnectionEvents[E]): void;
+  on<E extends keyof Events>(event: E, listener: Events[E]): void;
   /** Calls `listener` the next time `event` happens, once. */
-  once<E extends keyof DDPConnectionEvents>(event: E, listener: DDPConnectionEvents[E]): void;
+  once<E extends keyof Events>(event: E, listener: Events[E]): void;
   /** Removes `listener` (or every listener of `event` when omitted). */
-  off<E extends keyof DDPConnectionEvents>(event: E, listener?: DDPConnectionEvents[E]): void;
+  off<E extends keyof Events>(event: E, listener?: Events[E]): void;
+}
+
+export interface DDPConnection extends DDPEmitter<DDPConnectionEvents> {
+  /**
+   * Subscribes to publication `name` with `params`; a last argument that is
+   * a function is `onReady`, an object of callbacks gives `onReady` and
+   * `onStop(error?)`. Re-sent after reconnects until `stop()`.
+   */
+  subscribe(name: string, ...args: [...params: unknown[], callbacks: DDPSubscribeCallbacks | (() => void)]): DDPSubscription;
+  subscribe(name: string, ...params: unknown[]): DDPSubscription;
 }
 "#;
 
@@ -693,7 +704,7 @@ impl DdpConnection {
     /// is a function is `onReady`, an object of callbacks gives `onReady`
     /// and `onStop(error?)`. The subscription is re-sent after reconnects
     /// until `stop()`.
-    #[wasm_bindgen(variadic)]
+    #[wasm_bindgen(variadic, skip_typescript)]
     pub fn subscribe(&self, name: &str, args: data::JsSubArgs) -> Result<data::JsSubscription, JsValue> {
         let args: Array = JsValue::from(args).dyn_into().unwrap_or_default();
         self.subscribe_impl(name, args)

@@ -17,24 +17,12 @@ export interface RoomJoinOptions {
   query?: Record<string, unknown>;
 }
 
-/** Events of a room connection (js-collaboration's names and spellings). */
-export interface RoomConnectionEvents {
-  connect: () => void;
+/** Events of a room connection: a DDP connection's, plus `message`. */
+export interface RoomConnectionEvents extends DDPConnectionEvents {
   message: (data: unknown, type?: string) => void;
-  disconnect: (reason: DDPDisconnectReason) => void;
-  error: (error: DDPError) => void;
-  reconnect_attempt: (attempt: number) => void;
-  reconnectAttempts: (attempt: number) => void;
-  reconnect: (attempts: number) => void;
-  reconnect_failed: () => void;
-  reconnectFailed: () => void;
 }
 
-export interface Connection {
-  on<E extends keyof RoomConnectionEvents>(event: E, listener: RoomConnectionEvents[E]): void;
-  once<E extends keyof RoomConnectionEvents>(event: E, listener: RoomConnectionEvents[E]): void;
-  off<E extends keyof RoomConnectionEvents>(event: E, listener?: RoomConnectionEvents[E]): void;
-}
+export interface Connection extends DDPEmitter<RoomConnectionEvents> {}
 "#;
 
 #[wasm_bindgen]

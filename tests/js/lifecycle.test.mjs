@@ -213,7 +213,7 @@ test("TypeScript definitions name real types", async () => {
   assert.match(dts, /status\(\): DDPStatus;/);
   assert.match(dts, /onStatusChange\(callback: \(status: DDPStatus\) => void\): StopHandle;/);
   assert.match(dts, /static connect\(url: string, options\?: DDPConnectOptions \| null\): DDPConnection;/);
-  assert.match(dts, /on<E extends keyof DDPConnectionEvents>/);
+  assert.match(dts, /export interface DDPConnection extends DDPEmitter<DDPConnectionEvents> \{/);
   assert.match(dts, /export interface DDPStatus \{/);
   // The public class declarations use no `any`.
   const classes = dts.split("export interface InitOutput")[0];

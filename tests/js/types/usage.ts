@@ -1,0 +1,39 @@
+// Type-checked (never run) by tests/js/types.test.mjs: the package's
+// TypeScript definitions must describe real use without `any` leaking in.
+import init, { DDP, Client, EJSON, type DDPStatus, type DDPMethodError } from "../../../pkg/ddp_live.js";
+
+async function main(): Promise<void> {
+  await init();
+  const conn = DDP.connect("https://example.com", { heartbeatInterval: 5000, retry: { baseTimeout: 500 } });
+  const s: DDPStatus = conn.status();
+  const state: "connected" | "connecting" | "failed" | "waiting" | "offline" = s.status;
+  conn.on("disconnect", (reason) => {
+    const r: "client disconnect" | "server disconnect" | "ping timeout" | "transport close" | "transport error" = reason;
+    void r;
+  });
+  conn.on("reconnect_attempt", (n) => n.toFixed());
+  conn.once("error", (e) => e.code.toUpperCase());
+  const handle = conn.onStatusChange((st) => st.retryCount);
+  handle.stop();
+  const sum = await conn.call("add", 1, 2);
+  void sum;
+  await conn.apply("echo", [1], { wait: true, timeoutMs: 100, onResultReceived: (err, res) => void [err, res] });
+  conn.apply("x").catch((e: DDPMethodError) => e.error);
+  const sub = conn.subscribe("items", 10, { onReady: () => {}, onStop: (err) => void err });
+  const ready: boolean = sub.ready();
+  const docs = conn.collection("items").find();
+  const id: string = docs[0]._id;
+  conn.collection("items").onChange((c) => (c.type === "changed" ? c.cleared.length : c.id));
+  EJSON.addType("point", (v) => v);
+  const client = new Client("ws://localhost:3000");
+  const room = client.connect("lobby", { auth: { token: "t" } });
+  room.on("message", (data, type) => void [data, type]);
+  room.on("reconnectFailed", () => {});
+  const ack: true = await room.send({ a: 1 }, "op");
+  void [state, ready, id, ack];
+  // @ts-expect-error: an unknown event is a type error
+  conn.on("conect", () => {});
+  // @ts-expect-error: room messages are not DDP connection events
+  conn.on("message", () => {});
+}
+void main;
