@@ -96,6 +96,16 @@ impl Harness {
         self.drain();
     }
 
+    /// The link drops and the first retry connects to `session` (events
+    /// and sent frames from before are cleared).
+    fn drop_and_reconnect(&mut self, session: &str) {
+        self.close(1006);
+        self.fire();
+        self.events.clear();
+        self.sent.clear();
+        self.open_and_connect(session);
+    }
+
     fn state(&self) -> ConnectionState {
         self.m.status().status
     }

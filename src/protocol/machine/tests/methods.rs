@@ -123,10 +123,7 @@ fn new_session_resends_unanswered_calls_with_the_same_id() {
     let mut h = connected();
     call(&mut h, "a", CallOptions::default());
     call(&mut h, "b", CallOptions::default());
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
-    h.open_and_connect("S2");
+    h.drop_and_reconnect("S2");
     assert_eq!(h.hooks_run, 1);
     assert_eq!(sent_methods(&h), vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
 }
@@ -136,10 +133,7 @@ fn no_retry_calls_fail_with_invocation_failed_after_a_drop() {
     let mut h = connected();
     let a = call(&mut h, "a", CallOptions { no_retry: true, ..CallOptions::default() });
     call(&mut h, "b", CallOptions::default());
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
-    h.open_and_connect("S2");
+    h.drop_and_reconnect("S2");
     let d = done(&h);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].0, a);
@@ -154,10 +148,7 @@ fn a_result_without_updated_completes_on_a_new_session() {
     let mut h = connected();
     let a = call(&mut h, "a", CallOptions::default());
     h.frame(r#"{"msg":"result","id":"1","result":7}"#);
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
-    h.open_and_connect("S2");
+    h.drop_and_reconnect("S2");
     assert_eq!(done(&h), vec![(a, Ok(Some(json!(7))))]);
     assert!(sent_methods(&h).is_empty(), "not run again");
 }
@@ -167,13 +158,10 @@ fn reconnect_hook_calls_go_ahead_of_the_old_queue() {
     let mut h = connected();
     call(&mut h, "old1", CallOptions::default());
     call(&mut h, "old2", CallOptions::default());
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
     h.hook = Some(Box::new(|m, now| {
         m.call("login", vec![], CallOptions { wait: true, ..CallOptions::default() }, now).unwrap();
     }));
-    h.open_and_connect("S2");
+    h.drop_and_reconnect("S2");
     assert_eq!(sent_methods(&h), vec![("login".into(), "3".into())], "the old calls wait for the login");
     answer(&mut h, 3, json!("token"));
     let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
@@ -184,13 +172,10 @@ fn reconnect_hook_calls_go_ahead_of_the_old_queue() {
 fn non_wait_hook_calls_merge_with_the_old_first_block() {
     let mut h = connected();
     call(&mut h, "old", CallOptions::default());
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
     h.hook = Some(Box::new(|m, now| {
         m.call("hello", vec![], CallOptions::default(), now).unwrap();
     }));
-    h.open_and_connect("S2");
+    h.drop_and_reconnect("S2");
     let names: Vec<String> = sent_methods(&h).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec!["hello", "old"]);
 }
@@ -237,10 +222,7 @@ fn resumption_sends_the_session_and_count_and_resends_without_hooks() {
 fn a_refused_resumption_is_a_new_session() {
     let mut h = connected();
     call(&mut h, "a", CallOptions::default());
-    h.close(1006);
-    h.fire();
-    h.sent.clear();
-    h.open_and_connect("OTHER");
+    h.drop_and_reconnect("OTHER");
     assert!(!h.m.resumed());
     assert_eq!(h.hooks_run, 1);
     assert_eq!(sent_methods(&h), vec![("a".into(), "1".into())]);

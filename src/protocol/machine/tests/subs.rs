@@ -26,14 +26,6 @@ fn ready(h: &mut Harness, sub: &str) {
     h.frame(&json!({"msg":"ready","subs":[sub]}).to_string());
 }
 
-fn drop_and_reconnect(h: &mut Harness, session: &str) {
-    h.close(1006);
-    h.fire();
-    h.events.clear();
-    h.sent.clear();
-    h.open_and_connect(session);
-}
-
 #[test]
 fn subscribe_sends_sub_with_a_random_17_char_id() {
     let mut h = connected();
@@ -141,7 +133,7 @@ fn reconnect_holds_data_until_ready_then_applies_only_differences() {
     added(&mut h, "edit", 1);
     added(&mut h, "gone", 1);
     ready(&mut h, &id);
-    drop_and_reconnect(&mut h, "S2");
+    h.drop_and_reconnect("S2");
     // While the server re-sends, nothing changes locally.
     added(&mut h, "same", 1);
     added(&mut h, "edit", 2);
@@ -168,7 +160,7 @@ fn the_hold_also_waits_for_resent_methods() {
     ready(&mut h, &id);
     h.m.call("write", vec![], Default::default(), h.now).unwrap();
     h.drain();
-    drop_and_reconnect(&mut h, "S2");
+    h.drop_and_reconnect("S2");
     added(&mut h, "x", 1);
     ready(&mut h, &id);
     assert!(data(&h).is_empty(), "the re-sent method's writes are not visible yet");
@@ -184,7 +176,7 @@ fn no_hold_with_a_resumed_session() {
     h.drain();
     ready(&mut h, &id);
     added(&mut h, "a", 1);
-    drop_and_reconnect(&mut h, "S1");
+    h.drop_and_reconnect("S1");
     added(&mut h, "b", 1);
     assert_eq!(data(&h).len(), 1, "applied at once");
     assert_eq!(h.m.store().len(), 2);
@@ -196,7 +188,7 @@ fn a_new_subscription_during_the_hold_becomes_ready_after_it() {
     let old = h.m.subscribe("old", vec![]);
     h.drain();
     ready(&mut h, &old);
-    drop_and_reconnect(&mut h, "S2");
+    h.drop_and_reconnect("S2");
     let new = h.m.subscribe("new", vec![]);
     h.drain();
     ready(&mut h, &new);
@@ -322,7 +314,7 @@ fn stream_collections_deliver_at_once_and_are_never_stored_or_held() {
     assert!(h.events.iter().any(|e| matches!(e, Event::Stream { id, .. } if id == "m1")));
     assert!(data(&h).is_empty());
     // After a reconnect with a new session, messages are not held.
-    drop_and_reconnect(&mut h, "S2");
+    h.drop_and_reconnect("S2");
     h.frame(r#"{"msg":"added","collection":"rooms.inbox","id":"m2","fields":{"room":"r","data":2}}"#);
     assert!(h.events.iter().any(|e| matches!(e, Event::Stream { id, .. } if id == "m2")));
 }
