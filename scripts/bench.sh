@@ -15,6 +15,6 @@ for e in ddpjs simpleddp; do
     --outfile="target/bench-www/$e.min.js" --log-level=warning
 done
 port=${DDP_BENCH_PORT:-3330}
-server_pid=$(scripts/start-server.sh "$port")
+server_pid=$(SERVER_RELEASE=1 scripts/start-server.sh "$port")
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 DDP_TEST_PORT=$port node tests/js/bench/run.mjs

@@ -28,6 +28,11 @@ wasm="$out_dir/${out_name}_bg.wasm"
 # invalid for table").
 wasm_opt=node_modules/.bin/wasm-opt
 [ -x "$wasm_opt" ] || { echo "missing $wasm_opt: run scripts/setup.sh" >&2; exit 1; }
+# PROFILING=1 keeps function names (for tests/js/bench/profile.mjs); the
+# size then printed is not the package's.
+if [ "${PROFILING:-0}" = 1 ]; then
+  wasm_opt_flags="${wasm_opt_flags//--strip-debug/} -g"
+fi
 # shellcheck disable=SC2086
 "$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"

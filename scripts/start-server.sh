@@ -6,9 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 port=${1:?port}
-cargo build -q -p ddp-test-server >&2
+# SERVER_RELEASE=1 (the benchmarks): an optimised server, so the clients and
+# not the server bound the figures.
+if [ "${SERVER_RELEASE:-0}" = 1 ]; then
+  cargo build -q --release -p ddp-test-server >&2
+  bin=./target/release/ddp-test-server
+else
+  cargo build -q -p ddp-test-server >&2
+  bin=./target/debug/ddp-test-server
+fi
 log=${TMPDIR:-/tmp}/ddp-test-server-$port.log
-./target/debug/ddp-test-server --port "$port" \
+$bin --port "$port" \
   --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js --serve /bench-www=target/bench-www >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do

@@ -110,10 +110,45 @@ type Outcome = Result<Option<Value>, MethodError>;
 /// Called with a call's outcome as soon as its `result` arrives.
 pub type ResultHook = Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>;
 
+/// Called once with a call's final outcome (`Closed` if the connection
+/// goes away first).
+pub(crate) type DoneHook = Box<dyn FnOnce(Outcome)>;
+
+/// Where a call's final outcome goes.
+enum Done {
+    /// A Rust [`MethodCall`] future.
+    Future(oneshot::Sender<Outcome>),
+    /// A callback (the JS layer settles its Promise here directly, with no
+    /// executor or channel in between).
+    Hook(DoneHook),
+}
+
 /// What the driver keeps for a call until it ends.
 struct PendingCall {
     on_result: Option<ResultHook>,
-    done: oneshot::Sender<Outcome>,
+    done: Option<Done>,
+}
+
+impl PendingCall {
+    fn finish(mut self, outcome: Outcome) {
+        match self.done.take() {
+            Some(Done::Future(tx)) => {
+                let _ = tx.send(outcome);
+            }
+            Some(Done::Hook(f)) => f(outcome),
+            None => {}
+        }
+    }
+}
+
+impl Drop for PendingCall {
+    /// A call dropped unfinished (the connection itself went away) still
+    /// settles: a hook hears `Closed`; a future sees its channel close.
+    fn drop(&mut self) {
+        if let Some(Done::Hook(f)) = self.done.take() {
+            f(Err(MethodError::Closed));
+        }
+    }
 }
 
 thread_local! {
@@ -382,36 +417,46 @@ impl Connection {
         writes: Vec<crate::protocol::machine::StubWrite>,
     ) -> MethodCall<R> {
         let (tx, rx) = oneshot::channel();
-        let placed = self.inner.machine.borrow_mut().call_with_writes(name, params, options, writes, browser::now());
-        match placed {
-            Ok(id) => {
-                self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: tx });
-                self.inner.pump();
-                MethodCall {
+        match self.enqueue_call(name, params, options, on_result, writes, Done::Future(tx)) {
+            Ok(id) => MethodCall {
                     conn: Rc::downgrade(&self.inner),
                     id: Some(id),
                     rx: Some(rx),
                     early: None,
                     early_value: None,
                     decode: decode_result::<R>,
-                }
-            }
+            },
             Err(e) => MethodCall::failed(e),
         }
     }
 
-    /// [`Connection::place_call`] resolving to the raw outcome (for the JS layer).
-    pub(crate) fn place_call_outcome(
+    /// Queues a call whose stub (if any) already ran; `done` hears its
+    /// final outcome exactly once. Returns the call id, or the refusal.
+    pub(crate) fn place_call_with(
         &self,
         name: &str,
         params: Vec<Value>,
         options: CallOptions,
         on_result: Option<ResultHook>,
         writes: Vec<crate::protocol::machine::StubWrite>,
-    ) -> MethodCall<Option<Value>> {
-        let mut call = self.place_call::<Option<Value>>(name, params, options, on_result, writes);
-        call.decode = Ok;
-        call
+        done: DoneHook,
+    ) -> Result<u64, MethodError> {
+        self.enqueue_call(name, params, options, on_result, writes, Done::Hook(done))
+    }
+
+    fn enqueue_call(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<ResultHook>,
+        writes: Vec<crate::protocol::machine::StubWrite>,
+        done: Done,
+    ) -> Result<u64, MethodError> {
+        let id = self.inner.machine.borrow_mut().call_with_writes(name, params, options, writes, browser::now())?;
+        self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: Some(done) });
+        self.inner.pump();
+        Ok(id)
     }
 
     /// Like [`Connection::apply_raw`], resolving to the raw result: `None`
@@ -509,7 +554,7 @@ impl Inner {
                 Output::Event(Event::MethodDone { id, outcome }) => {
                     let pending = self.calls.borrow_mut().remove(&id);
                     if let Some(p) = pending {
-                        let _ = p.done.send(outcome);
+                        p.finish(outcome);
                     }
                 }
                 Output::Event(Event::Data(change)) => {
@@ -554,12 +599,17 @@ impl Inner {
         self.reschedule();
     }
 
+    /// Carries status, session id and outbox counts to their observables.
+    /// Runs after every frame, so it allocates nothing unless something changed.
     fn publish(&self) {
         let (status, session, outbox) = {
             let m = self.machine.borrow();
-            (m.status(), m.session().map(str::to_owned), m.outbox())
+            let same_session = self.session.with(|s| s.as_deref() == m.session());
+            (m.status(), (!same_session).then(|| m.session().map(str::to_owned)), m.outbox())
         };
-        self.session.set(session);
+        if let Some(session) = session {
+            self.session.set(session);
+        }
         self.status.set(status);
         self.outbox.set(outbox);
     }

@@ -1,13 +1,12 @@
 //! Subscriptions and reactive collections (the driver side).
 
 use crate::connection::{Connection, Inner};
-use crate::protocol::store::{Change, Fields};
+use crate::protocol::store::{Change, Fields, Store};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_signals::signal::Signal;
 use futures_signals::signal_map::{MutableBTreeMap, SignalMapExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 /// How a subscription ended.
@@ -94,15 +93,24 @@ impl Subscription {
     }
 }
 
-/// The reactive mirror of one collection (kept only once somebody asked).
+/// Runs a closure with the store (the connection's, or a test's); does
+/// nothing once the store is gone.
+pub(crate) type StoreAccess = Box<dyn Fn(&mut dyn FnMut(&Store))>;
+
+/// What a [`Collection`] reads and listens to. The documents themselves
+/// live once, in the machine's store; a futures-signals map is kept only
+/// after somebody asked for one (JavaScript and most Rust readers never
+/// pay for that second copy).
 pub(crate) struct Mirror {
-    docs: MutableBTreeMap<String, Value>,
+    name: String,
+    store: StoreAccess,
+    map: std::cell::OnceCell<MutableBTreeMap<String, Value>>,
     listeners: Rc<Registry<dyn Fn(&Change)>>,
 }
 
 /// A document as apps see it: its fields plus `_id`, EJSON wire values.
 pub(crate) fn document(id: &str, fields: &Fields) -> Value {
-    let mut m = Map::with_capacity(fields.len() + 1);
+    let mut m = Map::new();
     m.insert("_id".into(), Value::String(id.to_owned()));
     for (k, v) in fields {
         m.insert(k.clone(), v.clone());
@@ -111,20 +119,34 @@ pub(crate) fn document(id: &str, fields: &Fields) -> Value {
 }
 
 impl Mirror {
-    pub(crate) fn new(initial: Option<&HashMap<String, Fields>>) -> Self {
-        let docs = MutableBTreeMap::new();
-        if let Some(init) = initial {
-            let mut lock = docs.lock_mut();
-            for (id, fields) in init {
-                lock.insert_cloned(id.clone(), document(id, fields));
+    pub(crate) fn new(name: &str, store: StoreAccess) -> Self {
+        Mirror { name: name.to_owned(), store, map: std::cell::OnceCell::new(), listeners: Rc::default() }
+    }
+
+    fn read<R: Default>(&self, f: impl FnOnce(&Store, &str) -> R) -> R {
+        let mut f = Some(f);
+        let mut out = R::default();
+        (self.store)(&mut |store| {
+            if let Some(f) = f.take() {
+                out = f(store, &self.name);
             }
-        }
-        Mirror { docs, listeners: Rc::default() }
+        });
+        out
+    }
+
+    /// The futures-signals map, filled from the store on first use.
+    fn map(&self) -> &MutableBTreeMap<String, Value> {
+        self.map.get_or_init(|| {
+            let docs = self.read(|store, name| {
+                store.visible(name).into_iter().map(|(id, f)| (id.to_owned(), document(id, f))).collect()
+            });
+            MutableBTreeMap::with_values(docs)
+        })
     }
 
     pub(crate) fn apply(&self, change: &Change) {
-        {
-            let mut lock = self.docs.lock_mut();
+        if let Some(map) = self.map.get() {
+            let mut lock = map.lock_mut();
             match change {
                 Change::Added { id, fields, .. } => {
                     lock.insert_cloned(id.clone(), document(id, fields));
@@ -146,8 +168,10 @@ impl Mirror {
                 }
             }
         }
-        for l in self.listeners.snapshot() {
-            l(change);
+        if !self.listeners.is_empty() {
+            for l in self.listeners.snapshot() {
+                l(change);
+            }
         }
     }
 }
@@ -183,17 +207,21 @@ impl Collection {
 
     /// All documents (fields plus `_id`, EJSON wire values), by `_id`.
     pub fn find(&self) -> Vec<Value> {
-        self.mirror.docs.lock_ref().values().cloned().collect()
+        self.mirror.read(|store, name| {
+            let mut docs = store.visible(name);
+            docs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            docs.iter().map(|(id, f)| document(id, f)).collect()
+        })
     }
 
     /// One document.
     pub fn find_one(&self, id: &str) -> Option<Value> {
-        self.mirror.docs.lock_ref().get(id).cloned()
+        self.mirror.read(|store, name| store.get(name, id).map(|f| document(id, f)))
     }
 
     /// How many documents.
     pub fn len(&self) -> usize {
-        self.mirror.docs.lock_ref().len()
+        self.mirror.read(|store, name| store.visible_len(name))
     }
 
     /// True when there is none.
@@ -201,14 +229,15 @@ impl Collection {
         self.len() == 0
     }
 
-    /// The documents as a futures-signals map, keyed by `_id`.
+    /// The documents as a futures-signals map, keyed by `_id`. (The first
+    /// call makes the map; it is kept up to date from then on.)
     pub fn signal_map(&self) -> impl futures_signals::signal_map::SignalMap<Key = String, Value = Value> {
-        self.mirror.docs.signal_map_cloned()
+        self.mirror.map().signal_map_cloned()
     }
 
     /// One document as a signal (`None` while absent).
     pub fn doc_signal(&self, id: &str) -> impl Signal<Item = Option<Value>> {
-        self.mirror.docs.signal_map_cloned().key_cloned(id.to_owned())
+        self.mirror.map().signal_map_cloned().key_cloned(id.to_owned())
     }
 
     /// Calls `f` with every change until the handle is stopped.
@@ -252,7 +281,13 @@ impl Connection {
         let inner = self.inner();
         let existing = inner.mirrors.borrow().get(name).cloned();
         let mirror = existing.unwrap_or_else(|| {
-            let m = Rc::new(Mirror::new(inner.machine.borrow().store().collection(name)));
+            let weak = Rc::downgrade(inner);
+            let access: StoreAccess = Box::new(move |f| {
+                if let Some(inner) = weak.upgrade() {
+                    f(inner.machine.borrow().store());
+                }
+            });
+            let m = Rc::new(Mirror::new(name, access));
             inner.mirrors.borrow_mut().insert(name.to_owned(), m.clone());
             m
         });

@@ -122,23 +122,34 @@ mod tests {
     #[test]
     fn collection_and_document_signals_follow_changes() {
         use crate::data::Mirror;
-        use crate::Change;
+        use crate::protocol::store::Store;
         use serde_json::json;
+        use std::cell::RefCell;
         use std::rc::Rc;
-        let mirror = Rc::new(Mirror::new(None));
+        // A store fed as the machine feeds it; the mirror reads it and
+        // hears each change.
+        let store = Rc::new(RefCell::new(Store::default()));
+        let s = store.clone();
+        let mirror = Rc::new(Mirror::new("c", Box::new(move |f| f(&s.borrow()))));
         let coll = Collection::new("c".into(), mirror.clone());
         let all = collection_signal(&coll);
         let one = doc_signal(&coll, "a");
         assert!(all.get_untracked().is_empty());
         assert_eq!(one.get_untracked(), None);
         let fields = |v: Value| v.as_object().cloned().unwrap_or_default();
-        mirror.apply(&Change::Added { collection: "c".into(), id: "a".into(), fields: fields(json!({"x": 1})) });
-        mirror.apply(&Change::Added { collection: "c".into(), id: "b".into(), fields: fields(json!({"x": 2})) });
+        // As the connection's pump does: the store is not borrowed while
+        // listeners run.
+        let apply = |write: &dyn Fn(&mut Store) -> Option<crate::Change>| {
+            let change = write(&mut store.borrow_mut()).expect("a change");
+            mirror.apply(&change);
+        };
+        apply(&|s| s.added("c".into(), "a".into(), fields(json!({"x": 1}))));
+        apply(&|s| s.added("c".into(), "b".into(), fields(json!({"x": 2}))));
         assert_eq!(all.get_untracked().len(), 2);
         assert_eq!(one.get_untracked(), Some(json!({"_id": "a", "x": 1})));
-        mirror.apply(&Change::Changed { collection: "c".into(), id: "a".into(), fields: fields(json!({"x": 5})), cleared: vec![] });
+        apply(&|s| s.changed("c".into(), "a".into(), fields(json!({"x": 5})), vec![]));
         assert_eq!(one.get_untracked().unwrap()["x"], 5);
-        mirror.apply(&Change::Removed { collection: "c".into(), id: "a".into() });
+        apply(&|s| s.removed("c".into(), "a".into()));
         assert_eq!(one.get_untracked(), None);
         assert_eq!(all.get_untracked(), vec![json!({"_id": "b", "x": 2})]);
     }

@@ -42,6 +42,11 @@ impl<F: ?Sized + 'static> Registry<F> {
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()
     }
+
+    /// True when nobody listens.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
+    }
 }
 
 struct Shared<T> {
@@ -71,6 +76,11 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
     /// The current value.
     pub fn get(&self) -> T {
         self.shared.mutable.get_cloned()
+    }
+
+    /// Reads the current value without cloning it.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.shared.mutable.lock_ref())
     }
 
     /// Sets the value; observers hear of it only if it differs.

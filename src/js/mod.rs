@@ -394,6 +394,11 @@ fn outbox_to_js(o: &Outbox) -> JsValue {
 }
 
 pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
+    // Reflect.get throws on a primitive (undefined options, say), and a
+    // thrown and caught TypeError costs ~80 µs: never let it happen.
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
     Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
@@ -582,35 +587,45 @@ impl DdpConnection {
                 Err(e) => call_js(&f, &[method_error_to_js(e)]),
             }) as Box<dyn FnOnce(&_)>
         });
-        let call = self.conn.place_call_outcome(name, params, call_options, hook, writes);
-        // An AbortSignal cancels the call while it is unsent.
-        let abort = match (call.id(), signal.is_undefined()) {
-            (Some(id), false) => {
-                let conn = self.conn.clone();
-                let closure = Closure::<dyn Fn()>::new(move || {
-                    conn.cancel_call(id);
-                });
-                let add = get(&signal, "addEventListener").dyn_into::<Function>().ok();
-                if let Some(add) = add {
-                    let _ = add.call2(&signal, &"abort".into(), closure.as_ref());
-                }
-                Some((signal.clone(), closure))
-            }
-            _ => None,
-        };
         let return_stub = flag("returnStubValue") && stub_value.is_some();
-        let promise = wasm_bindgen_futures::future_to_promise(async move {
-            let outcome = call.await;
-            if let Some((signal, closure)) = abort {
-                if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
-                    let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
+        // The Promise is settled straight from the connection's pump: no
+        // executor, channel or extra microtask per call.
+        let mut settle: Option<(Function, Function)> = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let Some((resolve, reject)) = settle else {
+            return Ok(Promise::reject(&method_error_to_js(&MethodError::Closed)));
+        };
+        // An AbortSignal cancels the call while it is unsent; its listener
+        // goes when the call ends.
+        let abort: Rc<RefCell<Option<Closure<dyn Fn()>>>> = Rc::default();
+        let done = {
+            let (abort, signal) = (abort.clone(), signal.clone());
+            Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
+                if let Some(closure) = abort.borrow_mut().take() {
+                    if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
+                        let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
+                    }
                 }
+                let _ = match outcome {
+                    Ok(v) => resolve.call1(&JsValue::UNDEFINED, &result_to_js(v)),
+                    Err(e) => reject.call1(&JsValue::UNDEFINED, &method_error_to_js(&e)),
+                };
+            }) as crate::connection::DoneHook
+        };
+        let id = match self.conn.place_call_with(name, params, call_options, hook, writes, done) {
+            Ok(id) => id,
+            Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
+        };
+        if !signal.is_undefined() {
+            let conn = self.conn.clone();
+            let closure = Closure::<dyn Fn()>::new(move || {
+                conn.cancel_call(id);
+            });
+            if let Ok(add) = get(&signal, "addEventListener").dyn_into::<Function>() {
+                let _ = add.call2(&signal, &"abort".into(), closure.as_ref());
             }
-            match outcome {
-                Ok(v) => Ok(result_to_js(v)),
-                Err(e) => Err(method_error_to_js(&e)),
-            }
-        });
+            *abort.borrow_mut() = Some(closure);
+        }
         if return_stub {
             // The server call goes on; its failure is reported, not lost.
             let report = Closure::once_into_js(|e: JsValue| {

@@ -80,26 +80,43 @@ impl Store {
         self.collections.get(collection)
     }
 
-    /// The documents of `collection` as the app sees them (stub writes included).
-    pub fn visible(&self, collection: &str) -> Vec<(String, Fields)> {
-        let mut out: Vec<(String, Fields)> = self
-            .collections
-            .get(collection)
-            .map(|docs| {
-                docs.iter()
-                    .filter(|(id, _)| !self.local.contains_key(&(collection.to_owned(), (*id).clone())))
-                    .map(|(id, f)| (id.clone(), f.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The documents of `collection` as the app sees them (stub writes
+    /// included), in no particular order.
+    pub fn visible(&self, collection: &str) -> Vec<(&str, &Fields)> {
+        let mut out: Vec<(&str, &Fields)> = match self.collections.get(collection) {
+            Some(docs) => docs
+                .iter()
+                .filter(|(id, _)| !self.shadowed(collection, id))
+                .map(|(id, f)| (id.as_str(), f))
+                .collect(),
+            None => Vec::new(),
+        };
         for ((c, id), l) in &self.local {
             if c == collection {
                 if let Some(doc) = &l.doc {
-                    out.push((id.clone(), doc.clone()));
+                    out.push((id.as_str(), doc));
                 }
             }
         }
         out
+    }
+
+    /// How many documents of `collection` the app sees (stub writes
+    /// included), without copying any.
+    pub fn visible_len(&self, collection: &str) -> usize {
+        let server = self.collections.get(collection);
+        let mut n = server.map_or(0, HashMap::len);
+        for ((c, id), l) in &self.local {
+            if c == collection {
+                let on_server = server.is_some_and(|d| d.contains_key(id));
+                match (on_server, l.doc.is_some()) {
+                    (true, false) => n -= 1,
+                    (false, true) => n += 1,
+                    _ => {}
+                }
+            }
+        }
+        n
     }
 
     /// One document as the app sees it.
@@ -322,6 +339,7 @@ mod tests {
         assert_eq!(s.changed("c".into(), "a".into(), f(json!({"v":3})), vec![]), None);
         assert_eq!(s.added("c".into(), "b".into(), f(json!({"v":10}))), None);
         assert_eq!(s.visible("c").len(), 2);
+        assert_eq!(s.visible_len("c"), 2);
         // Another call unrelated to them finishing changes nothing.
         assert!(s.method_done(8).is_empty());
         // The method completes: the server's version shows, as a difference.

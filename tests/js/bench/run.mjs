@@ -8,10 +8,16 @@ import { gzipSync } from "node:zlib";
 const port = process.env.DDP_TEST_PORT ?? "3330";
 const base = `http://127.0.0.1:${port}`;
 const quick = process.env.BENCH_QUICK === "1";
-const sizes = quick ? [1000, 5000] : [10000, 100000];
+const sizes = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : quick ? [1000, 5000] : [10000, 100000];
 const seqN = quick ? 200 : 1000;
 const pipeN = quick ? 2000 : 10000;
 const clients = ["ddp-live", "ddp.js", "simpleddp", "JSON.parse floor"];
+// BENCH_CLIENTS / BENCH_WORKLOADS (comma lists) narrow a run while working on
+// the hot path; a narrowed run never writes docs/benchmarks.md.
+const only = (name) => (process.env[name] ? process.env[name].split(",") : null);
+const onlyClients = only("BENCH_CLIENTS");
+const onlyWorkloads = only("BENCH_WORKLOADS");
+const narrowed = quick || onlyClients != null || onlyWorkloads != null || process.env.BENCH_SIZES != null;
 
 const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
@@ -36,6 +42,8 @@ let n = 0;
 async function run(client, workload, arg) {
   const sc = `bench-${process.pid}-${++n}`;
   const url = `ws://127.0.0.1:${port}/t/${sc}/websocket`;
+  if (onlyClients && !onlyClients.includes(client)) return null;
+  if (onlyWorkloads && !onlyWorkloads.includes(workload)) return null;
   const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
   if (!has) return null;
   const started = Date.now();
@@ -63,7 +71,7 @@ for (const size of sizes) {
   rows.push({
     workload: `${seqN} sequential calls: p50 / p99`,
     ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${r[c].p50.toFixed(2)} / ${r[c].p99.toFixed(2)} ms`])),
-    "ddp-live ÷ ddp.js": r["ddp.js"] ? ratio(r["ddp-live"].p50, r["ddp.js"].p50) : "–",
+    "ddp-live ÷ ddp.js": r["ddp.js"] && r["ddp-live"] ? ratio(r["ddp-live"].p50, r["ddp.js"].p50) : "–",
   });
 }
 {
@@ -88,7 +96,7 @@ for (const size of sizes) {
   const live = await run("ddp-live", "deadDetection", "sc");
   rows.push({
     workload: "silent server detected (heartbeat 2000/2000 ms)",
-    "ddp-live": `${live.toFixed(0)} ms`,
+    "ddp-live": live == null ? "–" : `${live.toFixed(0)} ms`,
     "ddp.js": "never (no client heartbeat)",
     simpleddp: "never (no client heartbeat)",
     "JSON.parse floor": "–",
@@ -104,7 +112,7 @@ const md = [
   ...rows.map((r) => `| ${cols.map((c) => r[c] ?? "–").join(" | ")} |`),
 ].join("\n");
 console.log(md);
-if (!quick) {
+if (!narrowed) {
   const doc = `# Benchmarks
 
 Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same page. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` store; ddp-live keeps its reactive store and an observed collection.

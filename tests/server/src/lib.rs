@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use futures_util::SinkExt;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -556,6 +557,9 @@ pub fn choose_version(client_support: &[String], server_versions: &[String]) -> 
         .unwrap_or_else(|| DEFAULT_VERSIONS[0].to_owned())
 }
 
+/// Most frames written before a flush.
+const BATCH_FRAMES: usize = 256;
+
 /// One socket's handler.
 async fn run_connection(
     server: Server,
@@ -605,7 +609,32 @@ async fn run_connection(
                 match out {
                     Some(Out::Text(t)) => {
                         if sc.silent.load(Ordering::SeqCst) { continue; }
-                        if socket.send(Message::Text(t.into())).await.is_err() { break; }
+                        // Write everything already queued, then flush once: a
+                        // burst (a publication's documents) leaves in a few
+                        // writes, not one syscall and one TCP segment per frame.
+                        if socket.feed(Message::Text(t.into())).await.is_err() { break; }
+                        let mut pending = None;
+                        for _ in 0..BATCH_FRAMES {
+                            match rx.try_recv() {
+                                Ok(Out::Text(t)) => {
+                                    if socket.feed(Message::Text(t.into())).await.is_err() { break; }
+                                }
+                                Ok(other) => { pending = Some(other); break; }
+                                Err(_) => break,
+                            }
+                        }
+                        if socket.flush().await.is_err() { break; }
+                        match pending {
+                            Some(Out::Close(code, reason)) => {
+                                if let Some(s) = &ctx.session {
+                                    s.inner.graceful.store(true, Ordering::SeqCst);
+                                }
+                                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                                break;
+                            }
+                            Some(Out::Drop) => break,
+                            _ => {}
+                        }
                     }
                     Some(Out::Close(code, reason)) => {
                         if let Some(s) = &ctx.session {
