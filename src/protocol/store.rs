@@ -14,6 +14,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 /// A document's fields (without `_id`).
 pub type Fields = Map<String, Value>;
@@ -21,8 +22,9 @@ pub type Fields = Map<String, Value>;
 /// One change to one document, as observers see it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A new document with all its fields.
-    Added { collection: String, id: String, fields: Fields },
+    /// A new document with all its fields (shared with the store: an
+    /// `added` costs no copy of the document).
+    Added { collection: String, id: String, fields: Rc<Fields> },
     /// Fields set (`fields`) or removed (`cleared`).
     Changed { collection: String, id: String, fields: Fields, cleared: Vec<String> },
     /// The document is gone.
@@ -50,7 +52,7 @@ struct Local {
 /// All collections.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Store {
-    collections: HashMap<String, HashMap<String, Fields>>,
+    collections: HashMap<String, HashMap<String, Rc<Fields>>>,
     local: HashMap<(String, String), Local>,
 }
 
@@ -59,7 +61,7 @@ fn diff(collection: &str, id: &str, before: Option<&Fields>, after: Option<&Fiel
     let (collection, id) = (collection.to_owned(), id.to_owned());
     match (before, after) {
         (None, None) => None,
-        (None, Some(f)) => Some(Change::Added { collection, id, fields: f.clone() }),
+        (None, Some(f)) => Some(Change::Added { collection, id, fields: Rc::new(f.clone()) }),
         (Some(_), None) => Some(Change::Removed { collection, id }),
         (Some(old), Some(new)) => {
             let mut set = Fields::new();
@@ -76,7 +78,7 @@ fn diff(collection: &str, id: &str, before: Option<&Fields>, after: Option<&Fiel
 
 impl Store {
     /// The server's documents of `collection` (without stub writes).
-    pub fn collection(&self, collection: &str) -> Option<&HashMap<String, Fields>> {
+    pub fn collection(&self, collection: &str) -> Option<&HashMap<String, Rc<Fields>>> {
         self.collections.get(collection)
     }
 
@@ -87,7 +89,7 @@ impl Store {
             Some(docs) => docs
                 .iter()
                 .filter(|(id, _)| !self.shadowed(collection, id))
-                .map(|(id, f)| (id.as_str(), f))
+                .map(|(id, f)| (id.as_str(), &**f))
                 .collect(),
             None => Vec::new(),
         };
@@ -124,15 +126,23 @@ impl Store {
         if let Some(l) = self.local.get(&(collection.to_owned(), id.to_owned())) {
             return l.doc.as_ref();
         }
-        self.collections.get(collection)?.get(id)
+        self.server_doc(collection, id)
     }
 
     fn server_doc(&self, collection: &str, id: &str) -> Option<&Fields> {
-        self.collections.get(collection)?.get(id)
+        self.collections.get(collection)?.get(id).map(|f| &**f)
     }
 
     fn shadowed(&self, collection: &str, id: &str) -> bool {
         !self.local.is_empty() && self.local.contains_key(&(collection.to_owned(), id.to_owned()))
+    }
+
+    /// Makes `collection`'s map if missing (a name is copied once, not on
+    /// every message).
+    fn ensure(&mut self, collection: &str) {
+        if !self.collections.contains_key(collection) {
+            self.collections.insert(collection.to_owned(), HashMap::new());
+        }
     }
 
     /// A client stub of call `method` sets the document (`None`: removes it).
@@ -189,14 +199,16 @@ impl Store {
     }
 
     fn added_server(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
-        let docs = self.collections.entry(collection.clone()).or_default();
+        self.ensure(&collection);
+        let docs = self.collections.get_mut(&collection)?;
         match docs.get_mut(&id) {
             None => {
+                let fields = Rc::new(fields);
                 docs.insert(id.clone(), fields.clone());
                 Some(Change::Added { collection, id, fields })
             }
             Some(doc) => {
-                let (set, cleared) = replace(doc, fields);
+                let (set, cleared) = replace(Rc::make_mut(doc), fields);
                 (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
             }
         }
@@ -211,11 +223,14 @@ impl Store {
     }
 
     fn changed_server(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
-        let docs = self.collections.entry(collection.clone()).or_default();
+        self.ensure(&collection);
+        let docs = self.collections.get_mut(&collection)?;
         let Some(doc) = docs.get_mut(&id) else {
+            let fields = Rc::new(fields);
             docs.insert(id.clone(), fields.clone());
             return Some(Change::Added { collection, id, fields });
         };
+        let doc = Rc::make_mut(doc);
         let mut set = Fields::new();
         for (k, v) in fields {
             if doc.get(&k) != Some(&v) {
@@ -252,7 +267,7 @@ impl Store {
                     None => out.push(Change::Removed { collection: collection.clone(), id: id.clone() }),
                     Some(new) => {
                         let mut set = Fields::new();
-                        for (k, v) in new {
+                        for (k, v) in new.iter() {
                             if old.get(k) != Some(v) {
                                 set.insert(k.clone(), v.clone());
                             }
@@ -314,7 +329,7 @@ mod tests {
         let mut s = Store::default();
         assert_eq!(
             s.added("c".into(), "1".into(), f(json!({"a":1,"b":2}))),
-            Some(Change::Added { collection: "c".into(), id: "1".into(), fields: f(json!({"a":1,"b":2})) })
+            Some(Change::Added { collection: "c".into(), id: "1".into(), fields: f(json!({"a":1,"b":2})).into() })
         );
         assert_eq!(
             s.changed("c".into(), "1".into(), f(json!({"a":5,"b":2})), vec!["b".into(), "zz".into()]),
@@ -385,7 +400,7 @@ mod tests {
         assert_eq!(changes.len(), 3);
         assert!(changes.contains(&Change::Removed { collection: "c".into(), id: "gone".into() }));
         assert!(changes.contains(&Change::Changed { collection: "c".into(), id: "edit".into(), fields: f(json!({"a":2})), cleared: vec!["b".into()] }));
-        assert!(changes.contains(&Change::Added { collection: "d".into(), id: "new".into(), fields: f(json!({"z":0})) }));
+        assert!(changes.contains(&Change::Added { collection: "d".into(), id: "new".into(), fields: f(json!({"z":0})).into() }));
         assert_eq!(s, next);
     }
 }

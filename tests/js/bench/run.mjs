@@ -47,10 +47,18 @@ async function run(client, workload, arg) {
   const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
   if (!has) return null;
   const started = Date.now();
+  const before = await page.evaluate(() => ({ ...window.handler }));
   const r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
-  process.stderr.write(`  ${client} ${workload} ${arg}: ${JSON.stringify(r)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  const after = await page.evaluate(() => ({ ...window.handler }));
+  const frames = after.frames - before.frames;
+  const us = frames > 0 ? ((after.ms - before.ms) * 1000) / frames : null;
+  (cpu[`${client} ${workload} ${arg}`] ??= []).push(us);
+  process.stderr.write(`  ${client} ${workload} ${arg}: ${JSON.stringify(r)}; handler ${us?.toFixed(1)} µs × ${frames} frames (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   return r;
 }
+// Time inside each client's WebSocket message handler, per frame (µs), by
+// "client workload arg": the client's own work, apart from the browser's.
+const cpu = {};
 
 // Each workload runs BENCH_REPEAT times (default 3; once for 100k and
 // more), the clients taking turns, and the median is reported: one run on a
@@ -86,6 +94,12 @@ for (const size of sizes) {
     workload: `subscribe → ready, ${size / 1000}k docs of ~200 B`,
     ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${(r[c] / 1000).toFixed(2)} s`])),
     "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
+  });
+  const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}`] ?? [])]));
+  rows.push({
+    workload: `… the client's own time per frame in its message handler (${size / 1000}k)`,
+    ...Object.fromEntries(clients.map((c) => [c, us[c] == null ? "–" : `${us[c].toFixed(1)} µs`])),
+    "ddp-live ÷ ddp.js": ratio(us["ddp-live"], us["ddp.js"]),
   });
 }
 {
