@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use crate::protocol::hash::FastMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -173,12 +173,12 @@ pub(crate) struct Inner {
     session: Observable<Option<String>>,
     listeners: Rc<Registry<dyn Fn(&Event)>>,
     closed: Cell<bool>,
-    calls: RefCell<HashMap<u64, PendingCall>>,
+    calls: RefCell<FastMap<u64, PendingCall>>,
     reconnect_hooks: Rc<Registry<dyn Fn(&Connection)>>,
     outbox: Observable<Outbox>,
-    pub(crate) subs: RefCell<HashMap<String, crate::data::SubState>>,
-    pub(crate) stubs: RefCell<HashMap<String, crate::stubs::Stub>>,
-    pub(crate) mirrors: RefCell<HashMap<String, Rc<crate::data::Mirror>>>,
+    pub(crate) subs: RefCell<FastMap<String, crate::data::SubState>>,
+    pub(crate) stubs: RefCell<FastMap<String, crate::stubs::Stub>>,
+    pub(crate) mirrors: RefCell<FastMap<String, Rc<crate::data::Mirror>>>,
 }
 
 /// A DDP connection in the browser. Cheap to clone (all clones are the same
@@ -235,12 +235,12 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         session: Observable::new(None),
         listeners: Rc::default(),
         closed: Cell::new(false),
-        calls: RefCell::new(HashMap::new()),
+        calls: RefCell::new(FastMap::default()),
         reconnect_hooks: Rc::default(),
         outbox: Observable::new(Outbox::default()),
-        subs: RefCell::new(HashMap::new()),
-        stubs: RefCell::new(HashMap::new()),
-        mirrors: RefCell::new(HashMap::new()),
+        subs: RefCell::new(FastMap::default()),
+        stubs: RefCell::new(FastMap::default()),
+        mirrors: RefCell::new(FastMap::default()),
     });
     if options.watch_page {
         let weak = Rc::downgrade(&inner);

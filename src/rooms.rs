@@ -16,7 +16,8 @@ use crate::{MethodCall, Options};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::protocol::hash::{FastMap, FastSet};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 /// What a room tells the app.
@@ -54,8 +55,8 @@ pub(crate) struct RoomInner {
     connected: Observable<bool>,
     listeners: Rc<Registry<dyn Fn(&RoomNotice)>>,
     /// Recent message ids, so a message is never delivered twice.
-    seen: RefCell<(HashSet<String>, VecDeque<String>)>,
-    rooms: Weak<RefCell<HashMap<String, Rc<RoomInner>>>>,
+    seen: RefCell<(FastSet<String>, VecDeque<String>)>,
+    rooms: Weak<RefCell<FastMap<String, Rc<RoomInner>>>>,
 }
 
 const SEEN: usize = 1024;
@@ -147,7 +148,7 @@ impl RoomInner {
     }
 }
 
-type RoomMap = Rc<RefCell<HashMap<String, Rc<RoomInner>>>>;
+type RoomMap = Rc<RefCell<FastMap<String, Rc<RoomInner>>>>;
 
 /// Rooms over one DDP connection.
 ///

@@ -10,7 +10,7 @@ use crate::protocol::machine::StubWrite;
 use crate::protocol::random::{new_seed, RandomStream};
 use crate::protocol::store::Fields;
 use serde_json::Value;
-use std::collections::HashMap;
+use crate::protocol::hash::FastMap;
 use std::rc::Rc;
 
 /// What a stub sees and does: its call's random streams and document writes.
@@ -18,7 +18,7 @@ pub struct StubContext {
     inner: Rc<Inner>,
     name: String,
     seed: Option<String>,
-    streams: HashMap<String, RandomStream>,
+    streams: FastMap<String, RandomStream>,
     writes: Vec<StubWrite>,
 }
 
@@ -27,7 +27,7 @@ pub type Stub = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, String>>;
 
 impl StubContext {
     pub(crate) fn new(inner: Rc<Inner>, name: &str) -> Self {
-        StubContext { inner, name: name.to_owned(), seed: None, streams: HashMap::new(), writes: Vec::new() }
+        StubContext { inner, name: name.to_owned(), seed: None, streams: FastMap::default(), writes: Vec::new() }
     }
 
     /// The method's name.

@@ -4,7 +4,7 @@
 use crate::protocol::ejson::Ejson;
 use js_sys::{Array, Date, Function, Object, Reflect, RegExp, Uint8Array};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::protocol::hash::FastMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -19,7 +19,7 @@ extern "C" {
 
 thread_local! {
     /// Custom types: name → factory turning the `$value` into an instance.
-    static TYPES: RefCell<HashMap<String, Function>> = RefCell::new(HashMap::new());
+    static TYPES: RefCell<FastMap<String, Function>> = RefCell::new(FastMap::default());
 }
 
 /// Registers a custom EJSON type, as Meteor's `EJSON.addType(name, factory)`:

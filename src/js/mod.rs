@@ -20,7 +20,7 @@ use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::protocol::hash::FastMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -454,7 +454,7 @@ pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
 pub struct DdpConnection {
     conn: Connection,
     listeners: Emitter,
-    stubs: RefCell<HashMap<String, Function>>,
+    stubs: RefCell<FastMap<String, Function>>,
     _event_handle: ListenerHandle,
 }
 
@@ -479,7 +479,7 @@ impl DdpConnection {
             };
             l.emit(name, &args);
         });
-        DdpConnection { conn, listeners, stubs: RefCell::new(HashMap::new()), _event_handle: handle }
+        DdpConnection { conn, listeners, stubs: RefCell::new(FastMap::default()), _event_handle: handle }
     }
 
     /// Runs the client stub of `name`, if any. Returns the stub's value

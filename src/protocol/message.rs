@@ -113,32 +113,198 @@ impl FrameError {
 }
 
 /// Parses one text frame. `max_len` is the largest frame accepted, in bytes.
+///
+/// The top-level object is read straight into its known fields (no map of
+/// it is built, no key is copied); only field values become JSON values.
 pub fn parse_frame(text: &str, max_len: usize) -> Result<Frame, FrameError> {
     if text.len() > max_len {
         return Err(FrameError::TooLarge { len: text.len(), max: max_len });
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
-    parse_value(value)
+    let wire: Option<Wire> = serde_json::from_str::<Root>(text).map_err(|e| FrameError::NotJson(e.to_string()))?.0;
+    parse_wire(wire.ok_or(FrameError::NotObject)?)
 }
 
 /// Parses a frame that is already a JSON value.
 pub fn parse_value(value: Value) -> Result<Frame, FrameError> {
-    let Value::Object(mut map) = value else {
+    let Value::Object(map) = value else {
         return Err(FrameError::NotObject);
     };
-    let msg = match map.remove("msg") {
+    let mut wire = Wire::default();
+    for (k, v) in map {
+        wire.put(Key::of(&k), v);
+    }
+    parse_wire(wire)
+}
+
+/// The top-level fields of a server message that this client reads.
+#[derive(Clone, Copy)]
+enum Key {
+    Msg,
+    Session,
+    Version,
+    Id,
+    Error,
+    Collection,
+    Fields,
+    Cleared,
+    Subs,
+    Before,
+    Result,
+    Methods,
+    Reason,
+    OffendingMessage,
+    ServerId,
+}
+
+impl Key {
+    const COUNT: usize = 15;
+
+    fn of(name: &str) -> Option<Key> {
+        Some(match name {
+            "msg" => Key::Msg,
+            "session" => Key::Session,
+            "version" => Key::Version,
+            "id" => Key::Id,
+            "error" => Key::Error,
+            "collection" => Key::Collection,
+            "fields" => Key::Fields,
+            "cleared" => Key::Cleared,
+            "subs" => Key::Subs,
+            "before" => Key::Before,
+            "result" => Key::Result,
+            "methods" => Key::Methods,
+            "reason" => Key::Reason,
+            "offendingMessage" => Key::OffendingMessage,
+            "server_id" => Key::ServerId,
+            _ => return None,
+        })
+    }
+}
+
+/// A frame object by field (a repeated key: the last one wins, as in a map).
+#[derive(Default)]
+struct Wire {
+    slots: [Option<Value>; Key::COUNT],
+    /// Fields this client does not read (skipped, only counted).
+    others: usize,
+}
+
+impl Wire {
+    fn put(&mut self, key: Option<Key>, value: Value) {
+        match key {
+            Some(k) => self.slots[k as usize] = Some(value),
+            None => self.others += 1,
+        }
+    }
+
+    fn take(&mut self, key: Key) -> Option<Value> {
+        self.slots[key as usize].take()
+    }
+
+    fn take_named(&mut self, name: &str) -> Option<Value> {
+        Key::of(name).and_then(|k| self.take(k))
+    }
+
+    fn len(&self) -> usize {
+        self.others + self.slots.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+/// The root of a frame: `Some` for an object, `None` for any other JSON.
+struct Root(Option<Wire>);
+
+impl<'de> serde::Deserialize<'de> for Root {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RootVisitor)
+    }
+}
+
+struct RootVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RootVisitor {
+    type Value = Root;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Root, A::Error> {
+        let mut wire = Wire::default();
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key.0 {
+                Some(k) => wire.put(Some(k), map.next_value()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    wire.others += 1;
+                }
+            }
+        }
+        Ok(Root(Some(wire)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Root, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Root(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Root, E> {
+        Ok(Root(None))
+    }
+}
+
+/// A top-level key, read without copying it.
+struct KeyName(Option<Key>);
+
+impl<'de> serde::Deserialize<'de> for KeyName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = KeyName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<KeyName, E> {
+                Ok(KeyName(Key::of(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
+    let msg = match wire.take(Key::Msg) {
         Some(Value::String(s)) => s,
         Some(_) => return Err(FrameError::MissingMsg),
         None => {
             // Meteor ≤ 2.2 greets with {"server_id":"0"}: ignore it.
-            return if map.len() == 1 && map.contains_key("server_id") {
+            return if wire.len() == 1 && wire.take(Key::ServerId).is_some() {
                 Ok(Frame::ServerId)
             } else {
                 Err(FrameError::MissingMsg)
             };
         }
     };
-    let mut f = Fields { msg: &msg, map };
+    let mut f = Fields { msg: &msg, map: wire };
     let message = match msg.as_str() {
         "connected" => ServerMessage::Connected { session: f.string("session")? },
         "failed" => ServerMessage::Failed { version: f.string("version")? },
@@ -190,7 +356,7 @@ pub fn parse_value(value: Value) -> Result<Frame, FrameError> {
 /// Field extraction from a message object, with typed errors.
 struct Fields<'a> {
     msg: &'a str,
-    map: Map<String, Value>,
+    map: Wire,
 }
 
 impl Fields<'_> {
@@ -199,7 +365,7 @@ impl Fields<'_> {
     }
 
     fn string(&mut self, key: &str) -> Result<String, FrameError> {
-        match self.map.remove(key) {
+        match self.map.take_named(key) {
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(self.malformed(format!("\"{key}\" is not a string"))),
             None => Err(self.malformed(format!("\"{key}\" is missing"))),
@@ -207,7 +373,7 @@ impl Fields<'_> {
     }
 
     fn opt_string(&mut self, key: &str) -> Result<Option<String>, FrameError> {
-        match self.map.remove(key) {
+        match self.map.take_named(key) {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(Value::Null) | None => Ok(None),
             Some(_) => Err(self.malformed(format!("\"{key}\" is not a string"))),
@@ -215,11 +381,11 @@ impl Fields<'_> {
     }
 
     fn opt_value(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key)
+        self.map.take_named(key)
     }
 
     fn object(&mut self, key: &str) -> Result<Map<String, Value>, FrameError> {
-        match self.map.remove(key) {
+        match self.map.take_named(key) {
             Some(Value::Object(m)) => Ok(m),
             Some(Value::Null) | None => Ok(Map::new()),
             Some(_) => Err(self.malformed(format!("\"{key}\" is not an object"))),
@@ -227,7 +393,7 @@ impl Fields<'_> {
     }
 
     fn string_list(&mut self, key: &str, required: bool) -> Result<Vec<String>, FrameError> {
-        match self.map.remove(key) {
+        match self.map.take_named(key) {
             Some(Value::Array(items)) => items
                 .into_iter()
                 .map(|v| match v {
@@ -375,6 +541,84 @@ mod tests {
         assert!(matches!(parse(r#"{"msg":"ready","subs":[1]}"#), Err(FrameError::Malformed { .. })));
         assert!(matches!(parse(r#"{"msg":"added","collection":"c","id":"d","fields":3}"#), Err(FrameError::Malformed { .. })));
         assert_eq!(parse_frame("{}", 1), Err(FrameError::TooLarge { len: 2, max: 1 }));
+    }
+
+    #[test]
+    fn scalars_and_arrays_are_not_objects() {
+        for text in ["5", "-1", "1.5", "true", "null", r#""msg""#, "[]", r#"[{"msg":"ping"}]"#] {
+            assert_eq!(parse(text), Err(FrameError::NotObject), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_null_result_is_kept_apart_from_no_result_and_the_last_repeated_key_wins() {
+        let null = parse(r#"{"msg":"result","id":"1","result":null}"#);
+        assert_eq!(null, Ok(Frame::Message(ServerMessage::Result { id: "1".into(), outcome: Ok(Some(Value::Null)) })));
+        let none = parse(r#"{"msg":"result","id":"1"}"#);
+        assert_eq!(none, Ok(Frame::Message(ServerMessage::Result { id: "1".into(), outcome: Ok(None) })));
+        let twice = parse(r#"{"msg":"connected","session":"a","session":"b"}"#);
+        assert_eq!(twice, Ok(Frame::Message(ServerMessage::Connected { session: "b".into() })));
+        // An escaped key is still that key.
+        assert_eq!(parse(r#"{"ms\u0067":"ping"}"#), Ok(Frame::Message(ServerMessage::Ping { id: None })));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod reading_text_equals_reading_a_value {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i32>().prop_map(Value::from),
+                "[a-z\\\\\"é]{0,6}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z]{1,3}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "msg", "session", "version", "id", "error", "collection", "fields", "cleared", "subs", "before",
+                    "result", "methods", "reason", "offendingMessage", "server_id",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z_]{1,8}",
+            ]
+        }
+
+        fn msg() -> impl Strategy<Value = Value> {
+            prop::sample::select(vec![
+                "connected", "failed", "ping", "pong", "nosub", "added", "changed", "removed", "ready", "addedBefore",
+                "movedBefore", "result", "updated", "error", "bogus",
+            ])
+            .prop_map(Value::from)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// The direct reader agrees with reading through a JSON value,
+            /// for any object of known and unknown keys (repeated keys
+            /// included: the last one wins in both).
+            #[test]
+            fn any_object(pairs in prop::collection::vec((key(), value()), 0..8), m in prop::option::of(msg())) {
+                let mut text = String::from("{");
+                let mut fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v)).collect();
+                if let Some(m) = &m {
+                    fields.insert(fields.len() / 2, format!("\"msg\":{m}"));
+                }
+                text.push_str(&fields.join(","));
+                text.push('}');
+                let via_value = serde_json::from_str::<Value>(&text).map_err(|e| FrameError::NotJson(e.to_string())).and_then(parse_value);
+                prop_assert_eq!(parse(&text), via_value, "{}", text);
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`url`]: Meteor's URL rules.
 
 pub mod ejson;
+pub mod hash;
 pub mod machine;
 pub mod message;
 pub mod random;

@@ -13,7 +13,8 @@
 //! server layer silently meanwhile.
 
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use crate::protocol::hash::FastMap;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// A document's fields (without `_id`).
@@ -52,8 +53,8 @@ struct Local {
 /// All collections.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Store {
-    collections: HashMap<String, HashMap<String, Rc<Fields>>>,
-    local: HashMap<(String, String), Local>,
+    collections: FastMap<String, FastMap<String, Rc<Fields>>>,
+    local: FastMap<(String, String), Local>,
 }
 
 /// The change that takes `before` to `after`, if any.
@@ -78,7 +79,7 @@ fn diff(collection: &str, id: &str, before: Option<&Fields>, after: Option<&Fiel
 
 impl Store {
     /// The server's documents of `collection` (without stub writes).
-    pub fn collection(&self, collection: &str) -> Option<&HashMap<String, Rc<Fields>>> {
+    pub fn collection(&self, collection: &str) -> Option<&FastMap<String, Rc<Fields>>> {
         self.collections.get(collection)
     }
 
@@ -107,7 +108,7 @@ impl Store {
     /// included), without copying any.
     pub fn visible_len(&self, collection: &str) -> usize {
         let server = self.collections.get(collection);
-        let mut n = server.map_or(0, HashMap::len);
+        let mut n = server.map_or(0, FastMap::len);
         for ((c, id), l) in &self.local {
             if c == collection {
                 let on_server = server.is_some_and(|d| d.contains_key(id));
@@ -141,7 +142,7 @@ impl Store {
     /// every message).
     fn ensure(&mut self, collection: &str) {
         if !self.collections.contains_key(collection) {
-            self.collections.insert(collection.to_owned(), HashMap::new());
+            self.collections.insert(collection.to_owned(), FastMap::default());
         }
     }
 
@@ -181,7 +182,7 @@ impl Store {
 
     /// Number of server documents in all collections.
     pub fn len(&self) -> usize {
-        self.collections.values().map(HashMap::len).sum()
+        self.collections.values().map(FastMap::len).sum()
     }
 
     /// True when no collection holds a document.

@@ -20,6 +20,7 @@
 //!   session (and its login) survived.
 
 use super::{Event, Machine, Output, Phase};
+use crate::protocol::hash::FastMap;
 use crate::protocol::message::ClientMessage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -170,7 +171,7 @@ struct Block {
     /// Position in the block → call id.
     order: BTreeMap<u64, u64>,
     /// Call id → position.
-    pos: std::collections::HashMap<u64, u64>,
+    pos: FastMap<u64, u64>,
     /// Positions not yet sent (only the first block is ever sent).
     unsent: BTreeSet<u64>,
     next: u64,

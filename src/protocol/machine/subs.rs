@@ -21,7 +21,7 @@ use crate::protocol::message::{ClientMessage, ServerMessage};
 use crate::protocol::random::ID_ALPHABET;
 use crate::protocol::store::Store;
 use serde_json::Value;
-use std::collections::HashSet;
+use crate::protocol::hash::FastSet;
 
 #[derive(Debug)]
 pub(super) struct Sub {
@@ -37,8 +37,8 @@ pub(super) struct Sub {
 #[derive(Debug, Default)]
 pub(super) struct Quiesce {
     held: Vec<ServerMessage>,
-    subs: HashSet<String>,
-    methods: HashSet<String>,
+    subs: FastSet<String>,
+    methods: FastSet<String>,
     /// Subscriptions whose `ready` arrived while holding (announced after).
     newly_ready: Vec<String>,
 }
