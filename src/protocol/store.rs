@@ -14,7 +14,6 @@
 
 use serde_json::{Map, Value};
 use crate::protocol::hash::FastMap;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// A document's fields (without `_id`).
@@ -47,7 +46,8 @@ impl Change {
 #[derive(Debug, Clone, PartialEq)]
 struct Local {
     doc: Option<Fields>,
-    writers: BTreeSet<u64>,
+    /// The calls that wrote it (a handful at most).
+    writers: Vec<u64>,
 }
 
 /// All collections.
@@ -152,9 +152,11 @@ impl Store {
         let entry = self
             .local
             .entry((collection.to_owned(), id.to_owned()))
-            .or_insert_with(|| Local { doc: None, writers: BTreeSet::new() });
+            .or_insert_with(|| Local { doc: None, writers: Vec::new() });
         entry.doc = doc;
-        entry.writers.insert(method);
+        if !entry.writers.contains(&method) {
+            entry.writers.push(method);
+        }
         let after = entry.doc.clone();
         diff(collection, id, before.as_ref(), after.as_ref())
     }
@@ -167,7 +169,9 @@ impl Store {
         }
         let mut released = Vec::new();
         self.local.retain(|key, l| {
-            if l.writers.remove(&method) && l.writers.is_empty() {
+            let before = l.writers.len();
+            l.writers.retain(|w| *w != method);
+            if l.writers.len() < before && l.writers.is_empty() {
                 released.push((key.clone(), l.doc.take()));
                 false
             } else {

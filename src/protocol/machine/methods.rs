@@ -172,8 +172,10 @@ struct Block {
     order: BTreeMap<u64, u64>,
     /// Call id → position.
     pos: FastMap<u64, u64>,
-    /// Positions not yet sent (only the first block is ever sent).
-    unsent: BTreeSet<u64>,
+    /// Positions not yet sent → call id (only the first block is ever
+    /// sent). A map of the same type as `order`, so the wasm carries one
+    /// B-tree instantiation for both.
+    unsent: BTreeMap<u64, u64>,
     next: u64,
 }
 
@@ -190,7 +192,7 @@ impl Block {
         self.order.insert(p, id);
         self.pos.insert(id, p);
         if unsent {
-            self.unsent.insert(p);
+            self.unsent.insert(p, id);
         }
     }
 
@@ -216,21 +218,22 @@ impl Block {
     /// Appends `other`'s calls after this block's, keeping their order.
     fn append(&mut self, other: Block) {
         for (p, id) in other.order {
-            self.push(id, other.unsent.contains(&p));
+            self.push(id, other.unsent.contains_key(&p));
         }
     }
 
     /// Takes the unsent ids, in order.
     fn take_unsent(&mut self) -> Vec<u64> {
-        let unsent = std::mem::take(&mut self.unsent);
-        unsent.iter().filter_map(|p| self.order.get(p).copied()).collect()
+        std::mem::take(&mut self.unsent).into_values().collect()
     }
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Methods {
     next_id: u64,
-    calls: BTreeMap<u64, Call>,
+    /// By id (a hash map: lookups are O(1); the few walks that need id
+    /// order sort first).
+    calls: FastMap<u64, Call>,
     blocks: VecDeque<Block>,
     /// The old blocks while the app's `onReconnect` hooks run.
     held: Option<VecDeque<Block>>,
@@ -275,7 +278,7 @@ impl Methods {
                     .order
                     .iter()
                     .filter(|(_, id)| calls.get(id).is_some_and(|c| !c.sent && c.result.is_none()))
-                    .map(|(p, _)| *p)
+                    .map(|(p, id)| (*p, *id))
                     .collect();
             }
         }
@@ -367,7 +370,8 @@ impl Machine {
     pub fn close(&mut self, now: f64) {
         self.disconnect(now);
         self.closed = true;
-        let ids: Vec<u64> = self.methods.calls.keys().copied().collect();
+        let mut ids: Vec<u64> = self.methods.calls.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             self.fail_call(id, MethodError::Closed);
         }
@@ -520,7 +524,8 @@ impl Machine {
         // (`held` set: `send_first_block` does nothing).
         self.methods.held = Some(VecDeque::new());
         // Results already here complete now.
-        let answered: Vec<u64> = self.methods.calls.iter().filter(|(_, c)| c.result.is_some()).map(|(id, _)| *id).collect();
+        let mut answered: Vec<u64> = self.methods.calls.iter().filter(|(_, c)| c.result.is_some()).map(|(id, _)| *id).collect();
+        answered.sort_unstable();
         for id in answered {
             if let Some(c) = self.methods.calls.get_mut(&id) {
                 c.updated = true;

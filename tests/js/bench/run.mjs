@@ -75,7 +75,7 @@ async function runAll(workload, arg, reps, list = clients) {
     list.map((c) => {
       const xs = got[c].filter((x) => x != null);
       if (xs.length === 0) return [c, null];
-      if (typeof xs[0] === "object") return [c, { p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)) }];
+      if (typeof xs[0] === "object") return [c, Object.fromEntries(Object.keys(xs[0]).map((k) => [k, median(xs.map((x) => x[k]))]))];
       return [c, median(xs)];
     }),
   );
@@ -105,9 +105,18 @@ for (const size of sizes) {
 {
   const r = await runAll("sequential", seqN, repeat);
   rows.push({
-    workload: `${seqN} sequential calls: p50 / p99`,
+    workload: `${seqN} sequential calls, to the \`result\`: p50 / p99`,
     ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${r[c].p50.toFixed(2)} / ${r[c].p99.toFixed(2)} ms`])),
     "ddp-live ÷ ddp.js": r["ddp.js"] && r["ddp-live"] ? ratio(r["ddp-live"].p50, r["ddp.js"].p50) : "–",
+  });
+  const live = r["ddp-live"];
+  rows.push({
+    workload: `… to completion (\`result\` and \`updated\`; only ddp-live waits for it)`,
+    "ddp-live": live ? `${live.p50Done.toFixed(2)} / ${live.p99Done.toFixed(2)} ms` : "–",
+    "ddp.js": "–",
+    simpleddp: "–",
+    "JSON.parse floor": "–",
+    "ddp-live ÷ ddp.js": "–",
   });
 }
 {

@@ -41,16 +41,22 @@ export const bench = {
       if (count !== n) throw new Error(`ddp-live: ${count} of ${n} documents`);
       return ms;
     },
+    // Timed to the `result` (what ddp.js and simpleddp resolve on), and to
+    // completion (`result` and `updated`: the writes are visible), which
+    // only ddp-live waits for.
     async sequential(url, n) {
       const conn = await ddpLive(url);
       const lat = [];
+      const done = [];
       for (let i = 0; i < n; i++) {
         const t = now();
-        await conn.call("echo", i);
-        lat.push(now() - t);
+        let resultAt = 0;
+        await conn.apply("echo", [i], { onResultReceived: () => (resultAt = now()) });
+        lat.push(resultAt - t);
+        done.push(now() - t);
       }
       conn.close();
-      return { p50: pct(lat, 50), p99: pct(lat, 99) };
+      return { p50: pct(lat, 50), p99: pct(lat, 99), p50Done: pct(done, 50), p99Done: pct(done, 99) };
     },
     async pipelined(url, n) {
       const conn = await ddpLive(url, { maxPendingCalls: n + 1 });
