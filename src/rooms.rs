@@ -6,7 +6,7 @@
 //! their sends travel in the connection's outbox (acknowledged, exactly once
 //! with a resuming server).
 
-use crate::connection::{connect, Connection};
+use crate::connection::{connect, Connection, DoneHook};
 use crate::data::Subscription;
 use crate::error::Error;
 use crate::protocol::machine::{CallOptions, Event, MethodError, STREAM_ROOMS};
@@ -99,18 +99,20 @@ impl RoomInner {
         match action {
             Some(RoomAction::Join) => {
                 let opts = serde_json::json!({"auth": self.options.auth, "query": self.options.query});
-                let call = self.conn.apply::<Value>(
-                    "rooms.join",
-                    (self.room_id.as_str(), opts),
-                    CallOptions { wait: true, ..CallOptions::default() },
-                );
+                let params = vec![Value::from(self.room_id.as_str()), opts];
                 let weak = Rc::downgrade(self);
-                wasm_bindgen_futures::spawn_local(async move {
-                    let outcome = call.await;
+                // The outcome is handled straight from the connection's pump
+                // (no executor: the npm package carries none).
+                let done: DoneHook = Box::new(move |outcome| {
                     let Some(room) = weak.upgrade() else { return };
                     let events = match outcome {
                         Ok(v) => {
-                            let id = v.get("connectionId").and_then(Value::as_str).unwrap_or_default().to_owned();
+                            let id = v
+                                .as_ref()
+                                .and_then(|v| v.get("connectionId"))
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned();
                             room.state.borrow_mut().joined(id)
                         }
                         Err(MethodError::Server { reason, error, .. }) => {
@@ -122,6 +124,10 @@ impl RoomInner {
                     };
                     room.events(events);
                 });
+                let options = CallOptions { wait: true, ..CallOptions::default() };
+                // Refused at once (queue full, closed): as before, the room
+                // stays unjoined and the connection's own error says why.
+                let _ = self.conn.place_call_with("rooms.join", params, options, None, Vec::new(), done);
             }
             Some(RoomAction::Leave) => self.conn.call::<Value>("rooms.leave", (self.room_id.as_str(),)).detach(),
             None => {}
@@ -342,6 +348,15 @@ impl Room {
             return MethodCall::failed(MethodError::Closed);
         }
         self.inner.conn.call::<Value>("rooms.send", (self.inner.room_id.as_str(), data, kind))
+    }
+
+    /// [`Room::send`] whose outcome goes to `done` (for the JS layer).
+    pub(crate) fn send_with(&self, data: Value, kind: Option<&str>, done: DoneHook) -> Result<u64, MethodError> {
+        if self.inner.state.borrow().finished() {
+            return Err(MethodError::Closed);
+        }
+        let params = vec![Value::from(self.inner.room_id.as_str()), data, kind.map_or(Value::Null, Value::from)];
+        self.inner.conn.place_call_with("rooms.send", params, CallOptions::default(), None, Vec::new(), done)
     }
 
     /// Leaves the room (the socket stays for the client's other rooms).

@@ -410,6 +410,28 @@ fn protocol_error_to_js(e: &ProtocolError) -> JsValue {
     err
 }
 
+/// A Promise and the hook that settles it with a call's outcome: straight
+/// from the connection's pump, with no executor, channel or extra microtask
+/// per call. `ok` makes the resolved value; `finally` runs first either way.
+pub(crate) fn call_promise(
+    ok: impl FnOnce(Option<serde_json::Value>) -> JsValue + 'static,
+    finally: impl FnOnce() + 'static,
+) -> (Promise, crate::connection::DoneHook) {
+    let mut functions: Option<(Function, Function)> = None;
+    let promise = Promise::new(&mut |resolve, reject| functions = Some((resolve, reject)));
+    let settle = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
+        finally();
+        // The executor always runs synchronously, so the functions are there.
+        if let Some((resolve, reject)) = functions {
+            let _ = match outcome {
+                Ok(v) => resolve.call1(&JsValue::UNDEFINED, &ok(v)),
+                Err(e) => reject.call1(&JsValue::UNDEFINED, &method_error_to_js(&e)),
+            };
+        }
+    });
+    (promise, settle)
+}
+
 fn result_to_js(v: Option<serde_json::Value>) -> JsValue {
     match v {
         Some(v) => ejson::to_js(&Ejson::from_json(v)),
@@ -588,31 +610,21 @@ impl DdpConnection {
             }) as Box<dyn FnOnce(&_)>
         });
         let return_stub = flag("returnStubValue") && stub_value.is_some();
-        // The Promise is settled straight from the connection's pump: no
-        // executor, channel or extra microtask per call.
-        let mut settle: Option<(Function, Function)> = None;
-        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-        let Some((resolve, reject)) = settle else {
-            return Ok(Promise::reject(&method_error_to_js(&MethodError::Closed)));
-        };
         // An AbortSignal cancels the call while it is unsent; its listener
         // goes when the call ends.
         let abort: Rc<RefCell<Option<Closure<dyn Fn()>>>> = Rc::default();
-        let done = {
+        let cleanup = {
             let (abort, signal) = (abort.clone(), signal.clone());
-            Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
+            move || {
                 if let Some(closure) = abort.borrow_mut().take() {
                     if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
                         let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
                     }
                 }
-                let _ = match outcome {
-                    Ok(v) => resolve.call1(&JsValue::UNDEFINED, &result_to_js(v)),
-                    Err(e) => reject.call1(&JsValue::UNDEFINED, &method_error_to_js(&e)),
-                };
-            }) as crate::connection::DoneHook
+            }
         };
-        let id = match self.conn.place_call_with(name, params, call_options, hook, writes, done) {
+        let (promise, settle) = call_promise(result_to_js, cleanup);
+        let id = match self.conn.place_call_with(name, params, call_options, hook, writes, settle) {
             Ok(id) => id,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };

@@ -136,13 +136,10 @@ impl JsRoom {
             Ok(e) => e.to_json(),
             Err(e) => return Err(js_error("bad-arguments", &format!("send(): {e}"))),
         };
-        let call = self.room.send(value, r#type.as_deref());
-        let promise = wasm_bindgen_futures::future_to_promise(async move {
-            match call.await {
-                Ok(_) => Ok(JsValue::TRUE),
-                Err(e) => Err(method_error_to_js(&e)),
-            }
-        });
+        let (promise, settle) = super::call_promise(|_| JsValue::TRUE, || {});
+        if let Err(e) = self.room.send_with(value, r#type.as_deref(), settle) {
+            return Ok(JsValue::from(js_sys::Promise::reject(&method_error_to_js(&e))).unchecked_into());
+        }
         Ok(JsValue::from(promise).unchecked_into())
     }
 

@@ -62,13 +62,11 @@ mod tests {
     fn distinct_ids_spread_over_buckets() {
         // Sequential ids (as servers often make them) must not pile up in a
         // few buckets: look at the low 10 bits of 10,000 hashes.
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         let build = BuildHasherDefault::<FastHasher>::default();
         let mut buckets = vec![0u32; 1024];
         for i in 0..10_000 {
-            let mut h = build.build_hasher();
-            format!("item-{i}").hash(&mut h);
-            buckets[(h.finish() & 1023) as usize] += 1;
+            buckets[(build.hash_one(format!("item-{i}")) & 1023) as usize] += 1;
         }
         let max = buckets.iter().copied().max().unwrap_or(0);
         assert!(max < 40, "a bucket holds {max} of 10000 (expected ~10)");

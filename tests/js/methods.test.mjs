@@ -185,6 +185,28 @@ test("queue-full rejects at once; the queued calls are unharmed", async () => {
   assert.deepEqual(r.values, [1, 2, 3]);
 });
 
+test("close() and free() settle every pending call: none is left hanging", async () => {
+  const sc = scenario("js-free");
+  const r = await inPage(async ([url, fast]) => {
+    const settle = (p) => p.then((v) => ({ v }), (e) => ({ error: e.error, name: e.name }));
+    // close(): queued calls reject with "closed".
+    const a = ddp.DDP.connect(url, fast);
+    a.disconnect();
+    const closed = [1, 2].map((i) => settle(a.call("echo", i)));
+    a.close();
+    // free() (the JS object released by hand): the connection goes away
+    // with calls still queued, and they reject the same way.
+    const b = ddp.DDP.connect(url, fast);
+    b.disconnect();
+    const freed = [3, 4].map((i) => settle(b.call("echo", i)));
+    b.free();
+    const deadline = new Promise((res) => setTimeout(() => res("hanging"), 2000));
+    return { closed: await Promise.all(closed), freed: await Promise.race([Promise.all(freed), deadline]) };
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r.closed, [{ error: "closed", name: "DDPMethodError" }, { error: "closed", name: "DDPMethodError" }]);
+  assert.deepEqual(r.freed, [{ error: "closed", name: "DDPMethodError" }, { error: "closed", name: "DDPMethodError" }]);
+});
+
 test("onReconnect (connection and global) calls go first after a new session", async () => {
   const sc = scenario("js-hooks");
   await control(sc, "resume?on=false");

@@ -1,5 +1,5 @@
-// Runs every workload for every client in one headless Chromium page against
-// the test server, prints one table and writes it to docs/benchmarks.md.
+// Runs every workload for every client in headless Chromium (a fresh page
+// per run) against the test server, prints one table and writes it to docs/benchmarks.md.
 // A benchmark, not a test: it prints figures and asserts nothing.
 import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync, statSync } from "node:fs";
@@ -33,44 +33,71 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
 });
-const page = await browser.newPage();
-page.on("pageerror", (e) => console.error("page error:", e));
-await page.goto(`${base}/js-tests/bench/index.html`);
-await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
-
-let n = 0;
-async function run(client, workload, arg) {
-  const sc = `bench-${process.pid}-${++n}`;
-  const url = `ws://127.0.0.1:${port}/t/${sc}/websocket`;
-  if (onlyClients && !onlyClients.includes(client)) return null;
-  if (onlyWorkloads && !onlyWorkloads.includes(workload)) return null;
-  const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
-  if (!has) return null;
-  const started = Date.now();
-  const before = await page.evaluate(() => ({ ...window.handler }));
-  const r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
-  const after = await page.evaluate(() => ({ ...window.handler }));
-  const frames = after.frames - before.frames;
-  const us = frames > 0 ? ((after.ms - before.ms) * 1000) / frames : null;
-  (cpu[`${client} ${workload} ${arg}`] ??= []).push(us);
-  process.stderr.write(`  ${client} ${workload} ${arg}: ${JSON.stringify(r)}; handler ${us?.toFixed(1)} µs × ${frames} frames (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-  return r;
+// Each client runs in a page of its own (nothing one client leaves behind
+// slows another), warmed up by a small round of every workload as a page
+// that has been running a while is; the "fresh page" row measures the cold
+// start instead: the first subscription in a new page.
+const warmUp = [["subscribe", 1000], ["pipelined", 500], ["sequential", 100]];
+async function newPage() {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await page.goto(`${base}/js-tests/bench/index.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
+  return page;
 }
+const pages = {};
+async function pageFor(client) {
+  if (!pages[client]) {
+    pages[client] = await newPage();
+    for (const [w, arg] of warmUp) {
+      const has = await pages[client].evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, w]);
+      if (has) await pages[client].evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, w, scenario().url, arg]);
+    }
+  }
+  return pages[client];
+}
+
 // Time inside each client's WebSocket message handler, per frame (µs), by
 // "client workload arg": the client's own work, apart from the browser's.
 const cpu = {};
 
+let n = 0;
+function scenario() {
+  const sc = `bench-${process.pid}-${++n}`;
+  return { sc, url: `ws://127.0.0.1:${port}/t/${sc}/websocket` };
+}
+async function run(client, workload, arg, { cold = false } = {}) {
+  if (onlyClients && !onlyClients.includes(client)) return null;
+  if (onlyWorkloads && !onlyWorkloads.includes(workload)) return null;
+  const page = cold ? await newPage() : await pageFor(client);
+  try {
+    const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
+    if (!has) return null;
+    const { sc, url } = scenario();
+    const started = Date.now();
+    const before = await page.evaluate(() => ({ ...window.handler }));
+    const r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
+    const after = await page.evaluate(() => ({ ...window.handler }));
+    const frames = after.frames - before.frames;
+    const us = frames > 0 ? ((after.ms - before.ms) * 1000) / frames : null;
+    (cpu[`${client} ${workload} ${arg}${cold ? " cold" : ""}`] ??= []).push(us);
+    process.stderr.write(`  ${client} ${workload} ${arg}${cold ? " (fresh page)" : ""}: ${JSON.stringify(r)}; handler ${us?.toFixed(1)} µs × ${frames} frames (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    return r;
+  } finally {
+    if (cold) await page.close();
+  }
+}
 // Each workload runs BENCH_REPEAT times (default 3; once for 100k and
 // more), the clients taking turns, and the median is reported: one run on a
-// 2-core machine is noisy. A first small round warms every client's JIT up.
+// 2-core machine is noisy.
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const median = (xs) => {
   const v = xs.filter((x) => x != null).sort((a, b) => a - b);
   return v.length === 0 ? null : v[Math.floor((v.length - 1) / 2)];
 };
-async function runAll(workload, arg, reps, list = clients) {
+async function runAll(workload, arg, reps, list = clients, options = {}) {
   const got = Object.fromEntries(list.map((c) => [c, []]));
-  for (let i = 0; i < reps; i++) for (const c of list) got[c].push(await run(c, workload, arg));
+  for (let i = 0; i < reps; i++) for (const c of list) got[c].push(await run(c, workload, arg, options));
   return Object.fromEntries(
     list.map((c) => {
       const xs = got[c].filter((x) => x != null);
@@ -79,10 +106,6 @@ async function runAll(workload, arg, reps, list = clients) {
       return [c, median(xs)];
     }),
   );
-}
-for (const c of clients) {
-  await run(c, "subscribe", 1000);
-  await run(c, "pipelined", 500);
 }
 
 const rows = [];
@@ -95,6 +118,23 @@ for (const size of sizes) {
     ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${(r[c] / 1000).toFixed(2)} s`])),
     "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
   });
+  if (size <= 10000) {
+    const f = await runAll("subscribe", size, repeat, clients, { cold: true });
+    rows.push({
+      workload: `… the first subscription in a fresh page (cold JIT, ${size / 1000}k)`,
+      ...Object.fromEntries(clients.map((c) => [c, f[c] == null ? "–" : `${(f[c] / 1000).toFixed(2)} s`])),
+      "ddp-live ÷ ddp.js": ratio(f["ddp-live"], f["ddp.js"]),
+    });
+    const o = (await runAll("subscribeObserved", size, repeat, ["ddp-live"]))["ddp-live"];
+    rows.push({
+      workload: `… with an \`onChange\` listener getting every document as a JS object (${size / 1000}k)`,
+      "ddp-live": o == null ? "–" : `${(o / 1000).toFixed(2)} s`,
+      "ddp.js": "–",
+      simpleddp: "–",
+      "JSON.parse floor": "–",
+      "ddp-live ÷ ddp.js": ratio(o, r["ddp.js"]),
+    });
+  }
   const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}`] ?? [])]));
   rows.push({
     workload: `… the client's own time per frame in its message handler (${size / 1000}k)`,
@@ -158,7 +198,7 @@ console.log(md);
 if (!narrowed) {
   const doc = `# Benchmarks
 
-Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same page. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` store; ddp-live keeps its reactive store and an observed collection.
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
 
 ${md}
 `;

@@ -41,6 +41,23 @@ export const bench = {
       if (count !== n) throw new Error(`ddp-live: ${count} of ${n} documents`);
       return ms;
     },
+    // The same, with an onChange listener that receives every document as
+    // a JS object (what a page rendering each document does).
+    async subscribeObserved(url, n) {
+      const conn = await ddpLive(url);
+      const items = conn.collection("items");
+      let changes = 0;
+      const watch = items.onChange((c) => {
+        if (c.type === "added" && c.fields.pad !== undefined) changes++;
+      });
+      const t0 = now();
+      await new Promise((res) => conn.subscribe("items", n, 200, { onReady: res }));
+      const ms = now() - t0;
+      watch.stop();
+      conn.close();
+      if (changes !== n) throw new Error(`ddp-live: ${changes} of ${n} changes observed`);
+      return ms;
+    },
     // Timed to the `result` (what ddp.js and simpleddp resolve on), and to
     // completion (`result` and `updated`: the writes are visible), which
     // only ddp-live waits for.
