@@ -201,6 +201,29 @@ if (!narrowed) {
 Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
 
 ${md}
+
+## Reading the table
+
+- **Where the time goes.** On this machine Chromium's own delivery of
+  WebSocket frames (the network service, the IPC to the page, \`MessageEvent.data\`)
+  takes most of every wall-clock figure: even the \`JSON.parse\`-only floor
+  manages ~10k small frames a second. The handler rows isolate what each
+  client adds per frame; the wall-clock rows carry the browser's noise.
+- **ddp-live's hot path**, per \`added\` frame: the frame's text is copied
+  into wasm once, read straight into its known fields (no map of the frame,
+  no key copies), and the document is stored once (the \`Added\` change
+  shares it); the futures-signals map of a collection exists only once a Rust
+  caller asks for \`signal_map\`/\`doc_signal\`. A call's Promise is settled
+  from the connection's pump, with no executor or channel. Profile it with
+  \`tests/js/bench/profile.mjs\` (see the README).
+- **Cold start.** In a fresh page the wasm runs in V8's baseline tier until
+  its hot functions are optimised; the first large subscription pays for
+  that (the "fresh page" row), JavaScript clients much less so.
+- **Size.** The wasm carries what the JavaScript clients leave to the app:
+  the document store and reconnect reconciliation, EJSON, the offline outbox
+  with resumption, client stubs, rooms, heartbeats and the reactive layer,
+  plus serde_json with exact float parsing. \`PROFILING=1 scripts/build-pkg.sh\`
+  and \`twiggy top pkg/ddp_live_bg.wasm\` show what each part weighs.
 `;
   writeFileSync("docs/benchmarks.md", doc);
   console.log("\nwritten to docs/benchmarks.md");
