@@ -115,7 +115,7 @@ pub type ResultHook = Box<dyn FnOnce(&Result<Option<Value>, MethodError>)>;
 pub(crate) type DoneHook = Box<dyn FnOnce(Outcome)>;
 
 /// Where a call's final outcome goes.
-enum Done {
+pub(crate) enum Done {
     /// A Rust [`MethodCall`] future.
     Future(oneshot::Sender<Outcome>),
     /// A callback (the JS layer settles its Promise here directly, with no
@@ -399,7 +399,18 @@ impl Connection {
             options.random_seed = options.random_seed.or(seed);
         }
         let return_stub = options.return_stub_value;
-        let mut call = self.place_call(name, params, options, on_result, writes);
+        let (tx, rx) = oneshot::channel();
+        let mut call = match self.place_call(name, params, options, on_result, writes, Done::Future(tx)) {
+            Ok(id) => MethodCall {
+                conn: Rc::downgrade(&self.inner),
+                id: Some(id),
+                rx: Some(rx),
+                early: None,
+                early_value: None,
+                decode: decode_result::<R>,
+            },
+            Err(e) => return MethodCall::failed(e),
+        };
         if let (true, Some(v)) = (return_stub, stub_value) {
             // The server call goes on (detached); the caller gets the stub's value.
             call.early_value = Some(v);
@@ -407,44 +418,9 @@ impl Connection {
         call
     }
 
-    /// Queues a call whose stub (if any) already ran.
-    pub(crate) fn place_call<R: DeserializeOwned>(
-        &self,
-        name: &str,
-        params: Vec<Value>,
-        options: CallOptions,
-        on_result: Option<ResultHook>,
-        writes: Vec<crate::protocol::machine::StubWrite>,
-    ) -> MethodCall<R> {
-        let (tx, rx) = oneshot::channel();
-        match self.enqueue_call(name, params, options, on_result, writes, Done::Future(tx)) {
-            Ok(id) => MethodCall {
-                    conn: Rc::downgrade(&self.inner),
-                    id: Some(id),
-                    rx: Some(rx),
-                    early: None,
-                    early_value: None,
-                    decode: decode_result::<R>,
-            },
-            Err(e) => MethodCall::failed(e),
-        }
-    }
-
     /// Queues a call whose stub (if any) already ran; `done` hears its
     /// final outcome exactly once. Returns the call id, or the refusal.
-    pub(crate) fn place_call_with(
-        &self,
-        name: &str,
-        params: Vec<Value>,
-        options: CallOptions,
-        on_result: Option<ResultHook>,
-        writes: Vec<crate::protocol::machine::StubWrite>,
-        done: DoneHook,
-    ) -> Result<u64, MethodError> {
-        self.enqueue_call(name, params, options, on_result, writes, Done::Hook(done))
-    }
-
-    fn enqueue_call(
+    pub(crate) fn place_call(
         &self,
         name: &str,
         params: Vec<Value>,

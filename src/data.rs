@@ -207,16 +207,26 @@ impl Collection {
 
     /// All documents (fields plus `_id`, EJSON wire values), by `_id`.
     pub fn find(&self) -> Vec<Value> {
-        self.mirror.read(|store, name| {
-            let mut docs = store.visible(name);
-            docs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            docs.iter().map(|(id, f)| document(id, f)).collect()
-        })
+        self.with_docs(|docs| docs.iter().map(|(id, f)| document(id, f)).collect())
     }
 
     /// One document.
     pub fn find_one(&self, id: &str) -> Option<Value> {
-        self.mirror.read(|store, name| store.get(name, id).map(|f| document(id, f)))
+        self.with_doc(id, |f| document(id, f))
+    }
+
+    /// Runs `f` on the documents as they are stored (by `_id`), copying none.
+    pub(crate) fn with_docs<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
+        self.mirror.read(|store, name| {
+            let mut docs = store.visible(name);
+            docs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            f(&docs)
+        })
+    }
+
+    /// Runs `f` on one stored document's fields, if it is there.
+    pub(crate) fn with_doc<R>(&self, id: &str, f: impl FnOnce(&Fields) -> R) -> Option<R> {
+        self.mirror.read(|store, name| store.get(name, id).map(f))
     }
 
     /// How many documents.

@@ -6,7 +6,7 @@
 //! their sends travel in the connection's outbox (acknowledged, exactly once
 //! with a resuming server).
 
-use crate::connection::{connect, Connection, DoneHook};
+use crate::connection::{connect, Connection, Done, DoneHook};
 use crate::data::Subscription;
 use crate::error::Error;
 use crate::protocol::machine::{CallOptions, Event, MethodError, STREAM_ROOMS};
@@ -127,7 +127,7 @@ impl RoomInner {
                 let options = CallOptions { wait: true, ..CallOptions::default() };
                 // Refused at once (queue full, closed): as before, the room
                 // stays unjoined and the connection's own error says why.
-                let _ = self.conn.place_call_with("rooms.join", params, options, None, Vec::new(), done);
+                let _ = self.conn.place_call("rooms.join", params, options, None, Vec::new(), Done::Hook(done));
             }
             Some(RoomAction::Leave) => self.conn.call::<Value>("rooms.leave", (self.room_id.as_str(),)).detach(),
             None => {}
@@ -356,7 +356,7 @@ impl Room {
             return Err(MethodError::Closed);
         }
         let params = vec![Value::from(self.inner.room_id.as_str()), data, kind.map_or(Value::Null, Value::from)];
-        self.inner.conn.place_call_with("rooms.send", params, CallOptions::default(), None, Vec::new(), done)
+        self.inner.conn.place_call("rooms.send", params, CallOptions::default(), None, Vec::new(), Done::Hook(done))
     }
 
     /// Leaves the room (the socket stays for the client's other rooms).

@@ -2,9 +2,7 @@
 
 use super::{as_function, call_js, ejson, get, js_error, DdpConnection, StopHandle};
 use crate::data::{Collection, Subscription, SubscriptionEnd};
-use crate::protocol::ejson::Ejson;
-use crate::protocol::store::Change;
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Function, Object};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -40,43 +38,6 @@ extern "C" {
     pub type JsChangeCallback;
     #[wasm_bindgen(typescript_type = "(ready: boolean) => void")]
     pub type JsReadyCallback;
-}
-
-fn value_to_js(v: &Value) -> JsValue {
-    ejson::to_js(&Ejson::from_json(v.clone()))
-}
-
-fn fields_to_js(fields: &serde_json::Map<String, Value>) -> JsValue {
-    let o = Object::new();
-    for (k, v) in fields {
-        let _ = Reflect::set(&o, &JsValue::from_str(k), &value_to_js(v));
-    }
-    o.into()
-}
-
-fn change_to_js(c: &Change) -> JsValue {
-    let o = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&o, &k.into(), &v);
-    };
-    match c {
-        Change::Added { id, fields, .. } => {
-            set("type", "added".into());
-            set("id", id.as_str().into());
-            set("fields", fields_to_js(fields));
-        }
-        Change::Changed { id, fields, cleared, .. } => {
-            set("type", "changed".into());
-            set("id", id.as_str().into());
-            set("fields", fields_to_js(fields));
-            set("cleared", cleared.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into());
-        }
-        Change::Removed { id, .. } => {
-            set("type", "removed".into());
-            set("id", id.as_str().into());
-        }
-    }
-    o.into()
 }
 
 fn end_to_js(end: &SubscriptionEnd) -> Vec<JsValue> {
@@ -144,13 +105,13 @@ impl JsCollection {
 
     /// All documents.
     pub fn find(&self) -> JsDocs {
-        self.coll.find().iter().map(value_to_js).collect::<Array>().unchecked_into()
+        self.coll.with_docs(|docs| super::tojs::documents(docs)).unchecked_into()
     }
 
     /// One document by `_id`, or `undefined`.
     #[wasm_bindgen(js_name = findOne)]
     pub fn find_one(&self, id: &str) -> JsDoc {
-        self.coll.find_one(id).map_or(JsValue::UNDEFINED, |d| value_to_js(&d)).unchecked_into()
+        self.coll.with_doc(id, |f| super::tojs::document(id, f)).unwrap_or(JsValue::UNDEFINED).unchecked_into()
     }
 
     /// How many documents.
@@ -163,7 +124,7 @@ impl JsCollection {
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, callback: JsChangeCallback) -> Result<StopHandle, JsValue> {
         let f = as_function(callback.into(), "onChange")?;
-        let handle = self.coll.on_change(move |c| call_js(&f, &[change_to_js(c)]));
+        let handle = self.coll.on_change(move |c| call_js(&f, &[super::tojs::change(c)]));
         Ok(StopHandle { handle })
     }
 }

@@ -94,6 +94,20 @@ fn from_js_at(v: &JsValue, depth: usize) -> Result<Ejson, String> {
     Ok(Ejson::Object(fields))
 }
 
+/// Sets `key` as an own data property, as `JSON.parse` does: a key named
+/// `__proto__` from the server becomes a property, never the prototype.
+pub(crate) fn set_own(o: &Object, key: &str, value: &JsValue) {
+    if key == "__proto__" {
+        let descriptor = Object::new();
+        for (k, v) in [("value", value.clone()), ("writable", JsValue::TRUE), ("enumerable", JsValue::TRUE), ("configurable", JsValue::TRUE)] {
+            let _ = Reflect::set(&descriptor, &k.into(), &v);
+        }
+        let _ = Reflect::define_property(o, &key.into(), &descriptor);
+    } else {
+        let _ = Reflect::set(o, &JsValue::from_str(key), value);
+    }
+}
+
 /// EJSON as a JS value. A custom type nobody registered stays a plain
 /// `{ $type, $value }` object, so nothing is lost.
 pub fn to_js(v: &Ejson) -> JsValue {
@@ -106,7 +120,7 @@ pub fn to_js(v: &Ejson) -> JsValue {
         Ejson::Object(fields) => {
             let o = Object::new();
             for (k, val) in fields {
-                let _ = Reflect::set(&o, &JsValue::from_str(k), &to_js(val));
+                set_own(&o, k, &to_js(val));
             }
             o.into()
         }

@@ -6,6 +6,7 @@
 
 mod data;
 mod ejson;
+mod tojs;
 mod emitter;
 mod rooms;
 use emitter::{Emitter, CONNECTION_EVENTS};
@@ -433,10 +434,7 @@ pub(crate) fn call_promise(
 }
 
 fn result_to_js(v: Option<serde_json::Value>) -> JsValue {
-    match v {
-        Some(v) => ejson::to_js(&Ejson::from_json(v)),
-        None => JsValue::UNDEFINED,
-    }
+    v.as_ref().map_or(JsValue::UNDEFINED, tojs::value)
 }
 
 /// The status as a plain object with exactly Meteor's fields.
@@ -624,7 +622,7 @@ impl DdpConnection {
             }
         };
         let (promise, settle) = call_promise(result_to_js, cleanup);
-        let id = match self.conn.place_call_with(name, params, call_options, hook, writes, settle) {
+        let id = match self.conn.place_call(name, params, call_options, hook, writes, crate::connection::Done::Hook(settle)) {
             Ok(id) => id,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };

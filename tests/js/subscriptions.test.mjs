@@ -42,6 +42,52 @@ test("subscribe → onReady → find/findOne; onChange delivers added/changed/re
   assert.deepEqual(r.all, ["n2"]);
 });
 
+test("find, findOne, onChange and call results give the same values on the plain-JSON and the EJSON paths", async () => {
+  const sc = scenario("js-docvalues");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const docs = conn.collection("values");
+    const seen = [];
+    const watch = docs.onChange((c) => seen.push(c));
+    await new Promise((res) => conn.subscribe("docs", "values", { onReady: res }));
+    // Plain JSON (read with one JSON.parse), with awkward keys and values.
+    const plain = { _id: "p", n: 1.5, big: 2 ** 53, neg: -0.1, s: 'q"\\u00e9\n', deep: { a: [1, { b: null }], e: {} }, ["__proto__"]: { polluted: 1 } };
+    // Holding EJSON values (read key by key).
+    const typed = { _id: "t", when: new Date(7), bin: new Uint8Array([1, 2]), inner: { nan: NaN, look: { $date: "not a date" } }, ["__proto__"]: { p: 2 } };
+    await conn.call("insertDoc", "values", JSON.parse(JSON.stringify(plain)));
+    await conn.call("insertDoc", "values", typed);
+    const echoed = await conn.call("echoAll", { x: [1, "y", { z: true }] }, new Date(9));
+    const describe = (d) => ({
+      keys: Object.keys(d).sort(),
+      proto: Object.getPrototypeOf(d) === Object.prototype,
+      ownProto: Object.prototype.hasOwnProperty.call(d, "__proto__") ? JSON.stringify(d["__proto__"]) : null,
+      n: d.n ?? null, big: d.big ?? null, neg: d.neg ?? null, s: d.s ?? null, deep: d.deep ? JSON.stringify(d.deep) : null,
+      when: d.when instanceof Date ? d.when.getTime() : null,
+      bin: d.bin instanceof Uint8Array ? [...d.bin] : null,
+      nan: d.inner ? Number.isNaN(d.inner.nan) : null,
+      look: d.inner ? JSON.stringify(d.inner.look) : null,
+    });
+    const out = {
+      one: ["p", "t"].map((id) => describe(docs.findOne(id))),
+      all: docs.find().map(describe),
+      changes: seen.map((c) => ({ type: c.type, id: c.id, doc: describe(c.fields) })),
+      echoed: [JSON.stringify(echoed[0]), echoed[1] instanceof Date ? echoed[1].getTime() : null],
+      polluted: ({}).polluted === undefined,
+    };
+    watch.stop();
+    conn.close();
+    return out;
+  }, wsUrl(sc), fast);
+  const p = { keys: ["__proto__", "_id", "big", "deep", "n", "neg", "s"], proto: true, ownProto: '{"polluted":1}', n: 1.5, big: 2 ** 53, neg: -0.1, s: 'q"\\u00e9\n', deep: '{"a":[1,{"b":null}],"e":{}}', when: null, bin: null, nan: null, look: null };
+  const t = { keys: ["__proto__", "_id", "bin", "inner", "when"], proto: true, ownProto: '{"p":2}', n: null, big: null, neg: null, s: null, deep: null, when: 7, bin: [1, 2], nan: true, look: '{"$date":"not a date"}' };
+  assert.deepEqual(r.one, [p, t]);
+  assert.deepEqual(r.all, [p, t]);
+  const without = ({ keys, ...rest }) => ({ ...rest, keys: keys.filter((k) => k !== "_id") });
+  assert.deepEqual(r.changes, [{ type: "added", id: "p", doc: without(p) }, { type: "added", id: "t", doc: without(t) }]);
+  assert.deepEqual(r.echoed, ['{"x":[1,"y",{"z":true}]}', 9]);
+  assert.equal(r.polluted, true, "no prototype was polluted");
+});
+
 test("a failing publication: onStop(err) with the server's error, and an error event", async () => {
   const sc = scenario("js-subfail");
   const r = await inPage(async ([url, fast]) => {
