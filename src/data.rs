@@ -158,7 +158,7 @@ impl Mirror {
                             m.insert(k.clone(), v.clone());
                         }
                         for k in cleared {
-                            m.remove(k);
+                            m.shift_remove(k);
                         }
                     }
                     lock.insert_cloned(id.clone(), doc);

@@ -69,7 +69,7 @@ impl StubContext {
             Value::Object(m) => m,
             _ => Fields::new(),
         };
-        let id = match fields.remove("_id") {
+        let id = match fields.shift_remove("_id") {
             Some(Value::String(id)) => id,
             _ => self.random_id(collection),
         };
@@ -81,7 +81,7 @@ impl StubContext {
     /// no such document.
     pub fn update(&mut self, collection: &str, id: &str, set: Fields) -> bool {
         let Some(Value::Object(mut doc)) = self.find_one(collection, id) else { return false };
-        doc.remove("_id");
+        doc.shift_remove("_id");
         for (k, v) in set {
             if v.is_null() {
                 doc.remove(&k);

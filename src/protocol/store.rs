@@ -243,7 +243,7 @@ impl Store {
                 set.insert(k, v);
             }
         }
-        let cleared: Vec<String> = cleared.into_iter().filter(|k| doc.remove(k).is_some()).collect();
+        let cleared: Vec<String> = cleared.into_iter().filter(|k| doc.shift_remove(k).is_some()).collect();
         (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
     }
 
@@ -371,6 +371,17 @@ mod tests {
         // A stub insert the server never confirmed goes away.
         s.stub_write(9, "c", "ghost", Some(f(json!({}))));
         assert_eq!(s.method_done(9), vec![Change::Removed { collection: "c".into(), id: "ghost".into() }]);
+    }
+
+    #[test]
+    fn fields_keep_the_order_the_server_gave_them() {
+        let mut s = Store::default();
+        let fields: Fields = serde_json::from_str(r#"{"z":1,"a":2,"m":3,"b":4}"#).unwrap();
+        s.added("c".into(), "1".into(), fields);
+        s.changed("c".into(), "1".into(), f(json!({"y": 5})), vec!["a".into()]);
+        s.changed("c".into(), "1".into(), f(json!({"z": 9})), vec![]);
+        let keys: Vec<&str> = s.get("c", "1").unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["z", "m", "b", "y"], "a cleared field leaves the others in place; a set one stays where it was");
     }
 
     #[test]

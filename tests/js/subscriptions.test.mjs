@@ -42,7 +42,7 @@ test("subscribe → onReady → find/findOne; onChange delivers added/changed/re
   assert.deepEqual(r.all, ["n2"]);
 });
 
-test("find, findOne, onChange and call results give the same values on the plain-JSON and the EJSON paths", async () => {
+test("find, findOne, onChange and call results give the same values on the plain-JSON and the EJSON paths, in the server's field order", async () => {
   const sc = scenario("js-docvalues");
   const r = await inPage(async ([url, fast]) => {
     const conn = ddp.DDP.connect(url, fast);
@@ -56,6 +56,8 @@ test("find, findOne, onChange and call results give the same values on the plain
     const typed = { _id: "t", when: new Date(7), bin: new Uint8Array([1, 2]), inner: { nan: NaN, look: { $date: "not a date" } }, ["__proto__"]: { p: 2 } };
     await conn.call("insertDoc", "values", JSON.parse(JSON.stringify(plain)));
     await conn.call("insertDoc", "values", typed);
+    await conn.call("insertDoc", "values", { _id: "o", z: 1, a: 2, m: { y: 1, b: 2 } });
+    const order = { doc: Object.keys(docs.findOne("o")), nested: Object.keys(docs.findOne("o").m), change: Object.keys(seen.at(-1).fields) };
     const echoed = await conn.call("echoAll", { x: [1, "y", { z: true }] }, new Date(9));
     const describe = (d) => ({
       keys: Object.keys(d).sort(),
@@ -69,8 +71,9 @@ test("find, findOne, onChange and call results give the same values on the plain
     });
     const out = {
       one: ["p", "t"].map((id) => describe(docs.findOne(id))),
-      all: docs.find().map(describe),
-      changes: seen.map((c) => ({ type: c.type, id: c.id, doc: describe(c.fields) })),
+      all: docs.find().filter((d) => d._id !== "o").map(describe),
+      order,
+      changes: seen.filter((c) => c.id !== "o").map((c) => ({ type: c.type, id: c.id, doc: describe(c.fields) })),
       echoed: [JSON.stringify(echoed[0]), echoed[1] instanceof Date ? echoed[1].getTime() : null],
       polluted: ({}).polluted === undefined,
     };
@@ -84,6 +87,7 @@ test("find, findOne, onChange and call results give the same values on the plain
   assert.deepEqual(r.all, [p, t]);
   const without = ({ keys, ...rest }) => ({ ...rest, keys: keys.filter((k) => k !== "_id") });
   assert.deepEqual(r.changes, [{ type: "added", id: "p", doc: without(p) }, { type: "added", id: "t", doc: without(t) }]);
+  assert.deepEqual(r.order, { doc: ["_id", "z", "a", "m"], nested: ["y", "b"], change: ["z", "a", "m"] }, "fields keep the server's order");
   assert.deepEqual(r.echoed, ['{"x":[1,"y",{"z":true}]}', 9]);
   assert.equal(r.polluted, true, "no prototype was polluted");
 });

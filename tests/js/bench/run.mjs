@@ -31,13 +31,13 @@ const sizeRatio = (gz("pkg/ddp_live_bg.wasm") + gz("pkg/ddp_live.js")) / gz("tar
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--enable-precise-memory-info", "--js-flags=--expose-gc"],
 });
 // Each client runs in a page of its own (nothing one client leaves behind
 // slows another), warmed up by a small round of every workload as a page
 // that has been running a while is; the "fresh page" row measures the cold
 // start instead: the first subscription in a new page.
-const warmUp = [["subscribe", 1000], ["pipelined", 500], ["sequential", 100]];
+const warmUp = [["subscribe", 1000], ["subscribeObserved", 1000], ["pipelined", 500], ["sequential", 100]];
 async function newPage() {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
@@ -109,17 +109,31 @@ async function runAll(workload, arg, reps, list = clients, options = {}) {
 }
 
 const rows = [];
+const msOf = (x) => (x == null ? null : typeof x === "number" ? x : x.ms);
 const ratio = (a, b, higherIsBetter = false) => (a == null || b == null ? "–" : `${(higherIsBetter ? b / a : a / b).toFixed(2)}×`);
 rows.push({ workload: "package size (gzipped)", ...sizeRow, "ddp-live ÷ ddp.js": `${sizeRatio.toFixed(2)}×` });
 for (const size of sizes) {
-  const r = await runAll("subscribe", size, size >= 100000 ? 1 : repeat);
+  // 100k: one run, in a fresh page (so the memory row counts only this
+  // run's documents; the cold start is a small part of 100k frames).
+  const big = size >= 100000;
+  const all = await runAll("subscribe", size, big ? 1 : repeat, clients, { cold: big });
+  const r = Object.fromEntries(clients.map((c) => [c, msOf(all[c])]));
   rows.push({
     workload: `subscribe → ready, ${size / 1000}k docs of ~200 B`,
     ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${(r[c] / 1000).toFixed(2)} s`])),
     "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
   });
+  if (big) {
+    const per = Object.fromEntries(clients.map((c) => [c, all[c]?.bytes == null ? null : all[c].bytes / size]));
+    rows.push({
+      workload: `… memory the page holds per document, after a full GC (${size / 1000}k; ddp-live: JS heap + wasm memory)`,
+      ...Object.fromEntries(clients.map((c) => [c, per[c] == null ? "–" : `${per[c].toFixed(0)} B`])),
+      "ddp-live ÷ ddp.js": ratio(per["ddp-live"], per["ddp.js"]),
+    });
+  }
   if (size <= 10000) {
-    const f = await runAll("subscribe", size, repeat, clients, { cold: true });
+    const cold = await runAll("subscribe", size, repeat, clients, { cold: true });
+    const f = Object.fromEntries(clients.map((c) => [c, msOf(cold[c])]));
     rows.push({
       workload: `… the first subscription in a fresh page (cold JIT, ${size / 1000}k)`,
       ...Object.fromEntries(clients.map((c) => [c, f[c] == null ? "–" : `${(f[c] / 1000).toFixed(2)} s`])),
@@ -135,7 +149,7 @@ for (const size of sizes) {
       "ddp-live ÷ ddp.js": ratio(o, r["ddp.js"]),
     });
   }
-  const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}`] ?? [])]));
+  const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}${big ? " cold" : ""}`] ?? [])]));
   rows.push({
     workload: `… the client's own time per frame in its message handler (${size / 1000}k)`,
     ...Object.fromEntries(clients.map((c) => [c, us[c] == null ? "–" : `${us[c].toFixed(1)} µs`])),
@@ -198,7 +212,7 @@ console.log(md);
 if (!narrowed) {
   const doc = `# Benchmarks
 
-Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run in a fresh page), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
 
 ${md}
 

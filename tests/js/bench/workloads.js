@@ -3,6 +3,13 @@
 
 const now = () => performance.now();
 const control = (sc, action) => fetch(`/control/${sc}/${action}`, { method: "POST" });
+// Bytes the page holds (JS heap, plus wasm memory for ddp-live), after a full
+// garbage collection (the bench starts Chromium with --expose-gc and precise
+// memory info).
+const heap = () => {
+  window.gc?.();
+  return performance.memory.usedJSHeapSize + (window.ddpWasm?.memory.buffer.byteLength ?? 0);
+};
 const pct = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 function ddpLive(url, options = {}) {
@@ -33,13 +40,15 @@ export const bench = {
     async subscribe(url, n) {
       const conn = await ddpLive(url);
       const items = conn.collection("items");
+      const m0 = heap();
       const t0 = now();
       await new Promise((res) => conn.subscribe("items", n, 200, { onReady: res }));
       const ms = now() - t0;
+      const bytes = heap() - m0;
       const count = items.count();
       conn.close();
       if (count !== n) throw new Error(`ddp-live: ${count} of ${n} documents`);
-      return ms;
+      return { ms, bytes };
     },
     // The same, with an onChange listener that receives every document as
     // a JS object (what a page rendering each document does).
@@ -112,13 +121,15 @@ export const bench = {
       c.on("added", (m) => docs.set(m.id, { ...m.fields, _id: m.id }));
       c.on("changed", (m) => Object.assign(docs.get(m.id) ?? {}, m.fields));
       c.on("removed", (m) => docs.delete(m.id));
+      const m0 = heap();
       const t0 = now();
       const id = c.sub("items", [n, 200]);
       await new Promise((res) => c.on("ready", (m) => m.subs.includes(id) && res()));
       const ms = now() - t0;
+      const bytes = heap() - m0;
       c.disconnect();
       if (docs.size !== n) throw new Error(`ddp.js: ${docs.size} of ${n} documents`);
-      return ms;
+      return { ms, bytes };
     },
     async sequential(url, n) {
       const c = await ddpjs(url);
@@ -154,14 +165,16 @@ export const bench = {
   simpleddp: {
     async subscribe(url, n) {
       const s = await simple(url);
+      const m0 = heap();
       const t0 = now();
       const sub = s.subscribe("items", n, 200);
       await sub.ready();
       const ms = now() - t0;
+      const bytes = heap() - m0;
       const count = s.collection("items").fetch().length;
       s.disconnect();
       if (count !== n) throw new Error(`simpleddp: ${count} of ${n} documents`);
-      return ms;
+      return { ms, bytes };
     },
     async sequential(url, n) {
       const s = await simple(url);

@@ -143,7 +143,7 @@ fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
     match call.name.as_str() {
         "insertDoc" => {
             let mut fields = p.get(1).and_then(Value::as_object).cloned().unwrap_or_default();
-            let id = match (fields.remove("_id"), &call.seed) {
+            let id = match (fields.shift_remove("_id"), &call.seed) {
                 (Some(Value::String(id)), _) => id,
                 (_, Some(seed)) => RandomStream::new(seed, &collection).next_id(),
                 _ => super::random_id(),

@@ -54,7 +54,7 @@ impl Docs {
             let Some(doc) = data.get_mut(collection).and_then(|c| c.get_mut(id)) else { return false };
             for (k, v) in set {
                 if v.is_null() {
-                    doc.remove(&k);
+                    doc.shift_remove(&k);
                 } else {
                     doc.insert(k, v);
                 }
