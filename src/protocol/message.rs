@@ -232,6 +232,9 @@ impl<'de> serde::de::Visitor<'de> for RootVisitor {
         let mut wire = Wire::default();
         while let Some(key) = map.next_key::<KeyName>()? {
             match key.0 {
+                // A document's fields are kept as long as the document:
+                // build their map at its exact size.
+                Some(Key::Fields) => wire.put(Some(Key::Fields), map.next_value_seed(ExactFields)?),
                 Some(k) => wire.put(Some(k), map.next_value()?),
                 None => {
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -269,6 +272,68 @@ impl<'de> serde::de::Visitor<'de> for RootVisitor {
 
     fn visit_unit<E>(self) -> Result<Root, E> {
         Ok(Root(None))
+    }
+}
+
+/// Reads a `fields` object into a map of exactly its size (a growing map
+/// keeps up to twice the room it needs, for every stored document). Any
+/// other JSON is read and returned as a non-object for the caller to reject.
+struct ExactFields;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ExactFields {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ExactFieldsVisitor)
+    }
+}
+
+struct ExactFieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ExactFieldsVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of fields")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        let mut fields = Map::with_capacity(entries.len());
+        fields.extend(entries);
+        Ok(Value::Object(fields))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Array(Vec::new()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::from(s))
     }
 }
 
