@@ -105,7 +105,7 @@ impl JsCollection {
 
     /// All documents.
     pub fn find(&self) -> JsDocs {
-        self.coll.with_docs(|docs| super::tojs::documents(docs)).unchecked_into()
+        self.coll.with_docs(super::tojs::documents).unchecked_into()
     }
 
     /// One document by `_id`, or `undefined`.

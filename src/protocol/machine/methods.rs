@@ -356,7 +356,7 @@ impl Machine {
     }
 
     /// The in-flight count by a full scan (tests check the kept count against it).
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn in_flight_by_scan(&self) -> usize {
         self.methods.calls.values().filter(|c| c.sent).count()
     }
