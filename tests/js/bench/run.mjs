@@ -45,38 +45,53 @@ async function newPage() {
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
   return page;
 }
+async function warmPage(client) {
+  const page = await newPage();
+  for (const [w, arg] of warmUp) {
+    const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, w]);
+    if (has) await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, w, scenario().url, arg]);
+  }
+  return page;
+}
 const pages = {};
 async function pageFor(client) {
-  if (!pages[client]) {
-    pages[client] = await newPage();
-    for (const [w, arg] of warmUp) {
-      const has = await pages[client].evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, w]);
-      if (has) await pages[client].evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, w, scenario().url, arg]);
-    }
-  }
+  pages[client] ??= await warmPage(client);
   return pages[client];
 }
 
 // Time inside each client's WebSocket message handler, per frame (µs), by
 // "client workload arg": the client's own work, apart from the browser's.
 const cpu = {};
+// Runs that threw, by "client workload arg".
+const failures = {};
 
 let n = 0;
 function scenario() {
   const sc = `bench-${process.pid}-${++n}`;
   return { sc, url: `ws://127.0.0.1:${port}/t/${sc}/websocket` };
 }
-async function run(client, workload, arg, { cold = false } = {}) {
+// cold: a new page, no warm-up; fresh: a new warmed-up page of its own (so
+// that what the page holds afterwards is this run's).
+async function run(client, workload, arg, { cold = false, fresh = false } = {}) {
   if (onlyClients && !onlyClients.includes(client)) return null;
   if (onlyWorkloads && !onlyWorkloads.includes(workload)) return null;
-  const page = cold ? await newPage() : await pageFor(client);
+  const page = cold ? await newPage() : fresh ? await warmPage(client) : await pageFor(client);
   try {
     const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
     if (!has) return null;
     const { sc, url } = scenario();
     const started = Date.now();
     const before = await page.evaluate(() => ({ ...window.handler }));
-    const r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
+    let r;
+    try {
+      r = await page.evaluate(([c, w, url, arg]) => window.bench[c][w](url, arg), [client, workload, url, arg === "sc" ? sc : arg]);
+    } catch (e) {
+      // A client that fails a workload is reported as failed, not averaged.
+      const why = String(e?.message ?? e).split("\n")[0];
+      (failures[`${client} ${workload} ${arg}`] ??= []).push(why);
+      process.stderr.write(`  ${client} ${workload} ${arg}: FAILED: ${why}\n`);
+      return null;
+    }
     const after = await page.evaluate(() => ({ ...window.handler }));
     const frames = after.frames - before.frames;
     const us = frames > 0 ? ((after.ms - before.ms) * 1000) / frames : null;
@@ -84,7 +99,7 @@ async function run(client, workload, arg, { cold = false } = {}) {
     process.stderr.write(`  ${client} ${workload} ${arg}${cold ? " (fresh page)" : ""}: ${JSON.stringify(r)}; handler ${us?.toFixed(1)} µs × ${frames} frames (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
     return r;
   } finally {
-    if (cold) await page.close();
+    if (cold || fresh) await page.close();
   }
 }
 // Each workload runs BENCH_REPEAT times (default 3; once for 100k and
@@ -113,14 +128,14 @@ const msOf = (x) => (x == null ? null : typeof x === "number" ? x : x.ms);
 const ratio = (a, b, higherIsBetter = false) => (a == null || b == null ? "–" : `${(higherIsBetter ? b / a : a / b).toFixed(2)}×`);
 rows.push({ workload: "package size (gzipped)", ...sizeRow, "ddp-live ÷ ddp.js": `${sizeRatio.toFixed(2)}×` });
 for (const size of sizes) {
-  // 100k: one run, in a fresh page (so the memory row counts only this
-  // run's documents; the cold start is a small part of 100k frames).
+  // 100k: one run, in a warmed-up page of its own (so the memory row
+  // counts only this run's documents).
   const big = size >= 100000;
-  const all = await runAll("subscribe", size, big ? 1 : repeat, clients, { cold: big });
+  const all = await runAll("subscribe", size, big ? 1 : repeat, clients, { fresh: big });
   const r = Object.fromEntries(clients.map((c) => [c, msOf(all[c])]));
   rows.push({
     workload: `subscribe → ready, ${size / 1000}k docs of ~200 B`,
-    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? "–" : `${(r[c] / 1000).toFixed(2)} s`])),
+    ...Object.fromEntries(clients.map((c) => [c, r[c] == null ? (failures[`${c} subscribe ${size}`] ? "failed" : "–") : `${(r[c] / 1000).toFixed(2)} s`])),
     "ddp-live ÷ ddp.js": ratio(r["ddp-live"], r["ddp.js"]),
   });
   if (big) {
@@ -149,7 +164,7 @@ for (const size of sizes) {
       "ddp-live ÷ ddp.js": ratio(o, r["ddp.js"]),
     });
   }
-  const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}${big ? " cold" : ""}`] ?? [])]));
+  const us = Object.fromEntries(clients.map((c) => [c, median(cpu[`${c} subscribe ${size}`] ?? [])]));
   rows.push({
     workload: `… the client's own time per frame in its message handler (${size / 1000}k)`,
     ...Object.fromEntries(clients.map((c) => [c, us[c] == null ? "–" : `${us[c].toFixed(1)} µs`])),
@@ -212,7 +227,7 @@ console.log(md);
 if (!narrowed) {
   const doc = `# Benchmarks
 
-Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run in a fresh page), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run, in a warmed-up page of its own), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
 
 ${md}
 
