@@ -102,10 +102,10 @@ async function run(client, workload, arg, { cold = false, fresh = false } = {}) 
     if (cold || fresh) await page.close();
   }
 }
-// Each workload runs BENCH_REPEAT times (default 3; once for 100k and
+// Each workload runs BENCH_REPEAT times (default 5; once for 100k and
 // more), the clients taking turns, and the median is reported: one run on a
 // 2-core machine is noisy.
-const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const repeat = Number(process.env.BENCH_REPEAT ?? 5);
 const median = (xs) => {
   const v = xs.filter((x) => x != null).sort((a, b) => a - b);
   return v.length === 0 ? null : v[Math.floor((v.length - 1) / 2)];
