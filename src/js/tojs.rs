@@ -65,6 +65,14 @@ impl Text {
 
 /// Any JSON value as JS (EJSON-decoded).
 pub(crate) fn value(v: &Value) -> JsValue {
+    // Scalars cross directly (a method's result is often one).
+    match v {
+        Value::Null => return JsValue::NULL,
+        Value::Bool(b) => return JsValue::from_bool(*b),
+        Value::Number(n) => return JsValue::from_f64(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => return JsValue::from_str(s),
+        Value::Array(_) | Value::Object(_) => {}
+    }
     if plain(v) {
         let mut t = Text::new();
         if t.json(v).is_ok() {
