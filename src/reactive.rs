@@ -7,15 +7,51 @@ use std::rc::{Rc, Weak};
 
 /// A list of listeners (`Rc<F>`), each removable through the handle its
 /// registration returned. Listeners are called on a snapshot of the list,
-/// with no borrow held, so a listener may add or remove listeners.
+/// with no borrow held, so a listener may add or remove listeners. The list
+/// is copy-on-write: a snapshot costs a reference count, not an allocation
+/// (it runs once per change of every observable).
 pub(crate) struct Registry<F: ?Sized> {
-    entries: RefCell<Vec<(u64, Rc<F>)>>,
+    entries: RefCell<Rc<Vec<(u64, Rc<F>)>>>,
     next_id: Cell<u64>,
 }
 
 impl<F: ?Sized> Default for Registry<F> {
     fn default() -> Self {
-        Registry { entries: RefCell::new(Vec::new()), next_id: Cell::new(0) }
+        Registry { entries: RefCell::new(Rc::new(Vec::new())), next_id: Cell::new(0) }
+    }
+}
+
+/// The listeners of a registry at one moment.
+pub(crate) struct Listeners<F: ?Sized>(Rc<Vec<(u64, Rc<F>)>>);
+
+impl<F: ?Sized> Listeners<F> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Rc<F>> {
+        self.0.iter().map(|(_, f)| f)
+    }
+}
+
+impl<F: ?Sized> IntoIterator for Listeners<F> {
+    type Item = Rc<F>;
+    type IntoIter = ListenersIter<F>;
+
+    fn into_iter(self) -> ListenersIter<F> {
+        ListenersIter { list: self.0, next: 0 }
+    }
+}
+
+/// Walks a snapshot, handing out each listener.
+pub(crate) struct ListenersIter<F: ?Sized> {
+    list: Rc<Vec<(u64, Rc<F>)>>,
+    next: usize,
+}
+
+impl<F: ?Sized> Iterator for ListenersIter<F> {
+    type Item = Rc<F>;
+
+    fn next(&mut self) -> Option<Rc<F>> {
+        let item = self.list.get(self.next)?.1.clone();
+        self.next += 1;
+        Some(item)
     }
 }
 
@@ -24,18 +60,18 @@ impl<F: ?Sized + 'static> Registry<F> {
     pub(crate) fn add(self: &Rc<Self>, f: Rc<F>) -> ListenerHandle {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        self.entries.borrow_mut().push((id, f));
+        Rc::make_mut(&mut self.entries.borrow_mut()).push((id, f));
         let weak: Weak<Self> = Rc::downgrade(self);
         ListenerHandle::new(move || {
             if let Some(r) = weak.upgrade() {
-                r.entries.borrow_mut().retain(|(i, _)| *i != id);
+                Rc::make_mut(&mut r.entries.borrow_mut()).retain(|(i, _)| *i != id);
             }
         })
     }
 
     /// The listeners now.
-    pub(crate) fn snapshot(&self) -> Vec<Rc<F>> {
-        self.entries.borrow().iter().map(|(_, f)| f.clone()).collect()
+    pub(crate) fn snapshot(&self) -> Listeners<F> {
+        Listeners(self.entries.borrow().clone())
     }
 
     /// How many listeners.
