@@ -237,12 +237,16 @@ ${md}
   WebSocket frames (the network service, the IPC to the page, \`MessageEvent.data\`)
   takes most of every wall-clock figure: even the \`JSON.parse\`-only floor
   manages ~10k small frames a second. The handler rows isolate what each
-  client adds per frame; the wall-clock rows carry the browser's noise.
+  client adds per frame; the wall-clock rows carry the browser's noise:
+  runs vary by 10–15 % here (the 100k rows are single runs), so read a ratio
+  within that band as parity.
 - **ddp-live's hot path**, per \`added\` frame: the frame's text is copied
   into wasm once, read straight into its known fields (no map of the frame,
   no key copies), and the document is stored once (the \`Added\` change
   shares it); the futures-signals map of a collection exists only once a Rust
-  caller asks for \`signal_map\`/\`doc_signal\`. A call's Promise is settled
+  caller asks for \`signal_map\`/\`doc_signal\`. JS objects are built from
+  the stored value directly, with field-name strings cached (one
+  \`JSON.parse\` per document measured slower). A call's Promise is settled
   from the connection's pump, with no executor or channel. Profile it with
   \`tests/js/bench/profile.mjs\` (see the README).
 - **Memory.** Each stored document is a Rust map (serde_json's
