@@ -344,19 +344,27 @@ impl Room {
     /// delivered in order after the rejoin; resolves when the server
     /// acknowledged it.
     pub fn send(&self, data: impl Serialize, kind: Option<&str>) -> MethodCall<Value> {
-        if self.inner.state.borrow().finished() {
-            return MethodCall::failed(MethodError::Closed);
+        let params = serde_json::to_value(data)
+            .map_err(|e| MethodError::BadArguments(e.to_string()))
+            .and_then(|data| self.send_params(data, kind));
+        match params {
+            Ok(params) => self.inner.conn.apply_raw("rooms.send", params, CallOptions::default(), None),
+            Err(e) => MethodCall::failed(e),
         }
-        self.inner.conn.call::<Value>("rooms.send", (self.inner.room_id.as_str(), data, kind))
     }
 
     /// [`Room::send`] whose outcome goes to `done` (for the JS layer).
     pub(crate) fn send_with(&self, data: Value, kind: Option<&str>, done: DoneHook) -> Result<u64, MethodError> {
+        let params = self.send_params(data, kind)?;
+        self.inner.conn.place_call("rooms.send", params, CallOptions::default(), None, Vec::new(), Done::Hook(done))
+    }
+
+    /// The arguments of `rooms.send`, or `closed` once the room is closed.
+    fn send_params(&self, data: Value, kind: Option<&str>) -> Result<Vec<Value>, MethodError> {
         if self.inner.state.borrow().finished() {
             return Err(MethodError::Closed);
         }
-        let params = vec![Value::from(self.inner.room_id.as_str()), data, kind.map_or(Value::Null, Value::from)];
-        self.inner.conn.place_call("rooms.send", params, CallOptions::default(), None, Vec::new(), Done::Hook(done))
+        Ok(vec![Value::from(self.inner.room_id.as_str()), data, kind.map_or(Value::Null, Value::from)])
     }
 
     /// Leaves the room (the socket stays for the client's other rooms).

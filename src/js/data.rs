@@ -77,10 +77,7 @@ impl JsSubscription {
     /// Calls `callback` at once with the readiness, then on every change.
     #[wasm_bindgen(js_name = onReadyChange)]
     pub fn on_ready_change(&self, callback: JsReadyCallback) -> Result<StopHandle, JsValue> {
-        let f = as_function(callback.into(), "onReadyChange")?;
-        call_js(&f, &[self.sub.ready().into()]);
-        let handle = self.sub.ready_observable().subscribe(move |r| call_js(&f, &[(*r).into()]));
-        Ok(StopHandle { handle })
+        super::watch(callback.into(), "onReadyChange", self.sub.ready_observable(), |r| JsValue::from_bool(*r))
     }
 
     /// Stops the subscription (not re-sent after reconnects; its documents go).

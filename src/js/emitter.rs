@@ -14,23 +14,28 @@ struct JsListener {
 /// Listeners by event name; aliases map to one canonical name.
 #[derive(Clone)]
 pub(crate) struct Emitter {
-    /// (name accepted, canonical name)
-    names: &'static [(&'static str, &'static str)],
+    /// (name accepted, canonical name) this class knows beyond the
+    /// connection events every class has.
+    extra: &'static [(&'static str, &'static str)],
     listeners: Rc<RefCell<Vec<JsListener>>>,
 }
 
 impl Emitter {
-    pub(crate) fn new(names: &'static [(&'static str, &'static str)]) -> Self {
-        Emitter { names, listeners: Rc::default() }
+    pub(crate) fn new(extra: &'static [(&'static str, &'static str)]) -> Self {
+        Emitter { extra, listeners: Rc::default() }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &(&'static str, &'static str)> {
+        CONNECTION_EVENTS.iter().chain(self.extra)
     }
 
     fn canonical(&self, event: &str) -> Option<&'static str> {
-        self.names.iter().find(|(n, _)| *n == event).map(|(_, c)| *c)
+        self.names().find(|(n, _)| *n == event).map(|(_, c)| *c)
     }
 
     pub(crate) fn add(&self, event: &str, callback: Function, once: bool) -> Result<(), wasm_bindgen::JsValue> {
         let Some(event) = self.canonical(event) else {
-            let known: Vec<&str> = self.names.iter().map(|(n, _)| *n).collect();
+            let known: Vec<&str> = self.names().map(|(n, _)| *n).collect();
             return Err(js_error("unknown-event", &format!("unknown event \"{event}\"; known events: {}", known.join(", "))));
         };
         self.listeners.borrow_mut().push(JsListener { event, callback, once });
@@ -64,8 +69,9 @@ impl Emitter {
     }
 }
 
-/// The events of a DDP connection (and their js-collaboration spellings).
-pub(crate) const CONNECTION_EVENTS: &[(&str, &str)] = &[
+/// The events of a DDP connection (and their js-collaboration spellings),
+/// which a room connection has too.
+const CONNECTION_EVENTS: &[(&str, &str)] = &[
     ("connect", "connect"),
     ("disconnect", "disconnect"),
     ("error", "error"),
@@ -76,15 +82,5 @@ pub(crate) const CONNECTION_EVENTS: &[(&str, &str)] = &[
     ("reconnectFailed", "reconnect_failed"),
 ];
 
-/// The events of a room connection.
-pub(crate) const ROOM_EVENTS: &[(&str, &str)] = &[
-    ("connect", "connect"),
-    ("message", "message"),
-    ("disconnect", "disconnect"),
-    ("error", "error"),
-    ("reconnect_attempt", "reconnect_attempt"),
-    ("reconnectAttempts", "reconnect_attempt"),
-    ("reconnect", "reconnect"),
-    ("reconnect_failed", "reconnect_failed"),
-    ("reconnectFailed", "reconnect_failed"),
-];
+/// The events a room connection adds.
+pub(crate) const ROOM_EVENTS: &[(&str, &str)] = &[("message", "message")];

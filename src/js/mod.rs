@@ -9,7 +9,7 @@ mod ejson;
 mod tojs;
 mod emitter;
 mod rooms;
-use emitter::{Emitter, CONNECTION_EVENTS};
+use emitter::Emitter;
 
 use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
@@ -411,6 +411,21 @@ fn protocol_error_to_js(e: &ProtocolError) -> JsValue {
     err
 }
 
+/// Calls `callback` at once with `source`'s value, then on every change,
+/// until `stop()` is called on the returned handle.
+pub(crate) fn watch<T: Clone + PartialEq + 'static>(
+    callback: JsValue,
+    what: &str,
+    source: &crate::reactive::Observable<T>,
+    to_js: fn(&T) -> JsValue,
+) -> Result<StopHandle, JsValue> {
+    let f = as_function(callback, what)?;
+    // A copy, not a borrow: the callback may change the value itself.
+    call_js(&f, &[to_js(&source.get())]);
+    let handle = source.subscribe(move |v| call_js(&f, &[to_js(v)]));
+    Ok(StopHandle { handle })
+}
+
 /// A Promise and the hook that settles it with a call's outcome: straight
 /// from the connection's pump, with no executor, channel or extra microtask
 /// per call. `ok` makes the resolved value; `finally` runs first either way.
@@ -480,7 +495,7 @@ pub struct DdpConnection {
 
 impl DdpConnection {
     pub(crate) fn new(conn: Connection) -> Self {
-        let listeners = Emitter::new(CONNECTION_EVENTS);
+        let listeners = Emitter::new(&[]);
         let l = listeners.clone();
         let handle = conn.on_event(move |event| {
             let (name, args): (&str, Vec<JsValue>) = match event {
@@ -719,10 +734,7 @@ impl DdpConnection {
     /// Calls `callback` at once with the outbox counts, then on every change.
     #[wasm_bindgen(js_name = onOutboxChange)]
     pub fn on_outbox_change(&self, callback: JsOutboxCallback) -> Result<StopHandle, JsValue> {
-        let f = as_function(callback.into(), "onOutboxChange")?;
-        call_js(&f, &[outbox_to_js(&self.conn.outbox())]);
-        let handle = self.conn.outbox_observable().subscribe(move |o| call_js(&f, &[outbox_to_js(o)]));
-        Ok(StopHandle { handle })
+        watch(callback.into(), "onOutboxChange", self.conn.outbox_observable(), outbox_to_js)
     }
 
     /// Subscribes to publication `name` with `params`; a last argument that
@@ -755,10 +767,7 @@ impl DdpConnection {
     /// change, until `stop()` is called on the returned handle.
     #[wasm_bindgen(js_name = onStatusChange)]
     pub fn on_status_change(&self, callback: JsStatusCallback) -> Result<StopHandle, JsValue> {
-        let f = as_function(callback.into(), "onStatusChange")?;
-        call_js(&f, &[status_to_js(&self.conn.status())]);
-        let handle = self.conn.on_status_change(move |s| call_js(&f, &[status_to_js(s)]));
-        Ok(StopHandle { handle })
+        watch(callback.into(), "onStatusChange", self.conn.status_observable(), status_to_js)
     }
 
     /// Retry now (does nothing while connected; not counted in `retryCount`).

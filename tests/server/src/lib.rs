@@ -567,8 +567,62 @@ async fn isolate(mut response: Response) -> Response {
     response
 }
 
+/// The name (under `name_key`), id and params of a `method` or `sub`;
+/// `None` when malformed (params absent are empty; not an array is wrong).
+fn request_parts<'a>(parsed: &'a Value, name_key: &str) -> Option<(&'a str, &'a str, Vec<Value>)> {
+    let name = parsed.get(name_key)?.as_str()?;
+    let id = parsed.get("id")?.as_str()?;
+    let params = match parsed.get("params") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return None,
+    };
+    Some((name, id, params))
+}
+
 /// Most frames written before a flush.
 const BATCH_FRAMES: usize = 256;
+
+/// Writes `first` and what else is queued already (up to [`BATCH_FRAMES`]),
+/// then flushes once: a burst (a publication's documents) leaves in a few
+/// writes, not one syscall and one TCP segment per frame. False when the
+/// socket is done (closed on request, dropped, or broken).
+async fn write_queued(
+    socket: &mut WebSocket,
+    rx: &mut mpsc::UnboundedReceiver<Out>,
+    first: Out,
+    session: Option<&ServerConnection>,
+    silent: &AtomicBool,
+) -> bool {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        match out {
+            Out::Text(t) => {
+                if !silent.load(Ordering::SeqCst) && socket.feed(Message::Text(t.into())).await.is_err() {
+                    return false;
+                }
+                written += 1;
+                if written < BATCH_FRAMES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            Out::Close(code, reason) => {
+                let _ = socket.flush().await;
+                if let Some(s) = session {
+                    s.inner.graceful.store(true, Ordering::SeqCst);
+                }
+                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                return false;
+            }
+            Out::Drop => {
+                let _ = socket.flush().await;
+                return false;
+            }
+        }
+    }
+    socket.flush().await.is_ok()
+}
 
 /// One socket's handler.
 async fn run_connection(
@@ -616,44 +670,9 @@ async fn run_connection(
                 }
             }
             out = rx.recv() => {
-                match out {
-                    Some(Out::Text(t)) => {
-                        if sc.silent.load(Ordering::SeqCst) { continue; }
-                        // Write everything already queued, then flush once: a
-                        // burst (a publication's documents) leaves in a few
-                        // writes, not one syscall and one TCP segment per frame.
-                        if socket.feed(Message::Text(t.into())).await.is_err() { break; }
-                        let mut pending = None;
-                        for _ in 0..BATCH_FRAMES {
-                            match rx.try_recv() {
-                                Ok(Out::Text(t)) => {
-                                    if socket.feed(Message::Text(t.into())).await.is_err() { break; }
-                                }
-                                Ok(other) => { pending = Some(other); break; }
-                                Err(_) => break,
-                            }
-                        }
-                        if socket.flush().await.is_err() { break; }
-                        match pending {
-                            Some(Out::Close(code, reason)) => {
-                                if let Some(s) = &ctx.session {
-                                    s.inner.graceful.store(true, Ordering::SeqCst);
-                                }
-                                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                                break;
-                            }
-                            Some(Out::Drop) => break,
-                            _ => {}
-                        }
-                    }
-                    Some(Out::Close(code, reason)) => {
-                        if let Some(s) = &ctx.session {
-                            s.inner.graceful.store(true, Ordering::SeqCst);
-                        }
-                        let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                        break;
-                    }
-                    Some(Out::Drop) | None => break,
+                let Some(first) = out else { break };
+                if !write_queued(&mut socket, &mut rx, first, ctx.session.as_ref(), &sc.silent).await {
+                    break;
                 }
             }
             _ = tokio::time::sleep_until(deadline), if heartbeat_active => {
@@ -787,19 +806,9 @@ impl SocketCtx<'_> {
                 return false;
             }
             "method" => {
-                let (Some(name), Some(id)) =
-                    (parsed.get("method").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
-                else {
+                let Some((name, id, params)) = request_parts(&parsed, "method") else {
                     session.send(error_reply("Malformed method invocation", Some(parsed)));
                     return true;
-                };
-                let params = match parsed.get("params") {
-                    None => Vec::new(),
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(_) => {
-                        session.send(error_reply("Malformed method invocation", Some(parsed)));
-                        return true;
-                    }
                 };
                 // A re-send of an id this session saw is never run twice: its
                 // answer was sent (and replayed) or is on its way.
@@ -810,19 +819,9 @@ impl SocketCtx<'_> {
                 let _ = session.inner.worker.send(methods::Invocation { id: id.to_owned(), name: name.to_owned(), params, seed });
             }
             "sub" => {
-                let (Some(name), Some(id)) =
-                    (parsed.get("name").and_then(Value::as_str), parsed.get("id").and_then(Value::as_str))
-                else {
+                let Some((name, id, params)) = request_parts(&parsed, "name") else {
                     session.send(error_reply("Malformed subscription", Some(parsed)));
                     return true;
-                };
-                let params = match parsed.get("params") {
-                    None => Vec::new(),
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(_) => {
-                        session.send(error_reply("Malformed subscription", Some(parsed)));
-                        return true;
-                    }
                 };
                 publications::subscribe(self.sc, &session, id, name, params);
             }
