@@ -246,6 +246,20 @@ pub(super) struct Methods {
 }
 
 impl Methods {
+    /// Moves every call deadline `by` ms earlier (the wall clock jumped back).
+    pub(super) fn shift_deadlines(&mut self, by: f64) {
+        let ids: Vec<u64> = self.deadlines.iter().map(|&(_, id)| id).collect();
+        self.deadlines.clear();
+        for id in ids {
+            if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(d) = c.deadline.as_mut() {
+                    *d -= by;
+                    self.deadlines.insert((d.max(0.0).to_bits(), id));
+                }
+            }
+        }
+    }
+
     pub(super) fn next_deadline(&self) -> Option<f64> {
         self.deadlines.first().map(|(bits, _)| f64::from_bits(*bits))
     }
@@ -304,6 +318,7 @@ impl Machine {
         writes: Vec<StubWrite>,
         now: f64,
     ) -> Result<u64, MethodError> {
+        self.observe_clock(now);
         if self.closed {
             return Err(MethodError::Closed);
         }

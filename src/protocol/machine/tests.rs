@@ -751,3 +751,61 @@ mod prop {
 
 mod methods;
 mod subs;
+
+#[test]
+fn closed_lives_in_the_machine_nothing_reopens_it() {
+    let mut h = connected();
+    h.m.close(h.now);
+    h.drain();
+    assert_eq!(h.open, None);
+    let opened = h.sockets.len();
+    h.m.reconnect(h.now);
+    h.m.handle_online(h.now);
+    h.m.handle_wake(h.now);
+    h.m.start(h.now);
+    h.advance(1_000_000.0);
+    assert_eq!(h.sockets.len(), opened, "no socket after close()");
+    assert_eq!(h.state(), ConnectionState::Offline);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn a_retry_is_not_stalled_by_the_clock_going_back() {
+    let mut h = connected();
+    h.close(1006);
+    h.fire(); // retry 1 (10 ms) fails
+    h.close(1006);
+    h.fire(); // retry 2 (10 ms) fails
+    h.close(1006);
+    let until = h.m.poll_timeout().expect("waiting");
+    let delay = until - h.now;
+    assert!(delay > 3000.0, "the third retry waits seconds: {delay}");
+    let opened = h.sockets.len();
+    // The wall clock is set back an hour right after the drop.
+    h.now -= 3_600_000.0;
+    h.m.handle_timeout(h.now);
+    h.drain();
+    let moved = h.m.poll_timeout().expect("still waiting");
+    assert!((moved - h.now - delay).abs() < 1.0, "the retry keeps its delay: {}", moved - h.now);
+    h.advance(delay);
+    assert_eq!(h.sockets.len(), opened + 1, "retried after its delay, not an hour later");
+}
+
+#[test]
+fn heartbeat_and_call_timeouts_survive_the_clock_going_back() {
+    let mut h = connected();
+    let id = h.m.call("slow", vec![], CallOptions { timeout_ms: Some(5000.0), ..CallOptions::default() }, h.now).expect("queued");
+    h.drain();
+    // The driver's monotonic clock saw the wall clock set back 15 minutes.
+    h.now -= 900_000.0;
+    h.m.handle_clock_jump(900_000.0);
+    h.advance(17_500.0);
+    assert!(h.sent.iter().any(|s| s.contains(r#""msg":"ping""#)), "the idle ping went out on time: {:?}", h.sent);
+    assert!(
+        h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::Timeout) } if *i == id)),
+        "the call timed out on time: {:?}",
+        h.events
+    );
+    h.advance(15_000.0);
+    assert_eq!(h.state(), ConnectionState::Waiting, "the unanswered ping timed out on time");
+}
