@@ -323,7 +323,7 @@ impl Room {
         &self.inner.connected
     }
 
-    /// Calls `f` with every notice until the handle is stopped.
+    /// Calls `f` with every notice while the returned handle lives (dropping it removes the listener).
     pub fn on_notice(&self, f: impl Fn(&RoomNotice) + 'static) -> ListenerHandle {
         self.inner.listeners.add(Rc::new(f))
     }
@@ -336,7 +336,7 @@ impl Room {
                 let _ = tx.unbounded_send((data.clone(), kind.clone()));
             }
         });
-        drop(h); // lives as long as the room
+        h.forget(); // lives as long as the room
         rx
     }
 

@@ -137,3 +137,32 @@ test("maxFrameBytes bounds memory: a 64 MB frame is rejected before it is copied
   assert.ok(r.grewBy < 4 << 20, `wasm memory grew by ${r.grewBy} bytes`);
   assert.equal(r.after, 4, "the connection goes on");
 });
+
+test("the wall clock set back an hour while waiting does not stall the retry", async () => {
+  const sc = scenario("js-clockback");
+  const retry = { minCount: 0, minTimeout: 0, baseTimeout: 1000, exponent: 1, maxTimeout: 1000, fuzz: 0 };
+  await inPage(async ([url, fast, retry, sc]) => {
+    const conn = ddp.DDP.connect(url, { ...fast, retry });
+    await new Promise((ok) => conn.once("connect", ok));
+    (window.t ??= {})[sc] = { conn, waiting: new Promise((ok) => conn.onStatusChange((s) => s.status === "waiting" && ok())) };
+  }, wsUrl(sc), fast, retry, sc);
+  await control(sc, "drop");
+  const r = await inPage(async ([sc]) => {
+    const { conn, waiting } = window.t[sc];
+    await waiting;
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3600e3; // the clock is set back an hour
+    const t0 = performance.now();
+    try {
+      await Promise.race([
+        new Promise((ok) => conn.once("connect", ok)),
+        new Promise((_, fail) => setTimeout(() => fail(new Error("no reconnect within 10 s")), 10000)),
+      ]);
+    } finally {
+      Date.now = realNow;
+    }
+    conn.close();
+    return performance.now() - t0;
+  }, sc);
+  assert.ok(r < 5000, `reconnected after ${r} ms`);
+});
