@@ -1,10 +1,28 @@
 //! `ddp-test-server`: a small native DDP server for ddp-live's end-to-end
 //! tests and demo.
 //!
-//! - Speaks DDP as Meteor's server does: version negotiation (configurable
-//!   versions), heartbeats (configurable), 17-character session ids, the
-//!   top-level `error` replies for bad frames, 404s for unknown methods and
-//!   publications.
+//! - Speaks DDP as Meteor 3's server does (checked against Meteor's
+//!   livedata_server.js and the Meteor fixture): version negotiation
+//!   (configurable versions; `failed`, then a close 1000 "Normal closure"),
+//!   heartbeats (configurable; pings without an id, any message counts as
+//!   the pong, a silent client is closed with 1000; none in `pre1`, where
+//!   `ping`/`pong` are unknown messages), 17-character session ids, a
+//!   client's close frame answered, the top-level `error` replies for bad
+//!   frames (no offending message for text that is not a JSON object),
+//!   404s for unknown methods and publications, numbers as JavaScript
+//!   writes them. A session's `method`, `sub`, `unsub` and unknown messages
+//!   are handled one at a time in the order they came (a `sub` waits for a
+//!   slow method unless it unblocks); pings are answered at once.
+//! - Session resumption (Meteor 3.5's, an extension of Meteor 3.0): a
+//!   dropped session is held for a grace period and a client that sends
+//!   `connect` with `session` and `receivedCount` gets it back, with what
+//!   it missed replayed and re-sent method ids never run twice. A client
+//!   that sent `disconnect` (which Meteor answers "Bad request", as here)
+//!   or a session closed by the server is not held.
+//! - Bounded: each socket's outgoing queue ([`Config::max_queued_bytes`])
+//!   and each session's replay history ([`Config::history_bytes`]); a
+//!   client that stops reading is cut by the heartbeat (or when its queue
+//!   overflows), and a session's worker and tasks end with it.
 //! - A server-side API in the style of Meteor's `Meteor.onConnection`:
 //!   [`Server::on_connection`] gives a [`ServerConnection`] with `id`,
 //!   `close()`, `on_close()`, `client_address` and `http_headers`.
@@ -17,8 +35,13 @@
 //!   frame), `refuse?on=true|false` (answer new sockets with HTTP 503),
 //!   `silent?on=true|false` (keep sockets open but send and answer nothing),
 //!   `versions?v=a,b` (the versions the server speaks; empty resets),
-//!   `disconnect` (close every socket cleanly, code 1000), `reset`, and
-//!   `stats` (connection counts).
+//!   `disconnect` (close every socket cleanly, 1000 "Normal closure"; the
+//!   sessions end), `resume?on=true|false` (hold dropped sessions for
+//!   resumption, default on), `grace?ms=N` (how long), `reset`,
+//!   `executions` (method runs and counters), and `stats`: `connections`
+//!   (open sockets), `sessions` (ids held), `accepted`, `refuse`, `silent`,
+//!   `liveSessions` (sessions of the whole server not yet freed),
+//!   `tasks` (the runtime's live tasks), `members` (with `?room=r`).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -839,7 +862,10 @@ async fn run_connection(
                 ping_sent = None;
                 match message {
                     Message::Text(text) if !ctx.handle_text(text.as_str()) => break Ending::Closing,
-                    Message::Binary(_) => ctx.reply(error_reply("Bad request", None)),
+                    // Meteor reads a binary frame as UTF-8 text.
+                    Message::Binary(bytes) if !ctx.handle_text(&String::from_utf8_lossy(&bytes)) => {
+                        break Ending::Closing
+                    }
                     Message::Close(_) => break Ending::ClientClosed,
                     _ => {}
                 }

@@ -3,11 +3,16 @@
 //!
 //! | publication | sends |
 //! |---|---|
-//! | `items(n, size)` | `n` documents in `items` (`{i, pad}` with `size` bytes of padding), then ready |
+//! | `items(n, size)` | `n` documents in `items` (`{i, pad}` with `size` bytes of padding), then ready; sent at the pace the client reads |
 //! | `counter(intervalMs)` | one document `counters/counter` whose `value` ticks every `intervalMs` (default 1000) |
 //! | `liveSet(rateMs, size)` | up to `size` documents in `live`, one added, changed or removed every `rateMs` |
 //! | `docs(collection)` | every document of the scenario's `collection` (default `docs`), live |
 //! | `failing()` | fails with `sub-failed` |
+//!
+//! `sub` and `unsub` are handled in order with the session's other messages
+//! (after a slow method, as in Meteor): an unknown name gets `nosub` with a
+//! 404 (even under an id in use), a duplicate id is ignored, and `unsub` of
+//! an unknown id still gets its `nosub`.
 //!
 //! A session keeps a merge box (a reference count per document), so two
 //! subscriptions that publish the same document send it once, and `unsub`

@@ -158,6 +158,17 @@ async fn bad_frames_get_meteors_replies() {
 }
 
 #[tokio::test]
+async fn binary_frames_are_read_as_text() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/websocket").await;
+    let connect = json!({"msg":"connect","version":"1","support":["1"]}).to_string();
+    c.send(Message::Binary(connect.into_bytes().into())).await.unwrap();
+    assert_eq!(recv(&mut c).await["msg"], "connected");
+    c.send(Message::Binary(b"garbage\xff".to_vec().into())).await.unwrap();
+    assert_eq!(recv(&mut c).await, json!({"msg":"error","reason":"Bad request"}));
+}
+
+#[tokio::test]
 async fn disconnect_is_a_bad_request_and_ends_the_session_with_its_socket() {
     let (_s, addr) = start(Config::default()).await;
     let mut c = ws(addr, "/t/dc/websocket").await;
