@@ -173,6 +173,11 @@ pub(crate) struct Inner {
     session: Observable<Option<String>>,
     listeners: Rc<Registry<dyn Fn(&Event)>>,
     closed: Cell<bool>,
+    /// True while [`Inner::pump`] runs: a pump asked for from inside it (a
+    /// listener that calls back into the connection) leaves the work to the
+    /// running loop instead of nesting, so the stack never grows with
+    /// re-entrant app code and listeners hear events in order.
+    pumping: Cell<bool>,
     calls: RefCell<FastMap<u64, PendingCall>>,
     reconnect_hooks: Rc<Registry<dyn Fn(&Connection)>>,
     outbox: Observable<Outbox>,
@@ -235,6 +240,7 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         session: Observable::new(None),
         listeners: Rc::default(),
         closed: Cell::new(false),
+        pumping: Cell::new(false),
         calls: RefCell::new(FastMap::default()),
         reconnect_hooks: Rc::default(),
         outbox: Observable::new(Outbox::default()),
@@ -494,11 +500,24 @@ impl Connection {
 impl Inner {
     /// Carries the machine's output out, until there is none. No borrow is
     /// held while app code runs, so listeners may call back into the
-    /// connection.
+    /// connection; what they cause is handled by this same loop after they
+    /// return (one event loop per connection), never by a nested pump.
     pub(crate) fn pump(self: &Rc<Self>) {
+        if self.pumping.replace(true) {
+            return;
+        }
         loop {
             let next = self.machine.borrow_mut().poll_output();
-            let Some(output) = next else { break };
+            let Some(output) = next else {
+                // Observers of the status, session and outbox may call back
+                // in (a call from `onOutboxChange`): go round again until
+                // nothing new is queued.
+                self.publish();
+                if self.machine.borrow().has_output() {
+                    continue;
+                }
+                break;
+            };
             match output {
                 Output::OpenSocket { socket } => self.open_socket(socket),
                 Output::Send { socket, text } => {
@@ -571,7 +590,7 @@ impl Inner {
                 }
             }
         }
-        self.publish();
+        self.pumping.set(false);
         self.reschedule();
     }
 
@@ -598,14 +617,15 @@ impl Inner {
 
     fn open_socket(self: &Rc<Self>, socket: u64) {
         let weak: Weak<Inner> = Rc::downgrade(self);
-        let opened = Socket::open(&self.url, move |e| {
+        let max_len = self.machine.borrow().config().max_frame_bytes;
+        let opened = Socket::open(&self.url, max_len, move |e| {
             if let Some(inner) = weak.upgrade() {
                 inner.socket_event(socket, e);
             }
         });
         match opened {
             Ok(s) => *self.socket.borrow_mut() = Some((socket, s)),
-            Err(_) => self.machine.borrow_mut().handle_open_failed(socket, browser::now()),
+            Err(reason) => self.machine.borrow_mut().handle_open_failed(socket, reason, browser::now()),
         }
     }
 
@@ -616,6 +636,7 @@ impl Inner {
             match event {
                 SocketEvent::Open => m.handle_open(socket, now),
                 SocketEvent::Text(text) => m.handle_frame(socket, &text, now),
+                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, &ends, now),
                 SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
                 SocketEvent::Close(code) => m.handle_close(socket, code, now),
                 SocketEvent::Error => m.handle_transport_error(socket, now),

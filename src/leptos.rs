@@ -38,7 +38,7 @@ where
     let signal = ArcRwSignal::new(source.get());
     let writer = signal.clone();
     // The listener keeps the signal alive as long as the source lives.
-    let _handle = source.subscribe(move |v| writer.set(v.clone()));
+    source.subscribe(move |v| writer.set(v.clone())).forget();
     Signal::from(signal.read_only())
 }
 
@@ -68,7 +68,7 @@ pub fn ready_signal(sub: &Subscription) -> Signal<bool> {
 pub fn collection_signal(collection: &Collection) -> Signal<Vec<Value>, LocalStorage> {
     let version = ArcRwSignal::new(0u64);
     let bump = version.clone();
-    let _handle = collection.on_change(move |_| bump.update(|v| *v += 1));
+    collection.on_change(move |_| bump.update(|v| *v += 1)).forget();
     let coll = collection.clone();
     Signal::derive_local(move || {
         version.track();
@@ -82,14 +82,16 @@ pub fn doc_signal(collection: &Collection, id: &str) -> Signal<Option<Value>> {
     let writer = signal.clone();
     let coll = collection.clone();
     let wanted = id.to_owned();
-    let _handle = collection.on_change(move |c| {
-        let changed_id = match c {
-            crate::Change::Added { id, .. } | crate::Change::Changed { id, .. } | crate::Change::Removed { id, .. } => id,
-        };
-        if *changed_id == wanted {
-            writer.set(coll.find_one(&wanted));
-        }
-    });
+    collection
+        .on_change(move |c| {
+            let changed_id = match c {
+                crate::Change::Added { id, .. } | crate::Change::Changed { id, .. } | crate::Change::Removed { id, .. } => id,
+            };
+            if *changed_id == wanted {
+                writer.set(coll.find_one(&wanted));
+            }
+        })
+        .forget();
     Signal::from(signal.read_only())
 }
 

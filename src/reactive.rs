@@ -140,8 +140,7 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
         self.shared.mutable.signal_cloned()
     }
 
-    /// Calls `listener` on every change until the returned handle is stopped.
-    /// (Dropping the handle does not stop it: call [`ListenerHandle::stop`].)
+    /// Calls `listener` on every change while the returned handle lives.
     pub fn subscribe(&self, listener: impl Fn(&T) + 'static) -> ListenerHandle {
         self.shared.listeners.add(Rc::new(listener))
     }
@@ -152,27 +151,85 @@ impl<T: Clone + PartialEq + 'static> Observable<T> {
     }
 }
 
-/// Stops a listener registered with `subscribe` or `on`.
+/// Keeps a listener registered with `subscribe`, `on_event`, `on_change`…
+/// registered for as long as the handle lives: dropping it (or calling
+/// [`stop`](ListenerHandle::stop)) removes the listener, as gloo's
+/// `EventListener` does. To keep a listener for the life of its source on
+/// purpose, call [`forget`](ListenerHandle::forget).
+///
+/// ```
+/// use ddp_live::Observable;
+/// let status = Observable::new(0);
+/// {
+///     let _watch = status.subscribe(|v| println!("now {v}"));
+///     status.set(1); // heard
+/// } // dropped: removed
+/// status.set(2); // not heard
+/// assert_eq!(status.listener_count(), 0);
+/// status.subscribe(|_| {}).forget(); // kept while `status` lives
+/// assert_eq!(status.listener_count(), 1);
+/// ```
+#[must_use = "dropping a ListenerHandle removes its listener at once; keep it, or call .forget() to keep the listener for the source's life"]
 pub struct ListenerHandle {
-    stop: RefCell<Option<Box<dyn FnOnce()>>>,
+    stop: Option<Box<dyn FnOnce()>>,
 }
 
 impl ListenerHandle {
-    /// Stops the listener; calling it again does nothing.
-    pub fn stop(&self) {
-        if let Some(f) = self.stop.borrow_mut().take() {
+    /// Stops the listener now (dropping the handle does the same).
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    /// Keeps the listener for as long as its source lives, giving up the
+    /// means to remove it. The handle holds only a weak reference to the
+    /// source, so forgetting it makes no cycle.
+    pub fn forget(mut self) {
+        self.stop = None;
+    }
+
+    /// Turns the handle into a [`Stopper`]: the listener stays until
+    /// `Stopper::stop` is called, and dropping the `Stopper` keeps it (for
+    /// the JavaScript surface, where a handle object may be collected by the
+    /// garbage collector while its callback is meant to go on).
+    pub(crate) fn into_stopper(mut self) -> Stopper {
+        Stopper { stop: RefCell::new(self.stop.take()) }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(f) = self.stop.take() {
             f();
         }
     }
 
     pub(crate) fn new(stop: impl FnOnce() + 'static) -> Self {
-        ListenerHandle { stop: RefCell::new(Some(Box::new(stop))) }
+        ListenerHandle { stop: Some(Box::new(stop)) }
+    }
+}
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        self.stop_now();
     }
 }
 
 impl std::fmt::Debug for ListenerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ListenerHandle")
+    }
+}
+
+/// A listener's removal, called explicitly (see [`ListenerHandle::into_stopper`]).
+pub(crate) struct Stopper {
+    stop: RefCell<Option<Box<dyn FnOnce()>>>,
+}
+
+impl Stopper {
+    /// Removes the listener; calling it again does nothing.
+    pub(crate) fn stop(&self) {
+        let f = self.stop.borrow_mut().take();
+        if let Some(f) = f {
+            f();
+        }
     }
 }
 
@@ -205,14 +262,56 @@ mod tests {
         *handle.borrow_mut() = Some(o.subscribe(move |v| {
             if *v == 1 {
                 o2.set(2);
-                if let Some(h) = h2.borrow().as_ref() {
-                    h.stop()
-                }
+                drop(h2.borrow_mut().take());
             }
         }));
         o.set(1);
         assert_eq!(o.get(), 2);
         assert_eq!(o.listener_count(), 0);
+    }
+
+    #[test]
+    fn dropping_a_handle_removes_its_listener_and_forget_keeps_it() {
+        let o = Observable::new(0);
+        let heard = Rc::new(Cell::new(0));
+        let h = heard.clone();
+        let handle = o.subscribe(move |_| h.set(h.get() + 1));
+        o.set(1);
+        drop(handle);
+        o.set(2);
+        assert_eq!(heard.get(), 1);
+        assert_eq!(o.listener_count(), 0);
+        let h = heard.clone();
+        o.subscribe(move |_| h.set(h.get() + 1)).forget();
+        o.set(3);
+        assert_eq!(heard.get(), 2);
+        assert_eq!(o.listener_count(), 1);
+        // A stopper keeps the listener when dropped, removes it on stop().
+        let h = heard.clone();
+        let stopper = o.subscribe(move |_| h.set(h.get() + 10)).into_stopper();
+        o.set(4);
+        assert_eq!(heard.get(), 13);
+        stopper.stop();
+        stopper.stop();
+        o.set(5);
+        assert_eq!(heard.get(), 14);
+        assert_eq!(o.listener_count(), 1);
+    }
+
+    #[test]
+    fn forgotten_listeners_go_with_their_source() {
+        // The listener (and what it captured) is freed with the observable:
+        // a forgotten handle makes no cycle.
+        let o = Observable::new(0);
+        let captured = Rc::new(());
+        let c = captured.clone();
+        o.subscribe(move |_| {
+            let _ = &c;
+        })
+        .forget();
+        assert_eq!(Rc::strong_count(&captured), 2);
+        drop(o);
+        assert_eq!(Rc::strong_count(&captured), 1);
     }
 
     #[test]

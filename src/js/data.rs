@@ -122,7 +122,7 @@ impl JsCollection {
     pub fn on_change(&self, callback: JsChangeCallback) -> Result<StopHandle, JsValue> {
         let f = as_function(callback.into(), "onChange")?;
         let handle = self.coll.on_change(move |c| call_js(&f, &[super::tojs::change(c)]));
-        Ok(StopHandle { handle })
+        Ok(StopHandle::new(handle))
     }
 }
 
@@ -157,7 +157,7 @@ impl DdpConnection {
                     call_js(&f, &[]);
                 }
             });
-            drop(h); // lives with the subscription
+            h.forget(); // lives with the subscription
         }
         if let Some(f) = on_stop {
             let h = sub.ended_observable().subscribe(move |e| {
@@ -165,7 +165,7 @@ impl DdpConnection {
                     call_js(&f, &end_to_js(end));
                 }
             });
-            drop(h);
+            h.forget();
         }
         Ok(JsSubscription { sub })
     }

@@ -223,7 +223,7 @@ impl Ddp {
     pub fn on_reconnect(callback: JsHook) -> Result<StopHandle, JsValue> {
         let f = as_function(callback.into(), "DDP.onReconnect")?;
         let handle = crate::connection::on_reconnect(move |_| call_js(&f, &[]));
-        Ok(StopHandle { handle })
+        Ok(StopHandle::new(handle))
     }
 }
 
@@ -423,7 +423,7 @@ pub(crate) fn watch<T: Clone + PartialEq + 'static>(
     // A copy, not a borrow: the callback may change the value itself.
     call_js(&f, &[to_js(&source.get())]);
     let handle = source.subscribe(move |v| call_js(&f, &[to_js(v)]));
-    Ok(StopHandle { handle })
+    Ok(StopHandle::new(handle))
 }
 
 /// A Promise and the hook that settles it with a call's outcome: straight
@@ -723,7 +723,7 @@ impl DdpConnection {
     pub fn on_reconnect(&self, callback: JsHook) -> Result<StopHandle, JsValue> {
         let f = as_function(callback.into(), "onReconnect")?;
         let handle = self.conn.on_reconnect(move |_| call_js(&f, &[]));
-        Ok(StopHandle { handle })
+        Ok(StopHandle::new(handle))
     }
 
     /// Queued and in-flight method calls now.
@@ -823,13 +823,21 @@ impl DdpConnection {
 /// Returned by `onStatusChange`: call `stop()` to stop the callbacks.
 #[wasm_bindgen]
 pub struct StopHandle {
-    pub(crate) handle: ListenerHandle,
+    stopper: crate::reactive::Stopper,
+}
+
+impl StopHandle {
+    /// The callback stays until `stop()`: a handle the app drops (and the
+    /// garbage collector frees) does not silence it.
+    pub(crate) fn new(handle: ListenerHandle) -> Self {
+        StopHandle { stopper: handle.into_stopper() }
+    }
 }
 
 #[wasm_bindgen]
 impl StopHandle {
     /// Stops the callbacks; calling it again does nothing.
     pub fn stop(&self) {
-        self.handle.stop();
+        self.stopper.stop();
     }
 }

@@ -154,6 +154,14 @@ pub enum ProtocolError {
     Unexpected(String),
     /// The server ended subscription `id` with an error (`nosub`).
     SubscriptionFailed { id: String, error: Value },
+    /// A data message contradicts what the server sent before: `added` for
+    /// a document it already sent (code `duplicate-document`), `changed` or
+    /// `removed` for one it never sent (`unknown-document`). It is applied
+    /// anyway, so the collection still ends as the server says.
+    Inconsistent { msg: &'static str, collection: String, id: String },
+    /// The browser refused to open a WebSocket (for example a URL it will
+    /// not connect to); its reason. The attempt counts as a failed one.
+    SocketRefused(String),
 }
 
 impl ProtocolError {
@@ -164,6 +172,9 @@ impl ProtocolError {
             ProtocolError::Server { .. } => "server-error",
             ProtocolError::Unexpected(_) => "unexpected-message",
             ProtocolError::SubscriptionFailed { .. } => "subscription-failed",
+            ProtocolError::Inconsistent { msg: "added", .. } => "duplicate-document",
+            ProtocolError::Inconsistent { .. } => "unknown-document",
+            ProtocolError::SocketRefused(_) => "socket-refused",
         }
     }
 }
@@ -178,6 +189,13 @@ impl fmt::Display for ProtocolError {
                 let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
                 write!(f, "subscription failed: {reason}")
             }
+            ProtocolError::Inconsistent { msg: "added", collection, id } => {
+                write!(f, "the server sent \"added\" for document {id} of {collection}, which it had already sent")
+            }
+            ProtocolError::Inconsistent { msg, collection, id } => {
+                write!(f, "the server sent \"{msg}\" for document {id} of {collection}, which it never sent")
+            }
+            ProtocolError::SocketRefused(reason) => write!(f, "the browser refused the WebSocket: {reason}"),
         }
     }
 }
@@ -288,6 +306,9 @@ pub struct Machine {
     /// Whether the last `connected` resumed the previous session.
     resumed: bool,
     closed: bool,
+    /// The latest time handed in: a time earlier than it means the wall
+    /// clock was set back, and every deadline moves back with it.
+    clock: f64,
     heartbeat: Option<Heartbeat>,
     methods: Methods,
     subs: Subs,
@@ -326,6 +347,7 @@ impl Machine {
             received_count: 0,
             resumed: false,
             closed: false,
+            clock: f64::NEG_INFINITY,
             heartbeat: None,
             methods: Methods::default(),
             subs: Subs::default(),
@@ -371,6 +393,11 @@ impl Machine {
         self.out.pop_front()
     }
 
+    /// True when [`Machine::poll_output`] has something to give.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// When [`Machine::handle_timeout`] must next be called (epoch ms).
     /// Calling it earlier, or more often, is harmless.
     pub fn poll_timeout(&self) -> Option<f64> {
@@ -391,15 +418,55 @@ impl Machine {
         self.resumed
     }
 
+    /// Takes note of the time. A time earlier than the last one means the
+    /// wall clock was set back (NTP, the user, a restored VM) and nobody
+    /// said by how much: every pending deadline moves back by the step seen,
+    /// so a retry or a heartbeat is late by at most the time between two
+    /// inputs, never by the size of the jump. A forward jump simply makes
+    /// deadlines due, as after sleep.
+    fn observe_clock(&mut self, now: f64) {
+        if now < self.clock {
+            self.shift_deadlines(self.clock - now);
+        }
+        self.clock = now;
+    }
+
+    /// The driver saw the wall clock set back by `by` ms (it keeps a
+    /// monotonic clock beside it): every pending deadline moves back by as
+    /// much, so timers keep their remaining time exactly.
+    pub fn handle_clock_jump(&mut self, by: f64) {
+        if by.is_finite() && by > 0.0 {
+            self.shift_deadlines(by);
+            self.clock -= by;
+        }
+    }
+
+    fn shift_deadlines(&mut self, by: f64) {
+        match &mut self.phase {
+            Phase::Connecting { deadline: Some(d), .. } => *d -= by,
+            Phase::Waiting { until } => *until -= by,
+            _ => {}
+        }
+        if let Some(hb) = &mut self.heartbeat {
+            hb.last_received -= by;
+            if let Some(t) = hb.ping_sent.as_mut() {
+                *t -= by;
+            }
+        }
+        self.methods.shift_deadlines(by);
+    }
+
     /// Begins the first connection attempt.
     pub fn start(&mut self, now: f64) {
-        if self.phase == Phase::Idle {
+        self.observe_clock(now);
+        if self.phase == Phase::Idle && !self.closed {
             self.open_socket(now);
         }
     }
 
     /// Time has passed: fire whatever deadline is due.
     pub fn handle_timeout(&mut self, now: f64) {
+        self.observe_clock(now);
         self.expire_methods(now);
         match self.phase {
             Phase::Connecting { deadline: Some(d), .. } if now >= d => {
@@ -419,6 +486,7 @@ impl Machine {
 
     /// The socket opened: start the DDP handshake.
     pub fn handle_open(&mut self, socket: u64, _now: f64) {
+        self.observe_clock(_now);
         if self.socket != Some(socket) {
             return;
         }
@@ -440,6 +508,7 @@ impl Machine {
 
     /// A text frame arrived.
     pub fn handle_frame(&mut self, socket: u64, text: &str, now: f64) {
+        self.observe_clock(now);
         if self.socket != Some(socket) {
             return;
         }
@@ -459,12 +528,39 @@ impl Machine {
         match parsed {
             Ok(Frame::ServerId) => {}
             Ok(Frame::Message(m)) => self.handle_message(m, now),
-            Err(e) => self.emit(Event::Error(ProtocolError::Frame(e))),
+            Err(e) => {
+                if self.phase == Phase::Connected {
+                    self.salvage_result(text, &e);
+                }
+                self.emit(Event::Error(ProtocolError::Frame(e)));
+            }
         }
+    }
+
+    /// A text frame of `len` UTF-16 code units arrived that is too large to
+    /// read: the driver checked its length before copying it, and hands over
+    /// only its first and last few hundred characters (`ends`), enough to
+    /// tell which call a `result` was for. It counts as a received message.
+    pub fn handle_oversized_frame(&mut self, socket: u64, len: usize, ends: &str, now: f64) {
+        self.observe_clock(now);
+        if self.socket != Some(socket) {
+            return;
+        }
+        if let Some(hb) = &mut self.heartbeat {
+            hb.last_received = now;
+            hb.ping_sent = None;
+        }
+        let error = FrameError::TooLarge { len, max: self.config.max_frame_bytes };
+        if self.phase == Phase::Connected {
+            self.received_count += 1;
+            self.salvage_result(ends, &error);
+        }
+        self.emit(Event::Error(ProtocolError::Frame(error)));
     }
 
     /// A binary frame arrived (DDP is text only: reported, skipped).
     pub fn handle_binary(&mut self, socket: u64, len: usize, now: f64) {
+        self.observe_clock(now);
         if self.socket != Some(socket) {
             return;
         }
@@ -478,6 +574,7 @@ impl Machine {
     /// The socket reported an error (a close always follows in browsers; the
     /// machine does not wait for it).
     pub fn handle_transport_error(&mut self, socket: u64, now: f64) {
+        self.observe_clock(now);
         if self.socket == Some(socket) {
             self.lose(now, Some(DisconnectReason::TransportError));
         }
@@ -485,20 +582,29 @@ impl Machine {
 
     /// The socket closed with this close code.
     pub fn handle_close(&mut self, socket: u64, code: u16, now: f64) {
+        self.observe_clock(now);
         if self.socket == Some(socket) {
             let reason = if code == 1000 { DisconnectReason::ServerDisconnect } else { DisconnectReason::TransportClose };
             self.lose(now, Some(reason));
         }
     }
 
-    /// The socket could not even be created (e.g. the browser refused the URL).
-    pub fn handle_open_failed(&mut self, socket: u64, now: f64) {
+    /// The socket could not even be created (e.g. the browser refused the
+    /// URL): the app hears the browser's `reason`, and the attempt failed.
+    pub fn handle_open_failed(&mut self, socket: u64, reason: String, now: f64) {
+        if self.socket == Some(socket) {
+            self.emit(Event::Error(ProtocolError::SocketRefused(reason)));
+        }
         self.handle_transport_error(socket, now);
     }
 
     /// Retry now. Does nothing while connected. A manual retry is not
     /// counted in `retry_count`; it leaves `failed` and `offline` too.
     pub fn reconnect(&mut self, now: f64) {
+        self.observe_clock(now);
+        if self.closed {
+            return;
+        }
         match self.phase {
             Phase::Connected => {}
             Phase::Connecting { .. } => {
@@ -513,7 +619,9 @@ impl Machine {
                     // A fresh start: the retry budget and negotiation begin anew.
                     self.retry_count = 0;
                     self.proposed.clear();
-                    self.version = self.config.versions[0].clone();
+                    if let Some(first) = self.config.versions.first() {
+                        self.version = first.clone();
+                    }
                 }
                 self.attempts = self.attempts.saturating_add(1);
                 self.emit(Event::ReconnectAttempt { attempt: self.attempts });
@@ -524,6 +632,7 @@ impl Machine {
 
     /// Close the link and stay offline until [`Machine::reconnect`].
     pub fn disconnect(&mut self, _now: f64) {
+        self.observe_clock(_now);
         if self.phase == Phase::Connected {
             // Tell a resuming server to end the session now rather than
             // hold it for a grace period.
@@ -541,6 +650,7 @@ impl Machine {
     /// The browser says the network is back: retry at once unless the user
     /// chose to be offline, or the server speaks a version we cannot.
     pub fn handle_online(&mut self, now: f64) {
+        self.observe_clock(now);
         match self.phase {
             Phase::Waiting { .. } | Phase::Failed { by_retry_limit: true, .. } => self.reconnect(now),
             Phase::Connected => self.check_liveness(now),
@@ -550,6 +660,7 @@ impl Machine {
 
     /// The browser says the network is gone: treat the link as lost.
     pub fn handle_offline(&mut self, now: f64) {
+        self.observe_clock(now);
         if matches!(self.phase, Phase::Connected | Phase::Connecting { .. }) {
             self.lose(now, Some(DisconnectReason::TransportClose));
         }
@@ -558,6 +669,7 @@ impl Machine {
     /// The page became visible again or was restored from the back/forward
     /// cache: fire what is overdue, then make sure the link is alive.
     pub fn handle_wake(&mut self, now: f64) {
+        self.observe_clock(now);
         self.handle_timeout(now);
         if self.phase == Phase::Connected {
             self.check_liveness(now);

@@ -78,9 +78,9 @@ pub struct Recorder {
 pub fn record(conn: &ddp_live::Connection) -> Rc<Recorder> {
     let r = Rc::new(Recorder::default());
     let r1 = r.clone();
-    conn.on_event(move |e| r1.events.borrow_mut().push(e.clone()));
+    conn.on_event(move |e| r1.events.borrow_mut().push(e.clone())).forget();
     let r2 = r.clone();
-    conn.on_status_change(move |s| r2.statuses.borrow_mut().push(s.clone()));
+    conn.on_status_change(move |s| r2.statuses.borrow_mut().push(s.clone())).forget();
     r
 }
 

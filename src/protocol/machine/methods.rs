@@ -76,6 +76,11 @@ pub enum MethodError {
     BadArguments(String),
     /// The result could not be decoded into the requested type (Rust API).
     BadResult(String),
+    /// The server's `result` arrived but could not be read (too large, not
+    /// JSON, malformed): the call fails with the frame's error code
+    /// (`frame-too-large`, `frame-not-json`, `frame-malformed`…) instead of
+    /// waiting forever.
+    BadFrame(crate::protocol::message::FrameError),
 }
 
 impl MethodError {
@@ -92,6 +97,7 @@ impl MethodError {
             MethodError::Closed => "closed".into(),
             MethodError::BadArguments(_) => "bad-arguments".into(),
             MethodError::BadResult(_) => "bad-result".into(),
+            MethodError::BadFrame(e) => e.code().into(),
         }
     }
 
@@ -112,6 +118,7 @@ impl MethodError {
             MethodError::Closed => "The connection is closed".into(),
             MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
             MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
+            MethodError::BadFrame(e) => format!("The result could not be read: {e}"),
         }
     }
 
@@ -246,6 +253,20 @@ pub(super) struct Methods {
 }
 
 impl Methods {
+    /// Moves every call deadline `by` ms earlier (the wall clock jumped back).
+    pub(super) fn shift_deadlines(&mut self, by: f64) {
+        let ids: Vec<u64> = self.deadlines.iter().map(|&(_, id)| id).collect();
+        self.deadlines.clear();
+        for id in ids {
+            if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(d) = c.deadline.as_mut() {
+                    *d -= by;
+                    self.deadlines.insert((d.max(0.0).to_bits(), id));
+                }
+            }
+        }
+    }
+
     pub(super) fn next_deadline(&self) -> Option<f64> {
         self.deadlines.first().map(|(bits, _)| f64::from_bits(*bits))
     }
@@ -304,6 +325,7 @@ impl Machine {
         writes: Vec<StubWrite>,
         now: f64,
     ) -> Result<u64, MethodError> {
+        self.observe_clock(now);
         if self.closed {
             return Err(MethodError::Closed);
         }
@@ -435,6 +457,19 @@ impl Machine {
         c.result = Some(outcome.clone());
         self.emit(Event::MethodResult { id: n, outcome });
         self.maybe_complete(n);
+    }
+
+    /// A frame that could not be read may have been the `result` of a
+    /// pending call: fail that call (when exactly one sent call is named)
+    /// rather than leave it waiting forever.
+    pub(super) fn salvage_result(&mut self, text: &str, error: &crate::protocol::message::FrameError) {
+        let mut named = crate::protocol::message::result_ids_in(text)
+            .into_iter()
+            .filter_map(|id| id.parse::<u64>().ok())
+            .filter(|n| self.methods.calls.get(n).is_some_and(|c| c.sent && c.result.is_none()));
+        if let (Some(n), None) = (named.next(), named.next()) {
+            self.fail_call(n, MethodError::BadFrame(error.clone()));
+        }
     }
 
     pub(super) fn method_updated(&mut self, id: &str) {

@@ -751,3 +751,107 @@ mod prop {
 
 mod methods;
 mod subs;
+
+#[test]
+fn closed_lives_in_the_machine_nothing_reopens_it() {
+    let mut h = connected();
+    h.m.close(h.now);
+    h.drain();
+    assert_eq!(h.open, None);
+    let opened = h.sockets.len();
+    h.m.reconnect(h.now);
+    h.m.handle_online(h.now);
+    h.m.handle_wake(h.now);
+    h.m.start(h.now);
+    h.advance(1_000_000.0);
+    assert_eq!(h.sockets.len(), opened, "no socket after close()");
+    assert_eq!(h.state(), ConnectionState::Offline);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn a_retry_is_not_stalled_by_the_clock_going_back() {
+    let mut h = connected();
+    h.close(1006);
+    h.fire(); // retry 1 (10 ms) fails
+    h.close(1006);
+    h.fire(); // retry 2 (10 ms) fails
+    h.close(1006);
+    let until = h.m.poll_timeout().expect("waiting");
+    let delay = until - h.now;
+    assert!(delay > 3000.0, "the third retry waits seconds: {delay}");
+    let opened = h.sockets.len();
+    // The wall clock is set back an hour right after the drop.
+    h.now -= 3_600_000.0;
+    h.m.handle_timeout(h.now);
+    h.drain();
+    let moved = h.m.poll_timeout().expect("still waiting");
+    assert!((moved - h.now - delay).abs() < 1.0, "the retry keeps its delay: {}", moved - h.now);
+    h.advance(delay);
+    assert_eq!(h.sockets.len(), opened + 1, "retried after its delay, not an hour later");
+}
+
+#[test]
+fn heartbeat_and_call_timeouts_survive_the_clock_going_back() {
+    let mut h = connected();
+    let id = h.m.call("slow", vec![], CallOptions { timeout_ms: Some(5000.0), ..CallOptions::default() }, h.now).expect("queued");
+    h.drain();
+    // The driver's monotonic clock saw the wall clock set back 15 minutes.
+    h.now -= 900_000.0;
+    h.m.handle_clock_jump(900_000.0);
+    h.advance(17_500.0);
+    assert!(h.sent.iter().any(|s| s.contains(r#""msg":"ping""#)), "the idle ping went out on time: {:?}", h.sent);
+    assert!(
+        h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::Timeout) } if *i == id)),
+        "the call timed out on time: {:?}",
+        h.events
+    );
+    h.advance(15_000.0);
+    assert_eq!(h.state(), ConnectionState::Waiting, "the unanswered ping timed out on time");
+}
+
+#[test]
+fn an_unreadable_result_fails_its_call_instead_of_stranding_it() {
+    let mut h = connected();
+    let id = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    let other = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    h.drain();
+    h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":[1,2"#));
+    let done: Vec<(u64, &'static str)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MethodDone { id, outcome: Err(e) } => Some((*id, if let Value::String(_) = e.error() { "" } else { "?" })),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done.len(), 1, "{:?}", h.events);
+    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
+    assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::Frame(FrameError::NotJson(_))))));
+    h.events.clear();
+    // An oversized result, of which only the ends were copied.
+    let ends = format!(r#"{{"msg":"result","id":"{other}","result":"xxxx…xxxx"}}"#);
+    let s = h.socket();
+    h.m.handle_oversized_frame(s, 50_000_000, &ends, h.now);
+    h.drain();
+    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::TooLarge { len: 50_000_000, .. })) } if *i == other)));
+    assert_eq!(h.m.outbox(), Outbox::default(), "nothing left waiting");
+    // A frame naming no pending call fails nothing.
+    let third = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    h.drain();
+    h.events.clear();
+    h.frame(r#"{"msg":"result","id":"999","result":[1,2"#);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })));
+    assert_eq!(h.m.outbox().in_flight, 1, "call {third} still waits");
+}
+
+#[test]
+fn a_refused_socket_reports_the_browsers_reason_and_retries() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let s = h.socket();
+    h.m.handle_open_failed(s, "The URL's scheme must be either 'ws' or 'wss'".into(), h.now);
+    h.drain();
+    assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::SocketRefused(r)) if r.contains("scheme"))), "{:?}", h.events);
+    assert_eq!(h.state(), ConnectionState::Waiting);
+}

@@ -35,6 +35,8 @@
 //!   frame), `refuse?on=true|false` (answer new sockets with HTTP 503),
 //!   `silent?on=true|false` (keep sockets open but send and answer nothing),
 //!   `versions?v=a,b` (the versions the server speaks; empty resets),
+//!   `frame?text=T&pad=N` (a raw text frame to every socket, `$PAD` in `T`
+//!   replaced by `N` x's),
 //!   `disconnect` (close every socket cleanly, 1000 "Normal closure"; the
 //!   sessions end), `resume?on=true|false` (hold dropped sessions for
 //!   resumption, default on), `grace?ms=N` (how long), `reset`,
@@ -669,6 +671,14 @@ async fn control(
                 s.inner.graceful.store(true, Ordering::SeqCst);
             }
             sockets().iter().for_each(|s| s.close(1000, NORMAL_CLOSURE));
+        }
+        "frame" => {
+            // A raw text frame to every socket of the scenario, as given
+            // (`text`, with `$PAD` replaced by `pad` x's): hostile-server
+            // tests. Not held to the queue's bound (it may be huge on purpose).
+            let pad = q.get("pad").and_then(|v| v.parse().ok()).unwrap_or(0usize).min(256 << 20);
+            let text = q.get("text").cloned().unwrap_or_default().replace("$PAD", &"x".repeat(pad));
+            sockets().iter().for_each(|s| s.text_unbounded(text.clone()));
         }
         "refuse" => sc.refuse.store(on, Ordering::SeqCst),
         "resume" => sc.resume.store(on, Ordering::SeqCst),

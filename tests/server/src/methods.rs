@@ -13,7 +13,7 @@
 //! | `noResult()` | returns nothing (no `result` field) |
 //! | `newId(scope)` | Meteor's `DDP.randomStream(scope \|\| '/collection/docs').id()` for the call's `randomSeed` (what a stub made); as the Meteor fixture's `newId` |
 //! | `executions()` | how many times each method ran, and the counters |
-//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream named `collection` — Meteor's collections use `/collection/<name>` — else random), returns its id |
+//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
 //!
@@ -190,7 +190,8 @@ fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
             let mut fields = p.get(1).and_then(Value::as_object).cloned().unwrap_or_default();
             let id = match (fields.shift_remove("_id"), &call.seed) {
                 (Some(Value::String(id)), _) => id,
-                (_, Some(seed)) => random::stream(seed, &collection).id(),
+                // As a Meteor collection's insert: scope "/collection/<name>".
+                (_, Some(seed)) => random::stream(seed, &format!("/collection/{collection}")).id(),
                 _ => super::random_id(),
             };
             sc.docs.insert(&collection, id.clone(), fields);

@@ -18,9 +18,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `../shared/meteor-server` from the repository root, or from a directory
-/// above it (a git worktree lives deeper than a clone).
+/// `$METEOR_FIXTURE`, else `../shared/meteor-server` from the repository
+/// root, or from a directory above it (a git worktree lives deeper than a
+/// clone).
 fn fixture() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("METEOR_FIXTURE") {
+        return Some(PathBuf::from(dir)).filter(|d| d.join("run.sh").is_file());
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().ok()?;
     root.ancestors().skip(1).map(|d| d.join("shared/meteor-server")).find(|d| d.join("run.sh").is_file())
 }
