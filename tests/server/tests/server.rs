@@ -123,29 +123,13 @@ async fn unknown_method_and_publication_are_404s() {
 
 #[tokio::test]
 async fn server_heartbeat_pings_and_drops_a_silent_client() {
-    let (_s, addr) = start(Config {
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(100),
-        ..Config::default()
-    })
-    .await;
+    let (_s, addr) = start(heartbeat(100)).await;
     let mut c = ws(addr, "/websocket").await;
     handshake(&mut c).await;
     // Meteor's server ping has no id.
     assert_eq!(recv(&mut c).await, json!({"msg":"ping"}));
     // Not answering: the server closes the socket as Meteor does (1000).
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match c.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
-                None | Some(Err(_)) => return None,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the server dropped the unresponsive client");
-    assert_eq!(end, Some((1000, "Normal closure".to_owned())));
+    assert_eq!(close_frame(&mut c).await, Some((1000, "Normal closure".to_owned())));
 }
 
 #[tokio::test]

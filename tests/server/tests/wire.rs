@@ -24,22 +24,6 @@ async fn recv_text(c: &mut Ws) -> String {
     }
 }
 
-/// Reads until the socket ends; returns the close frame's code and reason,
-/// if the server sent one.
-async fn close_frame(c: &mut Ws) -> Option<(u16, String)> {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match c.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
-                None | Some(Err(_)) => return None,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the socket ended in time")
-}
-
 /// Nothing arrives within `ms`.
 async fn quiet(c: &mut Ws, ms: u64) -> bool {
     tokio::time::timeout(Duration::from_millis(ms), c.next()).await.is_err()
@@ -194,12 +178,7 @@ async fn disconnect_is_a_bad_request_and_ends_the_session_with_its_socket() {
 
 #[tokio::test]
 async fn pre1_has_no_pings() {
-    let (_s, addr) = start(Config {
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(100),
-        ..Config::default()
-    })
-    .await;
+    let (_s, addr) = start(heartbeat(100)).await;
     let mut c = ws(addr, "/websocket").await;
     send(&mut c, json!({"msg":"connect","version":"pre1","support":["pre1"]})).await;
     assert_eq!(recv(&mut c).await["msg"], "connected");

@@ -11,6 +11,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Settings with a fast heartbeat: `ms` interval and timeout.
+pub fn heartbeat(ms: u64) -> Config {
+    Config {
+        heartbeat_interval: Duration::from_millis(ms),
+        heartbeat_timeout: Duration::from_millis(ms),
+        ..Config::default()
+    }
+}
+
 pub async fn start(config: Config) -> (Server, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -72,3 +81,18 @@ pub async fn answer(c: &mut Ws, id: &str) -> Value {
     result.unwrap()
 }
 
+/// Reads until the socket ends; returns the close frame's code and reason,
+/// if the server sent one.
+pub async fn close_frame(c: &mut Ws) -> Option<(u16, String)> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
+                None | Some(Err(_)) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the socket ended in time")
+}
