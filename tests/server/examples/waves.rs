@@ -96,7 +96,7 @@ async fn client(addr: std::net::SocketAddr, i: usize, go: tokio::sync::watch::Re
     }
     let mut go = go;
     let _ = go.wait_for(|g| *g).await;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let _ = c.send(Message::Text(json!({"msg":"disconnect"}).to_string().into())).await;
     }
 }
