@@ -6,7 +6,8 @@
 //!   (configurable versions; `failed`, then a close 1000 "Normal closure"),
 //!   heartbeats (configurable; pings without an id, any message counts as
 //!   the pong, a silent client is closed with 1000; none in `pre1`, where
-//!   `ping`/`pong` are unknown messages), 17-character session ids, a
+//!   `ping`/`pong` are unknown messages; without a heartbeat a socket with
+//!   no traffic for 45 s is cut), 17-character session ids, a
 //!   client's close frame answered, the top-level `error` replies for bad
 //!   frames (no offending message for text that is not a JSON object),
 //!   404s for unknown methods and publications, numbers as JavaScript
@@ -102,6 +103,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// How long a server ping may go unanswered.
     pub heartbeat_timeout: Duration,
+    /// Without a heartbeat (before `connect`, in `pre1`, or with the
+    /// heartbeat off), a socket with no traffic either way for this long
+    /// is cut, as Meteor's 45 s socket timeout does (zero disables).
+    pub idle_timeout: Duration,
     /// `HTTP_FORWARDED_COUNT`: proxies in front of the server.
     pub forwarded_count: usize,
     /// Static directories: (URL prefix, directory). A prefix of "/" serves
@@ -127,6 +132,7 @@ impl Default for Config {
             versions: DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect(),
             heartbeat_interval: Duration::from_millis(15_000),
             heartbeat_timeout: Duration::from_millis(15_000),
+            idle_timeout: Duration::from_secs(45),
             forwarded_count: 0,
             mounts: Vec::new(),
             max_message_bytes: 1 << 20,
@@ -200,6 +206,8 @@ struct Outbox {
     cut: Notify,
     /// The socket is cut or gone: nothing more is queued.
     ended: AtomicBool,
+    /// When the writer last flushed frames to the socket.
+    last_write: Mutex<Instant>,
 }
 
 impl Outbox {
@@ -212,6 +220,7 @@ impl Outbox {
             room: Notify::new(),
             cut: Notify::new(),
             ended: AtomicBool::new(false),
+            last_write: Mutex::new(Instant::now()),
         };
         (Arc::new(outbox), rx)
     }
@@ -817,6 +826,7 @@ async fn write_loop(
             return;
         }
         outbox.queued.fetch_sub(bytes, Ordering::SeqCst);
+        *lock(&outbox.last_write) = Instant::now();
         outbox.room.notify_waiters();
     }
 }
@@ -861,6 +871,8 @@ async fn run_connection(
             None => last_received + config.heartbeat_interval,
         };
         let heartbeat_active = hb_on && ctx.session.as_ref().is_some_and(|s| s.inner.version != "pre1");
+        let idle_active = !heartbeat_active && !config.idle_timeout.is_zero();
+        let idle_deadline = last_received.max(*lock(&outbox.last_write)) + config.idle_timeout;
         tokio::select! {
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break Ending::Gone };
@@ -881,6 +893,16 @@ async fn run_connection(
                 }
             }
             _ = outbox.cut.notified() => break Ending::Cut,
+            _ = tokio::time::sleep_until(idle_deadline), if idle_active => {
+                if sc.silent.load(Ordering::SeqCst) {
+                    last_received = Instant::now();
+                    continue;
+                }
+                // Written to since? Then the deadline moved on.
+                if Instant::now() >= last_received.max(*lock(&outbox.last_write)) + config.idle_timeout {
+                    break Ending::Cut;
+                }
+            }
             _ = &mut writer => break Ending::WriterDone,
             _ = tokio::time::sleep_until(deadline), if heartbeat_active => {
                 if sc.silent.load(Ordering::SeqCst) {

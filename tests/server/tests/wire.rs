@@ -194,6 +194,31 @@ async fn pre1_has_no_pings() {
 }
 
 #[tokio::test]
+async fn without_a_heartbeat_a_socket_with_no_traffic_is_cut() {
+    let idle = Duration::from_millis(300);
+    let (_s, addr) = start(Config { idle_timeout: idle, ..Config::default() }).await;
+    // Never says `connect`: cut (no close frame), after the idle timeout.
+    let mut c = ws(addr, "/websocket").await;
+    let t = std::time::Instant::now();
+    assert_eq!(close_frame(&mut c).await, None);
+    assert!(t.elapsed() >= idle && t.elapsed() < idle * 3, "cut after {:?}", t.elapsed());
+    // A pre1 session that receives data is not idle...
+    let mut c = ws(addr, "/websocket").await;
+    send(&mut c, json!({"msg":"connect","version":"pre1","support":["pre1"]})).await;
+    assert_eq!(recv(&mut c).await["msg"], "connected");
+    send(&mut c, json!({"msg":"sub","id":"c","name":"counter","params":[50]})).await;
+    let t = std::time::Instant::now();
+    while t.elapsed() < idle * 3 {
+        recv(&mut c).await;
+    }
+    send(&mut c, json!({"msg":"unsub","id":"c"})).await;
+    // ...and once nothing moves either way, it is cut.
+    let t = std::time::Instant::now();
+    assert_eq!(close_frame(&mut c).await, None);
+    assert!(t.elapsed() >= idle && t.elapsed() < idle * 3, "cut after {:?}", t.elapsed());
+}
+
+#[tokio::test]
 async fn unsub_of_an_unknown_id_and_a_duplicate_sub_of_an_unknown_name() {
     let (_s, addr) = start(Config::default()).await;
     let mut c = ws(addr, "/websocket").await;
