@@ -9,6 +9,7 @@
 //! - [`status`]: Meteor's status fields.
 //! - [`url`]: Meteor's URL rules.
 
+pub mod accounts;
 pub mod ejson;
 pub mod hash;
 pub mod machine;
@@ -16,6 +17,7 @@ pub mod message;
 pub mod random;
 pub mod retry;
 pub mod room;
+pub mod sha256;
 pub mod status;
 pub mod store;
 pub mod url;
