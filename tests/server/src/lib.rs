@@ -58,6 +58,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+mod accounts;
 mod methods;
 mod publications;
 pub mod random;
@@ -493,6 +494,7 @@ struct Scenario {
     sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
     state: methods::State,
+    accounts: Arc<accounts::Accounts>,
     docs: publications::Docs,
     rooms: rooms::Rooms,
     room_hooks: RoomHooks,
@@ -510,6 +512,7 @@ impl Scenario {
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
             state: methods::State::default(),
+            accounts: Arc::default(),
             docs: publications::Docs::default(),
             rooms: rooms::Rooms::default(),
             room_hooks,
@@ -696,6 +699,12 @@ async fn control(
             sc.grace_ms.store(ms, Ordering::SeqCst);
         }
         "executions" => return control_response(StatusCode::OK, sc.state.report()),
+        "accounts" => {
+            return match accounts::control(&sc, &q).await {
+                Ok(v) => control_response(StatusCode::OK, v),
+                Err(e) => control_response(StatusCode::BAD_REQUEST, e),
+            }
+        }
         "silent" => sc.silent.store(on, Ordering::SeqCst),
         "versions" => {
             let v: Vec<String> = q.get("v").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
