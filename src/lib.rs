@@ -37,6 +37,7 @@
 //!   heartbeat deadlines use the wall clock, so a dead link is caught after
 //!   sleep.
 
+pub mod accounts;
 pub mod browser;
 mod connection;
 mod data;
@@ -44,11 +45,14 @@ mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
+#[cfg(feature = "leptos")]
+pub mod leptos_accounts;
 pub mod protocol;
 mod reactive;
 pub mod rooms;
 mod stubs;
 
+pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use protocol::store::Change;

@@ -408,5 +408,6 @@ fn expired() -> MethodError {
     }
 }
 
-#[cfg(test)]
+// Native only: the property tests use proptest (not built for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
