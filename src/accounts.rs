@@ -108,6 +108,22 @@ pub struct NewUser {
     pub profile: Option<Value>,
 }
 
+/// The `params` of `createUser`: the options, with the password hashed.
+pub(crate) fn create_user_params(user: NewUser) -> Vec<Value> {
+    let mut o = serde_json::Map::new();
+    if let Some(u) = user.username {
+        o.insert("username".into(), json!(u));
+    }
+    if let Some(e) = user.email {
+        o.insert("email".into(), json!(e));
+    }
+    o.insert("password".into(), crate::protocol::accounts::hashed_password(&user.password));
+    if let Some(p) = user.profile {
+        o.insert("profile".into(), p);
+    }
+    vec![Value::Object(o)]
+}
+
 impl Connection {
     /// The connection's accounts (made on first use; one per connection).
     pub fn accounts(&self) -> Accounts {
@@ -232,18 +248,7 @@ impl Accounts {
 
     /// Creates a user and logs in as it (Meteor's `Accounts.createUser`).
     pub fn create_user(&self, user: NewUser) -> impl Future<Output = Result<String, MethodError>> {
-        let mut o = serde_json::Map::new();
-        if let Some(u) = user.username {
-            o.insert("username".into(), json!(u));
-        }
-        if let Some(e) = user.email {
-            o.insert("email".into(), json!(e));
-        }
-        o.insert("password".into(), crate::protocol::accounts::hashed_password(&user.password));
-        if let Some(p) = user.profile {
-            o.insert("profile".into(), p);
-        }
-        self.login_future("createUser", vec![Value::Object(o)])
+        self.login_future("createUser", create_user_params(user))
     }
 
     fn login_future(&self, method: &str, params: Vec<Value>) -> impl Future<Output = Result<String, MethodError>> {
