@@ -215,6 +215,7 @@ impl Accounts {
             let logged_in = id.is_some();
             users.doc_signal(id.as_deref().unwrap_or_default()).map(move |doc| doc.filter(|_| logged_in))
         })
+        .dedupe_cloned()
     }
 
     /// The `users` collection the user document is read from.

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use ddp_live::{connect, AccountsEvent, Connection, NewUser, PersistLogin};
+use futures_signals::signal::SignalExt;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -253,6 +254,13 @@ async fn logout_clears_the_user_id_and_the_user_document() {
     let ids = Rc::new(RefCell::new(Vec::new()));
     let i = ids.clone();
     accounts.user_id_observable().subscribe(move |v| i.borrow_mut().push(v.clone())).forget();
+    // The futures-signals signal of the user document.
+    let docs = Rc::new(RefCell::new(Vec::new()));
+    let d = docs.clone();
+    wasm_bindgen_futures::spawn_local(accounts.user_signal().for_each(move |doc| {
+        d.borrow_mut().push(doc.map(|u| u["username"].clone()));
+        async {}
+    }));
     let id = accounts.login_with_password("ada", "pw").await.unwrap();
     assert!(accounts.user().is_some());
     accounts.logout().await.unwrap();
@@ -260,6 +268,8 @@ async fn logout_clears_the_user_id_and_the_user_document() {
     assert_eq!(accounts.user(), None);
     assert!(conn.collection("users").find_one(&id).is_none(), "the document is removed");
     assert_eq!(*ids.borrow(), vec![Some(id.clone()), None]);
+    sleep(20).await;
+    assert_eq!(*docs.borrow(), vec![None, Some(json!("ada")), None]);
     assert_eq!(seen.borrow().last(), Some(&AccountsEvent::LoggedOut));
     assert_eq!(conn.call::<Option<String>>("whoami", ()).await, Ok(None));
     conn.close();
