@@ -125,8 +125,11 @@ async fn calls_made_while_login_is_in_flight_run_after_it() {
     let sc = scenario("acc-wait");
     let id = user(&sc, "ada").await;
     let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
     let login = conn.accounts().login_with_password("ada", "pw");
     let who = conn.call::<Option<String>>("whoami", ());
+    // The login is a wait method: the call is held back until it completes.
+    assert_eq!(conn.outbox(), ddp_live::Outbox { queued: 1, in_flight: 1 });
     assert_eq!(who.await, Ok(Some(id.clone())));
     assert_eq!(login.await, Ok(id));
     conn.close();
