@@ -156,7 +156,10 @@ test("a token revoked on the server logs out, with the loggedOut and login_faile
     conn.on("login_failed", (e) => events.push(["login_failed", e.error, e.reason]));
     conn.on("loggedOut", () => events.push(["loggedOut"]));
     await conn.loginWithPassword("ada", "pw");
-    const out = new Promise((res) => conn.on("logout", res));
+    const out = new Promise((res, rej) => {
+      conn.on("logout", res);
+      setTimeout(() => rej(new Error("no logout event within 5 s")), 5000);
+    });
     await fetch(`${base}/control/${sc}/accounts?op=revoke&user=ada`, { method: "POST" });
     await out;
     const result = { events, userId: conn.userId(), user: conn.user(), token: conn.loginToken(), whoami: await conn.call("whoami") };
