@@ -38,6 +38,8 @@ pub use crate::protocol::accounts::{AccountsEvent, UserSelector};
 
 /// Called once with a login's outcome: the user id, or why it failed.
 pub(crate) type Waiter = Box<dyn FnOnce(Result<String, MethodError>)>;
+/// Called once with the outcome of `logout` / `logoutOtherClients`.
+pub(crate) type VoidWaiter = Box<dyn FnOnce(Result<(), MethodError>)>;
 /// Called once with a plain call's outcome.
 type CallDone = Box<dyn FnOnce(Result<Option<Value>, MethodError>)>;
 type EventListeners = Rc<Registry<dyn Fn(&AccountsEvent)>>;
@@ -310,7 +312,7 @@ impl Accounts {
         async move { rx.await.unwrap_or(Err(MethodError::Closed)) }
     }
 
-    pub(crate) fn logout_with(&self, waiter: Box<dyn FnOnce(Result<(), MethodError>)>) {
+    pub(crate) fn logout_with(&self, waiter: VoidWaiter) {
         let this = self.weak();
         self.call("logout", Box::new(move |outcome: Result<Option<Value>, MethodError>| {
             if let (Ok(_), Some(this)) = (&outcome, this.upgrade()) {
@@ -330,7 +332,7 @@ impl Accounts {
         async move { rx.await.unwrap_or(Err(MethodError::Closed)) }
     }
 
-    pub(crate) fn logout_other_clients_with(&self, waiter: Box<dyn FnOnce(Result<(), MethodError>)>) {
+    pub(crate) fn logout_other_clients_with(&self, waiter: VoidWaiter) {
         let this = self.weak();
         // Both are wait methods, queued back to back: nothing runs between.
         self.call("getNewToken", Box::new(move |outcome: Result<Option<Value>, MethodError>| {

@@ -113,7 +113,7 @@ fn login_promise() -> (Promise, crate::accounts::Waiter) {
 }
 
 /// A Promise of nothing, settled by a call's outcome.
-fn void_promise() -> (Promise, Box<dyn FnOnce(Result<(), MethodError>)>) {
+fn void_promise() -> (Promise, crate::accounts::VoidWaiter) {
     let (promise, settle) = call_promise(|_| JsValue::UNDEFINED, || {});
     (promise, Box::new(move |r: Result<(), MethodError>| settle(r.map(|_| None))))
 }
