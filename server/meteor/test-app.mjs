@@ -76,7 +76,10 @@ WebApp.httpServer.on("upgrade", (_req, socket) => {
 const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".html": "text/html", ".json": "application/json", ".ts": "text/plain" };
 function serve(prefix, dir) {
   WebApp.connectHandlers.use(prefix, async (req, res) => {
-    const rel = decodeURIComponent(new URL(req.url, "http://x").pathname).replace(/^\/+/, "");
+    // connect strips the mount prefix from req.url; the fixture's webapp does not.
+    let rel = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    if (rel.startsWith(prefix + "/")) rel = rel.slice(prefix.length);
+    rel = rel.replace(/^\/+/, "");
     const file = path.resolve(dir, rel);
     if (!file.startsWith(dir + path.sep)) return res.writeHead(403).end();
     try {
