@@ -48,6 +48,7 @@ if (process.env.ROOMS_REDIS_URL) {
 
 const rooms = new RoomsServer({ lowLevelSend: process.env.ROOMS_LOW_LEVEL_SEND !== "0", backplane });
 const log = [];
+const timings = []; // ms spent in each message hook (the broadcast), for bench.mjs
 rooms
   .use("connect", async ({ connection }, next) => {
     const reject = connection.auth?.reject;
@@ -60,11 +61,39 @@ rooms
       log.push(["connect", connection.roomId, connection.id]);
     },
     message: ({ connection, data, type }) => {
+      const t0 = performance.now();
       if (type === "echo") connection.send(data, type);
       else connection.broadcast(data, type, type === "all");
+      if (timings.length < 10000) timings.push(performance.now() - t0);
     },
     disconnect: ({ connection, reason }) => log.push(["disconnect", connection.roomId, connection.id, reason]),
   });
+
+// ROOMS_SKETCH=1 (bench.mjs): the approach of the old sketch in
+// docs/rooms-protocol.md for comparison: a publication with Meteor's default
+// merge box and one `added` + `removed` per member per message.
+if (process.env.ROOMS_SKETCH === "1") {
+  const inboxes = new Map(); // sessionId → publication handle
+  Meteor.publish("sketch.inbox", function () {
+    inboxes.set(this.connection.id, this);
+    this.onStop(() => inboxes.delete(this.connection.id));
+    this.ready();
+  });
+  Meteor.methods({
+    "sketch.send"(roomId, data) {
+      const t0 = performance.now();
+      for (const c of rooms.connections(roomId)) {
+        const pub = inboxes.get(c.sessionId);
+        if (!pub) continue;
+        const id = M.Random.id();
+        pub.added("sketch.inbox", id, { room: roomId, data });
+        pub.removed("sketch.inbox", id);
+      }
+      if (timings.length < 10000) timings.push(performance.now() - t0);
+      return true;
+    },
+  });
+}
 
 // What a drop kills: the TCP sockets under the WebSockets.
 const upgraded = new Set();
@@ -110,6 +139,7 @@ WebApp.connectHandlers.use("/control", (req, res) => {
         openSockets: Meteor.server.stream_server.all_sockets().length,
         mergeBoxViews: [...Meteor.server.sessions.values()].filter((s) => s.collectionViews.has("rooms.inbox")).length,
         serialised,
+        timings: timings.splice(0),
         log,
       });
     }
