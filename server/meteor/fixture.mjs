@@ -96,3 +96,49 @@ export async function startApp(fixture, env = {}) {
     },
   };
 }
+
+/**
+ * Starts a throw-away redis-server (no persistence) on a free port of
+ * 4520-4529; resolves `{ url, stop() }`, or undefined when there is no
+ * redis-server or it does not start.
+ */
+export async function startRedis() {
+  let bin;
+  try {
+    bin = execFileSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).trim();
+  } catch {
+    return undefined;
+  }
+  const port = await freePort();
+  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const started = await new Promise((resolve) => {
+    let out = "";
+    const timer = setTimeout(() => resolve(false), 5000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("Ready to accept connections")) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    child.once("error", () => resolve(false));
+    exited.then(() => resolve(false));
+  });
+  child.stdout.removeAllListeners("data");
+  child.stdout.resume();
+  child.stderr.resume();
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+  };
+  if (!started) {
+    await stop();
+    return undefined;
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop };
+}

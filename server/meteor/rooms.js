@@ -97,7 +97,8 @@ export class RoomsServer {
     this.#instance = this._newId(17);
     this.#install();
     const bp = this.#options.backplane;
-    if (bp) bp.subscribe(this.#options.channel, (text) => this.#fromBackplane(text));
+    /** Settles once the backplane listens (at once without one). */
+    this.ready = Promise.resolve(bp ? bp.subscribe(this.#options.channel, (text) => this.#fromBackplane(text)) : undefined);
   }
 
   /**

@@ -42,6 +42,7 @@ if (process.env.ROOMS_REDIS_URL) {
   const { createClient } = await import("redis");
   const pub = createClient({ url: process.env.ROOMS_REDIS_URL });
   const sub = pub.duplicate();
+  for (const c of [pub, sub]) c.on("error", (e) => console.error("redis:", e.message));
   await Promise.all([pub.connect(), sub.connect()]);
   backplane = redisBackplane(pub, sub);
 }
@@ -153,6 +154,7 @@ WebApp.connectHandlers.use("/control", (req, res) => {
   }
 });
 
+await rooms.ready;
 await M.callStartupHooks();
 await M.listen({ host: process.env.HOST || "127.0.0.1", port: Number(process.env.PORT || 4520) });
 console.log(`rooms on Meteor ${M.source.describe} listening pid=${process.pid}`);

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { usePage, fast } from "./harness.mjs";
-import { findFixture, ensureFixtureDeps, startApp } from "../../server/meteor/fixture.mjs";
+import { findFixture, ensureFixtureDeps, startApp, startRedis } from "../../server/meteor/fixture.mjs";
 
 const fixture = findFixture();
 
@@ -200,5 +200,43 @@ if (!fixture) {
     const s = await stats();
     assert.equal(s.serialised["rooms.inbox"] - before, 1, `one frame serialised for ${n} members`);
     assert.equal(s.mergeBoxViews, 0);
+  });
+
+  test("two Meteor instances with a Redis backplane: a room spans both, exclusion and includeSelf hold", async (t) => {
+    const redis = await startRedis();
+    if (!redis) {
+      console.log("skipped: no redis-server (the Redis backplane test)");
+      return t.skip("no redis-server");
+    }
+    const apps = [];
+    try {
+      for (let i = 0; i < 2; i++) apps.push(await startApp(fixture, { ROOMS_REDIS_URL: redis.url }));
+      const r = await inPage(async ([urls, fast]) => {
+        const a = new ddp.Client(urls[0], fast); // on instance 1
+        const b = new ddp.Client(urls[1], fast); // on instance 2
+        const c = new ddp.Client(urls[1], fast); // on instance 2
+        const rooms = [a, b, c].map((x) => x.connect("cluster"));
+        const got = rooms.map(() => []);
+        rooms.forEach((room, i) => room.on("message", (d) => got[i].push(d)));
+        await Promise.all(rooms.map((room) => new Promise((res) => room.once("connect", res))));
+        await rooms[0].send("from-a"); // to b and c, through Redis
+        await rooms[0].send("a-to-all", "all"); // a once (locally), b and c
+        await rooms[2].send("from-c"); // to b (locally) and a (through Redis)
+        const want = [2, 3, 2];
+        const deadline = Date.now() + 3000;
+        while (got.some((g, i) => g.length < want[i]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, 150)); // nothing more may come
+        [a, b, c].forEach((x) => x.close());
+        return got.map((g) => [...g].sort());
+      }, apps.map((a) => a.ws), fast);
+      assert.deepEqual(r, [
+        ["a-to-all", "from-c"],
+        ["a-to-all", "from-a", "from-c"],
+        ["a-to-all", "from-a"],
+      ]);
+    } finally {
+      await Promise.all(apps.map((a) => a.stop()));
+      await redis.stop();
+    }
   });
 }
