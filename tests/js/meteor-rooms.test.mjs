@@ -91,7 +91,10 @@ if (!fixture) {
     const r = await inPage(async ([url, fast]) => {
       const c = new ddp.Client(url, fast);
       const bad = c.connect("vault", { auth: { reject: "invalid token" } });
-      const err = await new Promise((res) => bad.on("error", res));
+      const err = await Promise.race([
+        new Promise((res) => bad.on("error", res)),
+        new Promise((res) => setTimeout(() => res({ code: "no error event within 3 s" }), 3000)),
+      ]);
       const good = c.connect("vault");
       await new Promise((res) => good.once("connect", res));
       const refused = await good.send("x", "forbidden").then(() => "sent", (e) => [e.error, e.reason]);
