@@ -157,7 +157,14 @@ export class RoomsServer {
     const strategies = globalThis.Package?.["ddp-server"]?.DDPServer?.publicationStrategies;
     // Fire-and-forget: nothing of rooms.inbox is kept in the merge box.
     if (strategies?.NO_MERGE_NO_HISTORY) server.setPublicationStrategy(INBOX, strategies.NO_MERGE_NO_HISTORY);
+    // Arguments are validated here; `check` marks them checked for apps
+    // that use audit-argument-checks.
+    const checked = (...args) => {
+      const pkg = globalThis.Package?.check;
+      if (pkg) for (const a of args) pkg.check(a, pkg.Match.Any);
+    };
     this.#meteor.publish(INBOX, function () {
+      if (!this.connection) return this.ready();
       const s = self.#session(this.connection);
       s.inboxes.add(this);
       this.onStop(() => s.inboxes.delete(this));
@@ -165,12 +172,15 @@ export class RoomsServer {
     });
     this.#meteor.methods({
       async "rooms.join"(roomId, options) {
+        checked(roomId, options);
         return self.#join(this.connection, roomId, options);
       },
       async "rooms.send"(roomId, data, type) {
+        checked(roomId, data, type);
         return self.#send(this.connection, roomId, data, type);
       },
       "rooms.leave"(roomId) {
+        checked(roomId);
         return self.#leave(self.#sessions.get(this.connection?.id), roomId, "client disconnect");
       },
     });
