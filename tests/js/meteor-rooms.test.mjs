@@ -9,6 +9,33 @@ import { findFixture, ensureFixtureDeps, startApp, startRedis } from "../../serv
 
 const fixture = findFixture();
 
+/**
+ * Installed in the page: `window.members(urls, roomId, options)` makes one
+ * Client per URL, joins each to `roomId` and resolves, once all are in,
+ * `{ clients, rooms, got, typed, close() }` (`got[i]`: member i's message
+ * data; `typed[i]`: [data, type or null]). `window.until(cond)` polls.
+ */
+function pageHelpers([fast]) {
+  window.members = async (urls, roomId, options) => {
+    const clients = urls.map((u) => new ddp.Client(u, fast));
+    const rooms = clients.map((c) => c.connect(roomId, options));
+    const got = rooms.map(() => []);
+    const typed = rooms.map(() => []);
+    rooms.forEach((room, i) =>
+      room.on("message", (data, type) => {
+        got[i].push(data);
+        typed[i].push([data, type ?? null]);
+      }),
+    );
+    await Promise.all(rooms.map((room) => new Promise((res) => room.once("connect", res))));
+    return { clients, rooms, got, typed, close: () => clients.forEach((c) => c.close()) };
+  };
+  window.until = async (cond, ms = 3000) => {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  };
+}
+
 if (!fixture) {
   console.log("skipped: no Meteor fixture");
   test("rooms on Meteor's own server", { skip: "no Meteor fixture" }, () => {});
@@ -25,27 +52,24 @@ if (!fixture) {
     })());
   before(ready);
   after(async () => (await starting)?.stop());
-  const inPage = usePage(before, after, assert, async () => (await ready()).base);
+  const page = usePage(before, after, assert, async () => (await ready()).base);
+  let helpers;
+  const inPage = async (fn, ...args) => {
+    await (helpers ??= page(pageHelpers, fast));
+    return page(fn, ...args);
+  };
   const stats = async (room = "") => (await fetch(`${app.base}/control/stats?room=${encodeURIComponent(room)}`)).json();
 
   test("two clients on Meteor: 20-char ids, typed EJSON messages both ways, acks", async () => {
-    const r = await inPage(async ([url, fast]) => {
-      const a = new ddp.Client(url, fast);
-      const b = new ddp.Client(url, fast);
-      const ra = a.connect("lobby");
-      const rb = b.connect("lobby", { auth: { user: "b" }, query: { x: 1 } });
-      const gotA = [];
-      const gotB = [];
-      ra.on("message", (data, type) => gotA.push([data, type ?? null]));
-      rb.on("message", (data, type) => gotB.push([data, type ?? null]));
-      await Promise.all([new Promise((res) => ra.once("connect", res)), new Promise((res) => rb.once("connect", res))]);
+    const r = await inPage(async ([url]) => {
+      const m = await members([url, url], "lobby", { auth: { user: "b" }, query: { x: 1 } });
+      const [ra, rb] = m.rooms;
       const acks = [await ra.send({ text: "hi", at: new Date(5) }, "chat"), await rb.send([1, "two"]), await rb.send(3.5, "n")];
-      while (gotA.length < 2 || gotB.length < 1) await new Promise((r) => setTimeout(r, 10));
-      const at = gotB[0][0].at;
-      const out = { ids: [ra.id, rb.id], acks, gotA, gotB: [[gotB[0][0].text, gotB[0][1]]], isDate: at instanceof Date, ms: at?.getTime() };
-      (window.t ??= {}).lobby = { a, b };
-      return out;
-    }, app.ws, fast);
+      await until(() => m.got[0].length >= 2 && m.got[1].length >= 1);
+      const [[first, type]] = m.typed[1];
+      (window.t ??= {}).lobby = m;
+      return { ids: [ra.id, rb.id], acks, gotA: m.typed[0], gotB: [[first.text, type]], isDate: first.at instanceof Date, ms: first.at?.getTime() };
+    }, app.ws);
     assert.equal(r.ids[0].length, 20);
     assert.notEqual(r.ids[0], r.ids[1]);
     assert.deepEqual(r.acks, [true, true, true]);
@@ -56,35 +80,26 @@ if (!fixture) {
     assert.deepEqual(s.members.sort(), [...r.ids].sort(), "the server's connection ids are the clients'");
     assert.equal(new Set(s.memberSessions).size, 2);
     assert.equal(s.mergeBoxViews, 0, "nothing of rooms.inbox in any merge box");
-    await inPage(async () => {
-      window.t.lobby.a.close();
-      window.t.lobby.b.close();
-    });
+    await inPage(() => window.t.lobby.close());
   });
 
   test("broadcast excludes the sender unless includeSelf; send() reaches the sender only", async () => {
-    const r = await inPage(async ([url, fast]) => {
-      const a = new ddp.Client(url, fast);
-      const b = new ddp.Client(url, fast);
-      const ra = a.connect("bcast");
-      const rb = b.connect("bcast");
-      const gotA = [];
-      const gotB = [];
-      ra.on("message", (d) => gotA.push(d));
-      rb.on("message", (d) => gotB.push(d));
-      await Promise.all([new Promise((res) => ra.once("connect", res)), new Promise((res) => rb.once("connect", res))]);
+    const r = await inPage(async ([url]) => {
+      const m = await members([url, url], "bcast");
+      const [ra, rb] = m.rooms;
       await ra.send("others"); // broadcast(data, type): not to a
       await ra.send("everybody", "all"); // broadcast(data, type, true)
       await ra.send("me", "echo"); // connection.send(data, type)
       // a's frames were written before its acks; b's last message closes both streams.
       await rb.send("end", "all");
-      while (gotA.at(-1) !== "end" || gotB.at(-1) !== "end") await new Promise((r) => setTimeout(r, 10));
-      a.close();
-      b.close();
-      return { gotA, gotB };
-    }, app.ws, fast);
-    assert.deepEqual(r.gotA, ["everybody", "me", "end"]);
-    assert.deepEqual(r.gotB, ["others", "everybody", "end"]);
+      await until(() => m.got.every((g) => g.at(-1) === "end"));
+      m.close();
+      return m.got;
+    }, app.ws);
+    assert.deepEqual(r, [
+      ["everybody", "me", "end"],
+      ["others", "everybody", "end"],
+    ]);
   });
 
   test("middleware rejections: a join reaches the error event, a message rejects its send", async () => {
@@ -112,16 +127,12 @@ if (!fixture) {
   });
 
   test("after a drop: the memberships end with the sessions, rooms rejoin with new ids, offline sends arrive once", async () => {
-    await inPage(async ([url, fast]) => {
-      const a = new ddp.Client(url, fast);
-      const b = new ddp.Client(url, fast);
-      const ra = a.connect("r");
-      const rb = b.connect("r");
+    const old = await inPage(async ([url]) => {
+      const m = await members([url, url], "r");
+      const [ra] = m.rooms;
+      const a = m.clients[0];
       const log = [];
-      for (const e of ["disconnect", "reconnect_attempt", "reconnect"]) ra.on(e, (x) => log.push([e, x]));
-      const got = [];
-      rb.on("message", (d) => got.push(d));
-      await Promise.all([new Promise((res) => ra.once("connect", res)), new Promise((res) => rb.once("connect", res))]);
+      for (const e of ["disconnect", "reconnect_attempt", "reconnect"]) ra.on(e, (x) => log.push(e));
       // a stays offline after the drop, so its sends wait in the outbox.
       const down = new Promise((res) =>
         ra.once("disconnect", () => {
@@ -129,29 +140,29 @@ if (!fixture) {
           res();
         }),
       );
-      (window.t ??= {}).drop = { a, b, ra, rb, log, got, id: ra.id, idb: rb.id, down };
-    }, app.ws, fast);
-    const old = await inPage(() => [window.t.drop.id, window.t.drop.idb]);
+      (window.t ??= {}).drop = { m, log, down, ids: m.rooms.map((x) => x.id) };
+      return window.t.drop.ids;
+    }, app.ws);
     const { dropped } = await (await fetch(`${app.base}/control/drop`)).json();
     assert.ok(dropped >= 2, `dropped ${dropped}`);
     const r = await inPage(async () => {
-      const { a, b, ra, rb, log, got, id, idb, down } = window.t.drop;
+      const { m, log, down, ids } = window.t.drop;
+      const [ra, rb] = m.rooms;
       await down;
       const acks = Promise.all([1, 2, 3].map((i) => ra.send(i)));
-      while (!rb.connected || rb.id === idb) await new Promise((r) => setTimeout(r, 5));
-      a.connection.reconnect();
+      await until(() => rb.connected && rb.id !== ids[1]);
+      m.clients[0].connection.reconnect();
       await acks;
-      while (ra.id === id || !ra.connected) await new Promise((r) => setTimeout(r, 5));
-      while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
+      await until(() => ra.connected && ra.id !== ids[0]);
+      await until(() => m.got[1].length >= 3);
       await new Promise((r) => setTimeout(r, 100));
-      const out = { log: log.map(([e]) => e), ids: [ra.id, rb.id], got };
-      a.close();
-      b.close();
+      const out = { log, ids: [ra.id, rb.id], got: m.got[1] };
+      m.close();
       return out;
     });
     assert.equal(r.log[0], "disconnect");
     assert.ok(r.log.includes("reconnect_attempt") && r.log.includes("reconnect"), r.log.join());
-    assert.ok(r.ids.every((id, i) => id.length === 20 && id !== old[i]), "new ids after the rejoin");
+    assert.ok(r.ids.every((id, i) => id?.length === 20 && id !== old[i]), "new ids after the rejoin");
     assert.deepEqual(r.got, [1, 2, 3]);
     const ends = (await stats()).log.filter(([e, room]) => e === "disconnect" && room === "r");
     for (const id of old) assert.deepEqual(ends.filter((x) => x[2] === id).map((x) => x[3]), ["transport close"], `old membership ${id}`);
@@ -169,8 +180,8 @@ if (!fixture) {
       await Promise.all([...mine, ...theirs].map((room) => new Promise((res) => room.once("connect", res))));
       for (let i = 0; i < 3; i++) await theirs[i].send(`to-${names[i]}`);
       await theirs[0].send("last", "all");
-      while (got[0].at(-1) !== "last") await new Promise((r) => setTimeout(r, 10));
-      (window.t ??= {}).multi = { c, d };
+      await until(() => got[0].at(-1) === "last");
+      (window.t ??= {}).multi = [c, d];
       return { got, ids: mine.map((x) => x.id) };
     }, app.ws, fast);
     assert.deepEqual(r.got, [["to-one", "last"], ["to-two"], ["to-three"]]);
@@ -179,26 +190,19 @@ if (!fixture) {
     const sessions = rooms.map((s, i) => sessionOf(s, r.ids[i]));
     assert.equal(new Set(sessions).size, 1, "one DDP session (one socket) carries the three memberships");
     assert.ok(sessions[0]);
-    await inPage(async () => {
-      window.t.multi.c.close();
-      window.t.multi.d.close();
-    });
+    await inPage(() => window.t.multi.forEach((x) => x.close()));
   });
 
   test("a broadcast is serialised once, whatever the room's size (no per-member merge-box work)", async () => {
     const n = 6;
     const before = (await stats()).serialised["rooms.inbox"] ?? 0;
-    const r = await inPage(async ([url, fast, n]) => {
-      const clients = Array.from({ length: n }, () => new ddp.Client(url, fast));
-      const rooms = clients.map((c) => c.connect("big"));
-      const got = rooms.map(() => []);
-      rooms.forEach((room, i) => room.on("message", (d) => got[i].push(d)));
-      await Promise.all(rooms.map((room) => new Promise((res) => room.once("connect", res))));
-      await rooms[0].send("hello all", "all");
-      while (got.some((g) => g.length < 1)) await new Promise((r) => setTimeout(r, 10));
-      clients.forEach((c) => c.close());
-      return got;
-    }, app.ws, fast, n);
+    const r = await inPage(async ([url, n]) => {
+      const m = await members(Array(n).fill(url), "big");
+      await m.rooms[0].send("hello all", "all");
+      await until(() => m.got.every((g) => g.length >= 1));
+      m.close();
+      return m.got;
+    }, app.ws, n);
     assert.deepEqual(r, Array.from({ length: n }, () => ["hello all"]));
     const s = await stats();
     assert.equal(s.serialised["rooms.inbox"] - before, 1, `one frame serialised for ${n} members`);
@@ -214,24 +218,19 @@ if (!fixture) {
     const apps = [];
     try {
       for (let i = 0; i < 2; i++) apps.push(await startApp(fixture, { ROOMS_REDIS_URL: redis.url }));
-      const r = await inPage(async ([urls, fast]) => {
-        const a = new ddp.Client(urls[0], fast); // on instance 1
-        const b = new ddp.Client(urls[1], fast); // on instance 2
-        const c = new ddp.Client(urls[1], fast); // on instance 2
-        const rooms = [a, b, c].map((x) => x.connect("cluster"));
-        const got = rooms.map(() => []);
-        rooms.forEach((room, i) => room.on("message", (d) => got[i].push(d)));
-        await Promise.all(rooms.map((room) => new Promise((res) => room.once("connect", res))));
-        await rooms[0].send("from-a"); // to b and c, through Redis
-        await rooms[0].send("a-to-all", "all"); // a once (locally), b and c
-        await rooms[2].send("from-c"); // to b (locally) and a (through Redis)
+      // a on instance 1; b and c on instance 2
+      const r = await inPage(async ([one, two]) => {
+        const m = await members([one, two, two], "cluster");
+        const [ra, , rc] = m.rooms;
+        await ra.send("from-a"); // to b and c, through Redis
+        await ra.send("a-to-all", "all"); // a once (locally), b and c
+        await rc.send("from-c"); // to b (locally) and a (through Redis)
         const want = [2, 3, 2];
-        const deadline = Date.now() + 3000;
-        while (got.some((g, i) => g.length < want[i]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        await until(() => m.got.every((g, i) => g.length >= want[i]));
         await new Promise((r) => setTimeout(r, 150)); // nothing more may come
-        [a, b, c].forEach((x) => x.close());
-        return got.map((g) => [...g].sort());
-      }, apps.map((a) => a.ws), fast);
+        m.close();
+        return m.got.map((g) => [...g].sort());
+      }, ...apps.map((a) => a.ws));
       assert.deepEqual(r, [
         ["a-to-all", "from-c"],
         ["a-to-all", "from-a", "from-c"],
