@@ -209,6 +209,27 @@ if (!fixture) {
     assert.equal(s.mergeBoxViews, 0);
   });
 
+  test("lowLevelSend: false: Meteor's own `added` per member, still nothing in the merge boxes", async () => {
+    const plain = await startApp(fixture, { ROOMS_LOW_LEVEL_SEND: "0" });
+    try {
+      const r = await inPage(async ([url]) => {
+        const m = await members([url, url, url], "plain");
+        await m.rooms[0].send({ at: new Date(7) }, "all");
+        await until(() => m.got.every((g) => g.length >= 1));
+        const out = m.got.map(([d]) => d.at instanceof Date && d.at.getTime());
+        (window.t ??= {}).plain = m;
+        return out;
+      }, plain.ws);
+      assert.deepEqual(r, [7, 7, 7]);
+      const s = await (await fetch(`${plain.base}/control/stats`)).json();
+      assert.equal(s.serialised["rooms.inbox"], 1 + 3, "the frame, then one `added` per member");
+      assert.equal(s.mergeBoxViews, 0, "NO_MERGE_NO_HISTORY: no member keeps the messages");
+      await inPage(() => window.t.plain.close());
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test("two Meteor instances with a Redis backplane: a room spans both, exclusion and includeSelf hold", async (t) => {
     const redis = await startRedis();
     if (!redis) {
