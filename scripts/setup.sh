@@ -55,6 +55,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VERSION"; t
     || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
+# 4b. twiggy, for the size breakdown scripts/build-pkg.sh prints.
+if ! command -v twiggy >/dev/null 2>&1; then
+  log "cargo install twiggy (a few minutes)"
+  cargo install --locked twiggy || cargo install twiggy
+fi
+
 # 5. npm dev packages (playwright-core for the JS-surface tests, binaryen for
 #    wasm-opt), exactly as package-lock.json pins them.
 if [ -f package.json ]; then
