@@ -24,12 +24,11 @@ use crate::data::Collection;
 use crate::protocol::accounts::{
     password_login_params, resume_login_params, AttemptKind, Effect, LoginState, StorageKeys, StoredLogin,
 };
-use crate::protocol::hash::FastMap;
 use crate::protocol::machine::{CallOptions, MethodError};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_channel::oneshot;
 use futures_signals::signal::{Signal, SignalExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::{Rc, Weak};
@@ -62,7 +61,8 @@ pub(crate) struct AccountsInner {
     user_id: Observable<Option<String>>,
     logging_in: Observable<bool>,
     events: EventListeners,
-    waiters: RefCell<FastMap<u64, Vec<Waiter>>>,
+    /// The app's waiters, by attempt (a handful at most: a plain list).
+    waiters: RefCell<Vec<(u64, Waiter)>>,
     storage: RefCell<Option<StorageKeys>>,
     /// The connection's `onReconnect` registration (removed with this).
     hook: RefCell<Option<ListenerHandle>>,
@@ -114,10 +114,10 @@ pub struct NewUser {
 pub(crate) fn create_user_params(user: NewUser) -> Vec<Value> {
     let mut o = serde_json::Map::new();
     if let Some(u) = user.username {
-        o.insert("username".into(), json!(u));
+        o.insert("username".into(), Value::String(u));
     }
     if let Some(e) = user.email {
-        o.insert("email".into(), json!(e));
+        o.insert("email".into(), Value::String(e));
     }
     o.insert("password".into(), crate::protocol::accounts::hashed_password(&user.password));
     if let Some(p) = user.profile {
@@ -263,7 +263,7 @@ impl Accounts {
     /// Starts a login (a `wait` method); `waiter` hears its outcome.
     pub(crate) fn login(&self, method: &str, params: Vec<Value>, waiter: Waiter) {
         let attempt = self.inner.state.borrow_mut().begin(AttemptKind::App, None);
-        self.inner.waiters.borrow_mut().entry(attempt).or_default().push(waiter);
+        self.inner.waiters.borrow_mut().push((attempt, waiter));
         self.call_login(method, params, attempt);
         self.run_effects();
     }
@@ -419,11 +419,14 @@ impl Accounts {
                     }
                 }
                 Effect::Settle { attempts, outcome } => {
-                    for a in attempts {
-                        let waiters = self.inner.waiters.borrow_mut().remove(&a).unwrap_or_default();
-                        for w in waiters {
-                            w(outcome.clone());
-                        }
+                    let waiters: Vec<Waiter> = {
+                        let mut all = self.inner.waiters.borrow_mut();
+                        let (settled, rest) = std::mem::take(&mut *all).into_iter().partition(|(a, _)| attempts.contains(a));
+                        *all = rest;
+                        settled.into_iter().map(|(_, w)| w).collect()
+                    };
+                    for w in waiters {
+                        w(outcome.clone());
                     }
                 }
             }

@@ -22,8 +22,13 @@
 //!   the outcome of the resume login that took over from it.
 
 use super::machine::MethodError;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use serde_json::{Map, Value};
+
+/// A JSON object from pairs, built by hand: `json!` would pull serde's
+/// value serializer into the wasm.
+pub(crate) fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<String, Value>>())
+}
 
 /// Meteor's default token lifetime (`DEFAULT_LOGIN_EXPIRATION_DAYS`, 90).
 pub const TOKEN_LIFETIME_MS: f64 = 90.0 * 86_400_000.0;
@@ -46,7 +51,7 @@ pub fn token_expires_soon(expires_ms: f64, now_ms: f64) -> bool {
 /// The password as Meteor's client sends it: `{digest, algorithm}`, the
 /// SHA-256 of its UTF-8 bytes in hex. The password itself never leaves.
 pub fn hashed_password(password: &str) -> Value {
-    json!({"digest": super::sha256::hex(password.as_bytes()), "algorithm": "sha-256"})
+    object([("digest", Value::String(super::sha256::hex(password.as_bytes()))), ("algorithm", "sha-256".into())])
 }
 
 /// Who logs in with a password.
@@ -71,9 +76,9 @@ impl UserSelector {
     /// The `user` field of the login request.
     pub fn to_json(&self) -> Value {
         match self {
-            UserSelector::Username(u) => json!({ "username": u }),
-            UserSelector::Email(e) => json!({ "email": e }),
-            UserSelector::Id(i) => json!({ "id": i }),
+            UserSelector::Username(u) => object([("username", u.as_str().into())]),
+            UserSelector::Email(e) => object([("email", e.as_str().into())]),
+            UserSelector::Id(i) => object([("id", i.as_str().into())]),
         }
     }
 }
@@ -86,12 +91,12 @@ impl From<&str> for UserSelector {
 
 /// The `params` of a password login.
 pub fn password_login_params(user: &UserSelector, password: &str) -> Vec<Value> {
-    vec![json!({"user": user.to_json(), "password": hashed_password(password)})]
+    vec![object([("user", user.to_json()), ("password", hashed_password(password))])]
 }
 
 /// The `params` of a token (resume) login.
 pub fn resume_login_params(token: &str) -> Vec<Value> {
-    vec![json!({ "resume": token })]
+    vec![object([("resume", token.into())])]
 }
 
 /// What a login method returns: `{id, token, tokenExpires}`.
@@ -219,9 +224,12 @@ pub struct LoginState {
     logging_in: bool,
     stored: Option<StoredLogin>,
     reconnect: Option<ReconnectLogin>,
-    attempts: BTreeMap<u64, Attempt>,
+    /// Unfinished attempts, oldest first (a handful at most: a plain list
+    /// keeps the wasm small).
+    attempts: Vec<(u64, Attempt)>,
     next_attempt: u64,
-    effects: VecDeque<Effect>,
+    /// Effects not yet taken, in order.
+    effects: Vec<Effect>,
 }
 
 impl LoginState {
@@ -247,7 +255,16 @@ impl LoginState {
 
     /// The next thing to do.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        (!self.effects.is_empty()).then(|| self.effects.remove(0))
+    }
+
+    fn attempt(&mut self, id: u64) -> Option<&mut Attempt> {
+        self.attempts.iter_mut().find(|(i, _)| *i == id).map(|(_, a)| a)
+    }
+
+    fn take_attempt(&mut self, id: u64) -> Option<Attempt> {
+        let at = self.attempts.iter().position(|(i, _)| *i == id)?;
+        Some(self.attempts.remove(at).1)
     }
 
     /// A login attempt begins (the driver then calls the method); returns
@@ -258,7 +275,7 @@ impl LoginState {
         if kind != AttemptKind::Reconnect {
             self.logging_in = true;
         }
-        self.attempts.insert(id, Attempt { kind, token, reconnected: false, followers: Vec::new() });
+        self.attempts.push((id, Attempt { kind, token, reconnected: false, followers: Vec::new() }));
         id
     }
 
@@ -271,7 +288,7 @@ impl LoginState {
     /// Attempt `attempt`'s `result` arrived (its data may not have yet):
     /// from now on a new session logs in again with its token.
     pub fn result_received(&mut self, attempt: u64, outcome: &Result<Option<Value>, MethodError>) {
-        if !self.attempts.contains_key(&attempt) {
+        if self.attempt(attempt).is_none() {
             return;
         }
         if let Some(r) = outcome.as_ref().ok().and_then(|v| parse_login_result(v.as_ref())) {
@@ -281,7 +298,7 @@ impl LoginState {
 
     /// Attempt `attempt` ended (`result` and `updated` both came, or it failed).
     pub fn done(&mut self, attempt: u64, outcome: Result<Option<Value>, MethodError>, now: f64) {
-        let Some(a) = self.attempts.remove(&attempt) else { return };
+        let Some(a) = self.take_attempt(attempt) else { return };
         if a.reconnected {
             // The reconnect hook's resume login took over and settles it.
             return;
@@ -300,10 +317,10 @@ impl LoginState {
                     expires: Some(r.token_expires.unwrap_or_else(|| token_expiration(now))),
                 };
                 self.stored = Some(stored.clone());
-                self.effects.push_back(Effect::Store(stored));
+                self.effects.push(Effect::Store(stored));
                 self.user_id = Some(r.id.clone());
-                self.effects.push_back(Effect::Emit(AccountsEvent::LoggedIn { user_id: r.id.clone() }));
-                self.effects.push_back(Effect::Settle { attempts: settled, outcome: Ok(r.id) });
+                self.effects.push(Effect::Emit(AccountsEvent::LoggedIn { user_id: r.id.clone() }));
+                self.effects.push(Effect::Settle { attempts: settled, outcome: Ok(r.id) });
             }
             Err(error) => {
                 let token_gone = match a.kind {
@@ -313,11 +330,11 @@ impl LoginState {
                         self.stored.as_ref().is_some_and(|s| Some(&s.token) == a.token.as_ref())
                     }
                 };
-                self.effects.push_back(Effect::Emit(AccountsEvent::LoginFailed { error: error.clone() }));
+                self.effects.push(Effect::Emit(AccountsEvent::LoginFailed { error: error.clone() }));
                 if token_gone {
                     self.logged_out();
                 }
-                self.effects.push_back(Effect::Settle { attempts: settled, outcome: Err(error) });
+                self.effects.push(Effect::Settle { attempts: settled, outcome: Err(error) });
             }
         }
     }
@@ -328,7 +345,7 @@ impl LoginState {
     pub fn reconnected(&mut self, now: f64) {
         let Some(hook) = self.reconnect.clone() else { return };
         let mut followers = Vec::new();
-        if let Some(owner) = self.attempts.get_mut(&hook.owner) {
+        if let Some(owner) = self.attempt(hook.owner) {
             owner.reconnected = true;
             followers.push(hook.owner);
             followers.append(&mut owner.followers);
@@ -342,15 +359,15 @@ impl LoginState {
             self.logged_out();
             if !followers.is_empty() {
                 self.logging_in = false;
-                self.effects.push_back(Effect::Settle { attempts: followers, outcome: Err(expired()) });
+                self.effects.push(Effect::Settle { attempts: followers, outcome: Err(expired()) });
             }
             return;
         }
         let id = self.begin(AttemptKind::Reconnect, Some(token.clone()));
-        if let Some(a) = self.attempts.get_mut(&id) {
+        if let Some(a) = self.attempt(id) {
             a.followers = followers;
         }
-        self.effects.push_back(Effect::ResumeLogin { attempt: id, token });
+        self.effects.push(Effect::ResumeLogin { attempt: id, token });
     }
 
     /// At start-up with persistence: the stored login, read from storage.
@@ -362,7 +379,7 @@ impl LoginState {
             return None; // the app logged in already
         }
         if stored.expires.is_none_or(|e| token_expires_soon(e, now)) {
-            self.effects.push_back(Effect::Unstore);
+            self.effects.push(Effect::Unstore);
             return None;
         }
         let token = stored.token.clone();
@@ -382,7 +399,7 @@ impl LoginState {
             expires: Some(r.token_expires.unwrap_or_else(|| token_expiration(now))),
         };
         self.stored = Some(stored.clone());
-        self.effects.push_back(Effect::Store(stored));
+        self.effects.push(Effect::Store(stored));
     }
 
     /// Logged out (`logout` succeeded, or the token is no longer good):
@@ -392,19 +409,21 @@ impl LoginState {
         let was_in = self.user_id.take().is_some();
         self.stored = None;
         self.reconnect = None;
-        self.effects.push_back(Effect::Unstore);
+        self.effects.push(Effect::Unstore);
         if was_in {
-            self.effects.push_back(Effect::Emit(AccountsEvent::LoggedOut));
+            self.effects.push(Effect::Emit(AccountsEvent::LoggedOut));
         }
     }
 }
 
+const EXPIRED: &str = "Your session has expired. Please log in again.";
+
 fn expired() -> MethodError {
     MethodError::Server {
-        error: json!(403),
-        reason: Some("Your session has expired. Please log in again.".into()),
+        error: 403.into(),
+        reason: Some(EXPIRED.into()),
         details: None,
-        raw: json!({"error": 403, "reason": "Your session has expired. Please log in again."}),
+        raw: object([("error", 403.into()), ("reason", EXPIRED.into())]),
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::protocol::machine::{CallOptions, Config, Event, Machine, Output};
 use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
 
 const NOW: f64 = 1_700_000_000_000.0;
 
