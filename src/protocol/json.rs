@@ -340,7 +340,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
+// Native only: proptest is not built for wasm32 (wasm-pack test builds the lib's tests too).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
