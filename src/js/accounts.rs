@@ -62,6 +62,8 @@ extern "C" {
     pub type JsUser;
     #[wasm_bindgen(typescript_type = "string | null")]
     pub type JsNullableString;
+    #[wasm_bindgen(typescript_type = "string")]
+    pub type JsPassword;
 }
 
 /// The accounts events a connection's emitter knows (name, canonical name).
@@ -125,9 +127,9 @@ impl DdpConnection {
     /// go out after it. Resolves to the user id; rejects with the server's
     /// error ("User not found", "Incorrect password": 403).
     #[wasm_bindgen(js_name = loginWithPassword)]
-    pub fn login_with_password(&self, user: JsUserSelector, password: JsValue) -> Result<JsLoginPromise, JsValue> {
+    pub fn login_with_password(&self, user: JsUserSelector, password: JsPassword) -> Result<JsLoginPromise, JsValue> {
         let user = selector(user.into())?;
-        let password = self::password(&password, "loginWithPassword")?;
+        let password = self::password(&password.into(), "loginWithPassword")?;
         let (promise, waiter) = login_promise();
         let params = crate::protocol::accounts::password_login_params(&user, &password);
         self.conn.accounts().login("login", params, waiter);
