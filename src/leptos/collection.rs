@@ -41,6 +41,12 @@ impl LiveDoc {
         self.value.with(|d| d.get(name).cloned().unwrap_or(Value::Null))
     }
 
+    /// One field, untracked (for what never changes, e.g. a sort key set
+    /// at creation).
+    pub fn field_untracked(&self, name: &str) -> Value {
+        self.value.with_untracked(|d| d.get(name).cloned().unwrap_or(Value::Null))
+    }
+
     /// The document as a signal.
     pub fn signal(&self) -> Signal<Value> {
         Signal::from(self.value.clone())

@@ -18,7 +18,8 @@
 //!   `silent?on=true|false` (keep sockets open but send and answer nothing),
 //!   `versions?v=a,b` (the versions the server speaks; empty resets),
 //!   `disconnect` (close every socket cleanly, code 1000), `reset`, and
-//!   `stats` (connection counts).
+//!   `stats` (connection counts; live subscriptions and the `sub` and
+//!   `unsub` messages received).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -308,6 +309,9 @@ struct Scenario {
     /// Live sessions, attached or within their grace period.
     sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
+    /// `sub` and `unsub` messages received, for stats.
+    sub_requests: AtomicU64,
+    unsub_requests: AtomicU64,
     state: methods::State,
     docs: publications::Docs,
     rooms: rooms::Rooms,
@@ -325,6 +329,8 @@ impl Scenario {
             sockets: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
+            sub_requests: AtomicU64::new(0),
+            unsub_requests: AtomicU64::new(0),
             state: methods::State::default(),
             docs: publications::Docs::default(),
             rooms: rooms::Rooms::default(),
@@ -510,6 +516,7 @@ async fn control(
     let sockets = lock(&sc.sockets).len();
     let sessions = lock(&sc.sessions);
     let ids: Vec<&String> = sessions.keys().collect();
+    let subscriptions: usize = sessions.values().map(|s| s.inner.subs.len()).sum();
     control_response(
         StatusCode::OK,
         json!({
@@ -517,6 +524,9 @@ async fn control(
             "connections": sockets,
             "sessions": ids,
             "accepted": sc.accepted.load(Ordering::SeqCst),
+            "subscriptions": subscriptions,
+            "subRequests": sc.sub_requests.load(Ordering::SeqCst),
+            "unsubRequests": sc.unsub_requests.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
             "silent": sc.silent.load(Ordering::SeqCst),
             "members": q.get("room").map(|r| rooms::members(&sc, r)).unwrap_or_default(),
@@ -823,10 +833,12 @@ impl SocketCtx<'_> {
                     session.send(error_reply("Malformed subscription", Some(parsed)));
                     return true;
                 };
+                self.sc.sub_requests.fetch_add(1, Ordering::SeqCst);
                 publications::subscribe(self.sc, &session, id, name, params);
             }
             "unsub" => {
                 if let Some(id) = parsed.get("id").and_then(Value::as_str) {
+                    self.sc.unsub_requests.fetch_add(1, Ordering::SeqCst);
                     publications::unsubscribe(&session, id);
                 }
             }
