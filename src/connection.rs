@@ -617,14 +617,15 @@ impl Inner {
 
     fn open_socket(self: &Rc<Self>, socket: u64) {
         let weak: Weak<Inner> = Rc::downgrade(self);
-        let opened = Socket::open(&self.url, move |e| {
+        let max_len = self.machine.borrow().config().max_frame_bytes;
+        let opened = Socket::open(&self.url, max_len, move |e| {
             if let Some(inner) = weak.upgrade() {
                 inner.socket_event(socket, e);
             }
         });
         match opened {
             Ok(s) => *self.socket.borrow_mut() = Some((socket, s)),
-            Err(_) => self.machine.borrow_mut().handle_open_failed(socket, browser::now()),
+            Err(reason) => self.machine.borrow_mut().handle_open_failed(socket, reason, browser::now()),
         }
     }
 
@@ -635,6 +636,7 @@ impl Inner {
             match event {
                 SocketEvent::Open => m.handle_open(socket, now),
                 SocketEvent::Text(text) => m.handle_frame(socket, &text, now),
+                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, &ends, now),
                 SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
                 SocketEvent::Close(code) => m.handle_close(socket, code, now),
                 SocketEvent::Error => m.handle_transport_error(socket, now),

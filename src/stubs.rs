@@ -45,10 +45,12 @@ impl StubContext {
         self.seed.get_or_insert_with(|| new_seed(crate::browser::random)).clone()
     }
 
-    /// The next id of stream `scope` of the call's seed: the server, given
-    /// the same `randomSeed`, makes the same ids (the test server's
-    /// `insertDoc` does, with the collection name as the scope).
+    /// The next id of stream `scope` of the call's seed, exactly as
+    /// Meteor's `DDP.randomStream(scope).id()` makes it on the server from
+    /// the same `randomSeed` (an empty scope is Meteor's `"default"`). A
+    /// Meteor collection's insert uses scope `"/collection/<name>"`.
     pub fn random_id(&mut self, scope: &str) -> String {
+        let scope = if scope.is_empty() { "default" } else { scope };
         let seed = self.random_seed();
         self.streams.entry(scope.to_owned()).or_insert_with(|| RandomStream::new(&seed, scope)).next_id()
     }
@@ -62,8 +64,9 @@ impl StubContext {
         machine.store().get(collection, id).map(|f| document(id, f))
     }
 
-    /// Inserts a document (its `_id`, or the next id of stream `collection`);
-    /// returns the id.
+    /// Inserts a document (its `_id`, or the next id of stream
+    /// `"/collection/<collection>"`, the id a Meteor server's
+    /// `collection.insert` gives it); returns the id.
     pub fn insert(&mut self, collection: &str, doc: Value) -> String {
         let mut fields: Fields = match doc {
             Value::Object(m) => m,
@@ -71,7 +74,7 @@ impl StubContext {
         };
         let id = match fields.shift_remove("_id") {
             Some(Value::String(id)) => id,
-            _ => self.random_id(collection),
+            _ => self.random_id(&format!("/collection/{collection}")),
         };
         self.writes.push(StubWrite { collection: collection.to_owned(), id: id.clone(), doc: Some(fields) });
         id

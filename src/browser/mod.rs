@@ -23,10 +23,17 @@ pub fn random() -> f64 {
 pub enum SocketEvent {
     Open,
     Text(String),
+    /// A text frame longer than the limit, in UTF-16 code units, left in JS
+    /// memory: only its first and last `ENDS` code units were copied.
+    TooLarge { len: usize, ends: String },
     Binary(usize),
     Close(u16),
     Error,
 }
+
+/// How many UTF-16 code units of each end of an oversized frame are copied
+/// (enough to find a `result`'s id).
+const ENDS: u32 = 256;
 
 /// A browser WebSocket whose handlers live exactly as long as this value.
 pub struct Socket {
@@ -38,8 +45,11 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens a WebSocket to `url`; `handler` hears everything it does.
-    pub fn open(url: &str, handler: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
+    /// Opens a WebSocket to `url`; `handler` hears everything it does. A
+    /// text frame longer than `max_len` UTF-16 code units is never copied
+    /// into wasm memory (its UTF-8 form is at least that many bytes): the
+    /// handler gets [`SocketEvent::TooLarge`].
+    pub fn open(url: &str, max_len: usize, handler: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
         let ws = WebSocket::new(url).map_err(describe)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let handler = std::rc::Rc::new(handler);
@@ -48,8 +58,13 @@ impl Socket {
         let h = handler.clone();
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let data = e.data();
-            match data.as_string() {
-                Some(text) => h(SocketEvent::Text(text)),
+            match data.dyn_ref::<js_sys::JsString>() {
+                Some(text) if text.length() as usize > max_len => {
+                    let len = text.length();
+                    let ends = String::from(text.slice(0, ENDS)) + "\u{2026}" + &String::from(text.slice(len.saturating_sub(ENDS), len));
+                    h(SocketEvent::TooLarge { len: len as usize, ends })
+                }
+                Some(text) => h(SocketEvent::Text(String::from(text))),
                 None => {
                     let len = data.dyn_ref::<js_sys::ArrayBuffer>().map_or(0, |b| b.byte_length() as usize);
                     h(SocketEvent::Binary(len))

@@ -154,6 +154,14 @@ pub enum ProtocolError {
     Unexpected(String),
     /// The server ended subscription `id` with an error (`nosub`).
     SubscriptionFailed { id: String, error: Value },
+    /// A data message contradicts what the server sent before: `added` for
+    /// a document it already sent (code `duplicate-document`), `changed` or
+    /// `removed` for one it never sent (`unknown-document`). It is applied
+    /// anyway, so the collection still ends as the server says.
+    Inconsistent { msg: &'static str, collection: String, id: String },
+    /// The browser refused to open a WebSocket (for example a URL it will
+    /// not connect to); its reason. The attempt counts as a failed one.
+    SocketRefused(String),
 }
 
 impl ProtocolError {
@@ -164,6 +172,9 @@ impl ProtocolError {
             ProtocolError::Server { .. } => "server-error",
             ProtocolError::Unexpected(_) => "unexpected-message",
             ProtocolError::SubscriptionFailed { .. } => "subscription-failed",
+            ProtocolError::Inconsistent { msg: "added", .. } => "duplicate-document",
+            ProtocolError::Inconsistent { .. } => "unknown-document",
+            ProtocolError::SocketRefused(_) => "socket-refused",
         }
     }
 }
@@ -178,6 +189,13 @@ impl fmt::Display for ProtocolError {
                 let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
                 write!(f, "subscription failed: {reason}")
             }
+            ProtocolError::Inconsistent { msg: "added", collection, id } => {
+                write!(f, "the server sent \"added\" for document {id} of {collection}, which it had already sent")
+            }
+            ProtocolError::Inconsistent { msg, collection, id } => {
+                write!(f, "the server sent \"{msg}\" for document {id} of {collection}, which it never sent")
+            }
+            ProtocolError::SocketRefused(reason) => write!(f, "the browser refused the WebSocket: {reason}"),
         }
     }
 }
@@ -510,8 +528,34 @@ impl Machine {
         match parsed {
             Ok(Frame::ServerId) => {}
             Ok(Frame::Message(m)) => self.handle_message(m, now),
-            Err(e) => self.emit(Event::Error(ProtocolError::Frame(e))),
+            Err(e) => {
+                if self.phase == Phase::Connected {
+                    self.salvage_result(text, &e);
+                }
+                self.emit(Event::Error(ProtocolError::Frame(e)));
+            }
         }
+    }
+
+    /// A text frame of `len` UTF-16 code units arrived that is too large to
+    /// read: the driver checked its length before copying it, and hands over
+    /// only its first and last few hundred characters (`ends`), enough to
+    /// tell which call a `result` was for. It counts as a received message.
+    pub fn handle_oversized_frame(&mut self, socket: u64, len: usize, ends: &str, now: f64) {
+        self.observe_clock(now);
+        if self.socket != Some(socket) {
+            return;
+        }
+        if let Some(hb) = &mut self.heartbeat {
+            hb.last_received = now;
+            hb.ping_sent = None;
+        }
+        let error = FrameError::TooLarge { len, max: self.config.max_frame_bytes };
+        if self.phase == Phase::Connected {
+            self.received_count += 1;
+            self.salvage_result(ends, &error);
+        }
+        self.emit(Event::Error(ProtocolError::Frame(error)));
     }
 
     /// A binary frame arrived (DDP is text only: reported, skipped).
@@ -545,8 +589,12 @@ impl Machine {
         }
     }
 
-    /// The socket could not even be created (e.g. the browser refused the URL).
-    pub fn handle_open_failed(&mut self, socket: u64, now: f64) {
+    /// The socket could not even be created (e.g. the browser refused the
+    /// URL): the app hears the browser's `reason`, and the attempt failed.
+    pub fn handle_open_failed(&mut self, socket: u64, reason: String, now: f64) {
+        if self.socket == Some(socket) {
+            self.emit(Event::Error(ProtocolError::SocketRefused(reason)));
+        }
         self.handle_transport_error(socket, now);
     }
 

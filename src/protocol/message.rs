@@ -120,8 +120,90 @@ pub fn parse_frame(text: &str, max_len: usize) -> Result<Frame, FrameError> {
     if text.len() > max_len {
         return Err(FrameError::TooLarge { len: text.len(), max: max_len });
     }
-    let wire: Option<Wire> = serde_json::from_str::<Root>(text).map_err(|e| FrameError::NotJson(e.to_string()))?.0;
-    parse_wire(wire.ok_or(FrameError::NotObject)?)
+    let root = match serde_json::from_str::<Root>(text) {
+        Ok(root) => root,
+        // JavaScript's JSON.stringify writes a string cut in the middle of
+        // an emoji as a lone surrogate escape ("\ud83d"), and JSON.parse and
+        // Meteor accept it. A Rust string cannot hold one: it becomes U+FFFD,
+        // as TextDecoder does, and the rest of the frame is kept. Only a frame
+        // that failed to parse is looked at again, so the hot path pays nothing.
+        Err(e) => match replace_lone_surrogates(text) {
+            Some(fixed) => serde_json::from_str::<Root>(&fixed).map_err(|e| FrameError::NotJson(e.to_string()))?,
+            None => return Err(FrameError::NotJson(e.to_string())),
+        },
+    };
+    parse_wire(root.0.ok_or(FrameError::NotObject)?)
+}
+
+/// The text with every lone UTF-16 surrogate escape (`\uD800`–`\uDFFF` not
+/// part of a pair) replaced by `\uFFFD`; `None` when there is none.
+pub fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn hex4(b: &[u8]) -> Option<u16> {
+        let s = std::str::from_utf8(b.get(..4)?).ok()?;
+        u16::from_str_radix(s, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2; // another escape: \\, \", \n...
+            continue;
+        }
+        let Some(unit) = hex4(&b[i + 2..]) else {
+            i += 2;
+            continue;
+        };
+        let paired_low = || b.get(i + 6) == Some(&b'\\') && b.get(i + 7) == Some(&b'u') && hex4(&b[(i + 8).min(b.len())..]).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u));
+        match unit {
+            0xD800..=0xDBFF if paired_low() => i += 12,
+            0xD800..=0xDFFF => {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                o.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            _ => i += 6,
+        }
+    }
+    let mut o = out?;
+    o.push_str(&text[copied..]);
+    Some(o)
+}
+
+/// The ids a frame that could not be read may carry for a method `result`:
+/// every string value of an `"id"` key in a frame that says
+/// `"msg":"result"`, found by scanning the text (it may be cut, invalid or
+/// too large to read). The caller fails only a pending call named by
+/// exactly one of them, so a call never waits forever on a result that
+/// arrived unreadable.
+pub fn result_ids_in(text: &str) -> Vec<&str> {
+    fn after_colon(rest: &str) -> Option<&str> {
+        let rest = rest.trim_start();
+        let rest = rest.strip_prefix(':')?;
+        Some(rest.trim_start())
+    }
+    let says_result = text.match_indices("\"msg\"").any(|(i, m)| {
+        after_colon(&text[i + m.len()..]).is_some_and(|v| v.starts_with("\"result\""))
+    });
+    if !says_result {
+        return Vec::new();
+    }
+    let mut ids = Vec::new();
+    for (i, m) in text.match_indices("\"id\"") {
+        let Some(v) = after_colon(&text[i + m.len()..]).and_then(|v| v.strip_prefix('"')) else { continue };
+        if let Some(end) = v.find(['"', '\\']) {
+            if v.as_bytes()[end] == b'"' && !ids.contains(&&v[..end]) {
+                ids.push(&v[..end]);
+            }
+        }
+    }
+    ids
 }
 
 /// Parses a frame that is already a JSON value.
@@ -525,6 +607,42 @@ mod tests {
 
     fn parse(s: &str) -> Result<Frame, FrameError> {
         parse_frame(s, 1 << 20)
+    }
+
+    #[test]
+    fn lone_surrogates_are_read_as_javascript_reads_them_pairs_stay_whole() {
+        // What JSON.stringify("😀".slice(0, 1)) writes, in a result and in a document.
+        let Ok(Frame::Message(ServerMessage::Result { id, outcome: Ok(Some(v)) })) =
+            parse(r#"{"msg":"result","id":"3","result":"cut \ud83d"}"#)
+        else {
+            panic!("a result with a lone surrogate is read")
+        };
+        assert_eq!((id.as_str(), v), ("3", Value::from("cut \u{fffd}")));
+        let Ok(Frame::Message(ServerMessage::Added { fields, .. })) =
+            parse(r#"{"msg":"added","collection":"c","id":"d","fields":{"a\uDC00":"x\udc00y","pair":"\ud83d\ude00","esc":"\\ud83d"}}"#)
+        else {
+            panic!("a document with lone surrogates is read")
+        };
+        assert_eq!(fields.get("a\u{fffd}"), Some(&Value::from("x\u{fffd}y")));
+        assert_eq!(fields.get("pair"), Some(&Value::from("😀")), "a valid pair is one character");
+        assert_eq!(fields.get("esc"), Some(&Value::from("\\ud83d")), "an escaped backslash is not an escape");
+        // High then high, and a surrogate at the very end of a string.
+        assert_eq!(
+            replace_lone_surrogates(r#"["\ud83d\ud83d\ude00","\ud800"]"#).as_deref(),
+            Some(r#"["\ufffd\ud83d\ude00","\ufffd"]"#)
+        );
+        assert_eq!(replace_lone_surrogates(r#"{"a":"\u00e9\ud83d\ude00"}"#), None, "nothing to replace");
+        // Still not JSON: still an error.
+        assert!(matches!(parse(r#"{"msg":"result","id":"1","result":"\ud83d"#), Err(FrameError::NotJson(_))));
+    }
+
+    #[test]
+    fn result_ids_are_found_in_frames_that_cannot_be_read() {
+        assert_eq!(result_ids_in(r#"{"msg":"result","id":"12","result":[1,2"#), vec!["12"]);
+        assert_eq!(result_ids_in(r#"{ "id" : "7" , "msg" : "result", "result": {"id":"x"} ..."#), vec!["7", "x"]);
+        assert_eq!(result_ids_in(r#"{"msg":"added","id":"12","fields":{"#), Vec::<&str>::new(), "not a result");
+        assert_eq!(result_ids_in(r#"{"msg":"result","id":12}"#), Vec::<&str>::new(), "ids are strings");
+        assert_eq!(result_ids_in("\"msg\":\"result\",\"id\":\"9"), Vec::<&str>::new(), "an id cut off is no id");
     }
 
     #[test]

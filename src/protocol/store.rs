@@ -130,6 +130,12 @@ impl Store {
         self.server_doc(collection, id)
     }
 
+    /// Whether the server sent document `id` of `collection` (stub writes
+    /// aside).
+    pub fn has_server_doc(&self, collection: &str, id: &str) -> bool {
+        self.server_doc(collection, id).is_some()
+    }
+
     fn server_doc(&self, collection: &str, id: &str) -> Option<&Fields> {
         self.collections.get(collection)?.get(id).map(|f| &**f)
     }

@@ -76,6 +76,11 @@ pub enum MethodError {
     BadArguments(String),
     /// The result could not be decoded into the requested type (Rust API).
     BadResult(String),
+    /// The server's `result` arrived but could not be read (too large, not
+    /// JSON, malformed): the call fails with the frame's error code
+    /// (`frame-too-large`, `frame-not-json`, `frame-malformed`…) instead of
+    /// waiting forever.
+    BadFrame(crate::protocol::message::FrameError),
 }
 
 impl MethodError {
@@ -92,6 +97,7 @@ impl MethodError {
             MethodError::Closed => "closed".into(),
             MethodError::BadArguments(_) => "bad-arguments".into(),
             MethodError::BadResult(_) => "bad-result".into(),
+            MethodError::BadFrame(e) => e.code().into(),
         }
     }
 
@@ -112,6 +118,7 @@ impl MethodError {
             MethodError::Closed => "The connection is closed".into(),
             MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
             MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
+            MethodError::BadFrame(e) => format!("The result could not be read: {e}"),
         }
     }
 
@@ -450,6 +457,19 @@ impl Machine {
         c.result = Some(outcome.clone());
         self.emit(Event::MethodResult { id: n, outcome });
         self.maybe_complete(n);
+    }
+
+    /// A frame that could not be read may have been the `result` of a
+    /// pending call: fail that call (when exactly one sent call is named)
+    /// rather than leave it waiting forever.
+    pub(super) fn salvage_result(&mut self, text: &str, error: &crate::protocol::message::FrameError) {
+        let mut named = crate::protocol::message::result_ids_in(text)
+            .into_iter()
+            .filter_map(|id| id.parse::<u64>().ok())
+            .filter(|n| self.methods.calls.get(n).is_some_and(|c| c.sent && c.result.is_none()));
+        if let (Some(n), None) = (named.next(), named.next()) {
+            self.fail_call(n, MethodError::BadFrame(error.clone()));
+        }
     }
 
     pub(super) fn method_updated(&mut self, id: &str) {

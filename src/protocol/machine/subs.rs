@@ -174,7 +174,12 @@ impl Machine {
                     q.held.push(data);
                 } else {
                     let mut store = std::mem::take(&mut self.subs.store);
-                    apply(&mut store, data, &mut |c| self.out.push_back(Output::Event(Event::Data(c))));
+                    apply(&mut store, data, &mut |c| {
+                        self.out.push_back(Output::Event(match c {
+                            Ok(c) => Event::Data(c),
+                            Err(e) => Event::Error(e),
+                        }))
+                    });
                     self.subs.store = store;
                 }
             }
@@ -206,8 +211,16 @@ impl Machine {
         }
         let Some(q) = self.subs.quiesce.take() else { return };
         let mut next = Store::default();
+        let mut errors = Vec::new();
         for m in q.held {
-            apply(&mut next, m, &mut |_| {});
+            apply(&mut next, m, &mut |c| {
+                if let Err(e) = c {
+                    errors.push(e);
+                }
+            });
+        }
+        for e in errors {
+            self.emit(Event::Error(e));
         }
         for change in self.subs.store.reconcile(next) {
             self.emit(Event::Data(change));
@@ -222,7 +235,22 @@ impl Machine {
 }
 
 /// Applies one data message to a store.
-fn apply(store: &mut Store, m: ServerMessage, emit: &mut dyn FnMut(crate::protocol::store::Change)) {
+/// Applies one data message. A message that contradicts the store (an
+/// `added` for a document the server already sent, a `changed` or `removed`
+/// for one it never sent) is applied all the same, so the store converges
+/// on what the server says, and is reported: Meteor's client throws there.
+fn apply(store: &mut Store, m: ServerMessage, emit: &mut dyn FnMut(Result<crate::protocol::store::Change, super::ProtocolError>)) {
+    let inconsistent = match &m {
+        ServerMessage::Added { collection, id, .. } | ServerMessage::AddedBefore { collection, id, .. } => {
+            store.has_server_doc(collection, id).then_some(("added", collection, id))
+        }
+        ServerMessage::Changed { collection, id, .. } => (!store.has_server_doc(collection, id)).then_some(("changed", collection, id)),
+        ServerMessage::Removed { collection, id } => (!store.has_server_doc(collection, id)).then_some(("removed", collection, id)),
+        _ => None,
+    };
+    if let Some((msg, collection, id)) = inconsistent {
+        emit(Err(super::ProtocolError::Inconsistent { msg, collection: collection.clone(), id: id.clone() }));
+    }
     let change = match m {
         ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. } => {
             store.added(collection, id, fields)
@@ -233,6 +261,6 @@ fn apply(store: &mut Store, m: ServerMessage, emit: &mut dyn FnMut(crate::protoc
         _ => None,
     };
     if let Some(c) = change {
-        emit(c);
+        emit(Ok(c));
     }
 }

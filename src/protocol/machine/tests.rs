@@ -809,3 +809,49 @@ fn heartbeat_and_call_timeouts_survive_the_clock_going_back() {
     h.advance(15_000.0);
     assert_eq!(h.state(), ConnectionState::Waiting, "the unanswered ping timed out on time");
 }
+
+#[test]
+fn an_unreadable_result_fails_its_call_instead_of_stranding_it() {
+    let mut h = connected();
+    let id = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    let other = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    h.drain();
+    h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":[1,2"#));
+    let done: Vec<(u64, &'static str)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MethodDone { id, outcome: Err(e) } => Some((*id, if let Value::String(_) = e.error() { "" } else { "?" })),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done.len(), 1, "{:?}", h.events);
+    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
+    assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::Frame(FrameError::NotJson(_))))));
+    h.events.clear();
+    // An oversized result, of which only the ends were copied.
+    let ends = format!(r#"{{"msg":"result","id":"{other}","result":"xxxx…xxxx"}}"#);
+    let s = h.socket();
+    h.m.handle_oversized_frame(s, 50_000_000, &ends, h.now);
+    h.drain();
+    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::TooLarge { len: 50_000_000, .. })) } if *i == other)));
+    assert_eq!(h.m.outbox(), Outbox::default(), "nothing left waiting");
+    // A frame naming no pending call fails nothing.
+    let third = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
+    h.drain();
+    h.events.clear();
+    h.frame(r#"{"msg":"result","id":"999","result":[1,2"#);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })));
+    assert_eq!(h.m.outbox().in_flight, 1, "call {third} still waits");
+}
+
+#[test]
+fn a_refused_socket_reports_the_browsers_reason_and_retries() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let s = h.socket();
+    h.m.handle_open_failed(s, "The URL's scheme must be either 'ws' or 'wss'".into(), h.now);
+    h.drain();
+    assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::SocketRefused(r)) if r.contains("scheme"))), "{:?}", h.events);
+    assert_eq!(h.state(), ConnectionState::Waiting);
+}

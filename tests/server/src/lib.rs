@@ -492,6 +492,15 @@ async fn control(
     match action.as_str() {
         "drop" => each(|| Out::Drop),
         "disconnect" => each(|| Out::Close(1000, "server disconnect".into())),
+        "frame" => {
+            // A raw text frame to every socket of the scenario, as given
+            // (`text`, with `$PAD` replaced by `pad` x's): hostile-server tests.
+            let pad = q.get("pad").and_then(|v| v.parse().ok()).unwrap_or(0usize).min(256 << 20);
+            let text = q.get("text").cloned().unwrap_or_default().replace("$PAD", &"x".repeat(pad));
+            for tx in lock(&sc.sockets).values() {
+                let _ = tx.send(Out::Text(text.clone()));
+            }
+        }
         "refuse" => sc.refuse.store(on, Ordering::SeqCst),
         "resume" => sc.resume.store(on, Ordering::SeqCst),
         "grace" => {

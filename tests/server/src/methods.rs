@@ -12,7 +12,7 @@
 //! | `noResult()` | returns nothing (no `result` field) |
 //! | `newId(scope)` | the first id of the `randomSeed` stream `scope` (what a stub made) |
 //! | `executions()` | how many times each method ran, and the counters |
-//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, the `randomSeed` stream `collection`, or random), returns its id |
+//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, the `randomSeed` stream `/collection/<collection>`, or random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
 //!
@@ -145,7 +145,8 @@ fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
             let mut fields = p.get(1).and_then(Value::as_object).cloned().unwrap_or_default();
             let id = match (fields.shift_remove("_id"), &call.seed) {
                 (Some(Value::String(id)), _) => id,
-                (_, Some(seed)) => RandomStream::new(seed, &collection).next_id(),
+                // As a Meteor collection's insert: scope "/collection/<name>".
+                (_, Some(seed)) => RandomStream::new(seed, &format!("/collection/{collection}")).next_id(),
                 _ => super::random_id(),
             };
             sc.docs.insert(&collection, id.clone(), fields);

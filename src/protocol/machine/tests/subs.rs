@@ -318,3 +318,30 @@ fn stream_collections_deliver_at_once_and_are_never_stored_or_held() {
     h.frame(r#"{"msg":"added","collection":"rooms.inbox","id":"m2","fields":{"room":"r","data":2}}"#);
     assert!(h.events.iter().any(|e| matches!(e, Event::Stream { id, .. } if id == "m2")));
 }
+
+#[test]
+fn inconsistent_data_is_reported_and_still_converges() {
+    let mut h = connected();
+    let errors = |h: &mut Harness| -> Vec<&'static str> {
+        h.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Error(e) => Some(e.code()),
+                _ => None,
+            })
+            .collect()
+    };
+    added(&mut h, "a", 1);
+    assert_eq!(errors(&mut h), Vec::<&str>::new());
+    added(&mut h, "a", 2);
+    assert_eq!(errors(&mut h), vec!["duplicate-document"]);
+    assert_eq!(h.m.store().get("c", "a"), json!({"v": 2}).as_object(), "the second add wins, as the server says");
+    h.frame(&json!({"msg":"changed","collection":"c","id":"zz","fields":{"v":7}}).to_string());
+    assert_eq!(errors(&mut h), vec!["unknown-document"]);
+    assert_eq!(h.m.store().get("c", "zz"), json!({"v": 7}).as_object(), "a change of an unknown document adds it");
+    h.frame(&json!({"msg":"removed","collection":"c","id":"nope"}).to_string());
+    assert_eq!(errors(&mut h), vec!["unknown-document"]);
+    h.frame(&json!({"msg":"removed","collection":"c","id":"zz"}).to_string());
+    assert_eq!(errors(&mut h), Vec::<&str>::new());
+    assert_eq!(h.m.store().get("c", "zz"), None);
+}

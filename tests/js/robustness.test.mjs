@@ -1,0 +1,139 @@
+// No app callback and no hostile frame can kill the wasm instance: app code
+// that re-enters the client, oversized and odd frames, leaks. Headless
+// Chromium against the real test server.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { usePage, scenario, control, wsUrl, fast } from "./harness.mjs";
+
+const inPage = usePage(before, after, assert);
+
+test("10,000 calls made one inside another's outbox listener all resolve; the instance survives", async () => {
+  const sc = scenario("js-reenter");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    const calls = [];
+    let n = 0;
+    // Every call changes the outbox, whose listener makes the next call:
+    // nested, this would need 10,000 stack frames (the wasm stack is 1 MiB).
+    const h = conn.onOutboxChange(() => {
+      if (n < 10000) calls.push(conn.call("echo", ++n));
+    });
+    while (calls.length < 10000) await new Promise((ok) => setTimeout(ok, 5));
+    const results = await Promise.all(calls);
+    h.stop();
+    // The instance still works for this and for a new connection.
+    const after = await conn.call("add", 2, 3);
+    const other = ddp.DDP.connect(url, fast);
+    const fresh = await other.call("add", 4, 5);
+    conn.close(); other.close();
+    return { count: results.length, inOrder: results.every((v, i) => v === i + 1), after, fresh };
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r, { count: 10000, inOrder: true, after: 5, fresh: 9 });
+});
+
+test("listeners hear events in order even when an earlier listener calls into the connection", async () => {
+  const sc = scenario("js-order");
+  await inPage(async ([url, fast, sc]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const log = [];
+    // The first listener calls back in; the second must still hear
+    // "connect" before "reconnect".
+    conn.on("connect", () => { conn.call("echo", "from a listener"); });
+    conn.on("connect", () => log.push("connect"));
+    conn.on("reconnect", () => log.push("reconnect"));
+    conn.on("disconnect", () => log.push("disconnect"));
+    await new Promise((ok) => conn.once("connect", ok));
+    (window.t ??= {})[sc] = { conn, log };
+  }, wsUrl(sc), fast, sc);
+  await control(sc, "drop");
+  const log = await inPage(async ([sc]) => {
+    const { conn, log } = window.t[sc];
+    while (!log.includes("reconnect")) await new Promise((ok) => setTimeout(ok, 5));
+    const seen = [...log];
+    conn.close();
+    return seen;
+  }, sc);
+  assert.deepEqual(log, ["connect", "disconnect", "connect", "reconnect"]);
+});
+
+const frame = (sc, text, pad = 0) => control(sc, `frame?text=${encodeURIComponent(text)}&pad=${pad}`);
+
+test("lone surrogate escapes: a result resolves and a document appears (as JSON.parse reads them, U+FFFD in place)", async () => {
+  const sc = scenario("js-surrogate");
+  await inPage(async ([url, fast, sc]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    const errors = [];
+    conn.on("error", (e) => errors.push(e.code));
+    // The first call of a connection has id "1": the test answers it by hand.
+    const pending = conn.call("sleep", 60000);
+    const docs = conn.collection("cut");
+    (window.t ??= {})[sc] = { conn, pending, docs, errors };
+  }, wsUrl(sc), fast, sc);
+  await frame(sc, String.raw`{"msg":"result","id":"1","result":{"text":"cut \ud83d","pair":"\ud83d\ude00"}}`);
+  await frame(sc, String.raw`{"msg":"updated","methods":["1"]}`);
+  await frame(sc, String.raw`{"msg":"added","collection":"cut","id":"d1","fields":{"name":"half \udc00 emoji"}}`);
+  const r = await inPage(async ([sc]) => {
+    const { conn, pending, docs, errors } = window.t[sc];
+    const result = await pending;
+    while (!docs.findOne("d1")) await new Promise((ok) => setTimeout(ok, 5));
+    const out = { result, doc: docs.findOne("d1"), errors };
+    conn.close();
+    return out;
+  }, sc);
+  assert.deepEqual(r.result, { text: "cut \ufffd", pair: "😀" });
+  assert.deepEqual(r.doc, { _id: "d1", name: "half \ufffd emoji" });
+  assert.deepEqual(r.errors, []);
+});
+
+test("a result that cannot be read fails its call with a typed error instead of leaving it pending", async () => {
+  const sc = scenario("js-badresult");
+  await inPage(async ([url, fast, sc]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    const errors = [];
+    conn.on("error", (e) => errors.push(e.code));
+    // Methods of a session run one at a time: the real result comes after 1 s.
+    const outcome = conn.call("sleep", 1000).then(() => "resolved", (e) => [e.error, e.reason]);
+    (window.t ??= {})[sc] = { conn, outcome, errors };
+  }, wsUrl(sc), fast, sc);
+  await frame(sc, `{"msg":"result","id":"1","result":{"unterminated": [1, 2`);
+  const r = await inPage(async ([sc]) => {
+    const { conn, outcome, errors } = window.t[sc];
+    const out = { outcome: await outcome, errors, after: await conn.call("add", 1, 1) };
+    conn.close();
+    return out;
+  }, sc);
+  assert.equal(r.outcome[0], "frame-not-json");
+  assert.match(r.outcome[1], /could not be read/);
+  assert.equal(r.errors[0], "frame-not-json");
+  assert.equal(r.after, 2, "the connection goes on");
+});
+
+test("maxFrameBytes bounds memory: a 64 MB frame is rejected before it is copied into wasm memory", async () => {
+  const sc = scenario("js-oversized");
+  await inPage(async ([url, fast, sc]) => {
+    const conn = ddp.DDP.connect(url, { ...fast, maxFrameBytes: 1 << 20 });
+    await new Promise((ok) => conn.once("connect", ok));
+    const errors = [];
+    conn.on("error", (e) => errors.push([e.code, e.message]));
+    const outcome = conn.call("sleep", 1000).then(() => "resolved", (e) => e.error);
+    const before = window.ddpWasm.memory.buffer.byteLength;
+    (window.t ??= {})[sc] = { conn, outcome, errors, before };
+  }, wsUrl(sc), fast, sc);
+  // A result for call "1" with 64 MB of padding, and a non-ASCII character.
+  await frame(sc, `{"msg":"result","id":"1","result":"é$PAD"}`, 64 << 20);
+  const r = await inPage(async ([sc]) => {
+    const { conn, outcome, errors, before } = window.t[sc];
+    const out = { outcome: await outcome, errors };
+    out.grewBy = window.ddpWasm.memory.buffer.byteLength - before;
+    out.after = await conn.call("add", 2, 2);
+    conn.close();
+    return out;
+  }, sc);
+  assert.equal(r.outcome, "frame-too-large", "the call it answered fails, typed");
+  assert.equal(r.errors[0][0], "frame-too-large");
+  assert.ok(r.grewBy < 4 << 20, `wasm memory grew by ${r.grewBy} bytes`);
+  assert.equal(r.after, 4, "the connection goes on");
+});
