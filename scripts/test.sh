@@ -43,7 +43,7 @@ step "Leptos hooks in the browser (wasm-pack test --features leptos,leptos/csr)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install --features leptos,leptos/csr -- --test leptos 2>&1 | tee "$logdir/leptos-browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --features leptos,leptos/csr --test leptos 2>&1 | tee "$logdir/leptos-browser.log"
 
 step "JavaScript surface of the npm package and the Leptos example (node --test, playwright-core + Chromium)"
 DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"

@@ -142,16 +142,15 @@ fn Todos() -> impl IntoView {
             <ul id="todos">
                 <For each=move || ordered.get() key=|d| d.id().to_owned() let:todo>
                     {
-                        let (id, id2) = (todo.id().to_owned(), todo.id().to_owned());
-                        let done = {
+                        let (id, id2, id3) = (todo.id().to_owned(), todo.id().to_owned(), todo.id().to_owned());
+                        let done = Signal::derive({
                             let todo = todo.clone();
                             move || todo.field("done").as_bool().unwrap_or(false)
-                        };
-                        let done2 = done.clone();
+                        });
                         view! {
-                            <li class:done=done.clone() data-id=todo.id().to_owned()>
+                            <li class:done=done data-id=id3>
                                 <input type="checkbox" class="toggle" prop:checked=done
-                                    on:change=move |_| update.call(("todos", id.clone(), json!({"done": !done2()})))/>
+                                    on:change=move |_| update.call(("todos", id.clone(), json!({"done": !done.get_untracked()})))/>
                                 <span class="text">{move || todo.field("text").as_str().unwrap_or("").to_owned()}</span>
                                 <button class="remove" on:click=move |_| remove.call(("todos", id2.clone()))>"×"</button>
                             </li>

@@ -15,7 +15,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 
 /// What [`use_call`] returns: call it with [`UseCall::call`], read its
-/// signals. Cheap to clone.
+/// signals. `Copy`, like Leptos's `Action`.
 pub struct UseCall<R: Send + Sync + 'static> {
     /// True while a call made through this hook is under way (queued
     /// offline counts).
@@ -26,15 +26,17 @@ pub struct UseCall<R: Send + Sync + 'static> {
     /// The error of the latest call, if it failed (cleared when a new call
     /// starts).
     pub error: Signal<Option<MethodError>>,
-    state: SendWrapper<Rc<State<R>>>,
+    state: StoredValue<SendWrapper<Rc<State<R>>>>,
     _r: PhantomData<fn() -> R>,
 }
 
 impl<R: Send + Sync + 'static> Clone for UseCall<R> {
     fn clone(&self) -> Self {
-        UseCall { pending: self.pending, value: self.value, error: self.error, state: self.state.clone(), _r: PhantomData }
+        *self
     }
 }
+
+impl<R: Send + Sync + 'static> Copy for UseCall<R> {}
 
 /// A call being awaited: the task polls it until it ends or the owner goes
 /// (the call is then detached: it still runs, nobody waits for it).
@@ -63,9 +65,10 @@ impl<R: DeserializeOwned + Clone + Send + Sync + 'static> UseCall<R> {
         self.apply(args, CallOptions::default());
     }
 
-    /// [`UseCall::call`] with options.
+    /// [`UseCall::call`] with options. Does nothing once the owner is
+    /// gone.
     pub fn apply(&self, args: impl Serialize, options: CallOptions) {
-        let state: Rc<State<R>> = (*self.state).clone();
+        let Some(state) = self.state.try_with_value(|s| Rc::clone(s)) else { return };
         let call = state.conn.apply::<R>(&state.name, args, options);
         let n = state.latest.get() + 1;
         state.latest.set(n);
@@ -171,7 +174,7 @@ where
         pending: Signal::from(state.pending.read_only()),
         value: Signal::from(state.value.read_only()),
         error: Signal::from(state.error.read_only()),
-        state: SendWrapper::new(state),
+        state: StoredValue::new(SendWrapper::new(state)),
         _r: PhantomData,
     }
 }

@@ -17,8 +17,8 @@ pub struct RoomMessage {
     pub kind: Option<String>,
 }
 
-/// What [`use_room`] returns. Cheap to clone.
-#[derive(Clone)]
+/// What [`use_room`] returns (`Copy`).
+#[derive(Clone, Copy)]
 pub struct UseRoom {
     /// True while joined.
     pub connected: Signal<bool>,
@@ -26,8 +26,8 @@ pub struct UseRoom {
     pub id: Signal<Option<String>>,
     /// The messages received since the hook was called, oldest first.
     pub messages: Signal<Vec<RoomMessage>>,
-    room: SendWrapper<Room>,
-    log: ArcRwSignal<Vec<RoomMessage>>,
+    room: StoredValue<SendWrapper<Room>>,
+    log: RwSignal<Vec<RoomMessage>>,
 }
 
 impl UseRoom {
@@ -36,17 +36,21 @@ impl UseRoom {
     /// resolves when the server acknowledged it; `.detach()` it to fire and
     /// forget.
     pub fn send(&self, data: impl Serialize, kind: Option<&str>) -> MethodCall<Value> {
-        self.room.send(data, kind)
+        match self.room.try_with_value(|r| (**r).clone()) {
+            Some(room) => room.send(data, kind),
+            // The owner is gone, and the room was left with it.
+            None => MethodCall::failed(crate::MethodError::Closed),
+        }
     }
 
     /// Forgets the messages received so far.
     pub fn clear_messages(&self) {
-        self.log.set(Vec::new());
+        self.log.try_set(Vec::new());
     }
 
-    /// The room membership underneath.
-    pub fn room(&self) -> Room {
-        (*self.room).clone()
+    /// The room membership underneath (`None` once the owner is gone).
+    pub fn room(&self) -> Option<Room> {
+        self.room.try_with_value(|r| (**r).clone())
     }
 }
 
@@ -61,11 +65,11 @@ pub fn use_room(room_id: &str) -> UseRoom {
 /// [`use_room`] with join options (auth, payload).
 pub fn use_room_with(room_id: &str, options: JoinOptions) -> UseRoom {
     let room = use_rooms_client().connect(room_id, options);
-    let log = ArcRwSignal::new(Vec::new());
-    let writer = log.clone();
+    let log = RwSignal::new(Vec::new());
+    let writer = log;
     let on_notice = room.on_notice(move |n| {
         if let RoomNotice::Message { data, kind } = n {
-            writer.update(|l| l.push(RoomMessage { data: data.clone(), kind: kind.clone() }));
+            writer.try_update(|l| l.push(RoomMessage { data: data.clone(), kind: kind.clone() }));
         }
     });
     let leave = room.clone();
@@ -75,8 +79,8 @@ pub fn use_room_with(room_id: &str, options: JoinOptions) -> UseRoom {
     UseRoom {
         connected: signal_from(room.connected_observable()),
         id: signal_from(room.id_observable()),
-        messages: Signal::from(log.read_only()),
-        room: SendWrapper::new(room),
+        messages: log.into(),
+        room: StoredValue::new(SendWrapper::new(room)),
         log,
     }
 }

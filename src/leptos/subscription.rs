@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// What [`use_subscription`] returns. Cheap to clone.
-#[derive(Clone)]
+/// What [`use_subscription`] returns (`Copy`).
+#[derive(Clone, Copy)]
 pub struct UseSubscription {
     /// True once the server said `ready` for the current subscription
     /// (false again while a replacement, made for new arguments, loads).
@@ -23,7 +23,7 @@ pub struct UseSubscription {
     pub ended: Signal<Option<SubscriptionEnd>>,
     /// The current DDP subscription id (`None` once stopped).
     pub id: Signal<Option<String>>,
-    state: SendWrapper<Rc<State>>,
+    state: StoredValue<SendWrapper<Rc<State>>>,
 }
 
 impl std::fmt::Debug for UseSubscription {
@@ -35,13 +35,13 @@ impl std::fmt::Debug for UseSubscription {
 impl UseSubscription {
     /// The current subscription handle.
     pub fn subscription(&self) -> Option<Subscription> {
-        self.state.current.borrow().as_ref().map(|c| c.sub.clone())
+        self.state.try_with_value(|s| s.current.borrow().as_ref().map(|c| c.sub.clone())).flatten()
     }
 
     /// Stops the subscription now, before its owner goes (new reactive
     /// arguments subscribe again).
     pub fn stop(&self) {
-        self.state.stop();
+        self.state.try_with_value(|s| s.stop());
     }
 }
 
@@ -98,18 +98,20 @@ impl State {
 /// cleaned up.
 ///
 /// `args` is the argument list (a tuple or `Vec`; any other value is the
-/// single argument), either a plain value or a reactive one (a `Signal`,
-/// `Memo`, `RwSignal` or `Signal::derive(move || ...)`). When reactive
-/// arguments change, the subscription is replaced: the new one is sent,
-/// then the old one stopped. Arguments equal to the current ones (as JSON)
-/// send nothing, as in Meteor's Tracker.
+/// single argument). It may hold signals: Leptos's signals serialize as
+/// their current value, and reading them here is tracked, so
+/// `(room, limit)` with `room: RwSignal<String>` follows `room`, as does a
+/// `Signal::derive(move || ...)` or a `Memo`. When they change, the
+/// subscription is replaced: the new one is sent, then the old one
+/// stopped. Arguments equal to the current ones (as JSON) send nothing, as
+/// in Meteor's Tracker.
 ///
 /// ```ignore
 /// let room = RwSignal::new("general".to_string());
-/// let sub = use_subscription("messages", Signal::derive(move || (room.get(),)));
+/// let sub = use_subscription("messages", (room,));
 /// view! { <Show when=move || sub.ready.get()>"loaded"</Show> }
 /// ```
-pub fn use_subscription<A>(name: &str, args: impl Into<Signal<A>>) -> UseSubscription
+pub fn use_subscription<A>(name: &str, args: A) -> UseSubscription
 where
     A: Serialize + Send + Sync + 'static,
 {
@@ -117,11 +119,10 @@ where
 }
 
 /// [`use_subscription`] on a given connection.
-pub fn subscription_on<A>(conn: &Connection, name: &str, args: impl Into<Signal<A>>) -> UseSubscription
+pub fn subscription_on<A>(conn: &Connection, name: &str, args: A) -> UseSubscription
 where
     A: Serialize + Send + Sync + 'static,
 {
-    let args: Signal<A> = args.into();
     let state = Rc::new(State {
         conn: conn.clone(),
         name: name.to_owned(),
@@ -132,8 +133,8 @@ where
     });
     let in_effect = SendWrapper::new(state.clone());
     let effect = ImmediateEffect::new_isomorphic(move || {
-        // The arguments are the effect's only dependency.
-        let value = args.with(|a| serde_json::to_value(a).unwrap_or(Value::Null));
+        // The signals the arguments hold are the effect's only dependencies.
+        let value = serde_json::to_value(&args).unwrap_or(Value::Null);
         untrack(|| in_effect.follow(value));
     });
     let on_cleanup_state = SendWrapper::new(state.clone());
@@ -145,6 +146,6 @@ where
         ready: Signal::from(state.ready.read_only()),
         ended: Signal::from(state.ended.read_only()),
         id: Signal::from(state.id.read_only()),
-        state: SendWrapper::new(state),
+        state: StoredValue::new(SendWrapper::new(state)),
     }
 }
