@@ -167,12 +167,11 @@ fn Todos() -> impl IntoView {
 fn Chat() -> impl IntoView {
     let room = use_room("lobby");
     let text = RwSignal::new(String::new());
-    let sender = room.clone();
     let send = move || {
         let t = text.get_untracked().trim().to_owned();
         if !t.is_empty() {
             // Type "all": the test server sends it to everybody, us included.
-            sender.send(json!({"from": "leptos", "text": t}), Some("all")).detach();
+            room.send(json!({"from": "leptos", "text": t}), Some("all")).detach();
             text.set(String::new());
         }
     };
