@@ -125,9 +125,11 @@ async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
     let el = container();
     let add: Rc<RefCell<Option<UseCall<String>>>> = Rc::default();
     let a = add.clone();
+    let watched = RwSignal::new("none".to_string());
     let _app = mount(&el, &conn, move || {
         let sub = use_subscription("docs", ("todos",));
         let todos = use_collection("todos");
+        let one = use_doc("todos", watched);
         let outbox = use_outbox();
         let insert = use_call::<String>("insertDoc");
         *a.borrow_mut() = Some(insert);
@@ -136,6 +138,7 @@ async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
             <span class="queued">{move || outbox.get().queued.to_string()}</span>
             <span class="pending">{move || insert.pending.get().to_string()}</span>
             <span class="value">{move || insert.value.get().unwrap_or_default()}</span>
+            <span class="one">{move || one.get().map(|d| d["text"].to_string()).unwrap_or_else(|| "absent".into())}</span>
             <ul>
                 <For each=move || todos.docs.get() key=|d| d.id().to_owned() let:todo>
                     <li>{move || todo.field("text").as_str().unwrap_or("").to_owned()}</li>
@@ -148,16 +151,19 @@ async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
 
     conn.disconnect();
     let add = (*add.borrow()).unwrap();
-    add.call(("todos", json!({"text": "written offline"})));
+    add.call(("todos", json!({"_id": "t1", "text": "written offline"})));
     wait_for(1_000, "the todo at once, from the stub", || text(&el, "li") == "written offline").await;
+    assert_eq!(text(&el, ".one"), "absent", "use_doc watches another id");
+    watched.set("t1".to_string());
+    wait_for(1_000, "use_doc following its id", || text(&el, ".one") == "\"written offline\"").await;
     assert_eq!(text(&el, ".queued"), "1", "the call waits in the outbox");
     assert_eq!(text(&el, ".pending"), "true");
 
     conn.reconnect();
     wait_for(5_000, "the call done", || text(&el, ".pending") == "false").await;
     assert_eq!(text(&el, ".queued"), "0");
-    let id = text(&el, ".value");
-    assert_eq!(id.len(), 17, "the id the stub made: {id:?}");
+    assert_eq!(text(&el, ".value"), "t1", "the call's result");
+    assert_eq!(text(&el, ".one"), "\"written offline\"");
     sleep(100).await;
     assert_eq!(count(&el, "li"), 1, "the server's copy replaced the stub's, once");
     assert_eq!(text(&el, "li"), "written offline");
