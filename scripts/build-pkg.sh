@@ -33,10 +33,19 @@ wasm_opt=node_modules/.bin/wasm-opt
 if [ "${PROFILING:-0}" = 1 ]; then
   wasm_opt_flags="${wasm_opt_flags//--strip-debug/} -g"
 fi
+# What the bytes are made of (twiggy, installed by scripts/setup.sh), read
+# before wasm-opt while the function names are still there: the largest
+# items by retained size. Sizes are before optimisation; the totals below
+# are the package's.
+if command -v twiggy >/dev/null 2>&1 && [ "${SIZE_BREAKDOWN:-1}" = 1 ]; then
+  echo "largest items (twiggy top --retained, before wasm-opt):"
+  twiggy top --retained -n 40 "$wasm" 2>/dev/null \
+    | grep -vE "function names|custom section|table\[|elem\[|Σ|\.\.\. and" | sed -n '3,17p' | cut -c1-150
+fi
 # shellcheck disable=SC2086
 "$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 js_gz=$(gzip -9 -c "$out_dir/$out_name.js" | wc -c)
-echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue ${js_gz} bytes gzipped"
+echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"

@@ -26,6 +26,15 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# 1b. Redis, for the backplane test of the Meteor rooms module (server/meteor/).
+#     Optional: without it that test says it skipped.
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "apt-get install redis-server"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null; } \
+    || log "redis-server could not be installed: the Redis backplane test will be skipped"
+fi
+
 # 2. The wasm32 target.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"
@@ -44,6 +53,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WB_VERSION"; t
   # --locked can name a dependency version the registry mirror lacks; fall back.
   cargo install --locked --force wasm-bindgen-cli --version "$WB_VERSION" \
     || cargo install --force wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+# 4b. twiggy, for the size breakdown scripts/build-pkg.sh prints.
+if ! command -v twiggy >/dev/null 2>&1; then
+  log "cargo install twiggy (a few minutes)"
+  cargo install --locked twiggy || cargo install twiggy
 fi
 
 # 5. npm dev packages (playwright-core for the JS-surface tests, binaryen for

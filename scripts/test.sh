@@ -26,6 +26,9 @@ cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos
 step "npm package (wasm-pack build)"
 scripts/build-pkg.sh
 
+step "package size budget (.size-limit.json)"
+node scripts/size-check.mjs 2>&1 | tee "$logdir/size.log"
+
 step "Leptos example app (scripts/build-example.sh)"
 scripts/build-example.sh
 
@@ -56,6 +59,8 @@ done
 js_pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$logdir/js.log" | tail -n1)
 js_fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$logdir/js.log" | tail -n1)
 passed=$((passed + ${js_pass:-0})); failed=$((failed + ${js_fail:-0}))
+# The size budget counts as one test (the step above already stopped the run if it failed).
+passed=$((passed + 1))
 echo
 echo "summary: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

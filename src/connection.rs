@@ -173,6 +173,7 @@ pub(crate) struct Inner {
     session: Observable<Option<String>>,
     listeners: Rc<Registry<dyn Fn(&Event)>>,
     closed: Cell<bool>,
+    clock: browser::Clock,
     /// True while [`Inner::pump`] runs: a pump asked for from inside it (a
     /// listener that calls back into the connection) leaves the work to the
     /// running loop instead of nesting, so the stack never grows with
@@ -240,6 +241,7 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         session: Observable::new(None),
         listeners: Rc::default(),
         closed: Cell::new(false),
+        clock: browser::Clock::default(),
         pumping: Cell::new(false),
         calls: RefCell::new(FastMap::default()),
         reconnect_hooks: Rc::default(),
@@ -256,7 +258,8 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
             }
         }));
     }
-    inner.machine.borrow_mut().start(browser::now());
+    let now = inner.now();
+    inner.machine.borrow_mut().start(now);
     inner.pump();
     Ok(Connection { inner })
 }
@@ -291,7 +294,7 @@ impl Connection {
         &self.inner.status
     }
 
-    /// Calls `f` on every status change until the handle is stopped.
+    /// Calls `f` on every status change while the returned handle lives (dropping it removes the listener).
     pub fn on_status_change(&self, f: impl Fn(&Status) + 'static) -> ListenerHandle {
         self.inner.status.subscribe(f)
     }
@@ -317,20 +320,23 @@ impl Connection {
         if self.inner.closed.get() {
             return;
         }
-        self.inner.machine.borrow_mut().reconnect(browser::now());
+        let now = self.inner.now();
+        self.inner.machine.borrow_mut().reconnect(now);
         self.inner.pump();
     }
 
     /// Closes the link and stays `offline` until [`Connection::reconnect`].
     pub fn disconnect(&self) {
-        self.inner.machine.borrow_mut().disconnect(browser::now());
+        let now = self.inner.now();
+        self.inner.machine.borrow_mut().disconnect(now);
         self.inner.pump();
     }
 
     /// Disconnects for good and removes every browser listener; `reconnect`
     /// does nothing afterwards.
     pub fn close(&self) {
-        self.inner.machine.borrow_mut().close(browser::now());
+        let now = self.inner.now();
+        self.inner.machine.borrow_mut().close(now);
         self.inner.pump();
         self.inner.closed.set(true);
         self.inner.page.borrow_mut().take();
@@ -342,7 +348,7 @@ impl Connection {
         self.inner.closed.get()
     }
 
-    /// Calls `f` for every lifecycle [`Event`] until the handle is stopped.
+    /// Calls `f` for every lifecycle [`Event`] while the returned handle lives (dropping it removes the listener).
     pub fn on_event(&self, f: impl Fn(&Event) + 'static) -> ListenerHandle {
         self.inner.listeners.add(Rc::new(f))
     }
@@ -435,7 +441,8 @@ impl Connection {
         writes: Vec<crate::protocol::machine::StubWrite>,
         done: Done,
     ) -> Result<u64, MethodError> {
-        let id = self.inner.machine.borrow_mut().call_with_writes(name, params, options, writes, browser::now())?;
+        let now = self.inner.now();
+        let id = self.inner.machine.borrow_mut().call_with_writes(name, params, options, writes, now)?;
         self.inner.calls.borrow_mut().insert(id, PendingCall { on_result, done: Some(done) });
         self.inner.pump();
         Ok(id)
@@ -498,6 +505,16 @@ impl Connection {
 }
 
 impl Inner {
+    /// The wall clock; when it was set back, the machine's deadlines move
+    /// back with it first (the browser's monotonic clock tells by how much).
+    fn now(&self) -> f64 {
+        let (now, set_back) = self.clock.read();
+        if let Some(by) = set_back {
+            self.machine.borrow_mut().handle_clock_jump(by);
+        }
+        now
+    }
+
     /// Carries the machine's output out, until there is none. No borrow is
     /// held while app code runs, so listeners may call back into the
     /// connection; what they cause is handled by this same loop after they
@@ -526,7 +543,8 @@ impl Inner {
                         _ => Ok(()),
                     };
                     if result.is_err() {
-                        self.machine.borrow_mut().handle_transport_error(socket, browser::now());
+                        let now = self.now();
+                        self.machine.borrow_mut().handle_transport_error(socket, now);
                     }
                 }
                 Output::CloseSocket { socket } => {
@@ -625,12 +643,15 @@ impl Inner {
         });
         match opened {
             Ok(s) => *self.socket.borrow_mut() = Some((socket, s)),
-            Err(reason) => self.machine.borrow_mut().handle_open_failed(socket, reason, browser::now()),
+            Err(reason) => {
+                let now = self.now();
+                self.machine.borrow_mut().handle_open_failed(socket, reason, now)
+            }
         }
     }
 
     fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent) {
-        let now = browser::now();
+        let now = self.now();
         {
             let mut m = self.machine.borrow_mut();
             match event {
@@ -646,7 +667,7 @@ impl Inner {
     }
 
     fn page_event(self: &Rc<Self>, event: PageEvent) {
-        let now = browser::now();
+        let now = self.now();
         {
             let mut m = self.machine.borrow_mut();
             match event {
@@ -674,14 +695,15 @@ impl Inner {
                 if timer.as_ref().is_some_and(|(t, _)| *t <= at) {
                     return;
                 }
-                let delay = (at - browser::now()).clamp(0.0, i32::MAX as f64) as u32;
+                let delay = (at - self.now()).clamp(0.0, i32::MAX as f64) as u32;
                 let weak = Rc::downgrade(self);
                 *timer = Some((
                     at,
                     Timeout::new(delay, move || {
                         if let Some(inner) = weak.upgrade() {
                             inner.timer.borrow_mut().take();
-                            inner.machine.borrow_mut().handle_timeout(browser::now());
+                            let now = inner.now();
+                            inner.machine.borrow_mut().handle_timeout(now);
                             inner.pump();
                         }
                     }),

@@ -250,7 +250,7 @@ impl Collection {
         self.mirror.map().signal_map_cloned().key_cloned(id.to_owned())
     }
 
-    /// Calls `f` with every change until the handle is stopped.
+    /// Calls `f` with every change while the returned handle lives (dropping it removes the listener).
     pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
         self.mirror.listeners.add(Rc::new(f))
     }

@@ -188,7 +188,8 @@ impl Client {
         let rooms: RoomMap = Rc::default();
         let inbox = conn.subscribe("rooms.inbox", ());
         let weak = Rc::downgrade(&rooms);
-        let c = conn.clone();
+        // Weak: the connection's own listener list must not hold it.
+        let c = Rc::downgrade(conn.inner());
         let events = conn.on_event(move |e| {
             let Some(rooms) = weak.upgrade() else { return };
             let all: Vec<Rc<RoomInner>> = rooms.borrow().values().cloned().collect();
@@ -199,7 +200,7 @@ impl Client {
                         r.events(ev);
                     }
                 }
-                Event::Connected { .. } if c.resumed() => {
+                Event::Connected { .. } if c.upgrade().is_some_and(|c| c.machine.borrow().resumed()) => {
                     for r in all {
                         let (a, ev) = r.state.borrow_mut().link_up(true);
                         r.events(ev);
@@ -322,7 +323,7 @@ impl Room {
         &self.inner.connected
     }
 
-    /// Calls `f` with every notice until the handle is stopped.
+    /// Calls `f` with every notice while the returned handle lives (dropping it removes the listener).
     pub fn on_notice(&self, f: impl Fn(&RoomNotice) + 'static) -> ListenerHandle {
         self.inner.listeners.add(Rc::new(f))
     }
@@ -335,7 +336,7 @@ impl Room {
                 let _ = tx.unbounded_send((data.clone(), kind.clone()));
             }
         });
-        drop(h); // lives as long as the room
+        h.forget(); // lives as long as the room
         rx
     }
 

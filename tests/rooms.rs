@@ -16,8 +16,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 fn inbox(room: &Room) -> Rc<RefCell<Vec<RoomNotice>>> {
     let seen: Rc<RefCell<Vec<RoomNotice>>> = Rc::default();
     let s = seen.clone();
-    let h = room.on_notice(move |n| s.borrow_mut().push(n.clone()));
-    drop(h);
+    room.on_notice(move |n| s.borrow_mut().push(n.clone())).forget();
     seen
 }
 

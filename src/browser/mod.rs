@@ -14,6 +14,37 @@ pub fn now() -> f64 {
     js_sys::Date::now()
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: monotonic milliseconds (absent outside browsers).
+    #[wasm_bindgen(catch, js_namespace = performance, js_name = now)]
+    fn performance_now() -> Result<f64, JsValue>;
+}
+
+/// The wall clock, watched by the monotonic one: [`Clock::read`] tells when
+/// the wall clock was set back (by NTP, the user, a restored VM), and by how
+/// much, so deadlines can move with it. (A forward jump looks like sleep and
+/// needs nothing: deadlines simply fall due.)
+#[derive(Default)]
+pub struct Clock {
+    last: std::cell::Cell<Option<(f64, f64)>>,
+}
+
+impl Clock {
+    /// The wall clock now, and how far it was set back since the last read
+    /// (beyond a second of tolerance).
+    pub fn read(&self) -> (f64, Option<f64>) {
+        let wall = now();
+        let Ok(mono) = performance_now() else { return (wall, None) };
+        let set_back = self.last.get().and_then(|(last_wall, last_mono)| {
+            let expected = last_wall + (mono - last_mono);
+            (wall < expected - 1000.0).then_some(expected - wall)
+        });
+        self.last.set(Some((wall, mono)));
+        (wall, set_back)
+    }
+}
+
 /// A random number in `[0, 1)`.
 pub fn random() -> f64 {
     js_sys::Math::random()

@@ -2,7 +2,7 @@
 //! and registered custom types, like Meteor's `EJSON`.
 
 use crate::protocol::ejson::Ejson;
-use js_sys::{Array, Date, Function, Object, Reflect, RegExp, Uint8Array};
+use js_sys::{Array, Date, Function, Object, Reflect, Uint8Array};
 use std::cell::RefCell;
 use crate::protocol::hash::FastMap;
 use wasm_bindgen::prelude::*;
@@ -32,16 +32,64 @@ pub fn add_type(name: String, factory: Function) {
 
 const MAX_DEPTH: usize = 128;
 
-/// A JS value as EJSON. Functions, symbols and bigints cannot be sent, nor
-/// can values nested deeper than 128 levels (cycles).
-pub fn from_js(v: &JsValue) -> Result<Ejson, String> {
-    from_js_at(v, 0)
+#[wasm_bindgen(inline_js = r#"
+// One look at a non-primitive value, inside try/catch: a throwing getter, a
+// Proxy trap or a revoked Proxy must give an error, never throw through wasm.
+export function classify(v) {
+  try {
+    if (v instanceof Date) return [1, v.getTime()];
+    if (v instanceof Uint8Array) return [2, new Uint8Array(v)];
+    if (v instanceof RegExp) return [3, v.source, v.flags];
+    if (Array.isArray(v)) return [4, Array.from(v)];
+    if (typeof v.typeName === "function" && typeof v.toJSONValue === "function") return [5, String(v.typeName()), v.toJSONValue()];
+    return [6, Object.entries(v)];
+  } catch (e) {
+    let text = "an exception";
+    try { text = String(e && e.message !== undefined ? e.message : e); } catch (_) {}
+    return [0, text];
+  }
+}
+"#)]
+extern "C" {
+    fn classify(v: &JsValue) -> Array;
 }
 
-fn from_js_at(v: &JsValue, depth: usize) -> Result<Ejson, String> {
+/// A JS value as EJSON. Functions, symbols and bigints cannot be sent, nor
+/// can values nested deeper than 128 levels (cycles), nor values whose
+/// reading throws (a getter, a Proxy).
+pub fn from_js(v: &JsValue) -> Result<Ejson, String> {
+    from_js_bounded(v, usize::MAX).map_err(|e| match e {
+        Refused::Bad(e) => e,
+        Refused::TooLarge => "the value is too large".into(),
+    })
+}
+
+/// Why a value was not converted.
+pub enum Refused {
+    /// It cannot be sent (the text says why).
+    Bad(String),
+    /// It holds more than `budget` bytes of text (a lower bound of its JSON
+    /// size), so it is refused before all of it is read.
+    TooLarge,
+}
+
+/// [`from_js`], giving up as soon as the value's strings and keys add up to
+/// more than `budget` bytes.
+pub fn from_js_bounded(v: &JsValue, budget: usize) -> Result<Ejson, Refused> {
+    let mut left = budget;
+    from_js_at(v, 0, &mut left)
+}
+
+fn spend(left: &mut usize, n: usize) -> Result<(), Refused> {
+    *left = left.checked_sub(n).ok_or(Refused::TooLarge)?;
+    Ok(())
+}
+
+fn from_js_at(v: &JsValue, depth: usize, left: &mut usize) -> Result<Ejson, Refused> {
     if depth > MAX_DEPTH {
-        return Err("the value is nested too deeply (a cycle?)".into());
+        return Err(Refused::Bad("the value is nested too deeply (a cycle?)".into()));
     }
+    spend(left, 1)?;
     if v.is_null() || v.is_undefined() {
         return Ok(Ejson::Null);
     }
@@ -51,47 +99,45 @@ fn from_js_at(v: &JsValue, depth: usize) -> Result<Ejson, String> {
     if let Some(n) = v.as_f64() {
         return Ok(Ejson::Number(n));
     }
-    if let Some(s) = v.as_string() {
-        return Ok(Ejson::String(s));
+    if let Some(s) = v.dyn_ref::<js_sys::JsString>() {
+        spend(left, s.length() as usize)?;
+        return Ok(Ejson::String(String::from(s)));
     }
     if v.is_function() || v.is_symbol() || v.is_bigint() {
-        return Err(format!("a {} cannot be sent", v.js_typeof().as_string().unwrap_or_default()));
+        return Err(Refused::Bad(format!("a {} cannot be sent", v.js_typeof().as_string().unwrap_or_default())));
     }
-    if let Some(d) = v.dyn_ref::<Date>() {
-        return Ok(Ejson::Date(d.get_time()));
-    }
-    if let Some(a) = v.dyn_ref::<Uint8Array>() {
-        return Ok(Ejson::Binary(a.to_vec()));
-    }
-    if let Some(r) = v.dyn_ref::<RegExp>() {
-        return Ok(Ejson::Regexp { source: r.source().into(), flags: r.flags().into() });
-    }
-    if Array::is_array(v) {
-        let a: &Array = v.unchecked_ref();
-        return a.iter().map(|x| from_js_at(&x, depth + 1)).collect::<Result<_, _>>().map(Ejson::Array);
-    }
-    // A custom type: typeName() + toJSONValue().
-    let type_name = Reflect::get(v, &"typeName".into()).ok().filter(JsValue::is_function);
-    let to_json = Reflect::get(v, &"toJSONValue".into()).ok().filter(JsValue::is_function);
-    if let (Some(t), Some(j)) = (type_name, to_json) {
-        let name = t.unchecked_ref::<Function>().call0(v).map_err(|_| "typeName() threw".to_string())?;
-        let value = j.unchecked_ref::<Function>().call0(v).map_err(|_| "toJSONValue() threw".to_string())?;
-        return Ok(Ejson::Custom {
-            type_name: name.as_string().ok_or("typeName() must return a string")?,
-            value: Box::new(from_js_at(&value, depth + 1)?),
-        });
-    }
-    let obj: &Object = v.unchecked_ref();
-    let mut fields = Vec::new();
-    for entry in Object::entries(obj).iter() {
-        let pair: Array = entry.unchecked_into();
-        let value = pair.get(1);
-        if value.is_undefined() {
-            continue; // as JSON.stringify does
+    let c = classify(v);
+    let kind = c.get(0).as_f64().unwrap_or(0.0) as u8;
+    match kind {
+        1 => Ok(Ejson::Date(c.get(1).as_f64().unwrap_or(f64::NAN))),
+        2 => {
+            let a: Uint8Array = c.get(1).unchecked_into();
+            spend(left, a.length() as usize)?;
+            Ok(Ejson::Binary(a.to_vec()))
         }
-        fields.push((pair.get(0).as_string().unwrap_or_default(), from_js_at(&value, depth + 1)?));
+        3 => Ok(Ejson::Regexp { source: c.get(1).as_string().unwrap_or_default(), flags: c.get(2).as_string().unwrap_or_default() }),
+        4 => {
+            let a: Array = c.get(1).unchecked_into();
+            a.iter().map(|x| from_js_at(&x, depth + 1, left)).collect::<Result<_, _>>().map(Ejson::Array)
+        }
+        5 => Ok(Ejson::Custom { type_name: c.get(1).as_string().unwrap_or_default(), value: Box::new(from_js_at(&c.get(2), depth + 1, left)?) }),
+        6 => {
+            let entries: Array = c.get(1).unchecked_into();
+            let mut fields = Vec::with_capacity(entries.length() as usize);
+            for entry in entries.iter() {
+                let pair: Array = entry.unchecked_into();
+                let value = pair.get(1);
+                if value.is_undefined() {
+                    continue; // as JSON.stringify does
+                }
+                let key = pair.get(0).as_string().unwrap_or_default();
+                spend(left, key.len())?;
+                fields.push((key, from_js_at(&value, depth + 1, left)?));
+            }
+            Ok(Ejson::Object(fields))
+        }
+        _ => Err(Refused::Bad(format!("reading the value threw: {}", c.get(1).as_string().unwrap_or_default()))),
     }
-    Ok(Ejson::Object(fields))
 }
 
 /// Sets `key` as an own data property, as `JSON.parse` does: a key named

@@ -587,16 +587,25 @@ impl DdpConnection {
         if !signal.is_undefined() && get(&signal, "aborted").is_truthy() {
             return Ok(Promise::reject(&method_error_to_js(&MethodError::Cancelled)));
         }
+        // A full outbox refuses the call before its arguments are read.
+        let room = self.conn.inner().machine.borrow().room_for_call();
+        let budget = match room {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
+        };
         // Encode the arguments before anything runs: a value that cannot be
-        // sent fails the call at once.
-        let params = args
-            .iter()
-            .map(|a| ejson::from_js(&a).map(|e| e.to_json()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| method_error_to_js(&MethodError::BadArguments(e)));
+        // sent (or whose reading throws) fails the call, and one larger than
+        // the room left is refused as soon as that is known.
+        let params = ejson::from_js_bounded(&args, budget).map(|e| match e.to_json() {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        });
         let params = match params {
             Ok(p) => p,
-            Err(e) => return Ok(Promise::reject(&e)),
+            Err(ejson::Refused::Bad(e)) => return Ok(Promise::reject(&method_error_to_js(&MethodError::BadArguments(e)))),
+            Err(ejson::Refused::TooLarge) => {
+                return Ok(Promise::reject(&method_error_to_js(&MethodError::QueueFull { limit: "maxPendingBytes" })))
+            }
         };
         let (stub, random_seed, writes) = self.run_stub(name, &args);
         let (stub_value, writes) = match stub {
@@ -636,32 +645,39 @@ impl DdpConnection {
                 }
             }
         };
-        let (promise, settle) = call_promise(result_to_js, cleanup);
+        // With `returnStubValue` the caller gets the stub's value now and the
+        // server call goes on: its failure is reported, with no Promise (and
+        // no handler closure) left behind.
+        let (promise, settle): (Option<Promise>, crate::connection::DoneHook) = if return_stub {
+            let report = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
+                cleanup();
+                if let Err(e) = outcome {
+                    web_sys::console::error_2(&"ddp-live: a call whose stub value was returned failed on the server".into(), &method_error_to_js(&e));
+                }
+            });
+            (None, report)
+        } else {
+            let (p, settle) = call_promise(result_to_js, cleanup);
+            (Some(p), settle)
+        };
         let id = match self.conn.place_call(name, params, call_options, hook, writes, crate::connection::Done::Hook(settle)) {
             Ok(id) => id,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };
         if !signal.is_undefined() {
-            let conn = self.conn.clone();
+            // Weak: a signal the app keeps must not keep the connection.
+            let conn = Rc::downgrade(self.conn.inner());
             let closure = Closure::<dyn Fn()>::new(move || {
-                conn.cancel_call(id);
+                if let Some(inner) = conn.upgrade() {
+                    Connection::from_inner(inner).cancel_call(id);
+                }
             });
             if let Ok(add) = get(&signal, "addEventListener").dyn_into::<Function>() {
                 let _ = add.call2(&signal, &"abort".into(), closure.as_ref());
             }
             *abort.borrow_mut() = Some(closure);
         }
-        if return_stub {
-            // The server call goes on; its failure is reported, not lost.
-            let report = Closure::once_into_js(|e: JsValue| {
-                web_sys::console::error_2(&"ddp-live: a call whose stub value was returned failed on the server".into(), &e);
-            });
-            if let Ok(catch) = get(&promise, "catch").dyn_into::<Function>() {
-                let _ = catch.call1(&promise, &report);
-            }
-            return Ok(Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED)));
-        }
-        Ok(promise)
+        Ok(promise.unwrap_or_else(|| Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED))))
     }
 
 }

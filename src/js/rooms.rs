@@ -39,6 +39,10 @@ extern "C" {
 #[wasm_bindgen(js_name = Client)]
 pub struct JsClient {
     client: Client,
+    /// The one `DDPConnection` object of `client.connection`, made on first
+    /// use: every read gives the same object, so listeners, `off()` and
+    /// `methods()` all see one connection.
+    connection: std::cell::OnceCell<JsValue>,
 }
 
 #[wasm_bindgen(js_class = Client)]
@@ -48,7 +52,7 @@ impl JsClient {
     pub fn new(url: &str, options: Option<JsConnectOptions>) -> Result<JsClient, JsValue> {
         let options = parse_options(options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED))?;
         let client = Client::new(url, options).map_err(to_js_error)?;
-        Ok(JsClient { client })
+        Ok(JsClient { client, connection: std::cell::OnceCell::new() })
     }
 
     /// Joins `roomId`; `auth` and `query` go to the server's middleware.
@@ -68,9 +72,9 @@ impl JsClient {
     }
 
     /// The DDP connection underneath (status, calls, subscriptions).
-    #[wasm_bindgen(getter)]
-    pub fn connection(&self) -> DdpConnection {
-        DdpConnection::new(self.client.connection().clone())
+    #[wasm_bindgen(getter, unchecked_return_type = "DDPConnection")]
+    pub fn connection(&self) -> JsValue {
+        self.connection.get_or_init(|| DdpConnection::new(self.client.connection().clone()).into()).clone()
     }
 
     /// Leaves every room and closes the socket.

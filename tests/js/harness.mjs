@@ -6,7 +6,8 @@ import { chromium } from "playwright-core";
 export const port = process.env.DDP_TEST_PORT ?? "3310";
 export const base = `http://127.0.0.1:${port}`;
 
-export async function openPage() {
+/** Opens the JS test page served at `pageBase` (the test server by default). */
+export async function openPage(pageBase = base) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
@@ -14,7 +15,7 @@ export async function openPage() {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
-  await page.goto(`${base}/js-tests/index.html`);
+  await page.goto(`${pageBase}/js-tests/index.html`);
   await page.waitForFunction(() => window.ddpReady === true, null, { timeout: 10000 });
   return { browser, page, errors };
 }
@@ -38,11 +39,12 @@ export const fast = { retry: { minCount: 1, minTimeout: 20, baseTimeout: 50, exp
 /**
  * Opens one page for a test file (node:test before/after hooks) and returns
  * `inPage(fn, ...args)`, which runs `fn(args)` in it. The page must end
- * without an uncaught error.
+ * without an uncaught error. `pageBase()` (optional; it may return a
+ * Promise) names the server of the page when it is not the test server.
  */
-export function usePage(before, after, assert) {
+export function usePage(before, after, assert, pageBase = () => base) {
   let session;
-  before(async () => (session = await openPage()));
+  before(async () => (session = await openPage(await pageBase())));
   after(async () => {
     await session?.browser.close();
     assert.deepEqual(session?.errors.map(String), [], "no uncaught error in the page");

@@ -1,36 +1,32 @@
 // Meteor's own ddp-server (the fixture in ../shared/meteor-server, beside
-// the repository) for interoperability tests. When the fixture is absent the
-// tests that need it print "skipped: no Meteor fixture" and skip.
+// the repository) for interoperability tests, started with its own
+// server.mjs. When the fixture is absent the tests that need it print
+// "skipped: no Meteor fixture" and skip.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { findFixture, ensureFixtureDeps, freePort } from "../../server/meteor/fixture.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const fixture = process.env.METEOR_FIXTURE ?? resolve(root, "../shared/meteor-server");
-export const hasFixture = existsSync(resolve(fixture, "run.sh")) && existsSync(resolve(fixture, "server.mjs"));
+export const fixture = findFixture();
+export const hasFixture = fixture !== undefined;
 
-/**
- * Starts the fixture's server on `port` (its run.sh installs its npm
- * dependencies on first use) and returns `{ url, base, stop }`, or null
- * when the fixture is absent.
- */
-export async function startMeteor(port, env = {}) {
+/** Starts the fixture's server.mjs on a free port of 4530-4539: `{ url, base, control, stop }`, or null without the fixture. */
+export async function startMeteor(env = {}) {
   if (!hasFixture) {
     console.log("skipped: no Meteor fixture");
     return null;
   }
-  const pid = await new Promise((ok, fail) => {
-    const p = spawn("bash", [resolve(fixture, "run.sh")], {
-      cwd: fixture,
-      env: { ...process.env, PORT: String(port), ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.on("exit", (code) => (code === 0 ? ok(Number(out.trim().split("\n").pop())) : fail(new Error(`run.sh exited ${code}`))));
+  ensureFixtureDeps(fixture);
+  const port = await freePort(4530, 4539);
+  const child = spawn(process.execPath, [path.join(fixture, "server.mjs")], {
+    cwd: fixture,
+    env: { ...process.env, PORT: String(port), ...env },
+    stdio: "ignore",
   });
   const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; !(await fetch(`${base}/sockjs/info`).then((r) => r.ok, () => false)); i++) {
+    if (i > 200 || child.exitCode !== null) throw new Error(`Meteor's server did not start on ${port}`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
   return {
     url: `ws://127.0.0.1:${port}/websocket`,
     base,
@@ -39,8 +35,6 @@ export async function startMeteor(port, env = {}) {
       if (!r.ok) throw new Error(`meteor control ${action}: ${r.status}`);
       return r.json();
     },
-    stop: () => {
-      try { process.kill(pid); } catch { /* already gone */ }
-    },
+    stop: () => child.kill(),
   };
 }

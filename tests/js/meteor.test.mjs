@@ -7,7 +7,7 @@ import { startMeteor, hasFixture } from "./meteor.mjs";
 
 const inPage = usePage(before, after, assert);
 let meteor = null;
-before(async () => (meteor = await startMeteor(Number(process.env.METEOR_TEST_PORT ?? 4530))));
+before(async () => (meteor = await startMeteor()));
 after(() => meteor?.stop());
 
 const needsMeteor = { skip: hasFixture ? false : "skipped: no Meteor fixture" };

@@ -39,7 +39,7 @@ test("listeners hear events in order even when an earlier listener calls into th
     const log = [];
     // The first listener calls back in; the second must still hear
     // "connect" before "reconnect".
-    conn.on("connect", () => { conn.call("echo", "from a listener"); });
+    conn.on("connect", () => { conn.call("echo", "from a listener").catch(() => {}); });
     conn.on("connect", () => log.push("connect"));
     conn.on("reconnect", () => log.push("reconnect"));
     conn.on("disconnect", () => log.push("disconnect"));
@@ -136,4 +136,33 @@ test("maxFrameBytes bounds memory: a 64 MB frame is rejected before it is copied
   assert.equal(r.errors[0][0], "frame-too-large");
   assert.ok(r.grewBy < 4 << 20, `wasm memory grew by ${r.grewBy} bytes`);
   assert.equal(r.after, 4, "the connection goes on");
+});
+
+test("the wall clock set back an hour while waiting does not stall the retry", async () => {
+  const sc = scenario("js-clockback");
+  const retry = { minCount: 0, minTimeout: 0, baseTimeout: 1000, exponent: 1, maxTimeout: 1000, fuzz: 0 };
+  await inPage(async ([url, fast, retry, sc]) => {
+    const conn = ddp.DDP.connect(url, { ...fast, retry });
+    await new Promise((ok) => conn.once("connect", ok));
+    (window.t ??= {})[sc] = { conn, waiting: new Promise((ok) => conn.onStatusChange((s) => s.status === "waiting" && ok())) };
+  }, wsUrl(sc), fast, retry, sc);
+  await control(sc, "drop");
+  const r = await inPage(async ([sc]) => {
+    const { conn, waiting } = window.t[sc];
+    await waiting;
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3600e3; // the clock is set back an hour
+    const t0 = performance.now();
+    try {
+      await Promise.race([
+        new Promise((ok) => conn.once("connect", ok)),
+        new Promise((_, fail) => setTimeout(() => fail(new Error("no reconnect within 10 s")), 10000)),
+      ]);
+    } finally {
+      Date.now = realNow;
+    }
+    conn.close();
+    return performance.now() - t0;
+  }, sc);
+  assert.ok(r < 5000, `reconnected after ${r} ms`);
 });

@@ -314,6 +314,20 @@ impl Machine {
         self.call_with_writes(name, params, options, Vec::new(), now)
     }
 
+    /// Whether one more call fits in the outbox: `closed` or `queue-full`
+    /// (`maxPendingCalls`) if not, else how many bytes of arguments it may
+    /// carry. Asked before arguments are even converted, so a flood of calls
+    /// into a full outbox is refused at the cost of a comparison.
+    pub fn room_for_call(&self) -> Result<usize, MethodError> {
+        if self.closed {
+            return Err(MethodError::Closed);
+        }
+        if self.methods.calls.len() >= self.config.max_pending_calls {
+            return Err(MethodError::QueueFull { limit: "maxPendingCalls" });
+        }
+        Ok(self.config.max_pending_bytes.saturating_sub(self.methods.bytes))
+    }
+
     /// [`Machine::call`] with the document writes its client stub made:
     /// they show at once and give way to the server's version when the
     /// call completes (or fails).
@@ -326,17 +340,12 @@ impl Machine {
         now: f64,
     ) -> Result<u64, MethodError> {
         self.observe_clock(now);
-        if self.closed {
-            return Err(MethodError::Closed);
-        }
         let bytes = name.len() + params.iter().map(|p| serde_json::to_string(p).map_or(0, |s| s.len())).sum::<usize>();
-        let m = &mut self.methods;
-        if m.calls.len() >= self.config.max_pending_calls {
-            return Err(MethodError::QueueFull { limit: "maxPendingCalls" });
-        }
-        if m.bytes + bytes > self.config.max_pending_bytes {
+        let left = self.room_for_call()?;
+        if bytes > left {
             return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
         }
+        let m = &mut self.methods;
         m.next_id += 1;
         let id = m.next_id;
         let deadline = options.timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).map(|t| now + t);

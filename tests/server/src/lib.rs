@@ -1,10 +1,29 @@
 //! `ddp-test-server`: a small native DDP server for ddp-live's end-to-end
 //! tests and demo.
 //!
-//! - Speaks DDP as Meteor's server does: version negotiation (configurable
-//!   versions), heartbeats (configurable), 17-character session ids, the
-//!   top-level `error` replies for bad frames, 404s for unknown methods and
-//!   publications.
+//! - Speaks DDP as Meteor 3's server does (checked against Meteor's
+//!   livedata_server.js and the Meteor fixture): version negotiation
+//!   (configurable versions; `failed`, then a close 1000 "Normal closure"),
+//!   heartbeats (configurable; pings without an id, any message counts as
+//!   the pong, a silent client is closed with 1000; none in `pre1`, where
+//!   `ping`/`pong` are unknown messages; without a heartbeat a socket with
+//!   no traffic for 45 s is cut), 17-character session ids, a
+//!   client's close frame answered, the top-level `error` replies for bad
+//!   frames (no offending message for text that is not a JSON object),
+//!   404s for unknown methods and publications, numbers as JavaScript
+//!   writes them. A session's `method`, `sub`, `unsub` and unknown messages
+//!   are handled one at a time in the order they came (a `sub` waits for a
+//!   slow method unless it unblocks); pings are answered at once.
+//! - Session resumption (Meteor 3.5's, an extension of Meteor 3.0): a
+//!   dropped session is held for a grace period and a client that sends
+//!   `connect` with `session` and `receivedCount` gets it back, with what
+//!   it missed replayed and re-sent method ids never run twice. A client
+//!   that sent `disconnect` (which Meteor answers "Bad request", as here)
+//!   or a session closed by the server is not held.
+//! - Bounded: each socket's outgoing queue ([`Config::max_queued_bytes`])
+//!   and each session's replay history ([`Config::history_bytes`]); a
+//!   client that stops reading is cut by the heartbeat (or when its queue
+//!   overflows), and a session's worker and tasks end with it.
 //! - A server-side API in the style of Meteor's `Meteor.onConnection`:
 //!   [`Server::on_connection`] gives a [`ServerConnection`] with `id`,
 //!   `close()`, `on_close()`, `client_address` and `http_headers`.
@@ -17,9 +36,17 @@
 //!   frame), `refuse?on=true|false` (answer new sockets with HTTP 503),
 //!   `silent?on=true|false` (keep sockets open but send and answer nothing),
 //!   `versions?v=a,b` (the versions the server speaks; empty resets),
-//!   `disconnect` (close every socket cleanly, code 1000), `reset`, and
-//!   `stats` (connection counts; live subscriptions and the `sub` and
-//!   `unsub` messages received).
+//!   `frame?text=T&pad=N` (a raw text frame to every socket, `$PAD` in `T`
+//!   replaced by `N` x's),
+//!   `disconnect` (close every socket cleanly, 1000 "Normal closure"; the
+//!   sessions end), `resume?on=true|false` (hold dropped sessions for
+//!   resumption, default on), `grace?ms=N` (how long), `reset`,
+//!   `executions` (method runs and counters), and `stats`: `connections`
+//!   (open sockets), `sessions` (ids held), `accepted`, `refuse`, `silent`,
+//!   `liveSessions` (sessions of the whole server not yet freed),
+//!   `tasks` (the runtime's live tasks), `members` (with `?room=r`),
+//!   `subscriptions` (live in the scenario's sessions), `subRequests` and
+//!   `unsubRequests` (the `sub` and `unsub` messages handled).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -27,28 +54,29 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 mod methods;
 mod publications;
+pub mod random;
 pub mod rooms;
 pub use rooms::{JoinRequest, RoomConnection, RoomHooks};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// The versions a Meteor server speaks, preferred first.
 pub const DEFAULT_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
 
-/// The alphabet of Meteor's `Random.id()`.
-const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
+use random::UNMISTAKABLE as ID_ALPHABET;
 
 /// Request headers a connection may see (Meteor's whitelist; never cookies).
 pub const HEADER_WHITELIST: [&str; 14] = [
@@ -77,6 +105,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// How long a server ping may go unanswered.
     pub heartbeat_timeout: Duration,
+    /// Without a heartbeat (before `connect`, in `pre1`, or with the
+    /// heartbeat off), a socket with no traffic either way for this long
+    /// is cut, as Meteor's 45 s socket timeout does (zero disables).
+    pub idle_timeout: Duration,
     /// `HTTP_FORWARDED_COUNT`: proxies in front of the server.
     pub forwarded_count: usize,
     /// Static directories: (URL prefix, directory). A prefix of "/" serves
@@ -86,6 +118,12 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How long a dropped session waits for its client to resume it.
     pub grace: Duration,
+    /// The most a socket's outgoing queue holds (bytes): a client that
+    /// reads slower than the server writes is cut past it.
+    pub max_queued_bytes: usize,
+    /// The most a session keeps for replay after a resumption (bytes; also
+    /// at most 10,000 messages).
+    pub history_bytes: usize,
     /// Room hooks and middleware (default: [`RoomHooks::chat`]).
     pub rooms: RoomHooks,
 }
@@ -96,10 +134,13 @@ impl Default for Config {
             versions: DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect(),
             heartbeat_interval: Duration::from_millis(15_000),
             heartbeat_timeout: Duration::from_millis(15_000),
+            idle_timeout: Duration::from_secs(45),
             forwarded_count: 0,
             mounts: Vec::new(),
             max_message_bytes: 1 << 20,
             grace: Duration::from_secs(15),
+            max_queued_bytes: 16 << 20,
+            history_bytes: 16 << 20,
             rooms: RoomHooks::chat(),
         }
     }
@@ -142,25 +183,133 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a socket's writer sends, in order.
 #[derive(Debug)]
 enum Out {
     Text(String),
+    /// A close frame (code, reason), after everything queued before it.
     Close(u16, String),
-    Drop,
+}
+
+/// A socket's outgoing queue. Bounded in bytes: frames wait here for the
+/// socket's writer task, and a client that stops reading can make the
+/// server hold at most [`Config::max_queued_bytes`] for it: past that the
+/// socket is cut (the session is then held for resumption like after any
+/// drop). Bulk producers (a publication's initial documents) wait for room
+/// instead ([`Outbox::room`]).
+struct Outbox {
+    tx: mpsc::UnboundedSender<Out>,
+    /// Bytes queued and not yet flushed to the socket.
+    queued: AtomicUsize,
+    limit: usize,
+    /// The writer made room, or the socket ended.
+    room: Notify,
+    /// Cut the socket now, ahead of the queue (overflow, fault injection).
+    cut: Notify,
+    /// The socket is cut or gone: nothing more is queued.
+    ended: AtomicBool,
+    /// When the writer last flushed frames to the socket.
+    last_write: Mutex<Instant>,
+}
+
+impl Outbox {
+    fn new(limit: usize) -> (Arc<Outbox>, mpsc::UnboundedReceiver<Out>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outbox = Outbox {
+            tx,
+            queued: AtomicUsize::new(0),
+            limit,
+            room: Notify::new(),
+            cut: Notify::new(),
+            ended: AtomicBool::new(false),
+            last_write: Mutex::new(Instant::now()),
+        };
+        (Arc::new(outbox), rx)
+    }
+
+    /// Queues a text frame; a frame that would take the queue past its
+    /// limit cuts the socket instead (one frame alone always goes).
+    fn text(&self, text: String) {
+        self.queue(text, true);
+    }
+
+    /// Queues a text frame whatever the queue holds (a resumption's replay,
+    /// itself bounded by the history's limit).
+    fn text_unbounded(&self, text: String) {
+        self.queue(text, false);
+    }
+
+    fn queue(&self, text: String, bounded: bool) {
+        if self.ended.load(Ordering::SeqCst) {
+            return;
+        }
+        let len = text.len();
+        let before = self.queued.fetch_add(len, Ordering::SeqCst);
+        if bounded && before > 0 && before + len > self.limit {
+            self.queued.fetch_sub(len, Ordering::SeqCst);
+            self.cut_now();
+            return;
+        }
+        if self.tx.send(Out::Text(text)).is_err() {
+            self.queued.fetch_sub(len, Ordering::SeqCst);
+        }
+    }
+
+    /// Queues a close frame after what is queued.
+    fn close(&self, code: u16, reason: &str) {
+        if !self.ended.load(Ordering::SeqCst) {
+            let _ = self.tx.send(Out::Close(code, reason.to_owned()));
+        }
+    }
+
+    /// Cuts the socket without a close frame, whatever is queued.
+    fn cut_now(&self) {
+        self.end();
+        self.cut.notify_one();
+    }
+
+    /// Nothing more goes out; producers waiting for room go on.
+    fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+        self.room.notify_waiters();
+    }
+
+    /// Nothing is waiting to be written.
+    fn idle(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0
+    }
+
+    /// Waits until the queue is at most half full (or the socket ended).
+    async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.ended.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) <= self.limit / 2 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 type CloseHook = Box<dyn FnOnce() + Send>;
 
-/// Messages kept for replay after a resumption.
+/// Messages kept for replay after a resumption (also bounded in bytes by
+/// [`Config::history_bytes`]).
 const HISTORY: usize = 10_000;
 
 /// Where a session's messages go: the socket it is attached to (none during
 /// the grace period after a drop), and what it sent, for replay.
 struct Link {
-    tx: Option<mpsc::UnboundedSender<Out>>,
-    /// Socket generation, so a stale socket cannot detach a newer one.
+    tx: Option<Arc<Outbox>>,
+    /// The socket that has (or last had) the session. A detachment is
+    /// identified by the socket that left: a stale socket cannot detach a
+    /// newer one, and a grace timer cannot end a session that was resumed
+    /// (and perhaps detached again) since.
     generation: u64,
     history: VecDeque<String>,
+    history_bytes: usize,
     /// Sequence number of `history[0]`.
     base: u64,
     /// Messages sent in the session (ping/pong not counted).
@@ -172,18 +321,29 @@ struct ConnInner {
     client_address: Option<String>,
     http_headers: BTreeMap<String, String>,
     link: Mutex<Link>,
+    history_limit: usize,
     /// Ended on purpose (client `disconnect`, server `close()`): not resumable.
     graceful: AtomicBool,
     closed: AtomicBool,
     on_close: Mutex<Vec<CloseHook>>,
     /// Method ids this session has seen: a re-send is never run twice.
     seen: Mutex<HashSet<String>>,
-    /// The session's method worker (methods run one at a time, as in Meteor).
-    worker: mpsc::UnboundedSender<methods::Invocation>,
+    /// The session's worker, which handles the client's messages one at a
+    /// time, in order, as Meteor does. Taken when the session ends, which
+    /// ends the worker (and the worker's hold on the session).
+    worker: Mutex<Option<mpsc::UnboundedSender<Value>>>,
     /// The version negotiated for the session.
     version: String,
     /// Its subscriptions and merge box.
     subs: publications::SessionSubs,
+    /// The server's count of sessions not yet freed.
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnInner {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A client's session, as server code sees it (like Meteor's
@@ -193,6 +353,9 @@ struct ConnInner {
 pub struct ServerConnection {
     inner: Arc<ConnInner>,
 }
+
+/// Meteor's reason when its server closes a socket.
+const NORMAL_CLOSURE: &str = "Normal closure";
 
 impl ServerConnection {
     /// The session id (17 characters; new unless the client resumed).
@@ -210,11 +373,12 @@ impl ServerConnection {
         &self.inner.http_headers
     }
 
-    /// Closes the connection (cleanly, code 1000; not resumable).
+    /// Closes the connection (cleanly, code 1000 "Normal closure", as
+    /// Meteor's `connection.close()`; not resumable).
     pub fn close(&self) {
         self.inner.graceful.store(true, Ordering::SeqCst);
         if let Some(tx) = &lock(&self.inner.link).tx {
-            let _ = tx.send(Out::Close(1000, "server disconnect".into()));
+            tx.close(1000, NORMAL_CLOSURE);
         }
     }
 
@@ -239,32 +403,51 @@ impl ServerConnection {
         let text = v.to_string();
         let mut link = lock(&self.inner.link);
         link.sent += 1;
+        link.history_bytes += text.len();
         link.history.push_back(text.clone());
-        if link.history.len() > HISTORY {
-            link.history.pop_front();
+        while link.history.len() > HISTORY || (link.history_bytes > self.inner.history_limit && link.history.len() > 1) {
+            if let Some(old) = link.history.pop_front() {
+                link.history_bytes -= old.len();
+            }
             link.base += 1;
         }
         if let Some(tx) = &link.tx {
-            let _ = tx.send(Out::Text(text));
+            tx.text(text);
+        }
+    }
+
+    /// Waits until the attached socket's queue has room (at once when
+    /// detached): for producers of many messages in a row.
+    async fn room(&self) {
+        let tx = lock(&self.inner.link).tx.clone();
+        if let Some(tx) = tx {
+            tx.room().await;
+        }
+    }
+
+    /// Hands a client message to the session's worker.
+    fn enqueue(&self, msg: Value) {
+        if let Some(worker) = &*lock(&self.inner.worker) {
+            let _ = worker.send(msg);
         }
     }
 
     /// Attaches a new socket after a resumption: replays what the client
     /// has not received. False if that cannot be done (too old a count).
-    fn resume(&self, received: u64, tx: mpsc::UnboundedSender<Out>, generation: u64) -> bool {
+    fn resume(&self, received: u64, tx: Arc<Outbox>, generation: u64) -> bool {
         let mut link = lock(&self.inner.link);
         if received < link.base || received > link.sent {
             return false;
         }
-        let _ = tx.send(Out::Text(json!({"msg":"connected","session":self.id()}).to_string()));
+        tx.text_unbounded(json!({"msg":"connected","session":self.id()}).to_string());
         let skip = (received - link.base) as usize;
         for m in link.history.iter().skip(skip) {
-            let _ = tx.send(Out::Text(m.clone()));
+            tx.text_unbounded(m.clone());
         }
         // A socket the client already gave up on (the server may not have
         // noticed yet) is cut.
         if let Some(old) = link.tx.replace(tx) {
-            let _ = old.send(Out::Drop);
+            old.cut_now();
         }
         link.generation = generation;
         true
@@ -281,15 +464,17 @@ impl ServerConnection {
         true
     }
 
-    fn attached_generation(&self) -> Option<u64> {
+    /// Still detached since socket `generation` left (not resumed since).
+    fn detached_since(&self, generation: u64) -> bool {
         let link = lock(&self.inner.link);
-        link.tx.as_ref().map(|_| link.generation)
+        link.tx.is_none() && link.generation == generation
     }
 
     fn finish(&self) {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        lock(&self.inner.worker).take();
         self.inner.subs.stop_all();
         let hooks = std::mem::take(&mut *lock(&self.inner.on_close));
         for h in hooks {
@@ -305,7 +490,7 @@ struct Scenario {
     grace_ms: AtomicU64,
     versions: Mutex<Option<Vec<String>>>,
     /// Open sockets (handshake done or not), for faults and stats.
-    sockets: Mutex<HashMap<u64, mpsc::UnboundedSender<Out>>>,
+    sockets: Mutex<HashMap<u64, Arc<Outbox>>>,
     /// Live sessions, attached or within their grace period.
     sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
@@ -347,6 +532,8 @@ struct Shared {
     hooks: Mutex<Vec<(u64, ConnectionHook)>>,
     next_hook: AtomicU64,
     next_socket: AtomicU64,
+    /// Sessions not yet freed (counted where they are dropped).
+    live_sessions: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -385,6 +572,7 @@ impl Server {
                 hooks: Mutex::new(Vec::new()),
                 next_hook: AtomicU64::new(0),
                 next_socket: AtomicU64::new(0),
+                live_sessions: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -399,6 +587,12 @@ impl Server {
     /// Open sockets of a scenario.
     pub fn connection_count(&self, scenario: &str) -> usize {
         lock(&self.shared.scenario(scenario).sockets).len()
+    }
+
+    /// Sessions whose memory is not yet freed, in every scenario (a
+    /// session is freed once it has ended and nothing holds it any more).
+    pub fn live_sessions(&self) -> usize {
+        self.shared.live_sessions.load(Ordering::SeqCst)
     }
 
     /// The axum router: WebSocket endpoints, control endpoint, static files.
@@ -484,22 +678,23 @@ async fn control(
 ) -> Response {
     let sc = server.shared.scenario(&scenario);
     let on = q.get("on").is_none_or(|v| v != "false" && v != "0");
-    let each = |out: fn() -> Out| {
-        for tx in lock(&sc.sockets).values() {
-            let _ = tx.send(out());
-        }
-    };
+    let sockets = || lock(&sc.sockets).values().cloned().collect::<Vec<_>>();
     match action.as_str() {
-        "drop" => each(|| Out::Drop),
-        "disconnect" => each(|| Out::Close(1000, "server disconnect".into())),
+        "drop" => sockets().iter().for_each(|s| s.cut_now()),
+        "disconnect" => {
+            // A clean close by the server: the sessions end with their sockets.
+            for s in lock(&sc.sessions).values() {
+                s.inner.graceful.store(true, Ordering::SeqCst);
+            }
+            sockets().iter().for_each(|s| s.close(1000, NORMAL_CLOSURE));
+        }
         "frame" => {
             // A raw text frame to every socket of the scenario, as given
-            // (`text`, with `$PAD` replaced by `pad` x's): hostile-server tests.
+            // (`text`, with `$PAD` replaced by `pad` x's): hostile-server
+            // tests. Not held to the queue's bound (it may be huge on purpose).
             let pad = q.get("pad").and_then(|v| v.parse().ok()).unwrap_or(0usize).min(256 << 20);
             let text = q.get("text").cloned().unwrap_or_default().replace("$PAD", &"x".repeat(pad));
-            for tx in lock(&sc.sockets).values() {
-                let _ = tx.send(Out::Text(text.clone()));
-            }
+            sockets().iter().for_each(|s| s.text_unbounded(text.clone()));
         }
         "refuse" => sc.refuse.store(on, Ordering::SeqCst),
         "resume" => sc.resume.store(on, Ordering::SeqCst),
@@ -538,6 +733,8 @@ async fn control(
             "unsubRequests": sc.unsub_requests.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
             "silent": sc.silent.load(Ordering::SeqCst),
+            "liveSessions": server.live_sessions(),
+            "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
             "members": q.get("room").map(|r| rooms::members(&sc, r)).unwrap_or_default(),
         }),
     )
@@ -602,118 +799,167 @@ fn request_parts<'a>(parsed: &'a Value, name_key: &str) -> Option<(&'a str, &'a 
 /// Most frames written before a flush.
 const BATCH_FRAMES: usize = 256;
 
-/// Writes `first` and what else is queued already (up to [`BATCH_FRAMES`]),
-/// then flushes once: a burst (a publication's documents) leaves in a few
-/// writes, not one syscall and one TCP segment per frame. False when the
-/// socket is done (closed on request, dropped, or broken).
-async fn write_queued(
-    socket: &mut WebSocket,
-    rx: &mut mpsc::UnboundedReceiver<Out>,
-    first: Out,
-    session: Option<&ServerConnection>,
-    silent: &AtomicBool,
-) -> bool {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(out) = next.take() {
-        match out {
-            Out::Text(t) => {
-                if !silent.load(Ordering::SeqCst) && socket.feed(Message::Text(t.into())).await.is_err() {
-                    return false;
+/// How long a socket ending cleanly may take to write its close frame.
+const CLOSE_WRITE: Duration = Duration::from_secs(1);
+
+/// A socket's writer: sends what the outbox queues, a burst (a
+/// publication's documents) in a few writes — up to [`BATCH_FRAMES`] frames
+/// fed, then one flush — not one syscall per frame. Ends after a close
+/// frame or when the socket breaks.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    outbox: Arc<Outbox>,
+    sc: Arc<Scenario>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let (mut frames, mut bytes) = (0, 0);
+        while let Some(out) = next.take() {
+            match out {
+                Out::Text(t) => {
+                    bytes += t.len();
+                    if !sc.silent.load(Ordering::SeqCst) && sink.feed(Message::Text(t.into())).await.is_err() {
+                        return;
+                    }
+                    frames += 1;
+                    if frames < BATCH_FRAMES {
+                        next = rx.try_recv().ok();
+                    }
                 }
-                written += 1;
-                if written < BATCH_FRAMES {
-                    next = rx.try_recv().ok();
+                Out::Close(code, reason) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
                 }
-            }
-            Out::Close(code, reason) => {
-                let _ = socket.flush().await;
-                if let Some(s) = session {
-                    s.inner.graceful.store(true, Ordering::SeqCst);
-                }
-                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                return false;
-            }
-            Out::Drop => {
-                let _ = socket.flush().await;
-                return false;
             }
         }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        outbox.queued.fetch_sub(bytes, Ordering::SeqCst);
+        *lock(&outbox.last_write) = Instant::now();
+        outbox.room.notify_waiters();
     }
-    socket.flush().await.is_ok()
 }
 
-/// One socket's handler.
+/// How a socket's handler loop ended.
+enum Ending {
+    /// The client went away, or the socket broke.
+    Gone,
+    /// The client sent a close frame: answer it.
+    ClientClosed,
+    /// Closing cleanly: the writer sends what is queued, then a close frame.
+    Closing,
+    /// The writer finished (after a close frame, or a broken socket).
+    WriterDone,
+    /// Cut without a close frame (overflow, fault injection).
+    Cut,
+}
+
+/// One socket's handler: reads frames, runs the heartbeat, and leaves the
+/// writing to a task of its own, so a client that stops reading cannot
+/// stall the heartbeat or the reads.
 async fn run_connection(
     server: Server,
     sc: Arc<Scenario>,
-    mut socket: WebSocket,
+    socket: WebSocket,
     address: Option<String>,
     http_headers: BTreeMap<String, String>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
-    let generation = server.shared.next_socket.fetch_add(1, Ordering::SeqCst);
-    lock(&sc.sockets).insert(generation, tx.clone());
     let config = server.shared.config.clone();
-    let mut ctx = SocketCtx { server: &server, sc: &sc, tx, generation, address, http_headers, session: None };
+    let (outbox, rx) = Outbox::new(config.max_queued_bytes);
+    let generation = server.shared.next_socket.fetch_add(1, Ordering::SeqCst);
+    lock(&sc.sockets).insert(generation, outbox.clone());
+    let (sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(write_loop(sink, rx, outbox.clone(), sc.clone()));
+    let mut ctx = SocketCtx { server: &server, sc: &sc, tx: outbox.clone(), generation, address, http_headers, session: None };
     let hb_on = !config.heartbeat_interval.is_zero();
     let mut last_received = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    loop {
+    let ending = loop {
         let deadline = match ping_sent {
             Some(t) => t + config.heartbeat_timeout,
             None => last_received + config.heartbeat_interval,
         };
         let heartbeat_active = hb_on && ctx.session.as_ref().is_some_and(|s| s.inner.version != "pre1");
+        let idle_active = !heartbeat_active && !config.idle_timeout.is_zero();
+        let idle_deadline = last_received.max(*lock(&outbox.last_write)) + config.idle_timeout;
         tokio::select! {
-            incoming = socket.recv() => {
-                let Some(Ok(message)) = incoming else { break };
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break Ending::Gone };
                 if sc.silent.load(Ordering::SeqCst) {
                     continue;
                 }
+                // Any message counts as the answer to a ping.
                 last_received = Instant::now();
                 ping_sent = None;
                 match message {
-                    Message::Text(text)
-                        if !ctx.handle_text(text.as_str()) => {
-                            // Flush what the handler queued (e.g. `failed`), then close.
-                            while let Ok(Out::Text(t)) = rx.try_recv() {
-                                let _ = socket.send(Message::Text(t.into())).await;
-                            }
-                            let _ = socket.send(Message::Close(None)).await;
-                            break;
-                        }
-                    Message::Binary(_) => ctx.reply(error_reply("Bad request", None)),
-                    Message::Close(_) => break,
+                    Message::Text(text) if !ctx.handle_text(text.as_str()) => break Ending::Closing,
+                    // Meteor reads a binary frame as UTF-8 text.
+                    Message::Binary(bytes) if !ctx.handle_text(&String::from_utf8_lossy(&bytes)) => {
+                        break Ending::Closing
+                    }
+                    Message::Close(_) => break Ending::ClientClosed,
                     _ => {}
                 }
             }
-            out = rx.recv() => {
-                let Some(first) = out else { break };
-                if !write_queued(&mut socket, &mut rx, first, ctx.session.as_ref(), &sc.silent).await {
-                    break;
+            _ = outbox.cut.notified() => break Ending::Cut,
+            _ = tokio::time::sleep_until(idle_deadline), if idle_active => {
+                if sc.silent.load(Ordering::SeqCst) {
+                    last_received = Instant::now();
+                    continue;
+                }
+                // Written to since? Then the deadline moved on.
+                if Instant::now() >= last_received.max(*lock(&outbox.last_write)) + config.idle_timeout {
+                    break Ending::Cut;
                 }
             }
+            _ = &mut writer => break Ending::WriterDone,
             _ = tokio::time::sleep_until(deadline), if heartbeat_active => {
                 if sc.silent.load(Ordering::SeqCst) {
                     last_received = Instant::now();
                     continue;
                 }
                 if ping_sent.is_some() {
-                    break; // the client did not answer: drop it
+                    // No answer in time: Meteor closes the socket (1000).
+                    // A socket that cannot take the close frame now (its
+                    // queue is not empty: the client does not read) is cut.
+                    if outbox.idle() {
+                        outbox.close(1000, NORMAL_CLOSURE);
+                        break Ending::Closing;
+                    }
+                    break Ending::Cut;
                 }
                 ping_sent = Some(Instant::now());
-                let id = random_id();
-                if socket.send(Message::Text(json!({"msg":"ping","id":id}).to_string().into())).await.is_err() {
-                    break;
-                }
+                outbox.text(json!({"msg":"ping"}).to_string());
             }
         }
+    };
+    match ending {
+        Ending::ClientClosed => {
+            // The reply to the client's close frame goes out on the next
+            // read; the stream then ends.
+            let _ = tokio::time::timeout(CLOSE_WRITE, stream.next()).await;
+        }
+        Ending::Closing => {
+            let _ = tokio::time::timeout(CLOSE_WRITE, &mut writer).await;
+        }
+        Ending::Gone | Ending::WriterDone | Ending::Cut => {}
     }
+    outbox.end();
+    writer.abort();
     lock(&sc.sockets).remove(&generation);
     if let Some(session) = ctx.session.take() {
         end_or_hold(sc.clone(), session, generation);
     }
+}
+
+/// Ends a session now: it leaves the scenario, its rooms, and its
+/// subscriptions, worker and tasks stop.
+fn end_session(sc: &Scenario, session: &ServerConnection) {
+    lock(&sc.sessions).remove(session.id());
+    rooms::session_ended(sc, &sc.room_hooks, session);
+    session.finish();
 }
 
 /// After a socket ends: a graceful end (or no resumption) ends the session
@@ -724,18 +970,16 @@ fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generation: u64) {
     }
     let graceful = session.inner.graceful.load(Ordering::SeqCst);
     if graceful || !sc.resume.load(Ordering::SeqCst) {
-        lock(&sc.sessions).remove(session.id());
-        rooms::session_ended(&sc, &sc.room_hooks, &session);
-        session.finish();
+        end_session(&sc, &session);
         return;
     }
     let grace = Duration::from_millis(sc.grace_ms.load(Ordering::SeqCst));
     tokio::spawn(async move {
         tokio::time::sleep(grace).await;
-        if session.attached_generation().is_none() {
-            lock(&sc.sessions).remove(session.id());
-            rooms::session_ended(&sc, &sc.room_hooks, &session);
-            session.finish();
+        // Only this detachment's timer may end it: if the session was
+        // resumed since (and perhaps dropped again), a newer timer decides.
+        if session.detached_since(generation) {
+            end_session(&sc, &session);
         }
     });
 }
@@ -743,11 +987,21 @@ fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generation: u64) {
 struct SocketCtx<'a> {
     server: &'a Server,
     sc: &'a Arc<Scenario>,
-    tx: mpsc::UnboundedSender<Out>,
+    tx: Arc<Outbox>,
     generation: u64,
     address: Option<String>,
     http_headers: BTreeMap<String, String>,
     session: Option<ServerConnection>,
+}
+
+/// JavaScript truthiness, as Meteor tests `msg.msg`.
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
 }
 
 impl SocketCtx<'_> {
@@ -756,14 +1010,14 @@ impl SocketCtx<'_> {
     fn reply(&self, v: Value) {
         match &self.session {
             Some(s) if !matches!(v.get("msg").and_then(Value::as_str), Some("pong")) => s.send(v),
-            _ => {
-                let _ = self.tx.send(Out::Text(v.to_string()));
-            }
+            _ => self.tx.text(v.to_string()),
         }
     }
 
     fn new_session(&mut self, version: String) -> ServerConnection {
         let (worker_tx, worker_rx) = mpsc::unbounded_channel();
+        let shared = &self.server.shared;
+        shared.live_sessions.fetch_add(1, Ordering::SeqCst);
         let conn = ServerConnection {
             inner: Arc::new(ConnInner {
                 id: random_id(),
@@ -773,36 +1027,43 @@ impl SocketCtx<'_> {
                     tx: Some(self.tx.clone()),
                     generation: self.generation,
                     history: VecDeque::new(),
+                    history_bytes: 0,
                     base: 0,
                     sent: 0,
                 }),
+                history_limit: shared.config.history_bytes,
                 graceful: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 on_close: Mutex::new(Vec::new()),
                 seen: Mutex::new(HashSet::new()),
-                worker: worker_tx,
+                worker: Mutex::new(Some(worker_tx)),
                 version,
                 subs: publications::SessionSubs::default(),
+                live: shared.live_sessions.clone(),
             }),
         };
-        tokio::spawn(methods::worker(self.sc.clone(), conn.clone(), worker_rx));
+        tokio::spawn(worker(self.sc.clone(), conn.clone(), worker_rx));
         lock(&self.sc.sessions).insert(conn.id().to_owned(), conn.clone());
         conn
     }
 
-    /// Handles one text frame; false means "close the socket now".
+    /// Handles one text frame as Meteor's server does; false means "close
+    /// the socket now" (a failed negotiation).
     fn handle_text(&mut self, text: &str) -> bool {
-        let parsed: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(_) => {
-                self.reply(error_reply("Bad request", Some(Value::String(text.to_owned()))));
+        // Not JSON, or JSON but not an object: "Bad request", without the
+        // offending message (Meteor's parser gives up on it).
+        let parsed = match serde_json::from_str::<Value>(text) {
+            Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+            _ => {
+                self.reply(error_reply("Bad request", None));
                 return true;
             }
         };
-        let Some(msg) = parsed.get("msg").and_then(Value::as_str).map(str::to_owned) else {
+        if !truthy(parsed.get("msg")) {
             self.reply(error_reply("Bad request", Some(parsed)));
             return true;
-        };
+        }
+        let msg = parsed.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
         if msg == "connect" {
             return self.handle_connect(parsed);
         }
@@ -810,48 +1071,27 @@ impl SocketCtx<'_> {
             self.reply(error_reply("Must connect first", Some(parsed)));
             return true;
         };
+        // Pings and pongs are answered at once, outside the queue — except
+        // in `pre1`, which had none: there they are unknown messages.
+        let pings = session.inner.version != "pre1";
         match msg.as_str() {
-            "ping" => {
+            "ping" if pings => {
                 let mut pong = json!({"msg":"pong"});
                 if let Some(id) = parsed.get("id") {
                     pong["id"] = id.clone();
                 }
-                let _ = self.tx.send(Out::Text(pong.to_string()));
+                self.tx.text(pong.to_string());
             }
-            "pong" => {}
-            "disconnect" => {
-                // The client ends the session on purpose: not resumable.
-                session.inner.graceful.store(true, Ordering::SeqCst);
-                return false;
-            }
-            "method" => {
-                let Some((name, id, params)) = request_parts(&parsed, "method") else {
-                    session.send(error_reply("Malformed method invocation", Some(parsed)));
-                    return true;
-                };
-                // A re-send of an id this session saw is never run twice: its
-                // answer was sent (and replayed) or is on its way.
-                if !lock(&session.inner.seen).insert(id.to_owned()) {
-                    return true;
+            "pong" if pings => {}
+            _ => {
+                if msg == "disconnect" {
+                    // Not a message Meteor knows ("Bad request", below), but
+                    // a client that says it is leaving does not get its
+                    // session held for resumption after the socket closes.
+                    session.inner.graceful.store(true, Ordering::SeqCst);
                 }
-                let seed = parsed.get("randomSeed").and_then(Value::as_str).map(str::to_owned);
-                let _ = session.inner.worker.send(methods::Invocation { id: id.to_owned(), name: name.to_owned(), params, seed });
+                session.enqueue(parsed);
             }
-            "sub" => {
-                let Some((name, id, params)) = request_parts(&parsed, "name") else {
-                    session.send(error_reply("Malformed subscription", Some(parsed)));
-                    return true;
-                };
-                self.sc.sub_requests.fetch_add(1, Ordering::SeqCst);
-                publications::subscribe(self.sc, &session, id, name, params);
-            }
-            "unsub" => {
-                if let Some(id) = parsed.get("id").and_then(Value::as_str) {
-                    self.sc.unsub_requests.fetch_add(1, Ordering::SeqCst);
-                    publications::unsubscribe(&session, id);
-                }
-            }
-            _ => session.send(error_reply("Bad request", Some(parsed))),
         }
         true
     }
@@ -866,12 +1106,18 @@ impl SocketCtx<'_> {
         let support: Option<Vec<String>> = parsed
             .get("support")
             .and_then(Value::as_array)
+            .filter(|a| a.iter().all(Value::is_string))
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
         let asked = parsed.get("version").and_then(Value::as_str);
-        let chosen = choose_version(&support.clone().unwrap_or_default(), &server_versions);
-        let ok = support.is_some() && asked == Some(chosen.as_str()) && server_versions.contains(&chosen);
-        if !ok {
-            let _ = self.tx.send(Out::Text(json!({"msg":"failed","version":chosen}).to_string()));
+        let well_formed = support.as_ref().is_some_and(|s| asked.is_some_and(|a| s.iter().any(|v| v == a)));
+        let chosen = if well_formed {
+            choose_version(support.as_deref().unwrap_or_default(), &server_versions)
+        } else {
+            server_versions.first().cloned().unwrap_or_else(|| DEFAULT_VERSIONS[0].to_owned())
+        };
+        if !well_formed || asked != Some(chosen.as_str()) || !server_versions.contains(&chosen) {
+            self.tx.text(json!({"msg":"failed","version":chosen}).to_string());
+            self.tx.close(1000, NORMAL_CLOSURE);
             return false;
         }
         // Resumption: the previous session, if it is still held and the
@@ -888,12 +1134,36 @@ impl SocketCtx<'_> {
             }
         }
         let conn = self.new_session(chosen);
-        let _ = self.tx.send(Out::Text(json!({"msg":"connected","session":conn.id()}).to_string()));
+        self.tx.text(json!({"msg":"connected","session":conn.id()}).to_string());
         self.session = Some(conn.clone());
         let hooks: Vec<ConnectionHook> = lock(&self.server.shared.hooks).iter().map(|(_, h)| h.clone()).collect();
         for h in hooks {
             h(conn.clone());
         }
         true
+    }
+}
+
+/// A session's worker: the client's `method`, `sub`, `unsub` and unknown
+/// messages are handled one at a time, in the order they came, as in
+/// Meteor — a `sub` sent after a slow method waits for it, unless the
+/// method unblocks (`sleepUnblocked`). Ends when the session does.
+async fn worker(sc: Arc<Scenario>, session: ServerConnection, mut rx: mpsc::UnboundedReceiver<Value>) {
+    while let Some(msg) = rx.recv().await {
+        if session.is_closed() {
+            break;
+        }
+        match msg.get("msg").and_then(Value::as_str) {
+            Some("method") => methods::handle(&sc, &session, msg).await,
+            Some("sub") => {
+                sc.sub_requests.fetch_add(1, Ordering::SeqCst);
+                publications::handle_sub(&sc, &session, msg).await
+            }
+            Some("unsub") => {
+                sc.unsub_requests.fetch_add(1, Ordering::SeqCst);
+                publications::handle_unsub(&session, &msg)
+            }
+            _ => session.send(error_reply("Bad request", Some(msg))),
+        }
     }
 }

@@ -5,26 +5,28 @@
 //! | `echo(x)` | returns `x` (EJSON passes through untouched) |
 //! | `echoAll(...args)` | returns the argument list |
 //! | `add(a, b)` | returns `a + b` |
-//! | `sleep(ms)` | waits `ms` (at most 60 s), returns `ms` |
+//! | `sleep(ms)` | waits `ms` (at most 60 s), returns `ms`; the session's later messages wait (as in Meteor) |
+//! | `sleepUnblocked(ms)` | the same, but unblocks first (Meteor's `this.unblock()`): later messages go ahead |
 //! | `fail(error, reason, details)` | throws that Meteor.Error |
 //! | `inc(key)` | increments the scenario's counter `key`, returns its value |
 //! | `updatedFirst(x)` | returns `x`, sending `updated` before `result` |
 //! | `noResult()` | returns nothing (no `result` field) |
-//! | `newId(scope)` | the first id of the `randomSeed` stream `scope` (what a stub made) |
+//! | `newId(scope)` | Meteor's `DDP.randomStream(scope \|\| '/collection/docs').id()` for the call's `randomSeed` (what a stub made); as the Meteor fixture's `newId` |
 //! | `executions()` | how many times each method ran, and the counters |
-//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, the `randomSeed` stream `/collection/<collection>`, or random), returns its id |
+//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
 //!
-//! Methods of one session run one at a time, in order, as in Meteor.
+//! Numbers go out as JavaScript writes them (`5`, not `5.0`). Methods of one
+//! session run one at a time, in order with its subscriptions, as in Meteor
+//! (see the session's worker in `lib.rs`); ids come from [`super::random`],
+//! Meteor's Alea streams.
 
-use super::{lock, meteor_error, Scenario, ServerConnection};
-use ddp_live::protocol::random::RandomStream;
+use super::{lock, random, meteor_error, request_parts, Scenario, ServerConnection};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// A method call to run.
 pub(crate) struct Invocation {
@@ -50,43 +52,86 @@ impl State {
     }
 }
 
-/// Runs a session's methods one after another.
-pub(crate) async fn worker(sc: Arc<Scenario>, session: ServerConnection, mut rx: mpsc::UnboundedReceiver<Invocation>) {
-    while let Some(call) = rx.recv().await {
-        *lock(&sc.state.runs).entry(call.name.clone()).or_default() += 1;
-        let outcome = match call.name.as_str() {
-            "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
-            name if name.starts_with("rooms.") => {
-                let hooks = sc.room_hooks.clone();
-                super::rooms::method(&sc, &hooks, &session, name, &call.params)
-                    .unwrap_or_else(|| Err(meteor_error(json!(404), &format!("Method '{name}' not found"))))
-            }
-            _ => run(&sc.state, &call).await,
-        };
-        let mut result = Map::new();
-        result.insert("msg".into(), "result".into());
-        result.insert("id".into(), call.id.clone().into());
-        match outcome {
-            Ok(Some(v)) => {
-                result.insert("result".into(), v);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                result.insert("error".into(), e);
-            }
+/// Methods that call `this.unblock()` first: the session's next messages
+/// do not wait for them.
+const UNBLOCKING: [&str; 1] = ["sleepUnblocked"];
+
+/// Handles a `method` message (from the session's worker, in order): checks
+/// it as Meteor does, never runs an id the session saw, and runs it — to
+/// the end before the next message, unless the method unblocks.
+pub(crate) async fn handle(sc: &Arc<Scenario>, session: &ServerConnection, msg: Value) {
+    let well_formed = msg.get("randomSeed").is_none_or(Value::is_string);
+    let Some((name, id, params)) = request_parts(&msg, "method").filter(|_| well_formed) else {
+        session.send(super::error_reply("Malformed method invocation", Some(msg)));
+        return;
+    };
+    // A re-send of an id this session saw is never run twice: its answer
+    // was sent (and replayed) or is on its way.
+    if !lock(&session.inner.seen).insert(id.to_owned()) {
+        return;
+    }
+    let seed = msg.get("randomSeed").and_then(Value::as_str).map(str::to_owned);
+    let call = Invocation { id: id.to_owned(), name: name.to_owned(), params, seed };
+    if UNBLOCKING.contains(&name) {
+        tokio::spawn(invoke(sc.clone(), session.clone(), call));
+    } else {
+        invoke(sc.clone(), session.clone(), call).await;
+    }
+}
+
+/// Runs a call and sends its `result` and `updated`.
+async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) {
+    *lock(&sc.state.runs).entry(call.name.clone()).or_default() += 1;
+    let outcome = match call.name.as_str() {
+        "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+        name if name.starts_with("rooms.") => {
+            let hooks = sc.room_hooks.clone();
+            super::rooms::method(&sc, &hooks, &session, name, &call.params)
+                .unwrap_or_else(|| Err(meteor_error(json!(404), &format!("Method '{name}' not found"))))
         }
-        let updated = json!({"msg":"updated","methods":[call.id]});
-        if call.name == "updatedFirst" {
-            session.send(updated);
-            session.send(Value::Object(result));
-        } else {
-            session.send(Value::Object(result));
-            session.send(updated);
+        _ => run(&sc.state, &call).await,
+    };
+    let mut result = Map::new();
+    result.insert("msg".into(), "result".into());
+    result.insert("id".into(), call.id.clone().into());
+    match outcome {
+        Ok(Some(v)) => {
+            result.insert("result".into(), v);
         }
-        if session.is_closed() {
-            break;
+        Ok(None) => {}
+        Err(e) => {
+            result.insert("error".into(), e);
         }
     }
+    let updated = json!({"msg":"updated","methods":[call.id]});
+    if call.name == "updatedFirst" {
+        session.send(updated);
+        session.send(Value::Object(result));
+    } else {
+        session.send(Value::Object(result));
+        session.send(updated);
+    }
+}
+
+/// A number as JavaScript writes it in JSON: an integral value as an
+/// integer (`5`, not `5.0`; `-0` as `0`), infinities and NaN as EJSON's
+/// `{"$InfNaN": sign}` (as Meteor's EJSON sends them).
+pub(crate) fn js_number(x: f64) -> Value {
+    if x.is_nan() {
+        return json!({"$InfNaN": 0});
+    }
+    if x.is_infinite() {
+        return json!({"$InfNaN": if x > 0.0 { 1 } else { -1 }});
+    }
+    if x.fract() == 0.0 {
+        if x.abs() < 9.2e18 {
+            return json!(x as i64);
+        }
+        if x > 0.0 && x < 1.8e19 {
+            return json!(x as u64);
+        }
+    }
+    json!(x)
 }
 
 fn num(v: Option<&Value>) -> f64 {
@@ -98,11 +143,11 @@ async fn run(state: &State, call: &Invocation) -> Result<Option<Value>, Value> {
     match call.name.as_str() {
         "echo" => Ok(Some(p.first().cloned().unwrap_or(Value::Null))),
         "echoAll" => Ok(Some(Value::Array(p.clone()))),
-        "add" => Ok(Some(json!(num(p.first()) + num(p.get(1))))),
-        "sleep" => {
+        "add" => Ok(Some(js_number(num(p.first()) + num(p.get(1))))),
+        "sleep" | "sleepUnblocked" => {
             let ms = num(p.first()).clamp(0.0, 60_000.0);
-            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-            Ok(Some(json!(ms)))
+            tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
+            Ok(Some(js_number(ms)))
         }
         "fail" => {
             let error = p.first().cloned().unwrap_or_else(|| json!("failed"));
@@ -124,8 +169,8 @@ async fn run(state: &State, call: &Invocation) -> Result<Option<Value>, Value> {
         "noResult" => Ok(None),
         "newId" => match &call.seed {
             Some(seed) => {
-                let scope = p.first().and_then(Value::as_str).unwrap_or_default();
-                Ok(Some(json!(RandomStream::new(seed, scope).next_id())))
+                let scope = p.first().and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("/collection/docs");
+                Ok(Some(json!(random::stream(seed, scope).id())))
             }
             None => Err(meteor_error(json!("no-seed"), "newId needs a randomSeed")),
         },
@@ -146,7 +191,7 @@ fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
             let id = match (fields.shift_remove("_id"), &call.seed) {
                 (Some(Value::String(id)), _) => id,
                 // As a Meteor collection's insert: scope "/collection/<name>".
-                (_, Some(seed)) => RandomStream::new(seed, &format!("/collection/{collection}")).next_id(),
+                (_, Some(seed)) => random::stream(seed, &format!("/collection/{collection}")).id(),
                 _ => super::random_id(),
             };
             sc.docs.insert(&collection, id.clone(), fields);

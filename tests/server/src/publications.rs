@@ -3,17 +3,22 @@
 //!
 //! | publication | sends |
 //! |---|---|
-//! | `items(n, size)` | `n` documents in `items` (`{i, pad}` with `size` bytes of padding), then ready |
+//! | `items(n, size)` | `n` documents in `items` (`{i, pad}` with `size` bytes of padding), then ready; sent at the pace the client reads |
 //! | `counter(intervalMs)` | one document `counters/counter` whose `value` ticks every `intervalMs` (default 1000) |
 //! | `liveSet(rateMs, size)` | up to `size` documents in `live`, one added, changed or removed every `rateMs` |
 //! | `docs(collection)` | every document of the scenario's `collection` (default `docs`), live |
 //! | `failing()` | fails with `sub-failed` |
 //!
+//! `sub` and `unsub` are handled in order with the session's other messages
+//! (after a slow method, as in Meteor): an unknown name gets `nosub` with a
+//! 404 (even under an id in use), a duplicate id is ignored, and `unsub` of
+//! an unknown id still gets its `nosub`.
+//!
 //! A session keeps a merge box (a reference count per document), so two
 //! subscriptions that publish the same document send it once, and `unsub`
 //! removes only what no other subscription still publishes.
 
-use super::{lock, meteor_error, random_id, Scenario, ServerConnection};
+use super::{lock, meteor_error, random_id, request_parts, Scenario, ServerConnection};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -217,8 +222,35 @@ fn num(v: Option<&Value>, default: f64) -> f64 {
     v.and_then(Value::as_f64).unwrap_or(default)
 }
 
-/// Handles `sub`.
-pub(crate) fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, name: &str, params: Vec<Value>) {
+/// The publications, for Meteor's 404 check.
+const NAMES: [&str; 6] = ["items", "counter", "liveSet", "docs", "rooms.inbox", "failing"];
+
+/// Handles a `sub` message (from the session's worker, in order), with
+/// Meteor's checks in Meteor's order: malformed, unknown name, duplicate id.
+pub(crate) async fn handle_sub(sc: &Arc<Scenario>, session: &ServerConnection, msg: Value) {
+    let Some((name, id, params)) = request_parts(&msg, "name") else {
+        session.send(super::error_reply("Malformed subscription", Some(msg)));
+        return;
+    };
+    if !NAMES.contains(&name) {
+        let err = meteor_error(json!(404), &format!("Subscription '{name}' not found"));
+        session.send(json!({"msg":"nosub","id":id,"error":err}));
+        return;
+    }
+    subscribe(sc, session, id, name, params).await;
+}
+
+/// Handles `unsub` (an unknown id still gets its `nosub`, as in Meteor).
+pub(crate) fn handle_unsub(session: &ServerConnection, msg: &Value) {
+    match msg.get("id") {
+        Some(Value::String(id)) => unsubscribe(session, id),
+        Some(other) => session.send(json!({"msg":"nosub","id":other})),
+        None => session.send(json!({"msg":"nosub"})),
+    }
+}
+
+/// Starts a subscription.
+async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, name: &str, params: Vec<Value>) {
     {
         let mut subs = lock(&session.inner.subs.subs);
         if subs.contains_key(id) {
@@ -234,6 +266,8 @@ pub(crate) fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str
             let size = num(params.get(1), 0.0).clamp(0.0, 1_000_000.0) as usize;
             let pad = "x".repeat(size);
             for i in 0..n {
+                // Many documents: at the pace the client reads them.
+                session.room().await;
                 let mut f = Map::new();
                 f.insert("i".into(), json!(i));
                 f.insert("pad".into(), json!(pad));
@@ -317,10 +351,8 @@ pub(crate) fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str
             session.send(json!({"msg":"nosub","id":id,"error":err}));
             return;
         }
-        other => {
+        _ => {
             lock(&session.inner.subs.subs).remove(id);
-            let err = meteor_error(json!(404), &format!("Subscription '{other}' not found"));
-            session.send(json!({"msg":"nosub","id":id,"error":err}));
             return;
         }
     };

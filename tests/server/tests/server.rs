@@ -1,17 +1,18 @@
 //! The test server's own tests: the pure rules, then the server over a real
 //! socket (tokio-tungstenite as the client).
 
+mod common;
+
 use axum::http::HeaderMap;
-use ddp_test_server::{choose_version, client_address, random_id, whitelisted_headers, Config, Server};
+use common::*;
+use ddp_test_server::{choose_version, client_address, random_id, whitelisted_headers, Config};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[test]
 fn client_address_follows_meteor() {
@@ -52,49 +53,6 @@ fn version_choice_follows_meteor() {
     assert_eq!(choose_version(&s(&["1", "pre2"]), &s(&["pre2", "1"])), "1");
     assert_eq!(choose_version(&s(&["pre1"]), &s(&["1", "pre2", "pre1"])), "pre1");
     assert_eq!(choose_version(&s(&["pre1"]), &s(&["2"])), "2");
-}
-
-async fn start(config: Config) -> (Server, SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config);
-    tokio::spawn(server.clone().serve(listener));
-    (server, addr)
-}
-
-async fn ws(addr: SocketAddr, path: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time").unwrap().unwrap();
-        if let Message::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
-async fn handshake(ws: &mut Ws) -> String {
-    send(ws, json!({"msg":"connect","version":"1","support":["1","pre2","pre1"]})).await;
-    let r = recv(ws).await;
-    assert_eq!(r["msg"], "connected");
-    r["session"].as_str().unwrap().to_owned()
-}
-
-async fn control(addr: SocketAddr, path: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    let json = body.split("\r\n\r\n").nth(1).unwrap();
-    serde_json::from_str(json).unwrap()
 }
 
 #[tokio::test]
@@ -165,28 +123,13 @@ async fn unknown_method_and_publication_are_404s() {
 
 #[tokio::test]
 async fn server_heartbeat_pings_and_drops_a_silent_client() {
-    let (_s, addr) = start(Config {
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(100),
-        ..Config::default()
-    })
-    .await;
+    let (_s, addr) = start(heartbeat(100)).await;
     let mut c = ws(addr, "/websocket").await;
     handshake(&mut c).await;
-    let p = recv(&mut c).await;
-    assert_eq!(p["msg"], "ping");
-    assert!(p["id"].is_string());
-    // Not answering: the server gives up.
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match c.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert!(end.is_ok(), "the server dropped the unresponsive client");
+    // Meteor's server ping has no id.
+    assert_eq!(recv(&mut c).await, json!({"msg":"ping"}));
+    // Not answering: the server closes the socket as Meteor does (1000).
+    assert_eq!(close_frame(&mut c).await, Some((1000, "Normal closure".to_owned())));
 }
 
 #[tokio::test]
@@ -287,24 +230,6 @@ async fn fault_injection_is_per_scenario() {
     assert_eq!(stats["refuse"], false);
 }
 
-async fn call(c: &mut Ws, id: &str, method: &str, params: Value) {
-    send(c, json!({"msg":"method","id":id,"method":method,"params":params})).await;
-}
-
-/// Reads until both the result and updated of `id` arrived; returns the result message.
-async fn answer(c: &mut Ws, id: &str) -> Value {
-    let (mut result, mut updated) = (None, false);
-    while result.is_none() || !updated {
-        let m = recv(c).await;
-        if m["msg"] == "result" && m["id"] == id {
-            result = Some(m);
-        } else if m["msg"] == "updated" && m["methods"].as_array().unwrap().iter().any(|x| x == id) {
-            updated = true;
-        }
-    }
-    result.unwrap()
-}
-
 #[tokio::test]
 async fn test_methods_answer_in_order() {
     let (_s, addr) = start(Config::default()).await;
@@ -341,8 +266,13 @@ async fn new_id_follows_the_random_seed() {
     let mut c = ws(addr, "/websocket").await;
     handshake(&mut c).await;
     send(&mut c, json!({"msg":"method","id":"1","method":"newId","params":["items"],"randomSeed":"SEED"})).await;
-    let want = ddp_live::protocol::random::RandomStream::new("SEED", "items").next_id();
-    assert_eq!(answer(&mut c, "1").await["result"], want);
+    assert_eq!(answer(&mut c, "1").await["result"], ddp_test_server::random::stream("SEED", "items").id());
+    // Meteor's own answer (its random package, run by the fixture's shim:
+    // `Random.createWithSeeds("SEED", "items")`): two ids, then a fraction.
+    let mut alea = ddp_test_server::random::stream("SEED", "items");
+    assert_eq!(alea.id(), "gyx6u2y5AyBBSDNon");
+    assert_eq!(alea.id(), "Bsq9jL88vSkNZtbNy");
+    assert_eq!(alea.fraction(), 0.8209822599310428);
 }
 
 #[tokio::test]

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// The package's size budget (size-limit's convention: .size-limit.json at the
+// top of the repository). Sums the gzip -9 sizes of each entry's files and
+// fails when an entry is over its `limit`. `goal` is where the budget is
+// heading (issue 12); the limit ratchets down as size work lands.
+import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const bytes = (s) => {
+  const m = /^\s*([\d.]+)\s*(B|KB|kB|MB)\s*$/.exec(s);
+  if (!m) throw new Error(`cannot read the size ${JSON.stringify(s)}`);
+  return Math.round(Number(m[1]) * { B: 1, KB: 1000, kB: 1000, MB: 1e6 }[m[2]]);
+};
+let over = 0;
+for (const entry of JSON.parse(readFileSync(resolve(root, ".size-limit.json"), "utf8"))) {
+  const sizes = entry.path.map((p) => {
+    const data = readFileSync(resolve(root, p));
+    return [p, entry.gzip === false ? data.length : gzipSync(data, { level: 9 }).length];
+  });
+  const total = sizes.reduce((a, [, n]) => a + n, 0);
+  const limit = bytes(entry.limit);
+  const parts = sizes.map(([p, n]) => `${p} ${n} B`).join(" + ");
+  const goal = entry.goal ? `; goal ${entry.goal}` : "";
+  console.log(`size: ${entry.name}: ${total} B (${parts}); limit ${entry.limit} (${limit} B)${goal}`);
+  if (total > limit) {
+    console.error(`size: OVER BUDGET by ${total - limit} B: ${entry.name}`);
+    over++;
+  }
+}
+process.exit(over ? 1 : 0);
