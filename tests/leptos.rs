@@ -195,6 +195,36 @@ async fn use_call_shows_the_error_of_a_failed_call() {
 }
 
 #[wasm_bindgen_test]
+async fn a_call_queued_offline_still_runs_after_its_component_is_gone() {
+    let sc = scenario("l-call-gone");
+    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    wait_connected(&conn).await;
+    conn.disconnect();
+    let el = container();
+    let hook: Rc<RefCell<Option<UseCall<i64>>>> = Rc::default();
+    let h = hook.clone();
+    let app = mount(&el, &conn, move || {
+        let inc = use_call::<i64>("inc");
+        *h.borrow_mut() = Some(inc);
+        view! { <span class="pending">{move || inc.pending.get().to_string()}</span> }
+    });
+    let inc = (*hook.borrow()).unwrap();
+    inc.call(("k",));
+    assert_eq!(conn.outbox().queued, 1);
+    // The component goes while the call waits: nothing waits for it any
+    // more, but it is not cancelled (a write made offline is not lost).
+    drop(app);
+    inc.call(("k",)); // a handle outliving its owner does nothing
+    assert_eq!(conn.outbox().queued, 1);
+    conn.reconnect();
+    wait_connected(&conn).await;
+    wait_for(5_000, "the outbox empty", || conn.outbox() == ddp_live::Outbox::default()).await;
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["counters"]["k"], 1, "the call ran, once: {runs}");
+    conn.close();
+}
+
+#[wasm_bindgen_test]
 async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
     let sc = scenario("l-unsub");
     let conn = connect(&ws_url(&sc), fast()).unwrap();
