@@ -111,6 +111,11 @@ pub(crate) struct SessionSubs {
 }
 
 impl SessionSubs {
+    /// How many subscriptions are live.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.subs).len()
+    }
+
     /// Stops every subscription (the session ended).
     pub(crate) fn stop_all(&self) {
         let entries: Vec<SubEntry> = lock(&self.subs).drain().map(|(_, e)| e).collect();
