@@ -55,12 +55,14 @@
 //! the connection set `ArcRwSignal`s synchronously, and reactive arguments
 //! are followed with an `ImmediateEffect`.
 
+mod accounts;
 mod call;
 mod collection;
 mod room;
 mod status;
 mod subscription;
 
+pub use accounts::{logging_in_of, use_logging_in, use_user, use_user_id, user_id_of, user_of};
 pub use call::{use_call, use_call_on, UseCall};
 pub use collection::{collection_docs, use_collection, use_doc, LiveDoc, UseCollection};
 pub use room::{use_room, use_room_with, RoomMessage, UseRoom};

@@ -1,14 +1,16 @@
-//! Leptos hooks for accounts (cargo feature `leptos`): `use_user_id()` and
-//! `use_user()`, reactive like Meteor's `Meteor.userId()` / `Meteor.user()`.
+//! Accounts hooks: [`use_user_id`], [`use_user`] and [`use_logging_in`],
+//! reactive like Meteor's `Meteor.userId()` / `Meteor.user()` /
+//! `Meteor.loggingIn()`, for the provided connection (or, with the `*_of`
+//! forms, for given [`Accounts`]).
 //!
 //! ```ignore
 //! use leptos::prelude::*;
-//! use ddp_live::leptos_accounts::{use_user, use_user_id};
+//! use ddp_live::leptos::{use_user, use_user_id};
 //!
 //! #[component]
-//! fn Greeting(accounts: ddp_live::Accounts) -> impl IntoView {
-//!     let user_id = use_user_id(&accounts);
-//!     let user = use_user(&accounts);
+//! fn Greeting() -> impl IntoView {
+//!     let user_id = use_user_id();
+//!     let user = use_user();
 //!     view! {
 //!         <Show when=move || user_id.get().is_some() fallback=|| "Not logged in">
 //!             "Hello, " {move || user.get().and_then(|u| u["username"].as_str().map(str::to_owned))}
@@ -18,47 +20,43 @@
 //! ```
 //!
 //! The signals follow the connection's one user id (the same observable the
-//! futures-signals signal and the JavaScript `onUserIdChange` read). Their
-//! listeners are removed when the reactive owner that made them (the
-//! component) is cleaned up; made outside any owner, they live as long as
-//! the accounts.
+//! futures-signals signal and the JavaScript `onUserIdChange` read); their
+//! listeners go when the owner that made them is cleaned up.
 
-use crate::reactive::{ListenerHandle, Observable};
+use super::{keep_until_cleanup, signal_from, use_connection};
 use crate::Accounts;
 use leptos::prelude::*;
 use serde_json::Value;
 
-/// Keeps `handles` until the current reactive owner is cleaned up.
-fn release_on_cleanup(handles: Vec<ListenerHandle>) {
-    let stored = StoredValue::new_local(handles);
-    on_cleanup(move || stored.dispose());
+/// The logged-in user's id of the provided connection (`None` while logged out).
+pub fn use_user_id() -> Signal<Option<String>> {
+    user_id_of(&use_connection().accounts())
 }
 
-/// A signal following `source`, released with the current owner.
-fn owned_signal<T>(source: &Observable<T>) -> Signal<T>
-where
-    T: Clone + PartialEq + Send + Sync + 'static,
-{
-    let signal = ArcRwSignal::new(source.get());
-    let writer = signal.clone();
-    release_on_cleanup(vec![source.subscribe(move |v| writer.set(v.clone()))]);
-    Signal::from(signal.read_only())
+/// True while a login the app asked for runs (provided connection).
+pub fn use_logging_in() -> Signal<bool> {
+    logging_in_of(&use_connection().accounts())
+}
+
+/// The current user's document of the provided connection (see [`user_of`]).
+pub fn use_user() -> Signal<Option<Value>> {
+    user_of(&use_connection().accounts())
 }
 
 /// The logged-in user's id (`None` while logged out).
-pub fn use_user_id(accounts: &Accounts) -> Signal<Option<String>> {
-    owned_signal(accounts.user_id_observable())
+pub fn user_id_of(accounts: &Accounts) -> Signal<Option<String>> {
+    signal_from(accounts.user_id_observable())
 }
 
 /// True while a login the app asked for runs.
-pub fn use_logging_in(accounts: &Accounts) -> Signal<bool> {
-    owned_signal(accounts.logging_in_observable())
+pub fn logging_in_of(accounts: &Accounts) -> Signal<bool> {
+    signal_from(accounts.logging_in_observable())
 }
 
 /// The current user's document (`_id`, `username`, `emails`, `profile`),
 /// `None` while logged out or until it arrived; follows logins, logouts and
 /// changes to the document.
-pub fn use_user(accounts: &Accounts) -> Signal<Option<Value>> {
+pub fn user_of(accounts: &Accounts) -> Signal<Option<Value>> {
     let signal = ArcRwSignal::new(accounts.user());
     let (w1, a1) = (signal.clone(), accounts.clone());
     let on_login = accounts.user_id_observable().subscribe(move |_| w1.set(a1.user()));
@@ -68,7 +66,7 @@ pub fn use_user(accounts: &Accounts) -> Signal<Option<Value>> {
             w2.set(a2.user());
         }
     });
-    release_on_cleanup(vec![on_login, on_change]);
+    keep_until_cleanup((on_login, on_change));
     Signal::from(signal.read_only())
 }
 
@@ -100,7 +98,7 @@ mod tests {
         let fields = |v: Value| v.as_object().cloned().unwrap_or_default();
 
         let owner = Owner::new();
-        let (user_id, user) = owner.with(|| (use_user_id(&accounts), use_user(&accounts)));
+        let (user_id, user) = owner.with(|| (user_id_of(&accounts), user_of(&accounts)));
         assert_eq!(user_id.get_untracked(), None);
         assert_eq!(user.get_untracked(), None);
         assert_eq!(accounts.user_id_observable().listener_count(), 2);
