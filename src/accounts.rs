@@ -148,13 +148,7 @@ impl Connection {
     }
 }
 
-/// Wall-clock milliseconds (the browser's; the system's natively, for tests).
-fn now() -> f64 {
-    #[cfg(target_arch = "wasm32")]
-    return crate::browser::now();
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64);
-}
+use crate::browser::now;
 
 impl Accounts {
     fn from_parts(conn: &Connection, inner: Rc<AccountsInner>) -> Self {
@@ -457,56 +451,34 @@ impl WeakAccounts {
     }
 }
 
-/// `localStorage`, as Meteor writes it (the expiry as `Date.toString()`).
-/// Any failure (no storage, a private window, a full quota) is ignored:
-/// the login then simply does not survive a reload.
+/// The stored login in `localStorage`, as Meteor writes it (the expiry as
+/// `Date.toString()`). Any failure (no storage, a private window, a full
+/// quota) is ignored: the login then simply does not survive a reload.
 mod storage {
     use super::{StorageKeys, StoredLogin};
+    use crate::browser::{date_parse, date_string, storage_get, storage_remove, storage_set};
 
-    #[cfg(target_arch = "wasm32")]
-    fn local() -> Option<web_sys::Storage> {
-        web_sys::window()?.local_storage().ok()?
-    }
-
-    #[cfg(target_arch = "wasm32")]
     pub(super) fn read(keys: &StorageKeys) -> Option<StoredLogin> {
-        let s = local()?;
-        let token = s.get_item(&keys.token).ok()??;
-        let user_id = s.get_item(&keys.user_id).ok()??;
-        // Unreadable: NaN, which counts as expired (never sent).
-        let expires = s.get_item(&keys.expires).ok()?.map(|e| js_sys::Date::parse(&e));
+        let token = storage_get(&keys.token)?;
+        let user_id = storage_get(&keys.user_id)?;
+        // Unreadable: NaN, an unknown expiry (the token is tried, as Meteor does).
+        let expires = storage_get(&keys.expires).map(|e| date_parse(&e));
         Some(StoredLogin { user_id, token, expires })
     }
 
-    #[cfg(target_arch = "wasm32")]
     pub(super) fn write(keys: &StorageKeys, login: &StoredLogin) {
-        let Some(s) = local() else { return };
-        let _ = s.set_item(&keys.user_id, &login.user_id);
-        let _ = s.set_item(&keys.token, &login.token);
+        storage_set(&keys.user_id, &login.user_id);
+        storage_set(&keys.token, &login.token);
         if let Some(ms) = login.expires {
-            let date: String = js_sys::Date::new(&ms.into()).to_string().into();
-            let _ = s.set_item(&keys.expires, &date);
+            storage_set(&keys.expires, &date_string(ms));
         }
     }
 
-    #[cfg(target_arch = "wasm32")]
     pub(super) fn remove(keys: &StorageKeys) {
-        let Some(s) = local() else { return };
         for k in [&keys.user_id, &keys.token, &keys.expires] {
-            let _ = s.remove_item(k);
+            storage_remove(k);
         }
     }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(super) fn read(_: &StorageKeys) -> Option<StoredLogin> {
-        None
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(super) fn write(_: &StorageKeys, _: &StoredLogin) {}
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(super) fn remove(_: &StorageKeys) {}
 }
 
 #[cfg(all(test, feature = "leptos"))]

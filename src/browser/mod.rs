@@ -10,8 +10,12 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 /// Milliseconds since the Unix epoch: the wall clock, so deadlines stay
 /// truthful across throttled timers and sleep.
+/// (Natively, for tests of the layers above: the system clock.)
 pub fn now() -> f64 {
-    js_sys::Date::now()
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Date::now();
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
 }
 
 #[wasm_bindgen]
@@ -56,6 +60,63 @@ extern "C" {
 pub fn later(f: impl FnOnce() + 'static) {
     // A microtask always runs, so the closure is always called (and freed).
     queue_microtask(Closure::once_into_js(f).unchecked_ref());
+}
+
+/// The page's `localStorage`, if it has one (not in a worker or an opaque
+/// origin, not natively). Every failure reads as "nothing stored".
+#[cfg(target_arch = "wasm32")]
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// `localStorage.getItem(key)`.
+pub fn storage_get(key: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    return local_storage()?.get_item(key).ok()?;
+    #[cfg(not(target_arch = "wasm32"))]
+    return {
+        let _ = key;
+        None
+    };
+}
+
+/// `localStorage.setItem(key, value)` (a full quota is ignored).
+pub fn storage_set(key: &str, value: &str) {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(s) = local_storage() {
+        let _ = s.set_item(key, value);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (key, value);
+}
+
+/// `localStorage.removeItem(key)`.
+pub fn storage_remove(key: &str) {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(s) = local_storage() {
+        let _ = s.remove_item(key);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = key;
+}
+
+/// `Date.parse(text)` (NaN when unreadable, and natively).
+pub fn date_parse(text: &str) -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Date::parse(text);
+    #[cfg(not(target_arch = "wasm32"))]
+    return {
+        let _ = text;
+        f64::NAN
+    };
+}
+
+/// `new Date(ms).toString()`, as Meteor stores a token's expiry.
+pub fn date_string(ms: f64) -> String {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Date::new(&ms.into()).to_string().into();
+    #[cfg(not(target_arch = "wasm32"))]
+    return ms.to_string();
 }
 
 /// A random number in `[0, 1)`.

@@ -80,17 +80,7 @@ fn set_if_changed<T: PartialEq + Send + Sync + 'static>(signal: &ArcRwSignal<T>,
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now() -> f64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        crate::browser::now()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    }
-}
+use crate::browser::now;
 
 /// Sets the countdown four times a second until dropped (in the browser;
 /// natively the countdown moves with status changes only).

@@ -323,13 +323,19 @@ impl LoginState {
                 self.effects.push(Effect::Settle { attempts: settled, outcome: Ok(r.id) });
             }
             Err(error) => {
-                let token_gone = match a.kind {
-                    AttemptKind::App => false,
-                    AttemptKind::Restore => true,
-                    AttemptKind::Reconnect => {
-                        self.stored.as_ref().is_some_and(|s| Some(&s.token) == a.token.as_ref())
-                    }
-                };
+                // Only the server's refusal says the token is gone (as
+                // Meteor's client): a call that failed here (closed, queue
+                // full, cancelled, timed out, an unreadable answer) leaves
+                // the stored login alone.
+                let refused = matches!(error, MethodError::Server { .. });
+                let token_gone = refused
+                    && match a.kind {
+                        AttemptKind::App => false,
+                        AttemptKind::Restore => true,
+                        AttemptKind::Reconnect => {
+                            self.stored.as_ref().is_some_and(|s| Some(&s.token) == a.token.as_ref())
+                        }
+                    };
                 self.effects.push(Effect::Emit(AccountsEvent::LoginFailed { error: error.clone() }));
                 if token_gone {
                     self.logged_out();
@@ -372,13 +378,14 @@ impl LoginState {
 
     /// At start-up with persistence: the stored login, read from storage.
     /// Returns the token to log in with (and the attempt), or `None` if
-    /// there is none usable (an expiring one is removed, never sent).
+    /// there is none usable (an expiring one is removed, never sent; one
+    /// whose expiry is unknown is sent, as Meteor's client does).
     /// Meteor shows the stored user id at once, while the login runs.
     pub fn restore(&mut self, stored: StoredLogin, now: f64) -> Option<(u64, String)> {
         if self.user_id.is_some() || self.pending() {
             return None; // the app logged in already
         }
-        if stored.expires.is_none_or(|e| token_expires_soon(e, now)) {
+        if stored.expires.filter(|e| e.is_finite()).is_some_and(|e| token_expires_soon(e, now)) {
             self.effects.push(Effect::Unstore);
             return None;
         }

@@ -146,8 +146,43 @@ fn an_expiring_token_is_never_sent() {
     let old = StoredLogin { user_id: "u".into(), token: "T".into(), expires: Some(NOW - 1.0) };
     assert_eq!(s.restore(old, NOW), None);
     assert_eq!(effects(&mut s), vec![Effect::Unstore]);
-    let none = StoredLogin { user_id: "u".into(), token: "T".into(), expires: None };
-    assert_eq!(s.restore(none, NOW), None);
+    // An expiry that is unknown (missing, unreadable) is no reason not to
+    // try the token, as in Meteor's client.
+    let unknown = StoredLogin { user_id: "u".into(), token: "T".into(), expires: None };
+    assert!(s.restore(unknown, NOW).is_some());
+    let mut s = LoginState::default();
+    let nan = StoredLogin { user_id: "u".into(), token: "T".into(), expires: Some(f64::NAN) };
+    assert!(s.restore(nan, NOW).is_some());
+}
+
+#[test]
+fn a_login_that_failed_here_keeps_the_stored_login() {
+    // Closed, queue-full, timeout, cancelled: the client gave up, the server
+    // never refused the token. The login stays stored and the user stays.
+    for local in [MethodError::Closed, MethodError::QueueFull { limit: "maxPendingCalls" }, MethodError::Timeout, MethodError::Cancelled] {
+        let mut s = LoginState::default();
+        let good = StoredLogin { user_id: "u1".into(), token: "T1".into(), expires: Some(NOW + 1e9) };
+        let (a, _) = s.restore(good.clone(), NOW).expect("a restore login");
+        s.done(a, Err(local.clone()), NOW);
+        let e = effects(&mut s);
+        assert!(!e.contains(&Effect::Unstore) && !e.contains(&Effect::Emit(AccountsEvent::LoggedOut)), "{local:?}: {e:?}");
+        assert_eq!(s.stored(), Some(&good));
+        // And a reconnect login that failed here.
+        let mut s = LoginState::default();
+        let a = s.begin(AttemptKind::App, None);
+        s.result_received(a, &ok("u1", "T1"));
+        s.done(a, ok("u1", "T1"), NOW);
+        effects(&mut s);
+        s.reconnected(NOW + 1000.0);
+        let r = match &effects(&mut s)[..] {
+            [Effect::ResumeLogin { attempt, .. }] => *attempt,
+            other => panic!("expected a resume login, got {other:?}"),
+        };
+        s.done(r, Err(local.clone()), NOW);
+        let e = effects(&mut s);
+        assert!(!e.contains(&Effect::Unstore) && !e.contains(&Effect::Emit(AccountsEvent::LoggedOut)), "{local:?}: {e:?}");
+        assert_eq!(s.user_id(), Some("u1"));
+    }
 }
 
 #[test]
