@@ -707,6 +707,9 @@ impl Inner {
         if self.closed.get() {
             return;
         }
+        // The clock first: a wall clock set back moves the deadlines, which
+        // are read after it.
+        let now = self.now();
         let deadline = self.machine.borrow().poll_timeout();
         let mut timer = self.timer.borrow_mut();
         match deadline {
@@ -715,7 +718,7 @@ impl Inner {
                 if timer.as_ref().is_some_and(|(t, _)| *t <= at) {
                     return;
                 }
-                let delay = (at - self.now()).clamp(0.0, i32::MAX as f64) as u32;
+                let delay = (at - now).clamp(0.0, i32::MAX as f64) as u32;
                 let weak = Rc::downgrade(self);
                 *timer = Some((
                     at,

@@ -305,6 +305,8 @@ pub struct Machine {
     received_count: u64,
     /// Whether the last `connected` resumed the previous session.
     resumed: bool,
+    /// A frame of this session could not be read: do not resume it.
+    missed_data: bool,
     closed: bool,
     /// The latest time handed in: a time earlier than it means the wall
     /// clock was set back, and every deadline moves back with it.
@@ -346,6 +348,7 @@ impl Machine {
             resume: None,
             received_count: 0,
             resumed: false,
+            missed_data: false,
             closed: false,
             clock: f64::NEG_INFINITY,
             heartbeat: None,
@@ -508,14 +511,8 @@ impl Machine {
 
     /// A text frame arrived.
     pub fn handle_frame(&mut self, socket: u64, text: &str, now: f64) {
-        self.observe_clock(now);
-        if self.socket != Some(socket) {
+        if !self.frame_arrived(socket, now) {
             return;
-        }
-        // Any frame at all, even one we cannot parse, proves the link is alive.
-        if let Some(hb) = &mut self.heartbeat {
-            hb.last_received = now;
-            hb.ping_sent = None;
         }
         let parsed = parse_frame(text, self.config.max_frame_bytes);
         if self.phase == Phase::Connected
@@ -528,12 +525,7 @@ impl Machine {
         match parsed {
             Ok(Frame::ServerId) => {}
             Ok(Frame::Message(m)) => self.handle_message(m, now),
-            Err(e) => {
-                if self.phase == Phase::Connected {
-                    self.salvage_result(text, &e);
-                }
-                self.emit(Event::Error(ProtocolError::Frame(e)));
-            }
+            Err(e) => self.unreadable_frame(text, e),
         }
     }
 
@@ -542,18 +534,38 @@ impl Machine {
     /// only its first and last few hundred characters (`ends`), enough to
     /// tell which call a `result` was for. It counts as a received message.
     pub fn handle_oversized_frame(&mut self, socket: u64, len: usize, ends: &str, now: f64) {
+        if !self.frame_arrived(socket, now) {
+            return;
+        }
+        if self.phase == Phase::Connected {
+            self.received_count += 1;
+        }
+        self.unreadable_frame(ends, FrameError::TooLarge { len, max: self.config.max_frame_bytes });
+    }
+
+    /// A frame came on `socket`: false if that socket is no longer ours.
+    /// Any frame at all, even one we cannot read, proves the link is alive.
+    fn frame_arrived(&mut self, socket: u64, now: f64) -> bool {
         self.observe_clock(now);
         if self.socket != Some(socket) {
-            return;
+            return false;
         }
         if let Some(hb) = &mut self.heartbeat {
             hb.last_received = now;
             hb.ping_sent = None;
         }
-        let error = FrameError::TooLarge { len, max: self.config.max_frame_bytes };
+        true
+    }
+
+    /// A frame of the session could not be read: the call whose `result` it
+    /// was fails, the app hears of it, and, since it may have carried data
+    /// the store now lacks, the session is not resumed after a drop (a new
+    /// session re-sends every subscription's documents and the store is
+    /// reconciled with them).
+    fn unreadable_frame(&mut self, text: &str, error: FrameError) {
         if self.phase == Phase::Connected {
-            self.received_count += 1;
-            self.salvage_result(ends, &error);
+            self.salvage_result(text, &error);
+            self.missed_data = true;
         }
         self.emit(Event::Error(ProtocolError::Frame(error)));
     }
@@ -642,6 +654,7 @@ impl Machine {
         self.drop_socket();
         self.session = None;
         self.resume = None;
+        self.missed_data = false;
         self.heartbeat = None;
         self.retry_count = 0;
         self.phase = Phase::Offline;
@@ -791,7 +804,9 @@ impl Machine {
         }
         self.drop_socket();
         if let Some(s) = self.session.take() {
-            self.resume = Some((s, self.received_count));
+            if !std::mem::take(&mut self.missed_data) {
+                self.resume = Some((s, self.received_count));
+            }
         }
         self.heartbeat = None;
         if let Some(max) = self.config.max_retries {

@@ -150,30 +150,65 @@ fn read_wire(text: &str) -> Result<Option<Wire>, super::json::JsonError> {
 }
 
 /// The ids a frame that could not be read may carry for a method `result`:
-/// every string value of an `"id"` key in a frame that says
-/// `"msg":"result"`, found by scanning the text (it may be cut, invalid or
-/// too large to read). The caller fails only a pending call named by
+/// the string values of top-level `"id"` keys in a frame whose top-level
+/// `"msg"` is `"result"`, found by a scan of the text that follows strings
+/// and nesting (the text may be cut, invalid, or only the two ends of a
+/// frame too large to read). A document's own `msg`/`id` fields are nested,
+/// so they never count. The caller fails only a pending call named by
 /// exactly one of them, so a call never waits forever on a result that
 /// arrived unreadable.
 pub fn result_ids_in(text: &str) -> Vec<&str> {
-    fn after_colon(rest: &str) -> Option<&str> {
-        let rest = rest.trim_start();
-        let rest = rest.strip_prefix(':')?;
-        Some(rest.trim_start())
+    let b = text.as_bytes();
+    // A string starting at `i` (its quote): its raw contents and the index
+    // after its closing quote, if it closes.
+    let string_at = |i: usize| -> Option<(&str, usize)> {
+        let mut j = i + 1;
+        while j < b.len() {
+            match b[j] {
+                b'\\' => j += 2,
+                b'"' => return Some((&text[i + 1..j], j + 1)),
+                _ => j += 1,
+            }
+        }
+        None
+    };
+    let skip_ws = |mut j: usize| {
+        while b.get(j).is_some_and(|c| c.is_ascii_whitespace()) {
+            j += 1;
+        }
+        j
+    };
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    while i < b.len() {
+        match b[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let Some((key, after)) = string_at(i) else { break };
+                i = after;
+                let colon = skip_ws(after);
+                if depth == 1 && b.get(colon) == Some(&b':') {
+                    let v = skip_ws(colon + 1);
+                    if b.get(v) == Some(&b'"') {
+                        let Some((value, after)) = string_at(v) else { break };
+                        pairs.push((key, value));
+                        i = after;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
     }
-    let says_result = text.match_indices("\"msg\"").any(|(i, m)| {
-        after_colon(&text[i + m.len()..]).is_some_and(|v| v.starts_with("\"result\""))
-    });
-    if !says_result {
+    if !pairs.iter().any(|&(k, v)| k == "msg" && v == "result") {
         return Vec::new();
     }
-    let mut ids = Vec::new();
-    for (i, m) in text.match_indices("\"id\"") {
-        let Some(v) = after_colon(&text[i + m.len()..]).and_then(|v| v.strip_prefix('"')) else { continue };
-        if let Some(end) = v.find(['"', '\\']) {
-            if v.as_bytes()[end] == b'"' && !ids.contains(&&v[..end]) {
-                ids.push(&v[..end]);
-            }
+    let mut ids: Vec<&str> = Vec::new();
+    for (_, v) in pairs.into_iter().filter(|&(k, v)| k == "id" && !v.contains('\\')) {
+        if !ids.contains(&v) {
+            ids.push(v);
         }
     }
     ids
@@ -468,7 +503,12 @@ mod tests {
     #[test]
     fn result_ids_are_found_in_frames_that_cannot_be_read() {
         assert_eq!(result_ids_in(r#"{"msg":"result","id":"12","result":[1,2"#), vec!["12"]);
-        assert_eq!(result_ids_in(r#"{ "id" : "7" , "msg" : "result", "result": {"id":"x"} ..."#), vec!["7", "x"]);
+        assert_eq!(result_ids_in(r#"{ "id" : "7" , "msg" : "result", "result": {"id":"x"} ..."#), vec!["7"], "nested ids do not count");
+        // A document whose own fields look like a result is not one.
+        assert_eq!(result_ids_in(r#"{"msg":"added","id":"d","fields":{"msg":"result","id":"3"},"pad":"#), Vec::<&str>::new());
+        // The two ends of a frame too large to read: the cut string closes in the tail.
+        assert_eq!(result_ids_in("{\"msg\":\"result\",\"id\":\"5\",\"result\":\"xxxx\u{2026}xxxx\"}"), vec!["5"]);
+        assert_eq!(result_ids_in(r#"{"msg":"result","id":"a\"b"}"#), Vec::<&str>::new(), "an escaped id is no call id");
         assert_eq!(result_ids_in(r#"{"msg":"added","id":"12","fields":{"#), Vec::<&str>::new(), "not a result");
         assert_eq!(result_ids_in(r#"{"msg":"result","id":12}"#), Vec::<&str>::new(), "ids are strings");
         assert_eq!(result_ids_in("\"msg\":\"result\",\"id\":\"9"), Vec::<&str>::new(), "an id cut off is no id");

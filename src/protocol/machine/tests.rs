@@ -848,3 +848,31 @@ fn a_refused_socket_reports_the_browsers_reason_and_retries() {
     assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::SocketRefused(r)) if r.contains("scheme"))), "{:?}", h.events);
     assert_eq!(h.state(), ConnectionState::Waiting);
 }
+
+#[test]
+fn a_session_that_lost_a_frame_is_not_resumed() {
+    let connect_of = |h: &Harness| -> Value {
+        h.sent.iter().filter_map(|t| serde_json::from_str::<Value>(t).ok()).find(|v| v["msg"] == "connect").expect("a connect")
+    };
+    // A readable session is resumed after a drop.
+    let mut h2 = connected();
+    h2.frame(r#"{"msg":"added","collection":"c","id":"a","fields":{}}"#);
+    h2.close(1006);
+    h2.fire();
+    let s = h2.socket();
+    h2.m.handle_open(s, h2.now);
+    h2.drain();
+    assert_eq!(connect_of(&h2)["session"], "S1", "a readable session is resumed");
+    // One that lost a frame (an `added` too large to read) is not: the new
+    // session re-sends the documents and the store is reconciled.
+    let mut h3 = connected();
+    let s = h3.socket();
+    h3.m.handle_oversized_frame(s, 99_999_999, r#"{"msg":"added","collection":"c","id":"big"…"#, h3.now);
+    h3.drain();
+    h3.close(1006);
+    h3.fire();
+    let s = h3.socket();
+    h3.m.handle_open(s, h3.now);
+    h3.drain();
+    assert!(connect_of(&h3).get("session").is_none(), "{:?}", connect_of(&h3));
+}
