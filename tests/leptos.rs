@@ -237,7 +237,10 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
             <Show when=move || shown.get()>
                 {move || {
                     let sub = use_subscription("docs", (which,));
-                    view! { <span class="ready">{move || sub.ready.get().to_string()}</span> }
+                    view! {
+                        <span class="ready">{move || sub.ready.get().to_string()}</span>
+                        <span class="ended">{move || format!("{:?}", sub.ended.get())}</span>
+                    }
                 }}
             </Show>
         }
@@ -251,6 +254,7 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
     let s = stats_after_round_trip(&conn, &sc).await;
     assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(1), Some(2), Some(1)));
     wait_for(5_000, "ready again", || text(&el, ".ready") == "true").await;
+    assert_eq!(text(&el, ".ended"), "None", "the old subscription's end is not the hook's");
 
     // Equal arguments: nothing is sent.
     which.set("b".to_string());
@@ -262,6 +266,12 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
     wait_for(2_000, "unmounted", || count(&el, ".ready") == 0).await;
     let s = stats_after_round_trip(&conn, &sc).await;
     assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(0), Some(2), Some(2)));
+
+    // Called with no owner at all, the hook has nothing to live in: it is
+    // stopped at once, and the server holds nothing.
+    let _ = ddp_live::leptos::subscription_on(&conn, "docs", ("z",));
+    let s = stats_after_round_trip(&conn, &sc).await;
+    assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(0), Some(3), Some(3)));
     conn.close();
 }
 

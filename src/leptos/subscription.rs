@@ -78,8 +78,10 @@ impl State {
         self.ended.set(sub.ended());
         self.id.set(Some(sub.id().to_owned()));
         let old = self.current.replace(Some(Current { args, sub, _ready: on_ready, _ended: on_end }));
-        if let Some(old) = old {
-            old.sub.stop();
+        if let Some(Current { sub, _ready, _ended, .. }) = old {
+            // Its listeners go first: its end is not the hook's.
+            drop((_ready, _ended));
+            sub.stop();
         }
     }
 
@@ -137,11 +139,18 @@ where
         let value = serde_json::to_value(&args).unwrap_or(Value::Null);
         untrack(|| in_effect.follow(value));
     });
-    let on_cleanup_state = SendWrapper::new(state.clone());
-    on_cleanup(move || {
+    if Owner::current().is_some() {
+        let on_cleanup_state = SendWrapper::new(state.clone());
+        on_cleanup(move || {
+            drop(effect);
+            on_cleanup_state.stop();
+        });
+    } else {
+        // No owner to live in: stopped at once, as the module docs say
+        // (Leptos drops an owner-less cleanup without running it).
         drop(effect);
-        on_cleanup_state.stop();
-    });
+        state.stop();
+    }
     UseSubscription {
         ready: Signal::from(state.ready.read_only()),
         ended: Signal::from(state.ended.read_only()),
