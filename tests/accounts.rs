@@ -271,7 +271,8 @@ async fn logout_clears_the_user_id_and_the_user_document() {
     assert_eq!(accounts.user(), None);
     assert!(conn.collection("users").find_one(&id).is_none(), "the document is removed");
     assert_eq!(*ids.borrow(), vec![Some(id.clone()), None]);
-    sleep(20).await;
+    // The futures-signals signal is polled by its own task: wait for it.
+    wait_until(2_000, "the user signal to see the logout", || docs.borrow().len() >= 3).await;
     assert_eq!(*docs.borrow(), vec![None, Some(json!("ada")), None]);
     assert_eq!(seen.borrow().last(), Some(&AccountsEvent::LoggedOut));
     assert_eq!(conn.call::<Option<String>>("whoami", ()).await, Ok(None));

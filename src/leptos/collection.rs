@@ -119,9 +119,18 @@ impl Rows {
     }
 
     fn list(&mut self) -> Vec<LiveDoc> {
+        #[cfg(test)]
+        LIST_BUILDS.with(|n| n.set(n.get() + 1));
         self.removed.clear();
         self.live.values().map(|(_, d)| d.clone()).collect()
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times a list was built (the tests check it is not rebuilt
+    /// for a change that keeps the membership).
+    pub(super) static LIST_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The live documents of collection `name` of the provided connection

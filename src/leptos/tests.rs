@@ -82,12 +82,14 @@ fn a_changed_document_sets_its_own_signal_and_leaves_the_list_alone() {
     assert_eq!(list.iter().map(LiveDoc::id).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(docs.len.get_untracked(), 2);
     let (a, b) = (list[0].clone(), list[1].clone());
-    // A change of "a": its signal has the new value; the list is the same
-    // list (the same per-document signals), and "b" is untouched.
+    // A change of "a": its signal has the new value; the list is not built
+    // again (the same per-document signals), and "b" is untouched.
+    let builds = super::collection::LIST_BUILDS.with(|n| n.get());
     f.apply(|s| s.changed("c".into(), "a".into(), json!({"x": 5}).as_object().cloned().unwrap_or_default(), vec![]));
     assert_eq!(a.get(), json!({"_id": "a", "x": 5}));
     assert_eq!(a.field("x"), 5);
-    assert_eq!(docs.docs.get_untracked(), list, "a change is not a membership change");
+    assert_eq!(docs.docs.get_untracked(), list);
+    assert_eq!(super::collection::LIST_BUILDS.with(|n| n.get()), builds, "a change is not a membership change: no rebuild");
     assert_eq!(b.get(), json!({"_id": "b", "x": 2}));
     // A removal changes the membership.
     f.apply(|s| s.removed("c".into(), "a".into()));
@@ -106,9 +108,12 @@ fn the_list_is_rebuilt_only_when_read_after_a_membership_change() {
     for i in 0..100 {
         f.add(&format!("d{i:03}"), json!({"i": i}));
     }
+    let builds = super::collection::LIST_BUILDS.with(|n| n.get());
     let after = docs.docs.get_untracked();
     assert_eq!(after.len(), 100);
     assert_eq!(after[42].field("i"), 42);
-    // Reading again without a change gives the very same documents.
+    assert_eq!(super::collection::LIST_BUILDS.with(|n| n.get()), builds + 1, "100 additions, one rebuild when read");
+    // Reading again without a change gives the very same documents, unbuilt.
     assert_eq!(docs.docs.get_untracked(), after);
+    assert_eq!(super::collection::LIST_BUILDS.with(|n| n.get()), builds + 1);
 }

@@ -8,6 +8,11 @@
 //! The arithmetic is IEEE double arithmetic as JavaScript does it: `x >>> 0`
 //! is ToUint32 (truncate, then modulo 2³²), `x | 0` is ToInt32, and strings
 //! are hashed by UTF-16 code unit (`charCodeAt`).
+//!
+//! The client has its own implementation (`src/protocol/random.rs`), written
+//! separately on purpose: the test server must not share the client's code,
+//! so that each is checked against Meteor (tests/meteor_ids.rs here, the
+//! client's random.rs tests there) rather than against itself.
 
 /// The alphabet of Meteor's `Random.id()` (no look-alike characters).
 pub const UNMISTAKABLE: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
