@@ -250,9 +250,27 @@ impl Collection {
         self.mirror.map().signal_map_cloned().key_cloned(id.to_owned())
     }
 
+    /// A handle that does not keep the collection alive (for listeners the
+    /// collection itself holds).
+    pub(crate) fn downgrade(&self) -> WeakCollection {
+        WeakCollection { name: self.name.clone(), mirror: Rc::downgrade(&self.mirror) }
+    }
+
     /// Calls `f` with every change while the returned handle lives (dropping it removes the listener).
     pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
         self.mirror.listeners.add(Rc::new(f))
+    }
+}
+
+/// A [`Collection`] that does not keep it alive.
+pub(crate) struct WeakCollection {
+    name: String,
+    mirror: Weak<Mirror>,
+}
+
+impl WeakCollection {
+    pub(crate) fn upgrade(&self) -> Option<Collection> {
+        Some(Collection::new(self.name.clone(), self.mirror.upgrade()?))
     }
 }
 

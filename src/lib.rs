@@ -45,12 +45,16 @@ pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
 pub mod protocol;
+mod query;
 mod reactive;
 pub mod rooms;
 mod stubs;
 
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
 pub use data::{Collection, Subscription, SubscriptionEnd};
+pub use protocol::query::live::Diff;
+pub use protocol::query::QueryError;
+pub use query::Query;
 pub use protocol::store::Change;
 pub use protocol::ejson::Ejson;
 pub use protocol::machine::{CallOptions, MethodError, Outbox, StubWrite};

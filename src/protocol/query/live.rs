@@ -35,13 +35,14 @@ pub struct LiveResults {
 
 impl LiveResults {
     /// The results over `docs` now.
-    pub fn new<'a>(query: Rc<Query>, docs: impl IntoIterator<Item = (&'a str, Rc<Fields>)>) -> Self {
+    /// (Only matching documents are copied.)
+    pub fn new<'a>(query: Rc<Query>, docs: impl IntoIterator<Item = (&'a str, &'a Fields)>) -> Self {
         let mut live = LiveResults { query, tree: OsTree::default(), docs: FastMap::default() };
         for (id, doc) in docs {
-            if live.query.matches(id, &doc) {
-                let key = live.query.sort_key(id, &doc);
+            if live.query.matches(id, doc) {
+                let key = live.query.sort_key(id, doc);
                 live.tree.insert(key.clone());
-                live.docs.insert(key.id().clone(), (key, doc));
+                live.docs.insert(key.id().clone(), (key, Rc::new(doc.clone())));
             }
         }
         live
@@ -107,9 +108,9 @@ impl LiveResults {
 
     /// Document `id` is now `doc` (`None`: gone); appends what changed in
     /// the results to `out`.
-    pub fn update(&mut self, id: &str, doc: Option<Rc<Fields>>, out: &mut Vec<Diff>) {
+    pub fn update(&mut self, id: &str, doc: Option<&Fields>, out: &mut Vec<Diff>) {
         let old = self.docs.remove(id);
-        let new = doc.filter(|d| self.query.matches(id, d)).map(|d| (self.query.sort_key(id, &d), d));
+        let new = doc.filter(|d| self.query.matches(id, d)).map(|d| (self.query.sort_key(id, d), Rc::new(d.clone())));
         match (old, new) {
             (None, None) => {}
             (Some((key, old)), None) => {
