@@ -140,6 +140,20 @@ impl Live {
 }
 
 impl Query {
+    /// The compiled query.
+    pub(crate) fn engine(&self) -> &Rc<engine::Query> {
+        &self.query
+    }
+
+    /// The same query with `limit` set (`findOne`).
+    pub(crate) fn limited(self, limit: usize) -> Query {
+        let query = match Rc::try_unwrap(self.query) {
+            Ok(q) => q.with_limit(limit),
+            Err(shared) => return Query { coll: self.coll, query: shared },
+        };
+        Query { coll: self.coll, query: Rc::new(query) }
+    }
+
     /// The matching documents (fields plus `_id`, projected), sorted,
     /// skipped and limited. With no `sort`, in `_id` order.
     pub fn fetch(&self) -> Vec<Value> {

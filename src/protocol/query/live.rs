@@ -84,17 +84,13 @@ impl LiveResults {
         })
     }
 
-    /// The results as `AddedAt` diffs, in order.
+    /// The results as `AddedAt` diffs, in order, each appended (`before`
+    /// is `None`, as Meteor's initial `addedAt`/`addedBefore` calls: a
+    /// `before` always names a document already in the results).
     pub fn initial(&self) -> Vec<Diff> {
-        let ids: Vec<(&Rc<str>, &Rc<Fields>)> = self.results().collect();
-        ids.iter()
+        self.results()
             .enumerate()
-            .map(|(i, (id, doc))| Diff::AddedAt {
-                id: (*id).clone(),
-                doc: (*doc).clone(),
-                index: i,
-                before: ids.get(i + 1).map(|(b, _)| (*b).clone()),
-            })
+            .map(|(i, (id, doc))| Diff::AddedAt { id: id.clone(), doc: doc.clone(), index: i, before: None })
             .collect()
     }
 

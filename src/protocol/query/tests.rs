@@ -421,6 +421,8 @@ proptest! {
         let mut live = LiveResults::new(q.clone(), store.iter().map(|(k, v)| (k.as_str(), &**v)));
         let mut shown = Vec::new();
         for d in live.initial() {
+            let appended = matches!(d, Diff::AddedAt { index, before: None, .. } if index == shown.len());
+            prop_assert!(appended, "initial diffs append in order");
             replay(&mut shown, &d);
         }
         prop_assert_eq!(&shown, &fresh(&store));
@@ -438,16 +440,19 @@ proptest! {
             let want = fresh(&store);
             prop_assert_eq!(&live_ids(&live), &want);
             for d in &diffs {
+                // `before` names the document that follows, already shown
+                // (Meteor's meaning), or `None` at the end.
+                let next_id = |list: &Vec<(Rc<str>, Rc<Fields>)>, i: usize| list.get(i).map(|(id, _)| id.clone());
+                if let Diff::AddedAt { index, before, .. } = d {
+                    prop_assert_eq!(&next_id(&shown, *index), before);
+                }
                 replay(&mut shown, d);
+                if let Diff::MovedTo { to, before, .. } = d {
+                    prop_assert_eq!(&next_id(&shown, to + 1), before);
+                }
             }
             prop_assert_eq!(&shown, &want, "diffs {:?}", diffs);
             prop_assert_eq!(live.len(), want.len());
-            // Every `before` names the document that follows in the results.
-            for d in &diffs {
-                if let Diff::AddedAt { before: Some(b), .. } | Diff::MovedTo { before: Some(b), .. } = d {
-                    prop_assert!(want.iter().any(|(id, _)| id == b));
-                }
-            }
         }
     }
 
