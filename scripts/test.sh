@@ -37,7 +37,7 @@ step "browser tests (wasm-pack test --headless --chrome)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms 2>&1 | tee "$logdir/browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test queries 2>&1 | tee "$logdir/browser.log"
 
 step "JavaScript surface of the npm package (node --test, playwright-core + Chromium)"
 DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"

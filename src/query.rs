@@ -269,7 +269,7 @@ impl<S: Signal + Unpin> Signal for Following<S> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::data::Mirror;

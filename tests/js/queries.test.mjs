@@ -223,7 +223,8 @@ test("a drop in the middle of a live query (no resumption): the observer sees on
     return out;
   }, sc);
   assert.deepEqual(r.log.map((l) => l[0]).sort(), ["addedAt", "removedAt"], `only the two real differences: ${JSON.stringify(r.log)}`);
-  assert.equal(r.min, 2, "the list never lost a document that stayed");
+  // d2 and d0 stayed: a flicker (emptied, then refilled) would go below 2.
+  assert.ok(r.min >= 2, `the list never lost a document that stayed (min ${r.min})`);
   assert.deepEqual(r.list, ["d2", "d1", "d0"]);
   assert.deepEqual(r.find, r.list);
 });

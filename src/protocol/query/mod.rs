@@ -33,7 +33,7 @@ pub mod projection;
 pub mod selector;
 pub mod sort;
 pub mod value;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
 pub use crate::protocol::store::Fields;
@@ -221,14 +221,9 @@ impl Query {
             .filter(|(id, f)| self.matches(id, f))
             .map(|(id, f)| (self.sort_key(id, f), id, f))
             .collect();
-        let end = self.limit.map_or(usize::MAX, |l| self.skip.saturating_add(l));
-        if end < hits.len() {
-            // Only the first `end` need to be in order.
-            hits.select_nth_unstable_by(end, |a, b| a.0.cmp(&b.0));
-            hits.truncate(end);
-        }
         hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        hits.into_iter().skip(self.skip).map(|(_, id, f)| (id, f)).collect()
+        let take = self.limit.unwrap_or(usize::MAX);
+        hits.into_iter().skip(self.skip).take(take).map(|(_, id, f)| (id, f)).collect()
     }
 
     /// Whether the results keep `_id`.
