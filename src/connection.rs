@@ -643,9 +643,17 @@ impl Inner {
         });
         match opened {
             Ok(s) => *self.socket.borrow_mut() = Some((socket, s)),
+            // Reported from a microtask: the socket of the first attempt is
+            // opened inside `connect()`, before the app could listen for errors.
             Err(reason) => {
-                let now = self.now();
-                self.machine.borrow_mut().handle_open_failed(socket, reason, now)
+                let weak = Rc::downgrade(self);
+                browser::later(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        let now = inner.now();
+                        inner.machine.borrow_mut().handle_open_failed(socket, reason, now);
+                        inner.pump();
+                    }
+                });
             }
         }
     }

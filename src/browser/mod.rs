@@ -45,6 +45,19 @@ impl Clock {
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(f: &js_sys::Function);
+}
+
+/// Runs `f` once, from a microtask: after the code running now returns,
+/// before anything else happens.
+pub fn later(f: impl FnOnce() + 'static) {
+    // A microtask always runs, so the closure is always called (and freed).
+    queue_microtask(Closure::once_into_js(f).unchecked_ref());
+}
+
 /// A random number in `[0, 1)`.
 pub fn random() -> f64 {
     js_sys::Math::random()

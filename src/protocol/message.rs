@@ -120,60 +120,33 @@ pub fn parse_frame(text: &str, max_len: usize) -> Result<Frame, FrameError> {
     if text.len() > max_len {
         return Err(FrameError::TooLarge { len: text.len(), max: max_len });
     }
-    let root = match serde_json::from_str::<Root>(text) {
-        Ok(root) => root,
-        // JavaScript's JSON.stringify writes a string cut in the middle of
-        // an emoji as a lone surrogate escape ("\ud83d"), and JSON.parse and
-        // Meteor accept it. A Rust string cannot hold one: it becomes U+FFFD,
-        // as TextDecoder does, and the rest of the frame is kept. Only a frame
-        // that failed to parse is looked at again, so the hot path pays nothing.
-        Err(e) => match replace_lone_surrogates(text) {
-            Some(fixed) => serde_json::from_str::<Root>(&fixed).map_err(|e| FrameError::NotJson(e.to_string()))?,
-            None => return Err(FrameError::NotJson(e.to_string())),
-        },
-    };
-    parse_wire(root.0.ok_or(FrameError::NotObject)?)
+    let wire = read_wire(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    parse_wire(wire.ok_or(FrameError::NotObject)?)
 }
 
-/// The text with every lone UTF-16 surrogate escape (`\uD800`–`\uDFFF` not
-/// part of a pair) replaced by `\uFFFD`; `None` when there is none.
-pub fn replace_lone_surrogates(text: &str) -> Option<String> {
-    fn hex4(b: &[u8]) -> Option<u16> {
-        let s = std::str::from_utf8(b.get(..4)?).ok()?;
-        u16::from_str_radix(s, 16).ok()
+/// Reads a frame's top level straight into its known fields (no map of it
+/// is built, no key of it kept); `None` for JSON that is not an object.
+/// Lone surrogate escapes, which JavaScript's `JSON.stringify` writes for a
+/// string cut in the middle of an emoji, are read as U+FFFD (see
+/// [`super::json`]).
+fn read_wire(text: &str) -> Result<Option<Wire>, super::json::JsonError> {
+    let mut r = super::json::Reader::new(text);
+    if r.peek() != Some(b'{') {
+        r.value()?;
+        r.end()?;
+        return Ok(None);
     }
-    let b = text.as_bytes();
-    let mut out: Option<String> = None;
-    let (mut i, mut copied) = (0, 0);
-    while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        if b.get(i + 1) != Some(&b'u') {
-            i += 2; // another escape: \\, \", \n...
-            continue;
-        }
-        let Some(unit) = hex4(&b[i + 2..]) else {
-            i += 2;
-            continue;
-        };
-        let paired_low = || b.get(i + 6) == Some(&b'\\') && b.get(i + 7) == Some(&b'u') && hex4(&b[(i + 8).min(b.len())..]).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u));
-        match unit {
-            0xD800..=0xDBFF if paired_low() => i += 12,
-            0xD800..=0xDFFF => {
-                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                o.push_str(&text[copied..i]);
-                o.push_str("\\ufffd");
-                i += 6;
-                copied = i;
-            }
-            _ => i += 6,
-        }
-    }
-    let mut o = out?;
-    o.push_str(&text[copied..]);
-    Some(o)
+    let mut wire = Wire::default();
+    r.object(|r, key| {
+        let key = Key::of(&key); // borrowed from the text: no copy
+        // A document's fields are kept as long as the document: their map
+        // is made at its exact size.
+        let value = if matches!(key, Some(Key::Fields)) { r.exact_object()? } else { r.value()? };
+        wire.put(key, value);
+        Ok(())
+    })?;
+    r.end()?;
+    Ok(Some(wire))
 }
 
 /// The ids a frame that could not be read may carry for a method `result`:
@@ -292,151 +265,6 @@ impl Wire {
     }
 }
 
-/// The root of a frame: `Some` for an object, `None` for any other JSON.
-struct Root(Option<Wire>);
-
-impl<'de> serde::Deserialize<'de> for Root {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RootVisitor)
-    }
-}
-
-struct RootVisitor;
-
-impl<'de> serde::de::Visitor<'de> for RootVisitor {
-    type Value = Root;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Root, A::Error> {
-        let mut wire = Wire::default();
-        while let Some(key) = map.next_key::<KeyName>()? {
-            match key.0 {
-                // A document's fields are kept as long as the document:
-                // build their map at its exact size.
-                Some(Key::Fields) => wire.put(Some(Key::Fields), map.next_value_seed(ExactFields)?),
-                Some(k) => wire.put(Some(k), map.next_value()?),
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    wire.others += 1;
-                }
-            }
-        }
-        Ok(Root(Some(wire)))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Root, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Root(None))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-
-    fn visit_unit<E>(self) -> Result<Root, E> {
-        Ok(Root(None))
-    }
-}
-
-/// Reads a `fields` object into a map of exactly its size (a growing map
-/// keeps up to twice the room it needs, for every stored document). Any
-/// other JSON is read and returned as a non-object for the caller to reject.
-struct ExactFields;
-
-impl<'de> serde::de::DeserializeSeed<'de> for ExactFields {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(ExactFieldsVisitor)
-    }
-}
-
-struct ExactFieldsVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ExactFieldsVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object of fields")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries: Vec<(String, Value)> = Vec::new();
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
-        }
-        let mut fields = Map::with_capacity(entries.len());
-        fields.extend(entries);
-        Ok(Value::Object(fields))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Value::Array(Vec::new()))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::from(n))
-    }
-
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::from(n))
-    }
-
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(Value::from(n))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::from(s))
-    }
-}
-
-/// A top-level key, read without copying it.
-struct KeyName(Option<Key>);
-
-impl<'de> serde::Deserialize<'de> for KeyName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = KeyName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, s: &str) -> Result<KeyName, E> {
-                Ok(KeyName(Key::of(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
     let msg = match wire.take(Key::Msg) {
@@ -627,11 +455,12 @@ mod tests {
         assert_eq!(fields.get("pair"), Some(&Value::from("😀")), "a valid pair is one character");
         assert_eq!(fields.get("esc"), Some(&Value::from("\\ud83d")), "an escaped backslash is not an escape");
         // High then high, and a surrogate at the very end of a string.
-        assert_eq!(
-            replace_lone_surrogates(r#"["\ud83d\ud83d\ude00","\ud800"]"#).as_deref(),
-            Some(r#"["\ufffd\ud83d\ude00","\ufffd"]"#)
-        );
-        assert_eq!(replace_lone_surrogates(r#"{"a":"\u00e9\ud83d\ude00"}"#), None, "nothing to replace");
+        let Ok(Frame::Message(ServerMessage::Result { outcome: Ok(Some(v)), .. })) =
+            parse(r#"{"msg":"result","id":"4","result":["\ud83d\ud83d\ude00","\ud800"]}"#)
+        else {
+            panic!("read")
+        };
+        assert_eq!(v, serde_json::json!(["\u{fffd}😀", "\u{fffd}"]));
         // Still not JSON: still an error.
         assert!(matches!(parse(r#"{"msg":"result","id":"1","result":"\ud83d"#), Err(FrameError::NotJson(_))));
     }

@@ -2,6 +2,7 @@
 //! compiles and is tested natively.
 //!
 //! - [`ejson`]: EJSON values, decoding and encoding.
+//! - [`json`]: the JSON reader of frames (lone surrogates as JavaScript reads them).
 //! - [`message`]: typed server and client messages, parsing that never panics.
 //! - [`machine`]: the connection lifecycle as a state machine (handshake,
 //!   version negotiation, heartbeat, retry, status).
@@ -13,6 +14,7 @@
 
 pub mod ejson;
 pub mod hash;
+pub mod json;
 pub mod machine;
 pub mod message;
 pub mod query;

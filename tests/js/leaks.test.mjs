@@ -82,3 +82,59 @@ test("1,000 connections and room clients dropped: 0 sockets on the server, heaps
     await browser.close();
   }
 });
+
+test("a call's AbortSignal does not keep its connection: a freed connection closes its socket", async () => {
+  const sc = scenario("js-abort-leak");
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/js-tests/index.html`);
+    await page.waitForFunction(() => window.ddpReady === true);
+    const cdp = await page.context().newCDPSession(page);
+    await page.evaluate(async ([url, fast]) => {
+      // No closure made here captures a connection (a promise handler that
+      // did would keep it reachable, as in any JavaScript program).
+      window.noop = function () {};
+      window.keep = [];
+      const open = async function () { const conn = ddp.DDP.connect(url, fast); await conn.call("add", 1, 1); return conn; };
+      const start = function (conn, signal) { conn.apply("sleep", [60000], { signal }).catch(window.noop); };
+      for (let i = 0; i < 5; i++) {
+        const abort = new AbortController();
+        window.keep.push(abort); // the app keeps its AbortController...
+        start(await open(), abort.signal); // ...and forgets the connection, its call pending
+      }
+    }, [wsUrl(sc), fast]);
+    assert.equal((await control(sc, "stats")).connections, 5);
+    await heapAfterGc(page, cdp);
+    let sockets = -1;
+    for (let i = 0; i < 100 && sockets !== 0; i++) {
+      sockets = (await control(sc, "stats")).connections;
+      if (sockets !== 0) {
+        await cdp.send("HeapProfiler.collectGarbage");
+        await new Promise((ok) => setTimeout(ok, 100));
+      }
+    }
+    assert.equal(sockets, 0, "every forgotten connection closed its socket");
+    // A call answered with its stub's value leaves nothing behind.
+    const before = await heapAfterGc(page, cdp);
+    await page.evaluate(async ([url, fast]) => {
+      const conn = ddp.DDP.connect(url, fast);
+      conn.methods({ add(a, b) { return a + b; } });
+      for (let round = 0; round < 10; round++) {
+        const ps = [];
+        for (let i = 0; i < 500; i++) ps.push(conn.apply("add", [i, 1], { returnStubValue: true }));
+        await Promise.all(ps);
+        while (conn.outbox().inFlight + conn.outbox().queued > 0) await new Promise((ok) => setTimeout(ok, 10));
+      }
+      conn.close();
+    }, [wsUrl(sc), fast]);
+    const after = await heapAfterGc(page, cdp);
+    const grew = after.js - before.js;
+    assert.ok(grew < 256 << 10, `JS heap grew by ${grew} bytes over 5,000 calls answered by their stub`);
+  } finally {
+    await browser.close();
+  }
+});

@@ -166,3 +166,80 @@ test("the wall clock set back an hour while waiting does not stall the retry", a
   }, sc);
   assert.ok(r < 5000, `reconnected after ${r} ms`);
 });
+
+test("arguments whose reading throws (a getter, a revoked Proxy) reject the call; nothing throws", async () => {
+  const sc = scenario("js-hostile-args");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const grab = (f) => {
+      try {
+        return f().then(() => "resolved", (e) => [e.error, e.reason]);
+      } catch (e) {
+        return Promise.resolve(["threw", String(e)]);
+      }
+    };
+    const getter = { get boom() { throw new Error("getter says no"); } };
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const trap = new Proxy({}, { ownKeys() { throw new Error("trap says no"); } });
+    const out = {
+      getter: await grab(() => conn.call("echo", getter)),
+      revoked: await grab(() => conn.call("echo", [1, proxy])),
+      trap: await grab(() => conn.apply("echo", [{ nested: trap }])),
+      after: await conn.call("add", 1, 2),
+    };
+    conn.close();
+    return out;
+  }, wsUrl(sc), fast);
+  assert.equal(r.getter[0], "bad-arguments");
+  assert.match(r.getter[1], /getter says no/);
+  assert.equal(r.revoked[0], "bad-arguments");
+  assert.equal(r.trap[0], "bad-arguments");
+  assert.match(r.trap[1], /trap says no/);
+  assert.equal(r.after, 3);
+});
+
+test("a full outbox refuses a call before reading its arguments", async () => {
+  const r = await inPage(async ([fast]) => {
+    // Offline (nothing listens on this port): calls wait in the outbox.
+    const conn = ddp.DDP.connect("ws://127.0.0.1:3399", { ...fast, maxPendingCalls: 3, maxPendingBytes: 1000 });
+    let reads = 0;
+    const counted = { get x() { reads++; return 1; } };
+    const first = [conn.call("a", 1), conn.call("b", 2), conn.call("c", 3)];
+    first.forEach((p) => p.catch(() => {}));
+    const full = await conn.call("d", counted).then(() => null, (e) => [e.error, e.reason]);
+    const readsWhenFull = reads;
+    conn.close();
+    // Bytes: the second string is already over the room left, so the
+    // object after it is never read.
+    const other = ddp.DDP.connect("ws://127.0.0.1:3399", { ...fast, maxPendingBytes: 1000 });
+    const big = await other.call("e", "x".repeat(600), "y".repeat(600), counted).then(() => null, (e) => [e.error, e.reason]);
+    const readsWhenBig = reads;
+    other.close();
+    return { full, readsWhenFull, big, readsWhenBig };
+  }, fast);
+  assert.equal(r.full[0], "queue-full");
+  assert.match(r.full[1], /maxPendingCalls/);
+  assert.equal(r.readsWhenFull, 0, "the arguments of a refused call are not read");
+  assert.equal(r.big[0], "queue-full");
+  assert.match(r.big[1], /maxPendingBytes/);
+  assert.equal(r.readsWhenBig, 0, "reading stops once the room is used up");
+});
+
+test("the browser's reason for refusing a WebSocket URL reaches the app", async () => {
+  const r = await inPage(async ([fast]) => {
+    // Within this client's URL rules, refused by the browser's WebSocket
+    // constructor (an IPv6 address with two "::").
+    let conn;
+    try {
+      conn = ddp.DDP.connect("ws://[1::2::3]:3399/x", { ...fast, maxRetries: 0 });
+    } catch (e) {
+      return { thrown: e.code };
+    }
+    const error = await new Promise((ok) => conn.once("error", ok));
+    conn.close();
+    return { code: error.code, message: error.message };
+  }, fast);
+  assert.equal(r.code, "socket-refused", JSON.stringify(r));
+  assert.match(r.message, /refused the WebSocket: .*(invalid|URL)/i);
+});

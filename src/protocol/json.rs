@@ -1,0 +1,452 @@
+//! A JSON reader made for DDP frames: it reads the text straight into
+//! [`serde_json::Value`]s without serde's deserializer machinery (which is
+//! most of what a generic reader costs in the wasm), reads strings as
+//! JavaScript's `JSON.parse` does (a lone UTF-16 surrogate escape becomes
+//! U+FFFD instead of failing the frame), gives numbers their exact value
+//! (Rust's own correctly rounded float parsing), keeps object keys in the
+//! sender's order, and refuses nesting deeper than [`MAX_DEPTH`] instead
+//! of overflowing the stack.
+
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+
+/// How deeply arrays and objects may nest (serde_json's limit too).
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a text is not JSON: what was wrong and the byte offset where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub what: &'static str,
+    pub at: usize,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
+}
+
+/// Reads `text` as one JSON value (white space around it allowed).
+pub fn parse(text: &str) -> Result<Value, JsonError> {
+    let mut r = Reader::new(text);
+    let v = r.value()?;
+    r.end()?;
+    Ok(v)
+}
+
+/// Reads JSON text, one piece at a time, for callers that walk the top
+/// level themselves (the frame reader reads a frame's keys one by one).
+pub struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+    depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Reader { text, at: 0, depth: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn fail<T>(&self, what: &'static str) -> Result<T, JsonError> {
+        Err(JsonError { what, at: self.at })
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not white space (not consumed).
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, b: u8, what: &'static str) -> Result<(), JsonError> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            self.fail(what)
+        }
+    }
+
+    /// Only white space is left.
+    pub fn end(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => self.fail("trailing characters"),
+        }
+    }
+
+    /// Reads any value.
+    pub fn value(&mut self) -> Result<Value, JsonError> {
+        match self.peek() {
+            Some(b'{') => {
+                let entries = self.object_entries()?;
+                Ok(Value::Object(entries.into_iter().collect()))
+            }
+            Some(b'[') => self.array(),
+            Some(b'"') => Ok(Value::String(self.string_cow()?.into_owned())),
+            Some(b't') => self.word("true", Value::Bool(true)),
+            Some(b'f') => self.word("false", Value::Bool(false)),
+            Some(b'n') => self.word("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => self.fail("expected a value"),
+            None => self.fail("unexpected end of the text"),
+        }
+    }
+
+    /// Reads an object whose map is made at exactly its size (a document's
+    /// fields are kept as long as the document).
+    pub fn exact_object(&mut self) -> Result<Value, JsonError> {
+        if self.peek() != Some(b'{') {
+            return self.value();
+        }
+        let entries = self.object_entries()?;
+        let mut map = Map::with_capacity(entries.len());
+        map.extend(entries);
+        Ok(Value::Object(map))
+    }
+
+    fn word(&mut self, word: &'static str, v: Value) -> Result<Value, JsonError> {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(v)
+        } else {
+            self.fail("expected a value")
+        }
+    }
+
+    fn nest(&mut self) -> Result<(), JsonError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.fail("nested too deeply");
+        }
+        Ok(())
+    }
+
+    fn array(&mut self) -> Result<Value, JsonError> {
+        self.nest()?;
+        self.at += 1; // [
+        let mut items = Vec::new();
+        if !self.eat(b']') {
+            loop {
+                items.push(self.value()?);
+                if self.eat(b']') {
+                    break;
+                }
+                self.expect(b',', "expected , or ]")?;
+            }
+        }
+        self.depth -= 1;
+        Ok(Value::Array(items))
+    }
+
+    fn object_entries(&mut self) -> Result<Vec<(String, Value)>, JsonError> {
+        let mut entries = Vec::new();
+        self.object(|r, key| {
+            let v = r.value()?;
+            entries.push((key.into_owned(), v));
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+
+    /// Reads an object, handing each key to `entry`, which must read its
+    /// value from the reader.
+    pub fn object(&mut self, mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), JsonError>) -> Result<(), JsonError> {
+        self.nest()?;
+        self.expect(b'{', "expected an object")?;
+        if !self.eat(b'}') {
+            loop {
+                if self.peek() != Some(b'"') {
+                    return self.fail("expected a key");
+                }
+                let key = self.string_cow()?;
+                self.expect(b':', "expected :")?;
+                entry(self, key)?;
+                if self.eat(b'}') {
+                    break;
+                }
+                self.expect(b',', "expected , or }")?;
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u16, JsonError> {
+        let digits = self.text.get(self.at..self.at + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        match digits.and_then(|d| u16::from_str_radix(d, 16).ok()) {
+            Some(u) => {
+                self.at += 4;
+                Ok(u)
+            }
+            None => self.fail("bad \\u escape"),
+        }
+    }
+
+    /// Reads a string (the reader is at its opening quote), borrowed from
+    /// the text when it holds no escape.
+    pub fn string_cow(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        self.at += 1; // "
+        let b = self.bytes();
+        let text: &'a str = self.text;
+        let start = self.at;
+        // The common case: no escape, no copy.
+        while let Some(&c) = b.get(self.at) {
+            match c {
+                b'"' => {
+                    self.at += 1;
+                    return Ok(Cow::Borrowed(&text[start..self.at - 1]));
+                }
+                b'\\' => break,
+                0..=0x1f => return self.fail("control character in a string"),
+                _ => self.at += 1,
+            }
+        }
+        let mut s = String::from(&self.text[start..self.at]);
+        loop {
+            let Some(&c) = b.get(self.at) else { return self.fail("unterminated string") };
+            match c {
+                b'"' => {
+                    self.at += 1;
+                    return Ok(Cow::Owned(s));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    let Some(&e) = b.get(self.at) else { return self.fail("unterminated string") };
+                    self.at += 1;
+                    match e {
+                        b'"' => s.push('"'),
+                        b'\\' => s.push('\\'),
+                        b'/' => s.push('/'),
+                        b'b' => s.push('\u{8}'),
+                        b'f' => s.push('\u{c}'),
+                        b'n' => s.push('\n'),
+                        b'r' => s.push('\r'),
+                        b't' => s.push('\t'),
+                        b'u' => {
+                            let unit = self.hex4()?;
+                            let c = match unit {
+                                0xD800..=0xDBFF if self.text[self.at..].starts_with("\\u") => {
+                                    let back = self.at;
+                                    self.at += 2;
+                                    let low = self.hex4()?;
+                                    if (0xDC00..=0xDFFF).contains(&low) {
+                                        let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                                        char::from_u32(code).unwrap_or('\u{fffd}')
+                                    } else {
+                                        // A lone high surrogate; the escape after it is read on its own.
+                                        self.at = back;
+                                        '\u{fffd}'
+                                    }
+                                }
+                                // A lone surrogate: what TextDecoder makes of it.
+                                0xD800..=0xDFFF => '\u{fffd}',
+                                u => char::from_u32(u32::from(u)).unwrap_or('\u{fffd}'),
+                            };
+                            s.push(c);
+                        }
+                        _ => return self.fail("bad escape"),
+                    }
+                }
+                0..=0x1f => return self.fail("control character in a string"),
+                _ => {
+                    // Copy up to the next quote or backslash in one piece.
+                    let from = self.at;
+                    while let Some(&c) = b.get(self.at) {
+                        if c == b'"' || c == b'\\' || c < 0x20 {
+                            break;
+                        }
+                        self.at += 1;
+                    }
+                    s.push_str(&self.text[from..self.at]);
+                }
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let from = self.at;
+        while self.bytes().get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at - from
+    }
+
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.at;
+        let b = self.bytes();
+        if b.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match b.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.fail("bad number"),
+        }
+        let mut integer = true;
+        if b.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            integer = false;
+            if self.digits() == 0 {
+                return self.fail("bad number");
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(self.at) {
+            self.at += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = b.get(self.at) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return self.fail("bad number");
+            }
+        }
+        let text = &self.text[start..self.at];
+        if integer {
+            if let Ok(n) = text.parse::<u64>() {
+                return Ok(Value::Number(n.into()));
+            }
+            if let Ok(n) = text.parse::<i64>() {
+                return Ok(Value::Number(n.into()));
+            }
+        }
+        // Exact: Rust's float parsing rounds correctly.
+        match text.parse::<f64>().ok().and_then(Number::from_f64) {
+            Some(n) => Ok(Value::Number(n)),
+            None => {
+                self.at = start;
+                self.fail("number out of range")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_every_kind_of_value() {
+        let text = r#" {"a": [1, -2, 3.5, -0.0, 1e3, 2E-2, 18446744073709551615, -9223372036854775808, 18446744073709551616],
+            "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "t": true, "f": false, "n": null, "o": {}, "e": [], "dup": 1, "dup": 2} "#;
+        assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        let Value::Object(m) = parse(r#"{"z":1,"a":2,"z":3}"#).unwrap() else { panic!() };
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a"], "the sender's order; a repeated key keeps its place");
+        assert_eq!(m["z"], 3, "the last value wins");
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        assert_eq!(parse(r#""a\ud83d""#).unwrap(), "a\u{fffd}");
+        assert_eq!(parse(r#""\udc00b""#).unwrap(), "\u{fffd}b");
+        assert_eq!(parse(r#""\ud83d\ud83d\ude00""#).unwrap(), "\u{fffd}😀");
+        assert_eq!(parse(r#""\ud83d\n""#).unwrap(), "\u{fffd}\n");
+        assert_eq!(parse(r#"{"\ud800":1}"#).unwrap(), serde_json::json!({"\u{fffd}": 1}));
+    }
+
+    #[test]
+    fn bad_text_is_an_error_with_its_place() {
+        for (bad, at) in [
+            ("", 0),
+            ("{", 1),
+            ("[1,]", 3),
+            ("{\"a\" 1}", 5),
+            ("{\"a\":1,}", 7),
+            ("01", 1),
+            ("1.", 2),
+            ("-", 1),
+            ("1e", 2),
+            ("\"abc", 4),
+            ("\"a\u{1}\"", 2),
+            ("\"\\x\"", 3),
+            ("\"\\u12\"", 3),
+            ("tru", 0),
+            ("1 2", 2),
+            ("1e400", 0),
+            ("{1:2}", 1),
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert_eq!(e.at, at, "{bad:?}: {e}");
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "serde_json agrees that {bad:?} is not JSON");
+        }
+        let deep = "[".repeat(100_000);
+        assert_eq!(parse(&deep).unwrap_err().what, "nested too deeply");
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// Whatever serde_json writes, this reader reads back to the same
+        /// value (numbers exactly), compact or pretty.
+        #[test]
+        fn reads_back_what_serde_json_writes(v in json_value()) {
+            let compact = serde_json::to_string(&v).unwrap();
+            prop_assert_eq!(parse(&compact).unwrap(), v.clone());
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            prop_assert_eq!(parse(&pretty).unwrap(), v);
+        }
+
+        /// On any text (cut, mutated JSON or noise), this reader and
+        /// serde_json agree on whether it is JSON and on its value, but
+        /// for the lone surrogates that only this reader accepts.
+        #[test]
+        fn agrees_with_serde_json_on_any_text(v in json_value(), cut in any::<prop::sample::Index>(), junk in "[\\[\\]{}:,\"\\\\0-9eE.+ -]{0,3}") {
+            let text = serde_json::to_string(&v).unwrap();
+            let at = cut.index(text.len() + 1);
+            let mut mutated = String::new();
+            if let (Some(head), Some(tail)) = (text.get(..at), text.get(at..)) {
+                mutated = format!("{head}{junk}{tail}");
+            }
+            for t in [&text, &mutated] {
+                let ours = parse(t);
+                let theirs = serde_json::from_str::<Value>(t);
+                match (&ours, &theirs) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", t),
+                    (Err(_), Err(_)) => {}
+                    (Ok(_), Err(e)) => prop_assert!(e.to_string().contains("surrogate") || e.to_string().contains("unicode"), "{} only ours: {}", t, e),
+                    (Err(e), Ok(_)) => prop_assert!(false, "{} only serde_json: {}", t, e),
+                }
+            }
+        }
+    }
+}
