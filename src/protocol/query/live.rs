@@ -173,7 +173,7 @@ impl LiveResults {
         }
         if rank < skip {
             // The window slides by one: its first document drops out.
-            if n + 1 <= skip {
+            if n < skip {
                 return;
             }
             if let Some(first) = self.tree.nth(skip - 1).map(|k| k.id().clone()) {

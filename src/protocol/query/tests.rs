@@ -264,7 +264,7 @@ fn projections() {
     assert_eq!(p(json!({"b.c": 1, "_id": 0})), (json!({"b": {"c": 2}}), false));
     assert_eq!(p(json!({"e.c": 1})), (json!({"e": [{"c": 1}]}), true));
     assert_eq!(p(json!({"b.d": 0, "a": 0})), (json!({"b": {"c": 2}, "e": [{"c": 1, "x": 2}, 5]}), true));
-    assert_eq!(p(json!({"_id": 0})).1, false);
+    assert!(!p(json!({"_id": 0})).1);
     assert_eq!(p(json!({})).0, Value::Object(doc.clone()));
 }
 
@@ -280,7 +280,7 @@ fn a_limited_window_refills_from_outside() {
     let doc = |n: i64| Rc::new(fields(json!({"s": "open", "n": n})));
     let (a, b, c) = (doc(1), doc(2), doc(3));
     let mut live = LiveResults::new(q, [("a", &*a), ("b", &*b), ("c", &*c)]);
-    assert_eq!(live.initial().iter().map(|d| matches!(d, Diff::AddedAt { .. })).count(), 2);
+    assert_eq!(live.initial().iter().filter(|d| matches!(d, Diff::AddedAt { before: None, .. })).count(), 2);
     let mut out = Vec::new();
     live.update("a", None, &mut out);
     assert_eq!(
