@@ -72,9 +72,9 @@ export interface DDPCollection {
   /** The document with this `_id`, or the first matching `selector`; `undefined` when none. */
   findOne(idOrSelector?: DDPSelector, options?: DDPFindOptions): DDPDocument | undefined;
   /** A live query: the callbacks hear the initial results (in order) at once, then every change of the results, until `stop()`. */
-  observe(selector: DDPSelector | undefined, options: DDPFindOptions | undefined, callbacks: DDPObserveCallbacks): DDPStopHandle;
+  observe(selector: DDPSelector | undefined, options: DDPFindOptions | undefined, callbacks: DDPObserveCallbacks): StopHandle;
   /** A live query reporting ids and changed fields (ordered when `addedBefore` or `movedBefore` is given). */
-  observeChanges(selector: DDPSelector | undefined, options: DDPFindOptions | undefined, callbacks: DDPObserveChangesCallbacks): DDPStopHandle;
+  observeChanges(selector: DDPSelector | undefined, options: DDPFindOptions | undefined, callbacks: DDPObserveChangesCallbacks): StopHandle;
 }
 "#;
 
