@@ -224,6 +224,12 @@ impl Collection {
         })
     }
 
+    /// Runs `f` on the documents as they are stored, in no particular
+    /// order, copying none (queries sort for themselves).
+    pub(crate) fn with_docs_unordered<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
+        self.mirror.read(|store, name| f(&store.visible(name)))
+    }
+
     /// Runs `f` on one stored document's fields, if it is there.
     pub(crate) fn with_doc<R>(&self, id: &str, f: impl FnOnce(&Fields) -> R) -> Option<R> {
         self.mirror.read(|store, name| store.get(name, id).map(f))

@@ -157,7 +157,7 @@ impl Query {
     /// The matching documents (fields plus `_id`, projected), sorted,
     /// skipped and limited. With no `sort`, in `_id` order.
     pub fn fetch(&self) -> Vec<Value> {
-        self.coll.with_docs(|docs| {
+        self.coll.with_docs_unordered(|docs| {
             let hits = self.query.fetch(docs.iter().copied());
             hits.iter().map(|(id, f)| result_doc(&self.query, id, f)).collect()
         })
@@ -165,7 +165,7 @@ impl Query {
 
     /// Runs `f` on the results as stored (not projected), copying none.
     pub(crate) fn with_results<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
-        self.coll.with_docs(|docs| f(&self.query.fetch(docs.iter().copied())))
+        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().copied())))
     }
 
     /// How many results (skip and limit applied, as Meteor's `count()`).
@@ -180,7 +180,7 @@ impl Query {
 
     /// The live results now, following the collection from here on.
     pub(crate) fn live(&self) -> Rc<Live> {
-        let results = self.coll.with_docs(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().copied())));
+        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().copied())));
         let results = results.unwrap_or_else(|| LiveResults::new(self.query.clone(), std::iter::empty()));
         Rc::new(Live { results: RefCell::new(results), coll: self.coll.downgrade() })
     }

@@ -179,6 +179,11 @@ impl DocMatcher {
             DocMatcher::Or(ms) => ms.iter().any(|m| m.matches(root, id)),
             DocMatcher::Nor(ms) => !ms.iter().any(|m| m.matches(root, id)),
             DocMatcher::Field { path, matcher } => {
+                if let [field] = path.as_slice() {
+                    // A top-level field reaches exactly one branch: no list to allocate.
+                    let value = if field == "_id" { id.or_else(|| root.get(field)) } else { root.get(field) };
+                    return matcher.matches(&[Branch { value, dont_iterate: false }]);
+                }
                 let mut branches = Vec::new();
                 lookup(root, id, path, false, &mut branches);
                 matcher.matches(&branches)

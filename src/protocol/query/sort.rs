@@ -102,7 +102,8 @@ impl Sort {
 
     /// A document's sort key.
     pub fn key(&self, id: &str, fields: &Map<String, Value>) -> SortKey {
-        let id_value = (!self.keys.is_empty()).then(|| Value::String(id.to_owned()));
+        let reads_id = self.keys.iter().any(|(path, _)| path.first().is_some_and(|p| p == "_id"));
+        let id_value = reads_id.then(|| Value::String(id.to_owned()));
         let mut branches: Vec<Branch<'_>> = Vec::new();
         let parts = self
             .keys
