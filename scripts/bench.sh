@@ -18,3 +18,5 @@ port=${DDP_BENCH_PORT:-3330}
 server_pid=$(SERVER_RELEASE=1 scripts/start-server.sh "$port")
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 DDP_TEST_PORT=$port node tests/js/bench/run.mjs
+# The Leptos list (its own section of docs/benchmarks.md); BENCH_LEPTOS=0 skips it.
+if [ "${BENCH_LEPTOS:-1}" = 1 ]; then scripts/bench-leptos.sh; fi

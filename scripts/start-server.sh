@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and starts the test server in the background on $1 (port), serving
-# the demo page, the npm package and the JS test page. Prints its PID.
+# the demo page, the npm package, the JS test page and the Leptos example
+# (/leptos/, once scripts/build-example.sh built it). Prints its PID.
 # Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ else
 fi
 log=${TMPDIR:-/tmp}/ddp-test-server-$port.log
 $bin --port "$port" \
-  --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js --serve /bench-www=target/bench-www >"$log" 2>&1 &
+  --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js --serve /bench-www=target/bench-www --serve /leptos=target/leptos-example >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   if grep -q "listening" "$log" 2>/dev/null; then echo "$pid"; exit 0; fi

@@ -29,6 +29,9 @@ scripts/build-pkg.sh
 step "package size budget (.size-limit.json)"
 node scripts/size-check.mjs 2>&1 | tee "$logdir/size.log"
 
+step "Leptos example app (scripts/build-example.sh)"
+scripts/build-example.sh
+
 step "test server on port $port"
 server_pid=$(scripts/start-server.sh "$port")
 echo "pid $server_pid"
@@ -37,13 +40,19 @@ step "browser tests (wasm-pack test --headless --chrome)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test queries 2>&1 | tee "$logdir/browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries 2>&1 | tee "$logdir/browser.log"
 
-step "JavaScript surface of the npm package (node --test, playwright-core + Chromium)"
+step "Leptos hooks in the browser (wasm-pack test --features leptos,leptos/csr)"
+CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
+DDP_TEST_SERVER="127.0.0.1:$port" \
+WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
+  wasm-pack test --headless --chrome --mode no-install -- --features leptos,leptos/csr --test leptos 2>&1 | tee "$logdir/leptos-browser.log"
+
+step "JavaScript surface of the npm package and the Leptos example (node --test, playwright-core + Chromium)"
 DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"
 
 passed=0; failed=0
-for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/browser.log; do
+for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/browser.log "$logdir"/leptos-browser.log; do
   while read -r p q; do passed=$((passed + p)); failed=$((failed + q)); done < <(
     sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$f")
 done

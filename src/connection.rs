@@ -164,6 +164,8 @@ pub fn on_reconnect(f: impl Fn(&Connection) + 'static) -> ListenerHandle {
 
 pub(crate) struct Inner {
     url: String,
+    /// The URL as given to `connect` (Meteor's `rawUrl`: accounts' storage keys).
+    raw_url: String,
     pub(crate) machine: RefCell<Machine>,
     socket: RefCell<Option<(u64, Socket)>>,
     /// The pending timer and the time it fires at.
@@ -185,6 +187,8 @@ pub(crate) struct Inner {
     pub(crate) subs: RefCell<FastMap<String, crate::data::SubState>>,
     pub(crate) stubs: RefCell<FastMap<String, crate::stubs::Stub>>,
     pub(crate) mirrors: RefCell<FastMap<String, Rc<crate::data::Mirror>>>,
+    /// The connection's accounts, made on first use.
+    pub(crate) accounts: std::cell::OnceCell<Rc<crate::accounts::AccountsInner>>,
 }
 
 /// A DDP connection in the browser. Cheap to clone (all clones are the same
@@ -227,12 +231,14 @@ impl std::fmt::Debug for Connection {
 /// # Ok(()) }
 /// ```
 pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
+    let raw_url = url.to_owned();
     let url = websocket_url(url)?;
     let config = options.to_config()?;
     let machine = Machine::new(config, Box::new(browser::random));
     let status = Observable::new(machine.status());
     let inner = Rc::new(Inner {
         url,
+        raw_url,
         machine: RefCell::new(machine),
         socket: RefCell::new(None),
         timer: RefCell::new(None),
@@ -249,6 +255,7 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         subs: RefCell::new(FastMap::default()),
         stubs: RefCell::new(FastMap::default()),
         mirrors: RefCell::new(FastMap::default()),
+        accounts: std::cell::OnceCell::new(),
     });
     if options.watch_page {
         let weak = Rc::downgrade(&inner);
@@ -276,6 +283,11 @@ impl Connection {
     /// The WebSocket URL in use.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// The URL as given to [`connect`].
+    pub fn raw_url(&self) -> &str {
+        &self.inner.raw_url
     }
 
     /// The current status (Meteor's fields).

@@ -266,6 +266,11 @@ impl Collection {
     pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
         self.mirror.listeners.add(Rc::new(f))
     }
+
+    /// How many `on_change` listeners are registered (for leak checks).
+    pub fn listener_count(&self) -> usize {
+        self.mirror.listeners.len()
+    }
 }
 
 /// A [`Collection`] that does not keep it alive.

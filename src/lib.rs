@@ -37,6 +37,7 @@
 //!   heartbeat deadlines use the wall clock, so a dead link is caught after
 //!   sleep.
 
+pub mod accounts;
 pub mod browser;
 mod connection;
 mod data;
@@ -52,6 +53,7 @@ mod reactive;
 pub mod rooms;
 mod stubs;
 
+pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use protocol::query::live::Diff;

@@ -4,6 +4,7 @@
 //! values between JS and Rust and keeps JS listeners. No protocol logic
 //! lives here.
 
+mod accounts;
 mod data;
 mod query;
 mod ejson;
@@ -494,11 +495,13 @@ pub struct DdpConnection {
     listeners: Emitter,
     stubs: RefCell<FastMap<String, Function>>,
     _event_handle: ListenerHandle,
+    _accounts_handle: ListenerHandle,
 }
 
 impl DdpConnection {
     pub(crate) fn new(conn: Connection) -> Self {
-        let listeners = Emitter::new(&[]);
+        let listeners = Emitter::new(accounts::EVENTS);
+        let accounts_handle = accounts::forward_events(&conn, &listeners);
         let l = listeners.clone();
         let handle = conn.on_event(move |event| {
             let (name, args): (&str, Vec<JsValue>) = match event {
@@ -517,7 +520,13 @@ impl DdpConnection {
             };
             l.emit(name, &args);
         });
-        DdpConnection { conn, listeners, stubs: RefCell::new(FastMap::default()), _event_handle: handle }
+        DdpConnection {
+            conn,
+            listeners,
+            stubs: RefCell::new(FastMap::default()),
+            _event_handle: handle,
+            _accounts_handle: accounts_handle,
+        }
     }
 
     /// Runs the client stub of `name`, if any. Returns the stub's value

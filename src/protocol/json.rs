@@ -44,7 +44,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(text: &'a str) -> Self {
-        Reader { text, at: 0, depth: 0 }
+        Reader {
+            text,
+            at: 0,
+            depth: 0,
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -168,7 +172,10 @@ impl<'a> Reader<'a> {
 
     /// Reads an object, handing each key to `entry`, which must read its
     /// value from the reader.
-    pub fn object(&mut self, mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), JsonError>) -> Result<(), JsonError> {
+    pub fn object(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
         self.nest()?;
         self.expect(b'{', "expected an object")?;
         if !self.eat(b'}') {
@@ -190,7 +197,10 @@ impl<'a> Reader<'a> {
     }
 
     fn hex4(&mut self) -> Result<u16, JsonError> {
-        let digits = self.text.get(self.at..self.at + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digits = self
+            .text
+            .get(self.at..self.at + 4)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
         match digits.and_then(|d| u16::from_str_radix(d, 16).ok()) {
             Some(u) => {
                 self.at += 4;
@@ -221,7 +231,9 @@ impl<'a> Reader<'a> {
         }
         let mut s = String::from(&self.text[start..self.at]);
         loop {
-            let Some(&c) = b.get(self.at) else { return self.fail("unterminated string") };
+            let Some(&c) = b.get(self.at) else {
+                return self.fail("unterminated string");
+            };
             match c {
                 b'"' => {
                     self.at += 1;
@@ -229,7 +241,9 @@ impl<'a> Reader<'a> {
                 }
                 b'\\' => {
                     self.at += 1;
-                    let Some(&e) = b.get(self.at) else { return self.fail("unterminated string") };
+                    let Some(&e) = b.get(self.at) else {
+                        return self.fail("unterminated string");
+                    };
                     self.at += 1;
                     match e {
                         b'"' => s.push('"'),
@@ -248,7 +262,9 @@ impl<'a> Reader<'a> {
                                     self.at += 2;
                                     let low = self.hex4()?;
                                     if (0xDC00..=0xDFFF).contains(&low) {
-                                        let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                                        let code = 0x10000
+                                            + ((u32::from(unit) - 0xD800) << 10)
+                                            + (u32::from(low) - 0xDC00);
                                         char::from_u32(code).unwrap_or('\u{fffd}')
                                     } else {
                                         // A lone high surrogate; the escape after it is read on its own.
@@ -340,18 +356,27 @@ impl<'a> Reader<'a> {
     }
 }
 
+// Native only: proptest is not built for wasm32 (wasm-pack test builds the lib's tests too).
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn reads_every_kind_of_value() {
         let text = r#" {"a": [1, -2, 3.5, -0.0, 1e3, 2E-2, 18446744073709551615, -9223372036854775808, 18446744073709551616],
             "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "t": true, "f": false, "n": null, "o": {}, "e": [], "dup": 1, "dup": 2} "#;
-        assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
-        let Value::Object(m) = parse(r#"{"z":1,"a":2,"z":3}"#).unwrap() else { panic!() };
-        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a"], "the sender's order; a repeated key keeps its place");
+        assert_eq!(
+            parse(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        let Value::Object(m) = parse(r#"{"z":1,"a":2,"z":3}"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m.keys().collect::<Vec<_>>(),
+            ["z", "a"],
+            "the sender's order; a repeated key keeps its place"
+        );
         assert_eq!(m["z"], 3, "the last value wins");
     }
 
@@ -361,7 +386,10 @@ mod tests {
         assert_eq!(parse(r#""\udc00b""#).unwrap(), "\u{fffd}b");
         assert_eq!(parse(r#""\ud83d\ud83d\ude00""#).unwrap(), "\u{fffd}😀");
         assert_eq!(parse(r#""\ud83d\n""#).unwrap(), "\u{fffd}\n");
-        assert_eq!(parse(r#"{"\ud800":1}"#).unwrap(), serde_json::json!({"\u{fffd}": 1}));
+        assert_eq!(
+            parse(r#"{"\ud800":1}"#).unwrap(),
+            serde_json::json!({"\u{fffd}": 1})
+        );
     }
 
     #[test]
@@ -387,7 +415,10 @@ mod tests {
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.at, at, "{bad:?}: {e}");
-            assert!(serde_json::from_str::<Value>(bad).is_err(), "serde_json agrees that {bad:?} is not JSON");
+            assert!(
+                serde_json::from_str::<Value>(bad).is_err(),
+                "serde_json agrees that {bad:?} is not JSON"
+            );
         }
         let deep = "[".repeat(100_000);
         assert_eq!(parse(&deep).unwrap_err().what, "nested too deeply");
@@ -395,56 +426,66 @@ mod tests {
         assert!(parse(&ok).is_ok());
     }
 
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-            (-1e6f64..1e6).prop_map(Value::from),
-            "\\PC{0,12}".prop_map(Value::String),
-            any::<String>().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(5, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((any::<String>(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
-            ]
-        })
-    }
+    // proptest is a native dev-dependency: the property tests run natively.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-        /// Whatever serde_json writes, this reader reads back to the same
-        /// value (numbers exactly), compact or pretty.
-        #[test]
-        fn reads_back_what_serde_json_writes(v in json_value()) {
-            let compact = serde_json::to_string(&v).unwrap();
-            prop_assert_eq!(parse(&compact).unwrap(), v.clone());
-            let pretty = serde_json::to_string_pretty(&v).unwrap();
-            prop_assert_eq!(parse(&pretty).unwrap(), v);
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                (-1e6f64..1e6).prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::String),
+                any::<String>().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(5, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec((any::<String>(), inner), 0..6)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
         }
 
-        /// On any text (cut, mutated JSON or noise), this reader and
-        /// serde_json agree on whether it is JSON and on its value, but
-        /// for the lone surrogates that only this reader accepts.
-        #[test]
-        fn agrees_with_serde_json_on_any_text(v in json_value(), cut in any::<prop::sample::Index>(), junk in "[\\[\\]{}:,\"\\\\0-9eE.+ -]{0,3}") {
-            let text = serde_json::to_string(&v).unwrap();
-            let at = cut.index(text.len() + 1);
-            let mut mutated = String::new();
-            if let (Some(head), Some(tail)) = (text.get(..at), text.get(at..)) {
-                mutated = format!("{head}{junk}{tail}");
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            /// Whatever serde_json writes, this reader reads back to the same
+            /// value (numbers exactly), compact or pretty.
+            #[test]
+            fn reads_back_what_serde_json_writes(v in json_value()) {
+                let compact = serde_json::to_string(&v).unwrap();
+                prop_assert_eq!(parse(&compact).unwrap(), v.clone());
+                let pretty = serde_json::to_string_pretty(&v).unwrap();
+                prop_assert_eq!(parse(&pretty).unwrap(), v);
             }
-            for t in [&text, &mutated] {
-                let ours = parse(t);
-                let theirs = serde_json::from_str::<Value>(t);
-                match (&ours, &theirs) {
-                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", t),
-                    (Err(_), Err(_)) => {}
-                    (Ok(_), Err(e)) => prop_assert!(e.to_string().contains("surrogate") || e.to_string().contains("unicode"), "{} only ours: {}", t, e),
-                    (Err(e), Ok(_)) => prop_assert!(false, "{} only serde_json: {}", t, e),
+
+            /// On any text (cut, mutated JSON or noise), this reader and
+            /// serde_json agree on whether it is JSON and on its value, but
+            /// for the lone surrogates that only this reader accepts.
+            #[test]
+            fn agrees_with_serde_json_on_any_text(v in json_value(), cut in any::<prop::sample::Index>(), junk in "[\\[\\]{}:,\"\\\\0-9eE.+ -]{0,3}") {
+                let text = serde_json::to_string(&v).unwrap();
+                let at = cut.index(text.len() + 1);
+                let mut mutated = String::new();
+                if let (Some(head), Some(tail)) = (text.get(..at), text.get(at..)) {
+                    mutated = format!("{head}{junk}{tail}");
+                }
+                for t in [&text, &mutated] {
+                    let ours = parse(t);
+                    let theirs = serde_json::from_str::<Value>(t);
+                    match (&ours, &theirs) {
+                        (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", t),
+                        (Err(_), Err(_)) => {}
+                        (Ok(_), Err(e)) => prop_assert!(e.to_string().contains("surrogate") || e.to_string().contains("unicode"), "{} only ours: {}", t, e),
+                        (Err(e), Ok(_)) => prop_assert!(false, "{} only serde_json: {}", t, e),
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@
 //! - [`status`]: Meteor's status fields.
 //! - [`url`]: Meteor's URL rules.
 
+pub mod accounts;
 pub mod ejson;
 pub mod hash;
 pub mod json;
@@ -21,6 +22,7 @@ pub mod query;
 pub mod random;
 pub mod retry;
 pub mod room;
+pub mod sha256;
 pub mod status;
 pub mod store;
 pub mod url;

@@ -41,7 +41,24 @@ async function main(): Promise<void> {
   room.on("message", (data, type) => void [data, type]);
   room.on("reconnectFailed", () => {});
   const ack: true = await room.send({ a: 1 }, "op");
-  void [state, ready, id, ack];
+  // Accounts.
+  const userId: string = await conn.loginWithPassword("ada", "pw");
+  await conn.loginWithPassword({ email: "ada@example.com" }, "pw");
+  await conn.loginWithToken("token");
+  await conn.createUser({ username: "ada", password: "pw", profile: { name: "Ada" } });
+  const now: string | null = conn.userId();
+  const busy: boolean = conn.loggingIn();
+  const me = conn.user();
+  const myId: string | undefined = me?._id;
+  conn.onUserIdChange((uid) => uid?.length).stop();
+  conn.on("login_failed", (e) => e.reason);
+  conn.on("loggedOut", () => {});
+  const resumed: boolean = conn.persistLogin({ ownApp: false });
+  await conn.logout();
+  await conn.logoutOtherClients();
+  // @ts-expect-error: a selector has one of username, email, id
+  conn.loginWithPassword({ name: "ada" }, "pw");
+  void [state, ready, id, ack, userId, now, busy, myId, resumed];
   // @ts-expect-error: an unknown event is a type error
   conn.on("conect", () => {});
   // @ts-expect-error: room messages are not DDP connection events

@@ -44,7 +44,9 @@
 //!   `executions` (method runs and counters), and `stats`: `connections`
 //!   (open sockets), `sessions` (ids held), `accepted`, `refuse`, `silent`,
 //!   `liveSessions` (sessions of the whole server not yet freed),
-//!   `tasks` (the runtime's live tasks), `members` (with `?room=r`).
+//!   `tasks` (the runtime's live tasks), `members` (with `?room=r`),
+//!   `subscriptions` (live in the scenario's sessions), `subRequests` and
+//!   `unsubRequests` (the `sub` and `unsub` messages handled).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -58,6 +60,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+mod accounts;
 mod methods;
 mod publications;
 pub mod random;
@@ -492,7 +495,11 @@ struct Scenario {
     /// Live sessions, attached or within their grace period.
     sessions: Mutex<HashMap<String, ServerConnection>>,
     accepted: AtomicU64,
+    /// `sub` and `unsub` messages received, for stats.
+    sub_requests: AtomicU64,
+    unsub_requests: AtomicU64,
     state: methods::State,
+    accounts: Arc<accounts::Accounts>,
     docs: publications::Docs,
     rooms: rooms::Rooms,
     room_hooks: RoomHooks,
@@ -509,7 +516,10 @@ impl Scenario {
             sockets: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
+            sub_requests: AtomicU64::new(0),
+            unsub_requests: AtomicU64::new(0),
             state: methods::State::default(),
+            accounts: Arc::default(),
             docs: publications::Docs::default(),
             rooms: rooms::Rooms::default(),
             room_hooks,
@@ -696,6 +706,12 @@ async fn control(
             sc.grace_ms.store(ms, Ordering::SeqCst);
         }
         "executions" => return control_response(StatusCode::OK, sc.state.report()),
+        "accounts" => {
+            return match accounts::control(&sc, &q).await {
+                Ok(v) => control_response(StatusCode::OK, v),
+                Err(e) => control_response(StatusCode::BAD_REQUEST, e),
+            }
+        }
         "silent" => sc.silent.store(on, Ordering::SeqCst),
         "versions" => {
             let v: Vec<String> = q.get("v").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
@@ -713,6 +729,7 @@ async fn control(
     let sockets = lock(&sc.sockets).len();
     let sessions = lock(&sc.sessions);
     let ids: Vec<&String> = sessions.keys().collect();
+    let subscriptions: usize = sessions.values().map(|s| s.inner.subs.len()).sum();
     control_response(
         StatusCode::OK,
         json!({
@@ -720,6 +737,9 @@ async fn control(
             "connections": sockets,
             "sessions": ids,
             "accepted": sc.accepted.load(Ordering::SeqCst),
+            "subscriptions": subscriptions,
+            "subRequests": sc.sub_requests.load(Ordering::SeqCst),
+            "unsubRequests": sc.unsub_requests.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
             "silent": sc.silent.load(Ordering::SeqCst),
             "liveSessions": server.live_sessions(),
@@ -1144,8 +1164,14 @@ async fn worker(sc: Arc<Scenario>, session: ServerConnection, mut rx: mpsc::Unbo
         }
         match msg.get("msg").and_then(Value::as_str) {
             Some("method") => methods::handle(&sc, &session, msg).await,
-            Some("sub") => publications::handle_sub(&sc, &session, msg).await,
-            Some("unsub") => publications::handle_unsub(&session, &msg),
+            Some("sub") => {
+                sc.sub_requests.fetch_add(1, Ordering::SeqCst);
+                publications::handle_sub(&sc, &session, msg).await
+            }
+            Some("unsub") => {
+                sc.unsub_requests.fetch_add(1, Ordering::SeqCst);
+                publications::handle_unsub(&session, &msg)
+            }
             _ => session.send(error_reply("Bad request", Some(msg))),
         }
     }

@@ -16,6 +16,7 @@
 //! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
+//! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `logoutOtherClients`, `whoami` | Meteor's accounts: see `accounts.rs` |
 //!
 //! Numbers go out as JavaScript writes them (`5`, not `5.0`). Methods of one
 //! session run one at a time, in order with its subscriptions, as in Meteor
@@ -82,8 +83,10 @@ pub(crate) async fn handle(sc: &Arc<Scenario>, session: &ServerConnection, msg: 
 /// Runs a call and sends its `result` and `updated`.
 async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) {
     *lock(&sc.state.runs).entry(call.name.clone()).or_default() += 1;
+    sc.accounts.record(&session, &call.name);
     let outcome = match call.name.as_str() {
         "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+        name if super::accounts::METHODS.contains(&name) => super::accounts::method(&sc, &session, name, &call.params).await,
         name if name.starts_with("rooms.") => {
             let hooks = sc.room_hooks.clone();
             super::rooms::method(&sc, &hooks, &session, name, &call.params)

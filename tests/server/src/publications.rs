@@ -111,6 +111,11 @@ pub(crate) struct SessionSubs {
 }
 
 impl SessionSubs {
+    /// How many subscriptions are live.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.subs).len()
+    }
+
     /// Stops every subscription (the session ended).
     pub(crate) fn stop_all(&self) {
         let entries: Vec<SubEntry> = lock(&self.subs).drain().map(|(_, e)| e).collect();
@@ -361,6 +366,25 @@ async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, nam
             // Stopped meanwhile: stop what was started.
             drop(subs);
             SubEntry { docs: HashSet::new(), task, watcher }.stop();
+        }
+    }
+}
+
+/// Sets what the session's universal publication `key` publishes (as
+/// Meteor's `publish(null)`, rerun when the session's user changes): the
+/// new documents are merged in before the old ones are let go, so a document
+/// in both is changed, not removed and added. Sends no `ready`.
+pub(crate) fn set_universal(session: &ServerConnection, key: &str, docs: Vec<(&str, String, Map<String, Value>)>) {
+    let old = lock(&session.inner.subs.subs).insert(key.to_owned(), SubEntry { docs: HashSet::new(), task: None, watcher: None });
+    let p = Publisher { session: session.clone(), sub: key.to_owned() };
+    for (collection, id, fields) in docs {
+        p.upsert(collection, &id, fields);
+    }
+    if let Some(mut entry) = old {
+        let docs = std::mem::take(&mut entry.docs);
+        entry.stop();
+        for key in docs {
+            release(session, key);
         }
     }
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The Leptos benchmark (tests/leptos_bench.rs; it prints figures and asserts
+# nothing): a live list of 10k documents under 100 server-side changes,
+# `use_collection` with a keyed <For> against rebuilding the list, built
+# optimised and run in headless Chromium against the test server. Writes its
+# section of docs/benchmarks.md (between the "leptos-bench" markers).
+# Run by scripts/bench.sh; alone it needs the tools scripts/setup.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+port=${DDP_BENCH_LEPTOS_PORT:-3331}
+server_pid=$(SERVER_RELEASE=1 scripts/start-server.sh "$port")
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+log=$(mktemp)
+# Optimised as a release build, without LTO (the figures are the
+# renderer's, and LTO over Leptos takes minutes on 2 cores).
+CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_PANIC=unwind \
+CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
+DDP_TEST_SERVER="127.0.0.1:$port" WASM_BINDGEN_TEST_TIMEOUT=600 \
+  wasm-pack test --headless --chrome --release --mode no-install -- --features leptos,leptos/csr --test leptos_bench -- --nocapture 2>&1 | tee "$log"
+rows=$(sed -n 's/.*BENCH|\(|.*\)$/\1/p' "$log")
+[ -n "$rows" ] || { echo "no figures printed" >&2; exit 1; }
+section=$(cat <<MD
+<!-- leptos-bench -->
+## Leptos: a live keyed list
+
+Produced by \`scripts/bench-leptos.sh\` (\`tests/leptos_bench.rs\`, optimised, headless Chromium, the test server on loopback; $(date -u +%Y-%m-%d)). 10k documents of ~200 B rendered as a list, then 100 server-side changes, one document each (\`updateDoc\` from a second connection). Time per change: from the change reaching the collection to the DOM mutation that shows it (the MutationObserver's callback; median and worst of 100). DOM nodes touched: mutation records plus added and removed nodes per change (median).
+
+| list | time per change (median) | worst | DOM nodes touched per change | first render of 10k |
+| --- | --- | --- | --- | --- |
+$rows
+
+Leptos's renderer rebuilds a plain list in place and writes only the text that changed, so both lists touch about one DOM node per change; what rebuilding costs is time: every document copied into a new \`Vec\` and every row's view diffed, on every change, where \`use_collection\` sets one document's signal and re-runs the one text binding that reads it. A keyed \`<For>\` pays somewhat more on the first render (a signal and a key per row).
+<!-- /leptos-bench -->
+MD
+)
+doc=docs/benchmarks.md
+part=$(mktemp)
+printf '%s\n' "$section" > "$part"
+if grep -q '<!-- leptos-bench -->' "$doc"; then
+  awk -v part="$part" '
+    /<!-- leptos-bench -->/ { while ((getline line < part) > 0) print line; skip = 1; next }
+    /<!-- \/leptos-bench -->/ { skip = 0; next }
+    !skip { print }' "$doc" > "$doc.new" && mv "$doc.new" "$doc"
+else
+  { echo; cat "$part"; } >> "$doc"
+fi
+echo "$section"
+echo "written to $doc"

@@ -1,0 +1,160 @@
+//! Leptos hooks for a connection (cargo feature `leptos`), in the style of
+//! leptos-use: each `use_*` function returns signals (or a small struct of
+//! them), and everything it registers is removed when the reactive owner
+//! that called it (usually a component) is cleaned up.
+//!
+//! ```ignore
+//! use leptos::prelude::*;
+//! use ddp_live::leptos::*;
+//!
+//! #[component]
+//! fn App() -> impl IntoView {
+//!     provide_connection(ddp_live::connect("/", Default::default()).expect("valid URL"));
+//!     view! { <Badge/> <Todos/> }
+//! }
+//!
+//! #[component]
+//! fn Badge() -> impl IntoView {
+//!     let UseStatus { status, retry_in, .. } = use_status();
+//!     let conn = use_connection();
+//!     view! {
+//!         <span class=move || status.get().status.as_str()>{move || status.get().status.to_string()}</span>
+//!         {move || retry_in.get().map(|s| format!(" retry in {s} s"))}
+//!         <button on:click=move |_| conn.reconnect()>"Reconnect"</button>
+//!     }
+//! }
+//!
+//! #[component]
+//! fn Todos() -> impl IntoView {
+//!     let sub = use_subscription("docs", ("todos",));
+//!     let todos = use_collection("todos");
+//!     view! {
+//!         <Show when=move || sub.ready.get() fallback=|| "loading…">
+//!             <ul>
+//!                 <For each=move || todos.docs.get() key=|d| d.id().to_owned() let:todo>
+//!                     <li>{move || todo.field("text").as_str().unwrap_or("").to_owned()}</li>
+//!                 </For>
+//!             </ul>
+//!         </Show>
+//!     }
+//! }
+//! ```
+//!
+//! ## Lifetimes
+//!
+//! A hook called inside a component (or any [`Owner`]) keeps its listeners,
+//! subscriptions, timers and room memberships until that owner is cleaned
+//! up, then removes them (`on_cleanup`): a component that mounts and
+//! unmounts a thousand times leaves nothing behind, and a subscription made
+//! in a component is stopped (`unsub`) when the component goes. A hook
+//! called with no owner at all has nothing to live in: what it registers is
+//! removed at once.
+//!
+//! The hooks need no async executor except [`use_call`], which awaits the
+//! call on Leptos's executor (which `mount_to_body` starts): listeners of
+//! the connection set `ArcRwSignal`s synchronously, and reactive arguments
+//! are followed with an `ImmediateEffect`.
+
+mod accounts;
+mod call;
+mod collection;
+mod room;
+mod status;
+mod subscription;
+
+pub use accounts::{logging_in_of, use_logging_in, use_user, use_user_id, user_id_of, user_of};
+pub use call::{use_call, use_call_on, UseCall};
+pub use collection::{collection_docs, use_collection, use_doc, LiveDoc, UseCollection};
+pub use room::{use_room, use_room_with, RoomMessage, UseRoom};
+pub use status::{seconds_until, status_of, use_status, UseStatus};
+pub use subscription::{subscription_on, use_subscription, UseSubscription};
+
+use crate::reactive::Observable;
+use crate::{Connection, Outbox, Status, Subscription};
+use leptos::prelude::*;
+use send_wrapper::SendWrapper;
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+/// Keeps `value` alive until the current reactive owner is cleaned up,
+/// then drops it (a [`ListenerHandle`](crate::ListenerHandle) dropped
+/// removes its listener). With no current owner, `value` is dropped now.
+pub(crate) fn keep_until_cleanup<T: 'static>(value: T) {
+    let kept = SendWrapper::new(value);
+    on_cleanup(move || drop(kept));
+}
+
+/// What [`provide_connection`] puts in the context.
+struct Shared {
+    conn: Connection,
+    rooms: OnceCell<Rc<crate::rooms::Client>>,
+}
+
+#[derive(Clone)]
+struct ConnectionContext(SendWrapper<Rc<Shared>>);
+
+/// Makes `conn` the connection of this component and its descendants
+/// (Leptos context): the `use_*` hooks below it find it there.
+pub fn provide_connection(conn: Connection) {
+    provide_context(ConnectionContext(SendWrapper::new(Rc::new(Shared { conn, rooms: OnceCell::new() }))));
+}
+
+/// The connection provided by an ancestor, if any.
+pub fn try_use_connection() -> Option<Connection> {
+    use_context::<ConnectionContext>().map(|c| c.0.conn.clone())
+}
+
+/// The connection provided by an ancestor with [`provide_connection`].
+///
+/// # Panics
+/// When no ancestor provided one (a programming error, as with
+/// `expect_context`).
+#[track_caller]
+pub fn use_connection() -> Connection {
+    try_use_connection().expect("ddp_live::leptos: no connection in the context; call provide_connection(conn) in an ancestor component")
+}
+
+/// The rooms client over the provided connection, made on first use and
+/// kept as long as the context that holds the connection.
+fn use_rooms_client() -> Rc<crate::rooms::Client> {
+    let ctx = use_context::<ConnectionContext>()
+        .expect("ddp_live::leptos: no connection in the context; call provide_connection(conn) in an ancestor component");
+    ctx.0.rooms.get_or_init(|| Rc::new(crate::rooms::Client::with_connection(ctx.0.conn.clone()))).clone()
+}
+
+/// A Leptos signal that follows an [`Observable`] until the current owner
+/// is cleaned up.
+pub fn signal_from<T>(source: &Observable<T>) -> Signal<T>
+where
+    T: Clone + PartialEq + Send + Sync + 'static,
+{
+    let signal = ArcRwSignal::new(source.get());
+    let writer = signal.clone();
+    keep_until_cleanup(source.subscribe(move |v| writer.set(v.clone())));
+    Signal::from(signal.read_only())
+}
+
+/// The status of the provided connection (see [`use_status`] for the
+/// countdown to the next retry).
+pub fn status_signal(conn: &Connection) -> Signal<Status> {
+    signal_from(conn.status_observable())
+}
+
+/// The outbox counts of `conn` ("3 changes waiting").
+pub fn outbox_signal(conn: &Connection) -> Signal<Outbox> {
+    signal_from(conn.outbox_observable())
+}
+
+/// The outbox counts of the provided connection: calls `queued` (not sent
+/// yet, e.g. while offline) and `in_flight` (sent, not yet complete).
+pub fn use_outbox() -> Signal<Outbox> {
+    outbox_signal(&use_connection())
+}
+
+/// Whether a subscription is ready.
+pub fn ready_signal(sub: &Subscription) -> Signal<bool> {
+    signal_from(sub.ready_observable())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! `use_subscription`: a subscription that lives as long as its owner and
+//! follows reactive arguments (Meteor's Tracker semantics).
+
+use super::use_connection;
+use crate::reactive::ListenerHandle;
+use crate::{Connection, Subscription, SubscriptionEnd};
+use leptos::prelude::*;
+use leptos::reactive::effect::ImmediateEffect;
+use send_wrapper::SendWrapper;
+use serde::Serialize;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What [`use_subscription`] returns (`Copy`).
+#[derive(Clone, Copy)]
+pub struct UseSubscription {
+    /// True once the server said `ready` for the current subscription
+    /// (false again while a replacement, made for new arguments, loads).
+    pub ready: Signal<bool>,
+    /// How the current subscription ended, if it has (`Failed` carries the
+    /// server's error).
+    pub ended: Signal<Option<SubscriptionEnd>>,
+    /// The current DDP subscription id (`None` once stopped).
+    pub id: Signal<Option<String>>,
+    state: StoredValue<SendWrapper<Rc<State>>>,
+}
+
+impl std::fmt::Debug for UseSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UseSubscription").field("id", &self.id.get_untracked()).finish()
+    }
+}
+
+impl UseSubscription {
+    /// The current subscription handle.
+    pub fn subscription(&self) -> Option<Subscription> {
+        self.state.try_with_value(|s| s.current.borrow().as_ref().map(|c| c.sub.clone())).flatten()
+    }
+
+    /// Stops the subscription now, before its owner goes (new reactive
+    /// arguments subscribe again).
+    pub fn stop(&self) {
+        self.state.try_with_value(|s| s.stop());
+    }
+}
+
+struct Current {
+    args: Value,
+    sub: Subscription,
+    _ready: ListenerHandle,
+    _ended: ListenerHandle,
+}
+
+struct State {
+    conn: Connection,
+    name: String,
+    current: RefCell<Option<Current>>,
+    ready: ArcRwSignal<bool>,
+    ended: ArcRwSignal<Option<SubscriptionEnd>>,
+    id: ArcRwSignal<Option<String>>,
+}
+
+impl State {
+    /// Subscribes with `args` unless the current subscription has the same
+    /// arguments; the old subscription stops after the new one is sent, so
+    /// documents both publish never flicker.
+    fn follow(&self, args: Value) {
+        if self.current.borrow().as_ref().is_some_and(|c| c.args == args) {
+            return;
+        }
+        let sub = self.conn.subscribe(&self.name, &args);
+        let ready = self.ready.clone();
+        let on_ready = sub.ready_observable().subscribe(move |r| ready.set(*r));
+        let ended = self.ended.clone();
+        let on_end = sub.ended_observable().subscribe(move |e| ended.set(e.clone()));
+        self.ready.set(sub.ready());
+        self.ended.set(sub.ended());
+        self.id.set(Some(sub.id().to_owned()));
+        let old = self.current.replace(Some(Current { args, sub, _ready: on_ready, _ended: on_end }));
+        if let Some(old) = old {
+            old.sub.stop();
+        }
+    }
+
+    fn stop(&self) {
+        let old = self.current.borrow_mut().take();
+        if let Some(old) = old {
+            old.sub.stop();
+            self.ready.set(false);
+            self.id.set(None);
+        }
+    }
+}
+
+/// Subscribes to publication `name` on the provided connection for as long
+/// as the current owner (component) lives; `unsub` goes out when it is
+/// cleaned up.
+///
+/// `args` is the argument list (a tuple or `Vec`; any other value is the
+/// single argument). It may hold signals: Leptos's signals serialize as
+/// their current value, and reading them here is tracked, so
+/// `(room, limit)` with `room: RwSignal<String>` follows `room`, as does a
+/// `Signal::derive(move || ...)` or a `Memo`. When they change, the
+/// subscription is replaced: the new one is sent, then the old one
+/// stopped. Arguments equal to the current ones (as JSON) send nothing, as
+/// in Meteor's Tracker.
+///
+/// ```ignore
+/// let room = RwSignal::new("general".to_string());
+/// let sub = use_subscription("messages", (room,));
+/// view! { <Show when=move || sub.ready.get()>"loaded"</Show> }
+/// ```
+pub fn use_subscription<A>(name: &str, args: A) -> UseSubscription
+where
+    A: Serialize + Send + Sync + 'static,
+{
+    subscription_on(&use_connection(), name, args)
+}
+
+/// [`use_subscription`] on a given connection.
+pub fn subscription_on<A>(conn: &Connection, name: &str, args: A) -> UseSubscription
+where
+    A: Serialize + Send + Sync + 'static,
+{
+    let state = Rc::new(State {
+        conn: conn.clone(),
+        name: name.to_owned(),
+        current: RefCell::new(None),
+        ready: ArcRwSignal::new(false),
+        ended: ArcRwSignal::new(None),
+        id: ArcRwSignal::new(None),
+    });
+    let in_effect = SendWrapper::new(state.clone());
+    let effect = ImmediateEffect::new_isomorphic(move || {
+        // The signals the arguments hold are the effect's only dependencies.
+        let value = serde_json::to_value(&args).unwrap_or(Value::Null);
+        untrack(|| in_effect.follow(value));
+    });
+    let on_cleanup_state = SendWrapper::new(state.clone());
+    on_cleanup(move || {
+        drop(effect);
+        on_cleanup_state.stop();
+    });
+    UseSubscription {
+        ready: Signal::from(state.ready.read_only()),
+        ended: Signal::from(state.ended.read_only()),
+        id: Signal::from(state.id.read_only()),
+        state: StoredValue::new(SendWrapper::new(state)),
+    }
+}

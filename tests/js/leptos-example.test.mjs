@@ -1,0 +1,101 @@
+// The Leptos example app (examples/leptos-todos, built by
+// scripts/build-example.sh, served at /leptos/) in headless Chromium: the
+// badge through a server drop, a todo added offline, toggles, removals and
+// the chat room, read off the page.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { base, control, scenario } from "./harness.mjs";
+
+let browser;
+const errors = [];
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+  });
+});
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(errors.map(String), [], "no uncaught error in the app");
+});
+
+/** Opens the app on its own scenario; resolves once the badge says connected. */
+async function openApp(sc) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => errors.push(e));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(`${base}/leptos/?scenario=${sc}`);
+  await page.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
+  return page;
+}
+
+const todoTexts = (page) => page.$$eval("#todos li .text", (els) => els.map((e) => e.textContent));
+
+test("after a server drop the badge goes waiting, then connected", async () => {
+  const sc = scenario("leptos-badge");
+  const page = await openApp(sc);
+  // Every text the badge shows, in order.
+  await page.evaluate(() => {
+    const badge = document.querySelector("#badge");
+    window.badgeLog = [badge.textContent];
+    new MutationObserver(() => {
+      const t = badge.textContent;
+      if (window.badgeLog.at(-1) !== t) window.badgeLog.push(t);
+    }).observe(badge, { subtree: true, childList: true, characterData: true });
+  });
+  await control(sc, "drop");
+  await page.waitForFunction(() => window.badgeLog.length > 1 && window.badgeLog.at(-1) === "connected", null, { timeout: 15000 });
+  const log = await page.evaluate(() => window.badgeLog);
+  assert.equal(log[0], "connected");
+  const waiting = log.indexOf("waiting");
+  assert.ok(waiting > 0, `the badge showed waiting: ${log.join(" → ")}`);
+  assert.equal(log.at(-1), "connected");
+  assert.equal(await page.textContent("#badge"), "connected");
+  assert.equal((await page.getAttribute("#badge", "class")).trim(), "badge connected");
+  await page.close();
+});
+
+test("a todo added offline shows at once and is there once after reconnecting", async () => {
+  const sc = scenario("leptos-offline");
+  const page = await openApp(sc);
+  await page.waitForFunction(() => document.querySelector("#todos-ready")?.textContent.includes("live"));
+  await page.click("#disconnect");
+  await page.waitForFunction(() => document.querySelector("#badge").textContent === "offline");
+  await page.fill("#new-todo", "buy milk");
+  await page.click("#add-todo");
+  // At once, from the client stub, while offline.
+  await page.waitForFunction(() => [...document.querySelectorAll("#todos li .text")].some((e) => e.textContent === "buy milk"), null, { timeout: 2000 });
+  assert.equal(await page.textContent("#outbox"), "1 queued, 0 in flight");
+  assert.equal(await page.inputValue("#new-todo"), "");
+  await page.click("#reconnect");
+  await page.waitForFunction(() => document.querySelector("#badge").textContent === "connected", null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector("#outbox").textContent === "0 queued, 0 in flight", null, { timeout: 10000 });
+  await page.waitForTimeout(200);
+  assert.deepEqual(await todoTexts(page), ["buy milk"], "once, after the server's copy replaced the stub's");
+  // The server has it: a fresh page of the same scenario shows it, once.
+  const other = await openApp(sc);
+  await other.waitForFunction(() => document.querySelectorAll("#todos li").length > 0, null, { timeout: 5000 });
+  assert.deepEqual(await todoTexts(other), ["buy milk"]);
+  assert.equal((await control(sc, "executions")).runs.insertDoc, 1, "the insert ran once on the server");
+
+  // Toggle and remove go through stubs too, and reach the other page.
+  await page.click("#todos li .toggle");
+  await page.waitForFunction(() => document.querySelector("#todos li").classList.contains("done"), null, { timeout: 2000 });
+  await other.waitForFunction(() => document.querySelector("#todos li")?.classList.contains("done"), null, { timeout: 5000 });
+  await page.click("#todos li .remove");
+  await page.waitForFunction(() => document.querySelectorAll("#todos li").length === 0, null, { timeout: 2000 });
+  await other.waitForFunction(() => document.querySelectorAll("#todos li").length === 0, null, { timeout: 5000 });
+  await other.close();
+  await page.close();
+});
+
+test("the chat room: joined, and a message comes back to everybody", async () => {
+  const sc = scenario("leptos-chat");
+  const page = await openApp(sc);
+  await page.waitForFunction(() => document.querySelector("#room-state").textContent.includes("joined") && !document.querySelector("#room-state").textContent.includes("not"), null, { timeout: 10000 });
+  await page.fill("#chat-text", "hello room");
+  await page.click("#chat-send");
+  await page.waitForFunction(() => document.querySelector("#chat li")?.textContent === "leptos: hello room", null, { timeout: 5000 });
+  await page.close();
+});
