@@ -224,6 +224,12 @@ impl Collection {
         })
     }
 
+    /// Runs `f` on the documents as they are stored, in no particular
+    /// order, copying none (queries sort for themselves).
+    pub(crate) fn with_docs_unordered<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
+        self.mirror.read(|store, name| f(&store.visible(name)))
+    }
+
     /// Runs `f` on one stored document's fields, if it is there.
     pub(crate) fn with_doc<R>(&self, id: &str, f: impl FnOnce(&Fields) -> R) -> Option<R> {
         self.mirror.read(|store, name| store.get(name, id).map(f))
@@ -250,6 +256,12 @@ impl Collection {
         self.mirror.map().signal_map_cloned().key_cloned(id.to_owned())
     }
 
+    /// A handle that does not keep the collection alive (for listeners the
+    /// collection itself holds).
+    pub(crate) fn downgrade(&self) -> WeakCollection {
+        WeakCollection { name: self.name.clone(), mirror: Rc::downgrade(&self.mirror) }
+    }
+
     /// Calls `f` with every change while the returned handle lives (dropping it removes the listener).
     pub fn on_change(&self, f: impl Fn(&Change) + 'static) -> ListenerHandle {
         self.mirror.listeners.add(Rc::new(f))
@@ -258,6 +270,18 @@ impl Collection {
     /// How many `on_change` listeners are registered (for leak checks).
     pub fn listener_count(&self) -> usize {
         self.mirror.listeners.len()
+    }
+}
+
+/// A [`Collection`] that does not keep it alive.
+pub(crate) struct WeakCollection {
+    name: String,
+    mirror: Weak<Mirror>,
+}
+
+impl WeakCollection {
+    pub(crate) fn upgrade(&self) -> Option<Collection> {
+        Some(Collection::new(self.name.clone(), self.mirror.upgrade()?))
     }
 }
 

@@ -45,7 +45,10 @@ mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
+#[cfg(feature = "leptos")]
+pub mod leptos_query;
 pub mod protocol;
+mod query;
 mod reactive;
 pub mod rooms;
 mod stubs;
@@ -53,6 +56,9 @@ mod stubs;
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
 pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
 pub use data::{Collection, Subscription, SubscriptionEnd};
+pub use protocol::query::live::Diff;
+pub use protocol::query::QueryError;
+pub use query::Query;
 pub use protocol::store::Change;
 pub use protocol::ejson::Ejson;
 pub use protocol::machine::{CallOptions, MethodError, Outbox, StubWrite};

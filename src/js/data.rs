@@ -89,7 +89,7 @@ impl JsSubscription {
 /// A live collection (JavaScript API).
 #[wasm_bindgen(js_name = DDPCollection)]
 pub struct JsCollection {
-    coll: Collection,
+    pub(super) coll: Collection,
 }
 
 #[wasm_bindgen(js_class = DDPCollection)]
@@ -100,15 +100,24 @@ impl JsCollection {
         self.coll.name().to_owned()
     }
 
-    /// All documents.
-    pub fn find(&self) -> JsDocs {
-        self.coll.with_docs(super::tojs::documents).unchecked_into()
+    /// The documents matching a Mongo `selector` (all without one), with
+    /// `options` (`sort`, `skip`, `limit`, `fields`), as minimongo's
+    /// `find(selector, options).fetch()`; see `src/js/query.rs`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn find(&self, selector: JsValue, options: JsValue) -> Result<JsDocs, JsValue> {
+        if selector.is_undefined() && options.is_undefined() {
+            return Ok(self.coll.with_docs(super::tojs::documents).unchecked_into());
+        }
+        self.find_impl(&selector, &options)
     }
 
-    /// One document by `_id`, or `undefined`.
-    #[wasm_bindgen(js_name = findOne)]
-    pub fn find_one(&self, id: &str) -> JsDoc {
-        self.coll.with_doc(id, |f| super::tojs::document(id, f)).unwrap_or(JsValue::UNDEFINED).unchecked_into()
+    /// One document by `_id` or the first matching `selector`, or `undefined`.
+    #[wasm_bindgen(js_name = findOne, skip_typescript)]
+    pub fn find_one(&self, id_or_selector: JsValue, options: JsValue) -> Result<JsDoc, JsValue> {
+        if let (Some(id), true) = (id_or_selector.as_string(), options.is_undefined()) {
+            return Ok(self.coll.with_doc(&id, |f| super::tojs::document(&id, f)).unwrap_or(JsValue::UNDEFINED).unchecked_into());
+        }
+        self.find_one_impl(&id_or_selector, &options)
     }
 
     /// How many documents.

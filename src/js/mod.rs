@@ -6,6 +6,7 @@
 
 mod accounts;
 mod data;
+mod query;
 mod ejson;
 mod tojs;
 mod emitter;
@@ -477,7 +478,9 @@ pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
     let result = match args {
         [] => f.call0(&JsValue::NULL),
         [a] => f.call1(&JsValue::NULL, a),
-        [a, b, ..] => f.call2(&JsValue::NULL, a, b),
+        [a, b] => f.call2(&JsValue::NULL, a, b),
+        [a, b, c] => f.call3(&JsValue::NULL, a, b, c),
+        more => f.apply(&JsValue::NULL, &more.iter().collect::<Array>()),
     };
     if let Err(e) = result {
         web_sys::console::error_2(&"ddp-live: a listener threw".into(), &e);

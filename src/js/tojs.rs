@@ -86,6 +86,11 @@ pub(crate) fn document(id: &str, fields: &Fields) -> JsValue {
     object(Some(id), fields).into()
 }
 
+/// Fields (no `_id`) as a JS object.
+pub(crate) fn fields(fields: &Fields) -> JsValue {
+    object(None, fields).into()
+}
+
 /// Documents as a JS array.
 pub(crate) fn documents(docs: &[(&str, &Fields)]) -> JsValue {
     docs.iter().map(|(id, f)| document(id, f)).collect::<Array>().into()

@@ -6,6 +6,8 @@
 //! - [`message`]: typed server and client messages, parsing that never panics.
 //! - [`machine`]: the connection lifecycle as a state machine (handshake,
 //!   version negotiation, heartbeat, retry, status).
+//! - [`query`]: Mongo selectors, sort, skip, limit, projection and live
+//!   ordered results over the local cache (minimongo's semantics).
 //! - [`retry`]: the retry schedule.
 //! - [`status`]: Meteor's status fields.
 //! - [`url`]: Meteor's URL rules.
@@ -16,6 +18,7 @@ pub mod hash;
 pub mod json;
 pub mod machine;
 pub mod message;
+pub mod query;
 pub mod random;
 pub mod retry;
 pub mod room;

@@ -24,6 +24,17 @@ async function main(): Promise<void> {
   const docs = conn.collection("items").find();
   const id: string = docs[0]._id;
   conn.collection("items").onChange((c) => (c.type === "changed" ? c.cleared.length : c.id));
+  const open = conn.collection("items").find({ done: false, n: { $gt: 1 }, t: /x/i }, { sort: { n: -1 }, limit: 20, fields: { n: 1 } });
+  const first = conn.collection("items").findOne({ done: false }, { sort: [["n", "desc"]] });
+  const live = conn.collection("items").observe({ done: false }, { sort: { n: 1 } }, {
+    addedAt: (doc, i, before) => void [doc._id, i + 1, before?.length],
+    movedTo: (doc, from, to) => void [doc, from - to],
+  });
+  conn.collection("items").observeChanges(undefined, undefined, { changed: (cid, fields) => void [cid, fields] }).stop();
+  live.stop();
+  void [open[0]._id, first?._id];
+  // @ts-expect-error: limit is a number
+  conn.collection("items").find({}, { limit: "5" });
   EJSON.addType("point", (v) => v);
   const client = new Client("ws://localhost:3000");
   const room = client.connect("lobby", { auth: { token: "t" } });
