@@ -45,8 +45,6 @@ mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
-#[cfg(feature = "leptos")]
-pub mod leptos_query;
 pub mod protocol;
 mod query;
 mod reactive;

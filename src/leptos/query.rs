@@ -5,7 +5,7 @@
 //! use leptos::prelude::*;
 //! use serde_json::json;
 //! let todos = conn.collection("todos");
-//! let open = ddp_live::leptos_query::use_query(&todos, json!({"done": false}), json!({"sort": {"createdAt": -1}, "limit": 20}))
+//! let open = ddp_live::leptos::use_query(&todos, json!({"done": false}), json!({"sort": {"createdAt": -1}, "limit": 20}))
 //!     .expect("a query this engine runs");
 //! view! {
 //!     <ul>
@@ -16,25 +16,16 @@
 //! }
 //! ```
 
-use crate::protocol::hash::FastMap;
-use crate::reactive::ListenerHandle;
+use super::keep_until_cleanup;
 use crate::{Collection, Diff, QueryError};
 use leptos::prelude::*;
 use serde_json::Value;
-use std::cell::{Cell, RefCell};
-
-thread_local! {
-    /// The live queries of mounted components, removed by their owner's
-    /// cleanup (a listener handle is not `Send`, a key is).
-    static LIVE: RefCell<FastMap<u64, ListenerHandle>> = RefCell::new(FastMap::default());
-    static NEXT: Cell<u64> = const { Cell::new(0) };
-}
 
 /// The results of a query on `collection` (see [`Collection::query`]) as a
 /// signal of documents in order, updated in O(log n) per change of the
 /// collection (never by re-running the query). The live query stops when
-/// the reactive owner it was made under (the component) is cleaned up;
-/// made outside any owner, it lives as long as the collection.
+/// the reactive owner it was made under (the component) is cleaned up
+/// (made outside any owner, it stops at once, as every hook here).
 pub fn use_query(collection: &Collection, selector: Value, options: Value) -> Result<Signal<Vec<Value>>, QueryError> {
     let query = collection.query(selector, options)?;
     let list = ArcRwSignal::new(Vec::<Value>::new());
@@ -65,14 +56,7 @@ pub fn use_query(collection: &Collection, selector: Value, options: Value) -> Re
             }
         })
     });
-    let key = NEXT.with(|n| n.replace(n.get() + 1));
-    LIVE.with(|l| l.borrow_mut().insert(key, handle));
-    on_cleanup(move || {
-        // Dropped after the borrow ends: dropping a handle runs no app code,
-        // but keep the map free while it happens.
-        let handle = LIVE.with(|l| l.borrow_mut().remove(&key));
-        drop(handle);
-    });
+    keep_until_cleanup(handle);
     Ok(Signal::from(list.read_only()))
 }
 
@@ -82,6 +66,7 @@ mod tests {
     use crate::data::Mirror;
     use crate::protocol::store::Store;
     use serde_json::json;
+    use std::cell::RefCell;
     use std::rc::Rc;
 
     #[test]
@@ -99,7 +84,7 @@ mod tests {
         set("a", json!({"n": 2, "open": true}));
         set("b", json!({"n": 1, "open": true}));
         let ids = |v: Vec<Value>| v.iter().map(|d| d["_id"].as_str().unwrap_or("?").to_owned()).collect::<Vec<_>>();
-        let live_before = LIVE.with(|l| l.borrow().len());
+        let live_before = coll.listener_count();
         let owner = Owner::new();
         let results = owner.with(|| use_query(&coll, json!({"open": true}), json!({"sort": {"n": -1}, "fields": {"n": 1}}))).unwrap();
         assert_eq!(results.get_untracked(), vec![json!({"_id": "a", "n": 2}), json!({"_id": "b", "n": 1})]);
@@ -108,9 +93,9 @@ mod tests {
         assert_eq!(ids(results.get_untracked()), ["c", "b", "a"]);
         set("b", json!({"n": 1, "open": false}));
         assert_eq!(ids(results.get_untracked()), ["c", "a"]);
-        assert_eq!(LIVE.with(|l| l.borrow().len()), live_before + 1);
+        assert_eq!(coll.listener_count(), live_before + 1);
         owner.cleanup();
-        assert_eq!(LIVE.with(|l| l.borrow().len()), live_before, "the owner's cleanup stopped the live query");
+        assert_eq!(coll.listener_count(), live_before, "the owner's cleanup stopped the live query");
         // (The signal went with its owner; a later change reaches nobody.)
         set("d", json!({"n": 9, "open": true}));
         assert!(use_query(&coll, json!({"n": {"$near": 1}}), Value::Null).is_err());
