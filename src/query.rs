@@ -38,16 +38,6 @@ use std::task::{Context, Poll};
 #[cfg(target_arch = "wasm32")]
 mod js_regex {
     use crate::protocol::query::{Regex, RegexEngine};
-    use wasm_bindgen::prelude::*;
-    use wasm_bindgen::JsCast;
-
-    #[wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(js_name = RegExp)]
-        type CheckedRegExp;
-        #[wasm_bindgen(catch, constructor, js_class = "RegExp")]
-        fn new(source: &str, flags: &str) -> Result<CheckedRegExp, JsValue>;
-    }
 
     struct Compiled(js_sys::RegExp);
 
@@ -61,10 +51,7 @@ mod js_regex {
 
     impl RegexEngine for JsRegex {
         fn compile(&self, pattern: &str, flags: &str) -> Result<Box<dyn Regex>, String> {
-            match CheckedRegExp::new(pattern, flags) {
-                Ok(r) => Ok(Box::new(Compiled(r.unchecked_into()))),
-                Err(e) => Err(js_sys::Error::from(e).message().into()),
-            }
+            crate::browser::regexp(pattern, flags).map(|r| Box::new(Compiled(r)) as Box<dyn Regex>)
         }
     }
 }

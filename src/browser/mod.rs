@@ -119,6 +119,20 @@ pub fn date_string(ms: f64) -> String {
     return ms.to_string();
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = RegExp)]
+    type CheckedRegExp;
+    #[wasm_bindgen(catch, constructor, js_class = "RegExp")]
+    fn new(source: &str, flags: &str) -> Result<CheckedRegExp, JsValue>;
+}
+
+/// `new RegExp(source, flags)`; an invalid pattern or flag is an error
+/// with the browser's message, never a throw.
+pub fn regexp(source: &str, flags: &str) -> Result<js_sys::RegExp, String> {
+    CheckedRegExp::new(source, flags).map(JsCast::unchecked_into).map_err(describe)
+}
+
 /// A random number in `[0, 1)`.
 pub fn random() -> f64 {
     js_sys::Math::random()

@@ -8,15 +8,6 @@ use crate::protocol::hash::FastMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = RegExp)]
-    type CheckedRegExp;
-    /// `new RegExp(source, flags)`, with its SyntaxError caught.
-    #[wasm_bindgen(catch, constructor, js_class = "RegExp")]
-    fn new(source: &str, flags: &str) -> Result<CheckedRegExp, JsValue>;
-}
-
 thread_local! {
     /// Custom types: name → factory turning the `$value` into an instance.
     static TYPES: RefCell<FastMap<String, Function>> = RefCell::new(FastMap::default());
@@ -174,7 +165,7 @@ pub fn to_js(v: &Ejson) -> JsValue {
         Ejson::Binary(b) => Uint8Array::from(b.as_slice()).into(),
         Ejson::Regexp { source, flags } => {
             // An invalid pattern from the server must not throw here.
-            match CheckedRegExp::new(source, flags) {
+            match crate::browser::regexp(source, flags) {
                 Ok(r) => r.into(),
                 Err(_) => to_js(&Ejson::Object(vec![
                     ("$regexp".into(), Ejson::String(source.clone())),
