@@ -107,12 +107,22 @@ fn doc_js(q: &crate::protocol::query::Query, id: &str, fields: &Fields) -> JsVal
     if q.keeps_id() { tojs::document(id, &projected) } else { tojs::fields(&projected) }
 }
 
-fn callback(callbacks: &JsValue, name: &str) -> Result<Option<Function>, JsValue> {
-    let f = get(callbacks, name);
-    if f.is_undefined() || f.is_null() {
-        return Ok(None);
+/// The callbacks `names` of `what`'s object of callbacks, in that order
+/// (`None` where the app gave none).
+fn read_callbacks(callbacks: &JsValue, what: &str, names: &[&str]) -> Result<Vec<Option<Function>>, JsValue> {
+    if !callbacks.is_object() {
+        return Err(js_error("invalid-argument", &format!("{what} needs an object of callbacks")));
     }
-    f.dyn_into().map(Some).map_err(|_| js_error("invalid-argument", &format!("callback {name} must be a function")))
+    names
+        .iter()
+        .map(|name| {
+            let f = get(callbacks, name);
+            if f.is_undefined() || f.is_null() {
+                return Ok(None);
+            }
+            f.dyn_into().map(Some).map_err(|_| js_error("invalid-argument", &format!("callback {name} must be a function")))
+        })
+        .collect()
 }
 
 fn before_js(before: &Option<Rc<str>>) -> JsValue {
@@ -147,14 +157,7 @@ impl JsCollection {
     #[wasm_bindgen(skip_typescript)]
     pub fn observe(&self, selector: JsValue, options: JsValue, callbacks: JsValue) -> Result<StopHandle, JsValue> {
         let q = self.compile(&selector, &options)?;
-        if !callbacks.is_object() {
-            return Err(js_error("invalid-argument", "observe needs an object of callbacks"));
-        }
-        let names = ["addedAt", "changedAt", "removedAt", "movedTo", "added", "changed", "removed"];
-        let mut cb: Vec<Option<Function>> = Vec::with_capacity(names.len());
-        for n in names {
-            cb.push(callback(&callbacks, n)?);
-        }
+        let cb = read_callbacks(&callbacks, "observe", &["addedAt", "changedAt", "removedAt", "movedTo", "added", "changed", "removed"])?;
         let e = q.engine().clone();
         let handle = q.observe(move |diffs| {
             for d in diffs {
@@ -202,14 +205,7 @@ impl JsCollection {
     #[wasm_bindgen(js_name = observeChanges, skip_typescript)]
     pub fn observe_changes(&self, selector: JsValue, options: JsValue, callbacks: JsValue) -> Result<StopHandle, JsValue> {
         let q = self.compile(&selector, &options)?;
-        if !callbacks.is_object() {
-            return Err(js_error("invalid-argument", "observeChanges needs an object of callbacks"));
-        }
-        let names = ["added", "addedBefore", "changed", "removed", "movedBefore"];
-        let mut cb: Vec<Option<Function>> = Vec::with_capacity(names.len());
-        for n in names {
-            cb.push(callback(&callbacks, n)?);
-        }
+        let cb = read_callbacks(&callbacks, "observeChanges", &["added", "addedBefore", "changed", "removed", "movedBefore"])?;
         let e = q.engine().clone();
         let handle = q.observe(move |diffs| {
             for d in diffs {
