@@ -70,4 +70,15 @@ if [ -f package.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
 fi
+# 6. The Meteor fixture's npm dependencies (../shared/meteor-server, when it
+#    is present): the native tests run Meteor's own id generator through its
+#    shim before any test starts the fixture (which would install them).
+if [ -f server/meteor/fixture.mjs ]; then
+  node --input-type=module -e '
+    import { findFixture, ensureFixtureDeps } from "./server/meteor/fixture.mjs";
+    const dir = findFixture();
+    if (dir) ensureFixtureDeps(dir);
+    else console.error("[setup] no Meteor fixture beside the repository: its tests will say they skipped");
+  '
+fi
 log "all tools present"

@@ -198,6 +198,15 @@ mod tests {
         if !fixture.join("shim.js").exists() {
             return None;
         }
+        // Its npm dependencies, as its run.sh installs them (scripts/setup.sh
+        // does it first; this covers a bare `cargo test`).
+        if !fixture.join("node_modules/@meteorjs/reify").is_dir() {
+            let npm = std::process::Command::new("npm")
+                .current_dir(&fixture)
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .status();
+            assert!(npm.is_ok_and(|s| s.success()), "npm install in the Meteor fixture failed");
+        }
         let script = format!(
             r#"const M = require({shim:?});
                const cases = JSON.parse(process.argv[1]);

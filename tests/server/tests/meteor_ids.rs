@@ -22,11 +22,27 @@ use std::process::Command;
 /// root, or from a directory above it (a git worktree lives deeper than a
 /// clone).
 fn fixture() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("METEOR_FIXTURE") {
-        return Some(PathBuf::from(dir)).filter(|d| d.join("run.sh").is_file());
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().ok()?;
-    root.ancestors().skip(1).map(|d| d.join("shared/meteor-server")).find(|d| d.join("run.sh").is_file())
+    let dir = match std::env::var_os("METEOR_FIXTURE") {
+        Some(dir) => Some(PathBuf::from(dir)).filter(|d| d.join("run.sh").is_file())?,
+        None => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().ok()?;
+            root.ancestors().skip(1).map(|d| d.join("shared/meteor-server")).find(|d| d.join("run.sh").is_file())?
+        }
+    };
+    ensure_deps(&dir);
+    Some(dir)
+}
+
+/// Installs the fixture's npm dependencies when they are missing, as its
+/// run.sh does (scripts/setup.sh does it first; this covers a bare `cargo test`).
+fn ensure_deps(dir: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if !dir.join("node_modules/@meteorjs/reify").is_dir() {
+            let npm = Command::new("npm").current_dir(dir).args(["install", "--no-audit", "--no-fund", "--loglevel=error"]).status();
+            assert!(npm.is_ok_and(|s| s.success()), "npm install in the Meteor fixture failed");
+        }
+    });
 }
 
 /// The fixture running on a port of ours; killed when dropped.
