@@ -1,7 +1,7 @@
 //! Subscriptions and reactive collections (the driver side).
 
 use crate::connection::{Connection, Inner};
-use crate::protocol::store::{Change, Fields, Store};
+use crate::protocol::store::{Change, DocRef, Fields, Store};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_signals::signal::Signal;
 use futures_signals::signal_map::{MutableBTreeMap, SignalMapExt};
@@ -138,7 +138,7 @@ impl Mirror {
     fn map(&self) -> &MutableBTreeMap<String, Value> {
         self.map.get_or_init(|| {
             let docs = self.read(|store, name| {
-                store.visible(name).into_iter().map(|(id, f)| (id.to_owned(), document(id, f))).collect()
+                store.visible(name).into_iter().map(|(id, d)| (id.to_owned(), document(id, &d.fields()))).collect()
             });
             MutableBTreeMap::with_values(docs)
         })
@@ -207,7 +207,7 @@ impl Collection {
 
     /// All documents (fields plus `_id`, EJSON wire values), by `_id`.
     pub fn find(&self) -> Vec<Value> {
-        self.with_docs(|docs| docs.iter().map(|(id, f)| document(id, f)).collect())
+        self.with_docs(|docs| docs.iter().map(|(id, d)| document(id, &d.fields())).collect())
     }
 
     /// One document.
@@ -215,8 +215,9 @@ impl Collection {
         self.with_doc(id, |f| document(id, f))
     }
 
-    /// Runs `f` on the documents as they are stored (by `_id`), copying none.
-    pub(crate) fn with_docs<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
+    /// Runs `f` on the documents as they are stored (by `_id`), decoding
+    /// none (each is decoded when read: [`DocRef::fields`]).
+    pub(crate) fn with_docs<R: Default>(&self, f: impl FnOnce(&[(&str, DocRef<'_>)]) -> R) -> R {
         self.mirror.read(|store, name| {
             let mut docs = store.visible(name);
             docs.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -225,14 +226,14 @@ impl Collection {
     }
 
     /// Runs `f` on the documents as they are stored, in no particular
-    /// order, copying none (queries sort for themselves).
-    pub(crate) fn with_docs_unordered<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
+    /// order, decoding none (queries sort for themselves).
+    pub(crate) fn with_docs_unordered<R: Default>(&self, f: impl FnOnce(&[(&str, DocRef<'_>)]) -> R) -> R {
         self.mirror.read(|store, name| f(&store.visible(name)))
     }
 
-    /// Runs `f` on one stored document's fields, if it is there.
+    /// Runs `f` on one stored document's fields (decoded), if it is there.
     pub(crate) fn with_doc<R>(&self, id: &str, f: impl FnOnce(&Fields) -> R) -> Option<R> {
-        self.mirror.read(|store, name| store.get(name, id).map(f))
+        self.mirror.read(|store, name| store.get(name, id).map(|d| f(&d)))
     }
 
     /// How many documents.

@@ -28,6 +28,7 @@ use crate::reactive::ListenerHandle;
 use futures_signals::signal::{Mutable, Signal};
 use futures_signals::signal_vec::{MutableVec, SignalVec, VecDiff};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -145,14 +146,14 @@ impl Query {
     /// skipped and limited. With no `sort`, in `_id` order.
     pub fn fetch(&self) -> Vec<Value> {
         self.coll.with_docs_unordered(|docs| {
-            let hits = self.query.fetch(docs.iter().copied());
+            let hits = self.query.fetch(docs.iter().map(|(id, d)| (*id, d.fields())));
             hits.iter().map(|(id, f)| result_doc(&self.query, id, f)).collect()
         })
     }
 
-    /// Runs `f` on the results as stored (not projected), copying none.
-    pub(crate) fn with_results<R: Default>(&self, f: impl FnOnce(&[(&str, &Fields)]) -> R) -> R {
-        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().copied())))
+    /// Runs `f` on the results (not projected; decoded, the others not kept).
+    pub(crate) fn with_results<R: Default>(&self, f: impl FnOnce(&[(&str, Cow<'_, Fields>)]) -> R) -> R {
+        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().map(|(id, d)| (*id, d.fields())))))
     }
 
     /// How many results (skip and limit applied, as Meteor's `count()`).
@@ -167,8 +168,8 @@ impl Query {
 
     /// The live results now, following the collection from here on.
     pub(crate) fn live(&self) -> Rc<Live> {
-        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().copied())));
-        let results = results.unwrap_or_else(|| LiveResults::new(self.query.clone(), std::iter::empty()));
+        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().map(|(id, d)| (*id, d.fields())))));
+        let results = results.unwrap_or_else(|| LiveResults::new(self.query.clone(), std::iter::empty::<(&str, &Fields)>()));
         Rc::new(Live { results: RefCell::new(results), coll: self.coll.downgrade() })
     }
 

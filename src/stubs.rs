@@ -61,7 +61,7 @@ impl StubContext {
             return w.doc.as_ref().map(|f| document(id, f));
         }
         let machine = self.inner.machine.borrow();
-        machine.store().get(collection, id).map(|f| document(id, f))
+        machine.store().get(collection, id).map(|f| document(id, &f))
     }
 
     /// Inserts a document (its `_id`, or the next id of stream

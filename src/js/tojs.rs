@@ -12,7 +12,7 @@
 use super::ejson;
 use crate::protocol::ejson::Ejson;
 use crate::protocol::hash::FastMap;
-use crate::protocol::store::{Change, Fields};
+use crate::protocol::store::{Change, DocRef, Fields};
 use js_sys::{Array, Object, Reflect};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -92,8 +92,9 @@ pub(crate) fn fields(fields: &Fields) -> JsValue {
 }
 
 /// Documents as a JS array.
-pub(crate) fn documents(docs: &[(&str, &Fields)]) -> JsValue {
-    docs.iter().map(|(id, f)| document(id, f)).collect::<Array>().into()
+/// The documents, each decoded in turn (never all at once).
+pub(crate) fn documents(docs: &[(&str, DocRef<'_>)]) -> JsValue {
+    docs.iter().map(|(id, d)| document(id, &d.fields())).collect::<Array>().into()
 }
 
 /// A change as `{type, id, fields?, cleared?}`.

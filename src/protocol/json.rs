@@ -356,6 +356,56 @@ impl<'a> Reader<'a> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Skipping a value: its text instead of its value (a document's fields are
+// kept as their JSON text, see `super::doc`). Kept apart from the reading
+// above; strings and numbers are checked by the same code that reads them,
+// so a skipped value is exactly a value `Reader::value` accepts.
+
+impl<'a> Reader<'a> {
+    /// The byte offset the reader is at.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// Checks the next value as [`Reader::value`] would read it, without
+    /// building it, and returns its text (white space inside it included).
+    pub fn skip_value(&mut self) -> Result<&'a str, JsonError> {
+        self.skip_ws();
+        let start = self.at;
+        self.skip_any()?;
+        Ok(&self.text[start..self.at])
+    }
+
+    fn skip_any(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(|r, _| r.skip_any()),
+            Some(b'[') => {
+                self.nest()?;
+                self.at += 1; // [
+                if !self.eat(b']') {
+                    loop {
+                        self.skip_any()?;
+                        if self.eat(b']') {
+                            break;
+                        }
+                        self.expect(b',', "expected , or ]")?;
+                    }
+                }
+                self.depth -= 1;
+                Ok(())
+            }
+            Some(b'"') => self.string_cow().map(drop),
+            Some(b't') => self.word("true", Value::Null).map(drop),
+            Some(b'f') => self.word("false", Value::Null).map(drop),
+            Some(b'n') => self.word("null", Value::Null).map(drop),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(_) => self.fail("expected a value"),
+            None => self.fail("unexpected end of the text"),
+        }
+    }
+}
+
 // Native only: proptest is not built for wasm32 (wasm-pack test builds the lib's tests too).
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use super::doc::Doc;
 use std::fmt;
 
 /// A message from the server, typed.
@@ -22,7 +23,8 @@ pub enum ServerMessage {
     /// `nosub`: a subscription ended (with an error, or after `unsub`).
     NoSub { id: String, error: Option<Value> },
     /// `added`: a document joined a collection.
-    Added { collection: String, id: String, fields: Map<String, Value> },
+    /// (`fields` kept as their JSON text, see [`Doc`].)
+    Added { collection: String, id: String, fields: Doc },
     /// `changed`: fields of a document changed (`cleared` are removed).
     Changed {
         collection: String,
@@ -38,7 +40,7 @@ pub enum ServerMessage {
     AddedBefore {
         collection: String,
         id: String,
-        fields: Map<String, Value>,
+        fields: Doc,
         before: Option<String>,
     },
     /// `movedBefore`: an ordered move (Meteor itself never sends it).
@@ -139,10 +141,14 @@ fn read_wire(text: &str) -> Result<Option<Wire>, super::json::JsonError> {
     let mut wire = Wire::default();
     r.object(|r, key| {
         let key = Key::of(&key); // borrowed from the text: no copy
-        // A document's fields are kept as long as the document: their map
-        // is made at its exact size.
-        let value = if matches!(key, Some(Key::Fields)) { r.exact_object()? } else { r.value()? };
-        wire.put(key, value);
+        // A document's fields are kept as long as the document: as their
+        // text, checked but not built (see `Doc`).
+        if matches!(key, Some(Key::Fields)) && r.peek() == Some(b'{') {
+            wire.put_doc(Doc::read(r)?);
+        } else {
+            let value = r.value()?;
+            wire.put(key, value);
+        }
         Ok(())
     })?;
     r.end()?;
@@ -275,6 +281,8 @@ impl Key {
 #[derive(Default)]
 struct Wire {
     slots: [Option<Value>; Key::COUNT],
+    /// `fields` when it is an object: its text (then its slot is empty).
+    doc: Option<Doc>,
     /// Fields this client does not read (skipped, only counted).
     others: usize,
 }
@@ -282,9 +290,19 @@ struct Wire {
 impl Wire {
     fn put(&mut self, key: Option<Key>, value: Value) {
         match key {
-            Some(k) => self.slots[k as usize] = Some(value),
+            Some(k) => {
+                if matches!(k, Key::Fields) {
+                    self.doc = None;
+                }
+                self.slots[k as usize] = Some(value)
+            }
             None => self.others += 1,
         }
+    }
+
+    fn put_doc(&mut self, doc: Doc) {
+        self.slots[Key::Fields as usize] = None;
+        self.doc = Some(doc);
     }
 
     fn take(&mut self, key: Key) -> Option<Value> {
@@ -296,7 +314,7 @@ impl Wire {
     }
 
     fn len(&self) -> usize {
-        self.others + self.slots.iter().filter(|s| s.is_some()).count()
+        self.others + usize::from(self.doc.is_some()) + self.slots.iter().filter(|s| s.is_some()).count()
     }
 }
 
@@ -324,7 +342,7 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
         "added" => ServerMessage::Added {
             collection: f.string("collection")?,
             id: f.string("id")?,
-            fields: f.object("fields")?,
+            fields: f.doc()?,
         },
         "changed" => ServerMessage::Changed {
             collection: f.string("collection")?,
@@ -337,7 +355,7 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
         "addedBefore" => ServerMessage::AddedBefore {
             collection: f.string("collection")?,
             id: f.string("id")?,
-            fields: f.object("fields")?,
+            fields: f.doc()?,
             before: f.opt_string("before")?,
         },
         "movedBefore" => ServerMessage::MovedBefore {
@@ -394,7 +412,20 @@ impl Fields<'_> {
         self.map.take_named(key)
     }
 
+    /// `fields` as kept text (absent or `null`: no field).
+    fn doc(&mut self) -> Result<Doc, FrameError> {
+        match self.map.doc.take() {
+            Some(doc) => Ok(doc),
+            None => self.object("fields").map(|m| if m.is_empty() { Doc::empty() } else { Doc::from_fields(&m) }),
+        }
+    }
+
     fn object(&mut self, key: &str) -> Result<Map<String, Value>, FrameError> {
+        if key == "fields" {
+            if let Some(doc) = self.map.doc.take() {
+                return Ok(doc.fields());
+            }
+        }
         match self.map.take_named(key) {
             Some(Value::Object(m)) => Ok(m),
             Some(Value::Null) | None => Ok(Map::new()),
@@ -486,9 +517,9 @@ mod tests {
         else {
             panic!("a document with lone surrogates is read")
         };
-        assert_eq!(fields.get("a\u{fffd}"), Some(&Value::from("x\u{fffd}y")));
-        assert_eq!(fields.get("pair"), Some(&Value::from("😀")), "a valid pair is one character");
-        assert_eq!(fields.get("esc"), Some(&Value::from("\\ud83d")), "an escaped backslash is not an escape");
+        assert_eq!(fields.fields().get("a\u{fffd}"), Some(&Value::from("x\u{fffd}y")));
+        assert_eq!(fields.fields().get("pair"), Some(&Value::from("😀")), "a valid pair is one character");
+        assert_eq!(fields.fields().get("esc"), Some(&Value::from("\\ud83d")), "an escaped backslash is not an escape");
         // High then high, and a surrogate at the very end of a string.
         let Ok(Frame::Message(ServerMessage::Result { outcome: Ok(Some(v)), .. })) =
             parse(r#"{"msg":"result","id":"4","result":["\ud83d\ud83d\ude00","\ud800"]}"#)
@@ -528,7 +559,7 @@ mod tests {
                 ServerMessage::Added {
                     collection: "c".into(),
                     id: "d".into(),
-                    fields: serde_json::from_str(r#"{"a":1}"#).unwrap(),
+                    fields: Doc::from_fields(&serde_json::from_str(r#"{"a":1}"#).unwrap()),
                 },
             ),
             (

@@ -13,6 +13,7 @@
 //! - [`url`]: Meteor's URL rules.
 
 pub mod accounts;
+pub mod doc;
 pub mod ejson;
 pub mod hash;
 pub mod json;

@@ -2,7 +2,9 @@
 //! `added`, `changed` and `removed`, and the reconciliation after a
 //! reconnect that never empties a list to fill it again.
 //!
-//! Values are kept as EJSON wire JSON (decoded at the edges). Every
+//! Values are kept as EJSON wire JSON (decoded at the edges): a server
+//! document as the JSON text of its fields ([`Doc`], decoded on read: the
+//! store costs little more than the text the server sent). Every
 //! operation is O(1) per document (hash maps), so N `added` messages cost
 //! O(N) overall, and a reconciliation is one pass over both snapshots.
 //!
@@ -12,19 +14,17 @@
 //! difference is reported). Server messages for such a document update the
 //! server layer silently meanwhile.
 
-use serde_json::{Map, Value};
 use crate::protocol::hash::FastMap;
-use std::rc::Rc;
+use std::borrow::Cow;
 
-/// A document's fields (without `_id`).
-pub type Fields = Map<String, Value>;
+pub use super::doc::{Doc, Fields, LazyFields};
 
 /// One change to one document, as observers see it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A new document with all its fields (shared with the store: an
-    /// `added` costs no copy of the document).
-    Added { collection: String, id: String, fields: Rc<Fields> },
+    /// A new document with all its fields (kept as text, decoded on first
+    /// read: an `added` nobody looks at costs no decoding).
+    Added { collection: String, id: String, fields: LazyFields },
     /// Fields set (`fields`) or removed (`cleared`).
     Changed { collection: String, id: String, fields: Fields, cleared: Vec<String> },
     /// The document is gone.
@@ -50,10 +50,28 @@ struct Local {
     writers: Vec<u64>,
 }
 
+/// A document as [`Store::visible`] lists it: a server document (compact
+/// text) or a stub's version of one (a map).
+#[derive(Debug, Clone, Copy)]
+pub enum DocRef<'a> {
+    Server(&'a Doc),
+    Local(&'a Fields),
+}
+
+impl<'a> DocRef<'a> {
+    /// The fields (a server document is decoded).
+    pub fn fields(self) -> Cow<'a, Fields> {
+        match self {
+            DocRef::Server(d) => Cow::Owned(d.fields()),
+            DocRef::Local(f) => Cow::Borrowed(f),
+        }
+    }
+}
+
 /// All collections.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Store {
-    collections: FastMap<String, FastMap<String, Rc<Fields>>>,
+    collections: FastMap<String, FastMap<String, Doc>>,
     local: FastMap<(String, String), Local>,
 }
 
@@ -62,42 +80,50 @@ fn diff(collection: &str, id: &str, before: Option<&Fields>, after: Option<&Fiel
     let (collection, id) = (collection.to_owned(), id.to_owned());
     match (before, after) {
         (None, None) => None,
-        (None, Some(f)) => Some(Change::Added { collection, id, fields: Rc::new(f.clone()) }),
+        (None, Some(f)) => Some(Change::Added { collection, id, fields: f.clone().into() }),
         (Some(_), None) => Some(Change::Removed { collection, id }),
         (Some(old), Some(new)) => {
-            let mut set = Fields::new();
-            for (k, v) in new {
-                if old.get(k) != Some(v) {
-                    set.insert(k.clone(), v.clone());
-                }
-            }
-            let cleared: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
-            (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
+            let (fields, cleared) = difference(old, new);
+            (!fields.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields, cleared })
         }
     }
 }
 
+/// What takes `old` to `new`: the fields set (new or different), and the
+/// fields cleared.
+fn difference(old: &Fields, new: &Fields) -> (Fields, Vec<String>) {
+    let mut set = Fields::new();
+    for (k, v) in new {
+        if old.get(k) != Some(v) {
+            set.insert(k.clone(), v.clone());
+        }
+    }
+    let cleared: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    (set, cleared)
+}
+
 impl Store {
     /// The server's documents of `collection` (without stub writes).
-    pub fn collection(&self, collection: &str) -> Option<&FastMap<String, Rc<Fields>>> {
+    pub fn collection(&self, collection: &str) -> Option<&FastMap<String, Doc>> {
         self.collections.get(collection)
     }
 
     /// The documents of `collection` as the app sees them (stub writes
     /// included), in no particular order.
-    pub fn visible(&self, collection: &str) -> Vec<(&str, &Fields)> {
-        let mut out: Vec<(&str, &Fields)> = match self.collections.get(collection) {
+    /// Nothing is decoded: read each with [`DocRef::fields`].
+    pub fn visible(&self, collection: &str) -> Vec<(&str, DocRef<'_>)> {
+        let mut out: Vec<(&str, DocRef<'_>)> = match self.collections.get(collection) {
             Some(docs) => docs
                 .iter()
                 .filter(|(id, _)| !self.shadowed(collection, id))
-                .map(|(id, f)| (id.as_str(), &**f))
+                .map(|(id, d)| (id.as_str(), DocRef::Server(d)))
                 .collect(),
             None => Vec::new(),
         };
         for ((c, id), l) in &self.local {
             if c == collection {
                 if let Some(doc) = &l.doc {
-                    out.push((id.as_str(), doc));
+                    out.push((id.as_str(), DocRef::Local(doc)));
                 }
             }
         }
@@ -122,12 +148,14 @@ impl Store {
         n
     }
 
-    /// One document as the app sees it.
-    pub fn get(&self, collection: &str, id: &str) -> Option<&Fields> {
-        if let Some(l) = self.local.get(&(collection.to_owned(), id.to_owned())) {
-            return l.doc.as_ref();
+    /// One document as the app sees it (a server document is decoded).
+    pub fn get(&self, collection: &str, id: &str) -> Option<Cow<'_, Fields>> {
+        if !self.local.is_empty() {
+            if let Some(l) = self.local.get(&(collection.to_owned(), id.to_owned())) {
+                return l.doc.as_ref().map(Cow::Borrowed);
+            }
         }
-        self.server_doc(collection, id)
+        self.server_doc(collection, id).map(|d| Cow::Owned(d.fields()))
     }
 
     /// Whether the server sent document `id` of `collection` (stub writes
@@ -136,8 +164,8 @@ impl Store {
         self.server_doc(collection, id).is_some()
     }
 
-    fn server_doc(&self, collection: &str, id: &str) -> Option<&Fields> {
-        self.collections.get(collection)?.get(id).map(|f| &**f)
+    fn server_doc(&self, collection: &str, id: &str) -> Option<&Doc> {
+        self.collections.get(collection)?.get(id)
     }
 
     fn shadowed(&self, collection: &str, id: &str) -> bool {
@@ -154,7 +182,7 @@ impl Store {
 
     /// A client stub of call `method` sets the document (`None`: removes it).
     pub fn stub_write(&mut self, method: u64, collection: &str, id: &str, doc: Option<Fields>) -> Option<Change> {
-        let before = self.get(collection, id).cloned();
+        let before = self.get(collection, id).map(Cow::into_owned);
         let entry = self
             .local
             .entry((collection.to_owned(), id.to_owned()))
@@ -186,7 +214,7 @@ impl Store {
         });
         released
             .into_iter()
-            .filter_map(|((c, id), local)| diff(&c, &id, local.as_ref(), self.server_doc(&c, &id)))
+            .filter_map(|((c, id), local)| diff(&c, &id, local.as_ref(), self.server_doc(&c, &id).map(Doc::fields).as_ref()))
             .collect()
     }
 
@@ -203,23 +231,24 @@ impl Store {
     /// Applies `added`: returns the change observers should see. An `added`
     /// for a document already present is applied as a change (servers may
     /// re-send after a reconnect).
-    pub fn added(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
+    pub fn added(&mut self, collection: String, id: String, fields: impl Into<Doc>) -> Option<Change> {
+        let fields = fields.into();
         let shadowed = self.shadowed(&collection, &id);
         let change = self.added_server(collection, id, fields);
         change.filter(|_| !shadowed)
     }
 
-    fn added_server(&mut self, collection: String, id: String, fields: Fields) -> Option<Change> {
+    fn added_server(&mut self, collection: String, id: String, fields: Doc) -> Option<Change> {
         self.ensure(&collection);
         let docs = self.collections.get_mut(&collection)?;
         match docs.get_mut(&id) {
             None => {
-                let fields = Rc::new(fields);
                 docs.insert(id.clone(), fields.clone());
-                Some(Change::Added { collection, id, fields })
+                Some(Change::Added { collection, id, fields: fields.into() })
             }
             Some(doc) => {
-                let (set, cleared) = replace(Rc::make_mut(doc), fields);
+                let (set, cleared) = difference(&doc.fields(), &fields.fields());
+                *doc = fields;
                 (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
             }
         }
@@ -236,12 +265,13 @@ impl Store {
     fn changed_server(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
         self.ensure(&collection);
         let docs = self.collections.get_mut(&collection)?;
-        let Some(doc) = docs.get_mut(&id) else {
-            let fields = Rc::new(fields);
-            docs.insert(id.clone(), fields.clone());
-            return Some(Change::Added { collection, id, fields });
+        let Some(stored) = docs.get_mut(&id) else {
+            let doc = Doc::from_fields(&fields);
+            docs.insert(id.clone(), doc.clone());
+            return Some(Change::Added { collection, id, fields: LazyFields::from(doc) });
         };
-        let doc = Rc::make_mut(doc);
+        // Decoded, merged, written back: a change is one document's work.
+        let mut doc = stored.fields();
         let mut set = Fields::new();
         for (k, v) in fields {
             if doc.get(&k) != Some(&v) {
@@ -250,7 +280,11 @@ impl Store {
             }
         }
         let cleared: Vec<String> = cleared.into_iter().filter(|k| doc.shift_remove(k).is_some()).collect();
-        (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
+        if set.is_empty() && cleared.is_empty() {
+            return None;
+        }
+        *stored = Doc::from_fields(&doc);
+        Some(Change::Changed { collection, id, fields: set, cleared })
     }
 
     /// Applies `removed`.
@@ -276,14 +310,10 @@ impl Store {
             for (id, old) in docs {
                 match new_docs.as_ref().and_then(|n| n.get(id)) {
                     None => out.push(Change::Removed { collection: collection.clone(), id: id.clone() }),
+                    // The same text is the same document; only others are decoded.
+                    Some(new) if new.text() == old.text() => {}
                     Some(new) => {
-                        let mut set = Fields::new();
-                        for (k, v) in new.iter() {
-                            if old.get(k) != Some(v) {
-                                set.insert(k.clone(), v.clone());
-                            }
-                        }
-                        let cleared: Vec<String> = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+                        let (set, cleared) = difference(&old.fields(), &new.fields());
                         if !set.is_empty() || !cleared.is_empty() {
                             out.push(Change::Changed { collection: collection.clone(), id: id.clone(), fields: set, cleared });
                         }
@@ -295,7 +325,7 @@ impl Store {
             let old_docs = self.collections.get(collection);
             for (id, fields) in docs {
                 if old_docs.is_none_or(|o| !o.contains_key(id)) {
-                    out.push(Change::Added { collection: collection.clone(), id: id.clone(), fields: fields.clone() });
+                    out.push(Change::Added { collection: collection.clone(), id: id.clone(), fields: fields.clone().into() });
                 }
             }
         }
@@ -310,23 +340,10 @@ impl Store {
     }
 }
 
-/// Replaces a document's fields; returns (fields set, fields cleared).
-fn replace(doc: &mut Fields, fields: Fields) -> (Fields, Vec<String>) {
-    let cleared: Vec<String> = doc.keys().filter(|k| !fields.contains_key(*k)).cloned().collect();
-    let mut set = Fields::new();
-    for (k, v) in &fields {
-        if doc.get(k) != Some(v) {
-            set.insert(k.clone(), v.clone());
-        }
-    }
-    *doc = fields;
-    (set, cleared)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn f(v: Value) -> Fields {
         match v {
@@ -346,7 +363,7 @@ mod tests {
             s.changed("c".into(), "1".into(), f(json!({"a":5,"b":2})), vec!["b".into(), "zz".into()]),
             Some(Change::Changed { collection: "c".into(), id: "1".into(), fields: f(json!({"a":5})), cleared: vec!["b".into()] })
         );
-        assert_eq!(s.get("c", "1"), Some(&f(json!({"a":5}))));
+        assert_eq!(s.get("c", "1").as_deref(), Some(&f(json!({"a":5}))));
         assert_eq!(s.changed("c".into(), "1".into(), f(json!({"a":5})), vec![]), None, "no-op change is silent");
         assert_eq!(s.removed("c".into(), "1".into()), Some(Change::Removed { collection: "c".into(), id: "1".into() }));
         assert_eq!(s.removed("c".into(), "1".into()), None);
@@ -386,7 +403,7 @@ mod tests {
         s.added("c".into(), "1".into(), fields);
         s.changed("c".into(), "1".into(), f(json!({"y": 5})), vec!["a".into()]);
         s.changed("c".into(), "1".into(), f(json!({"z": 9})), vec![]);
-        let keys: Vec<&str> = s.get("c", "1").unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<String> = s.get("c", "1").unwrap().keys().cloned().collect();
         assert_eq!(keys, ["z", "m", "b", "y"], "a cleared field leaves the others in place; a set one stays where it was");
     }
 

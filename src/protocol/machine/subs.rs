@@ -165,7 +165,7 @@ impl Machine {
             ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. }
                 if self.config.stream_collections.contains(&collection) =>
             {
-                self.emit(Event::Stream { collection, id, fields });
+                self.emit(Event::Stream { collection, id, fields: fields.fields() });
             }
             ServerMessage::Changed { collection, .. } | ServerMessage::Removed { collection, .. }
                 if self.config.stream_collections.contains(&collection) => {}

@@ -36,9 +36,10 @@ pub struct LiveResults {
 impl LiveResults {
     /// The results over `docs` now.
     /// (Only matching documents are copied.)
-    pub fn new<'a>(query: Rc<Query>, docs: impl IntoIterator<Item = (&'a str, &'a Fields)>) -> Self {
+    pub fn new<'a, D: std::borrow::Borrow<Fields>>(query: Rc<Query>, docs: impl IntoIterator<Item = (&'a str, D)>) -> Self {
         let mut live = LiveResults { query, tree: OsTree::default(), docs: FastMap::default() };
         for (id, doc) in docs {
+            let doc = doc.borrow();
             if live.query.matches(id, doc) {
                 let key = live.query.sort_key(id, doc);
                 live.tree.insert(key.clone());

@@ -38,7 +38,7 @@ mod tests;
 
 pub use crate::protocol::store::Fields;
 use serde_json::Value;
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 /// Why a query cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,11 +215,12 @@ impl Query {
     }
 
     /// The matching documents, sorted, skipped and limited (not projected).
-    pub fn fetch<'a>(&self, docs: impl IntoIterator<Item = (&'a str, &'a Fields)>) -> Vec<(&'a str, &'a Fields)> {
-        let mut hits: Vec<(sort::SortKey, &'a str, &'a Fields)> = docs
+    /// (`docs` as references, or as decoded copies: only matches are kept.)
+    pub fn fetch<'a, D: Borrow<Fields>>(&self, docs: impl IntoIterator<Item = (&'a str, D)>) -> Vec<(&'a str, D)> {
+        let mut hits: Vec<(sort::SortKey, &'a str, D)> = docs
             .into_iter()
-            .filter(|(id, f)| self.matches(id, f))
-            .map(|(id, f)| (self.sort_key(id, f), id, f))
+            .filter(|(id, f)| self.matches(id, f.borrow()))
+            .map(|(id, f)| (self.sort_key(id, f.borrow()), id, f))
             .collect();
         hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let take = self.limit.unwrap_or(usize::MAX);

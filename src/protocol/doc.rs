@@ -1,0 +1,258 @@
+//! A document's fields in compact form: the JSON text of its fields object,
+//! decoded on read.
+//!
+//! The store keeps every document the server sent for as long as it is
+//! subscribed, and most are never read field by field (a page shows some,
+//! a query tests some). A map of `serde_json` values costs a hash table, an
+//! allocation per key and per string, and room for growth: about 2.5 times
+//! the text for a typical 200-byte document. The text itself is the
+//! smallest faithful form: it keeps the sender's field order and every
+//! number exactly as written, and decoding it with the frame reader
+//! ([`super::json`]) gives exactly the map the reader would have built from
+//! the frame. An `added` frame's fields are checked and kept as text
+//! without building a single value ([`super::json::Reader::skip_value`]).
+
+use super::json::{JsonError, Reader};
+use serde_json::{Map, Value};
+use std::cell::OnceCell;
+use std::fmt;
+use std::ops::Deref;
+
+/// A document's fields (without `_id`), as apps read them.
+pub type Fields = Map<String, Value>;
+
+/// A document's fields kept as the JSON text of an object (always a valid
+/// one: made only from text the reader checked, or by writing a map).
+#[derive(Clone, Eq)]
+pub struct Doc(Box<str>);
+
+impl Doc {
+    /// The empty document (`{}`).
+    pub fn empty() -> Doc {
+        Doc("{}".into())
+    }
+
+    /// Reads the object at `r` (checked as the reader would read it, value
+    /// by value, but none built) and keeps its text. A value that is not an
+    /// object is an error at its place.
+    pub fn read(r: &mut Reader<'_>) -> Result<Doc, JsonError> {
+        if r.peek() != Some(b'{') {
+            return Err(JsonError { what: "expected an object", at: r.offset() });
+        }
+        Ok(Doc(r.skip_value()?.into()))
+    }
+
+    /// Writes `fields` (numbers as the shortest text that reads back to the
+    /// same value).
+    pub fn from_fields(fields: &Fields) -> Doc {
+        // Writing a map of JSON values cannot fail (its keys are strings).
+        Doc(serde_json::to_string(fields).unwrap_or_else(|_| "{}".into()).into())
+    }
+
+    /// The fields, decoded.
+    pub fn fields(&self) -> Fields {
+        // The text is a checked object: reading it cannot fail.
+        match Reader::new(&self.0).exact_object() {
+            Ok(Value::Object(m)) => m,
+            _ => Fields::new(),
+        }
+    }
+
+    /// The JSON text of the fields object.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the document has no field.
+    pub fn is_empty(&self) -> bool {
+        self.fields_len() == 0
+    }
+
+    fn fields_len(&self) -> usize {
+        let mut n = 0;
+        let _ = Reader::new(&self.0).object(|r, _| {
+            n += 1;
+            r.skip_value().map(drop)
+        });
+        n
+    }
+}
+
+impl From<Fields> for Doc {
+    fn from(fields: Fields) -> Doc {
+        Doc::from_fields(&fields)
+    }
+}
+
+impl From<&Fields> for Doc {
+    fn from(fields: &Fields) -> Doc {
+        Doc::from_fields(fields)
+    }
+}
+
+/// Two documents are equal when their fields are (the same fields written
+/// twice may differ in white space or number spelling).
+impl PartialEq for Doc {
+    fn eq(&self, other: &Doc) -> bool {
+        self.0 == other.0 || self.fields() == other.fields()
+    }
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.fields(), f)
+    }
+}
+
+/// A document's fields as a [`crate::Change`] carries them: the compact
+/// text, decoded on first use and then kept (a change is short-lived; a
+/// document nobody reads is never decoded). Reads as a [`Fields`] map
+/// (`Deref`).
+#[derive(Clone)]
+pub struct LazyFields {
+    doc: Option<Doc>,
+    decoded: OnceCell<Fields>,
+}
+
+impl LazyFields {
+    /// The fields as compact text (written from the map if that is all
+    /// there is).
+    pub fn doc(&self) -> Doc {
+        match &self.doc {
+            Some(d) => d.clone(),
+            None => Doc::from_fields(self),
+        }
+    }
+
+    /// The decoded map, owned.
+    pub fn into_fields(self) -> Fields {
+        match (self.decoded.into_inner(), self.doc) {
+            (Some(f), _) => f,
+            (None, Some(d)) => d.fields(),
+            (None, None) => Fields::new(),
+        }
+    }
+}
+
+impl Deref for LazyFields {
+    type Target = Fields;
+    fn deref(&self) -> &Fields {
+        self.decoded.get_or_init(|| self.doc.as_ref().map(Doc::fields).unwrap_or_default())
+    }
+}
+
+impl From<Doc> for LazyFields {
+    fn from(doc: Doc) -> Self {
+        LazyFields { doc: Some(doc), decoded: OnceCell::new() }
+    }
+}
+
+impl From<Fields> for LazyFields {
+    fn from(fields: Fields) -> Self {
+        LazyFields { doc: None, decoded: OnceCell::from(fields) }
+    }
+}
+
+impl PartialEq for LazyFields {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for LazyFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Doc, JsonError> {
+        Doc::read(&mut Reader::new(text))
+    }
+
+    #[test]
+    fn keeps_the_text_and_decodes_what_the_reader_reads() {
+        let text = r#"{"z":1,"a":[1.5,{"b":null}],"n":12345678901234567890,"f":0.1,"s":"\ud83d\ude00\udc00"}"#;
+        let doc = read(text).unwrap();
+        assert_eq!(doc.text(), text, "kept as sent");
+        assert_eq!(Value::Object(doc.fields()), super::super::json::parse(text).unwrap());
+        let keys: Vec<String> = doc.fields().keys().cloned().collect();
+        assert_eq!(keys, ["z", "a", "n", "f", "s"], "the sender's order");
+        assert_eq!(doc.fields()["s"], "😀\u{fffd}");
+        assert!(!doc.is_empty());
+        assert!(Doc::empty().is_empty());
+    }
+
+    #[test]
+    fn bad_text_is_refused_as_the_reader_refuses_it() {
+        for bad in [r#"{"a":01}"#, r#"{"a":"\x"}"#, r#"{"a":[1,]}"#, r#"{"a":tru}"#, r#"{"a":1"#, "[1]", "3", r#"{"a":1e999}"#] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        let deep = format!("{}{}", "[".repeat(super::super::json::MAX_DEPTH + 1), "]".repeat(super::super::json::MAX_DEPTH + 1));
+        assert!(read(&format!(r#"{{"a":{deep}}}"#)).is_err(), "too deep");
+    }
+
+    #[test]
+    fn lazy_fields_decode_once_and_compare_by_value() {
+        let doc = read(r#"{ "a" : 1 }"#).unwrap();
+        let lazy = LazyFields::from(doc.clone());
+        assert_eq!(lazy["a"], 1);
+        let map: Fields = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        assert_eq!(lazy, LazyFields::from(map.clone()));
+        assert_eq!(doc, Doc::from_fields(&map), "white space aside");
+        assert_eq!(LazyFields::from(map.clone()).doc(), doc);
+        assert_eq!(lazy.into_fields(), map);
+    }
+
+    // proptest is a native dev-dependency.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    prop::collection::vec(("[a-z$]{0,3}", inner), 0..5).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        pub(crate) fn fields() -> impl Strategy<Value = Fields> {
+            prop::collection::vec(("[a-z]{1,3}", json_value()), 0..6).prop_map(|kv| kv.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// A document written compact or pretty, read as text and
+            /// decoded, is exactly the map the reader builds from that text
+            /// (order and numbers included); and writing a map and decoding
+            /// it gives the map back.
+            #[test]
+            fn decodes_to_exactly_what_the_reader_builds(f in fields()) {
+                for text in [serde_json::to_string(&f).unwrap(), serde_json::to_string_pretty(&f).unwrap()] {
+                    let doc = read(&text).unwrap();
+                    let built = match super::super::super::json::parse(&text).unwrap() { Value::Object(m) => m, _ => unreachable!() };
+                    prop_assert_eq!(doc.fields(), built.clone());
+                    prop_assert!(doc.fields().keys().eq(built.keys()));
+                    prop_assert_eq!(doc.is_empty(), built.is_empty());
+                }
+                let written = Doc::from_fields(&f);
+                prop_assert_eq!(written.fields(), f.clone());
+                prop_assert!(written.fields().keys().eq(f.keys()));
+            }
+        }
+    }
+}
