@@ -106,7 +106,7 @@ impl MethodError {
         match self {
             MethodError::Server { reason, error, .. } => reason.clone().unwrap_or_else(|| match error {
                 Value::String(s) => s.clone(),
-                other => other.to_string(),
+                other => crate::protocol::json::to_text(other),
             }),
             MethodError::InvocationFailed => {
                 "Method invocation might have failed due to dropped connection. Failing because `noRetry` option was passed to Meteor.apply.".into()
@@ -340,7 +340,7 @@ impl Machine {
         now: f64,
     ) -> Result<u64, MethodError> {
         self.observe_clock(now);
-        let bytes = name.len() + params.iter().map(|p| serde_json::to_string(p).map_or(0, |s| s.len())).sum::<usize>();
+        let bytes = name.len() + params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
         let left = self.room_for_call()?;
         if bytes > left {
             return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
