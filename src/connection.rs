@@ -405,6 +405,23 @@ impl Connection {
         options: CallOptions,
         on_result: Option<ResultHook>,
     ) -> MethodCall<R> {
+        self.apply_decoded(name, params, options, on_result, decode_result::<R>)
+    }
+
+    /// [`Connection::apply_raw`] resolving to the JSON result as it came
+    /// (`null` when there was none), without serde's decoding.
+    pub(crate) fn apply_value(&self, name: &str, params: Vec<Value>, options: CallOptions) -> MethodCall<Value> {
+        self.apply_decoded(name, params, options, None, |v| Ok(v.unwrap_or(Value::Null)))
+    }
+
+    fn apply_decoded<R>(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+        options: CallOptions,
+        on_result: Option<ResultHook>,
+        decode: fn(Option<Value>) -> Result<R, MethodError>,
+    ) -> MethodCall<R> {
         let stub = self.inner.stubs.borrow().get(name).cloned();
         let mut options = options;
         let (mut writes, mut stub_value) = (Vec::new(), None);
@@ -431,7 +448,7 @@ impl Connection {
                 rx: Some(rx),
                 early: None,
                 early_value: None,
-                decode: decode_result::<R>,
+                decode,
             },
             Err(e) => return MethodCall::failed(e),
         };
@@ -470,9 +487,7 @@ impl Connection {
         options: CallOptions,
         on_result: Option<ResultHook>,
     ) -> MethodCall<Option<Value>> {
-        let mut call = self.apply_raw::<Option<Value>>(name, params, options, on_result);
-        call.decode = Ok;
-        call
+        self.apply_decoded(name, params, options, on_result, Ok)
     }
 
     /// Cancels call `id` if it has not been sent yet.

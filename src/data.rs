@@ -105,6 +105,10 @@ pub(crate) struct Mirror {
     name: String,
     store: StoreAccess,
     map: std::cell::OnceCell<MutableBTreeMap<String, Value>>,
+    /// Keeps `map` in step once it exists. Called through a pointer set by
+    /// `map()`, so builds that never ask for a map (the npm package) carry
+    /// no B-tree code.
+    map_sink: std::cell::OnceCell<Box<dyn Fn(&Change)>>,
     listeners: Rc<Registry<dyn Fn(&Change)>>,
 }
 
@@ -118,9 +122,40 @@ pub(crate) fn document(id: &str, fields: &Fields) -> Value {
     Value::Object(m)
 }
 
+/// One change, applied to a collection's futures-signals map.
+fn apply_to_map(map: &MutableBTreeMap<String, Value>, change: &Change) {
+    let mut lock = map.lock_mut();
+    match change {
+        Change::Added { id, fields, .. } => {
+            lock.insert_cloned(id.clone(), document(id, fields));
+        }
+        Change::Changed { id, fields, cleared, .. } => {
+            let mut doc = lock.get(id).cloned().unwrap_or_else(|| document(id, &Fields::new()));
+            if let Value::Object(m) = &mut doc {
+                for (k, v) in fields {
+                    m.insert(k.clone(), v.clone());
+                }
+                for k in cleared {
+                    m.shift_remove(k);
+                }
+            }
+            lock.insert_cloned(id.clone(), doc);
+        }
+        Change::Removed { id, .. } => {
+            lock.remove(id);
+        }
+    }
+}
+
 impl Mirror {
     pub(crate) fn new(name: &str, store: StoreAccess) -> Self {
-        Mirror { name: name.to_owned(), store, map: std::cell::OnceCell::new(), listeners: Rc::default() }
+        Mirror {
+            name: name.to_owned(),
+            store,
+            map: std::cell::OnceCell::new(),
+            map_sink: std::cell::OnceCell::new(),
+            listeners: Rc::default(),
+        }
     }
 
     fn read<R: Default>(&self, f: impl FnOnce(&Store, &str) -> R) -> R {
@@ -140,33 +175,16 @@ impl Mirror {
             let docs = self.read(|store, name| {
                 store.visible(name).into_iter().map(|(id, d)| (id.to_owned(), document(id, &d.fields()))).collect()
             });
-            MutableBTreeMap::with_values(docs)
+            let map = MutableBTreeMap::with_values(docs);
+            let sink = map.clone();
+            let _ = self.map_sink.set(Box::new(move |change| apply_to_map(&sink, change)));
+            map
         })
     }
 
     pub(crate) fn apply(&self, change: &Change) {
-        if let Some(map) = self.map.get() {
-            let mut lock = map.lock_mut();
-            match change {
-                Change::Added { id, fields, .. } => {
-                    lock.insert_cloned(id.clone(), document(id, fields));
-                }
-                Change::Changed { id, fields, cleared, .. } => {
-                    let mut doc = lock.get(id).cloned().unwrap_or_else(|| document(id, &Fields::new()));
-                    if let Value::Object(m) = &mut doc {
-                        for (k, v) in fields {
-                            m.insert(k.clone(), v.clone());
-                        }
-                        for k in cleared {
-                            m.shift_remove(k);
-                        }
-                    }
-                    lock.insert_cloned(id.clone(), doc);
-                }
-                Change::Removed { id, .. } => {
-                    lock.remove(id);
-                }
-            }
+        if let Some(sink) = self.map_sink.get() {
+            sink(change);
         }
         if !self.listeners.is_empty() {
             for l in self.listeners.snapshot() {

@@ -45,6 +45,7 @@ mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
+mod platform;
 pub mod protocol;
 mod query;
 mod reactive;

@@ -98,7 +98,10 @@ impl RoomInner {
     fn act(self: &Rc<Self>, action: Option<RoomAction>) {
         match action {
             Some(RoomAction::Join) => {
-                let opts = serde_json::json!({"auth": self.options.auth, "query": self.options.query});
+                let mut opts = serde_json::Map::new();
+                opts.insert("auth".into(), self.options.auth.clone());
+                opts.insert("query".into(), self.options.query.clone());
+                let opts = Value::Object(opts);
                 let params = vec![Value::from(self.room_id.as_str()), opts];
                 let weak = Rc::downgrade(self);
                 // The outcome is handled straight from the connection's pump
@@ -129,7 +132,7 @@ impl RoomInner {
                 // stays unjoined and the connection's own error says why.
                 let _ = self.conn.place_call("rooms.join", params, options, None, Vec::new(), Done::Hook(done));
             }
-            Some(RoomAction::Leave) => self.conn.call::<Value>("rooms.leave", (self.room_id.as_str(),)).detach(),
+            Some(RoomAction::Leave) => self.conn.apply_value("rooms.leave", vec![Value::from(self.room_id.as_str())], CallOptions::default()).detach(),
             None => {}
         }
     }
@@ -186,7 +189,7 @@ impl Client {
     /// Rooms over an existing connection.
     pub fn with_connection(conn: Connection) -> Client {
         let rooms: RoomMap = Rc::default();
-        let inbox = conn.subscribe("rooms.inbox", ());
+        let inbox = conn.subscribe_raw("rooms.inbox", Vec::new());
         let weak = Rc::downgrade(&rooms);
         // Weak: the connection's own listener list must not hold it.
         let c = Rc::downgrade(conn.inner());
@@ -349,7 +352,7 @@ impl Room {
             .map_err(|e| MethodError::BadArguments(e.to_string()))
             .and_then(|data| self.send_params(data, kind));
         match params {
-            Ok(params) => self.inner.conn.apply_raw("rooms.send", params, CallOptions::default(), None),
+            Ok(params) => self.inner.conn.apply_value("rooms.send", params, CallOptions::default()),
             Err(e) => MethodCall::failed(e),
         }
     }

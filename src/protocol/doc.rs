@@ -10,10 +10,13 @@
 //! number exactly as written, and decoding it with the frame reader
 //! ([`super::json`]) gives exactly the map the reader would have built from
 //! the frame. An `added` frame's fields are checked and kept as text
-//! without building a single value ([`super::json::Reader::skip_value`]).
+//! without building a single value ([`super::json::Reader::skip_value`]);
+//! a `changed` frame's are spliced in ([`Doc::merge`]): a value's text is
+//! always the text the server sent for it, never a rewriting of it.
 
-use super::json::{JsonError, Reader};
+use super::json::{self, JsonError, Reader};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 use std::ops::Deref;
@@ -42,11 +45,75 @@ impl Doc {
         Ok(Doc(r.skip_value()?.into()))
     }
 
-    /// Writes `fields` (numbers as the shortest text that reads back to the
-    /// same value).
+    /// Writes `fields` (as `JSON.stringify` would: a float with no
+    /// fraction, such as `1.0`, reads back as the integer `1`).
     pub fn from_fields(fields: &Fields) -> Doc {
-        // Writing a map of JSON values cannot fail (its keys are strings).
-        Doc(serde_json::to_string(fields).unwrap_or_else(|_| "{}".into()).into())
+        let mut out = String::new();
+        json::write_object(fields.iter(), &mut out);
+        Doc(out.into())
+    }
+
+    /// The top-level fields: each key (decoded) with its value's text, a
+    /// repeated key where it first was with its last value (as a map reads
+    /// them).
+    fn entries(&self) -> Vec<(Cow<'_, str>, &str)> {
+        let mut out: Vec<(Cow<'_, str>, &str)> = Vec::new();
+        let _ = Reader::new(&self.0).object(|r, key| {
+            let text = r.skip_value()?;
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some(e) => e.1 = text,
+                None => out.push((key, text)),
+            }
+            Ok(())
+        });
+        out
+    }
+
+    /// Applies a `changed`: the fields of `set` (another document) set in
+    /// place or appended, then `cleared` removed. Fields left alone keep
+    /// their text. Returns the fields whose value changed and the cleared
+    /// fields that were there (both empty: nothing changed, and the
+    /// document is not rewritten).
+    pub fn merge(&mut self, set: &Doc, cleared: &[String]) -> (Fields, Vec<String>) {
+        let mut entries = self.entries();
+        let mut changed = Fields::new();
+        for (key, text) in set.entries() {
+            let value = |t: &str| json::parse(t).unwrap_or(Value::Null);
+            match entries.iter_mut().find(|(k, _)| *k == key) {
+                Some(e) if e.1 == text || value(e.1) == value(text) => {}
+                Some(e) => {
+                    e.1 = text;
+                    changed.insert(key.into_owned(), value(text));
+                }
+                None => {
+                    changed.insert(key.to_string(), value(text));
+                    entries.push((key, text));
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for c in cleared {
+            if let Some(i) = entries.iter().position(|(k, _)| k == c) {
+                entries.remove(i);
+                gone.push(c.clone());
+            }
+        }
+        if changed.is_empty() && gone.is_empty() {
+            return (changed, gone);
+        }
+        let mut out = String::with_capacity(self.0.len() + set.0.len());
+        out.push('{');
+        for (i, (k, text)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(k, &mut out);
+            out.push(':');
+            out.push_str(text);
+        }
+        out.push('}');
+        *self = Doc(out.into());
+        (changed, gone)
     }
 
     /// The fields, decoded.
@@ -115,15 +182,6 @@ pub struct LazyFields {
 }
 
 impl LazyFields {
-    /// The fields as compact text (written from the map if that is all
-    /// there is).
-    pub fn doc(&self) -> Doc {
-        match &self.doc {
-            Some(d) => d.clone(),
-            None => Doc::from_fields(self),
-        }
-    }
-
     /// The decoded map, owned.
     pub fn into_fields(self) -> Fields {
         match (self.decoded.into_inner(), self.doc) {
@@ -166,7 +224,7 @@ impl fmt::Debug for LazyFields {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn read(text: &str) -> Result<Doc, JsonError> {
@@ -203,15 +261,36 @@ mod tests {
         let map: Fields = serde_json::from_str(r#"{"a":1}"#).unwrap();
         assert_eq!(lazy, LazyFields::from(map.clone()));
         assert_eq!(doc, Doc::from_fields(&map), "white space aside");
-        assert_eq!(LazyFields::from(map.clone()).doc(), doc);
         assert_eq!(lazy.into_fields(), map);
+    }
+
+    #[test]
+    fn a_merge_keeps_untouched_text_and_the_order() {
+        let mut doc = read(r#"{"z":1.0,"a":2,"m":[3],"b":4}"#).unwrap();
+        let (set, gone) = doc.merge(&read(r#"{"y":5,"a":2,"b":4.5}"#).unwrap(), &["m".into(), "nope".into()]);
+        assert_eq!(doc.text(), r#"{"z":1.0,"a":2,"b":4.5,"y":5}"#, "1.0 stays a float's text");
+        assert_eq!(Value::Object(set), serde_json::json!({"b":4.5,"y":5}));
+        assert_eq!(gone, ["m"]);
+        let before = doc.clone();
+        let (set, gone) = doc.merge(&read(r#"{"a":2.0e0,"b":4.5}"#).unwrap(), &["m".into()]);
+        assert!(set.keys().eq(["a"]), "2.0e0 is a float, not the integer 2: {set:?}");
+        assert!(gone.is_empty());
+        let (set, gone) = doc.merge(&read(r#"{"a":2.0e0}"#).unwrap(), &[]);
+        assert!(set.is_empty() && gone.is_empty(), "no change");
+        let (set, _) = doc.merge(&read(r#"{"a": 2.0E0 , "y" : 5}"#).unwrap(), &[]);
+        assert!(set.is_empty(), "the same values written otherwise: no change");
+        assert_ne!(doc.text(), before.text());
+        let mut dup = read(r#"{"a":1,"b":2,"a":3}"#).unwrap();
+        dup.merge(&read(r#"{"c":4}"#).unwrap(), &[]);
+        assert_eq!(dup.text(), r#"{"a":3,"b":2,"c":4}"#, "a repeated key read as a map reads it");
     }
 
     // proptest is a native dev-dependency.
     #[cfg(not(target_arch = "wasm32"))]
-    mod properties {
+    pub(crate) mod properties {
         use super::*;
         use proptest::prelude::*;
+        use serde_json::json;
 
         fn json_value() -> impl Strategy<Value = Value> {
             let leaf = prop_oneof![
@@ -231,7 +310,11 @@ mod tests {
         }
 
         pub(crate) fn fields() -> impl Strategy<Value = Fields> {
-            prop::collection::vec(("[a-z]{1,3}", json_value()), 0..6).prop_map(|kv| kv.into_iter().collect())
+            // A few common values too, so that a change often sets a field
+            // to the value it has (maybe written otherwise: compact, pretty).
+            let common = prop::sample::select(vec![json!(1), json!(1.5), json!([1, [2]]), json!({"x": {"y": 1}})]);
+            let value = prop_oneof![json_value(), common];
+            prop::collection::vec(("[a-c]{1,2}", value), 0..6).prop_map(|kv| kv.into_iter().collect())
         }
 
         proptest! {
@@ -249,9 +332,10 @@ mod tests {
                     prop_assert!(doc.fields().keys().eq(built.keys()));
                     prop_assert_eq!(doc.is_empty(), built.is_empty());
                 }
+                // Written as JSON.stringify writes it (1.0 as 1).
                 let written = Doc::from_fields(&f);
-                prop_assert_eq!(written.fields(), f.clone());
-                prop_assert!(written.fields().keys().eq(f.keys()));
+                let js = |m: &Fields| { let mut s = String::new(); json::write_object(m.iter(), &mut s); s };
+                prop_assert_eq!(js(&written.fields()), js(&f));
             }
         }
     }

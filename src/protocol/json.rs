@@ -337,16 +337,7 @@ impl<'a> Reader<'a> {
             }
         }
         let text = &self.text[start..self.at];
-        if integer {
-            if let Ok(n) = text.parse::<u64>() {
-                return Ok(Value::Number(n.into()));
-            }
-            if let Ok(n) = text.parse::<i64>() {
-                return Ok(Value::Number(n.into()));
-            }
-        }
-        // Exact: Rust's float parsing rounds correctly.
-        match text.parse::<f64>().ok().and_then(Number::from_f64) {
+        match number_value(text, integer) {
             Some(n) => Ok(Value::Number(n)),
             None => {
                 self.at = start;
@@ -354,6 +345,185 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// The value of `text`, a well-formed JSON number (`integer` when it has
+/// no fraction and no exponent): an integer when it fits 64 bits, else the
+/// nearest double (`None` beyond the doubles' range).
+fn number_value(text: &str, integer: bool) -> Option<Number> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if integer {
+        let m = digits.bytes().try_fold(0u64, |m, b| m.checked_mul(10)?.checked_add(u64::from(b - b'0')));
+        match m {
+            Some(m) if !negative => return Some(m.into()),
+            Some(m) if m <= 1 << 63 => return Some((m as i64).wrapping_neg().into()),
+            _ => {}
+        }
+    }
+    Number::from_f64(exact_decimal(negative, digits).unwrap_or_else(|| crate::platform::parse_f64(text)))
+}
+
+/// The double of a decimal whose digits fit 2⁵³ and whose power of ten is
+/// at most 22 either way: both are exact doubles, so one multiplication or
+/// division rounds once, correctly (Clinger's fast path). `None` for the
+/// rest, which the platform's parser reads.
+fn exact_decimal(negative: bool, text: &str) -> Option<f64> {
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, "0"),
+    };
+    let exp = exp.strip_prefix('+').unwrap_or(exp);
+    let exp: i32 = if exp.len() > 5 { return None } else { exp.parse().ok()? };
+    let (mut m, mut scale, mut digits, mut in_fraction) = (0u64, 0i32, 0u32, false);
+    for b in mantissa.bytes() {
+        if b == b'.' {
+            in_fraction = true;
+            continue;
+        }
+        if m > 0 || b != b'0' {
+            digits += 1;
+            if digits > 15 {
+                return None;
+            }
+            m = m * 10 + u64::from(b - b'0');
+        }
+        if in_fraction {
+            scale -= 1;
+        }
+    }
+    let sign = if negative { -1.0 } else { 1.0 };
+    if m == 0 {
+        return Some(sign * 0.0);
+    }
+    let e = exp + scale;
+    if !(-22..=22).contains(&e) {
+        return None;
+    }
+    let mut p = 1.0f64;
+    for _ in 0..e.unsigned_abs() {
+        p *= 10.0;
+    }
+    let v = m as f64;
+    Some(sign * if e < 0 { v / p } else { v * p })
+}
+
+/// Appends `v` as compact JSON text, as `JSON.stringify` writes it (object
+/// keys in their order; numbers as JavaScript writes them).
+pub fn write_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => write_array(items, out),
+        Value::Object(m) => write_object(m.iter(), out),
+    }
+}
+
+/// Appends `items` as a JSON array.
+pub fn write_array(items: &[Value], out: &mut String) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_value(item, out);
+    }
+    out.push(']');
+}
+
+/// Appends an object of `fields` as compact JSON text.
+pub fn write_object<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(k, out);
+        out.push(':');
+        write_value(v, out);
+    }
+    out.push('}');
+}
+
+/// `v` as compact JSON text.
+pub fn to_text(v: &Value) -> String {
+    let mut out = String::new();
+    write_value(v, &mut out);
+    out
+}
+
+/// Appends a JSON number.
+pub fn write_number(n: &Number, out: &mut String) {
+    if let Some(u) = n.as_u64() {
+        write_u64(u, out);
+    } else if let Some(i) = n.as_i64() {
+        out.push('-');
+        write_u64(i.unsigned_abs(), out);
+    } else {
+        let f = n.as_f64().unwrap_or(0.0);
+        if f.fract() == 0.0 && f.abs() < 1e15 {
+            // A whole double: written as the integer it is ("3", not "3.0").
+            if f < 0.0 {
+                out.push('-');
+            }
+            write_u64(f.abs() as u64, out);
+        } else {
+            crate::platform::write_f64(f, out);
+        }
+    }
+}
+
+/// Appends the decimal digits of `n`.
+pub fn write_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}
+
+/// Appends `s` as a JSON string: quotes, backslashes and control characters
+/// escaped as `JSON.stringify` escapes them.
+pub fn write_str(s: &str, out: &mut String) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[from..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push_str(esc);
+        }
+        from = i + 1;
+    }
+    out.push_str(&s[from..]);
+    out.push('"');
 }
 
 // ---------------------------------------------------------------------------
@@ -537,6 +707,44 @@ mod tests {
                         (Err(e), Ok(_)) => prop_assert!(false, "{} only serde_json: {}", t, e),
                     }
                 }
+            }
+
+            /// What the writer writes reads back to the same JSON value
+            /// (a double exactly; a whole double as the integer it equals),
+            /// and, numbers apart, is the text serde_json writes.
+            #[test]
+            fn the_writer_round_trips(v in json_value()) {
+                let text = to_text(&v);
+                let back = parse(&text).unwrap();
+                prop_assert!(same_json(&back, &v), "{} read back as {:?}", text, back);
+                prop_assert_eq!(serde_json::from_str::<Value>(&text).ok().map(|b| same_json(&b, &v)), Some(true));
+                if !has_float(&v) {
+                    prop_assert_eq!(text, serde_json::to_string(&v).unwrap());
+                }
+            }
+        }
+
+        /// Equal as JSON values: numbers by value (integers exactly).
+        fn same_json(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::Number(x), Value::Number(y)) => match (x.as_i128(), y.as_i128()) {
+                    (Some(i), Some(j)) => i == j,
+                    _ => x.as_f64() == y.as_f64(),
+                },
+                (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b)),
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|((k, a), (l, b))| k == l && same_json(a, b))
+                }
+                _ => a == b,
+            }
+        }
+
+        fn has_float(v: &Value) -> bool {
+            match v {
+                Value::Number(n) => n.is_f64(),
+                Value::Array(a) => a.iter().any(has_float),
+                Value::Object(m) => m.values().any(has_float),
+                _ => false,
             }
         }
     }

@@ -4,8 +4,7 @@
 //! Parsing never panics, whatever the input: every way a frame can be wrong
 //! is a [`FrameError`] variant, so the caller can report it and go on.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use super::doc::Doc;
 use std::fmt;
 
@@ -29,7 +28,7 @@ pub enum ServerMessage {
     Changed {
         collection: String,
         id: String,
-        fields: Map<String, Value>,
+        fields: Doc,
         cleared: Vec<String>,
     },
     /// `removed`: a document left a collection.
@@ -347,7 +346,7 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
         "changed" => ServerMessage::Changed {
             collection: f.string("collection")?,
             id: f.string("id")?,
-            fields: f.object("fields")?,
+            fields: f.doc()?,
             cleared: f.string_list("cleared", false)?,
         },
         "removed" => ServerMessage::Removed { collection: f.string("collection")?, id: f.string("id")? },
@@ -416,20 +415,11 @@ impl Fields<'_> {
     fn doc(&mut self) -> Result<Doc, FrameError> {
         match self.map.doc.take() {
             Some(doc) => Ok(doc),
-            None => self.object("fields").map(|m| if m.is_empty() { Doc::empty() } else { Doc::from_fields(&m) }),
-        }
-    }
-
-    fn object(&mut self, key: &str) -> Result<Map<String, Value>, FrameError> {
-        if key == "fields" {
-            if let Some(doc) = self.map.doc.take() {
-                return Ok(doc.fields());
-            }
-        }
-        match self.map.take_named(key) {
-            Some(Value::Object(m)) => Ok(m),
-            Some(Value::Null) | None => Ok(Map::new()),
-            Some(_) => Err(self.malformed(format!("\"{key}\" is not an object"))),
+            // An object is always kept as text: the slot holds anything else.
+            None => match self.map.take(Key::Fields) {
+                Some(Value::Null) | None => Ok(Doc::empty()),
+                Some(_) => Err(self.malformed("\"fields\" is not an object".into())),
+            },
         }
     }
 
@@ -451,35 +441,29 @@ impl Fields<'_> {
 }
 
 /// A message from the client, ready to be encoded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "msg", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     Connect {
         /// The previous session, to resume it (servers without resumption ignore it).
-        #[serde(skip_serializing_if = "Option::is_none")]
         session: Option<String>,
         version: String,
         support: Vec<String>,
         /// Messages received in the previous session (not counting ping/pong),
         /// so a resuming server can replay what was missed.
-        #[serde(rename = "receivedCount", skip_serializing_if = "Option::is_none")]
         received_count: Option<u64>,
     },
     /// Ends the session on purpose, so a resuming server drops it at once.
     Disconnect,
     Ping {
-        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
     Pong {
-        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
     Method {
         method: String,
         params: Vec<Value>,
         id: String,
-        #[serde(rename = "randomSeed", skip_serializing_if = "Option::is_none")]
         random_seed: Option<String>,
     },
     Sub { id: String, name: String, params: Vec<Value> },
@@ -487,11 +471,88 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
-    /// The JSON text of this message.
+    /// The JSON text of this message (keys in the order DDP documents
+    /// them, `msg` first; absent options left out).
     pub fn encode(&self) -> String {
-        // Serialising these plain types to a String cannot fail (no maps
-        // with non-string keys, no custom Serialize impls).
-        serde_json::to_string(self).unwrap_or_default()
+        use super::json::{write_array, write_str, write_u64};
+        let mut out = String::with_capacity(64);
+        let field = |out: &mut String, key: &str| {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+        };
+        let strings = |out: &mut String, items: &[String]| {
+            out.push('[');
+            for (i, s) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(s, out);
+            }
+            out.push(']');
+        };
+        let values = |out: &mut String, items: &[Value]| write_array(items, out);
+        let msg = match self {
+            ClientMessage::Connect { .. } => "connect",
+            ClientMessage::Disconnect => "disconnect",
+            ClientMessage::Ping { .. } => "ping",
+            ClientMessage::Pong { .. } => "pong",
+            ClientMessage::Method { .. } => "method",
+            ClientMessage::Sub { .. } => "sub",
+            ClientMessage::Unsub { .. } => "unsub",
+        };
+        out.push_str("{\"msg\":\"");
+        out.push_str(msg);
+        out.push('"');
+        match self {
+            ClientMessage::Connect { session, version, support, received_count } => {
+                if let Some(s) = session {
+                    field(&mut out, "session");
+                    write_str(s, &mut out);
+                }
+                field(&mut out, "version");
+                write_str(version, &mut out);
+                field(&mut out, "support");
+                strings(&mut out, support);
+                if let Some(n) = received_count {
+                    field(&mut out, "receivedCount");
+                    write_u64(*n, &mut out);
+                }
+            }
+            ClientMessage::Disconnect => {}
+            ClientMessage::Ping { id } | ClientMessage::Pong { id } => {
+                if let Some(id) = id {
+                    field(&mut out, "id");
+                    write_str(id, &mut out);
+                }
+            }
+            ClientMessage::Method { method, params, id, random_seed } => {
+                field(&mut out, "method");
+                write_str(method, &mut out);
+                field(&mut out, "params");
+                values(&mut out, params);
+                field(&mut out, "id");
+                write_str(id, &mut out);
+                if let Some(seed) = random_seed {
+                    field(&mut out, "randomSeed");
+                    write_str(seed, &mut out);
+                }
+            }
+            ClientMessage::Sub { id, name, params } => {
+                field(&mut out, "id");
+                write_str(id, &mut out);
+                field(&mut out, "name");
+                write_str(name, &mut out);
+                field(&mut out, "params");
+                values(&mut out, params);
+            }
+            ClientMessage::Unsub { id } => {
+                field(&mut out, "id");
+                write_str(id, &mut out);
+            }
+        }
+        out.push('}');
+        out
     }
 }
 
@@ -567,7 +628,7 @@ mod tests {
                 ServerMessage::Changed {
                     collection: "c".into(),
                     id: "d".into(),
-                    fields: Map::new(),
+                    fields: Doc::empty(),
                     cleared: vec!["x".into()],
                 },
             ),

@@ -256,35 +256,22 @@ impl Store {
 
     /// Applies `changed`. A change for an unknown document adds it (and is
     /// reported as an addition), so nothing the server says is lost.
-    pub fn changed(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
+    pub fn changed(&mut self, collection: String, id: String, fields: impl Into<Doc>, cleared: Vec<String>) -> Option<Change> {
+        let fields = fields.into();
         let shadowed = self.shadowed(&collection, &id);
         let change = self.changed_server(collection, id, fields, cleared);
         change.filter(|_| !shadowed)
     }
 
-    fn changed_server(&mut self, collection: String, id: String, fields: Fields, cleared: Vec<String>) -> Option<Change> {
+    fn changed_server(&mut self, collection: String, id: String, fields: Doc, cleared: Vec<String>) -> Option<Change> {
         self.ensure(&collection);
         let docs = self.collections.get_mut(&collection)?;
         let Some(stored) = docs.get_mut(&id) else {
-            let doc = Doc::from_fields(&fields);
-            docs.insert(id.clone(), doc.clone());
-            return Some(Change::Added { collection, id, fields: LazyFields::from(doc) });
+            docs.insert(id.clone(), fields.clone());
+            return Some(Change::Added { collection, id, fields: fields.into() });
         };
-        // Decoded, merged, written back: a change is one document's work.
-        let mut doc = stored.fields();
-        let mut set = Fields::new();
-        for (k, v) in fields {
-            if doc.get(&k) != Some(&v) {
-                doc.insert(k.clone(), v.clone());
-                set.insert(k, v);
-            }
-        }
-        let cleared: Vec<String> = cleared.into_iter().filter(|k| doc.shift_remove(k).is_some()).collect();
-        if set.is_empty() && cleared.is_empty() {
-            return None;
-        }
-        *stored = Doc::from_fields(&doc);
-        Some(Change::Changed { collection, id, fields: set, cleared })
+        let (set, cleared) = stored.merge(&fields, &cleared);
+        (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection, id, fields: set, cleared })
     }
 
     /// Applies `removed`.
@@ -441,5 +428,106 @@ mod tests {
         assert!(changes.contains(&Change::Changed { collection: "c".into(), id: "edit".into(), fields: f(json!({"a":2})), cleared: vec!["b".into()] }));
         assert!(changes.contains(&Change::Added { collection: "d".into(), id: "new".into(), fields: f(json!({"z":0})).into() }));
         assert_eq!(s, next);
+    }
+}
+
+// proptest is a native dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use crate::protocol::doc::tests::properties::fields;
+    use crate::protocol::json;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Added(u8, Fields),
+        Changed(u8, Fields, Vec<String>),
+        Removed(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let cleared = prop::collection::vec("[a-c]{1,2}", 0..3);
+        prop_oneof![
+            (0..4u8, fields()).prop_map(|(i, f)| Op::Added(i, f)),
+            (0..4u8, fields(), cleared).prop_map(|(i, f, c)| Op::Changed(i, f, c)),
+            (0..4u8).prop_map(Op::Removed),
+        ]
+    }
+
+    /// The fields as the frame reader reads them from the text a server
+    /// sends (compact or pretty): what the store held as a map before.
+    fn wire(f: &Fields, pretty: bool) -> (String, Fields) {
+        let text = if pretty { serde_json::to_string_pretty(f) } else { serde_json::to_string(f) }.unwrap();
+        let Ok(serde_json::Value::Object(m)) = json::parse(&text) else { unreachable!() };
+        (text, m)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// For random documents and sequences of added/changed/removed,
+        /// the compact store holds exactly what a store of maps held
+        /// (values, field order) and reports the same changes.
+        #[test]
+        fn the_compact_store_reads_as_the_map_store(ops in prop::collection::vec((op(), any::<bool>()), 1..24)) {
+            let mut store = Store::default();
+            let mut model: BTreeMap<String, Fields> = BTreeMap::new();
+            for (op, pretty) in ops {
+                let (got, want) = match op {
+                    Op::Added(i, f) => {
+                        let (id, (text, f)) = (i.to_string(), wire(&f, pretty));
+                        let doc = Doc::read(&mut json::Reader::new(&text)).unwrap();
+                        let got = store.added("c".into(), id.clone(), doc);
+                        let want = match model.insert(id.clone(), f.clone()) {
+                            None => Some(Change::Added { collection: "c".into(), id, fields: f.into() }),
+                            Some(old) => {
+                                let (set, cleared) = difference(&old, &f);
+                                (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection: "c".into(), id, fields: set, cleared })
+                            }
+                        };
+                        (got, want)
+                    }
+                    Op::Changed(i, f, cleared) => {
+                        let (id, (text, f)) = (i.to_string(), wire(&f, pretty));
+                        let doc = Doc::read(&mut json::Reader::new(&text)).unwrap();
+                        let got = store.changed("c".into(), id.clone(), doc, cleared.clone());
+                        let want = match model.get_mut(&id) {
+                            None => {
+                                model.insert(id.clone(), f.clone());
+                                Some(Change::Added { collection: "c".into(), id, fields: f.into() })
+                            }
+                            Some(m) => {
+                                let mut set = Fields::new();
+                                for (k, v) in f {
+                                    if m.get(&k) != Some(&v) {
+                                        m.insert(k.clone(), v.clone());
+                                        set.insert(k, v);
+                                    }
+                                }
+                                let cleared: Vec<String> = cleared.into_iter().filter(|k| m.shift_remove(k).is_some()).collect();
+                                (!set.is_empty() || !cleared.is_empty()).then_some(Change::Changed { collection: "c".into(), id, fields: set, cleared })
+                            }
+                        };
+                        (got, want)
+                    }
+                    Op::Removed(i) => {
+                        let id = i.to_string();
+                        let want = model.remove(&id).map(|_| Change::Removed { collection: "c".into(), id: id.clone() });
+                        (store.removed("c".into(), id), want)
+                    }
+                };
+                prop_assert_eq!(&got, &want);
+                if let (Some(Change::Changed { fields: a, .. }), Some(Change::Changed { fields: b, .. })) = (&got, &want) {
+                    prop_assert!(a.keys().eq(b.keys()), "changed fields in order");
+                }
+                prop_assert_eq!(store.len(), model.len());
+                for (id, f) in &model {
+                    let held = store.get("c", id).map(Cow::into_owned);
+                    prop_assert_eq!(held.as_ref(), Some(f));
+                    prop_assert!(held.is_some_and(|h| h.keys().eq(f.keys())), "field order of {}", id);
+                }
+            }
+        }
     }
 }

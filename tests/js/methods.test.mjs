@@ -47,6 +47,27 @@ test("call resolves with the result; EJSON types survive the round trip", async 
   });
 });
 
+test("every double survives the round trip exactly, both ways (the wasm reads and writes numbers with the browser's own conversions)", async () => {
+  const sc = scenario("js-doubles");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    const xs = [0.1, 0.1 + 0.2, 1 / 3, -2.5, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e21, 1e-7,
+      123456789.12345678, 9007199254740993, 2 ** 53 + 2, -(2 ** 63), 2 ** 64, 1e15 + 0.5, 4.35, 0.000001, 1e22, 1e23, 3];
+    // And doubles of every magnitude, from random bits.
+    const view = new DataView(new ArrayBuffer(8));
+    let seed = 12345;
+    while (xs.length < 400) {
+      for (let i = 0; i < 8; i++) { seed = (seed * 1103515245 + 12345) >>> 0; view.setUint8(i, seed >>> 24); }
+      const x = view.getFloat64(0);
+      if (Number.isFinite(x)) xs.push(x);
+    }
+    const back = await conn.apply("echo", [xs]);
+    conn.close();
+    return xs.map((x, i) => (Object.is(back[i], x) || (x === 0 && back[i] === 0) ? null : [String(x), String(back[i])])).filter(Boolean);
+  }, wsUrl(sc), fast);
+  assert.deepEqual(r, []);
+});
+
 test("errors are Meteor.Error-shaped: error, reason, details, errorType", async () => {
   const sc = scenario("js-err");
   const r = await inPage(async ([url, fast]) => {

@@ -23,7 +23,7 @@ use super::{Event, Machine, Output, Phase};
 use crate::protocol::hash::FastMap;
 use crate::protocol::message::ClientMessage;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 /// How a call is made.
@@ -106,7 +106,7 @@ impl MethodError {
         match self {
             MethodError::Server { reason, error, .. } => reason.clone().unwrap_or_else(|| match error {
                 Value::String(s) => s.clone(),
-                other => other.to_string(),
+                other => crate::protocol::json::to_text(other),
             }),
             MethodError::InvocationFailed => {
                 "Method invocation might have failed due to dropped connection. Failing because `noRetry` option was passed to Meteor.apply.".into()
@@ -170,20 +170,22 @@ struct Call {
     bytes: usize,
 }
 
-/// A block of calls in send order. Every operation is O(log n): blocks can
-/// hold thousands of pipelined calls.
+/// A block of calls in send order. Pushing, removing and taking the unsent
+/// calls are O(1) per call (amortised): blocks can hold thousands of
+/// pipelined calls, and results mostly come back in order.
 #[derive(Debug, Default)]
 struct Block {
     wait: bool,
-    /// Position in the block → call id.
-    order: BTreeMap<u64, u64>,
+    /// Slot `p - base` holds the call at position `p` (`None` once it
+    /// completed; completed slots at the front are dropped).
+    slots: VecDeque<Option<u64>>,
+    base: u64,
     /// Call id → position.
     pos: FastMap<u64, u64>,
-    /// Positions not yet sent → call id (only the first block is ever
-    /// sent). A map of the same type as `order`, so the wasm carries one
-    /// B-tree instantiation for both.
-    unsent: BTreeMap<u64, u64>,
-    next: u64,
+    /// Positions pushed unsent, in order (the first block's are sent from
+    /// here; a position whose call completed is skipped when taken).
+    unsent: VecDeque<u64>,
+    live: usize,
 }
 
 impl Block {
@@ -194,44 +196,98 @@ impl Block {
     }
 
     fn push(&mut self, id: u64, unsent: bool) {
-        let p = self.next;
-        self.next += 1;
-        self.order.insert(p, id);
+        let p = self.base + self.slots.len() as u64;
+        self.slots.push_back(Some(id));
         self.pos.insert(id, p);
+        self.live += 1;
         if unsent {
-            self.unsent.insert(p, id);
+            self.unsent.push_back(p);
         }
+    }
+
+    fn slot(&self, p: u64) -> Option<u64> {
+        p.checked_sub(self.base).and_then(|i| self.slots.get(i as usize).copied().flatten())
     }
 
     fn remove(&mut self, id: u64) -> bool {
-        match self.pos.remove(&id) {
-            Some(p) => {
-                self.order.remove(&p);
-                self.unsent.remove(&p);
-                true
-            }
-            None => false,
+        let Some(p) = self.pos.remove(&id) else { return false };
+        if let Some(slot) = p.checked_sub(self.base).and_then(|i| self.slots.get_mut(i as usize)) {
+            *slot = None;
         }
+        self.live -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while self.unsent.front().is_some_and(|&p| self.slot(p).is_none()) {
+            self.unsent.pop_front();
+        }
+        true
     }
 
     fn ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.order.values().copied()
+        self.slots.iter().flatten().copied()
     }
 
     fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.live == 0
     }
 
     /// Appends `other`'s calls after this block's, keeping their order.
     fn append(&mut self, other: Block) {
-        for (p, id) in other.order {
-            self.push(id, other.unsent.contains_key(&p));
+        // `other.unsent` is in position order: walk it alongside the slots.
+        let mut unsent = other.unsent.iter().copied().peekable();
+        for (i, slot) in other.slots.iter().enumerate() {
+            let p = other.base + i as u64;
+            while unsent.next_if(|&u| u < p).is_some() {}
+            if let Some(id) = slot {
+                self.push(*id, unsent.peek() == Some(&p));
+            }
         }
     }
 
     /// Takes the unsent ids, in order.
     fn take_unsent(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.unsent).into_values().collect()
+        let unsent = std::mem::take(&mut self.unsent);
+        unsent.into_iter().filter_map(|p| self.slot(p)).collect()
+    }
+
+    /// Marks unsent exactly the calls `still` keeps, in order.
+    fn reset_unsent(&mut self, still: impl Fn(u64) -> bool) {
+        let base = self.base;
+        self.unsent = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_some_and(&still))
+            .map(|(i, _)| base + i as u64)
+            .collect();
+    }
+}
+
+/// Call deadlines in time order (f64 bits of a non-negative time order like
+/// the time), with the call id: a sorted deque (deadlines mostly arrive in
+/// order and fall due from the front).
+#[derive(Debug, Default)]
+struct Deadlines(VecDeque<(u64, u64)>);
+
+impl Deadlines {
+    fn insert(&mut self, at: f64, id: u64) {
+        let key = (at.max(0.0).to_bits(), id);
+        let i = self.0.partition_point(|k| *k < key);
+        self.0.insert(i, key);
+    }
+
+    fn remove(&mut self, at: f64, id: u64) {
+        let key = (at.max(0.0).to_bits(), id);
+        let i = self.0.partition_point(|k| *k < key);
+        if self.0.get(i) == Some(&key) {
+            self.0.remove(i);
+        }
+    }
+
+    fn first(&self) -> Option<(f64, u64)> {
+        self.0.front().map(|&(bits, id)| (f64::from_bits(bits), id))
     }
 }
 
@@ -245,7 +301,7 @@ pub(super) struct Methods {
     /// The old blocks while the app's `onReconnect` hooks run.
     held: Option<VecDeque<Block>>,
     /// Deadlines, ordered (f64 bits of a non-negative time order like the time).
-    deadlines: BTreeSet<(u64, u64)>,
+    deadlines: Deadlines,
     bytes: usize,
     /// Calls sent and not complete (kept as a count: `outbox()` runs after
     /// every frame, so it must not scan the calls).
@@ -255,20 +311,20 @@ pub(super) struct Methods {
 impl Methods {
     /// Moves every call deadline `by` ms earlier (the wall clock jumped back).
     pub(super) fn shift_deadlines(&mut self, by: f64) {
-        let ids: Vec<u64> = self.deadlines.iter().map(|&(_, id)| id).collect();
-        self.deadlines.clear();
+        let ids: Vec<u64> = self.deadlines.0.iter().map(|&(_, id)| id).collect();
+        self.deadlines.0.clear();
         for id in ids {
             if let Some(c) = self.calls.get_mut(&id) {
                 if let Some(d) = c.deadline.as_mut() {
                     *d -= by;
-                    self.deadlines.insert((d.max(0.0).to_bits(), id));
+                    self.deadlines.insert(*d, id);
                 }
             }
         }
     }
 
     pub(super) fn next_deadline(&self) -> Option<f64> {
-        self.deadlines.first().map(|(bits, _)| f64::from_bits(*bits))
+        self.deadlines.first().map(|(at, _)| at)
     }
 
     fn push(blocks: &mut VecDeque<Block>, id: u64, wait: bool) {
@@ -295,12 +351,7 @@ impl Methods {
         let calls = &self.calls;
         for list in [Some(&mut self.blocks), self.held.as_mut()].into_iter().flatten() {
             for b in list.iter_mut() {
-                b.unsent = b
-                    .order
-                    .iter()
-                    .filter(|(_, id)| calls.get(id).is_some_and(|c| !c.sent && c.result.is_none()))
-                    .map(|(p, id)| (*p, *id))
-                    .collect();
+                b.reset_unsent(|id| calls.get(&id).is_some_and(|c| !c.sent && c.result.is_none()));
             }
         }
     }
@@ -340,7 +391,7 @@ impl Machine {
         now: f64,
     ) -> Result<u64, MethodError> {
         self.observe_clock(now);
-        let bytes = name.len() + params.iter().map(|p| serde_json::to_string(p).map_or(0, |s| s.len())).sum::<usize>();
+        let bytes = name.len() + params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
         let left = self.room_for_call()?;
         if bytes > left {
             return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
@@ -350,7 +401,7 @@ impl Machine {
         let id = m.next_id;
         let deadline = options.timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).map(|t| now + t);
         if let Some(d) = deadline {
-            m.deadlines.insert((d.max(0.0).to_bits(), id));
+            m.deadlines.insert(d, id);
         }
         m.bytes += bytes;
         let wait = options.wait;
@@ -524,7 +575,7 @@ impl Machine {
         }
         self.methods.bytes -= c.bytes;
         if let Some(d) = c.deadline {
-            self.methods.deadlines.remove(&(d.max(0.0).to_bits(), id));
+            self.methods.deadlines.remove(d, id);
         }
         self.methods.remove_from_blocks(id);
         Some(c)
@@ -539,11 +590,11 @@ impl Machine {
     }
 
     pub(super) fn expire_methods(&mut self, now: f64) {
-        while let Some(&(bits, id)) = self.methods.deadlines.first() {
-            if f64::from_bits(bits) > now {
+        while let Some((at, id)) = self.methods.deadlines.first() {
+            if at > now {
                 break;
             }
-            self.methods.deadlines.pop_first();
+            self.methods.deadlines.0.pop_front();
             self.fail_call(id, MethodError::Timeout);
         }
     }

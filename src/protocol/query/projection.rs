@@ -1,6 +1,7 @@
 //! The `fields` option: include (`{a: 1, "b.c": 1}`) or exclude
 //! (`{a: 0}`) fields, dotted paths included; `_id` is kept unless `_id: 0`.
 
+use crate::protocol::json::to_text;
 use super::selector::as_object;
 use super::QueryError;
 use serde_json::{Map, Value};
@@ -102,7 +103,7 @@ impl Projection {
         let m = match spec {
             Value::Null => return Ok(None),
             Value::Object(m) => m,
-            other => return Err(bad(format!("fields must be an object, not {other}"))),
+            other => return Err(bad(format!("fields must be an object, not {}", to_text(other)))),
         };
         let mut id = true;
         let mut mode: Option<bool> = None;
@@ -114,7 +115,7 @@ impl Projection {
                 Value::Object(_) => {
                     return Err(QueryError::UnsupportedOperator(format!("projection operator in fields.{k}")))
                 }
-                other => return Err(bad(format!("bad fields value {other} for {k}"))),
+                other => return Err(bad(format!("bad fields value {} for {k}", to_text(other)))),
             };
             if k == "_id" {
                 id = on;

@@ -9,6 +9,7 @@
 //! `$elemMatch` test the arrays themselves; `$ne`, `$nin`, `$not` and
 //! `$exists: false` negate the whole branched match.
 
+use crate::protocol::json::to_text;
 use super::value::{self, compare, equal, Kind};
 use super::{Regex, RegexEngine, QueryError};
 use serde_json::{Map, Value};
@@ -224,7 +225,7 @@ fn operator_object(v: &Value) -> Result<Option<&Map<String, Value>>, QueryError>
     match ops {
         0 => Ok(None),
         n if n == m.len() => Ok(Some(m)),
-        _ => Err(bad(format!("inconsistent operator: {}", Value::Object(m.clone())))),
+        _ => Err(bad(format!("inconsistent operator: {}", to_text(&Value::Object(m.clone()))))),
     }
 }
 
@@ -352,7 +353,7 @@ pub(crate) fn compile_value(v: &Value, engine: &dyn RegexEngine) -> Result<Value
 
 /// Compiles a document selector (`{field: …, $and: […], …}`).
 pub(crate) fn compile_doc(sel: &Value, engine: &dyn RegexEngine) -> Result<DocMatcher, QueryError> {
-    let Some(m) = as_object(sel) else { return Err(bad(format!("a selector must be an object, not {sel}"))) };
+    let Some(m) = as_object(sel) else { return Err(bad(format!("a selector must be an object, not {}", to_text(sel)))) };
     let mut parts = Vec::with_capacity(m.len());
     for (k, v) in m {
         match k.as_str() {

@@ -4,6 +4,7 @@
 //! field sorts as null. Ties are broken by `_id`, so every order is total
 //! and the same on every run.
 
+use crate::protocol::json::to_text;
 use super::selector::{lookup, Branch};
 use super::value::compare;
 use super::QueryError;
@@ -63,7 +64,7 @@ fn direction(v: &Value) -> Result<bool, QueryError> {
         Value::String(s) if s == "asc" || s == "ascending" => Ok(false),
         Value::String(s) if s == "desc" || s == "descending" => Ok(true),
         Value::Bool(b) => Ok(!*b),
-        other => Err(QueryError::BadOptions(format!("bad sort direction {other}"))),
+        other => Err(QueryError::BadOptions(format!("bad sort direction {}", to_text(other)))),
     }
 }
 
@@ -85,12 +86,12 @@ impl Sort {
                         Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
                             keys.push((path(pair[0].as_str().unwrap_or_default()), direction(&pair[1])?))
                         }
-                        other => return Err(QueryError::BadOptions(format!("bad sort key {other}"))),
+                        other => return Err(QueryError::BadOptions(format!("bad sort key {}", to_text(other)))),
                     }
                 }
             }
             Value::Null => {}
-            other => return Err(QueryError::BadOptions(format!("bad sort specification {other}"))),
+            other => return Err(QueryError::BadOptions(format!("bad sort specification {}", to_text(other)))),
         }
         Ok(Sort { keys })
     }
