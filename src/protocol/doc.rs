@@ -289,25 +289,9 @@ pub(crate) mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) mod properties {
         use super::*;
+        use crate::protocol::json::tests::properties::json_value;
         use proptest::prelude::*;
         use serde_json::json;
-
-        fn json_value() -> impl Strategy<Value = Value> {
-            let leaf = prop_oneof![
-                Just(Value::Null),
-                any::<bool>().prop_map(Value::Bool),
-                any::<i64>().prop_map(Value::from),
-                any::<u64>().prop_map(Value::from),
-                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-                "\\PC{0,12}".prop_map(Value::String),
-            ];
-            leaf.prop_recursive(4, 32, 6, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                    prop::collection::vec(("[a-z$]{0,3}", inner), 0..5).prop_map(|kv| Value::Object(kv.into_iter().collect())),
-                ]
-            })
-        }
 
         pub(crate) fn fields() -> impl Strategy<Value = Fields> {
             // A few common values too, so that a change often sets a field
@@ -318,7 +302,7 @@ pub(crate) mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #![proptest_config(ProptestConfig::with_cases(1000))]
             /// A document written compact or pretty, read as text and
             /// decoded, is exactly the map the reader builds from that text
             /// (order and numbers included); and writing a map and decoding

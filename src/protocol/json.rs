@@ -578,7 +578,7 @@ impl<'a> Reader<'a> {
 
 // Native only: proptest is not built for wasm32 (wasm-pack test builds the lib's tests too).
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -648,11 +648,12 @@ mod tests {
 
     // proptest is a native dev-dependency: the property tests run natively.
     #[cfg(not(target_arch = "wasm32"))]
-    mod properties {
+    pub(crate) mod properties {
         use super::*;
         use proptest::prelude::*;
 
-        fn json_value() -> impl Strategy<Value = Value> {
+        /// Any JSON value (numbers of every kind, any strings, nesting).
+        pub(crate) fn json_value() -> impl Strategy<Value = Value> {
             let leaf = prop_oneof![
                 Just(Value::Null),
                 any::<bool>().prop_map(Value::Bool),
