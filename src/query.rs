@@ -146,14 +146,14 @@ impl Query {
     /// skipped and limited. With no `sort`, in `_id` order.
     pub fn fetch(&self) -> Vec<Value> {
         self.coll.with_docs_unordered(|docs| {
-            let hits = self.query.fetch(docs.iter().map(|(id, d)| (*id, d.fields())));
+            let hits = self.query.fetch(docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))));
             hits.iter().map(|(id, f)| result_doc(&self.query, id, f)).collect()
         })
     }
 
     /// Runs `f` on the results (not projected; decoded, the others not kept).
     pub(crate) fn with_results<R: Default>(&self, f: impl FnOnce(&[(&str, Cow<'_, Fields>)]) -> R) -> R {
-        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().map(|(id, d)| (*id, d.fields())))))
+        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))))))
     }
 
     /// How many results (skip and limit applied, as Meteor's `count()`).
@@ -168,7 +168,7 @@ impl Query {
 
     /// The live results now, following the collection from here on.
     pub(crate) fn live(&self) -> Rc<Live> {
-        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().map(|(id, d)| (*id, d.fields())))));
+        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))))));
         let results = results.unwrap_or_else(|| LiveResults::new(self.query.clone(), std::iter::empty::<(&str, &Fields)>()));
         Rc::new(Live { results: RefCell::new(results), coll: self.coll.downgrade() })
     }

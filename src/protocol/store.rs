@@ -66,6 +66,18 @@ impl<'a> DocRef<'a> {
             DocRef::Local(f) => Cow::Borrowed(f),
         }
     }
+
+    /// The fields if the document matches `query` (a server document is
+    /// tested on the fields the query reads, and decoded whole only if it
+    /// matches).
+    pub fn fields_if(self, id: &str, query: &crate::protocol::query::Query) -> Option<Cow<'a, Fields>> {
+        if let DocRef::Server(d) = self {
+            if !query.matches(id, &d.fields_of(&query.reads())) {
+                return None;
+            }
+        }
+        Some(self.fields()).filter(|f| query.matches(id, f))
+    }
 }
 
 /// All collections.

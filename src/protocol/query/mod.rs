@@ -193,6 +193,17 @@ impl Query {
         self
     }
 
+    /// The top-level fields the selector and the sort read: a document
+    /// holding only these (of its fields) matches and sorts as the whole
+    /// one does (so a compact document need not be decoded whole to be
+    /// tested: [`crate::protocol::doc::Doc::fields_of`]).
+    pub fn reads(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.selector.top_fields(&mut out);
+        self.sort.top_fields(&mut out);
+        out
+    }
+
     /// Whether document `id` with `fields` matches the selector.
     pub fn matches(&self, id: &str, fields: &Fields) -> bool {
         let id_value = self.reads_id.then(|| Value::String(id.to_owned()));

@@ -192,6 +192,16 @@ impl DocMatcher {
         }
     }
 
+    /// The top-level fields the test reads (the first part of each path;
+    /// operators inside a field's test read only that field's value).
+    pub(crate) fn top_fields<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            DocMatcher::And(ms) | DocMatcher::Or(ms) | DocMatcher::Nor(ms) => ms.iter().for_each(|m| m.top_fields(out)),
+            DocMatcher::Field { path, .. } => out.extend(path.first().map(String::as_str)),
+            DocMatcher::All | DocMatcher::Nothing => {}
+        }
+    }
+
     /// Whether a top-level path starts at `_id` (the caller then builds
     /// the `_id` value once per document).
     pub(crate) fn reads_id(&self) -> bool {

@@ -101,6 +101,11 @@ impl Sort {
         self.keys.is_empty()
     }
 
+    /// The top-level fields the keys read.
+    pub(crate) fn top_fields<'a>(&'a self, out: &mut Vec<&'a str>) {
+        out.extend(self.keys.iter().filter_map(|(path, _)| path.first().map(String::as_str)));
+    }
+
     /// A document's sort key.
     pub fn key(&self, id: &str, fields: &Map<String, Value>) -> SortKey {
         let reads_id = self.keys.iter().any(|(path, _)| path.first().is_some_and(|p| p == "_id"));

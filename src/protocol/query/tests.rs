@@ -514,3 +514,22 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// A compact document reduced to the fields a query reads
+    /// (`Doc::fields_of(query.reads())`, what a scan decodes) matches and
+    /// sorts exactly as the whole document does.
+    #[test]
+    fn the_fields_a_query_reads_decide_it(doc in arb_doc(), pad in "\\PC{0,8}", selector in arb_selector(), options in arb_options()) {
+        let q = Query::compile(Some(&selector), Some(&options), &NativeRegex).unwrap();
+        let mut whole = doc;
+        whole.insert("pad".into(), json!(pad));
+        let compact = crate::protocol::doc::Doc::from_fields(&whole);
+        let part = compact.fields_of(&q.reads());
+        prop_assert!(part.len() < whole.len(), "pad is never read");
+        prop_assert_eq!(q.matches("d1", &part), q.matches("d1", &whole));
+        prop_assert_eq!(q.sort_key("d1", &part), q.sort_key("d1", &whole));
+    }
+}
