@@ -293,6 +293,20 @@ ${md}
   plus serde_json with exact float parsing. \`PROFILING=1 scripts/build-pkg.sh\`
   and \`twiggy top pkg/ddp_live_bg.wasm\` show what each part weighs.
 `;
-  writeFileSync("docs/benchmarks.md", doc);
+  // Sections written by other scripts (the live-query and Leptos benches)
+  // are kept as they are.
+  let kept = "";
+  try {
+    const old = readFileSync("docs/benchmarks.md", "utf8");
+    kept = old
+      .split(/^(?=## )/m)
+      .slice(1)
+      .filter((section) => !section.startsWith("## Reading the table"))
+      .map((section) => `\n${section.trimEnd()}\n`)
+      .join("");
+  } catch {
+    // no earlier file
+  }
+  writeFileSync("docs/benchmarks.md", doc + kept);
   console.log("\nwritten to docs/benchmarks.md");
 }
