@@ -453,7 +453,7 @@ impl Machine {
         self.disconnect(now);
         self.closed = true;
         let mut ids: Vec<u64> = self.methods.calls.keys().copied().collect();
-        ids.sort_unstable();
+        crate::protocol::order::sort_by(&mut ids, u64::cmp);
         for id in ids {
             self.fail_call(id, MethodError::Closed);
         }
@@ -620,7 +620,7 @@ impl Machine {
         self.methods.held = Some(VecDeque::new());
         // Results already here complete now.
         let mut answered: Vec<u64> = self.methods.calls.iter().filter(|(_, c)| c.result.is_some()).map(|(id, _)| *id).collect();
-        answered.sort_unstable();
+        crate::protocol::order::sort_by(&mut answered, u64::cmp);
         for id in answered {
             if let Some(c) = self.methods.calls.get_mut(&id) {
                 c.updated = true;
