@@ -289,9 +289,13 @@ ${md}
   row), JavaScript clients much less so.
 - **Size.** The wasm carries what the JavaScript clients leave to the app:
   the document store and reconnect reconciliation, EJSON, the offline outbox
-  with resumption, client stubs, rooms, heartbeats and the reactive layer,
-  plus serde_json with exact float parsing. \`PROFILING=1 scripts/build-pkg.sh\`
-  and \`twiggy top pkg/ddp_live_bg.wasm\` show what each part weighs.
+  with resumption, client stubs, rooms, accounts, live queries, heartbeats
+  and the reactive layer. JSON is read and written by hand (no serde
+  machinery in the wasm) and numbers that need rounding are converted by
+  the browser's own \`parseFloat\`/\`String\` (exact, and no float tables in
+  the wasm); the JS glue is minified, as the JS clients are.
+  \`scripts/build-pkg.sh\` prints the largest items (twiggy);
+  \`PROFILING=1 scripts/build-pkg.sh\` keeps the names for \`twiggy top\`.
 `;
   // Sections written by other scripts (the live-query and Leptos benches)
   // are kept as they are.
