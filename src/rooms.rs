@@ -119,7 +119,7 @@ impl RoomInner {
                             room.state.borrow_mut().joined(id)
                         }
                         Err(MethodError::Server { reason, error, .. }) => {
-                            let reason = reason.unwrap_or_else(|| error.to_string());
+                            let reason = reason.unwrap_or_else(|| crate::protocol::json::to_text(&error));
                             room.state.borrow_mut().join_rejected(reason)
                         }
                         // Closed or cancelled: the room is going away anyway.

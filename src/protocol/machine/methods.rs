@@ -142,7 +142,7 @@ impl fmt::Display for MethodError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = match self.error() {
             Value::String(s) => s,
-            other => other.to_string(),
+            other => crate::protocol::json::to_text(&other),
         };
         write!(f, "{} [{code}]", self.reason())
     }
