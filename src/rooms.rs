@@ -16,7 +16,7 @@ use crate::{MethodCall, Options};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
-use crate::protocol::hash::{FastMap, FastSet};
+use crate::protocol::hash::{FastSet, NameMap};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -56,7 +56,7 @@ pub(crate) struct RoomInner {
     listeners: Rc<Registry<dyn Fn(&RoomNotice)>>,
     /// Recent message ids, so a message is never delivered twice.
     seen: RefCell<(FastSet<String>, VecDeque<String>)>,
-    rooms: Weak<RefCell<FastMap<String, Rc<RoomInner>>>>,
+    rooms: Weak<RefCell<NameMap<Rc<RoomInner>>>>,
 }
 
 const SEEN: usize = 1024;
@@ -157,7 +157,7 @@ impl RoomInner {
     }
 }
 
-type RoomMap = Rc<RefCell<FastMap<String, Rc<RoomInner>>>>;
+type RoomMap = Rc<RefCell<NameMap<Rc<RoomInner>>>>;
 
 /// Rooms over one DDP connection.
 ///
