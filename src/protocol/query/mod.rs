@@ -222,7 +222,7 @@ impl Query {
             .filter(|(id, f)| self.matches(id, f))
             .map(|(id, f)| (self.sort_key(id, f), id, f))
             .collect();
-        hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        crate::protocol::order::sort_by(&mut hits, |a, b| a.0.cmp(&b.0));
         let take = self.limit.unwrap_or(usize::MAX);
         hits.into_iter().skip(self.skip).take(take).map(|(_, id, f)| (id, f)).collect()
     }
