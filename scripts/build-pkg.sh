@@ -21,6 +21,18 @@ cargo_args=()
 [ -n "$features" ] && cargo_args+=(--features "${features// /,}")
 wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
 
+# The JS glue (and the inline snippets it imports) minified, as the JS
+# clients it is compared with are shipped: its doc comments stay in the .d.ts.
+# --keep-names keeps the classes' names (DDPConnection, not a letter) for
+# whoever inspects them in a console.
+esbuild=node_modules/.bin/esbuild
+[ -x "$esbuild" ] || { echo "missing $esbuild: run scripts/setup.sh" >&2; exit 1; }
+for js in "$out_dir/$out_name.js" $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
+  head -n1 "$js" | grep '^/\* @ts-self-types' > "$js.min" || true
+  "$esbuild" "$js" --minify --keep-names --target=es2020 --format=esm --log-level=warning >> "$js.min"
+  mv "$js.min" "$js"
+done
+
 wasm="$out_dir/${out_name}_bg.wasm"
 # binaryen from npm (version pinned in package.json): Debian's wasm-opt 108
 # corrupts the externref table that current wasm-bindgen emits (the module
@@ -47,5 +59,10 @@ fi
 mv "$wasm.opt" "$wasm"
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
-js_gz=$(gzip -9 -c "$out_dir/$out_name.js" | wc -c)
-echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"
+js_gz=$(cat "$out_dir/$out_name.js" | gzip -9 | wc -c)
+snippets_gz=0
+for js in $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
+  snippets_gz=$((snippets_gz + $(gzip -9 -c "$js" | wc -c)))
+done
+js_gz=$((js_gz + snippets_gz))
+echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue (minified, with its snippets) ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use crate::protocol::hash::FastMap;
+use crate::protocol::hash::{FastMap, NameMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -185,8 +185,8 @@ pub(crate) struct Inner {
     reconnect_hooks: Rc<Registry<dyn Fn(&Connection)>>,
     outbox: Observable<Outbox>,
     pub(crate) subs: RefCell<FastMap<String, crate::data::SubState>>,
-    pub(crate) stubs: RefCell<FastMap<String, crate::stubs::Stub>>,
-    pub(crate) mirrors: RefCell<FastMap<String, Rc<crate::data::Mirror>>>,
+    pub(crate) stubs: RefCell<NameMap<crate::stubs::Stub>>,
+    pub(crate) mirrors: RefCell<NameMap<Rc<crate::data::Mirror>>>,
     /// The connection's accounts, made on first use.
     pub(crate) accounts: std::cell::OnceCell<Rc<crate::accounts::AccountsInner>>,
 }
@@ -253,8 +253,8 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         reconnect_hooks: Rc::default(),
         outbox: Observable::new(Outbox::default()),
         subs: RefCell::new(FastMap::default()),
-        stubs: RefCell::new(FastMap::default()),
-        mirrors: RefCell::new(FastMap::default()),
+        stubs: RefCell::new(NameMap::default()),
+        mirrors: RefCell::new(NameMap::default()),
         accounts: std::cell::OnceCell::new(),
     });
     if options.watch_page {

@@ -238,7 +238,7 @@ impl Collection {
     pub(crate) fn with_docs<R: Default>(&self, f: impl FnOnce(&[(&str, DocRef<'_>)]) -> R) -> R {
         self.mirror.read(|store, name| {
             let mut docs = store.visible(name);
-            docs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            crate::protocol::order::sort_by(&mut docs, |a, b| a.0.cmp(b.0));
             f(&docs)
         })
     }

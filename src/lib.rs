@@ -42,6 +42,7 @@ pub mod browser;
 mod connection;
 mod data;
 mod error;
+#[cfg(feature = "js")]
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;

@@ -127,6 +127,7 @@ impl Live {
     }
 }
 
+#[cfg(feature = "js")]
 impl Query {
     /// The compiled query.
     pub(crate) fn engine(&self) -> &Rc<engine::Query> {
@@ -141,7 +142,9 @@ impl Query {
         };
         Query { coll: self.coll, query: Rc::new(query) }
     }
+}
 
+impl Query {
     /// The matching documents (fields plus `_id`, projected), sorted,
     /// skipped and limited. With no `sort`, in `_id` order.
     pub fn fetch(&self) -> Vec<Value> {

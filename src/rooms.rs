@@ -16,7 +16,7 @@ use crate::{MethodCall, Options};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
-use crate::protocol::hash::{FastMap, FastSet};
+use crate::protocol::hash::{FastSet, NameMap};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -56,7 +56,7 @@ pub(crate) struct RoomInner {
     listeners: Rc<Registry<dyn Fn(&RoomNotice)>>,
     /// Recent message ids, so a message is never delivered twice.
     seen: RefCell<(FastSet<String>, VecDeque<String>)>,
-    rooms: Weak<RefCell<FastMap<String, Rc<RoomInner>>>>,
+    rooms: Weak<RefCell<NameMap<Rc<RoomInner>>>>,
 }
 
 const SEEN: usize = 1024;
@@ -119,7 +119,7 @@ impl RoomInner {
                             room.state.borrow_mut().joined(id)
                         }
                         Err(MethodError::Server { reason, error, .. }) => {
-                            let reason = reason.unwrap_or_else(|| error.to_string());
+                            let reason = reason.unwrap_or_else(|| crate::protocol::json::to_text(&error));
                             room.state.borrow_mut().join_rejected(reason)
                         }
                         // Closed or cancelled: the room is going away anyway.
@@ -157,7 +157,7 @@ impl RoomInner {
     }
 }
 
-type RoomMap = Rc<RefCell<FastMap<String, Rc<RoomInner>>>>;
+type RoomMap = Rc<RefCell<NameMap<Rc<RoomInner>>>>;
 
 /// Rooms over one DDP connection.
 ///
@@ -358,6 +358,7 @@ impl Room {
     }
 
     /// [`Room::send`] whose outcome goes to `done` (for the JS layer).
+    #[cfg(feature = "js")]
     pub(crate) fn send_with(&self, data: Value, kind: Option<&str>, done: DoneHook) -> Result<u64, MethodError> {
         let params = self.send_params(data, kind)?;
         self.inner.conn.place_call("rooms.send", params, CallOptions::default(), None, Vec::new(), Done::Hook(done))

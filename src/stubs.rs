@@ -10,7 +10,7 @@ use crate::protocol::machine::StubWrite;
 use crate::protocol::random::{new_seed, RandomStream};
 use crate::protocol::store::Fields;
 use serde_json::Value;
-use crate::protocol::hash::FastMap;
+use crate::protocol::hash::NameMap;
 use std::rc::Rc;
 
 /// What a stub sees and does: its call's random streams and document writes.
@@ -18,7 +18,7 @@ pub struct StubContext {
     inner: Rc<Inner>,
     name: String,
     seed: Option<String>,
-    streams: FastMap<String, RandomStream>,
+    streams: NameMap<RandomStream>,
     writes: Vec<StubWrite>,
 }
 
@@ -27,7 +27,7 @@ pub type Stub = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, String>>;
 
 impl StubContext {
     pub(crate) fn new(inner: Rc<Inner>, name: &str) -> Self {
-        StubContext { inner, name: name.to_owned(), seed: None, streams: FastMap::default(), writes: Vec::new() }
+        StubContext { inner, name: name.to_owned(), seed: None, streams: NameMap::default(), writes: Vec::new() }
     }
 
     /// The method's name.
@@ -52,7 +52,7 @@ impl StubContext {
     pub fn random_id(&mut self, scope: &str) -> String {
         let scope = if scope.is_empty() { "default" } else { scope };
         let seed = self.random_seed();
-        self.streams.entry(scope.to_owned()).or_insert_with(|| RandomStream::new(&seed, scope)).next_id()
+        self.streams.get_or_insert_with(scope, || RandomStream::new(&seed, scope)).next_id()
     }
 
     /// The document as the app sees it now (this stub's writes included).

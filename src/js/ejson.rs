@@ -4,13 +4,13 @@
 use crate::protocol::ejson::Ejson;
 use js_sys::{Array, Date, Function, Object, Reflect, Uint8Array};
 use std::cell::RefCell;
-use crate::protocol::hash::FastMap;
+use crate::protocol::hash::NameMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 thread_local! {
     /// Custom types: name → factory turning the `$value` into an instance.
-    static TYPES: RefCell<FastMap<String, Function>> = RefCell::new(FastMap::default());
+    static TYPES: RefCell<NameMap<Function>> = RefCell::new(NameMap::default());
 }
 
 /// Registers a custom EJSON type, as Meteor's `EJSON.addType(name, factory)`:

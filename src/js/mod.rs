@@ -23,7 +23,7 @@ use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use crate::protocol::hash::FastMap;
+use crate::protocol::hash::NameMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -493,7 +493,7 @@ pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
 pub struct DdpConnection {
     conn: Connection,
     listeners: Emitter,
-    stubs: RefCell<FastMap<String, Function>>,
+    stubs: RefCell<NameMap<Function>>,
     _event_handle: ListenerHandle,
     _accounts_handle: ListenerHandle,
 }
@@ -523,7 +523,7 @@ impl DdpConnection {
         DdpConnection {
             conn,
             listeners,
-            stubs: RefCell::new(FastMap::default()),
+            stubs: RefCell::new(NameMap::default()),
             _event_handle: handle,
             _accounts_handle: accounts_handle,
         }

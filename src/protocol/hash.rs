@@ -54,6 +54,69 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// A `HashSet` with [`FastHasher`].
 pub type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
 
+/// A map from names to values for the handful of entries a client keeps by
+/// name (collections, stubs, EJSON types, random streams): a vector, looked
+/// up by scanning. For a few dozen entries that is as fast as hashing, and
+/// each value type costs the wasm a few hundred bytes instead of a hash
+/// table's few thousand.
+#[derive(Debug, Clone)]
+pub struct NameMap<V>(Vec<(String, V)>);
+
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        NameMap(Vec::new())
+    }
+}
+
+impl<V> NameMap<V> {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.index(name).map(|i| &self.0[i].1)
+    }
+
+    /// Sets `name` to `value`; returns the value it replaced.
+    pub fn insert(&mut self, name: String, value: V) -> Option<V> {
+        match self.index(&name) {
+            Some(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            None => {
+                self.0.push((name, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<V> {
+        self.index(name).map(|i| self.0.swap_remove(i).1)
+    }
+
+    /// The value of `name`, made by `make` if there is none yet.
+    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.index(name) {
+            Some(i) => i,
+            None => {
+                self.0.push((name.to_owned(), make()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +138,23 @@ mod tests {
             map.insert(format!("k{i}"), i);
         }
         assert!((0..1000).all(|i| map.get(&format!("k{i}")) == Some(&i)));
+    }
+
+    #[test]
+    fn name_maps_insert_replace_get_remove() {
+        let mut m: NameMap<u32> = NameMap::default();
+        assert_eq!(m.insert("a".into(), 1), None);
+        assert_eq!(m.insert("b".into(), 2), None);
+        assert_eq!(m.insert("a".into(), 3), Some(1));
+        assert_eq!((m.get("a"), m.get("b"), m.get("c"), m.len()), (Some(&3), Some(&2), None, 2));
+        *m.get_or_insert_with("c", || 7) += 1;
+        *m.get_or_insert_with("a", || 99) += 1;
+        assert_eq!((m.get("c"), m.get("a")), (Some(&8), Some(&4)));
+        assert_eq!(m.remove("a"), Some(4));
+        assert_eq!(m.remove("a"), None);
+        let mut v: Vec<u32> = m.values().copied().collect();
+        v.sort_unstable();
+        assert_eq!(v, [2, 8]);
+        assert!(!m.is_empty());
     }
 }

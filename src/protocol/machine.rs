@@ -186,7 +186,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Server { reason, .. } => write!(f, "server error: {reason}"),
             ProtocolError::Unexpected(s) => write!(f, "unexpected message: {s}"),
             ProtocolError::SubscriptionFailed { error, .. } => {
-                let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_owned);
+                let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| crate::protocol::json::to_text(error), str::to_owned);
                 write!(f, "subscription failed: {reason}")
             }
             ProtocolError::Inconsistent { msg: "added", collection, id } => {

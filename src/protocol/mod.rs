@@ -19,6 +19,7 @@ pub mod hash;
 pub mod json;
 pub mod machine;
 pub mod message;
+pub mod order;
 pub mod query;
 pub mod random;
 pub mod retry;

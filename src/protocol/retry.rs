@@ -85,7 +85,12 @@ pub(crate) fn show_number(v: f64) -> String {
     } else if v.is_infinite() {
         if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
     } else {
-        serde_json::Value::from(v).to_string()
+        let mut out = String::new();
+        match serde_json::Number::from_f64(v) {
+            Some(n) => crate::protocol::json::write_number(&n, &mut out),
+            None => out.push('0'),
+        }
+        out
     }
 }
 

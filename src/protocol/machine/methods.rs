@@ -142,7 +142,7 @@ impl fmt::Display for MethodError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = match self.error() {
             Value::String(s) => s,
-            other => other.to_string(),
+            other => crate::protocol::json::to_text(&other),
         };
         write!(f, "{} [{code}]", self.reason())
     }
@@ -453,7 +453,7 @@ impl Machine {
         self.disconnect(now);
         self.closed = true;
         let mut ids: Vec<u64> = self.methods.calls.keys().copied().collect();
-        ids.sort_unstable();
+        crate::protocol::order::sort_by(&mut ids, u64::cmp);
         for id in ids {
             self.fail_call(id, MethodError::Closed);
         }
@@ -620,7 +620,7 @@ impl Machine {
         self.methods.held = Some(VecDeque::new());
         // Results already here complete now.
         let mut answered: Vec<u64> = self.methods.calls.iter().filter(|(_, c)| c.result.is_some()).map(|(id, _)| *id).collect();
-        answered.sort_unstable();
+        crate::protocol::order::sort_by(&mut answered, u64::cmp);
         for id in answered {
             if let Some(c) = self.methods.calls.get_mut(&id) {
                 c.updated = true;

@@ -37,6 +37,7 @@ pub mod value;
 mod tests;
 
 pub use crate::protocol::store::Fields;
+use crate::protocol::json;
 use serde_json::Value;
 use std::borrow::{Borrow, Cow};
 
@@ -129,9 +130,9 @@ fn count(options: &serde_json::Map<String, Value>, key: &str) -> Result<Option<u
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9.0e15 => Ok(Some(f as usize)),
-            _ => Err(QueryError::BadOptions(format!("{key} must be a whole number ≥ 0, not {n}"))),
+            _ => Err(QueryError::BadOptions(format!("{key} must be a whole number ≥ 0, not {}", json::to_text(&Value::Number(n.clone()))))),
         },
-        Some(other) => Err(QueryError::BadOptions(format!("{key} must be a number, not {other}"))),
+        Some(other) => Err(QueryError::BadOptions(format!("{key} must be a number, not {}", json::to_text(other)))),
     }
 }
 
@@ -155,7 +156,7 @@ impl Query {
                     selector::compile_doc(v, regex)?
                 }
             }
-            Some(other) => return Err(QueryError::BadSelector(format!("a selector must be an object or an _id, not {other}"))),
+            Some(other) => return Err(QueryError::BadSelector(format!("a selector must be an object or an _id, not {}", json::to_text(other)))),
         };
         let mut q = Query {
             reads_id: matcher.reads_id(),
@@ -182,7 +183,7 @@ impl Query {
                     q.projection = projection::Projection::compile(f)?;
                 }
             }
-            Some(other) => return Err(QueryError::BadOptions(format!("options must be an object, not {other}"))),
+            Some(other) => return Err(QueryError::BadOptions(format!("options must be an object, not {}", json::to_text(other)))),
         }
         Ok(q)
     }
@@ -233,7 +234,7 @@ impl Query {
             .filter(|(id, f)| self.matches(id, f.borrow()))
             .map(|(id, f)| (self.sort_key(id, f.borrow()), id, f))
             .collect();
-        hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        crate::protocol::order::sort_by(&mut hits, |a, b| a.0.cmp(&b.0));
         let take = self.limit.unwrap_or(usize::MAX);
         hits.into_iter().skip(self.skip).take(take).map(|(_, id, f)| (id, f)).collect()
     }

@@ -38,10 +38,13 @@ const browser = await chromium.launch({
 // that has been running a while is; the "fresh page" row measures the cold
 // start instead: the first subscription in a new page.
 const warmUp = [["subscribe", 1000], ["subscribeObserved", 1000], ["pipelined", 500], ["sequential", 100]];
-async function newPage() {
+// browser.newPage() opens a new browser context each time: its own
+// renderer process, HTTP cache and compiled-code cache, nothing shared with
+// an earlier page.
+async function newPage(html = "index.html") {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
-  await page.goto(`${base}/js-tests/bench/index.html`);
+  await page.goto(`${base}/js-tests/bench/${html}`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
   return page;
 }
@@ -71,11 +74,13 @@ function scenario() {
   return { sc, url: `ws://127.0.0.1:${port}/t/${sc}/websocket` };
 }
 // cold: a new page, no warm-up; fresh: a new warmed-up page of its own (so
-// that what the page holds afterwards is this run's).
-async function run(client, workload, arg, { cold = false, fresh = false } = {}) {
+// that what the page holds afterwards is this run's); bare: a new page that
+// has loaded no client at all (cold.html; the workload loads its own).
+async function run(client, workload, arg, { cold = false, fresh = false, bare = false } = {}) {
   if (onlyClients && !onlyClients.includes(client)) return null;
   if (onlyWorkloads && !onlyWorkloads.includes(workload)) return null;
-  const page = cold ? await newPage() : fresh ? await warmPage(client) : await pageFor(client);
+  if (bare) cold = true;
+  const page = bare ? await newPage("cold.html") : cold ? await newPage() : fresh ? await warmPage(client) : await pageFor(client);
   try {
     const has = await page.evaluate(([c, w]) => typeof window.bench[c]?.[w] === "function", [client, workload]);
     if (!has) return null;
@@ -93,10 +98,12 @@ async function run(client, workload, arg, { cold = false, fresh = false } = {}) 
       return null;
     }
     const after = await page.evaluate(() => ({ ...window.handler }));
+    // (cold.html times no handler: window.handler is absent there.)
     const frames = after.frames - before.frames;
     const us = frames > 0 ? ((after.ms - before.ms) * 1000) / frames : null;
     (cpu[`${client} ${workload} ${arg}${cold ? " cold" : ""}`] ??= []).push(us);
-    process.stderr.write(`  ${client} ${workload} ${arg}${cold ? " (fresh page)" : ""}: ${JSON.stringify(r)}; handler ${us?.toFixed(1)} µs × ${frames} frames (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    const handler = Number.isNaN(frames) ? "" : `; handler ${us?.toFixed(1)} µs × ${frames} frames`;
+    process.stderr.write(`  ${client} ${workload} ${arg}${cold ? " (fresh page)" : ""}: ${JSON.stringify(r)}${handler} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
     return r;
   } finally {
     if (cold || fresh) await page.close();
@@ -127,6 +134,27 @@ const rows = [];
 const msOf = (x) => (x == null ? null : typeof x === "number" ? x : x.ms);
 const ratio = (a, b, higherIsBetter = false) => (a == null || b == null ? "–" : `${(higherIsBetter ? b / a : a / b).toFixed(2)}×`);
 rows.push({ workload: "package size (gzipped)", ...sizeRow, "ddp-live ÷ ddp.js": `${sizeRatio.toFixed(2)}×` });
+{
+  // Cold start, each run in a new page that has loaded no client (see
+  // coldStart in workloads.js): from before the client's code is fetched
+  // (ddp-live: before importing the glue and its `init()`, the package's
+  // default export, which fetches, compiles and instantiates the wasm; the
+  // JS clients: before fetching and evaluating their minified bundle) to
+  // the client's connected event, over a WebSocket on loopback. Nothing is
+  // warm: a new browser context per run (its own renderer process, HTTP
+  // cache and code cache) and URLs unique per run, so neither the HTTP cache
+  // nor Chromium's compiled-code cache (wasm or JS) can serve a run; the
+  // page itself (cold.html, workloads.js) is loaded before the clock starts.
+  const r = await runAll("coldStart", "sc", repeat, clients.slice(0, 3), { bare: true });
+  const part = (c) => (c === "ddp-live" ? "`init()`" : "script");
+  rows.push({
+    workload: "cold start: `init()` → `connected`, fresh page, nothing cached (the JS clients: from fetching their script)",
+    ...Object.fromEntries(
+      clients.map((c) => [c, r[c] == null ? (failures[`${c} coldStart sc`] ? "failed" : "–") : `${r[c].ms.toFixed(0)} ms (${part(c)} ${r[c].load.toFixed(0)} + connect ${r[c].connect.toFixed(0)})`]),
+    ),
+    "ddp-live ÷ ddp.js": ratio(r["ddp-live"]?.ms, r["ddp.js"]?.ms),
+  });
+}
 for (const size of sizes) {
   // 100k: one run, in a warmed-up page of its own (so the memory row
   // counts only this run's documents).
@@ -227,7 +255,7 @@ console.log(md);
 if (!narrowed) {
   const doc = `# Benchmarks
 
-Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead); every figure is the median of ${repeat} runs (100k: one run, in a warmed-up page of its own), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
+Produced by \`scripts/bench.sh\` (headless Chromium ${(await import("node:child_process")).execSync("chromium --version 2>/dev/null").toString().trim().replace(/^Chromium /, "")}, the test server on loopback, this project's 2-core machine; ${new Date().toISOString().slice(0, 10)}). Every client runs the same workloads in the same browser, each client in a page of its own warmed up by a small round of every workload (the "fresh page" row measures a cold start instead, and the "cold start" row a new page that has loaded no client: from ddp-live's \`init()\` — the glue's import and the wasm's fetch, compile and instantiation, with nothing in the HTTP or compiled-code cache — or the JS clients' script fetch, to the connected event; in brackets the medians of its two parts); every figure is the median of ${repeat} runs (100k: one run, in a warmed-up page of its own), the clients taking turns. The last column is ddp-live's cost relative to ddp.js: below 1 means ddp-live does better (for calls/s the ratio is taken the other way round, so this holds there too). ddp.js keeps no documents, so its run adds a minimal \`Map\` of JS objects; ddp-live keeps its reactive store (documents stay in wasm until read), and its \`onChange\` row hands every document to JS as it arrives. Calls: ddp.js and simpleddp resolve on the \`result\`; ddp-live's promise waits for \`updated\` too (the call's writes are visible), so it is timed both ways. The handler rows time each client's own WebSocket \`message\` handler per frame (the page is cross-origin isolated for 5 µs timers), apart from the browser's delivery, which bounds the wall-clock rows on this machine.
 
 ${md}
 
@@ -253,15 +281,36 @@ ${md}
   insertion-ordered map, sized exactly when read): about 500 bytes for a
   200-byte document at 100k, where V8 keeps a small JS object in about 300.
   Only one copy is kept whatever the number of readers.
-- **Cold start.** In a fresh page the wasm runs in V8's baseline tier until
-  its hot functions are optimised; the first large subscription pays for
-  that (the "fresh page" row), JavaScript clients much less so.
+- **Cold start.** Before its first \`connected\`, ddp-live fetches, compiles
+  and instantiates its wasm (the \`init()\` part of the "cold start" row),
+  where the JavaScript clients evaluate a small script. In a fresh page the
+  wasm then runs in V8's baseline tier until its hot functions are
+  optimised; the first large subscription pays for that (the "fresh page"
+  row), JavaScript clients much less so.
 - **Size.** The wasm carries what the JavaScript clients leave to the app:
   the document store and reconnect reconciliation, EJSON, the offline outbox
-  with resumption, client stubs, rooms, heartbeats and the reactive layer,
-  plus serde_json with exact float parsing. \`PROFILING=1 scripts/build-pkg.sh\`
-  and \`twiggy top pkg/ddp_live_bg.wasm\` show what each part weighs.
+  with resumption, client stubs, rooms, accounts, live queries, heartbeats
+  and the reactive layer. JSON is read and written by hand (no serde
+  machinery in the wasm) and numbers that need rounding are converted by
+  the browser's own \`parseFloat\`/\`String\` (exact, and no float tables in
+  the wasm); the JS glue is minified, as the JS clients are.
+  \`scripts/build-pkg.sh\` prints the largest items (twiggy);
+  \`PROFILING=1 scripts/build-pkg.sh\` keeps the names for \`twiggy top\`.
 `;
-  writeFileSync("docs/benchmarks.md", doc);
+  // Sections written by other scripts (the live-query and Leptos benches)
+  // are kept as they are.
+  let kept = "";
+  try {
+    const old = readFileSync("docs/benchmarks.md", "utf8");
+    kept = old
+      .split(/^(?=## )/m)
+      .slice(1)
+      .filter((section) => !section.startsWith("## Reading the table"))
+      .map((section) => `\n${section.trimEnd()}\n`)
+      .join("");
+  } catch {
+    // no earlier file
+  }
+  writeFileSync("docs/benchmarks.md", doc + kept);
   console.log("\nwritten to docs/benchmarks.md");
 }

@@ -35,8 +35,46 @@ async function simple(url) {
   return s;
 }
 
+// Cold start (run in cold.html, a fresh page that has loaded no client):
+// the clock starts before the client's code is fetched (`tag`, unique per
+// run, keeps every URL out of the HTTP cache and so out of Chromium's
+// compiled-code cache, which is keyed by URL) and stops at its connected
+// event. `load` is the code's part (for ddp-live: importing the glue and
+// `init()`, which fetches, compiles and instantiates the wasm; for the JS
+// clients: fetching and evaluating the bundled script), `connect` the rest.
+async function coldStart(tag, load, connect) {
+  const t0 = now();
+  await load(tag);
+  const t1 = now();
+  const close = await connect();
+  const t2 = now();
+  close();
+  return { ms: t2 - t0, load: t1 - t0, connect: t2 - t1 };
+}
+const loadScript = (src) =>
+  new Promise((res, rej) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = res;
+    s.onerror = () => rej(new Error(`cannot load ${src}`));
+    document.head.append(s);
+  });
+
 export const bench = {
   "ddp-live": {
+    coldStart: (url, tag) =>
+      coldStart(
+        tag,
+        async (tag) => {
+          const glue = await import(`/pkg/ddp_live.js?cold=${tag}`);
+          window.ddpWasm = await glue.default({ module_or_path: `/pkg/ddp_live_bg.wasm?cold=${tag}` });
+          window.ddp = glue;
+        },
+        async () => {
+          const conn = await ddpLive(url);
+          return () => conn.close();
+        },
+      ),
     async subscribe(url, n) {
       const conn = await ddpLive(url);
       const items = conn.collection("items");
@@ -115,6 +153,15 @@ export const bench = {
     },
   },
   "ddp.js": {
+    coldStart: (url, tag) =>
+      coldStart(
+        tag,
+        (tag) => loadScript(`/bench-www/ddpjs.min.js?cold=${tag}`),
+        async () => {
+          const c = await ddpjs(url);
+          return () => c.disconnect();
+        },
+      ),
     async subscribe(url, n) {
       const c = await ddpjs(url);
       const docs = new Map(); // the minimal store ddp.js leaves to the app
@@ -163,6 +210,15 @@ export const bench = {
     deadDetection: null, // no client heartbeat: a silent server is never detected
   },
   simpleddp: {
+    coldStart: (url, tag) =>
+      coldStart(
+        tag,
+        (tag) => loadScript(`/bench-www/simpleddp.min.js?cold=${tag}`),
+        async () => {
+          const s = await simple(url);
+          return () => s.disconnect();
+        },
+      ),
     async subscribe(url, n) {
       const s = await simple(url);
       const m0 = heap();
