@@ -269,18 +269,21 @@ ${md}
   runs vary by 10–15 % here (the 100k rows are single runs), so read a ratio
   within that band as parity.
 - **ddp-live's hot path**, per \`added\` frame: the frame's text is copied
-  into wasm once, read straight into its known fields (no map of the frame,
-  no key copies), and the document is stored once (the \`Added\` change
-  shares it); the futures-signals map of a collection exists only once a Rust
-  caller asks for \`signal_map\`/\`doc_signal\`. JS objects are built from
-  the stored value directly, with field-name strings cached (one
-  \`JSON.parse\` per document measured slower). A call's Promise is settled
-  from the connection's pump, with no executor or channel. Profile it with
-  \`tests/js/bench/profile.mjs\` (see the README).
-- **Memory.** Each stored document is a Rust map (serde_json's
-  insertion-ordered map, sized exactly when read): about 500 bytes for a
-  200-byte document at 100k, where V8 keeps a small JS object in about 300.
-  Only one copy is kept whatever the number of readers.
+  into wasm once and read straight into its known fields (no map of the
+  frame, no key copies); the document's fields are checked and kept as their
+  JSON text, without building a value. The futures-signals map of a
+  collection exists only once a Rust caller asks for
+  \`signal_map\`/\`doc_signal\`. JS objects are built from the stored
+  document when read, with field-name strings cached. A call's Promise is
+  settled from the connection's pump, with no executor or channel. Profile
+  it with \`tests/js/bench/profile.mjs\` (see the README).
+- **Memory.** Each stored document is the JSON text of its fields (one
+  allocation; a \`changed\` splices its fields into it, untouched fields
+  keep the server's text), decoded when read; queries decode only the fields
+  they test, and a document whole only when it matches. For a 200-byte
+  document at 100k that is the text (~224 B with the allocator's header),
+  its id and a hash-table slot. Reading every document (a \`find()\` over
+  all of them) pays the decoding instead.
 - **Cold start.** Before its first \`connected\`, ddp-live fetches, compiles
   and instantiates its wasm (the \`init()\` part of the "cold start" row),
   where the JavaScript clients evaluate a small script. In a fresh page the
