@@ -339,3 +339,31 @@ pub(crate) mod tests {
         }
     }
 }
+
+// Review (issue 12): findings shown as failing tests.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod review {
+    use super::*;
+
+    /// A `changed` of one field of a document with many top-level fields
+    /// (a document used as a map: per-user flags, counters by key) must cost
+    /// about the document's length, as the map store's did. `Doc::entries`
+    /// finds each key by a linear scan of the keys before it (repeated keys
+    /// are looked for), and `merge` scans again for each set key: O(k²) in
+    /// the number of fields per `changed`.
+    #[test]
+    fn a_change_to_a_document_with_many_fields_is_linear() {
+        let n = 20_000;
+        let text = format!("{{{}}}", (0..n).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
+        let mut doc = Doc::read(&mut Reader::new(&text)).unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..10 {
+            let set = Doc::read(&mut Reader::new(&format!("{{\"k{}\":-1}}", n - 1 - i))).unwrap();
+            let (changed, _) = doc.merge(&set, &[]);
+            assert_eq!(changed.len(), 1);
+        }
+        let took = start.elapsed();
+        // Linear: ~10 × 20k fields, milliseconds even in a debug build.
+        assert!(took.as_secs_f64() < 1.0, "10 changes of a 20k-field document took {took:?}");
+    }
+}

@@ -650,3 +650,26 @@ impl Machine {
         resent
     }
 }
+
+// Review (issue 12): findings shown as failing tests.
+#[cfg(test)]
+mod review {
+    use super::*;
+
+    /// A call that stays pending (a long-running method, no timeout) at the
+    /// front of a block must not make the block keep a slot for every call
+    /// completed after it: the B-tree it replaced dropped them. Here 100k
+    /// calls complete behind one pending call; the block should hold about
+    /// one entry, it holds 100k (16 bytes each, for as long as the first
+    /// call is pending: unbounded growth).
+    #[test]
+    fn a_pending_call_does_not_keep_the_slots_of_calls_completed_after_it() {
+        let mut b = Block::new(false, 0);
+        for id in 1..=100_000 {
+            b.push(id, false);
+            assert!(b.remove(id));
+        }
+        assert_eq!(b.ids().collect::<Vec<_>>(), [0]);
+        assert!(b.slots.len() < 1_000, "{} slots kept for 1 pending call", b.slots.len());
+    }
+}
