@@ -254,6 +254,11 @@ impl Collection {
         self.mirror.read(|store, name| store.get(name, id).map(|d| f(&d)))
     }
 
+    /// Runs `f` on one stored document, not decoded, if it is there.
+    pub(crate) fn with_doc_ref<R>(&self, id: &str, f: impl FnOnce(crate::protocol::store::DocRef<'_>) -> R) -> Option<R> {
+        self.mirror.read(|store, name| store.get_ref(name, id).map(f))
+    }
+
     /// How many documents.
     pub fn len(&self) -> usize {
         self.mirror.read(|store, name| store.visible_len(name))

@@ -118,11 +118,13 @@ impl Live {
             Change::Added { id, .. } | Change::Changed { id, .. } | Change::Removed { id, .. } => id,
         };
         let Some(coll) = self.coll.upgrade() else { return out };
-        // The store already holds the change: read the document as it is now.
-        let seen = coll.with_doc(id, |f| self.results.borrow_mut().update(id, Some(f), &mut out));
-        if seen.is_none() {
-            self.results.borrow_mut().update(id, None, &mut out);
-        }
+        // The store already holds the change: read the document as it is
+        // now, decoding first only the fields the query reads (a document
+        // that does not match is not decoded whole, and counts as absent).
+        let matched = coll
+            .with_doc_ref(id, |d| d.fields_if(id, self.results.borrow().query()).map(std::borrow::Cow::into_owned))
+            .flatten();
+        self.results.borrow_mut().update(id, matched.as_ref(), &mut out);
         out
     }
 }

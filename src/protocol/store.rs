@@ -162,12 +162,17 @@ impl Store {
 
     /// One document as the app sees it (a server document is decoded).
     pub fn get(&self, collection: &str, id: &str) -> Option<Cow<'_, Fields>> {
+        self.get_ref(collection, id).map(DocRef::fields)
+    }
+
+    /// One document as the app sees it, not decoded.
+    pub fn get_ref(&self, collection: &str, id: &str) -> Option<DocRef<'_>> {
         if !self.local.is_empty() {
             if let Some(l) = self.local.get(&(collection.to_owned(), id.to_owned())) {
-                return l.doc.as_ref().map(Cow::Borrowed);
+                return l.doc.as_ref().map(DocRef::Local);
             }
         }
-        self.server_doc(collection, id).map(|d| Cow::Owned(d.fields()))
+        self.server_doc(collection, id).map(DocRef::Server)
     }
 
     /// Whether the server sent document `id` of `collection` (stub writes
