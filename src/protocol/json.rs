@@ -306,6 +306,31 @@ impl<'a> Reader<'a> {
     }
 
     fn number(&mut self) -> Result<Value, JsonError> {
+        let (start, integer) = self.number_text()?;
+        match number_value(&self.text[start..self.at], integer) {
+            Some(n) => Ok(Value::Number(n)),
+            None => {
+                self.at = start;
+                self.fail("number out of range")
+            }
+        }
+    }
+
+    /// Skips a number, refusing it as [`Reader::number`] would (out of
+    /// the doubles' range) without converting it unless it is near the edge.
+    fn skip_number(&mut self) -> Result<(), JsonError> {
+        let (start, integer) = self.number_text()?;
+        if in_range(&self.text[start..self.at], integer) {
+            Ok(())
+        } else {
+            self.at = start;
+            self.fail("number out of range")
+        }
+    }
+
+    /// Reads past a number's text: where it started, and whether it is an
+    /// integer (no fraction, no exponent).
+    fn number_text(&mut self) -> Result<(usize, bool), JsonError> {
         let start = self.at;
         let b = self.bytes();
         if b.get(self.at) == Some(&b'-') {
@@ -336,14 +361,36 @@ impl<'a> Reader<'a> {
                 return self.fail("bad number");
             }
         }
-        let text = &self.text[start..self.at];
-        match number_value(text, integer) {
-            Some(n) => Ok(Value::Number(n)),
-            None => {
-                self.at = start;
-                self.fail("number out of range")
-            }
-        }
+        Ok((start, integer))
+    }
+}
+
+/// Whether `text`, a well-formed JSON number, is within the doubles' range:
+/// decided from its decimal exponent, converting it only near ±1.8e308.
+fn in_range(text: &str, integer: bool) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exp) = match digits.find(['e', 'E']) {
+        Some(i) => (&digits[..i], &digits[i + 1..]),
+        None => (digits, "0"),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The power of ten of the first significant digit, before the exponent.
+    let lead = match whole.trim_start_matches('0') {
+        w if !w.is_empty() => w.len() as i64 - 1,
+        _ => match fraction.find(|c| c != '0') {
+            Some(i) => -(i as i64) - 1,
+            None => return true, // zero
+        },
+    };
+    let exp: i64 = match exp.parse() {
+        Ok(e) => e,
+        // Too many digits for an i64: beyond any double either way.
+        Err(_) => return exp.starts_with('-'),
+    };
+    match lead.saturating_add(exp) {
+        m if m < 308 => true,
+        m if m > 308 => false,
+        _ => number_value(text, integer).is_some(),
     }
 }
 
@@ -569,7 +616,7 @@ impl<'a> Reader<'a> {
             Some(b't') => self.word("true", Value::Null).map(drop),
             Some(b'f') => self.word("false", Value::Null).map(drop),
             Some(b'n') => self.word("null", Value::Null).map(drop),
-            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.skip_number(),
             Some(_) => self.fail("expected a value"),
             None => self.fail("unexpected end of the text"),
         }
@@ -707,6 +754,25 @@ pub(crate) mod tests {
                         (Ok(_), Err(e)) => prop_assert!(e.to_string().contains("surrogate") || e.to_string().contains("unicode"), "{} only ours: {}", t, e),
                         (Err(e), Ok(_)) => prop_assert!(false, "{} only serde_json: {}", t, e),
                     }
+                }
+            }
+
+            /// Skipping a number refuses exactly what reading it refuses
+            /// (out of the doubles' range), decided mostly without
+            /// converting it.
+            #[test]
+            fn a_skipped_number_is_in_range_as_a_read_one(
+                neg in any::<bool>(), whole in "(0|[1-9][0-9]{0,4})", zeros in 0usize..6, fraction in "[0-9]{0,20}",
+                exp in prop_oneof![-400i64..400, 300i64..320, Just(99_999_999_999_999_999)], exp_sign in any::<bool>(),
+            ) {
+                let frac = if fraction.is_empty() && zeros == 0 { String::new() } else { format!(".{}{fraction}", "0".repeat(zeros)) };
+                let e = if exp_sign { format!("e{exp}") } else { String::new() };
+                let text = format!("{}{whole}{frac}{e}", if neg { "-" } else { "" });
+                let integer = frac.is_empty() && e.is_empty();
+                prop_assert_eq!(in_range(&text, integer), number_value(&text, integer).is_some(), "{}", text);
+                for edge in ["1.7976931348623157e308", "1.7976931348623158e308", "1.797693134862315807e308", "1.7976931348623159e308",
+                             "179.76931348623157e306", "0.00017976931348623157e312", "-1.8e308", "1e308", "9.9e307", "0e999999999999999999999"] {
+                    prop_assert_eq!(in_range(edge, false), number_value(edge, false).is_some(), "{}", edge);
                 }
             }
 
