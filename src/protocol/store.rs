@@ -4,9 +4,11 @@
 //!
 //! Values are kept as EJSON wire JSON (decoded at the edges): a server
 //! document as the JSON text of its fields ([`Doc`], decoded on read: the
-//! store costs little more than the text the server sent). Every
-//! operation is O(1) per document (hash maps), so N `added` messages cost
-//! O(N) overall, and a reconciliation is one pass over both snapshots.
+//! store costs little more than the text the server sent). Finding a
+//! document is O(1) (hash maps), so N `added` messages cost O(N) overall in
+//! the size of their text, and a reconciliation is one pass over both
+//! snapshots; a `changed` rewrites its document's text (O(k log k) in its
+//! k fields).
 //!
 //! Client stubs write to a **local layer** over the server's documents: a
 //! document a stub wrote shows the stub's version until every method that
