@@ -365,14 +365,19 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A number's text (without its sign) split at its exponent: the digits
+/// and point before it, and the exponent's text ("0" when there is none).
+fn mantissa_and_exponent(text: &str) -> (&str, &str) {
+    match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, "0"),
+    }
+}
+
 /// Whether `text`, a well-formed JSON number, is within the doubles' range:
 /// decided from its decimal exponent, converting it only near ±1.8e308.
 fn in_range(text: &str, integer: bool) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (mantissa, exp) = match digits.find(['e', 'E']) {
-        Some(i) => (&digits[..i], &digits[i + 1..]),
-        None => (digits, "0"),
-    };
+    let (mantissa, exp) = mantissa_and_exponent(text.strip_prefix('-').unwrap_or(text));
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     // The power of ten of the first significant digit, before the exponent.
     let lead = match whole.trim_start_matches('0') {
@@ -418,10 +423,7 @@ fn number_value(text: &str, integer: bool) -> Option<Number> {
 /// division rounds once, correctly (Clinger's fast path). `None` for the
 /// rest, which the platform's parser reads.
 fn exact_decimal(negative: bool, text: &str) -> Option<f64> {
-    let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], &text[i + 1..]),
-        None => (text, "0"),
-    };
+    let (mantissa, exp) = mantissa_and_exponent(text);
     let exp = exp.strip_prefix('+').unwrap_or(exp);
     let exp: i32 = if exp.len() > 5 { return None } else { exp.parse().ok()? };
     let (mut m, mut scale, mut digits, mut in_fraction) = (0u64, 0i32, 0u32, false);

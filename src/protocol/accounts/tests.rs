@@ -17,6 +17,14 @@ fn effects(s: &mut LoginState) -> Vec<Effect> {
     std::iter::from_fn(|| s.poll_effect()).collect()
 }
 
+/// An app login as user u1 with token T1, completed, its effects drained.
+fn log_in(s: &mut LoginState) {
+    let a = s.begin(AttemptKind::App, None);
+    s.result_received(a, &ok("u1", "T1"));
+    s.done(a, ok("u1", "T1"), NOW);
+    effects(s);
+}
+
 #[test]
 fn expiry_follows_meteor_a_tenth_of_the_lifetime_capped_at_an_hour() {
     let expires = token_expiration(NOW);
@@ -85,10 +93,7 @@ fn a_login_sets_the_user_stores_the_token_and_settles() {
 #[test]
 fn a_wrong_password_rejects_and_leaves_the_user_alone() {
     let mut s = LoginState::default();
-    let a = s.begin(AttemptKind::App, None);
-    s.result_received(a, &ok("u1", "T1"));
-    s.done(a, ok("u1", "T1"), NOW);
-    effects(&mut s);
+    log_in(&mut s);
     let b = s.begin(AttemptKind::App, None);
     s.done(b, Err(forbidden("Incorrect password")), NOW);
     assert_eq!(s.user_id(), Some("u1"), "a failed login does not log out");
@@ -109,10 +114,7 @@ fn a_new_session_logs_in_again_and_a_rejected_token_logs_out() {
     let mut s = LoginState::default();
     s.reconnected(NOW);
     assert!(effects(&mut s).is_empty(), "never logged in: nothing to resume");
-    let a = s.begin(AttemptKind::App, None);
-    s.result_received(a, &ok("u1", "T1"));
-    s.done(a, ok("u1", "T1"), NOW);
-    effects(&mut s);
+    log_in(&mut s);
     s.reconnected(NOW + 1000.0);
     let r = match &effects(&mut s)[..] {
         [Effect::ResumeLogin { attempt, token }] if token == "T1" => *attempt,
@@ -169,10 +171,7 @@ fn a_login_that_failed_here_keeps_the_stored_login() {
         assert_eq!(s.stored(), Some(&good));
         // And a reconnect login that failed here.
         let mut s = LoginState::default();
-        let a = s.begin(AttemptKind::App, None);
-        s.result_received(a, &ok("u1", "T1"));
-        s.done(a, ok("u1", "T1"), NOW);
-        effects(&mut s);
+        log_in(&mut s);
         s.reconnected(NOW + 1000.0);
         let r = match &effects(&mut s)[..] {
             [Effect::ResumeLogin { attempt, .. }] => *attempt,
@@ -221,10 +220,7 @@ fn a_login_replaced_by_a_new_session_settles_with_the_resume_login() {
 #[test]
 fn logout_and_new_tokens() {
     let mut s = LoginState::default();
-    let a = s.begin(AttemptKind::App, None);
-    s.result_received(a, &ok("u1", "T1"));
-    s.done(a, ok("u1", "T1"), NOW);
-    effects(&mut s);
+    log_in(&mut s);
     s.new_token(ok("u1", "T2").unwrap().as_ref(), NOW);
     assert_eq!(s.stored().map(|x| x.token.as_str()), Some("T2"));
     s.reconnected(NOW);
