@@ -27,7 +27,8 @@ wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
 # whoever inspects them in a console.
 esbuild=node_modules/.bin/esbuild
 [ -x "$esbuild" ] || { echo "missing $esbuild: run scripts/setup.sh" >&2; exit 1; }
-for js in "$out_dir/$out_name.js" $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
+# (PROFILING=1 leaves them as written, so a CPU profile names their lines.)
+[ "${PROFILING:-0}" = 1 ] || for js in "$out_dir/$out_name.js" $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
   head -n1 "$js" | grep '^/\* @ts-self-types' > "$js.min" || true
   "$esbuild" "$js" --minify --keep-names --target=es2020 --format=esm --log-level=warning >> "$js.min"
   mv "$js.min" "$js"

@@ -535,7 +535,15 @@ impl Inner {
     /// The wall clock; when it was set back, the machine's deadlines move
     /// back with it first (the browser's monotonic clock tells by how much).
     fn now(&self) -> f64 {
-        let (now, set_back) = self.clock.read();
+        self.clock_read(self.clock.read())
+    }
+
+    /// [`Inner::now`] with the clocks already read (by the socket's handler).
+    fn now_at(&self, wall: f64, mono: f64) -> f64 {
+        self.clock_read(self.clock.at(wall, Some(mono)))
+    }
+
+    fn clock_read(&self, (now, set_back): (f64, Option<f64>)) -> f64 {
         if let Some(by) = set_back {
             self.machine.borrow_mut().handle_clock_jump(by);
         }
@@ -663,9 +671,9 @@ impl Inner {
     fn open_socket(self: &Rc<Self>, socket: u64) {
         let weak: Weak<Inner> = Rc::downgrade(self);
         let max_len = self.machine.borrow().config().max_frame_bytes;
-        let opened = Socket::open(&self.url, max_len, move |e| {
+        let opened = Socket::open(&self.url, max_len, move |e, clocks| {
             if let Some(inner) = weak.upgrade() {
-                inner.socket_event(socket, e);
+                inner.socket_event(socket, e, clocks);
             }
         });
         match opened {
@@ -685,8 +693,8 @@ impl Inner {
         }
     }
 
-    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent) {
-        let now = self.now();
+    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent, (wall, mono): (f64, f64)) {
+        let now = self.now_at(wall, mono);
         {
             let mut m = self.machine.borrow_mut();
             match event {

@@ -6,7 +6,7 @@
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{Event, WebSocket};
 
 /// Milliseconds since the Unix epoch: the wall clock, so deadlines stay
 /// truthful across throttled timers and sleep.
@@ -38,8 +38,14 @@ impl Clock {
     /// The wall clock now, and how far it was set back since the last read
     /// (beyond a second of tolerance).
     pub fn read(&self) -> (f64, Option<f64>) {
-        let wall = now();
-        let Ok(mono) = performance_now() else { return (wall, None) };
+        self.at(now(), performance_now().ok())
+    }
+
+    /// [`Clock::read`] with both clocks read by the caller (the socket's JS
+    /// handler reads them itself: one call into wasm per frame instead of
+    /// three). `mono` is `None` (or NaN) where there is no monotonic clock.
+    pub fn at(&self, wall: f64, mono: Option<f64>) -> (f64, Option<f64>) {
+        let Some(mono) = mono.filter(|m| !m.is_nan()) else { return (wall, None) };
         let set_back = self.last.get().and_then(|(last_wall, last_mono)| {
             let expected = last_wall + (mono - last_mono);
             (wall < expected - 1000.0).then_some(expected - wall)
@@ -138,13 +144,14 @@ pub fn random() -> f64 {
     js_sys::Math::random()
 }
 
-/// What a socket delivers.
-pub enum SocketEvent {
+/// What a socket delivers. A text frame is borrowed from the socket's
+/// intake buffer for the duration of the handler's call.
+pub enum SocketEvent<'a> {
     Open,
-    Text(String),
+    Text(&'a str),
     /// A text frame longer than the limit, in UTF-16 code units, left in JS
     /// memory: only its first and last `ENDS` code units were copied.
-    TooLarge { len: usize, ends: String },
+    TooLarge { len: usize, ends: &'a str },
     Binary(usize),
     Close(u16),
     Error,
@@ -154,51 +161,124 @@ pub enum SocketEvent {
 /// (enough to find a `result`'s id).
 const ENDS: u32 = 256;
 
+/// An intake buffer larger than this is released after its frame (a rare
+/// large frame does not pin its size for the socket's life).
+const KEEP_BYTES: usize = 1 << 20;
+
+// The socket's handlers in one small JS function: a text frame is encoded by
+// the browser's TextEncoder straight into a buffer in wasm memory that is
+// reused from frame to frame, and Rust is entered once per event (no
+// per-frame allocation or string object crossing the boundary). `handle`
+// is called as handle(kind, a, b, wall, mono): 0 open; 1 text of `a` bytes;
+// 2 too large (`a` bytes of its ends, `b` its length); 3 binary of `a`
+// bytes; 4 close with code `a`; 5 error; 6 grow the buffer to `b` bytes
+// keeping its first `a`, returning where it now is. For 1 and 2 it returns 1
+// when it released the buffer. `wall` and `mono` are Date.now() and
+// performance.now() when the event came (see Clock::at).
+#[wasm_bindgen(inline_js = r#"
+const utf8 = new TextEncoder();
+export function attach(ws, memory, maxLen, ends, handle) {
+  let ptr = 0, cap = 0;
+  // ASCII (nearly every DDP frame) by a loop, which beats encodeInto on
+  // short strings; from the first other character on, encodeInto.
+  const copy = (text) => {
+    const n = text.length;
+    if (cap < n) (ptr = handle(6, 0, n, 0, 0)), (cap = n);
+    const mem = new Uint8Array(memory.buffer, ptr, cap);
+    let at = 0;
+    for (; at < n; at++) {
+      const c = text.charCodeAt(at);
+      if (c > 127) break;
+      mem[at] = c;
+    }
+    if (at === n) return n;
+    let rest = text.slice(at);
+    for (;;) {
+      const need = at + rest.length * 3;
+      if (cap < need) (ptr = handle(6, at, need, 0, 0)), (cap = need);
+      const r = utf8.encodeInto(rest, new Uint8Array(memory.buffer, ptr + at, cap - at));
+      at += r.written;
+      if (r.read === rest.length) return at;
+      rest = rest.slice(r.read);
+    }
+  };
+  const mono = typeof performance === "object" ? () => performance.now() : () => NaN;
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => handle(0, 0, 0, Date.now(), mono());
+  ws.onmessage = (e) => {
+    const d = e.data;
+    if (typeof d !== "string") return void handle(3, d.byteLength >>> 0, 0, Date.now(), mono());
+    const n = d.length;
+    const len = n > maxLen ? copy(d.slice(0, ends) + "\u2026" + d.slice(n - ends)) : copy(d);
+    const released = handle(n > maxLen ? 2 : 1, len, n, Date.now(), mono());
+    if (released) cap = 0;
+  };
+  ws.onclose = (e) => handle(4, e.code, 0, Date.now(), mono());
+  ws.onerror = () => handle(5, 0, 0, Date.now(), mono());
+}
+export function detach(ws) {
+  ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+  // CONNECTING or OPEN: close it (closing a socket still connecting aborts
+  // the handshake).
+  if (ws.readyState <= 1) try { ws.close(1000, "client disconnect"); } catch (_) {}
+}
+"#)]
+extern "C" {
+    fn attach(ws: &WebSocket, memory: &JsValue, max_len: f64, ends: u32, handle: &Closure<dyn FnMut(u32, u32, u32, f64, f64) -> u32>);
+    fn detach(ws: &WebSocket);
+}
+
 /// A browser WebSocket whose handlers live exactly as long as this value.
 pub struct Socket {
     ws: WebSocket,
-    _onopen: Closure<dyn FnMut(Event)>,
-    _onmessage: Closure<dyn FnMut(MessageEvent)>,
-    _onclose: Closure<dyn FnMut(CloseEvent)>,
-    _onerror: Closure<dyn FnMut(Event)>,
+    _handle: Closure<dyn FnMut(u32, u32, u32, f64, f64) -> u32>,
 }
 
 impl Socket {
     /// Opens a WebSocket to `url`; `handler` hears everything it does. A
     /// text frame longer than `max_len` UTF-16 code units is never copied
     /// into wasm memory (its UTF-8 form is at least that many bytes): the
-    /// handler gets [`SocketEvent::TooLarge`].
-    pub fn open(url: &str, max_len: usize, handler: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
+    /// handler gets [`SocketEvent::TooLarge`]. The handler also gets the
+    /// wall and monotonic clocks read when the event came.
+    pub fn open(url: &str, max_len: usize, handler: impl Fn(SocketEvent<'_>, (f64, f64)) + 'static) -> Result<Socket, String> {
         let ws = WebSocket::new(url).map_err(describe)?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
-        let handler = std::rc::Rc::new(handler);
-        let h = handler.clone();
-        let onopen = Closure::<dyn FnMut(Event)>::new(move |_: Event| h(SocketEvent::Open));
-        let h = handler.clone();
-        let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let data = e.data();
-            match data.dyn_ref::<js_sys::JsString>() {
-                Some(text) if text.length() as usize > max_len => {
-                    let len = text.length();
-                    let ends = String::from(text.slice(0, ENDS)) + "\u{2026}" + &String::from(text.slice(len.saturating_sub(ENDS), len));
-                    h(SocketEvent::TooLarge { len: len as usize, ends })
+        // The intake buffer: JS writes each text frame into its first bytes.
+        let mut buf: Vec<u8> = Vec::new();
+        let handle = Closure::<dyn FnMut(u32, u32, u32, f64, f64) -> u32>::new(move |kind: u32, a: u32, b: u32, wall: f64, mono: f64| -> u32 {
+            match kind {
+                0 => handler(SocketEvent::Open, (wall, mono)),
+                1 | 2 => {
+                    let bytes = buf.get(..a as usize).unwrap_or_default();
+                    // SAFETY: these bytes are exactly what `TextEncoder.encodeInto`
+                    // wrote (the snippet above, its only writer), which is always
+                    // well-formed UTF-8: it encodes lone surrogates as U+FFFD and
+                    // never writes part of a character.
+                    let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
+                    if kind == 1 {
+                        handler(SocketEvent::Text(frame), (wall, mono));
+                    } else {
+                        handler(SocketEvent::TooLarge { len: b as usize, ends: frame }, (wall, mono));
+                    }
+                    if buf.len() > KEEP_BYTES {
+                        buf = Vec::new();
+                        return 1;
+                    }
                 }
-                Some(text) => h(SocketEvent::Text(String::from(text))),
-                None => {
-                    let len = data.dyn_ref::<js_sys::ArrayBuffer>().map_or(0, |b| b.byte_length() as usize);
-                    h(SocketEvent::Binary(len))
+                3 => handler(SocketEvent::Binary(a as usize), (wall, mono)),
+                4 => handler(SocketEvent::Close(a as u16), (wall, mono)),
+                5 => handler(SocketEvent::Error, (wall, mono)),
+                _ => {
+                    // Grow to `b` bytes, keeping the first `a` (resize keeps
+                    // the contents; the rest is written over by JS).
+                    buf.truncate(a as usize);
+                    buf.resize(b as usize, 0);
+                    return buf.as_ptr() as u32;
                 }
             }
+            0
         });
-        let h = handler.clone();
-        let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| h(SocketEvent::Close(e.code())));
-        let h = handler;
-        let onerror = Closure::<dyn FnMut(Event)>::new(move |_: Event| h(SocketEvent::Error));
-        ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
-        ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
-        Ok(Socket { ws, _onopen: onopen, _onmessage: onmessage, _onclose: onclose, _onerror: onerror })
+        attach(&ws, &wasm_bindgen::memory(), max_len as f64, ENDS, &handle);
+        Ok(Socket { ws, _handle: handle })
     }
 
     /// Sends a text frame.
@@ -209,15 +289,7 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        self.ws.set_onerror(None);
-        // CONNECTING or OPEN: close it. A close of a socket that is still
-        // connecting is allowed (it aborts the handshake).
-        if self.ws.ready_state() <= WebSocket::OPEN {
-            let _ = self.ws.close_with_code_and_reason(1000, "client disconnect");
-        }
+        detach(&self.ws);
     }
 }
 

@@ -292,5 +292,34 @@ export const bench = {
       if (added !== n) throw new Error(`floor: ${added} of ${n}`);
       return ms;
     },
+    // The most any client could reach here: n `method` frames sent with
+    // JSON.stringify in one go, every reply read with JSON.parse and nothing
+    // else, done when every call's `result` and `updated` have arrived (the
+    // server sends both for each call; ddp.js resolves on the first,
+    // ddp-live on both).
+    async pipelined(url, n) {
+      const ws = new WebSocket(url);
+      await new Promise((res) => (ws.onopen = res));
+      await new Promise((res) => {
+        ws.onmessage = (e) => JSON.parse(e.data).msg === "connected" && res();
+        ws.send(JSON.stringify({ msg: "connect", version: "1", support: ["1"] }));
+      });
+      let results = 0;
+      let updated = 0;
+      const t0 = now();
+      await new Promise((res) => {
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.msg === "result") results++;
+          else if (m.msg === "updated") updated += m.methods.length;
+          else if (m.msg === "ping") ws.send(JSON.stringify({ msg: "pong", id: m.id }));
+          if (results === n && updated === n) res();
+        };
+        for (let i = 0; i < n; i++) ws.send(JSON.stringify({ msg: "method", id: String(i + 1), method: "echo", params: [i] }));
+      });
+      const ms = now() - t0;
+      ws.close();
+      return (n / ms) * 1000;
+    },
   },
 };
