@@ -24,13 +24,14 @@ wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
 # The JS glue (and the inline snippets it imports) minified, as the JS
 # clients it is compared with are shipped: its doc comments stay in the .d.ts.
 # --keep-names keeps the classes' names (DDPConnection, not a letter) for
-# whoever inspects them in a console.
+# whoever inspects them in a console (the glue's; the snippets export no class).
 esbuild=node_modules/.bin/esbuild
 [ -x "$esbuild" ] || { echo "missing $esbuild: run scripts/setup.sh" >&2; exit 1; }
 # (PROFILING=1 leaves them as written, so a CPU profile names their lines.)
 [ "${PROFILING:-0}" = 1 ] || for js in "$out_dir/$out_name.js" $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
   head -n1 "$js" | grep '^/\* @ts-self-types' > "$js.min" || true
-  "$esbuild" "$js" --minify --keep-names --target=es2020 --format=esm --log-level=warning >> "$js.min"
+  keep=(); [ "$js" = "$out_dir/$out_name.js" ] && keep=(--keep-names)
+  "$esbuild" "$js" --minify "${keep[@]}" --target=es2020 --format=esm --log-level=warning >> "$js.min"
   mv "$js.min" "$js"
 done
 

@@ -101,7 +101,7 @@ export interface DDPApplyOptions {
 /** A failed method call, shaped like Meteor.Error. */
 export interface DDPMethodError extends Error {
   errorType: "Meteor.Error";
-  /** The server's error code, or one of this client's: "invocation-failed", "timeout", "queue-full", "cancelled", "closed", "bad-arguments". */
+  /** The server's error code, or one of this client's: "invocation-failed", "timeout", "queue-full", "cancelled", "closed", "bad-arguments", "stub-failed", "message-too-big", or a "frame-*" code (see the README's Errors). */
   error: string | number;
   reason?: string;
   details?: unknown;

@@ -598,6 +598,10 @@ impl Machine {
         if self.socket == Some(socket) {
             let reason = if code == 1000 { DisconnectReason::ServerDisconnect } else { DisconnectReason::TransportClose };
             self.lose(now, Some(reason));
+            // 1009, Message Too Big: what it refused would be refused again.
+            if code == 1009 {
+                self.refuse_largest();
+            }
         }
     }
 

@@ -59,6 +59,71 @@ test("listeners hear events in order even when an earlier listener calls into th
 
 const frame = (sc, text, pad = 0) => control(sc, `frame?text=${encodeURIComponent(text)}&pad=${pad}`);
 
+test("frames of raw UTF-8 arrive intact at every length, across the intake buffer's growth and release", async () => {
+  const sc = scenario("js-utf8-frames");
+  await inPage(async ([url, fast, sc]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    // Characters of 1, 2, 3 and 4 UTF-8 bytes (the server writes them raw,
+    // not escaped), after ASCII runs of every size, so a frame's non-ASCII
+    // part starts anywhere in the intake buffer and the buffer grows in the
+    // middle of a frame.
+    const wide = ["é", "中", "😀", "\u2028", "ß𝄞"];
+    let seed = 7;
+    const rand = (n) => ((seed = (seed * 48271) % 2147483647), seed % n);
+    const strings = [];
+    for (const size of [0, 1, 5, 40, 300, 3000, 30000, 200000, 20, 100000, 3]) {
+      let s = "";
+      while (s.length < size) s += rand(3) === 0 ? wide[rand(wide.length)] : "x".repeat(rand(size + 1));
+      strings.push(s, "😀".repeat(size / 4), "a".repeat(size) + "é");
+    }
+    const back = [];
+    for (const s of strings) back.push(await conn.call("echo", s));
+    (window.t ??= {})[sc] = { conn, strings, intact: back.filter((b, i) => b === strings[i]).length };
+  }, wsUrl(sc), fast, sc);
+  // A 2 MB frame (past the 1 MiB the intake buffer keeps), non-ASCII at
+  // both ends: the buffer is released after it and grown again after.
+  await frame(sc, `{"msg":"added","collection":"wide","id":"w1","fields":{"s":"ü$PAD😀"}}`, 2_000_000);
+  const r = await inPage(async ([sc]) => {
+    const { conn, strings, intact } = window.t[sc];
+    const docs = conn.collection("wide");
+    while (!docs.findOne("w1")) await new Promise((ok) => setTimeout(ok, 5));
+    const s = docs.findOne("w1").s;
+    const again = [];
+    for (const x of ["ünïcødé", "x".repeat(5000) + "中", "😀".repeat(20000)]) again.push((await conn.call("echo", x)) === x);
+    conn.close();
+    return { sent: strings.length, intact, big: [s.length, s.slice(0, 2), s.slice(-3)], again };
+  }, sc);
+  assert.deepEqual(r, { sent: 33, intact: 33, big: [2_000_003, "üx", "x😀"], again: [true, true, true] });
+});
+
+test("a call the server refuses as too large (close 1009) fails with message-too-big instead of looping through reconnects", async () => {
+  const sc = scenario("js-too-big");
+  const r = await inPage(async ([url, fast]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    const reconnects = [];
+    conn.on("reconnect", () => reconnects.push(1));
+    // The test server takes messages of up to 1 MiB, as a server behind a
+    // limit would: this one is 1.2 MB. Calls around it are not lost.
+    const before = conn.call("echo", "before");
+    const big = conn.call("echo", "x".repeat(1_200_000)).then(() => "resolved", (e) => [e.error, e.reason]);
+    const after = conn.call("echo", "after");
+    const results = [await big, await before, await after];
+    // The same size again fails at once, with no round trip and no drop.
+    const drops = reconnects.length;
+    const again = await conn.call("echo", "y".repeat(1_300_000)).then(() => "resolved", (e) => e.error);
+    const fine = await conn.call("add", 2, 3);
+    const out = { results, again, fine, dropsAfter: reconnects.length - drops, status: conn.status().status };
+    conn.close();
+    return out;
+  }, wsUrl(sc), fast);
+  assert.equal(r.results[0][0], "message-too-big");
+  assert.match(r.results[0][1], /too large.*1009/);
+  assert.deepEqual(r.results.slice(1), ["before", "after"]);
+  assert.deepEqual([r.again, r.fine, r.dropsAfter, r.status], ["message-too-big", 5, 0, "connected"]);
+});
+
 test("lone surrogate escapes: a result resolves and a document appears (as JSON.parse reads them, U+FFFD in place)", async () => {
   const sc = scenario("js-surrogate");
   await inPage(async ([url, fast, sc]) => {

@@ -81,6 +81,13 @@ pub enum MethodError {
     /// (`frame-too-large`, `frame-not-json`, `frame-malformed`…) instead of
     /// waiting forever.
     BadFrame(crate::protocol::message::FrameError),
+    /// The server refused the call's message as too large (it closed the
+    /// socket with 1009, Message Too Big, and this was the largest message
+    /// it had not answered; or this call's arguments alone are at least as
+    /// large as a message it refused). Re-sending it would only be refused
+    /// again: the call fails instead of looping through reconnects. `bytes`:
+    /// the size of its arguments.
+    TooLarge { bytes: usize },
 }
 
 impl MethodError {
@@ -98,6 +105,7 @@ impl MethodError {
             MethodError::BadArguments(_) => "bad-arguments".into(),
             MethodError::BadResult(_) => "bad-result".into(),
             MethodError::BadFrame(e) => e.code().into(),
+            MethodError::TooLarge { .. } => "message-too-big".into(),
         }
     }
 
@@ -119,6 +127,9 @@ impl MethodError {
             MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
             MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
             MethodError::BadFrame(e) => format!("The result could not be read: {e}"),
+            MethodError::TooLarge { bytes } => {
+                format!("The server refused the call's message as too large (WebSocket close 1009; {bytes} bytes of arguments)")
+            }
         }
     }
 
@@ -168,6 +179,8 @@ struct Call {
     result: Option<Result<Option<Value>, MethodError>>,
     updated: bool,
     bytes: usize,
+    /// The length of its `method` frame when last sent.
+    frame: usize,
 }
 
 /// A block of calls in send order. Pushing, removing and taking the unsent
@@ -324,6 +337,10 @@ pub(super) struct Methods {
     /// Calls sent and not complete (kept as a count: `outbox()` runs after
     /// every frame, so it must not scan the calls).
     in_flight: usize,
+    /// The shortest `method` frame the server refused as too large (see
+    /// `refuse_largest`): a call whose arguments alone are as long fails at
+    /// once.
+    refused_frame: Option<usize>,
 }
 
 impl Methods {
@@ -414,6 +431,10 @@ impl Machine {
         if bytes > left {
             return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
         }
+        // Its frame is at least `bytes` long: the server refused one as long.
+        if self.methods.refused_frame.is_some_and(|refused| bytes >= refused) {
+            return Err(MethodError::TooLarge { bytes });
+        }
         let m = &mut self.methods;
         m.next_id += 1;
         let id = m.next_id;
@@ -425,7 +446,7 @@ impl Machine {
         let wait = options.wait;
         m.calls.insert(
             id,
-            Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes },
+            Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes, frame: 0 },
         );
         Methods::push(&mut m.blocks, id, wait);
         for w in writes {
@@ -516,9 +537,34 @@ impl Machine {
                         id: id.to_string(),
                         random_seed: c.options.random_seed.clone(),
                     };
-                    self.out.push_back(Output::Send { socket, text: msg.encode() });
+                    let text = msg.encode();
+                    c.frame = text.len();
+                    self.out.push_back(Output::Send { socket, text });
                 }
             }
+        }
+    }
+
+    /// The server closed the socket with 1009 (Message Too Big): the
+    /// largest message it had not answered is at least as large as the one
+    /// it refused, so it would be refused again. Fails that call, or stops
+    /// that subscription, instead of re-sending it after every reconnect.
+    /// (Called after the loss: nothing is sent from here.)
+    pub(super) fn refuse_largest(&mut self) {
+        let mut call: Option<(usize, u64)> = None;
+        for (id, c) in self.methods.calls.iter() {
+            if c.sent && c.result.is_none() && call.is_none_or(|(frame, _)| c.frame > frame) {
+                call = Some((c.frame, *id));
+            }
+        }
+        match (call, self.largest_unanswered_sub()) {
+            (Some((frame, id)), sub) if sub.is_none_or(|(len, _)| frame >= len) => {
+                let bytes = self.methods.calls.get(&id).map_or(0, |c| c.bytes);
+                self.methods.refused_frame = Some(self.methods.refused_frame.map_or(frame, |r| r.min(frame)));
+                self.fail_call(id, MethodError::TooLarge { bytes });
+            }
+            (_, Some((_, index))) => self.refuse_sub(index),
+            _ => {}
         }
     }
 

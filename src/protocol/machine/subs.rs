@@ -31,6 +31,8 @@ pub(super) struct Sub {
     ready: bool,
     /// Sent in the current session.
     sent: bool,
+    /// The length of its `sub` frame when last sent.
+    frame: usize,
 }
 
 /// Data held back while a new session catches up.
@@ -58,7 +60,7 @@ impl Machine {
     /// already be EJSON-encoded.
     pub fn subscribe(&mut self, name: &str, params: Vec<Value>) -> String {
         let id: String = (0..17).map(|_| ID_ALPHABET[(((self.random)() * 55.0) as usize).min(54)] as char).collect();
-        self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false });
+        self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, frame: 0 });
         self.send_subs();
         id
     }
@@ -101,8 +103,50 @@ impl Machine {
         for s in self.subs.list.iter_mut().filter(|s| !s.sent) {
             s.sent = true;
             let msg = ClientMessage::Sub { id: s.id.clone(), name: s.name.clone(), params: s.params.clone() };
-            self.out.push_back(Output::Send { socket, text: msg.encode() });
+            let text = msg.encode();
+            s.frame = text.len();
+            self.out.push_back(Output::Send { socket, text });
         }
+    }
+
+    /// Ends subscription `id` from this side of the wire (the server's
+    /// `nosub`, or a refusal): it leaves the list, and its error, if any, is
+    /// reported.
+    fn end_sub(&mut self, id: String, error: Option<Value>) {
+        let Some(pos) = self.subs.list.iter().position(|s| s.id == id) else { return };
+        self.subs.list.remove(pos);
+        if let Some(q) = &mut self.subs.quiesce {
+            q.subs.remove(&id);
+            q.newly_ready.retain(|x| *x != id);
+        }
+        if let Some(e) = &error {
+            let failure = super::ProtocolError::SubscriptionFailed { id: id.clone(), error: e.clone() };
+            self.emit(Event::Error(failure));
+        }
+        self.emit(Event::SubStopped { id, error });
+        self.maybe_flush();
+    }
+
+    /// The sent subscription not yet ready whose `sub` frame was longest:
+    /// (frame length, its index in the list).
+    pub(super) fn largest_unanswered_sub(&self) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, s) in self.subs.list.iter().enumerate() {
+            if s.sent && !s.ready && best.is_none_or(|(len, _)| s.frame > len) {
+                best = Some((s.frame, i));
+            }
+        }
+        best
+    }
+
+    /// The server refused the subscription at `index` as too large (see
+    /// `refuse_largest`): it ends with a Meteor.Error `message-too-big`.
+    pub(super) fn refuse_sub(&mut self, index: usize) {
+        let Some(id) = self.subs.list.get(index).map(|s| s.id.clone()) else { return };
+        let error = crate::protocol::json::parse(
+            r#"{"isClientSafe":true,"error":"message-too-big","reason":"The server refused the subscription's message as too large (WebSocket close 1009)","message":"The server refused the subscription's message as too large (WebSocket close 1009) [message-too-big]","errorType":"Meteor.Error"}"#,
+        );
+        self.end_sub(id, error.ok());
     }
 
     /// A `connected` arrived: plan the subscriptions' return.
@@ -146,22 +190,9 @@ impl Machine {
                 }
                 self.maybe_flush();
             }
-            ServerMessage::NoSub { id, error } => {
-                if let Some(pos) = self.subs.list.iter().position(|s| s.id == id) {
-                    self.subs.list.remove(pos);
-                    if let Some(q) = &mut self.subs.quiesce {
-                        q.subs.remove(&id);
-                        q.newly_ready.retain(|x| *x != id);
-                    }
-                    if let Some(e) = &error {
-                        let failure = super::ProtocolError::SubscriptionFailed { id: id.clone(), error: e.clone() };
-                        self.emit(Event::Error(failure));
-                    }
-                    self.emit(Event::SubStopped { id, error });
-                    self.maybe_flush();
-                }
-                // A nosub for a subscription we stopped ourselves: already reported.
-            }
+            // (A nosub for a subscription we stopped ourselves does
+            // nothing: its stop was already reported.)
+            ServerMessage::NoSub { id, error } => self.end_sub(id, error),
             ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. }
                 if self.config.stream_collections.contains(&collection) =>
             {

@@ -171,7 +171,7 @@ impl Query {
             Some(Value::Object(o)) => {
                 for k in o.keys() {
                     if !matches!(k.as_str(), "sort" | "skip" | "limit" | "fields" | "projection") {
-                        return Err(QueryError::BadOptions(format!("unknown option {k:?} (sort, skip, limit, fields)")));
+                        return Err(QueryError::BadOptions(["unknown option ", &crate::protocol::json::quoted(k), " (sort, skip, limit, fields)"].concat()));
                     }
                 }
                 if let Some(s) = o.get("sort") {

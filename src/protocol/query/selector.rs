@@ -253,7 +253,7 @@ fn truthy(v: &Value) -> bool {
 /// dropped, as they only make a `RegExp` stateful).
 fn regex(engine: &dyn RegexEngine, source: &str, flags: &str) -> Result<Element, QueryError> {
     if let Some(c) = flags.chars().find(|c| !matches!(c, 'i' | 'm' | 's' | 'u' | 'g' | 'y')) {
-        return Err(QueryError::BadRegex(format!("unsupported regular expression option {c:?} (i, m, s and u are)")));
+        return Err(QueryError::BadRegex(format!("unsupported regular expression option '{c}' (i, m, s and u are)")));
     }
     let kept: String = flags.chars().filter(|c| !matches!(c, 'g' | 'y')).collect();
     let re = engine.compile(source, &kept).map_err(QueryError::BadRegex)?;

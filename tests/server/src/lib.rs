@@ -865,6 +865,20 @@ enum Ending {
     Cut,
 }
 
+/// Whether a read failed because the client's message was over the size
+/// limit (tungstenite's capacity error, which axum wraps; told by its text,
+/// "Message too long: N > M", as its type is not reachable through axum).
+fn message_too_long(e: &axum::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().contains("Message too long") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// One socket's handler: reads frames, runs the heartbeat, and leaves the
 /// writing to a task of its own, so a client that stops reading cannot
 /// stall the heartbeat or the reads.
@@ -895,7 +909,17 @@ async fn run_connection(
         let idle_deadline = last_received.max(*lock(&outbox.last_write)) + config.idle_timeout;
         tokio::select! {
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break Ending::Gone };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    // Over `max_message_bytes`: closed with 1009 (Message Too
+                    // Big), as Meteor's WebSocket driver (faye's) does past
+                    // its maxLength.
+                    Some(Err(e)) if message_too_long(&e) => {
+                        outbox.close(1009, "WebSocket frame length too large");
+                        break Ending::Closing;
+                    }
+                    _ => break Ending::Gone,
+                };
                 if sc.silent.load(Ordering::SeqCst) {
                     continue;
                 }

@@ -233,3 +233,17 @@ async fn unsub_of_an_unknown_id_and_a_duplicate_sub_of_an_unknown_name() {
     let m: Value = recv(&mut c).await;
     assert_eq!((m["msg"].as_str(), m["error"]["error"].as_i64()), (Some("nosub"), Some(404)));
 }
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009() {
+    // Meteor's WebSocket driver (faye's) closes with 1009 "WebSocket frame
+    // length too large" past its maxLength; the client reads the code to
+    // fail the message instead of re-sending it after every reconnect.
+    let (_s, addr) = start(Config { max_message_bytes: 4096, ..Config::default() }).await;
+    let mut c = ws(addr, "/websocket").await;
+    handshake(&mut c).await;
+    send(&mut c, json!({"msg":"method","id":"1","method":"echo","params":["x".repeat(3000)]})).await;
+    assert_eq!(recv(&mut c).await["msg"], "result", "under the limit: answered");
+    send(&mut c, json!({"msg":"method","id":"2","method":"echo","params":["x".repeat(5000)]})).await;
+    assert_eq!(close_frame(&mut c).await, Some((1009, "WebSocket frame length too large".to_owned())));
+}

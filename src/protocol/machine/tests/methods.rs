@@ -340,6 +340,90 @@ fn random_seed_is_sent_when_given() {
     assert!(h.sent[0].contains(r#""randomSeed":"SEED""#));
 }
 
+/// A server that closes with 1009 (Message Too Big) refused the largest
+/// message it had not answered, or one smaller: re-sending it after every
+/// reconnect would loop forever. That call fails with `message-too-big`;
+/// the others are re-sent and complete; a later call as large fails at once.
+#[test]
+fn a_call_the_server_refused_as_too_large_fails_instead_of_looping() {
+    let mut h = connected();
+    let small = call(&mut h, "small", CallOptions::default());
+    let big = h.m.call("big", vec![json!("x".repeat(5000))], CallOptions::default(), h.now).expect("queued");
+    let medium = h.m.call("medium", vec![json!("y".repeat(800))], CallOptions::default(), h.now).expect("queued");
+    h.drain();
+    h.events.clear();
+    h.close(1009);
+    let failed: Vec<(u64, Value)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MethodDone { id, outcome: Err(err) } => Some((*id, err.error())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![(big, json!("message-too-big"))], "only the largest unanswered call fails: {:?}", h.events);
+    // The others are re-sent on the next session and complete.
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    let resent: Vec<String> = sent_methods(&h).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(resent, vec!["small", "medium"]);
+    for id in [small, medium] {
+        h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":1}}"#));
+        h.frame(&format!(r#"{{"msg":"updated","methods":["{id}"]}}"#));
+    }
+    assert_eq!(h.m.outbox(), Outbox::default(), "nothing left waiting");
+    // A call whose arguments alone are as long as the refused frame fails
+    // at once, without a round trip; a smaller one goes out.
+    let again = h.m.call("big", vec![json!("x".repeat(6000))], CallOptions::default(), h.now);
+    assert!(matches!(again, Err(MethodError::TooLarge { .. })), "{again:?}");
+    h.sent.clear();
+    call(&mut h, "fine", CallOptions::default());
+    assert_eq!(sent_methods(&h).len(), 1);
+}
+
+/// A 1009 close with nothing unanswered (the frame refused was a `connect`
+/// or a `pong`) fails nothing; any other close code fails nothing either.
+#[test]
+fn a_1009_close_with_nothing_unanswered_and_other_codes_fail_nothing() {
+    let mut h = connected();
+    let id = call(&mut h, "answered", CallOptions::default());
+    h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":1}}"#));
+    h.events.clear();
+    h.close(1009);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { outcome: Err(_), .. })), "{:?}", h.events);
+    let mut h = connected();
+    call(&mut h, "pending", CallOptions::default());
+    h.events.clear();
+    h.close(1006);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })), "{:?}", h.events);
+}
+
+/// When the largest unanswered message is a subscription's, the
+/// subscription ends with a Meteor.Error `message-too-big` and the calls are
+/// re-sent.
+#[test]
+fn a_subscription_the_server_refused_as_too_large_ends_with_an_error() {
+    let mut h = connected();
+    let id = call(&mut h, "small", CallOptions::default());
+    let sub = h.m.subscribe("huge", vec![json!("z".repeat(4000))]);
+    h.drain();
+    h.events.clear();
+    h.close(1009);
+    let stopped = h.events.iter().find_map(|e| match e {
+        Event::SubStopped { id, error: Some(error) } if *id == sub => Some(error.clone()),
+        _ => None,
+    });
+    assert_eq!(stopped.as_ref().map(|e| e["error"].clone()), Some(json!("message-too-big")), "{:?}", h.events);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })), "the call is not failed: {:?}", h.events);
+    assert_eq!(h.m.sub_ready(&sub), None, "the subscription is gone");
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    assert_eq!(sent_methods(&h).into_iter().map(|(_, i)| i).collect::<Vec<_>>(), vec![id.to_string()]);
+    assert!(!h.sent.iter().any(|t| t.contains(r#""msg":"sub""#)), "not re-subscribed: {:?}", h.sent);
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod simulated {
     //! Random histories of calls, drops and reconnects against a simulated
