@@ -249,10 +249,12 @@ impl Socket {
                 0 => handler(SocketEvent::Open, (wall, mono)),
                 1 | 2 => {
                     let bytes = buf.get(..a as usize).unwrap_or_default();
-                    // SAFETY: these bytes are exactly what `TextEncoder.encodeInto`
-                    // wrote (the snippet above, its only writer), which is always
-                    // well-formed UTF-8: it encodes lone surrogates as U+FFFD and
-                    // never writes part of a character.
+                    // SAFETY: these bytes are what the snippet above wrote for
+                    // this frame: ASCII by its loop, then `TextEncoder.encodeInto`,
+                    // which writes well-formed UTF-8 only (lone surrogates become
+                    // U+FFFD; a character that does not fit is not written). The
+                    // same trust wasm-bindgen places in TextEncoder for every
+                    // string it passes in (its `String` from JS is unchecked too).
                     let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
                     if kind == 1 {
                         handler(SocketEvent::Text(frame), (wall, mono));

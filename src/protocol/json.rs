@@ -545,13 +545,6 @@ pub fn write_u64(mut n: u64, out: &mut String) {
 
 /// Appends `s` as a JSON string: quotes, backslashes and control characters
 /// escaped as `JSON.stringify` escapes them.
-/// `s` as a JSON string literal (for names quoted in error messages).
-pub fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    write_str(s, &mut out);
-    out
-}
-
 pub fn write_str(s: &str, out: &mut String) {
     out.push('"');
     let mut from = 0;
@@ -580,6 +573,13 @@ pub fn write_str(s: &str, out: &mut String) {
     }
     out.push_str(&s[from..]);
     out.push('"');
+}
+
+/// `s` as a JSON string literal (for names quoted in error messages).
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_str(s, &mut out);
+    out
 }
 
 // ---------------------------------------------------------------------------

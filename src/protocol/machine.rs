@@ -744,6 +744,8 @@ impl Machine {
                 self.was_connected = true;
                 self.attempts = 0;
                 let resent = self.methods_on_connected(reconnect);
+                // What was given up on the old socket cannot be refused on this one.
+                self.methods.abandoned = 0;
                 self.subs_on_connected(reconnect, resent);
             }
             ServerMessage::Failed { version } => {

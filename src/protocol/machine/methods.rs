@@ -81,13 +81,12 @@ pub enum MethodError {
     /// (`frame-too-large`, `frame-not-json`, `frame-malformed`…) instead of
     /// waiting forever.
     BadFrame(crate::protocol::message::FrameError),
-    /// The server refused the call's message as too large (it closed the
-    /// socket with 1009, Message Too Big, and this was the largest message
-    /// it had not answered; or this call's arguments alone are at least as
-    /// large as a message it refused). Re-sending it would only be refused
-    /// again: the call fails instead of looping through reconnects. `bytes`:
-    /// the size of its arguments.
-    TooLarge { bytes: usize },
+    /// The server refused the call's message as too large: it closed the
+    /// socket with 1009 (Message Too Big), and this was the largest message
+    /// it had not answered (so at least as large as the one it refused).
+    /// Re-sending it would only be refused again: the call fails instead of
+    /// looping through reconnects. `frame_bytes`: its message's length.
+    TooLarge { frame_bytes: usize },
 }
 
 impl MethodError {
@@ -127,8 +126,8 @@ impl MethodError {
             MethodError::BadArguments(e) => format!("The arguments could not be encoded: {e}"),
             MethodError::BadResult(e) => format!("The result could not be decoded: {e}"),
             MethodError::BadFrame(e) => format!("The result could not be read: {e}"),
-            MethodError::TooLarge { bytes } => {
-                format!("The server refused the call's message as too large (WebSocket close 1009; {bytes} bytes of arguments)")
+            MethodError::TooLarge { frame_bytes } => {
+                format!("The server refused the call's message as too large (WebSocket close 1009; a message of {frame_bytes} bytes)")
             }
         }
     }
@@ -337,10 +336,12 @@ pub(super) struct Methods {
     /// Calls sent and not complete (kept as a count: `outbox()` runs after
     /// every frame, so it must not scan the calls).
     in_flight: usize,
-    /// The shortest `method` frame the server refused as too large (see
-    /// `refuse_largest`): a call whose arguments alone are as long fails at
-    /// once.
-    refused_frame: Option<usize>,
+    /// The longest message (a call's or a subscription's) sent on this
+    /// socket and given up by the client before its answer (a call timed
+    /// out, a subscription stopped): the server may still refuse it, so a
+    /// 1009 blames no smaller message (see `refuse_largest`). Reset when a
+    /// session starts.
+    pub(super) abandoned: usize,
 }
 
 impl Methods {
@@ -430,10 +431,6 @@ impl Machine {
         let left = self.room_for_call()?;
         if bytes > left {
             return Err(MethodError::QueueFull { limit: "maxPendingBytes" });
-        }
-        // Its frame is at least `bytes` long: the server refused one as long.
-        if self.methods.refused_frame.is_some_and(|refused| bytes >= refused) {
-            return Err(MethodError::TooLarge { bytes });
         }
         let m = &mut self.methods;
         m.next_id += 1;
@@ -545,11 +542,14 @@ impl Machine {
         }
     }
 
-    /// The server closed the socket with 1009 (Message Too Big): the
-    /// largest message it had not answered is at least as large as the one
-    /// it refused, so it would be refused again. Fails that call, or stops
-    /// that subscription, instead of re-sending it after every reconnect.
-    /// (Called after the loss: nothing is sent from here.)
+    /// The server closed the socket with 1009 (Message Too Big). The
+    /// message it refused is one it had not answered, so the largest such
+    /// message is at least as large and would be refused again: that call
+    /// fails, or that subscription ends, instead of being re-sent after
+    /// every reconnect. Unless the client gave up on a message at least as
+    /// large on this socket (`abandoned`): that one may be what was refused,
+    /// and nothing is blamed. (Called after the loss: nothing is sent from
+    /// here.)
     pub(super) fn refuse_largest(&mut self) {
         let mut call: Option<(usize, u64)> = None;
         for (id, c) in self.methods.calls.iter() {
@@ -557,13 +557,12 @@ impl Machine {
                 call = Some((c.frame, *id));
             }
         }
+        let abandoned = self.methods.abandoned;
         match (call, self.largest_unanswered_sub()) {
-            (Some((frame, id)), sub) if sub.is_none_or(|(len, _)| frame >= len) => {
-                let bytes = self.methods.calls.get(&id).map_or(0, |c| c.bytes);
-                self.methods.refused_frame = Some(self.methods.refused_frame.map_or(frame, |r| r.min(frame)));
-                self.fail_call(id, MethodError::TooLarge { bytes });
+            (Some((frame, id)), sub) if frame > abandoned && sub.is_none_or(|(len, _)| frame >= len) => {
+                self.fail_call(id, MethodError::TooLarge { frame_bytes: frame });
             }
-            (_, Some((_, index))) => self.refuse_sub(index),
+            (_, Some((len, index))) if len > abandoned => self.refuse_sub(index),
             _ => {}
         }
     }
@@ -646,7 +645,10 @@ impl Machine {
     }
 
     fn fail_call(&mut self, id: u64, error: MethodError) {
-        if self.take_call(id).is_some() {
+        if let Some(c) = self.take_call(id) {
+            if c.sent && c.result.is_none() {
+                self.methods.abandoned = self.methods.abandoned.max(c.frame);
+            }
             self.emit(Event::MethodDone { id, outcome: Err(error) });
             self.send_first_block();
             self.subs_method_gone(id);

@@ -69,8 +69,12 @@ impl Machine {
     pub fn unsubscribe(&mut self, id: &str) {
         let Some(pos) = self.subs.list.iter().position(|s| s.id == id) else { return };
         let sub = self.subs.list.remove(pos);
+        let mut unanswered = sub.sent && !sub.ready;
         if let Some(q) = &mut self.subs.quiesce {
-            q.subs.remove(id);
+            unanswered |= q.subs.remove(id) && sub.sent;
+        }
+        if unanswered {
+            self.methods.abandoned = self.methods.abandoned.max(sub.frame);
         }
         if self.phase == Phase::Connected && sub.sent {
             self.send(ClientMessage::Unsub { id: sub.id.clone() });
@@ -127,12 +131,14 @@ impl Machine {
         self.maybe_flush();
     }
 
-    /// The sent subscription not yet ready whose `sub` frame was longest:
-    /// (frame length, its index in the list).
+    /// The sent subscription not yet answered (not ready, or re-sent in a
+    /// new session whose `ready` has not come) whose `sub` frame was
+    /// longest: (frame length, its index in the list).
     pub(super) fn largest_unanswered_sub(&self) -> Option<(usize, usize)> {
+        let waiting = |id: &String| self.subs.quiesce.as_ref().is_some_and(|q| q.subs.contains(id));
         let mut best: Option<(usize, usize)> = None;
         for (i, s) in self.subs.list.iter().enumerate() {
-            if s.sent && !s.ready && best.is_none_or(|(len, _)| s.frame > len) {
+            if s.sent && (!s.ready || waiting(&s.id)) && best.is_none_or(|(len, _)| s.frame > len) {
                 best = Some((s.frame, i));
             }
         }

@@ -751,6 +751,7 @@ mod prop {
 
 mod methods;
 mod subs;
+mod too_big;
 
 #[test]
 fn closed_lives_in_the_machine_nothing_reopens_it() {
