@@ -730,6 +730,13 @@ impl Inner {
         if self.closed.get() {
             return;
         }
+        // A timer that fires by the next deadline stays (the common case:
+        // nothing to do, and no clock to read, after most frames). Firing
+        // early is harmless: it reads the clock and looks again.
+        let deadline = self.machine.borrow().poll_timeout();
+        if deadline.is_some_and(|at| self.timer.borrow().as_ref().is_some_and(|(t, _)| *t <= at)) {
+            return;
+        }
         // The clock first: a wall clock set back moves the deadlines, which
         // are read after it.
         let now = self.now();

@@ -202,19 +202,20 @@ export function attach(ws, memory, maxLen, ends, handle) {
       rest = rest.slice(r.read);
     }
   };
-  const mono = typeof performance === "object" ? () => performance.now() : () => NaN;
+  // An event, with the clocks read when it came.
+  const event = (kind, a, b) => handle(kind, a, b, Date.now(), performance.now());
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => handle(0, 0, 0, Date.now(), mono());
+  ws.onopen = () => event(0, 0, 0);
   ws.onmessage = (e) => {
     const d = e.data;
-    if (typeof d !== "string") return void handle(3, d.byteLength >>> 0, 0, Date.now(), mono());
+    if (typeof d !== "string") return void event(3, d.byteLength >>> 0, 0);
     const n = d.length;
     const len = n > maxLen ? copy(d.slice(0, ends) + "\u2026" + d.slice(n - ends)) : copy(d);
-    const released = handle(n > maxLen ? 2 : 1, len, n, Date.now(), mono());
+    const released = event(n > maxLen ? 2 : 1, len, n);
     if (released) cap = 0;
   };
-  ws.onclose = (e) => handle(4, e.code, 0, Date.now(), mono());
-  ws.onerror = () => handle(5, 0, 0, Date.now(), mono());
+  ws.onclose = (e) => event(4, e.code, 0);
+  ws.onerror = () => event(5, 0, 0);
 }
 export function detach(ws) {
   ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;

@@ -411,7 +411,8 @@ fn number_value(text: &str, integer: bool) -> Option<Number> {
         let m = digits.bytes().try_fold(0u64, |m, b| m.checked_mul(10)?.checked_add(u64::from(b - b'0')));
         match m {
             Some(m) if !negative => return Some(m.into()),
-            Some(m) if m <= 1 << 63 => return Some((m as i64).wrapping_neg().into()),
+            // (`-0` is not an integer: JSON.parse reads it as the double -0.)
+            Some(m) if m <= 1 << 63 && m != 0 => return Some((m as i64).wrapping_neg().into()),
             _ => {}
         }
     }

@@ -115,7 +115,9 @@ pub struct Config {
     /// Static directories: (URL prefix, directory). A prefix of "/" serves
     /// everything no other route takes.
     pub mounts: Vec<(String, PathBuf)>,
-    /// The largest frame accepted from a client.
+    /// The largest message accepted from a client: a larger one closes the
+    /// socket with 1009 (Message Too Big), as Meteor's driver does past its
+    /// limit, after the closing handshake.
     pub max_message_bytes: usize,
     /// How long a dropped session waits for its client to resume it.
     pub grace: Duration,
@@ -661,7 +663,9 @@ fn upgrade(server: Server, scenario: String, peer: SocketAddr, headers: HeaderMa
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let address = client_address(Some(peer), forwarded, config.forwarded_count);
     let http_headers = whitelisted_headers(&headers);
-    ws.max_message_size(config.max_message_bytes)
+    // `max_message_bytes` is enforced on whole messages (see run_connection);
+    // tungstenite's own limit is a hard cap far above it.
+    ws.max_message_size(config.max_message_bytes.saturating_mul(16))
         .on_upgrade(move |socket| run_connection(server, sc, socket, address, http_headers))
 }
 
@@ -911,9 +915,8 @@ async fn run_connection(
             incoming = stream.next() => {
                 let message = match incoming {
                     Some(Ok(message)) => message,
-                    // Over `max_message_bytes`: closed with 1009 (Message Too
-                    // Big), as Meteor's WebSocket driver (faye's) does past
-                    // its maxLength.
+                    // Over the hard cap: closed with 1009 (Message Too Big), as
+                    // Meteor's WebSocket driver (faye's) does past its maxLength.
                     Some(Err(e)) if message_too_long(&e) => {
                         outbox.close(1009, "WebSocket frame length too large");
                         break Ending::Closing;
@@ -926,6 +929,16 @@ async fn run_connection(
                 // Any message counts as the answer to a ping.
                 last_received = Instant::now();
                 ping_sent = None;
+                // Over the limit: read whole (the hard cap, far above it, is
+                // tungstenite's), so the socket can still take the closing
+                // handshake. A socket dropped with data unread is reset, and a
+                // reset can lose the close frame on the way.
+                if matches!(&message, Message::Text(t) if t.len() > config.max_message_bytes)
+                    || matches!(&message, Message::Binary(b) if b.len() > config.max_message_bytes)
+                {
+                    outbox.close(1009, "WebSocket frame length too large");
+                    break Ending::Closing;
+                }
                 match message {
                     Message::Text(text) if !ctx.handle_text(text.as_str()) => break Ending::Closing,
                     // Meteor reads a binary frame as UTF-8 text.
@@ -976,6 +989,17 @@ async fn run_connection(
         }
         Ending::Closing => {
             let _ = tokio::time::timeout(CLOSE_WRITE, &mut writer).await;
+            // The closing handshake: read on (and drop what comes) until the
+            // client answers the close frame, so the socket is not dropped
+            // with data unread (which resets it).
+            let _ = tokio::time::timeout(CLOSE_WRITE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         Ending::Gone | Ending::WriterDone | Ending::Cut => {}
     }
