@@ -730,24 +730,24 @@ impl Inner {
         if self.closed.get() {
             return;
         }
-        // A timer that fires by the next deadline stays (the common case:
-        // nothing to do, and no clock to read, after most frames). Firing
-        // early is harmless: it reads the clock and looks again.
-        let deadline = self.machine.borrow().poll_timeout();
-        if deadline.is_some_and(|at| self.timer.borrow().as_ref().is_some_and(|(t, _)| *t <= at)) {
+        // A timer that fires by the next deadline stays. Firing early is
+        // harmless: it reads the clock and looks again.
+        let covered = |deadline: Option<f64>| deadline.is_some_and(|at| self.timer.borrow().as_ref().is_some_and(|(t, _)| *t <= at));
+        // The common case, after most frames: nothing to do, no clock to read.
+        if covered(self.machine.borrow().poll_timeout()) {
             return;
         }
         // The clock first: a wall clock set back moves the deadlines, which
         // are read after it.
         let now = self.now();
         let deadline = self.machine.borrow().poll_timeout();
+        if covered(deadline) {
+            return;
+        }
         let mut timer = self.timer.borrow_mut();
         match deadline {
             None => *timer = None,
             Some(at) => {
-                if timer.as_ref().is_some_and(|(t, _)| *t <= at) {
-                    return;
-                }
                 let delay = (at - now).clamp(0.0, i32::MAX as f64) as u32;
                 let weak = Rc::downgrade(self);
                 *timer = Some((

@@ -491,7 +491,6 @@ impl ClientMessage {
             }
             out.push(']');
         };
-        let values = |out: &mut String, items: &[Value]| write_array(items, out);
         let msg = match self {
             ClientMessage::Connect { .. } => "connect",
             ClientMessage::Disconnect => "disconnect",
@@ -530,7 +529,7 @@ impl ClientMessage {
                 field(&mut out, "method");
                 write_str(method, &mut out);
                 field(&mut out, "params");
-                values(&mut out, params);
+                write_array(params, &mut out);
                 field(&mut out, "id");
                 write_str(id, &mut out);
                 if let Some(seed) = random_seed {
@@ -544,7 +543,7 @@ impl ClientMessage {
                 field(&mut out, "name");
                 write_str(name, &mut out);
                 field(&mut out, "params");
-                values(&mut out, params);
+                write_array(params, &mut out);
             }
             ClientMessage::Unsub { id } => {
                 field(&mut out, "id");

@@ -115,6 +115,17 @@ impl Harness {
     }
 }
 
+/// The calls failed since the events were last cleared, as (id, code).
+fn failed(h: &Harness) -> Vec<(u64, serde_json::Value)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MethodDone { id, outcome: Err(err) } => Some((*id, err.error())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn connected() -> Harness {
     let mut h = Harness::new(Config::default());
     h.start();

@@ -353,15 +353,7 @@ fn a_call_the_server_refused_as_too_large_fails_instead_of_looping() {
     h.drain();
     h.events.clear();
     h.close(1009);
-    let failed: Vec<(u64, Value)> = h
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MethodDone { id, outcome: Err(err) } => Some((*id, err.error())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(failed, vec![(big, json!("message-too-big"))], "only the largest unanswered call fails: {:?}", h.events);
+    assert_eq!(failed(&h), vec![(big, json!("message-too-big"))], "only the largest unanswered call fails: {:?}", h.events);
     // The others are re-sent on the next session and complete.
     h.fire();
     h.sent.clear();
