@@ -21,9 +21,7 @@
 
 use crate::connection::{Connection, Done, Inner};
 use crate::data::Collection;
-use crate::protocol::accounts::{
-    password_login_params, resume_login_params, AttemptKind, Effect, LoginState, StorageKeys, StoredLogin,
-};
+use crate::protocol::accounts::{password_login_params, resume_login_params, AttemptKind, Effect, LoginState, StorageKeys, StoredLogin};
 use crate::protocol::machine::{CallOptions, MethodError};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_channel::oneshot;
@@ -207,11 +205,14 @@ impl Accounts {
     /// and changes to the document.
     pub fn user_signal(&self) -> impl Signal<Item = Option<Value>> {
         let users = self.users.clone();
-        self.inner.user_id.signal().switch(move |id| {
-            let logged_in = id.is_some();
-            users.doc_signal(id.as_deref().unwrap_or_default()).map(move |doc| doc.filter(|_| logged_in))
-        })
-        .dedupe_cloned()
+        self.inner
+            .user_id
+            .signal()
+            .switch(move |id| {
+                let logged_in = id.is_some();
+                users.doc_signal(id.as_deref().unwrap_or_default()).map(move |doc| doc.filter(|_| logged_in))
+            })
+            .dedupe_cloned()
     }
 
     /// The `users` collection the user document is read from.
@@ -308,13 +309,16 @@ impl Accounts {
 
     pub(crate) fn logout_with(&self, waiter: VoidWaiter) {
         let this = self.weak();
-        self.call("logout", Box::new(move |outcome: Result<Option<Value>, MethodError>| {
-            if let (Ok(_), Some(this)) = (&outcome, this.upgrade()) {
-                this.inner.state.borrow_mut().logged_out();
-                this.run_effects();
-            }
-            waiter(outcome.map(drop));
-        }));
+        self.call(
+            "logout",
+            Box::new(move |outcome: Result<Option<Value>, MethodError>| {
+                if let (Ok(_), Some(this)) = (&outcome, this.upgrade()) {
+                    this.inner.state.borrow_mut().logged_out();
+                    this.run_effects();
+                }
+                waiter(outcome.map(drop));
+            }),
+        );
     }
 
     /// Logs out every other client of this user (Meteor's
@@ -329,12 +333,15 @@ impl Accounts {
     pub(crate) fn logout_other_clients_with(&self, waiter: VoidWaiter) {
         let this = self.weak();
         // Both are wait methods, queued back to back: nothing runs between.
-        self.call("getNewToken", Box::new(move |outcome: Result<Option<Value>, MethodError>| {
-            if let (Ok(v), Some(this)) = (outcome, this.upgrade()) {
-                this.inner.state.borrow_mut().new_token(v.as_ref(), now());
-                this.run_effects();
-            }
-        }));
+        self.call(
+            "getNewToken",
+            Box::new(move |outcome: Result<Option<Value>, MethodError>| {
+                if let (Ok(v), Some(this)) = (outcome, this.upgrade()) {
+                    this.inner.state.borrow_mut().new_token(v.as_ref(), now());
+                    this.run_effects();
+                }
+            }),
+        );
         self.call("removeOtherTokens", Box::new(move |outcome: Result<Option<Value>, MethodError>| waiter(outcome.map(drop))));
     }
 

@@ -7,6 +7,7 @@
 
 use crate::browser::{self, PageEvent, PageWatch, Socket, SocketEvent};
 use crate::error::Error;
+use crate::protocol::hash::{FastMap, NameMap};
 use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
@@ -19,7 +20,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use crate::protocol::hash::{FastMap, NameMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -442,14 +442,7 @@ impl Connection {
         let return_stub = options.return_stub_value;
         let (tx, rx) = oneshot::channel();
         let mut call = match self.place_call(name, params, options, on_result, writes, Done::Future(tx)) {
-            Ok(id) => MethodCall {
-                conn: Rc::downgrade(&self.inner),
-                id: Some(id),
-                rx: Some(rx),
-                early: None,
-                early_value: None,
-                decode,
-            },
+            Ok(id) => MethodCall { conn: Rc::downgrade(&self.inner), id: Some(id), rx: Some(rx), early: None, early_value: None, decode },
             Err(e) => return MethodCall::failed(e),
         };
         if let (true, Some(v)) = (return_stub, stub_value) {

@@ -172,9 +172,8 @@ impl Mirror {
     /// The futures-signals map, filled from the store on first use.
     fn map(&self) -> &MutableBTreeMap<String, Value> {
         self.map.get_or_init(|| {
-            let docs = self.read(|store, name| {
-                store.visible(name).into_iter().map(|(id, d)| (id.to_owned(), document(id, &d.fields()))).collect()
-            });
+            let docs = self
+                .read(|store, name| store.visible(name).into_iter().map(|(id, d)| (id.to_owned(), document(id, &d.fields()))).collect());
             let map = MutableBTreeMap::with_values(docs);
             let sink = map.clone();
             let _ = self.map_sink.set(Box::new(move |change| apply_to_map(&sink, change)));

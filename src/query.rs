@@ -101,7 +101,11 @@ impl Collection {
 /// projected fields.
 pub(crate) fn result_doc(q: &engine::Query, id: &str, fields: &Fields) -> Value {
     let projected = q.project(fields);
-    if q.keeps_id() { document(id, &projected) } else { Value::Object(Map::clone(&projected)) }
+    if q.keeps_id() {
+        document(id, &projected)
+    } else {
+        Value::Object(Map::clone(&projected))
+    }
 }
 
 /// Follows a collection for a live query: the results, kept up to date.
@@ -121,9 +125,7 @@ impl Live {
         // The store already holds the change: read the document as it is
         // now, decoding first only the fields the query reads (a document
         // that does not match is not decoded whole, and counts as absent).
-        let matched = coll
-            .with_doc_ref(id, |d| d.fields_if(id, self.results.borrow().query()).map(std::borrow::Cow::into_owned))
-            .flatten();
+        let matched = coll.with_doc_ref(id, |d| d.fields_if(id, self.results.borrow().query()).map(std::borrow::Cow::into_owned)).flatten();
         self.results.borrow_mut().update(id, matched.as_ref(), &mut out);
         out
     }
@@ -158,7 +160,8 @@ impl Query {
 
     /// Runs `f` on the results (not projected; decoded, the others not kept).
     pub(crate) fn with_results<R: Default>(&self, f: impl FnOnce(&[(&str, Cow<'_, Fields>)]) -> R) -> R {
-        self.coll.with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))))))
+        self.coll
+            .with_docs_unordered(|docs| f(&self.query.fetch(docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))))))
     }
 
     /// How many results (skip and limit applied, as Meteor's `count()`).
@@ -173,7 +176,9 @@ impl Query {
 
     /// The live results now, following the collection from here on.
     pub(crate) fn live(&self) -> Rc<Live> {
-        let results = self.coll.with_docs_unordered(|docs| Some(LiveResults::new(self.query.clone(), docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?))))));
+        let results = self.coll.with_docs_unordered(|docs| {
+            Some(LiveResults::new(self.query.clone(), docs.iter().filter_map(|(id, d)| Some((*id, d.fields_if(id, &self.query)?)))))
+        });
         let results = results.unwrap_or_else(|| LiveResults::new(self.query.clone(), std::iter::empty::<(&str, &Fields)>()));
         Rc::new(Live { results: RefCell::new(results), coll: self.coll.downgrade() })
     }

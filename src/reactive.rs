@@ -104,9 +104,7 @@ impl<T> Clone for Observable<T> {
 impl<T: Clone + PartialEq + 'static> Observable<T> {
     /// A new observable holding `value`.
     pub fn new(value: T) -> Self {
-        Observable {
-            shared: Rc::new(Shared { mutable: Mutable::new(value), listeners: Rc::default() }),
-        }
+        Observable { shared: Rc::new(Shared { mutable: Mutable::new(value), listeners: Rc::default() }) }
     }
 
     /// The current value.

@@ -9,6 +9,7 @@
 use crate::connection::{connect, Connection, Done, DoneHook};
 use crate::data::Subscription;
 use crate::error::Error;
+use crate::protocol::hash::{FastSet, NameMap};
 use crate::protocol::machine::{CallOptions, Event, MethodError, STREAM_ROOMS};
 use crate::protocol::room::{RoomAction, RoomEvent, RoomState};
 use crate::reactive::{ListenerHandle, Observable, Registry};
@@ -16,7 +17,6 @@ use crate::{MethodCall, Options};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
-use crate::protocol::hash::{FastSet, NameMap};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -110,12 +110,7 @@ impl RoomInner {
                     let Some(room) = weak.upgrade() else { return };
                     let events = match outcome {
                         Ok(v) => {
-                            let id = v
-                                .as_ref()
-                                .and_then(|v| v.get("connectionId"))
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned();
+                            let id = v.as_ref().and_then(|v| v.get("connectionId")).and_then(Value::as_str).unwrap_or_default().to_owned();
                             room.state.borrow_mut().joined(id)
                         }
                         Err(MethodError::Server { reason, error, .. }) => {
@@ -132,7 +127,9 @@ impl RoomInner {
                 // stays unjoined and the connection's own error says why.
                 let _ = self.conn.place_call("rooms.join", params, options, None, Vec::new(), Done::Hook(done));
             }
-            Some(RoomAction::Leave) => self.conn.apply_value("rooms.leave", vec![Value::from(self.room_id.as_str())], CallOptions::default()).detach(),
+            Some(RoomAction::Leave) => {
+                self.conn.apply_value("rooms.leave", vec![Value::from(self.room_id.as_str())], CallOptions::default()).detach()
+            }
             None => {}
         }
     }
@@ -348,9 +345,8 @@ impl Room {
     /// delivered in order after the rejoin; resolves when the server
     /// acknowledged it.
     pub fn send(&self, data: impl Serialize, kind: Option<&str>) -> MethodCall<Value> {
-        let params = serde_json::to_value(data)
-            .map_err(|e| MethodError::BadArguments(e.to_string()))
-            .and_then(|data| self.send_params(data, kind));
+        let params =
+            serde_json::to_value(data).map_err(|e| MethodError::BadArguments(e.to_string())).and_then(|data| self.send_params(data, kind));
         match params {
             Ok(params) => self.inner.conn.apply_value("rooms.send", params, CallOptions::default()),
             Err(e) => MethodCall::failed(e),

@@ -6,11 +6,11 @@
 
 use crate::connection::{Connection, Inner};
 use crate::data::document;
+use crate::protocol::hash::NameMap;
 use crate::protocol::machine::StubWrite;
 use crate::protocol::random::{new_seed, RandomStream};
 use crate::protocol::store::Fields;
 use serde_json::Value;
-use crate::protocol::hash::NameMap;
 use std::rc::Rc;
 
 /// What a stub sees and does: its call's random streams and document writes.

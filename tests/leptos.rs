@@ -73,7 +73,14 @@ async fn the_badge_follows_a_drop_a_silent_server_and_counts_down_only_while_wai
         connect_timeout_ms: 500.0,
         // The first retry at once, then 2.5 s: long enough to watch the
         // countdown tick.
-        retry: RetryPolicy { min_count: 1, min_timeout_ms: 20.0, base_timeout_ms: 2500.0, exponent: 1.0, max_timeout_ms: 2500.0, fuzz: 0.0 },
+        retry: RetryPolicy {
+            min_count: 1,
+            min_timeout_ms: 20.0,
+            base_timeout_ms: 2500.0,
+            exponent: 1.0,
+            max_timeout_ms: 2500.0,
+            fuzz: 0.0,
+        },
         watch_page: false,
         ..Options::default()
     };
@@ -277,11 +284,7 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
 
 /// The listeners the hooks register, as the library counts them.
 fn listeners(conn: &Connection) -> [usize; 3] {
-    [
-        conn.status_observable().listener_count(),
-        conn.outbox_observable().listener_count(),
-        conn.collection("todos").listener_count(),
-    ]
+    [conn.status_observable().listener_count(), conn.outbox_observable().listener_count(), conn.collection("todos").listener_count()]
 }
 
 #[wasm_bindgen_test]

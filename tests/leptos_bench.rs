@@ -47,7 +47,12 @@ struct Figures {
 /// and times each from the change's arrival (the collection's listener) to
 /// the DOM mutation that shows it (the MutationObserver's callback),
 /// counting the DOM nodes each mutation batch touched.
-async fn run<N: IntoView + 'static>(label: &str, writer: &Connection, conn: &Connection, view: impl FnOnce(Collection) -> N + 'static) -> Figures {
+async fn run<N: IntoView + 'static>(
+    label: &str,
+    writer: &Connection,
+    conn: &Connection,
+    view: impl FnOnce(Collection) -> N + 'static,
+) -> Figures {
     let el = container();
     let coll = conn.collection("bench");
     let c = coll.clone();
@@ -116,7 +121,12 @@ async fn live_keyed_list_of_10k_under_100_changes() {
     for chunk in (0..DOCS).collect::<Vec<_>>().chunks(1000) {
         let calls: Vec<_> = chunk
             .iter()
-            .map(|i| writer.call::<String>("insertDoc", ("bench", json!({"_id": format!("d{i:05}"), "text": format!("row {i}"), "pad": "x".repeat(150)}))))
+            .map(|i| {
+                writer.call::<String>(
+                    "insertDoc",
+                    ("bench", json!({"_id": format!("d{i:05}"), "text": format!("row {i}"), "pad": "x".repeat(150)})),
+                )
+            })
             .collect();
         for r in futures_util::future::join_all(calls).await {
             r.unwrap();

@@ -177,8 +177,7 @@ async fn unreachable_server_counts_retries_and_gives_up_at_the_limit() {
     assert_eq!(events.last(), Some(&Event::ReconnectFailed));
     assert!(!events.iter().any(|e| matches!(e, Event::Disconnected { .. })), "never connected, so never disconnected");
     drop(events);
-    let waits: Vec<u32> =
-        rec.statuses.borrow().iter().filter(|s| s.status == ConnectionState::Waiting).map(|s| s.retry_count).collect();
+    let waits: Vec<u32> = rec.statuses.borrow().iter().filter(|s| s.status == ConnectionState::Waiting).map(|s| s.retry_count).collect();
     assert_eq!(waits, vec![0, 1, 2, 3], "each failed attempt waited, with the count growing");
     conn.close();
 }
@@ -213,10 +212,8 @@ async fn bad_url_and_bad_options_are_typed_errors() {
 async fn browser_offline_and_online_events_act_at_once() {
     let sc = scenario("online");
     // Retries so slow that only the `online` event can explain a quick return.
-    let options = Options {
-        retry: RetryPolicy { min_count: 0, base_timeout_ms: 60_000.0, ..RetryPolicy::default() },
-        ..Options::default()
-    };
+    let options =
+        Options { retry: RetryPolicy { min_count: 0, base_timeout_ms: 60_000.0, ..RetryPolicy::default() }, ..Options::default() };
     let conn = connect(&ws_url(&sc), options).unwrap();
     wait_connected(&conn).await;
     let rec = record(&conn);

@@ -31,7 +31,8 @@ async fn query_fetch_count_first_with_javascript_regexps() {
         let _: String = conn.call("insertDoc", ("todos", json!({"_id": id, "title": title, "n": n}))).await.unwrap();
     }
     // The browser's RegExp: a lookahead (which the `regex` crate lacks) works.
-    let q = todos.query(json!({"title": {"$regex": "^(?=[a-c])", "$options": "i"}}), json!({"sort": {"n": -1}, "fields": {"n": 1}})).unwrap();
+    let q =
+        todos.query(json!({"title": {"$regex": "^(?=[a-c])", "$options": "i"}}), json!({"sort": {"n": -1}, "fields": {"n": 1}})).unwrap();
     assert_eq!(q.fetch(), vec![json!({"_id": "a", "n": 3}), json!({"_id": "c", "n": 2}), json!({"_id": "b", "n": 1})]);
     assert_eq!(q.count(), 3);
     assert_eq!(q.first(), Some(json!({"_id": "a", "n": 3})));

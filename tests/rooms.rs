@@ -66,10 +66,7 @@ async fn two_clients_exchange_typed_messages_both_ways() {
     wait_for("b's message", 3_000, || messages(&ib).len() == 1).await;
     wait_for("a's messages", 3_000, || messages(&ia).len() == 3).await;
     assert_eq!(messages(&ib), vec![(json!({"text": "hi"}), Some("chat".into()))]);
-    assert_eq!(
-        messages(&ia),
-        vec![(json!([1, 2, 3]), None), (json!(42), Some("n".into())), (json!("plain"), None)]
-    );
+    assert_eq!(messages(&ia), vec![(json!([1, 2, 3]), None), (json!(42), Some("n".into())), (json!("plain"), None)]);
     assert!(matches!(ia.borrow()[0], RoomNotice::Connect));
     a.close();
     b.close();

@@ -151,7 +151,10 @@ pub enum SocketEvent<'a> {
     Text(&'a str),
     /// A text frame longer than the limit, in UTF-16 code units, left in JS
     /// memory: only its first and last `ENDS` code units were copied.
-    TooLarge { len: usize, ends: &'a str },
+    TooLarge {
+        len: usize,
+        ends: &'a str,
+    },
     Binary(usize),
     Close(u16),
     Error,
@@ -245,41 +248,42 @@ impl Socket {
         let ws = WebSocket::new(url).map_err(describe)?;
         // The intake buffer: JS writes each text frame into its first bytes.
         let mut buf: Vec<u8> = Vec::new();
-        let handle = Closure::<dyn FnMut(u32, u32, u32, f64, f64) -> u32>::new(move |kind: u32, a: u32, b: u32, wall: f64, mono: f64| -> u32 {
-            match kind {
-                0 => handler(SocketEvent::Open, (wall, mono)),
-                1 | 2 => {
-                    let bytes = buf.get(..a as usize).unwrap_or_default();
-                    // SAFETY: these bytes are what the snippet above wrote for
-                    // this frame: ASCII by its loop, then `TextEncoder.encodeInto`,
-                    // which writes well-formed UTF-8 only (lone surrogates become
-                    // U+FFFD; a character that does not fit is not written). The
-                    // same trust wasm-bindgen places in TextEncoder for every
-                    // string it passes in (its `String` from JS is unchecked too).
-                    let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
-                    if kind == 1 {
-                        handler(SocketEvent::Text(frame), (wall, mono));
-                    } else {
-                        handler(SocketEvent::TooLarge { len: b as usize, ends: frame }, (wall, mono));
+        let handle =
+            Closure::<dyn FnMut(u32, u32, u32, f64, f64) -> u32>::new(move |kind: u32, a: u32, b: u32, wall: f64, mono: f64| -> u32 {
+                match kind {
+                    0 => handler(SocketEvent::Open, (wall, mono)),
+                    1 | 2 => {
+                        let bytes = buf.get(..a as usize).unwrap_or_default();
+                        // SAFETY: these bytes are what the snippet above wrote for
+                        // this frame: ASCII by its loop, then `TextEncoder.encodeInto`,
+                        // which writes well-formed UTF-8 only (lone surrogates become
+                        // U+FFFD; a character that does not fit is not written). The
+                        // same trust wasm-bindgen places in TextEncoder for every
+                        // string it passes in (its `String` from JS is unchecked too).
+                        let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
+                        if kind == 1 {
+                            handler(SocketEvent::Text(frame), (wall, mono));
+                        } else {
+                            handler(SocketEvent::TooLarge { len: b as usize, ends: frame }, (wall, mono));
+                        }
+                        if buf.len() > KEEP_BYTES {
+                            buf = Vec::new();
+                            return 1;
+                        }
                     }
-                    if buf.len() > KEEP_BYTES {
-                        buf = Vec::new();
-                        return 1;
+                    3 => handler(SocketEvent::Binary(a as usize), (wall, mono)),
+                    4 => handler(SocketEvent::Close(a as u16), (wall, mono)),
+                    5 => handler(SocketEvent::Error, (wall, mono)),
+                    _ => {
+                        // Grow to `b` bytes, keeping the first `a` (resize keeps
+                        // the contents; the rest is written over by JS).
+                        buf.truncate(a as usize);
+                        buf.resize(b as usize, 0);
+                        return buf.as_ptr() as u32;
                     }
                 }
-                3 => handler(SocketEvent::Binary(a as usize), (wall, mono)),
-                4 => handler(SocketEvent::Close(a as u16), (wall, mono)),
-                5 => handler(SocketEvent::Error, (wall, mono)),
-                _ => {
-                    // Grow to `b` bytes, keeping the first `a` (resize keeps
-                    // the contents; the rest is written over by JS).
-                    buf.truncate(a as usize);
-                    buf.resize(b as usize, 0);
-                    return buf.as_ptr() as u32;
-                }
-            }
-            0
-        });
+                0
+            });
         attach(&ws, &wasm_bindgen::memory(), max_len as f64, ENDS, &handle);
         Ok(Socket { ws, _handle: handle })
     }

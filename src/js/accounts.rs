@@ -158,7 +158,12 @@ impl DdpConnection {
             v if v.is_undefined() || v.is_null() => None,
             v => Some(super::ejson::from_js(&v).map_err(|e| js_error("invalid-argument", &e))?.to_json()),
         };
-        let user = NewUser { username: text("username")?, email: text("email")?, password: password(&get(&o, "password"), "createUser")?, profile };
+        let user = NewUser {
+            username: text("username")?,
+            email: text("email")?,
+            password: password(&get(&o, "password"), "createUser")?,
+            profile,
+        };
         let (promise, waiter) = login_promise();
         self.conn.accounts().login("createUser", crate::accounts::create_user_params(user), waiter);
         Ok(promise.unchecked_into())

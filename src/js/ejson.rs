@@ -2,9 +2,9 @@
 //! and registered custom types, like Meteor's `EJSON`.
 
 use crate::protocol::ejson::Ejson;
+use crate::protocol::hash::NameMap;
 use js_sys::{Array, Date, Function, Object, Reflect, Uint8Array};
 use std::cell::RefCell;
-use crate::protocol::hash::NameMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -111,7 +111,10 @@ fn from_js_at(v: &JsValue, depth: usize, left: &mut usize) -> Result<Ejson, Refu
             let a: Array = c.get(1).unchecked_into();
             a.iter().map(|x| from_js_at(&x, depth + 1, left)).collect::<Result<_, _>>().map(Ejson::Array)
         }
-        5 => Ok(Ejson::Custom { type_name: c.get(1).as_string().unwrap_or_default(), value: Box::new(from_js_at(&c.get(2), depth + 1, left)?) }),
+        5 => Ok(Ejson::Custom {
+            type_name: c.get(1).as_string().unwrap_or_default(),
+            value: Box::new(from_js_at(&c.get(2), depth + 1, left)?),
+        }),
         6 => {
             let entries: Array = c.get(1).unchecked_into();
             let mut fields = Vec::with_capacity(entries.length() as usize);
@@ -136,7 +139,9 @@ fn from_js_at(v: &JsValue, depth: usize, left: &mut usize) -> Result<Ejson, Refu
 pub(crate) fn set_own(o: &Object, key: &str, value: &JsValue) {
     if key == "__proto__" {
         let descriptor = Object::new();
-        for (k, v) in [("value", value.clone()), ("writable", JsValue::TRUE), ("enumerable", JsValue::TRUE), ("configurable", JsValue::TRUE)] {
+        for (k, v) in
+            [("value", value.clone()), ("writable", JsValue::TRUE), ("enumerable", JsValue::TRUE), ("configurable", JsValue::TRUE)]
+        {
             let _ = Reflect::set(&descriptor, &k.into(), &v);
         }
         let _ = Reflect::define_property(o, &key.into(), &descriptor);

@@ -45,9 +45,7 @@ impl Emitter {
     /// Removes `callback` from `event`, or every listener of `event`.
     pub(crate) fn off(&self, event: &str, callback: Option<Function>) {
         let Some(event) = self.canonical(event) else { return };
-        self.listeners
-            .borrow_mut()
-            .retain(|x| x.event != event || callback.as_ref().is_some_and(|f| !Object::is(f, &x.callback)));
+        self.listeners.borrow_mut().retain(|x| x.event != event || callback.as_ref().is_some_and(|f| !Object::is(f, &x.callback)));
     }
 
     pub(crate) fn clear(&self) {

@@ -6,24 +6,24 @@
 
 mod accounts;
 mod data;
-mod query;
 mod ejson;
-mod tojs;
 mod emitter;
+mod query;
 mod rooms;
+mod tojs;
 use emitter::Emitter;
 
 use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
 use crate::protocol::ejson::Ejson;
+use crate::protocol::hash::NameMap;
 use crate::protocol::machine::{CallOptions, Event, MethodError, Outbox, ProtocolError, StubWrite};
-use crate::stubs::StubContext;
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
+use crate::stubs::StubContext;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use crate::protocol::hash::NameMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -341,8 +341,7 @@ const OPTION_KEYS: [&str; 11] = [
     "maxPendingBytes",
     "resumeSessions",
 ];
-const APPLY_KEYS: [&str; 7] =
-    ["wait", "noRetry", "onResultReceived", "timeoutMs", "signal", "returnStubValue", "throwStubExceptions"];
+const APPLY_KEYS: [&str; 7] = ["wait", "noRetry", "onResultReceived", "timeoutMs", "signal", "returnStubValue", "throwStubExceptions"];
 const RETRY_KEYS: [&str; 6] = ["minCount", "minTimeout", "baseTimeout", "exponent", "maxTimeout", "fuzz"];
 
 fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue> {
@@ -520,13 +519,7 @@ impl DdpConnection {
             };
             l.emit(name, &args);
         });
-        DdpConnection {
-            conn,
-            listeners,
-            stubs: RefCell::new(NameMap::default()),
-            _event_handle: handle,
-            _accounts_handle: accounts_handle,
-        }
+        DdpConnection { conn, listeners, stubs: RefCell::new(NameMap::default()), _event_handle: handle, _accounts_handle: accounts_handle }
     }
 
     /// Runs the client stub of `name`, if any. Returns the stub's value
@@ -546,23 +539,23 @@ impl DdpConnection {
         let c = ctx.clone();
         let random_seed = Closure::<dyn Fn() -> String>::new(move || c.borrow_mut().random_seed());
         let c = ctx.clone();
-        let random_id =
-            Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| c.borrow_mut().random_id(&scope.unwrap_or_default()));
+        let random_id = Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| {
+            c.borrow_mut().random_id(&scope.unwrap_or_default())
+        });
         let c = ctx.clone();
         let insert = Closure::<dyn Fn(String, JsValue) -> Result<String, JsValue>>::new(move |coll: String, doc: JsValue| {
             let doc = ejson::from_js(&doc).map_err(|e| js_error("bad-arguments", &e))?.to_json();
             Ok(c.borrow_mut().insert(&coll, doc))
         });
         let c = ctx.clone();
-        let update = Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(
-            move |coll: String, id: String, fields: JsValue| {
+        let update =
+            Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(move |coll: String, id: String, fields: JsValue| {
                 let fields = match ejson::from_js(&fields).map_err(|e| js_error("bad-arguments", &e))?.to_json() {
                     serde_json::Value::Object(m) => m,
                     _ => return Err(js_error("bad-arguments", "update() takes an object of fields")),
                 };
                 Ok(c.borrow_mut().update(&coll, &id, fields))
-            },
-        );
+            });
         let c = ctx.clone();
         let remove = Closure::<dyn Fn(String, String)>::new(move |coll: String, id: String| c.borrow_mut().remove(&coll, &id));
         let c = ctx.clone();
@@ -664,7 +657,10 @@ impl DdpConnection {
             let report = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
                 cleanup();
                 if let Err(e) = outcome {
-                    web_sys::console::error_2(&"ddp-live: a call whose stub value was returned failed on the server".into(), &method_error_to_js(&e));
+                    web_sys::console::error_2(
+                        &"ddp-live: a call whose stub value was returned failed on the server".into(),
+                        &method_error_to_js(&e),
+                    );
                 }
             });
             (None, report)
@@ -691,7 +687,6 @@ impl DdpConnection {
         }
         Ok(promise.unwrap_or_else(|| Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED))))
     }
-
 }
 
 #[wasm_bindgen(js_class = DDPConnection)]

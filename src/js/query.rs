@@ -104,7 +104,11 @@ fn query_error(e: QueryError) -> JsValue {
 /// A result document as JS: projected, with `_id` unless dropped.
 fn doc_js(q: &crate::protocol::query::Query, id: &str, fields: &Fields) -> JsValue {
     let projected = q.project(fields);
-    if q.keeps_id() { tojs::document(id, &projected) } else { tojs::fields(&projected) }
+    if q.keeps_id() {
+        tojs::document(id, &projected)
+    } else {
+        tojs::fields(&projected)
+    }
 }
 
 /// The callbacks `names` of `what`'s object of callbacks, in that order

@@ -167,4 +167,3 @@ impl JsRoom {
         self.listeners.off(event, listener);
     }
 }
-

@@ -65,8 +65,8 @@ mod subscription;
 
 pub use accounts::{logging_in_of, use_logging_in, use_user, use_user_id, user_id_of, user_of};
 pub use call::{use_call, use_call_on, UseCall};
-pub use query::use_query;
 pub use collection::{collection_docs, use_collection, use_doc, LiveDoc, UseCollection};
+pub use query::use_query;
 pub use room::{use_room, use_room_with, RoomMessage, UseRoom};
 pub use status::{seconds_until, status_of, use_status, UseStatus};
 pub use subscription::{subscription_on, use_subscription, UseSubscription};

@@ -305,9 +305,8 @@ impl LoginState {
         }
         let mut settled = vec![attempt];
         settled.extend(a.followers);
-        let login = outcome.and_then(|v| {
-            parse_login_result(v.as_ref()).ok_or_else(|| MethodError::BadResult("no result from the login method".into()))
-        });
+        let login = outcome
+            .and_then(|v| parse_login_result(v.as_ref()).ok_or_else(|| MethodError::BadResult("no result from the login method".into())));
         self.logging_in = false;
         match login {
             Ok(r) => {
@@ -332,9 +331,7 @@ impl LoginState {
                     && match a.kind {
                         AttemptKind::App => false,
                         AttemptKind::Restore => true,
-                        AttemptKind::Reconnect => {
-                            self.stored.as_ref().is_some_and(|s| Some(&s.token) == a.token.as_ref())
-                        }
+                        AttemptKind::Reconnect => self.stored.as_ref().is_some_and(|s| Some(&s.token) == a.token.as_ref()),
                     };
                 self.effects.push(Effect::Emit(AccountsEvent::LoginFailed { error: error.clone() }));
                 if token_gone {
@@ -400,11 +397,7 @@ impl LoginState {
     /// stored and used from now on.
     pub fn new_token(&mut self, result: Option<&Value>, now: f64) {
         let (Some(r), Some(user_id)) = (parse_login_result(result), self.user_id.clone()) else { return };
-        let stored = StoredLogin {
-            user_id,
-            token: r.token,
-            expires: Some(r.token_expires.unwrap_or_else(|| token_expiration(now))),
-        };
+        let stored = StoredLogin { user_id, token: r.token, expires: Some(r.token_expires.unwrap_or_else(|| token_expiration(now))) };
         self.stored = Some(stored.clone());
         self.effects.push(Effect::Store(stored));
     }

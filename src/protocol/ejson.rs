@@ -34,9 +34,15 @@ pub enum Ejson {
     /// Milliseconds since the Unix epoch.
     Date(f64),
     Binary(Vec<u8>),
-    Regexp { source: String, flags: String },
+    Regexp {
+        source: String,
+        flags: String,
+    },
     /// A custom type registered by the app (`$type` / `$value`).
-    Custom { type_name: String, value: Box<Ejson> },
+    Custom {
+        type_name: String,
+        value: Box<Ejson>,
+    },
 }
 
 impl Ejson {
@@ -295,7 +301,9 @@ mod tests {
 
     #[test]
     fn base64_matches_the_standard() {
-        for (raw, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (raw, enc) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
+        {
             assert_eq!(base64_encode(raw.as_bytes()), enc);
             assert_eq!(base64_decode(enc).unwrap(), raw.as_bytes());
         }
@@ -314,7 +322,8 @@ mod tests {
             let leaf = prop_oneof![
                 Just(Ejson::Null),
                 any::<bool>().prop_map(Ejson::Bool),
-                prop_oneof![any::<i32>().prop_map(f64::from), -1e9f64..1e9, Just(f64::INFINITY), Just(f64::NEG_INFINITY)].prop_map(Ejson::Number),
+                prop_oneof![any::<i32>().prop_map(f64::from), -1e9f64..1e9, Just(f64::INFINITY), Just(f64::NEG_INFINITY)]
+                    .prop_map(Ejson::Number),
                 ".{0,6}".prop_map(Ejson::String),
                 (0i64..4_000_000_000_000).prop_map(|n| Ejson::Date(n as f64)),
                 proptest::collection::vec(any::<u8>(), 0..20).prop_map(Ejson::Binary),

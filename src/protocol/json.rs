@@ -44,11 +44,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(text: &'a str) -> Self {
-        Reader {
-            text,
-            at: 0,
-            depth: 0,
-        }
+        Reader { text, at: 0, depth: 0 }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -172,10 +168,7 @@ impl<'a> Reader<'a> {
 
     /// Reads an object, handing each key to `entry`, which must read its
     /// value from the reader.
-    pub fn object(
-        &mut self,
-        mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), JsonError>,
-    ) -> Result<(), JsonError> {
+    pub fn object(&mut self, mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), JsonError>) -> Result<(), JsonError> {
         self.nest()?;
         self.expect(b'{', "expected an object")?;
         if !self.eat(b'}') {
@@ -197,10 +190,7 @@ impl<'a> Reader<'a> {
     }
 
     fn hex4(&mut self) -> Result<u16, JsonError> {
-        let digits = self
-            .text
-            .get(self.at..self.at + 4)
-            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digits = self.text.get(self.at..self.at + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
         match digits.and_then(|d| u16::from_str_radix(d, 16).ok()) {
             Some(u) => {
                 self.at += 4;
@@ -262,9 +252,7 @@ impl<'a> Reader<'a> {
                                     self.at += 2;
                                     let low = self.hex4()?;
                                     if (0xDC00..=0xDFFF).contains(&low) {
-                                        let code = 0x10000
-                                            + ((u32::from(unit) - 0xD800) << 10)
-                                            + (u32::from(low) - 0xDC00);
+                                        let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
                                         char::from_u32(code).unwrap_or('\u{fffd}')
                                     } else {
                                         // A lone high surrogate; the escape after it is read on its own.
@@ -642,18 +630,9 @@ pub(crate) mod tests {
     fn reads_every_kind_of_value() {
         let text = r#" {"a": [1, -2, 3.5, -0.0, 1e3, 2E-2, 18446744073709551615, -9223372036854775808, 18446744073709551616],
             "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "t": true, "f": false, "n": null, "o": {}, "e": [], "dup": 1, "dup": 2} "#;
-        assert_eq!(
-            parse(text).unwrap(),
-            serde_json::from_str::<Value>(text).unwrap()
-        );
-        let Value::Object(m) = parse(r#"{"z":1,"a":2,"z":3}"#).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            m.keys().collect::<Vec<_>>(),
-            ["z", "a"],
-            "the sender's order; a repeated key keeps its place"
-        );
+        assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        let Value::Object(m) = parse(r#"{"z":1,"a":2,"z":3}"#).unwrap() else { panic!() };
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a"], "the sender's order; a repeated key keeps its place");
         assert_eq!(m["z"], 3, "the last value wins");
     }
 
@@ -663,10 +642,7 @@ pub(crate) mod tests {
         assert_eq!(parse(r#""\udc00b""#).unwrap(), "\u{fffd}b");
         assert_eq!(parse(r#""\ud83d\ud83d\ude00""#).unwrap(), "\u{fffd}😀");
         assert_eq!(parse(r#""\ud83d\n""#).unwrap(), "\u{fffd}\n");
-        assert_eq!(
-            parse(r#"{"\ud800":1}"#).unwrap(),
-            serde_json::json!({"\u{fffd}": 1})
-        );
+        assert_eq!(parse(r#"{"\ud800":1}"#).unwrap(), serde_json::json!({"\u{fffd}": 1}));
     }
 
     #[test]
@@ -692,10 +668,7 @@ pub(crate) mod tests {
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.at, at, "{bad:?}: {e}");
-            assert!(
-                serde_json::from_str::<Value>(bad).is_err(),
-                "serde_json agrees that {bad:?} is not JSON"
-            );
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "serde_json agrees that {bad:?} is not JSON");
         }
         let deep = "[".repeat(100_000);
         assert_eq!(parse(&deep).unwrap_err().what, "nested too deeply");
@@ -716,9 +689,7 @@ pub(crate) mod tests {
                 any::<bool>().prop_map(Value::Bool),
                 any::<i64>().prop_map(Value::from),
                 any::<u64>().prop_map(Value::from),
-                any::<f64>()
-                    .prop_filter("finite", |f| f.is_finite())
-                    .prop_map(Value::from),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
                 (-1e6f64..1e6).prop_map(Value::from),
                 "\\PC{0,12}".prop_map(Value::String),
                 any::<String>().prop_map(Value::String),
@@ -726,8 +697,7 @@ pub(crate) mod tests {
             leaf.prop_recursive(5, 64, 8, |inner| {
                 prop_oneof![
                     prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                    prop::collection::vec((any::<String>(), inner), 0..6)
-                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                    prop::collection::vec((any::<String>(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
                 ]
             })
         }

@@ -17,8 +17,8 @@ use std::fmt;
 
 mod methods;
 mod subs;
-pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use methods::Methods;
+pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use subs::Subs;
 
 /// The collection that carries room messages (see docs/rooms-protocol.md).
@@ -186,7 +186,8 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Server { reason, .. } => write!(f, "server error: {reason}"),
             ProtocolError::Unexpected(s) => write!(f, "unexpected message: {s}"),
             ProtocolError::SubscriptionFailed { error, .. } => {
-                let reason = error.get("reason").and_then(Value::as_str).map_or_else(|| crate::protocol::json::to_text(error), str::to_owned);
+                let reason =
+                    error.get("reason").and_then(Value::as_str).map_or_else(|| crate::protocol::json::to_text(error), str::to_owned);
                 write!(f, "subscription failed: {reason}")
             }
             ProtocolError::Inconsistent { msg: "added", collection, id } => {
@@ -254,11 +255,19 @@ enum Phase {
     /// Created, not started.
     Idle,
     /// Socket requested; `deadline` is the connect timeout.
-    Connecting { deadline: Option<f64>, open: bool },
+    Connecting {
+        deadline: Option<f64>,
+        open: bool,
+    },
     Connected,
-    Waiting { until: f64 },
+    Waiting {
+        until: f64,
+    },
     Offline,
-    Failed { reason: String, by_retry_limit: bool },
+    Failed {
+        reason: String,
+        by_retry_limit: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -372,13 +381,7 @@ impl Machine {
             Phase::Offline => (ConnectionState::Offline, None, None),
             Phase::Failed { reason, .. } => (ConnectionState::Failed, None, Some(reason.clone())),
         };
-        Status {
-            connected: state == ConnectionState::Connected,
-            status: state,
-            retry_count: self.retry_count,
-            retry_time,
-            reason,
-        }
+        Status { connected: state == ConnectionState::Connected, status: state, retry_count: self.retry_count, retry_time, reason }
     }
 
     /// The session id while connected.
@@ -499,12 +502,8 @@ impl Machine {
                 Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
                 _ => (None, None),
             };
-            let connect = ClientMessage::Connect {
-                session,
-                version: self.version.clone(),
-                support: self.config.versions.clone(),
-                received_count,
-            };
+            let connect =
+                ClientMessage::Connect { session, version: self.version.clone(), support: self.config.versions.clone(), received_count };
             self.send(connect);
         }
     }
@@ -515,8 +514,7 @@ impl Machine {
             return;
         }
         let parsed = parse_frame(text, self.config.max_frame_bytes);
-        if self.phase == Phase::Connected
-            && !matches!(parsed, Ok(Frame::Message(ServerMessage::Ping { .. } | ServerMessage::Pong { .. })))
+        if self.phase == Phase::Connected && !matches!(parsed, Ok(Frame::Message(ServerMessage::Ping { .. } | ServerMessage::Pong { .. })))
         {
             // What a resuming server counts: every message it sent in the
             // session but heartbeats.
@@ -817,10 +815,7 @@ impl Machine {
         self.heartbeat = None;
         if let Some(max) = self.config.max_retries {
             if self.retry_count >= max {
-                self.phase = Phase::Failed {
-                    reason: format!("gave up after {max} reconnect attempts"),
-                    by_retry_limit: true,
-                };
+                self.phase = Phase::Failed { reason: format!("gave up after {max} reconnect attempts"), by_retry_limit: true };
                 self.emit(Event::ReconnectFailed);
                 return;
             }

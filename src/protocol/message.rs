@@ -4,8 +4,8 @@
 //! Parsing never panics, whatever the input: every way a frame can be wrong
 //! is a [`FrameError`] variant, so the caller can report it and go on.
 
-use serde_json::Value;
 use super::doc::Doc;
+use serde_json::Value;
 use std::fmt;
 
 /// A message from the server, typed.
@@ -25,23 +25,13 @@ pub enum ServerMessage {
     /// (`fields` kept as their JSON text, see [`Doc`].)
     Added { collection: String, id: String, fields: Doc },
     /// `changed`: fields of a document changed (`cleared` are removed).
-    Changed {
-        collection: String,
-        id: String,
-        fields: Doc,
-        cleared: Vec<String>,
-    },
+    Changed { collection: String, id: String, fields: Doc, cleared: Vec<String> },
     /// `removed`: a document left a collection.
     Removed { collection: String, id: String },
     /// `ready`: these subscriptions have sent their initial documents.
     Ready { subs: Vec<String> },
     /// `addedBefore`: an ordered add (Meteor itself never sends it).
-    AddedBefore {
-        collection: String,
-        id: String,
-        fields: Doc,
-        before: Option<String>,
-    },
+    AddedBefore { collection: String, id: String, fields: Doc, before: Option<String> },
     /// `movedBefore`: an ordered move (Meteor itself never sends it).
     MovedBefore { collection: String, id: String, before: Option<String> },
     /// `result` of a method call: `Ok(None)` when the method returned nothing.
@@ -140,8 +130,8 @@ fn read_wire(text: &str) -> Result<Option<Wire>, super::json::JsonError> {
     let mut wire = Wire::default();
     r.object(|r, key| {
         let key = Key::of(&key); // borrowed from the text: no copy
-        // A document's fields are kept as long as the document: as their
-        // text, checked but not built (see `Doc`).
+                                 // A document's fields are kept as long as the document: as their
+                                 // text, checked but not built (see `Doc`).
         if matches!(key, Some(Key::Fields)) && r.peek() == Some(b'{') {
             wire.put_doc(Doc::read(r)?);
         } else {
@@ -317,18 +307,13 @@ impl Wire {
     }
 }
 
-
 fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
     let msg = match wire.take(Key::Msg) {
         Some(Value::String(s)) => s,
         Some(_) => return Err(FrameError::MissingMsg),
         None => {
             // Meteor ≤ 2.2 greets with {"server_id":"0"}: ignore it.
-            return if wire.len() == 1 && wire.take(Key::ServerId).is_some() {
-                Ok(Frame::ServerId)
-            } else {
-                Err(FrameError::MissingMsg)
-            };
+            return if wire.len() == 1 && wire.take(Key::ServerId).is_some() { Ok(Frame::ServerId) } else { Err(FrameError::MissingMsg) };
         }
     };
     let mut f = Fields { msg: &msg, map: wire };
@@ -338,11 +323,7 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
         "ping" => ServerMessage::Ping { id: f.opt_string("id")? },
         "pong" => ServerMessage::Pong { id: f.opt_string("id")? },
         "nosub" => ServerMessage::NoSub { id: f.string("id")?, error: f.opt_value("error") },
-        "added" => ServerMessage::Added {
-            collection: f.string("collection")?,
-            id: f.string("id")?,
-            fields: f.doc()?,
-        },
+        "added" => ServerMessage::Added { collection: f.string("collection")?, id: f.string("id")?, fields: f.doc()? },
         "changed" => ServerMessage::Changed {
             collection: f.string("collection")?,
             id: f.string("id")?,
@@ -357,11 +338,9 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
             fields: f.doc()?,
             before: f.opt_string("before")?,
         },
-        "movedBefore" => ServerMessage::MovedBefore {
-            collection: f.string("collection")?,
-            id: f.string("id")?,
-            before: f.opt_string("before")?,
-        },
+        "movedBefore" => {
+            ServerMessage::MovedBefore { collection: f.string("collection")?, id: f.string("id")?, before: f.opt_string("before")? }
+        }
         "result" => {
             let id = f.string("id")?;
             let outcome = match f.opt_value("error") {
@@ -371,10 +350,9 @@ fn parse_wire(mut wire: Wire) -> Result<Frame, FrameError> {
             ServerMessage::Result { id, outcome }
         }
         "updated" => ServerMessage::Updated { methods: f.string_list("methods", true)? },
-        "error" => ServerMessage::Error {
-            reason: f.opt_string("reason")?.unwrap_or_default(),
-            offending_message: f.opt_value("offendingMessage"),
-        },
+        "error" => {
+            ServerMessage::Error { reason: f.opt_string("reason")?.unwrap_or_default(), offending_message: f.opt_value("offendingMessage") }
+        }
         _ => return Err(FrameError::UnknownMsg(msg)),
     };
     Ok(Frame::Message(message))
@@ -466,8 +444,14 @@ pub enum ClientMessage {
         id: String,
         random_seed: Option<String>,
     },
-    Sub { id: String, name: String, params: Vec<Value> },
-    Unsub { id: String },
+    Sub {
+        id: String,
+        name: String,
+        params: Vec<Value>,
+    },
+    Unsub {
+        id: String,
+    },
 }
 
 impl ClientMessage {
@@ -624,36 +608,22 @@ mod tests {
             ),
             (
                 r#"{"msg":"changed","collection":"c","id":"d","cleared":["x"]}"#,
-                ServerMessage::Changed {
-                    collection: "c".into(),
-                    id: "d".into(),
-                    fields: Doc::empty(),
-                    cleared: vec!["x".into()],
-                },
+                ServerMessage::Changed { collection: "c".into(), id: "d".into(), fields: Doc::empty(), cleared: vec!["x".into()] },
             ),
-            (
-                r#"{"msg":"removed","collection":"c","id":"d"}"#,
-                ServerMessage::Removed { collection: "c".into(), id: "d".into() },
-            ),
+            (r#"{"msg":"removed","collection":"c","id":"d"}"#, ServerMessage::Removed { collection: "c".into(), id: "d".into() }),
             (r#"{"msg":"ready","subs":["a","b"]}"#, ServerMessage::Ready { subs: vec!["a".into(), "b".into()] }),
             (
                 r#"{"msg":"movedBefore","collection":"c","id":"d","before":null}"#,
                 ServerMessage::MovedBefore { collection: "c".into(), id: "d".into(), before: None },
             ),
             (r#"{"msg":"result","id":"1"}"#, ServerMessage::Result { id: "1".into(), outcome: Ok(None) }),
-            (
-                r#"{"msg":"result","id":"1","result":5}"#,
-                ServerMessage::Result { id: "1".into(), outcome: Ok(Some(Value::from(5))) },
-            ),
+            (r#"{"msg":"result","id":"1","result":5}"#, ServerMessage::Result { id: "1".into(), outcome: Ok(Some(Value::from(5))) }),
             (
                 r#"{"msg":"result","id":"1","error":{"error":404}}"#,
                 ServerMessage::Result { id: "1".into(), outcome: Err(serde_json::json!({"error":404})) },
             ),
             (r#"{"msg":"updated","methods":["1"]}"#, ServerMessage::Updated { methods: vec!["1".into()] }),
-            (
-                r#"{"msg":"error","reason":"Bad request"}"#,
-                ServerMessage::Error { reason: "Bad request".into(), offending_message: None },
-            ),
+            (r#"{"msg":"error","reason":"Bad request"}"#, ServerMessage::Error { reason: "Bad request".into(), offending_message: None }),
         ];
         for (text, expected) in cases {
             assert_eq!(parse(text), Ok(Frame::Message(expected.clone())), "{text}");
@@ -728,8 +698,21 @@ mod tests {
         fn key() -> impl Strategy<Value = String> {
             prop_oneof![
                 prop::sample::select(vec![
-                    "msg", "session", "version", "id", "error", "collection", "fields", "cleared", "subs", "before",
-                    "result", "methods", "reason", "offendingMessage", "server_id",
+                    "msg",
+                    "session",
+                    "version",
+                    "id",
+                    "error",
+                    "collection",
+                    "fields",
+                    "cleared",
+                    "subs",
+                    "before",
+                    "result",
+                    "methods",
+                    "reason",
+                    "offendingMessage",
+                    "server_id",
                 ])
                 .prop_map(str::to_owned),
                 "[a-z_]{1,8}",
@@ -738,8 +721,21 @@ mod tests {
 
         fn msg() -> impl Strategy<Value = Value> {
             prop::sample::select(vec![
-                "connected", "failed", "ping", "pong", "nosub", "added", "changed", "removed", "ready", "addedBefore",
-                "movedBefore", "result", "updated", "error", "bogus",
+                "connected",
+                "failed",
+                "ping",
+                "pong",
+                "nosub",
+                "added",
+                "changed",
+                "removed",
+                "ready",
+                "addedBefore",
+                "movedBefore",
+                "result",
+                "updated",
+                "error",
+                "bogus",
             ])
             .prop_map(Value::from)
         }
@@ -772,11 +768,13 @@ mod tests {
 
     #[test]
     fn client_messages_encode_as_ddp() {
-        let c = ClientMessage::Connect { session: None, version: "1".into(), support: vec!["1".into(), "pre2".into()], received_count: None };
+        let c =
+            ClientMessage::Connect { session: None, version: "1".into(), support: vec!["1".into(), "pre2".into()], received_count: None };
         assert_eq!(c.encode(), r#"{"msg":"connect","version":"1","support":["1","pre2"]}"#);
         assert_eq!(ClientMessage::Pong { id: Some("x".into()) }.encode(), r#"{"msg":"pong","id":"x"}"#);
         assert_eq!(ClientMessage::Ping { id: None }.encode(), r#"{"msg":"ping"}"#);
-        let resume = ClientMessage::Connect { session: Some("S".into()), version: "1".into(), support: vec!["1".into()], received_count: Some(7) };
+        let resume =
+            ClientMessage::Connect { session: Some("S".into()), version: "1".into(), support: vec!["1".into()], received_count: Some(7) };
         assert_eq!(resume.encode(), r#"{"msg":"connect","session":"S","version":"1","support":["1"],"receivedCount":7}"#);
         let m = ClientMessage::Method { method: "m".into(), params: vec![Value::from(1)], id: "3".into(), random_seed: None };
         assert_eq!(m.encode(), r#"{"msg":"method","method":"m","params":[1],"id":"3"}"#);

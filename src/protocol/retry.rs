@@ -33,14 +33,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            min_count: 2,
-            min_timeout_ms: 10.0,
-            base_timeout_ms: 1000.0,
-            exponent: 2.2,
-            max_timeout_ms: 300_000.0,
-            fuzz: 0.5,
-        }
+        RetryPolicy { min_count: 2, min_timeout_ms: 10.0, base_timeout_ms: 1000.0, exponent: 2.2, max_timeout_ms: 300_000.0, fuzz: 0.5 }
     }
 }
 

@@ -34,9 +34,13 @@ pub enum RoomEvent {
 enum Phase {
     /// The join call is out (or queued).
     Joining,
-    Joined { id: String },
+    Joined {
+        id: String,
+    },
     /// The link is down; the last id, for a resumed session.
-    Down { last_id: Option<String> },
+    Down {
+        last_id: Option<String>,
+    },
     Rejected,
     Closed,
 }

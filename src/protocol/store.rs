@@ -37,9 +37,7 @@ impl Change {
     /// The collection the change is in.
     pub fn collection(&self) -> &str {
         match self {
-            Change::Added { collection, .. } | Change::Changed { collection, .. } | Change::Removed { collection, .. } => {
-                collection
-            }
+            Change::Added { collection, .. } | Change::Changed { collection, .. } | Change::Removed { collection, .. } => collection,
         }
     }
 }
@@ -127,11 +125,9 @@ impl Store {
     /// Nothing is decoded: read each with [`DocRef::fields`].
     pub fn visible(&self, collection: &str) -> Vec<(&str, DocRef<'_>)> {
         let mut out: Vec<(&str, DocRef<'_>)> = match self.collections.get(collection) {
-            Some(docs) => docs
-                .iter()
-                .filter(|(id, _)| !self.shadowed(collection, id))
-                .map(|(id, d)| (id.as_str(), DocRef::Server(d)))
-                .collect(),
+            Some(docs) => {
+                docs.iter().filter(|(id, _)| !self.shadowed(collection, id)).map(|(id, d)| (id.as_str(), DocRef::Server(d))).collect()
+            }
             None => Vec::new(),
         };
         for ((c, id), l) in &self.local {
@@ -202,10 +198,7 @@ impl Store {
     /// A client stub of call `method` sets the document (`None`: removes it).
     pub fn stub_write(&mut self, method: u64, collection: &str, id: &str, doc: Option<Fields>) -> Option<Change> {
         let before = self.get(collection, id).map(Cow::into_owned);
-        let entry = self
-            .local
-            .entry((collection.to_owned(), id.to_owned()))
-            .or_insert_with(|| Local { doc: None, writers: Vec::new() });
+        let entry = self.local.entry((collection.to_owned(), id.to_owned())).or_insert_with(|| Local { doc: None, writers: Vec::new() });
         entry.doc = doc;
         if !entry.writers.contains(&method) {
             entry.writers.push(method);
@@ -444,7 +437,12 @@ mod tests {
         changes.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(changes.len(), 3);
         assert!(changes.contains(&Change::Removed { collection: "c".into(), id: "gone".into() }));
-        assert!(changes.contains(&Change::Changed { collection: "c".into(), id: "edit".into(), fields: f(json!({"a":2})), cleared: vec!["b".into()] }));
+        assert!(changes.contains(&Change::Changed {
+            collection: "c".into(),
+            id: "edit".into(),
+            fields: f(json!({"a":2})),
+            cleared: vec!["b".into()]
+        }));
         assert!(changes.contains(&Change::Added { collection: "d".into(), id: "new".into(), fields: f(json!({"z":0})).into() }));
         assert_eq!(s, next);
     }

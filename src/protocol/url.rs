@@ -99,9 +99,7 @@ fn validate_authority(authority: &str) -> Result<(), &'static str> {
     if host.is_empty() {
         return Err("the URL has no host");
     }
-    if !host_port.starts_with('[')
-        && !host.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '%' | '~'))
-    {
+    if !host_port.starts_with('[') && !host.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '%' | '~')) {
         return Err("the host contains characters a host name cannot have");
     }
     if let Some(p) = port {
@@ -140,7 +138,21 @@ mod tests {
 
     #[test]
     fn bad_urls_are_typed_errors() {
-        for bad in ["", "   ", "ftp://h", "ws://", "ws://:80", "ws://h:0", "ws://h:99999", "ws://h:x", "ws://h h", "ws://h#frag", "ws://[::1", "ws://a<b", "javascript:alert(1)"] {
+        for bad in [
+            "",
+            "   ",
+            "ftp://h",
+            "ws://",
+            "ws://:80",
+            "ws://h:0",
+            "ws://h:99999",
+            "ws://h:x",
+            "ws://h h",
+            "ws://h#frag",
+            "ws://[::1",
+            "ws://a<b",
+            "javascript:alert(1)",
+        ] {
             let e = websocket_url(bad).expect_err(bad);
             assert_eq!(e.url, bad);
         }

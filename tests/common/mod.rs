@@ -29,11 +29,8 @@ pub async fn control(scenario: &str, action: &str) -> serde_json::Value {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     let url = format!("http://{SERVER}/control/{scenario}/{action}");
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
-        .await
-        .expect("control request")
-        .dyn_into()
-        .expect("a Response");
+    let resp: web_sys::Response =
+        JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await.expect("control request").dyn_into().expect("a Response");
     assert!(resp.ok(), "control {action} answered {}", resp.status());
     let text = JsFuture::from(resp.text().expect("text")).await.expect("body");
     serde_json::from_str(&text.as_string().unwrap_or_default()).expect("JSON")
@@ -87,7 +84,6 @@ pub fn record(conn: &ddp_live::Connection) -> Rc<Recorder> {
 pub async fn sleep(ms: u32) {
     TimeoutFuture::new(ms).await;
 }
-
 
 /// Waits until the recorder saw an event matching `pred` (events, unlike
 /// polled status, cannot be missed when a link goes down and up quickly).

@@ -53,7 +53,10 @@ fn passwords_are_sent_hashed_and_strings_with_at_are_emails() {
 #[test]
 fn storage_keys_are_meteors_with_the_url_suffix_for_another_app() {
     let own = StorageKeys::new(None);
-    assert_eq!((own.token.as_str(), own.expires.as_str(), own.user_id.as_str()), ("Meteor.loginToken", "Meteor.loginTokenExpires", "Meteor.userId"));
+    assert_eq!(
+        (own.token.as_str(), own.expires.as_str(), own.user_id.as_str()),
+        ("Meteor.loginToken", "Meteor.loginTokenExpires", "Meteor.userId")
+    );
     let other = StorageKeys::new(Some("https://other.example.com"));
     assert_eq!(other.token, "Meteor.loginToken:https://other.example.com");
     assert_eq!(other.expires, "Meteor.loginTokenExpires:https://other.example.com");

@@ -285,13 +285,7 @@ impl Block {
     /// Marks unsent exactly the calls `still` keeps, in order.
     fn reset_unsent(&mut self, still: impl Fn(u64) -> bool) {
         let base = self.base;
-        self.unsent = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| id.is_some_and(&still))
-            .map(|(i, _)| base + i as u64)
-            .collect();
+        self.unsent = self.slots.iter().enumerate().filter(|(_, id)| id.is_some_and(&still)).map(|(i, _)| base + i as u64).collect();
     }
 }
 

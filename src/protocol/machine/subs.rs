@@ -17,11 +17,11 @@
 //!   what was missed.
 
 use super::{Event, Machine, Output, Phase};
+use crate::protocol::hash::FastSet;
 use crate::protocol::message::{ClientMessage, ServerMessage};
 use crate::protocol::random::ID_ALPHABET;
 use crate::protocol::store::Store;
 use serde_json::Value;
-use crate::protocol::hash::FastSet;
 
 #[derive(Debug)]
 pub(super) struct Sub {

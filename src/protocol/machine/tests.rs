@@ -24,7 +24,16 @@ struct Harness {
 
 impl Harness {
     fn new(config: Config) -> Self {
-        Harness { m: Machine::new(config, seeded(42)), now: 1_000_000.0, sockets: vec![], open: None, sent: vec![], events: vec![], hooks_run: 0, hook: None }
+        Harness {
+            m: Machine::new(config, seeded(42)),
+            now: 1_000_000.0,
+            sockets: vec![],
+            open: None,
+            sent: vec![],
+            events: vec![],
+            hooks_run: 0,
+            hook: None,
+        }
     }
 
     fn drain(&mut self) {
@@ -189,10 +198,7 @@ fn drop_goes_waiting_then_retries_and_gets_a_new_session() {
     h.open_and_connect("S2");
     assert_eq!(h.m.session(), Some("S2"));
     assert_eq!(h.m.status().retry_count, 0);
-    assert_eq!(
-        h.take_events(),
-        vec![Event::Connected { session: "S2".into() }, Event::Reconnected { attempts: 1 }]
-    );
+    assert_eq!(h.take_events(), vec![Event::Connected { session: "S2".into() }, Event::Reconnected { attempts: 1 }]);
 }
 
 #[test]
@@ -380,7 +386,7 @@ fn heartbeat_zero_disables_it_and_pre1_has_none() {
 fn wall_clock_catches_a_deadline_missed_during_sleep() {
     let mut h = connected();
     h.advance(17_500.0); // ping sent
-    // The laptop sleeps for an hour; the first timer to run sees the truth.
+                         // The laptop sleeps for an hour; the first timer to run sees the truth.
     h.advance(3_600_000.0);
     assert_eq!(h.take_events(), vec![Event::Disconnected { reason: DisconnectReason::PingTimeout }]);
 }
@@ -480,11 +486,7 @@ fn disconnect_goes_offline_and_stops_retrying() {
     assert_eq!(h.m.status().retry_count, 0);
     assert_eq!(
         h.take_events(),
-        vec![
-            Event::ReconnectAttempt { attempt: 1 },
-            Event::Connected { session: "S2".into() },
-            Event::Reconnected { attempts: 1 }
-        ]
+        vec![Event::ReconnectAttempt { attempt: 1 }, Event::Connected { session: "S2".into() }, Event::Reconnected { attempts: 1 }]
     );
 }
 
@@ -572,10 +574,7 @@ fn oversized_frame_is_a_typed_error() {
     h.open_and_connect("S");
     h.take_events();
     h.frame(&format!(r#"{{"msg":"added","collection":"c","id":"{}"}}"#, "x".repeat(100)));
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [Event::Error(ProtocolError::Frame(FrameError::TooLarge { .. }))]
-    ));
+    assert!(matches!(h.take_events().as_slice(), [Event::Error(ProtocolError::Frame(FrameError::TooLarge { .. }))]));
     assert!(h.m.status().connected);
 }
 
@@ -585,10 +584,7 @@ fn server_error_message_is_an_error_event() {
     h.frame(r#"{"msg":"error","reason":"Bad request","offendingMessage":{"x":1}}"#);
     assert_eq!(
         h.take_events(),
-        vec![Event::Error(ProtocolError::Server {
-            reason: "Bad request".into(),
-            offending_message: Some(serde_json::json!({"x":1}))
-        })]
+        vec![Event::Error(ProtocolError::Server { reason: "Bad request".into(), offending_message: Some(serde_json::json!({"x":1})) })]
     );
 }
 
@@ -744,17 +740,36 @@ mod prop {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
-            prop_oneof![Just("connected"), Just("ready"), Just("added"), Just("changed"), Just("result"), Just("updated"), Just("nosub"), Just("x")].prop_map(|s| Value::String(s.into())),
+            prop_oneof![
+                Just("connected"),
+                Just("ready"),
+                Just("added"),
+                Just("changed"),
+                Just("result"),
+                Just("updated"),
+                Just("nosub"),
+                Just("x")
+            ]
+            .prop_map(|s| Value::String(s.into())),
             ".{0,8}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
                 proptest::collection::btree_map(
-                    prop_oneof![Just("msg".to_string()), Just("id".to_string()), Just("subs".to_string()), Just("fields".to_string()), Just("collection".to_string()), Just("session".to_string()), "[a-z]{1,6}"],
+                    prop_oneof![
+                        Just("msg".to_string()),
+                        Just("id".to_string()),
+                        Just("subs".to_string()),
+                        Just("fields".to_string()),
+                        Just("collection".to_string()),
+                        Just("session".to_string()),
+                        "[a-z]{1,6}"
+                    ],
                     inner,
                     0..6
-                ).prop_map(|m| Value::Object(m.into_iter().collect())),
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -831,7 +846,10 @@ fn an_unreadable_result_fails_its_call_instead_of_stranding_it() {
     h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":[1,2"#));
     let done = h.events.iter().filter(|e| matches!(e, Event::MethodDone { .. })).count();
     assert_eq!(done, 1, "only the call named fails: {:?}", h.events);
-    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
     assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::Frame(FrameError::NotJson(_))))));
     h.events.clear();
     // An oversized result, of which only the ends were copied.

@@ -32,12 +32,12 @@ mod ostree;
 pub mod projection;
 pub mod selector;
 pub mod sort;
-pub mod value;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
+pub mod value;
 
-pub use crate::protocol::store::Fields;
 use crate::protocol::json;
+pub use crate::protocol::store::Fields;
 use serde_json::Value;
 use std::borrow::{Borrow, Cow};
 
@@ -156,22 +156,20 @@ impl Query {
                     selector::compile_doc(v, regex)?
                 }
             }
-            Some(other) => return Err(QueryError::BadSelector(format!("a selector must be an object or an _id, not {}", json::to_text(other)))),
+            Some(other) => {
+                return Err(QueryError::BadSelector(format!("a selector must be an object or an _id, not {}", json::to_text(other))))
+            }
         };
-        let mut q = Query {
-            reads_id: matcher.reads_id(),
-            selector: matcher,
-            sort: sort::Sort::default(),
-            skip: 0,
-            limit: None,
-            projection: None,
-        };
+        let mut q =
+            Query { reads_id: matcher.reads_id(), selector: matcher, sort: sort::Sort::default(), skip: 0, limit: None, projection: None };
         match options {
             None | Some(Value::Null) => {}
             Some(Value::Object(o)) => {
                 for k in o.keys() {
                     if !matches!(k.as_str(), "sort" | "skip" | "limit" | "fields" | "projection") {
-                        return Err(QueryError::BadOptions(["unknown option ", &crate::protocol::json::quoted(k), " (sort, skip, limit, fields)"].concat()));
+                        return Err(QueryError::BadOptions(
+                            ["unknown option ", &crate::protocol::json::quoted(k), " (sort, skip, limit, fields)"].concat(),
+                        ));
                     }
                 }
                 if let Some(s) = o.get("sort") {
@@ -229,11 +227,8 @@ impl Query {
     /// The matching documents, sorted, skipped and limited (not projected).
     /// (`docs` as references, or as decoded copies: only matches are kept.)
     pub fn fetch<'a, D: Borrow<Fields>>(&self, docs: impl IntoIterator<Item = (&'a str, D)>) -> Vec<(&'a str, D)> {
-        let mut hits: Vec<(sort::SortKey, &'a str, D)> = docs
-            .into_iter()
-            .filter(|(id, f)| self.matches(id, f.borrow()))
-            .map(|(id, f)| (self.sort_key(id, f.borrow()), id, f))
-            .collect();
+        let mut hits: Vec<(sort::SortKey, &'a str, D)> =
+            docs.into_iter().filter(|(id, f)| self.matches(id, f.borrow())).map(|(id, f)| (self.sort_key(id, f.borrow()), id, f)).collect();
         crate::protocol::order::sort_by(&mut hits, |a, b| a.0.cmp(&b.0));
         let take = self.limit.unwrap_or(usize::MAX);
         hits.into_iter().skip(self.skip).take(take).map(|(_, id, f)| (id, f)).collect()

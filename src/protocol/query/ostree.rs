@@ -34,7 +34,11 @@ impl<K: Ord> OsTree<K> {
     }
 
     fn size(&self, n: u32) -> u32 {
-        if n == NIL { 0 } else { self.nodes[n as usize].size }
+        if n == NIL {
+            0
+        } else {
+            self.nodes[n as usize].size
+        }
     }
 
     fn fix(&mut self, n: u32) {

@@ -1,9 +1,9 @@
 //! The `fields` option: include (`{a: 1, "b.c": 1}`) or exclude
 //! (`{a: 0}`) fields, dotted paths included; `_id` is kept unless `_id: 0`.
 
-use crate::protocol::json::to_text;
 use super::selector::as_object;
 use super::QueryError;
+use crate::protocol::json::to_text;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default)]
@@ -112,9 +112,7 @@ impl Projection {
             let on = match v {
                 Value::Bool(b) => *b,
                 Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-                Value::Object(_) => {
-                    return Err(QueryError::UnsupportedOperator(format!("projection operator in fields.{k}")))
-                }
+                Value::Object(_) => return Err(QueryError::UnsupportedOperator(format!("projection operator in fields.{k}"))),
                 other => return Err(bad(format!("bad fields value {} for {k}", to_text(other)))),
             };
             if k == "_id" {
@@ -143,6 +141,10 @@ impl Projection {
 
     /// The projected fields (without `_id`).
     pub fn apply(&self, fields: &Map<String, Value>) -> Map<String, Value> {
-        if self.include { self.tree.include(fields) } else { self.tree.exclude(fields) }
+        if self.include {
+            self.tree.include(fields)
+        } else {
+            self.tree.exclude(fields)
+        }
     }
 }

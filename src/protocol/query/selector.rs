@@ -9,9 +9,9 @@
 //! `$elemMatch` test the arrays themselves; `$ne`, `$nin`, `$not` and
 //! `$exists: false` negate the whole branched match.
 
-use crate::protocol::json::to_text;
 use super::value::{self, compare, equal, Kind};
-use super::{Regex, RegexEngine, QueryError};
+use super::{QueryError, Regex, RegexEngine};
+use crate::protocol::json::to_text;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 
@@ -93,9 +93,16 @@ fn expanded<'a, 'b>(b: &'b Branch<'a>) -> impl Iterator<Item = Option<&'a Value>
 /// A test of one value.
 pub(crate) enum Element {
     Eq(Value),
-    Regex { re: Box<dyn Regex>, source: String, flags: String },
+    Regex {
+        re: Box<dyn Regex>,
+        source: String,
+        flags: String,
+    },
     /// Passes when `compare(value, operand)` is one of `accept`.
-    Cmp { operand: Value, accept: [bool; 3] },
+    Cmp {
+        operand: Value,
+        accept: [bool; 3],
+    },
     In(Vec<Element>),
 }
 
@@ -107,8 +114,7 @@ impl Element {
             Element::Regex { re, source, flags } => match v {
                 Some(Value::String(s)) => re.is_match(s),
                 Some(v) if value::kind(Some(v)) == Kind::Regexp => {
-                    v.get("$regexp").and_then(Value::as_str) == Some(source)
-                        && v.get("$flags").and_then(Value::as_str) == Some(flags)
+                    v.get("$regexp").and_then(Value::as_str) == Some(source) && v.get("$flags").and_then(Value::as_str) == Some(flags)
                 }
                 _ => false,
             },
@@ -302,10 +308,18 @@ pub(crate) fn compile_value(v: &Value, engine: &dyn RegexEngine) -> Result<Value
                 let Value::Array(items) = operand else { return Err(bad(format!("{op} needs an array"))) };
                 let items = items.iter().map(|i| member(i, engine, op)).collect::<Result<Vec<_>, _>>()?;
                 let m = ValueMatcher::Element(Element::In(items));
-                if op == "$in" { m } else { ValueMatcher::Not(Box::new(m)) }
+                if op == "$in" {
+                    m
+                } else {
+                    ValueMatcher::Not(Box::new(m))
+                }
             }
             "$exists" => {
-                if truthy(operand) { ValueMatcher::Exists } else { ValueMatcher::Not(Box::new(ValueMatcher::Exists)) }
+                if truthy(operand) {
+                    ValueMatcher::Exists
+                } else {
+                    ValueMatcher::Not(Box::new(ValueMatcher::Exists))
+                }
             }
             "$not" => {
                 if let Some((s, f)) = regex_literal(operand) {

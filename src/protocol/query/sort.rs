@@ -4,10 +4,10 @@
 //! field sorts as null. Ties are broken by `_id`, so every order is total
 //! and the same on every run.
 
-use crate::protocol::json::to_text;
 use super::selector::{lookup, Branch};
 use super::value::compare;
 use super::QueryError;
+use crate::protocol::json::to_text;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::rc::Rc;
@@ -39,7 +39,11 @@ impl PartialOrd for KeyPart {
 impl Ord for KeyPart {
     fn cmp(&self, other: &Self) -> Ordering {
         let o = compare(self.value.as_ref(), other.value.as_ref());
-        if self.descending { o.reverse() } else { o }
+        if self.descending {
+            o.reverse()
+        } else {
+            o
+        }
     }
 }
 
@@ -129,7 +133,11 @@ impl Sort {
                             None => true,
                             Some(cur) => {
                                 let o = compare(c, cur);
-                                if *descending { o == Ordering::Greater } else { o == Ordering::Less }
+                                if *descending {
+                                    o == Ordering::Greater
+                                } else {
+                                    o == Ordering::Less
+                                }
                             }
                         };
                         if better {

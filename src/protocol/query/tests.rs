@@ -214,10 +214,7 @@ fn unsupported_and_bad_input_are_typed_errors() {
     assert_eq!(err(json!({}), json!({"sort": {"a": 2}})), Some("bad-options"));
     assert_eq!(err(json!({}), json!({"fields": {"a": 1, "b": 0}})), Some("bad-options"));
     assert_eq!(err(json!({}), json!({"transform": null})), Some("bad-options"));
-    assert!(matches!(
-        Query::compile(Some(&json!({"a": {"$regex": "a"}})), None, &super::NoRegex),
-        Err(QueryError::BadRegex(_))
-    ));
+    assert!(matches!(Query::compile(Some(&json!({"a": {"$regex": "a"}})), None, &super::NoRegex), Err(QueryError::BadRegex(_))));
 }
 
 fn ids(q: &Query, docs: &[(&str, Fields)]) -> Vec<String> {
@@ -324,12 +321,8 @@ fn arb_value() -> impl Strategy<Value = Value> {
 }
 
 fn arb_doc() -> impl Strategy<Value = Fields> {
-    (
-        prop::option::of(prop::sample::select(vec!["open", "closed"])),
-        prop::option::of(arb_value()),
-        prop::option::of(arb_value()),
-    )
-        .prop_map(|(s, n, o)| {
+    (prop::option::of(prop::sample::select(vec!["open", "closed"])), prop::option::of(arb_value()), prop::option::of(arb_value())).prop_map(
+        |(s, n, o)| {
             let mut f = Fields::new();
             if let Some(s) = s {
                 f.insert("status".into(), json!(s));
@@ -341,7 +334,8 @@ fn arb_doc() -> impl Strategy<Value = Fields> {
                 f.insert("o".into(), o);
             }
             f
-        })
+        },
+    )
 }
 
 fn arb_selector() -> impl Strategy<Value = Value> {
@@ -372,11 +366,7 @@ fn arb_selector() -> impl Strategy<Value = Value> {
 }
 
 fn arb_options() -> impl Strategy<Value = Value> {
-    (
-        prop::collection::vec((prop::sample::select(vec!["n", "status", "o", "o.b", "_id"]), any::<bool>()), 0..3),
-        0usize..4,
-        0usize..5,
-    )
+    (prop::collection::vec((prop::sample::select(vec!["n", "status", "o", "o.b", "_id"]), any::<bool>()), 0..3), 0usize..4, 0usize..5)
         .prop_map(|(keys, skip, limit)| {
             let sort: Vec<Value> = keys.into_iter().map(|(k, asc)| json!([k, if asc { "asc" } else { "desc" }])).collect();
             json!({"sort": sort, "skip": skip, "limit": limit})
@@ -507,7 +497,29 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec(
-                (prop::sample::select(vec!["n", "o", "o.b", "$gt", "$in", "$and", "$or", "$not", "$elemMatch", "$regex", "$options", "$size", "$all", "$exists", "sort", "limit", "skip", "fields"]), inner),
+                (
+                    prop::sample::select(vec![
+                        "n",
+                        "o",
+                        "o.b",
+                        "$gt",
+                        "$in",
+                        "$and",
+                        "$or",
+                        "$not",
+                        "$elemMatch",
+                        "$regex",
+                        "$options",
+                        "$size",
+                        "$all",
+                        "$exists",
+                        "sort",
+                        "limit",
+                        "skip",
+                        "fields"
+                    ]),
+                    inner
+                ),
                 0..4
             )
             .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),

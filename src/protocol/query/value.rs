@@ -133,9 +133,8 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             cmp_seq(fx.iter().map(Some), fy.iter().map(Some))
         }
         Kind::Binary => {
-            let bytes = |v: &Value| {
-                v.get("$binary").and_then(Value::as_str).and_then(crate::protocol::ejson::base64_decode).unwrap_or_default()
-            };
+            let bytes =
+                |v: &Value| v.get("$binary").and_then(Value::as_str).and_then(crate::protocol::ejson::base64_decode).unwrap_or_default();
             let (x, y) = (bytes(a), bytes(b));
             x.len().cmp(&y.len()).then_with(|| x.cmp(&y))
         }

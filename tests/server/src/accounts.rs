@@ -39,8 +39,7 @@ const BCRYPT_COST: u32 = 10;
 /// The most log entries kept.
 const LOG_LIMIT: usize = 10_000;
 /// The methods this module answers.
-pub(crate) const METHODS: [&str; 7] =
-    ["login", "logout", "createUser", "getNewToken", "removeOtherTokens", "logoutOtherClients", "whoami"];
+pub(crate) const METHODS: [&str; 7] = ["login", "logout", "createUser", "getNewToken", "removeOtherTokens", "logoutOtherClients", "whoami"];
 /// The session's universal current-user publication (Meteor's `publish(null)`).
 const USER_PUBLICATION: &str = "\u{0}accounts.currentUser";
 
@@ -142,9 +141,7 @@ impl Accounts {
         let s = selector.as_object().ok_or_else(|| bad_request("Match failed"))?;
         let found = match (s.get("username"), s.get("email"), s.get("id")) {
             (Some(Value::String(u)), None, None) => users.iter().find(|(_, x)| x.username.as_deref() == Some(u)),
-            (None, Some(Value::String(e)), None) => {
-                users.iter().find(|(_, x)| x.emails.iter().any(|m| m.eq_ignore_ascii_case(e)))
-            }
+            (None, Some(Value::String(e)), None) => users.iter().find(|(_, x)| x.emails.iter().any(|m| m.eq_ignore_ascii_case(e))),
             (None, None, Some(Value::String(i))) => users.get_key_value(i),
             _ => return Err(bad_request("Match failed")),
         };
@@ -210,10 +207,8 @@ impl Accounts {
     /// Closes every other session of `user_id` whose token is gone (as
     /// Meteor closes connections whose login token was removed).
     fn close_sessions_without_token(&self, sc: &Scenario, user_id: &str, except: Option<&str>) {
-        let valid: Vec<String> = lock(&self.users)
-            .get(user_id)
-            .map(|u| u.tokens.iter().map(|t| t.hashed.clone()).collect())
-            .unwrap_or_default();
+        let valid: Vec<String> =
+            lock(&self.users).get(user_id).map(|u| u.tokens.iter().map(|t| t.hashed.clone()).collect()).unwrap_or_default();
         let gone: Vec<String> = lock(&self.logins)
             .iter()
             .filter(|(s, l)| l.user_id == user_id && Some(s.as_str()) != except && !valid.contains(&l.hashed_token))
@@ -272,9 +267,8 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
             if let Some(token) = arg.get("resume") {
                 let token = token.as_str().ok_or_else(|| bad_request("Match failed"))?;
                 let hashed = hash_token(token);
-                let found = lock(&a.users)
-                    .iter()
-                    .find_map(|(id, u)| u.tokens.iter().find(|t| t.hashed == hashed).map(|t| (id.clone(), t.when)));
+                let found =
+                    lock(&a.users).iter().find_map(|(id, u)| u.tokens.iter().find(|t| t.hashed == hashed).map(|t| (id.clone(), t.when)));
                 let Some((user_id, when)) = found else {
                     return Err(forbidden("You've been logged out by the server. Please log in again."));
                 };
@@ -310,7 +304,9 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
             Ok(None)
         }
         "getNewToken" | "removeOtherTokens" | "logoutOtherClients" => {
-            let Some((user_id, hashed)) = current else { return Err(meteor_error(json!("You are not logged in."), "You are not logged in.")) };
+            let Some((user_id, hashed)) = current else {
+                return Err(meteor_error(json!("You are not logged in."), "You are not logged in."));
+            };
             let mut result = None;
             if name != "removeOtherTokens" {
                 let when = lock(&a.users).get(&user_id).and_then(|u| u.tokens.iter().find(|t| t.hashed == hashed).map(|t| t.when));
@@ -333,9 +329,7 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
 /// `POST /control/<scenario>/accounts?op=…`.
 pub(crate) async fn control(sc: &Arc<Scenario>, q: &HashMap<String, String>) -> Result<Value, Value> {
     let a = &sc.accounts;
-    let by_name = |name: &str| {
-        lock(&a.users).iter().find(|(_, u)| u.username.as_deref() == Some(name)).map(|(id, _)| id.clone())
-    };
+    let by_name = |name: &str| lock(&a.users).iter().find(|(_, u)| u.username.as_deref() == Some(name)).map(|(id, _)| id.clone());
     match q.get("op").map(String::as_str) {
         Some("log") => Ok(Value::Array(lock(&a.log).clone())),
         Some("users") => {

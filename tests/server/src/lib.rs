@@ -543,7 +543,9 @@ struct Shared {
 
 impl Shared {
     fn scenario(&self, name: &str) -> Arc<Scenario> {
-        lock(&self.scenarios).entry(name.to_owned()).or_insert_with(|| Arc::new(Scenario::new(self.config.grace, self.config.rooms.clone())))
+        lock(&self.scenarios)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Scenario::new(self.config.grace, self.config.rooms.clone())))
             .clone()
     }
 }
@@ -718,7 +720,8 @@ async fn control(
         }
         "silent" => sc.silent.store(on, Ordering::SeqCst),
         "versions" => {
-            let v: Vec<String> = q.get("v").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+            let v: Vec<String> =
+                q.get("v").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
             *lock(&sc.versions) = if v.is_empty() { None } else { Some(v) };
         }
         "reset" => {
@@ -819,12 +822,7 @@ const CLOSE_WRITE: Duration = Duration::from_secs(1);
 /// publication's documents) in a few writes — up to [`BATCH_FRAMES`] frames
 /// fed, then one flush — not one syscall per frame. Ends after a close
 /// frame or when the socket breaks.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    outbox: Arc<Outbox>,
-    sc: Arc<Scenario>,
-) {
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::UnboundedReceiver<Out>, outbox: Arc<Outbox>, sc: Arc<Scenario>) {
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let (mut frames, mut bytes) = (0, 0);
@@ -1158,8 +1156,7 @@ impl SocketCtx<'_> {
             self.reply(error_reply("Already connected", Some(parsed)));
             return true;
         }
-        let server_versions =
-            lock(&self.sc.versions).clone().unwrap_or_else(|| self.server.shared.config.versions.clone());
+        let server_versions = lock(&self.sc.versions).clone().unwrap_or_else(|| self.server.shared.config.versions.clone());
         let support: Option<Vec<String>> = parsed
             .get("support")
             .and_then(Value::as_array)

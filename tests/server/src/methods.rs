@@ -23,7 +23,7 @@
 //! (see the session's worker in `lib.rs`); ids come from [`super::random`],
 //! Meteor's Alea streams.
 
-use super::{lock, random, meteor_error, request_parts, Scenario, ServerConnection};
+use super::{lock, meteor_error, random, request_parts, Scenario, ServerConnection};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

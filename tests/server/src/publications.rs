@@ -329,10 +329,8 @@ async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, nam
             let w = sc.docs.next_watcher.fetch_add(1, Ordering::SeqCst);
             lock(&sc.docs.watchers).insert(w, (collection.clone(), p.clone()));
             watcher = Some((sc.clone(), w));
-            let snapshot: Vec<(String, Map<String, Value>)> = lock(&sc.docs.data)
-                .get(&collection)
-                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
+            let snapshot: Vec<(String, Map<String, Value>)> =
+                lock(&sc.docs.data).get(&collection).map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
             for (id, fields) in snapshot {
                 p.upsert(&collection, &id, fields);
             }

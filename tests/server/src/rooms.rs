@@ -65,10 +65,7 @@ impl RoomHooks {
         self
     }
     /// Middleware that may reject a message (`Err(reason)`).
-    pub fn use_message(
-        mut self,
-        f: impl Fn(&RoomConnection, &Value, Option<&str>) -> Result<(), String> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn use_message(mut self, f: impl Fn(&RoomConnection, &Value, Option<&str>) -> Result<(), String> + Send + Sync + 'static) -> Self {
         self.message_mw.push(Arc::new(f));
         self
     }
@@ -137,9 +134,7 @@ impl RoomConnection {
     pub fn broadcast(&self, data: Value, kind: Option<&str>, include_self: bool) {
         let targets: Vec<ServerConnection> = lock(&self.rooms.rooms.rooms)
             .get(&self.room_id)
-            .map(|m| {
-                m.values().filter(|x| include_self || x.conn.id != self.id).map(|x| x.conn.session.clone()).collect()
-            })
+            .map(|m| m.values().filter(|x| include_self || x.conn.id != self.id).map(|x| x.conn.session.clone()).collect())
             .unwrap_or_default();
         for s in targets {
             deliver(&self.rooms.rooms, &s, &self.room_id, data.clone(), kind);
@@ -257,6 +252,11 @@ pub(crate) fn members(sc: &super::Scenario, room: &str) -> Vec<String> {
 
 impl std::fmt::Debug for RoomHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RoomHooks({} middleware, {} hooks)", self.join_mw.len() + self.message_mw.len(), self.connect.len() + self.message.len() + self.disconnect.len())
+        write!(
+            f,
+            "RoomHooks({} middleware, {} hooks)",
+            self.join_mw.len() + self.message_mw.len(),
+            self.connect.len() + self.message.len() + self.disconnect.len()
+        )
     }
 }

@@ -54,7 +54,9 @@ async fn password_login_resume_whoami_logout_as_meteor() {
     assert!((expires - now - 90.0 * 86_400_000.0).abs() < 60_000.0, "90 days from now");
     assert_eq!(
         data,
-        vec![json!({"msg":"added","collection":"users","id":uid,"fields":{"username":"ada","emails":[{"address":"ada@example.com","verified":false}]}})]
+        vec![
+            json!({"msg":"added","collection":"users","id":uid,"fields":{"username":"ada","emails":[{"address":"ada@example.com","verified":false}]}})
+        ]
     );
     call(&mut c, "5", "whoami", json!([])).await;
     assert_eq!(answer(&mut c, "5").await["result"], json!(uid));

@@ -112,8 +112,7 @@ async fn seeded_ids_are_meteors() {
         return;
     };
     let meteor = Fixture::start(&dir);
-    let cases: Vec<(String, &str)> =
-        seeds(200).into_iter().enumerate().map(|(i, seed)| (seed, SCOPES[i % SCOPES.len()])).collect();
+    let cases: Vec<(String, &str)> = seeds(200).into_iter().enumerate().map(|(i, seed)| (seed, SCOPES[i % SCOPES.len()])).collect();
     let from_meteor = new_ids(&format!("ws://127.0.0.1:{}/websocket", meteor.port), &cases).await;
     let (_s, addr) = start(Config::default()).await;
     let from_test_server = new_ids(&format!("ws://{addr}/websocket"), &cases).await;
@@ -136,8 +135,7 @@ fn several_draws_are_meteors() {
         println!("skipped: no Meteor fixture");
         return;
     };
-    let cases: Vec<(String, &str)> =
-        seeds(120).into_iter().enumerate().map(|(i, seed)| (seed, SCOPES[i % SCOPES.len()])).collect();
+    let cases: Vec<(String, &str)> = seeds(120).into_iter().enumerate().map(|(i, seed)| (seed, SCOPES[i % SCOPES.len()])).collect();
     let script = r#"
         const M = require(process.argv[1] + "/shim.js");
         const cases = JSON.parse(process.argv[2]);

@@ -93,10 +93,7 @@ async fn a_client_that_stops_reading_is_closed_and_costs_bounded_memory() {
     eprintln!("stuck client: closed {closed_after:?} after its last message; RSS grew {} kB at most", grew >> 10);
     assert!(grew < 40 << 20, "the server held {} MB for a client that read nothing", grew >> 20);
     // The client's end: what the kernel buffered, then the end of the stream.
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(_)) = c.next().await {}
-    })
-    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async { while let Some(Ok(_)) = c.next().await {} }).await;
     assert!(ended.is_ok(), "the client sees its socket end");
 }
 

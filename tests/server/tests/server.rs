@@ -282,7 +282,7 @@ async fn resumption_replays_missed_messages_and_never_runs_an_id_twice() {
     let session = handshake(&mut c).await;
     call(&mut c, "1", "inc", json!(["x"])).await;
     answer(&mut c, "1").await; // 2 messages received
-    // Send a call and drop before reading its answer.
+                               // Send a call and drop before reading its answer.
     call(&mut c, "2", "inc", json!(["x"])).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     control(addr, "/control/r/drop").await;

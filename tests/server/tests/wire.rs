@@ -133,10 +133,7 @@ async fn bad_frames_get_meteors_replies() {
     assert_eq!(recv(&mut c).await, json!({"msg":"error","reason":"Bad request","offendingMessage":{"msg":5}}));
     let bad_seed = json!({"msg":"method","id":"a","method":"newId","params":["x"],"randomSeed":5});
     send(&mut c, bad_seed.clone()).await;
-    assert_eq!(
-        recv(&mut c).await,
-        json!({"msg":"error","reason":"Malformed method invocation","offendingMessage":bad_seed})
-    );
+    assert_eq!(recv(&mut c).await, json!({"msg":"error","reason":"Malformed method invocation","offendingMessage":bad_seed}));
     send(&mut c, json!({"msg":"connect","version":"1","support":["1"]})).await;
     assert_eq!(recv(&mut c).await["reason"], "Already connected");
 }

@@ -202,10 +202,7 @@ fn resumption_sends_the_session_and_count_and_resends_without_hooks() {
     let s = h.socket();
     h.m.handle_open(s, h.now);
     h.drain();
-    assert_eq!(
-        h.sent[0],
-        r#"{"msg":"connect","session":"S1","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#
-    );
+    assert_eq!(h.sent[0], r#"{"msg":"connect","session":"S1","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#);
     h.frame(r#"{"msg":"connected","session":"S1"}"#);
     assert!(h.m.resumed());
     assert_eq!(h.hooks_run, 0, "the session survived: no onReconnect");

@@ -13,11 +13,7 @@ pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 /// Settings with a fast heartbeat: `ms` interval and timeout.
 pub fn heartbeat(ms: u64) -> Config {
-    Config {
-        heartbeat_interval: Duration::from_millis(ms),
-        heartbeat_timeout: Duration::from_millis(ms),
-        ..Config::default()
-    }
+    Config { heartbeat_interval: Duration::from_millis(ms), heartbeat_timeout: Duration::from_millis(ms), ..Config::default() }
 }
 
 pub async fn start(config: Config) -> (Server, SocketAddr) {
