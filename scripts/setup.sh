@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 
-# The exact wasm-bindgen version pinned in Cargo.toml / Cargo.lock: the CLI
-# must match it to the letter.
-WB_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p; s/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1)
-[ -n "$WB_VERSION" ] || { echo "cannot read the pinned wasm-bindgen version from Cargo.toml" >&2; exit 1; }
+# The wasm-bindgen version Cargo.lock resolved: the CLI must match it to the
+# letter. (Cargo.toml asks for a caret range, so an app that depends on the
+# library is free to pick its own 0.2.x; our own builds use the lock file's.)
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+[ -n "$WB_VERSION" ] || { echo "cannot read the wasm-bindgen version from Cargo.lock" >&2; exit 1; }
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
