@@ -17,8 +17,8 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
 
-step "native tests (protocol core, test server, docs)"
-cargo test --workspace --features ddp-live/js 2>&1 | tee "$logdir/native.log"
+step "native tests (protocol core, test server, the native host end to end, docs)"
+cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
