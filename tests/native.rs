@@ -182,3 +182,97 @@ fn a_connection_without_a_server_retries_and_reports_why() {
         assert_eq!(conn.status().retry_count, 2);
     });
 }
+
+/// Meteor 3.0.4's own ddp-server (the fixture `../shared/meteor-server`),
+/// started for one test and stopped when this is dropped.
+struct Meteor {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Meteor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the Meteor fixture on a free port, or None (printing why) when it
+/// is absent.
+fn meteor() -> Option<Meteor> {
+    let dir = match std::env::var_os("METEOR_FIXTURE") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/meteor-server"),
+    };
+    if !dir.join("server.mjs").exists() || !dir.join("node_modules/sockjs").exists() {
+        println!("skipped: no Meteor fixture (looked in {})", dir.display());
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = std::process::Command::new("node")
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node runs the Meteor fixture");
+    let meteor = Meteor { child, port };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(meteor);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the Meteor fixture did not start on port {port}");
+}
+
+/// A GET on the Meteor fixture's control endpoint.
+async fn meteor_control(port: u16, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // The body may be chunked: take the JSON object inside.
+    let (start, end) = (json.find('{').unwrap(), json.rfind('}').unwrap());
+    serde_json::from_str(&json[start..=end]).unwrap()
+}
+
+#[test]
+fn against_meteor_calls_live_data_and_a_new_session_after_a_drop() {
+    let Some(meteor) = meteor() else { return };
+    let port = meteor.port;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    LocalSet::new().block_on(&runtime, async move {
+        let conn = connect(&format!("ws://127.0.0.1:{port}/websocket"), fast()).unwrap();
+        connected(&conn).await;
+        assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+        let e = conn.call::<Value>("fail", ("not-allowed", "nope")).await.unwrap_err();
+        assert_eq!((e.error(), e.reason()), (json!("not-allowed"), "nope".to_owned()));
+        let items = conn.collection("items");
+        conn.subscribe("items", (3,)).wait_ready().await.unwrap();
+        assert_eq!(items.len(), 3);
+        let docs = conn.collection("docs");
+        conn.subscribe("docs", ()).wait_ready().await.unwrap();
+        let id: String = conn.call("insertDoc", (json!({"text": "hello"}),)).await.unwrap();
+        until(5_000, "the inserted document", || docs.find_one(&id).is_some()).await;
+        // Meteor 3.0.4 does not resume sessions: a new one, and the
+        // documents held through it without a flicker.
+        let session = conn.id().unwrap();
+        let min = Rc::new(std::cell::Cell::new(usize::MAX));
+        let (m, i) = (min.clone(), items.clone());
+        let _watch = items.on_change(move |_| m.set(m.get().min(i.len())));
+        meteor_control(port, "/control/drop").await;
+        until(10_000, "a new session", || conn.connected() && conn.id().is_some_and(|s| s != session)).await;
+        assert!(!conn.resumed());
+        assert_eq!(conn.call::<i64>("add", (1, 1)).await, Ok(2));
+        assert_eq!(items.len(), 3);
+        assert_eq!(min.get(), usize::MAX, "no change at all: the re-sent subscription brought the same documents");
+        assert_eq!(docs.find_one(&id).unwrap()["text"], "hello");
+        conn.close();
+    });
+    drop(meteor);
+}
