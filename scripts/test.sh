@@ -36,6 +36,12 @@ step "test server on port $port"
 server_pid=$(scripts/start-server.sh "$port")
 echo "pid $server_pid"
 
+step "the native command line example against the test server"
+cargo run -q --features native --example ddp -- "ws://127.0.0.1:$port/websocket" --sub items '[3]' --call add '[2,3]' --once \
+  | tee "$logdir/cli.log"
+grep -qx 'add → 5' "$logdir/cli.log" && grep -qx 'added items item-2' "$logdir/cli.log" && grep -qx 'items ready' "$logdir/cli.log" \
+  || { echo "the ddp example did not print what it should" >&2; exit 1; }
+
 step "browser tests (wasm-pack test --headless --chrome)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
