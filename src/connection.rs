@@ -756,7 +756,8 @@ impl Inner {
         match deadline {
             None => *timer = None,
             Some(at) => {
-                let delay = (at - now).clamp(0.0, i32::MAX as f64) as u32;
+                // Rounded up: a timer that fires before the deadline wakes for nothing.
+                let delay = (at - now).ceil().clamp(0.0, i32::MAX as f64) as u32;
                 let weak = Rc::downgrade(self);
                 let guard = self.host.timer(
                     delay,

@@ -19,6 +19,8 @@ use std::rc::Rc;
 pub(crate) mod browser;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod sim;
 
 /// What a socket delivers. A text frame is borrowed from the host's intake
 /// buffer for the duration of the handler's call.
