@@ -712,6 +712,7 @@ impl Inner {
                 SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
                 SocketEvent::Close(code) => m.handle_close(socket, code, now),
                 SocketEvent::Error => m.handle_transport_error(socket, now),
+                SocketEvent::Refused(reason) => m.handle_open_failed(socket, reason.to_owned(), now),
             }
         }
         self.pump();

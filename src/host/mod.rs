@@ -43,6 +43,9 @@ pub enum SocketEvent<'a> {
     Close(u16),
     /// A transport error (a close follows).
     Error,
+    /// The connection could not be made, and the host knows why (natively:
+    /// DNS, TCP, TLS, the HTTP upgrade). Browsers never say why.
+    Refused(&'a str),
 }
 
 /// Page and network events: the browser's `online`, `offline`, and a page

@@ -84,11 +84,7 @@ async fn run_socket(url: String, max_len: usize, handler: SocketHandler, live: R
     };
     let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
         Ok((ws, _)) => ws,
-        Err(_) => {
-            emit(SocketEvent::Error);
-            emit(SocketEvent::Close(1006));
-            return;
-        }
+        Err(e) => return emit(SocketEvent::Refused(&e.to_string())),
     };
     emit(SocketEvent::Open);
     let (mut sink, mut stream) = ws.split();
@@ -150,9 +146,6 @@ impl Host for Tokio {
     }
 
     fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
-        if url.starts_with("wss:") {
-            return Err("wss:// is not supported by this build of the native host yet (ws:// is)".into());
-        }
         let (tx, rx) = mpsc::unbounded_channel();
         let live = Rc::new(Cell::new(true));
         // Dropping the socket closes the channel: the task then closes the
