@@ -188,7 +188,7 @@ fn a_connection_without_a_server_retries_and_reports_why() {
         until(5_000, "failed", || conn.status().status == ConnectionState::Failed).await;
         assert_eq!(conn.status().retry_count, 2);
         let errors = errors.borrow();
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors.len(), 3, "the first attempt and two retries: {errors:?}");
         assert!(errors.iter().all(|e| e.contains("refused")), "the app hears why: {errors:?}");
     });
 }

@@ -159,7 +159,7 @@ pub enum ProtocolError {
     /// `removed` for one it never sent (`unknown-document`). It is applied
     /// anyway, so the collection still ends as the server says.
     Inconsistent { msg: &'static str, collection: String, id: String },
-    /// The browser refused to open a WebSocket (for example a URL it will
+    /// The host could not open a WebSocket (for example a URL it will
     /// not connect to); its reason. The attempt counts as a failed one.
     SocketRefused(String),
 }
@@ -196,7 +196,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Inconsistent { msg, collection, id } => {
                 write!(f, "the server sent \"{msg}\" for document {id} of {collection}, which it never sent")
             }
-            ProtocolError::SocketRefused(reason) => write!(f, "the browser refused the WebSocket: {reason}"),
+            ProtocolError::SocketRefused(reason) => write!(f, "the WebSocket could not be opened: {reason}"),
         }
     }
 }
