@@ -63,6 +63,11 @@ pub struct Options {
     pub max_pending_bytes: usize,
     /// Ask the server to resume the session after a drop (default true).
     pub resume_sessions: bool,
+    /// HTTP headers for the WebSocket upgrade, natively (`Origin`,
+    /// `User-Agent`, a cookie, an authorization header: for deployments
+    /// that check them; Meteor checks none). A browser sends its own and
+    /// lets no page choose, so there any header is an `invalid-options` error.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -80,6 +85,7 @@ impl Default for Options {
             max_pending_calls: c.max_pending_calls,
             max_pending_bytes: c.max_pending_bytes,
             resume_sessions: c.resume_sessions,
+            headers: Vec::new(),
         }
     }
 }
@@ -101,8 +107,21 @@ impl Options {
             ..Config::default()
         };
         config.validate().map_err(Error::InvalidOptions)?;
+        if let Some((name, _)) = self.headers.iter().find(|(n, v)| !header_ok(n, v)) {
+            return Err(Error::InvalidOptions(format!("headers: {name:?} is not a valid HTTP header (name or value)")));
+        }
+        if cfg!(target_arch = "wasm32") && !self.headers.is_empty() {
+            return Err(Error::InvalidOptions("headers: a browser sets the WebSocket's headers itself".into()));
+        }
         Ok(config)
     }
+}
+
+/// An HTTP header a WebSocket upgrade can carry: a token for its name, and
+/// a value without control characters (no CR or LF to split the request).
+fn header_ok(name: &str, value: &str) -> bool {
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    !name.is_empty() && name.bytes().all(token) && value.bytes().all(|c| c == b'\t' || (c >= 0x20 && c != 0x7f))
 }
 
 type Outcome = Result<Option<Value>, MethodError>;
@@ -233,7 +252,7 @@ impl std::fmt::Debug for Connection {
 /// # Ok(()) }
 /// ```
 pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
-    connect_on(host::default_host(), url, options)
+    connect_on(host::default_host(&options), url, options)
 }
 
 /// [`connect`] on a given host (the tests' simulated one).

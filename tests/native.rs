@@ -348,3 +348,21 @@ async fn wss_verifies_the_certificate_against_the_trust_store() {
     let _ = std::fs::remove_file(file);
     assert_eq!(server::control(addr, "/control/n-tls/stats").await["accepted"], 1, "only the trusted front reached the server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_go_with_the_upgrade_and_bad_ones_are_refused_at_once() {
+    let (_server, addr) = server::start(Default::default()).await;
+    let bad = Options { headers: vec![("X-Bad".into(), "a\r\nb".into())], ..fast() };
+    assert_eq!(connect(&url(addr, "n-headers"), bad).unwrap_err().code(), "invalid-options");
+    LocalSet::new()
+        .run_until(async move {
+            let headers =
+                vec![("User-Agent".to_owned(), "ddp-live-test/1".to_owned()), ("Origin".to_owned(), "https://app.example.com".to_owned())];
+            let conn = connect(&url(addr, "n-headers"), Options { headers, ..fast() }).unwrap();
+            let info: Value = conn.call("connection", ()).await.unwrap();
+            assert_eq!(info["httpHeaders"]["user-agent"], "ddp-live-test/1");
+            assert_eq!(info["id"], conn.id().unwrap().as_str());
+            conn.close();
+        })
+        .await;
+}

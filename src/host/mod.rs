@@ -100,13 +100,19 @@ pub trait Host {
 /// The host of this build: the browser in wasm, tokio natively with the
 /// `native` feature, and otherwise a host that cannot open sockets (every
 /// attempt fails with a message saying why, and is retried as any failure).
-pub(crate) fn default_host() -> Rc<dyn Host> {
+pub(crate) fn default_host(options: &crate::Options) -> Rc<dyn Host> {
     #[cfg(target_arch = "wasm32")]
-    return Rc::new(browser::Browser);
+    return {
+        let _ = options;
+        Rc::new(browser::Browser)
+    };
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
-    return Rc::new(native::Tokio::default());
+    return Rc::new(native::Tokio { headers: options.headers.clone() });
     #[cfg(all(not(feature = "native"), not(target_arch = "wasm32")))]
-    return Rc::new(NoHost);
+    return {
+        let _ = options;
+        Rc::new(NoHost)
+    };
 }
 
 /// Natively without the `native` feature: the protocol and the data layers

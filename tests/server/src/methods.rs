@@ -13,6 +13,7 @@
 //! | `noResult()` | returns nothing (no `result` field) |
 //! | `newId(scope)` | Meteor's `DDP.randomStream(scope \|\| '/collection/docs').id()` for the call's `randomSeed` (what a stub made); as the Meteor fixture's `newId` |
 //! | `executions()` | how many times each method ran, and the counters |
+//! | `connection()` | Meteor's `this.connection`: `{id, clientAddress, httpHeaders}` (the whitelisted headers of the socket's HTTP upgrade) |
 //! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
@@ -86,6 +87,11 @@ async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) 
     sc.accounts.record(&session, &call.name);
     let outcome = match call.name.as_str() {
         "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+        "connection" => Ok(Some(json!({
+            "id": session.id(),
+            "clientAddress": session.client_address(),
+            "httpHeaders": session.http_headers(),
+        }))),
         name if super::accounts::METHODS.contains(&name) => super::accounts::method(&sc, &session, name, &call.params).await,
         name if name.starts_with("rooms.") => {
             let hooks = sc.room_hooks.clone();
