@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::host::{self, Clock, Guard, Host, HostSocket, PageEvent, SocketEvent};
 use crate::protocol::hash::{FastMap, NameMap};
-use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, Output};
+use crate::protocol::machine::{CallOptions, Config, Event, Input, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::protocol::url::websocket_url;
@@ -602,7 +602,7 @@ impl Inner {
                     };
                     if result.is_err() {
                         let now = self.now();
-                        self.machine.borrow_mut().handle_transport_error(socket, now);
+                        self.machine.borrow_mut().handle(Input::Socket(socket, SocketEvent::Error), now);
                     }
                 }
                 Output::CloseSocket { socket } => {
@@ -712,7 +712,7 @@ impl Inner {
                 self.host.later(Box::new(move || {
                     if let Some(inner) = weak.upgrade() {
                         let now = inner.now();
-                        inner.machine.borrow_mut().handle_open_failed(socket, reason, now);
+                        inner.machine.borrow_mut().handle(Input::Socket(socket, SocketEvent::Refused(&reason)), now);
                         inner.pump();
                     }
                 }));
@@ -722,31 +722,13 @@ impl Inner {
 
     fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent, (wall, mono): (f64, f64)) {
         let now = self.now_at(wall, mono);
-        {
-            let mut m = self.machine.borrow_mut();
-            match event {
-                SocketEvent::Open => m.handle_open(socket, now),
-                SocketEvent::Text(text) => m.handle_frame(socket, &text, now),
-                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, &ends, now),
-                SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
-                SocketEvent::Close(code) => m.handle_close(socket, code, now),
-                SocketEvent::Error => m.handle_transport_error(socket, now),
-                SocketEvent::Refused(reason) => m.handle_open_failed(socket, reason.to_owned(), now),
-            }
-        }
+        self.machine.borrow_mut().handle(Input::Socket(socket, event), now);
         self.pump();
     }
 
     fn page_event(self: &Rc<Self>, event: PageEvent) {
         let now = self.now();
-        {
-            let mut m = self.machine.borrow_mut();
-            match event {
-                PageEvent::Online => m.handle_online(now),
-                PageEvent::Offline => m.handle_offline(now),
-                PageEvent::Wake => m.handle_wake(now),
-            }
-        }
+        self.machine.borrow_mut().handle(Input::Page(event), now);
         self.pump();
     }
 
@@ -785,7 +767,7 @@ impl Inner {
                         if let Some(inner) = weak.upgrade() {
                             inner.timer.borrow_mut().take();
                             let now = inner.now();
-                            inner.machine.borrow_mut().handle_timeout(now);
+                            inner.machine.borrow_mut().handle(Input::Timeout, now);
                             inner.pump();
                         }
                     }),
