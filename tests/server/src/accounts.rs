@@ -88,6 +88,10 @@ struct Login {
     hashed_token: String,
 }
 
+/// The rate limit's window: when it began (epoch ms), and the calls counted
+/// in it by (session, method).
+type RateWindow = (f64, HashMap<(String, String), u32>);
+
 /// A scenario's users and logins.
 #[derive(Default)]
 pub(crate) struct Accounts {
@@ -98,8 +102,8 @@ pub(crate) struct Accounts {
     precise_errors: std::sync::atomic::AtomicBool,
     /// Sessions whose user document goes out after the method's `result`.
     to_publish: Mutex<std::collections::HashSet<String>>,
-    /// The rate limit's window start (epoch ms) and its counts by (session, method).
-    rate: Mutex<(f64, HashMap<(String, String), u32>)>,
+    /// The rate limit's window.
+    rate: Mutex<RateWindow>,
 }
 
 fn now_ms() -> f64 {
