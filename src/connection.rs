@@ -367,6 +367,15 @@ impl Connection {
     }
 
     /// Closes the link and stays `offline` until [`Connection::reconnect`].
+    ///
+    /// It first sends `{"msg":"disconnect"}`, to every server: a server that
+    /// resumes sessions (Meteor 3.5+, the test server) then ends the session
+    /// at once instead of holding it for its grace period (presence,
+    /// `onClose` hooks and buffered messages wait otherwise). Whether a
+    /// server resumes cannot be known before a reconnect shows it, and a
+    /// server that does not (Meteor ≤ 3.4) only answers an `error` "Bad
+    /// request" to a socket already dropped: the client never reads it, and
+    /// the session ends with the socket (checked against Meteor 3.0.4).
     pub fn disconnect(&self) {
         let now = self.inner.now();
         self.inner.machine.borrow_mut().disconnect(now);

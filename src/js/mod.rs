@@ -799,7 +799,8 @@ impl DdpConnection {
         self.conn.reconnect();
     }
 
-    /// Close the link and stay `offline` until `reconnect()`.
+    /// Close the link and stay `offline` until `reconnect()`. Sends
+    /// `{"msg":"disconnect"}` first (see the Rust `Connection::disconnect`).
     pub fn disconnect(&self) {
         self.conn.disconnect();
     }

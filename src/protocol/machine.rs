@@ -742,7 +742,9 @@ impl Machine {
         self.observe_clock(_now);
         if self.phase == Phase::Connected {
             // Tell a resuming server to end the session now rather than
-            // hold it for a grace period.
+            // hold it for a grace period. Sent to every server: none says
+            // in advance whether it resumes, and one that does not (Meteor
+            // ≤ 3.4) answers "Bad request" to a socket dropped just below.
             self.send(ClientMessage::Disconnect);
             self.emit(Event::Disconnected { reason: DisconnectReason::ClientDisconnect });
         }

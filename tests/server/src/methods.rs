@@ -17,7 +17,7 @@
 //! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
-//! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `logoutOtherClients`, `whoami` | Meteor's accounts: see `accounts.rs` |
+//! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `whoami` | Meteor's accounts, in Meteor's order (`updated`, `result`, then the user document): see `accounts.rs` |
 //!
 //! Numbers go out as JavaScript writes them (`5`, not `5.0`). Methods of one
 //! session run one at a time, in order with its subscriptions, as in Meteor
@@ -113,9 +113,11 @@ async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) 
         }
     }
     let updated = json!({"msg":"updated","methods":[call.id]});
-    if call.name == "updatedFirst" {
+    if call.name == "updatedFirst" || super::accounts::meteor_ordered(&call.name) {
         session.send(updated);
         session.send(Value::Object(result));
+        // Accounts, as Meteor: the user's document after the result.
+        sc.accounts.publish_user(&session);
     } else {
         session.send(Value::Object(result));
         session.send(updated);
