@@ -48,7 +48,6 @@ use crate::protocol::machine::{CallOptions, MethodError};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_channel::oneshot;
 use futures_signals::signal::{Signal, SignalExt};
-use gloo_timers::callback::Timeout;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::future::Future;
@@ -91,7 +90,7 @@ pub(crate) struct AccountsInner {
     /// document settles when it comes (removed with this).
     watch: RefCell<Option<ListenerHandle>>,
     /// The timer of the bound on that wait, and when it fires.
-    timer: RefCell<Option<(f64, Timeout)>>,
+    timer: RefCell<Option<(f64, crate::host::Guard)>>,
 }
 
 impl AccountsInner {
@@ -471,17 +470,19 @@ impl Accounts {
             None => *timer = None,
             Some(at) if timer.as_ref().is_some_and(|(t, _)| *t == at) => {}
             Some(at) => {
-                let delay = (at - now()).clamp(0.0, i32::MAX as f64) as u32;
+                let Some(conn) = self.conn.upgrade() else { return };
+                let delay = (at - now()).ceil().clamp(0.0, i32::MAX as f64) as u32;
                 let this = self.weak();
-                *timer = Some((
-                    at,
-                    Timeout::new(delay, move || {
+                let guard = conn.host.timer(
+                    delay,
+                    Box::new(move || {
                         if let Some(this) = this.upgrade() {
                             this.inner.timer.borrow_mut().take();
                             this.run_effects();
                         }
                     }),
-                ));
+                );
+                *timer = Some((at, guard));
             }
         }
     }
