@@ -41,7 +41,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::connection::{Connection, Done, Inner};
+use crate::connection::{Connection, Done, WeakConnection};
 use crate::data::Collection;
 use crate::protocol::accounts::{password_login_params, resume_login_params, AttemptKind, Effect, LoginState, StorageKeys, StoredLogin};
 use crate::protocol::machine::{CallOptions, MethodError};
@@ -115,7 +115,7 @@ impl AccountsInner {
 /// with `closed`.
 #[derive(Clone)]
 pub struct Accounts {
-    conn: Weak<Inner>,
+    conn: WeakConnection,
     inner: Rc<AccountsInner>,
     users: Collection,
 }
@@ -168,12 +168,12 @@ impl Connection {
                     }
                 });
                 *state.hook.borrow_mut() = Some(hook);
-                let (weak, conn) = (Rc::downgrade(&state), Rc::downgrade(inner));
+                let (weak, conn) = (Rc::downgrade(&state), self.downgrade());
                 let watch = self.collection("users").on_change(move |change| {
                     let (Some(state), Some(conn)) = (weak.upgrade(), conn.upgrade()) else { return };
                     let awaited = state.state.borrow().awaiting_user() == Some(change.id());
                     if awaited {
-                        Accounts::from_parts(&Connection::from_inner(conn), state).run_effects();
+                        Accounts::from_parts(&conn, state).run_effects();
                     }
                 });
                 *state.watch.borrow_mut() = Some(watch);
@@ -188,17 +188,17 @@ use crate::browser::now;
 
 impl Accounts {
     fn from_parts(conn: &Connection, inner: Rc<AccountsInner>) -> Self {
-        Accounts { conn: Rc::downgrade(conn.inner()), inner, users: conn.collection("users") }
+        Accounts { conn: conn.downgrade(), inner, users: conn.collection("users") }
     }
 
     /// Accounts with no connection, over a given `users` collection (tests).
     #[cfg(all(test, feature = "leptos"))]
     pub(crate) fn detached(users: Collection) -> Self {
-        Accounts { conn: Weak::new(), inner: AccountsInner::new(), users }
+        Accounts { conn: WeakConnection::default(), inner: AccountsInner::new(), users }
     }
 
     fn connection(&self) -> Option<Connection> {
-        self.conn.upgrade().map(Connection::from_inner)
+        self.conn.upgrade()
     }
 
     /// The logged-in user's id (`None` while logged out).
@@ -473,7 +473,7 @@ impl Accounts {
                 let Some(conn) = self.conn.upgrade() else { return };
                 let delay = (at - now()).ceil().clamp(0.0, i32::MAX as f64) as u32;
                 let this = self.weak();
-                let guard = conn.host.timer(
+                let guard = conn.host().timer(
                     delay,
                     Box::new(move || {
                         if let Some(this) = this.upgrade() {
@@ -541,7 +541,7 @@ impl Accounts {
 
 /// An [`Accounts`] that does not keep its state alive (for call hooks).
 struct WeakAccounts {
-    conn: Weak<Inner>,
+    conn: WeakConnection,
     inner: Weak<AccountsInner>,
     users: Collection,
 }

@@ -303,13 +303,57 @@ pub(crate) fn connect_on(host: Rc<dyn Host>, url: &str, options: Options) -> Res
     Ok(Connection { inner })
 }
 
+/// A connection that does not keep it open: what a listener, a handle or
+/// a plug-in holds so that no cycle keeps a dropped connection alive.
+#[derive(Clone, Default)]
+pub struct WeakConnection(Weak<Inner>);
+
+impl WeakConnection {
+    /// The connection, if some [`Connection`] still holds it.
+    pub fn upgrade(&self) -> Option<Connection> {
+        self.0.upgrade().map(|inner| Connection { inner })
+    }
+}
+
 impl Connection {
-    pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
-        Connection { inner }
+    /// A handle that does not keep the connection open.
+    pub fn downgrade(&self) -> WeakConnection {
+        WeakConnection(Rc::downgrade(&self.inner))
     }
 
     pub(crate) fn inner(&self) -> &Rc<Inner> {
         &self.inner
+    }
+
+    /// Where the driver runs (timers, randomness).
+    pub(crate) fn host(&self) -> &Rc<dyn Host> {
+        &self.inner.host
+    }
+
+    /// How many bytes of arguments the outbox has room for (or why no call
+    /// can be placed now).
+    #[cfg(feature = "js")]
+    pub(crate) fn room_for_call(&self) -> Result<usize, MethodError> {
+        self.with_machine(|m| m.room_for_call())
+    }
+
+    /// Reads the protocol state machine.
+    pub(crate) fn with_machine<R>(&self, f: impl FnOnce(&Machine) -> R) -> R {
+        f(&self.inner.machine.borrow())
+    }
+
+    /// Changes the protocol state machine without carrying its output out
+    /// yet (the caller registers what the output will reach, then calls
+    /// [`Connection::drive`]).
+    pub(crate) fn with_machine_mut<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
+        f(&mut self.inner.machine.borrow_mut())
+    }
+
+    /// Changes the protocol state machine, then carries its output out.
+    pub(crate) fn drive<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
+        let r = f(&mut self.inner.machine.borrow_mut());
+        self.inner.pump();
+        r
     }
 
     /// The WebSocket URL in use.
@@ -467,7 +511,7 @@ impl Connection {
         let mut options = options;
         let (mut writes, mut stub_value) = (Vec::new(), None);
         if let Some(stub) = stub {
-            let mut ctx = crate::stubs::StubContext::new(self.inner.clone(), name);
+            let mut ctx = crate::stubs::StubContext::new(self, name);
             let result = stub(&mut ctx, &params);
             let (seed, w) = ctx.finish();
             match result {

@@ -1,6 +1,6 @@
 //! Subscriptions and reactive collections (the driver side).
 
-use crate::connection::{Connection, Inner};
+use crate::connection::{Connection, WeakConnection};
 use crate::protocol::store::{Change, DocRef, Fields, Store};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_signals::signal::Signal;
@@ -28,7 +28,7 @@ pub(crate) struct SubState {
 /// A live subscription. `stop()` ends it; dropping the handle does not.
 #[derive(Clone)]
 pub struct Subscription {
-    conn: Weak<Inner>,
+    conn: WeakConnection,
     id: String,
     state: SubState,
 }
@@ -87,8 +87,8 @@ impl Subscription {
     /// Stops it: not re-sent after reconnects; its documents go (at once
     /// when connected; after the next reconciliation when offline).
     pub fn stop(&self) {
-        if let Some(inner) = self.conn.upgrade() {
-            Connection::from_inner(inner).unsubscribe(&self.id);
+        if let Some(conn) = self.conn.upgrade() {
+            conn.unsubscribe(&self.id);
         }
     }
 }
@@ -323,18 +323,16 @@ impl Connection {
 
     /// [`Connection::subscribe`] with EJSON-encoded parameters.
     pub fn subscribe_raw(&self, name: &str, params: Vec<Value>) -> Subscription {
-        let inner = self.inner();
         let state = SubState { ready: Observable::new(false), ended: Observable::new(None) };
-        let id = inner.machine.borrow_mut().subscribe(name, params);
-        inner.subs.borrow_mut().insert(id.clone(), state.clone());
-        inner.pump();
-        Subscription { conn: Rc::downgrade(inner), id, state }
+        // Registered before the pump runs: its ready may already be there.
+        let id = self.with_machine_mut(|m| m.subscribe(name, params));
+        self.inner().subs.borrow_mut().insert(id.clone(), state.clone());
+        self.drive(|_| ());
+        Subscription { conn: self.downgrade(), id, state }
     }
 
     pub(crate) fn unsubscribe(&self, id: &str) {
-        let inner = self.inner();
-        inner.machine.borrow_mut().unsubscribe(id);
-        inner.pump();
+        self.drive(|m| m.unsubscribe(id));
     }
 
     /// The live view of collection `name` (created empty if no document
@@ -343,10 +341,10 @@ impl Connection {
         let inner = self.inner();
         let existing = inner.mirrors.borrow().get(name).cloned();
         let mirror = existing.unwrap_or_else(|| {
-            let weak = Rc::downgrade(inner);
+            let weak = self.downgrade();
             let access: StoreAccess = Box::new(move |f| {
-                if let Some(inner) = weak.upgrade() {
-                    f(inner.machine.borrow().store());
+                if let Some(conn) = weak.upgrade() {
+                    conn.with_machine(|m| f(m.store()));
                 }
             });
             let m = Rc::new(Mirror::new(name, access));

@@ -57,7 +57,7 @@ pub mod rooms;
 mod stubs;
 
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
-pub use connection::{connect, on_reconnect, Connection, MethodCall, Options};
+pub use connection::{connect, on_reconnect, Connection, MethodCall, Options, WeakConnection};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use error::Error;
 pub use protocol::ejson::Ejson;

@@ -189,7 +189,7 @@ impl Client {
         let inbox = conn.subscribe_raw("rooms.inbox", Vec::new());
         let weak = Rc::downgrade(&rooms);
         // Weak: the connection's own listener list must not hold it.
-        let c = Rc::downgrade(conn.inner());
+        let c = conn.downgrade();
         let events = conn.on_event(move |e| {
             let Some(rooms) = weak.upgrade() else { return };
             let all: Vec<Rc<RoomInner>> = rooms.borrow().values().cloned().collect();
@@ -200,7 +200,7 @@ impl Client {
                         r.events(ev);
                     }
                 }
-                Event::Connected { .. } if c.upgrade().is_some_and(|c| c.machine.borrow().resumed()) => {
+                Event::Connected { .. } if c.upgrade().is_some_and(|c| c.resumed()) => {
                     for r in all {
                         let (a, ev) = r.state.borrow_mut().link_up(true);
                         r.events(ev);

@@ -4,7 +4,7 @@
 //! documents, which show at once and give way to the server's version when
 //! the call completes.
 
-use crate::connection::{Connection, Inner};
+use crate::connection::Connection;
 use crate::data::document;
 use crate::protocol::hash::NameMap;
 use crate::protocol::machine::StubWrite;
@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 /// What a stub sees and does: its call's random streams and document writes.
 pub struct StubContext {
-    inner: Rc<Inner>,
+    conn: Connection,
     name: String,
     seed: Option<String>,
     streams: NameMap<RandomStream>,
@@ -26,8 +26,8 @@ pub struct StubContext {
 pub type Stub = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, String>>;
 
 impl StubContext {
-    pub(crate) fn new(inner: Rc<Inner>, name: &str) -> Self {
-        StubContext { inner, name: name.to_owned(), seed: None, streams: NameMap::default(), writes: Vec::new() }
+    pub(crate) fn new(conn: &Connection, name: &str) -> Self {
+        StubContext { conn: conn.clone(), name: name.to_owned(), seed: None, streams: NameMap::default(), writes: Vec::new() }
     }
 
     /// The method's name.
@@ -42,7 +42,7 @@ impl StubContext {
 
     /// The call's random seed; asking for it makes the call send it.
     pub fn random_seed(&mut self) -> String {
-        let host = &self.inner.host;
+        let host = self.conn.host();
         self.seed.get_or_insert_with(|| new_seed(|| host.random())).clone()
     }
 
@@ -61,8 +61,7 @@ impl StubContext {
         if let Some(w) = self.writes.iter().rev().find(|w| w.collection == collection && w.id == id) {
             return w.doc.as_ref().map(|f| document(id, f));
         }
-        let machine = self.inner.machine.borrow();
-        machine.store().get(collection, id).map(|f| document(id, &f))
+        self.conn.with_machine(|m| m.store().get(collection, id).map(|f| document(id, &f)))
     }
 
     /// Inserts a document (its `_id`, or the next id of stream

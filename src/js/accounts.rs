@@ -4,9 +4,9 @@
 use super::emitter::Emitter;
 use super::{call_promise, get, js_error, method_error_to_js, tojs, watch, DdpConnection, StopHandle};
 use crate::accounts::{AccountsEvent, NewUser, PersistLogin, UserSelector};
-use crate::protocol::machine::MethodError;
 use crate::reactive::ListenerHandle;
 use crate::Connection;
+use crate::MethodError;
 use js_sys::{Object, Promise};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;

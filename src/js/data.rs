@@ -44,7 +44,7 @@ fn end_to_js(end: &SubscriptionEnd) -> Vec<JsValue> {
     match end {
         SubscriptionEnd::Stopped => vec![],
         SubscriptionEnd::Failed(e) => {
-            let err = crate::protocol::machine::MethodError::Server {
+            let err = crate::MethodError::Server {
                 error: e.get("error").cloned().unwrap_or(Value::Null),
                 reason: e.get("reason").and_then(Value::as_str).map(str::to_owned),
                 details: e.get("details").cloned(),

@@ -17,11 +17,11 @@ use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
 use crate::protocol::ejson::Ejson;
 use crate::protocol::hash::NameMap;
-use crate::protocol::machine::{CallOptions, Event, MethodError, Outbox, ProtocolError, StubWrite};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
 use crate::stubs::StubContext;
+use crate::{CallOptions, Event, MethodError, Outbox, ProtocolError, StubWrite};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -530,7 +530,7 @@ impl DdpConnection {
     fn run_stub(&self, name: &str, args: &Array) -> (Option<Result<JsValue, JsValue>>, Option<String>, Vec<StubWrite>) {
         let stub = self.stubs.borrow().get(name).cloned();
         let Some(stub) = stub else { return (None, None, Vec::new()) };
-        let ctx = Rc::new(RefCell::new(StubContext::new(self.conn.inner().clone(), name)));
+        let ctx = Rc::new(RefCell::new(StubContext::new(&self.conn, name)));
         let invocation = Object::new();
         let set = |k: &str, v: &JsValue| {
             let _ = Reflect::set(&invocation, &k.into(), v);
@@ -575,7 +575,7 @@ impl DdpConnection {
         let (seed, writes) = match Rc::try_unwrap(ctx) {
             Ok(cell) => cell.into_inner().finish(),
             Err(shared) => {
-                let taken = std::mem::replace(&mut *shared.borrow_mut(), StubContext::new(self.conn.inner().clone(), name));
+                let taken = std::mem::replace(&mut *shared.borrow_mut(), StubContext::new(&self.conn, name));
                 taken.finish()
             }
         };
@@ -594,7 +594,7 @@ impl DdpConnection {
             return Ok(Promise::reject(&method_error_to_js(&MethodError::Cancelled)));
         }
         // A full outbox refuses the call before its arguments are read.
-        let room = self.conn.inner().machine.borrow().room_for_call();
+        let room = self.conn.room_for_call();
         let budget = match room {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
@@ -675,10 +675,10 @@ impl DdpConnection {
         };
         if !signal.is_undefined() {
             // Weak: a signal the app keeps must not keep the connection.
-            let conn = Rc::downgrade(self.conn.inner());
+            let conn = self.conn.downgrade();
             let closure = Closure::<dyn Fn()>::new(move || {
-                if let Some(inner) = conn.upgrade() {
-                    Connection::from_inner(inner).cancel_call(id);
+                if let Some(conn) = conn.upgrade() {
+                    conn.cancel_call(id);
                 }
             });
             if let Ok(add) = get(&signal, "addEventListener").dyn_into::<Function>() {
