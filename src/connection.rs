@@ -686,14 +686,14 @@ impl Inner {
         }
     }
 
-    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent, (wall, mono): (f64, f64)) {
+    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent<'_>, (wall, mono): (f64, f64)) {
         let now = self.now_at(wall, mono);
         {
             let mut m = self.machine.borrow_mut();
             match event {
                 SocketEvent::Open => m.handle_open(socket, now),
-                SocketEvent::Text(text) => m.handle_frame(socket, &text, now),
-                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, &ends, now),
+                SocketEvent::Text(text) => m.handle_frame(socket, text, now),
+                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, ends, now),
                 SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
                 SocketEvent::Close(code) => m.handle_close(socket, code, now),
                 SocketEvent::Error => m.handle_transport_error(socket, now),

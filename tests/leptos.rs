@@ -3,6 +3,8 @@
 //! --features leptos,leptos/csr --test leptos`). What they check is read
 //! off the DOM and off the server's stats.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

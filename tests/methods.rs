@@ -1,6 +1,8 @@
 //! Browser end-to-end tests of method calls: headless Chromium against the
 //! real test server (started by `scripts/test.sh`).
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

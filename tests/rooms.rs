@@ -1,6 +1,8 @@
 //! Browser end-to-end tests of rooms (the js-collaboration Connection) over
 //! DDP, against the test server's chat rooms.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 

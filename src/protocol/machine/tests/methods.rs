@@ -514,6 +514,7 @@ mod simulated {
             self.down.push_back(text);
         }
 
+        #[allow(clippy::wrong_self_convention, reason = "a direction (the next frame goes up to the server), not a conversion")]
         fn to_server(&mut self) {
             let Some(text) = self.up.pop_front() else { return };
             let v: Value = serde_json::from_str(&text).unwrap();
