@@ -41,15 +41,6 @@ async fn log(sc: &str) -> Vec<(String, Option<String>, String)> {
         .collect()
 }
 
-async fn wait_until(ms: u32, what: &str, pred: impl Fn() -> bool) {
-    let mut waited = 0;
-    while !pred() {
-        assert!(waited < ms, "timed out after {ms} ms waiting for {what}");
-        sleep(10).await;
-        waited += 10;
-    }
-}
-
 fn events(conn: &Connection) -> Rc<RefCell<Vec<AccountsEvent>>> {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
@@ -283,8 +274,7 @@ async fn logout_clears_the_user_id_and_the_user_document() {
 
 #[wasm_bindgen_test]
 async fn create_user_logs_in_and_logout_other_clients_closes_the_others() {
-    let sc = scenario("acc-create");
-    let a = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, a) = open("acc-create");
     let new = NewUser { username: Some("cy".into()), password: "pw".into(), profile: Some(json!({"name": "Cy"})), ..NewUser::default() };
     let id = a.accounts().create_user(new).await.unwrap();
     assert_eq!(a.accounts().user().unwrap()["profile"], json!({"name": "Cy"}));

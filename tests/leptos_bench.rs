@@ -31,13 +31,6 @@ fn now() -> f64 {
     web_sys::window().unwrap().performance().unwrap().now()
 }
 
-fn container() -> web_sys::HtmlElement {
-    let doc = web_sys::window().unwrap().document().unwrap();
-    let div: web_sys::HtmlElement = doc.create_element("div").unwrap().dyn_into().unwrap();
-    doc.body().unwrap().append_child(&div).unwrap();
-    div
-}
-
 /// What one run measured.
 struct Figures {
     per_change_ms: Vec<f64>,
@@ -118,8 +111,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[wasm_bindgen_test]
 async fn live_keyed_list_of_10k_under_100_changes() {
-    let sc = scenario("bench-leptos");
-    let writer = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, writer) = open("bench-leptos");
     for chunk in (0..DOCS).collect::<Vec<_>>().chunks(1000) {
         let calls: Vec<_> = chunk
             .iter()

@@ -753,25 +753,16 @@ mod prop {
             .prop_map(|s| Value::String(s.into())),
             ".{0,8}".prop_map(Value::String),
         ];
-        leaf.prop_recursive(4, 32, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                proptest::collection::btree_map(
-                    prop_oneof![
-                        Just("msg".to_string()),
-                        Just("id".to_string()),
-                        Just("subs".to_string()),
-                        Just("fields".to_string()),
-                        Just("collection".to_string()),
-                        Just("session".to_string()),
-                        "[a-z]{1,6}"
-                    ],
-                    inner,
-                    0..6
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        let key = prop_oneof![
+            Just("msg".to_string()),
+            Just("id".to_string()),
+            Just("subs".to_string()),
+            Just("fields".to_string()),
+            Just("collection".to_string()),
+            Just("session".to_string()),
+            "[a-z]{1,6}"
+        ];
+        crate::protocol::arb::arb_json(leaf.boxed(), key.boxed(), 4, 6)
     }
 }
 
