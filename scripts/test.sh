@@ -47,7 +47,7 @@ step "browser tests (wasm-pack test --headless --chrome)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries 2>&1 | tee "$logdir/browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries --test resumption 2>&1 | tee "$logdir/browser.log"
 
 step "Leptos hooks in the browser (wasm-pack test --features leptos,leptos/csr)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \

@@ -1,5 +1,5 @@
-//! Subscriptions and data messages, with Meteor's reconnect rules and one
-//! improvement.
+//! Subscriptions and data messages, with Meteor's reconnect rules and two
+//! improvements.
 //!
 //! - `sub` ids are random 17-character ids, re-sent unchanged after every
 //!   reconnect (the server ignores a duplicate id, so re-sending is safe).
@@ -15,6 +15,27 @@
 //!   was ready stays ready throughout.
 //! - With a **resumed** session nothing is held: the server only replays
 //!   what was missed.
+//!
+//! # What is re-sent after a reconnect, by message kind
+//!
+//! `receivedCount` tells a resuming server what the client received; nothing
+//! tells the client what the server received. A frame written just before a
+//! drop may have died with the socket, so after a **resumed** `connected`
+//! the client re-sends every message whose answer has not arrived, and
+//! relies on the server to ignore what it already has:
+//!
+//! | client message | after a resumed session | after a new session |
+//! |---|---|---|
+//! | `connect` | sent first, with `session` + `receivedCount` | sent first |
+//! | `sub` | re-sent while its `ready` (or `nosub`) has not arrived; a server ignores a duplicate sub id (Meteor 3.5 and ours), and a `ready` that arrived proves the server has it, so ready ones are not re-sent | every live subscription is re-sent; data is held until the ready ones are ready again |
+//! | `unsub` | re-sent while its `nosub` has not arrived (a server answers an unknown id with another `nosub`, which is ignored); an `unsub` made offline goes out | nothing: a new session has no subscriptions |
+//! | `method` (and so login, logout and the rooms' `join`/`send`/`leave`) | every call without a `result` is re-sent with the same id; the server runs an id once per session ([`methods`](super::methods)) | re-sent with the same id after the `onReconnect` hooks; `noRetry` calls fail with `invocation-failed` |
+//! | `ping` | not re-sent: the heartbeat starts over on the new socket | the same |
+//! | `pong` | not re-sent: the server's ping died with its socket | the same |
+//! | `disconnect` | only written by `disconnect()`/`close()`, which end the session: there is no next one | the same |
+//!
+//! The rooms inbox is a subscription (`rooms.inbox`), so the `sub` rule
+//! covers it.
 
 use super::{Event, Machine, Output, Phase};
 use crate::protocol::hash::FastSet;
@@ -48,8 +69,12 @@ pub(super) struct Quiesce {
 #[derive(Debug, Default)]
 pub(super) struct Subs {
     list: Vec<Sub>,
-    /// Stopped while the link was down, for an `unsub` if the session resumes.
-    stopped_offline: Vec<String>,
+    /// Stopped, and the server may not know yet: stopped while the link was
+    /// down, or an `unsub` written whose `nosub` has not arrived. Sent (again)
+    /// if the session resumes; forgotten with a new session.
+    unsent_unsubs: Vec<String>,
+    /// `unsub`s written in this session whose `nosub` has not arrived.
+    unanswered_unsubs: Vec<String>,
     pub(super) store: Store,
     pub(super) quiesce: Option<Quiesce>,
 }
@@ -78,8 +103,9 @@ impl Machine {
         }
         if self.phase == Phase::Connected && sub.sent {
             self.send(ClientMessage::Unsub { id: sub.id.clone() });
+            self.subs.unanswered_unsubs.push(sub.id.clone());
         } else if sub.sent || self.resume.is_some() {
-            self.subs.stopped_offline.push(sub.id.clone());
+            self.subs.unsent_unsubs.push(sub.id.clone());
         }
         self.emit(Event::SubStopped { id: sub.id, error: None });
         self.maybe_flush();
@@ -101,8 +127,9 @@ impl Machine {
             return;
         }
         let Some(socket) = self.socket else { return };
-        for id in std::mem::take(&mut self.subs.stopped_offline) {
-            self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id }.encode() });
+        for id in std::mem::take(&mut self.subs.unsent_unsubs) {
+            self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id: id.clone() }.encode() });
+            self.subs.unanswered_unsubs.push(id);
         }
         for s in self.subs.list.iter_mut().filter(|s| !s.sent) {
             s.sent = true;
@@ -158,11 +185,20 @@ impl Machine {
     /// A `connected` arrived: plan the subscriptions' return.
     pub(super) fn subs_on_connected(&mut self, reconnect: bool, resent_methods: Vec<String>) {
         if self.resumed {
-            // The server still has them; only new ones and unsubs go out.
+            // The server has what it read; what it may not have read goes
+            // out again (see the table in the module doc).
+            let unanswered = std::mem::take(&mut self.subs.unanswered_unsubs);
+            self.subs.unsent_unsubs.splice(0..0, unanswered);
+            let waiting = |id: &String| self.subs.quiesce.as_ref().is_some_and(|q| q.subs.contains(id));
+            let resend: Vec<bool> = self.subs.list.iter().map(|s| !s.ready || waiting(&s.id)).collect();
+            for (s, resend) in self.subs.list.iter_mut().zip(resend) {
+                s.sent &= !resend;
+            }
             self.send_subs();
             return;
         }
-        self.subs.stopped_offline.clear();
+        self.subs.unsent_unsubs.clear();
+        self.subs.unanswered_unsubs.clear();
         for s in &mut self.subs.list {
             s.sent = false;
         }
@@ -198,7 +234,10 @@ impl Machine {
             }
             // (A nosub for a subscription we stopped ourselves does
             // nothing: its stop was already reported.)
-            ServerMessage::NoSub { id, error } => self.end_sub(id, error),
+            ServerMessage::NoSub { id, error } => {
+                self.subs.unanswered_unsubs.retain(|x| *x != id);
+                self.end_sub(id, error)
+            }
             ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. }
                 if self.config.stream_collections.contains(&collection) =>
             {

@@ -767,6 +767,8 @@ mod prop {
 }
 
 mod methods;
+#[cfg(not(target_arch = "wasm32"))]
+mod simulated;
 mod subs;
 mod too_big;
 

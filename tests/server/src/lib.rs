@@ -37,7 +37,11 @@
 //!   `silent?on=true|false` (keep sockets open but send and answer nothing),
 //!   `versions?v=a,b` (the versions the server speaks; empty resets),
 //!   `frame?text=T&pad=N` (a raw text frame to every socket, `$PAD` in `T`
-//!   replaced by `N` x's),
+//!   replaced by `N` x's), `drop-on?msg=K` (cut the socket, without a close
+//!   frame, when the next client frame of kind `K` arrives, before it is
+//!   read: `K` is a `msg` such as `sub`, `unsub`, `method`, or a method's
+//!   name such as `login` or `rooms.join`; once, then disarmed; an empty
+//!   `K` disarms),
 //!   `disconnect` (close every socket cleanly, 1000 "Normal closure"; the
 //!   sessions end), `resume?on=true|false` (hold dropped sessions for
 //!   resumption, default on), `grace?ms=N` (how long), `reset`,
@@ -492,6 +496,8 @@ struct Scenario {
     resume: AtomicBool,
     grace_ms: AtomicU64,
     versions: Mutex<Option<Vec<String>>>,
+    /// `drop-on`: the kind of client frame whose arrival cuts the socket.
+    drop_on: Mutex<Option<String>>,
     /// Open sockets (handshake done or not), for faults and stats.
     sockets: Mutex<HashMap<u64, Arc<Outbox>>>,
     /// Live sessions, attached or within their grace period.
@@ -515,6 +521,7 @@ impl Scenario {
             resume: AtomicBool::new(true),
             grace_ms: AtomicU64::new(grace.as_millis() as u64),
             versions: Mutex::new(None),
+            drop_on: Mutex::new(None),
             sockets: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
@@ -526,6 +533,21 @@ impl Scenario {
             rooms: rooms::Rooms::default(),
             room_hooks,
         }
+    }
+}
+
+impl Scenario {
+    /// Whether `frame` is the one `drop-on` waits for (which disarms it).
+    fn take_drop_on(&self, frame: &str) -> bool {
+        let mut armed = lock(&self.drop_on);
+        let Some(kind) = armed.as_deref() else { return false };
+        let parsed: Option<Value> = serde_json::from_str(frame).ok();
+        let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str);
+        let hit = field("msg") == Some(kind) || (field("msg") == Some("method") && field("method") == Some(kind));
+        if hit {
+            *armed = None;
+        }
+        hit
     }
 }
 
@@ -706,6 +728,7 @@ async fn control(
             sockets().iter().for_each(|s| s.text_unbounded(text.clone()));
         }
         "refuse" => sc.refuse.store(on, Ordering::SeqCst),
+        "drop-on" => *lock(&sc.drop_on) = q.get("msg").filter(|k| !k.is_empty()).cloned(),
         "resume" => sc.resume.store(on, Ordering::SeqCst),
         "grace" => {
             let ms = q.get("ms").and_then(|v| v.parse().ok()).unwrap_or(15_000);
@@ -729,6 +752,7 @@ async fn control(
             sc.silent.store(false, Ordering::SeqCst);
             sc.resume.store(true, Ordering::SeqCst);
             *lock(&sc.versions) = None;
+            *lock(&sc.drop_on) = None;
         }
         "stats" => {}
         _ => return control_response(StatusCode::NOT_FOUND, json!({"error": format!("unknown action {action:?}")})),
@@ -749,6 +773,7 @@ async fn control(
             "unsubRequests": sc.unsub_requests.load(Ordering::SeqCst),
             "refuse": sc.refuse.load(Ordering::SeqCst),
             "silent": sc.silent.load(Ordering::SeqCst),
+            "dropOn": lock(&sc.drop_on).clone(),
             "liveSessions": server.live_sessions(),
             "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
             "members": q.get("room").map(|r| rooms::members(&sc, r)).unwrap_or_default(),
@@ -936,6 +961,10 @@ async fn run_connection(
                 {
                     outbox.close(1009, "WebSocket frame length too large");
                     break Ending::Closing;
+                }
+                // `drop-on`: the frame dies with its socket, unread.
+                if matches!(&message, Message::Text(t) if sc.take_drop_on(t.as_str())) {
+                    break Ending::Cut;
                 }
                 match message {
                     Message::Text(text) if !ctx.handle_text(text.as_str()) => break Ending::Closing,

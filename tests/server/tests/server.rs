@@ -439,3 +439,29 @@ async fn rooms_hooks_middleware_tags_send_and_broadcast() {
     assert!(log.iter().any(|l| l == "message {\"x\":1} Some(\"t\")"));
     assert!(log.iter().any(|l| l == "disconnect 20 client disconnect"));
 }
+
+#[tokio::test]
+async fn drop_on_cuts_the_socket_at_the_named_frame_unread_and_once() {
+    let (_s, addr) = start(Config::default()).await;
+    let mut c = ws(addr, "/t/d/websocket").await;
+    let session = handshake(&mut c).await;
+    assert_eq!(control(addr, "/control/d/drop-on?msg=sub").await["dropOn"], "sub");
+    // Other kinds pass.
+    call(&mut c, "1", "inc", json!(["x"])).await;
+    answer(&mut c, "1").await;
+    send(&mut c, json!({"msg":"sub","id":"s1","name":"items","params":[1]})).await;
+    assert_eq!(close_frame(&mut c).await, None, "cut, no close frame");
+    let stats = control(addr, "/control/d/stats").await;
+    assert_eq!(stats["subRequests"], 0, "the sub was never read");
+    assert!(stats["dropOn"].is_null(), "disarmed");
+    assert_eq!(stats["sessions"], json!([session]), "held for resumption");
+    // A method by name: the call is not run.
+    let mut c = ws(addr, "/t/d/websocket").await;
+    handshake(&mut c).await;
+    control(addr, "/control/d/drop-on?msg=inc").await;
+    call(&mut c, "2", "echo", json!([1])).await;
+    answer(&mut c, "2").await;
+    call(&mut c, "3", "inc", json!(["x"])).await;
+    assert_eq!(close_frame(&mut c).await, None);
+    assert_eq!(control(addr, "/control/d/executions").await["counters"]["x"], 1);
+}

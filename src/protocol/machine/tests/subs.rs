@@ -8,6 +8,10 @@ fn sent_of(h: &Harness, msg: &str) -> Vec<Value> {
     h.sent.iter().filter_map(|t| serde_json::from_str::<Value>(t).ok()).filter(|v| v["msg"] == msg).collect()
 }
 
+fn ids_sent(h: &Harness, msg: &str) -> Vec<String> {
+    sent_of(h, msg).iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
+}
+
 fn data(h: &Harness) -> Vec<Change> {
     h.events
         .iter()
@@ -122,6 +126,54 @@ fn a_resumed_session_gets_the_unsub_that_was_made_offline() {
     assert!(h.m.resumed());
     assert_eq!(sent_of(&h, "unsub"), vec![json!({"msg":"unsub","id":gone})]);
     assert!(sent_of(&h, "sub").is_empty(), "the server still has the others");
+}
+
+#[test]
+fn a_resumed_session_gets_again_what_the_server_may_not_have_read() {
+    let mut h = connected();
+    let ready_one = h.m.subscribe("ready", vec![]);
+    let waiting = h.m.subscribe("waiting", vec![]);
+    let stopped = h.m.subscribe("stopped", vec![]);
+    let answered = h.m.subscribe("answered", vec![]);
+    h.drain();
+    ready(&mut h, &ready_one);
+    h.m.unsubscribe(&stopped);
+    h.m.unsubscribe(&answered);
+    h.frame(&json!({"msg":"nosub","id":answered}).to_string());
+    h.drain();
+    h.close(1006);
+    h.drain();
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S1"); // resumed
+    assert!(h.m.resumed());
+    assert_eq!(ids_sent(&h, "sub"), vec![waiting.clone()], "a sub without its ready may have died with the socket");
+    assert_eq!(ids_sent(&h, "unsub"), vec![stopped.clone()], "an unsub without its nosub may have died with the socket");
+    // Its nosub ends the re-sending; a second resumption sends nothing more.
+    h.frame(&json!({"msg":"nosub","id":stopped}).to_string());
+    ready(&mut h, &waiting);
+    h.close(1006);
+    h.drain();
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S1");
+    assert!(ids_sent(&h, "sub").is_empty() && ids_sent(&h, "unsub").is_empty(), "{:?}", h.sent);
+}
+
+#[test]
+fn a_new_session_sends_no_unsub_for_an_unanswered_one() {
+    let mut h = connected();
+    let id = h.m.subscribe("s", vec![]);
+    h.drain();
+    h.m.unsubscribe(&id);
+    h.drain();
+    h.close(1006);
+    h.drain();
+    h.fire();
+    h.sent.clear();
+    h.open_and_connect("S2");
+    assert!(!h.m.resumed());
+    assert!(sent_of(&h, "unsub").is_empty() && sent_of(&h, "sub").is_empty(), "{:?}", h.sent);
 }
 
 #[test]
