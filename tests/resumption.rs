@@ -27,18 +27,18 @@ async fn within<T>(ms: u32, what: &str, fut: impl Future<Output = T>) -> T {
     }
 }
 
-/// Connects, arms `drop-on?msg=kind`, and returns the connection and its
-/// session id.
-async fn armed(sc: &str, kind: &str) -> (Connection, String) {
+/// Connects, arms `drop-on?msg=kind`, and returns the connection.
+async fn armed(sc: &str, kind: &str) -> Connection {
     let conn = connect(&ws_url(sc), fast()).unwrap();
     wait_connected(&conn).await;
     assert_eq!(control(sc, &format!("drop-on?msg={kind}")).await["dropOn"], kind);
-    let session = conn.id().unwrap();
-    (conn, session)
+    conn
 }
 
-/// The frame died with its socket, and the session was resumed.
-async fn resumed(sc: &str, conn: &Connection, session: &str) {
+/// The frame died with its socket (the link dropped), and the session
+/// was resumed.
+async fn resumed(sc: &str, conn: &Connection, session: &str, rec: &Recorder) {
+    wait_event(rec, 10_000, "the drop", |e| matches!(e, ddp_live::Event::Disconnected { .. })).await;
     wait_status(conn, 10_000, "the resumed session", |s| s.connected && conn.id().as_deref() == Some(session)).await;
     assert!(conn.resumed());
     assert!(control(sc, "stats").await["dropOn"].is_null(), "the fault fired");
@@ -47,10 +47,11 @@ async fn resumed(sc: &str, conn: &Connection, session: &str) {
 #[wasm_bindgen_test]
 async fn a_sub_lost_in_the_drop_becomes_ready() {
     let sc = scenario("res-sub");
-    let (conn, session) = armed(&sc, "sub").await;
+    let conn = armed(&sc, "sub").await;
+    let (session, rec) = (conn.id().unwrap(), record(&conn));
     let sub = conn.subscribe("items", (5, 0));
     within(10_000, "the subscription's ready", sub.wait_ready()).await.unwrap();
-    resumed(&sc, &conn, &session).await;
+    resumed(&sc, &conn, &session, &rec).await;
     assert_eq!(conn.collection("items").len(), 5);
     assert_eq!(control(&sc, "stats").await["subRequests"], 1, "the one sub the server read is the re-sent one");
     conn.close();
@@ -63,10 +64,10 @@ async fn an_unsub_lost_in_the_drop_is_honoured() {
     let sub = conn.subscribe("items", (3, 0));
     sub.wait_ready().await.unwrap();
     assert_eq!(control(&sc, "stats").await["subscriptions"], 1);
-    let session = conn.id().unwrap();
+    let (session, rec) = (conn.id().unwrap(), record(&conn));
     control(&sc, "drop-on?msg=unsub").await;
     sub.stop();
-    resumed(&sc, &conn, &session).await;
+    resumed(&sc, &conn, &session, &rec).await;
     let mut waited = 0;
     loop {
         let stats = control(&sc, "stats").await;
@@ -83,10 +84,11 @@ async fn an_unsub_lost_in_the_drop_is_honoured() {
 #[wasm_bindgen_test]
 async fn a_method_lost_in_the_drop_runs_once() {
     let sc = scenario("res-method");
-    let (conn, session) = armed(&sc, "method").await;
+    let conn = armed(&sc, "method").await;
+    let (session, rec) = (conn.id().unwrap(), record(&conn));
     let n: i64 = within(10_000, "the call", conn.call("inc", ("x",))).await.unwrap();
     assert_eq!(n, 1);
-    resumed(&sc, &conn, &session).await;
+    resumed(&sc, &conn, &session, &rec).await;
     assert_eq!(control(&sc, "executions").await["counters"]["x"], 1);
     conn.close();
 }
@@ -96,10 +98,11 @@ async fn a_login_lost_in_the_drop_holds() {
     let sc = scenario("res-login");
     let r = control(&sc, "accounts?op=create&username=ada&email=ada@example.com&password=pw").await;
     let id = r["id"].as_str().unwrap().to_owned();
-    let (conn, session) = armed(&sc, "login").await;
+    let conn = armed(&sc, "login").await;
+    let (session, rec) = (conn.id().unwrap(), record(&conn));
     let accounts = conn.accounts();
     assert_eq!(within(10_000, "the login", accounts.login_with_password("ada", "pw")).await, Ok(id.clone()));
-    resumed(&sc, &conn, &session).await;
+    resumed(&sc, &conn, &session, &rec).await;
     assert_eq!(accounts.user_id(), Some(id.clone()));
     assert_eq!(conn.call::<Option<String>>("whoami", ()).await, Ok(Some(id)), "the session is the user's");
     conn.close();
@@ -111,7 +114,7 @@ async fn a_room_join_lost_in_the_drop_joins() {
     let client = Client::new(&ws_url(&sc), fast()).unwrap();
     let conn = client.connection().clone();
     wait_connected(&conn).await;
-    let session = conn.id().unwrap();
+    let (session, rec) = (conn.id().unwrap(), record(&conn));
     control(&sc, "drop-on?msg=rooms.join").await;
     let room = client.connect("lobby", JoinOptions::default());
     within(10_000, "the join", async {
@@ -120,7 +123,7 @@ async fn a_room_join_lost_in_the_drop_joins() {
         }
     })
     .await;
-    resumed(&sc, &conn, &session).await;
+    resumed(&sc, &conn, &session, &rec).await;
     let members = control(&sc, "stats?room=lobby").await["members"].clone();
     assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
 }
@@ -131,6 +134,19 @@ async fn the_rooms_inbox_sub_lost_in_the_drop_still_delivers() {
     // The inbox `sub` is the rooms client's first frame after `connect`.
     control(&sc, "drop-on?msg=sub").await;
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
+    let rec = record(a.connection());
+    wait_event(&rec, 10_000, "the first session", |e| matches!(e, ddp_live::Event::Connected { .. })).await;
+    let session = a.connection().id().unwrap();
+    resumed(&sc, a.connection(), &session, &rec).await;
+    // The server holds the inbox subscription (the test server delivers room
+    // messages to members whatever they subscribe; a Meteor app's
+    // `rooms.inbox` publication does not).
+    within(10_000, "the inbox subscription on the server", async {
+        while control(&sc, "stats").await["subscriptions"] != 1 {
+            sleep(20).await;
+        }
+    })
+    .await;
     let ra = a.connect("lobby", JoinOptions::default());
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Value>::new()));
     let s = seen.clone();
@@ -146,7 +162,6 @@ async fn the_rooms_inbox_sub_lost_in_the_drop_still_delivers() {
         }
     })
     .await;
-    assert!(a.connection().resumed(), "the first session was resumed after the cut");
     let b = Client::new(&ws_url(&sc), fast()).unwrap();
     let rb = b.connect("lobby", JoinOptions::default());
     within(10_000, "the second join", async {
