@@ -5,7 +5,7 @@
 #   - clippy with -D warnings ([workspace.lints] in Cargo.toml, the size
 #     rules in clippy.toml), natively and for wasm32, with every feature a
 #     build uses (js: the npm package; leptos, leptos/csr: the example and
-#     the Leptos browser tests),
+#     the Leptos browser tests; native: the tokio host, natively only),
 #   - the docs build with -D warnings (broken links, bad examples' markup).
 # The doc examples themselves are compiled by `cargo test --doc` (scripts/test.sh).
 set -euo pipefail
@@ -25,14 +25,14 @@ start=$SECONDS
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "clippy, native (every target, features js + leptos)"
-cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos -- -D warnings
+step "clippy, native (every target, features js + leptos + native)"
+cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native -- -D warnings
 
 step "clippy, wasm32 (every target, features js + leptos + leptos/csr)"
 cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr -- -D warnings
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native
 
 echo
 echo "check: all passed in $((SECONDS - start)) s"

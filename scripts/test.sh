@@ -21,8 +21,8 @@ step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
 step "house rules (scripts/check.sh: fmt, clippy native + wasm32, docs)"
 scripts/check.sh
 
-step "native tests (protocol core, test server, docs)"
-cargo test --workspace --features ddp-live/js 2>&1 | tee "$logdir/native.log"
+step "native tests (protocol core, test server, the native host end to end, docs)"
+cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
@@ -42,6 +42,12 @@ scripts/build-example.sh
 step "test server on port $port"
 server_pid=$(scripts/start-server.sh "$port")
 echo "pid $server_pid"
+
+step "the native command line example against the test server"
+cargo run -q --features native --example ddp -- "ws://127.0.0.1:$port/websocket" --sub items '[3]' --call add '[2,3]' --once \
+  | tee "$logdir/cli.log"
+grep -qx 'add → 5' "$logdir/cli.log" && grep -qx 'added items item-2' "$logdir/cli.log" && grep -qx 'items ready' "$logdir/cli.log" \
+  || { echo "the ddp example did not print what it should" >&2; exit 1; }
 
 step "browser tests (wasm-pack test --headless --chrome)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \

@@ -5,8 +5,8 @@
 //! page events and time into the machine and carries its output out to the
 //! socket, the status signal and event listeners.
 
-use crate::browser::{self, PageEvent, PageWatch, Socket, SocketEvent};
 use crate::error::Error;
+use crate::host::{self, Clock, Guard, Host, HostSocket, PageEvent, SocketEvent};
 use crate::protocol::hash::{FastMap, NameMap};
 use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
@@ -15,7 +15,6 @@ use crate::protocol::url::websocket_url;
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_channel::oneshot;
 use futures_signals::signal::Signal;
-use gloo_timers::callback::Timeout;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -167,15 +166,18 @@ pub(crate) struct Inner {
     /// The URL as given to `connect` (Meteor's `rawUrl`: accounts' storage keys).
     raw_url: String,
     pub(crate) machine: RefCell<Machine>,
-    socket: RefCell<Option<(u64, Socket)>>,
+    /// Where the driver runs: sockets, timers, clocks, randomness.
+    pub(crate) host: Rc<dyn Host>,
+    socket: RefCell<Option<(u64, Box<dyn HostSocket>)>>,
     /// The pending timer and the time it fires at.
-    timer: RefCell<Option<(f64, Timeout)>>,
-    page: RefCell<Option<PageWatch>>,
+    timer: RefCell<Option<(f64, Guard)>>,
+    /// The page listeners while they are held, and how many there are.
+    page: RefCell<Option<(Guard, usize)>>,
     status: Observable<Status>,
     session: Observable<Option<String>>,
     listeners: Rc<Registry<dyn Fn(&Event)>>,
     closed: Cell<bool>,
-    clock: browser::Clock,
+    clock: Clock,
     /// True while [`Inner::pump`] runs: a pump asked for from inside it (a
     /// listener that calls back into the connection) leaves the work to the
     /// running loop instead of nesting, so the stack never grows with
@@ -231,15 +233,22 @@ impl std::fmt::Debug for Connection {
 /// # Ok(()) }
 /// ```
 pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
+    connect_on(host::default_host(), url, options)
+}
+
+/// [`connect`] on a given host (the tests' simulated one).
+pub(crate) fn connect_on(host: Rc<dyn Host>, url: &str, options: Options) -> Result<Connection, Error> {
     let raw_url = url.to_owned();
     let url = websocket_url(url)?;
     let config = options.to_config()?;
-    let machine = Machine::new(config, Box::new(browser::random));
+    let random = host.clone();
+    let machine = Machine::new(config, Box::new(move || random.random()));
     let status = Observable::new(machine.status());
     let inner = Rc::new(Inner {
         url,
         raw_url,
         machine: RefCell::new(machine),
+        host,
         socket: RefCell::new(None),
         timer: RefCell::new(None),
         page: RefCell::new(None),
@@ -247,7 +256,7 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
         session: Observable::new(None),
         listeners: Rc::default(),
         closed: Cell::new(false),
-        clock: browser::Clock::default(),
+        clock: Clock::default(),
         pumping: Cell::new(false),
         calls: RefCell::new(FastMap::default()),
         reconnect_hooks: Rc::default(),
@@ -259,11 +268,12 @@ pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
     });
     if options.watch_page {
         let weak = Rc::downgrade(&inner);
-        *inner.page.borrow_mut() = Some(PageWatch::new(move |e| {
+        let watch = inner.host.watch_page(Box::new(move |e| {
             if let Some(inner) = weak.upgrade() {
                 inner.page_event(e);
             }
         }));
+        *inner.page.borrow_mut() = watch;
     }
     let now = inner.now();
     inner.machine.borrow_mut().start(now);
@@ -431,7 +441,7 @@ impl Connection {
             let (seed, w) = ctx.finish();
             match result {
                 Err(e) if options.throw_stub_exceptions => return MethodCall::failed(MethodError::StubFailed(e)),
-                Err(e) => web_sys::console::error_1(&format!("ddp-live: the stub of \"{name}\" failed: {e}").into()),
+                Err(e) => self.inner.host.log_error(&format!("ddp-live: the stub of \"{name}\" failed: {e}")),
                 Ok(v) => {
                     writes = w;
                     stub_value = Some(v);
@@ -520,20 +530,21 @@ impl Connection {
     /// How many browser event listeners this connection holds on the page
     /// (4 while watching the page, 0 after `close()`): for leak checks.
     pub fn page_listener_count(&self) -> usize {
-        self.inner.page.borrow().as_ref().map_or(0, PageWatch::len)
+        self.inner.page.borrow().as_ref().map_or(0, |(_, n)| *n)
     }
 }
 
 impl Inner {
     /// The wall clock; when it was set back, the machine's deadlines move
     /// back with it first (the browser's monotonic clock tells by how much).
-    fn now(&self) -> f64 {
-        self.clock_read(self.clock.read())
+    pub(crate) fn now(&self) -> f64 {
+        let (wall, mono) = self.host.clocks();
+        self.now_at(wall, mono)
     }
 
     /// [`Inner::now`] with the clocks already read (by the socket's handler).
     fn now_at(&self, wall: f64, mono: f64) -> f64 {
-        self.clock_read(self.clock.at(wall, Some(mono)))
+        self.clock_read(self.clock.at(wall, mono))
     }
 
     fn clock_read(&self, (now, set_back): (f64, Option<f64>)) -> f64 {
@@ -664,24 +675,28 @@ impl Inner {
     fn open_socket(self: &Rc<Self>, socket: u64) {
         let weak: Weak<Inner> = Rc::downgrade(self);
         let max_len = self.machine.borrow().config().max_frame_bytes;
-        let opened = Socket::open(&self.url, max_len, move |e, clocks| {
-            if let Some(inner) = weak.upgrade() {
-                inner.socket_event(socket, e, clocks);
-            }
-        });
+        let opened = self.host.open_socket(
+            &self.url,
+            max_len,
+            Box::new(move |e, clocks| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.socket_event(socket, e, clocks);
+                }
+            }),
+        );
         match opened {
             Ok(s) => *self.socket.borrow_mut() = Some((socket, s)),
             // Reported from a microtask: the socket of the first attempt is
             // opened inside `connect()`, before the app could listen for errors.
             Err(reason) => {
                 let weak = Rc::downgrade(self);
-                browser::later(move || {
+                self.host.later(Box::new(move || {
                     if let Some(inner) = weak.upgrade() {
                         let now = inner.now();
                         inner.machine.borrow_mut().handle_open_failed(socket, reason, now);
                         inner.pump();
                     }
-                });
+                }));
             }
         }
     }
@@ -741,11 +756,12 @@ impl Inner {
         match deadline {
             None => *timer = None,
             Some(at) => {
-                let delay = (at - now).clamp(0.0, i32::MAX as f64) as u32;
+                // Rounded up: a timer that fires before the deadline wakes for nothing.
+                let delay = (at - now).ceil().clamp(0.0, i32::MAX as f64) as u32;
                 let weak = Rc::downgrade(self);
-                *timer = Some((
-                    at,
-                    Timeout::new(delay, move || {
+                let guard = self.host.timer(
+                    delay,
+                    Box::new(move || {
                         if let Some(inner) = weak.upgrade() {
                             inner.timer.borrow_mut().take();
                             let now = inner.now();
@@ -753,7 +769,8 @@ impl Inner {
                             inner.pump();
                         }
                     }),
-                ));
+                );
+                *timer = Some((at, guard));
             }
         }
     }

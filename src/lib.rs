@@ -46,6 +46,9 @@
 
 pub mod accounts;
 pub mod browser;
+mod host;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub use host::native::SharedConnection;
 mod connection;
 mod data;
 mod error;

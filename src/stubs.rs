@@ -42,7 +42,8 @@ impl StubContext {
 
     /// The call's random seed; asking for it makes the call send it.
     pub fn random_seed(&mut self) -> String {
-        self.seed.get_or_insert_with(|| new_seed(crate::browser::random)).clone()
+        let host = &self.inner.host;
+        self.seed.get_or_insert_with(|| new_seed(|| host.random())).clone()
     }
 
     /// The next id of stream `scope` of the call's seed, exactly as

@@ -25,34 +25,9 @@ extern "C" {
     fn performance_now() -> Result<f64, JsValue>;
 }
 
-/// The wall clock, watched by the monotonic one: [`Clock::read`] tells when
-/// the wall clock was set back (by NTP, the user, a restored VM), and by how
-/// much, so deadlines can move with it. (A forward jump looks like sleep and
-/// needs nothing: deadlines simply fall due.)
-#[derive(Default)]
-pub struct Clock {
-    last: std::cell::Cell<Option<(f64, f64)>>,
-}
-
-impl Clock {
-    /// The wall clock now, and how far it was set back since the last read
-    /// (beyond a second of tolerance).
-    pub fn read(&self) -> (f64, Option<f64>) {
-        self.at(now(), performance_now().ok())
-    }
-
-    /// [`Clock::read`] with both clocks read by the caller (the socket's JS
-    /// handler reads them itself: one call into wasm per frame instead of
-    /// three). `mono` is `None` (or NaN) where there is no monotonic clock.
-    pub fn at(&self, wall: f64, mono: Option<f64>) -> (f64, Option<f64>) {
-        let Some(mono) = mono.filter(|m| !m.is_nan()) else { return (wall, None) };
-        let set_back = self.last.get().and_then(|(last_wall, last_mono)| {
-            let expected = last_wall + (mono - last_mono);
-            (wall < expected - 1000.0).then_some(expected - wall)
-        });
-        self.last.set(Some((wall, mono)));
-        (wall, set_back)
-    }
+/// `performance.now()`, NaN where there is none.
+pub fn monotonic() -> f64 {
+    performance_now().unwrap_or(f64::NAN)
 }
 
 #[wasm_bindgen]
@@ -144,21 +119,7 @@ pub fn random() -> f64 {
     js_sys::Math::random()
 }
 
-/// What a socket delivers. A text frame is borrowed from the socket's
-/// intake buffer for the duration of the handler's call.
-pub enum SocketEvent<'a> {
-    Open,
-    Text(&'a str),
-    /// A text frame longer than the limit, in UTF-16 code units, left in JS
-    /// memory: only its first and last `ENDS` code units were copied.
-    TooLarge {
-        len: usize,
-        ends: &'a str,
-    },
-    Binary(usize),
-    Close(u16),
-    Error,
-}
+pub use crate::host::{PageEvent, SocketEvent};
 
 /// How many UTF-16 code units of each end of an oversized frame are copied
 /// (enough to find a `result`'s id).
@@ -177,7 +138,7 @@ const KEEP_BYTES: usize = 1 << 20;
 // bytes; 4 close with code `a`; 5 error; 6 grow the buffer to `b` bytes
 // keeping its first `a`, returning where it now is. For 1 and 2 it returns 1
 // when it released the buffer. `wall` and `mono` are Date.now() and
-// performance.now() when the event came (see Clock::at).
+// performance.now() when the event came (see host::Clock::at).
 #[wasm_bindgen(inline_js = r#"
 const utf8 = new TextEncoder();
 export function attach(ws, memory, maxLen, ends, handle) {
@@ -326,15 +287,6 @@ type PageListener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut(Event
 
 pub struct PageWatch {
     listeners: Vec<PageListener>,
-}
-
-/// What the page says about the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageEvent {
-    Online,
-    Offline,
-    /// Visible again, or restored from the back/forward cache.
-    Wake,
 }
 
 impl PageWatch {

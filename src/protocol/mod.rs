@@ -27,6 +27,8 @@ pub mod random;
 pub mod retry;
 pub mod room;
 pub mod sha256;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) mod sim_server;
 pub mod status;
 pub mod store;
 pub mod url;

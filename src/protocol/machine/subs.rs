@@ -188,11 +188,12 @@ impl Machine {
             // The server has what it read; what it may not have read goes
             // out again (see the table in the module doc).
             let unanswered = std::mem::take(&mut self.subs.unanswered_unsubs);
-            self.subs.unsent_unsubs.splice(0..0, unanswered);
-            let waiting = |id: &String| self.subs.quiesce.as_ref().is_some_and(|q| q.subs.contains(id));
-            let resend: Vec<bool> = self.subs.list.iter().map(|s| !s.ready || waiting(&s.id)).collect();
-            for (s, resend) in self.subs.list.iter_mut().zip(resend) {
-                s.sent &= !resend;
+            self.subs.unsent_unsubs.extend(unanswered);
+            let quiesce = self.subs.quiesce.as_ref();
+            for s in &mut self.subs.list {
+                if !s.ready || quiesce.is_some_and(|q| q.subs.contains(&s.id)) {
+                    s.sent = false;
+                }
             }
             self.send_subs();
             return;
@@ -235,7 +236,9 @@ impl Machine {
             // (A nosub for a subscription we stopped ourselves does
             // nothing: its stop was already reported.)
             ServerMessage::NoSub { id, error } => {
-                self.subs.unanswered_unsubs.retain(|x| *x != id);
+                if let Some(i) = self.subs.unanswered_unsubs.iter().position(|x| *x == id) {
+                    self.subs.unanswered_unsubs.swap_remove(i);
+                }
                 self.end_sub(id, error)
             }
             ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. }

@@ -14,12 +14,10 @@
 //! - the client's store equals what the server published to the session.
 
 use super::*;
+use crate::protocol::sim_server::{SimServer, PUBS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-
-/// Publications `p0`, `p1`, `p2` publish collections `c0`, `c1`, `c2`.
-const PUBS: usize = 3;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -51,19 +49,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A session as the server keeps it.
-#[derive(Default)]
-struct Session {
-    /// Every message sent in it (but `connected`), for replay.
-    history: Vec<String>,
-    /// Method ids seen: a re-sent id never runs twice.
-    seen: HashSet<String>,
-    /// Its subscriptions: id → publication.
-    subs: BTreeMap<String, usize>,
-    /// What the client was told: (publication, document) → value.
-    view: BTreeMap<(usize, String), i64>,
-}
-
 struct World {
     m: Machine,
     now: f64,
@@ -71,15 +56,7 @@ struct World {
     open: bool,
     /// Client → server frames not read yet.
     up: VecDeque<String>,
-    /// Server → client frames not read yet.
-    down: VecDeque<String>,
-    sessions: HashMap<String, Session>,
-    current: Option<String>,
-    next_session: u32,
-    resume: bool,
-    /// The publications' documents.
-    data: [BTreeMap<String, i64>; PUBS],
-    runs: HashMap<String, u32>,
+    server: SimServer,
     done: HashMap<u64, u32>,
     results: HashMap<u64, Value>,
     hooks: u32,
@@ -96,13 +73,7 @@ impl World {
             socket: None,
             open: false,
             up: VecDeque::new(),
-            down: VecDeque::new(),
-            sessions: HashMap::new(),
-            current: None,
-            next_session: 0,
-            resume,
-            data: Default::default(),
-            runs: HashMap::new(),
+            server: SimServer::new(resume),
             done: HashMap::new(),
             results: HashMap::new(),
             hooks: 0,
@@ -120,15 +91,14 @@ impl World {
                     self.socket = Some(socket);
                     self.open = false;
                     self.up.clear();
-                    self.down.clear();
+                    self.server.socket_gone();
                 }
                 Output::CloseSocket { socket } => {
                     if self.socket == Some(socket) {
                         self.socket = None;
-                        self.current = None;
                         // Lost in flight, both ways.
                         self.up.clear();
-                        self.down.clear();
+                        self.server.socket_gone();
                     }
                 }
                 Output::Send { text, .. } => self.up.push_back(text),
@@ -145,115 +115,6 @@ impl World {
                     self.m.reconnect_hooks_done();
                 }
             }
-        }
-    }
-
-    /// Sends to session `s`: into its history, and down the socket if it
-    /// is attached.
-    fn send_to(&mut self, s: &str, v: Value) {
-        let text = v.to_string();
-        if let Some(session) = self.sessions.get_mut(s) {
-            session.history.push(text.clone());
-        }
-        if self.current.as_deref() == Some(s) {
-            self.down.push_back(text);
-        }
-    }
-
-    /// Tells session `s` what changed between what it was told and what its
-    /// subscriptions publish now (a merge box).
-    fn publish(&mut self, s: &str) {
-        let Some(session) = self.sessions.get(s) else { return };
-        let mut want: BTreeMap<(usize, String), i64> = BTreeMap::new();
-        for &p in session.subs.values() {
-            for (id, v) in &self.data[p] {
-                want.insert((p, id.clone()), *v);
-            }
-        }
-        let mut out = Vec::new();
-        for ((p, id), _) in session.view.iter().filter(|(k, _)| !want.contains_key(*k)) {
-            out.push(json!({"msg":"removed","collection":format!("c{p}"),"id":id}));
-        }
-        for ((p, id), v) in &want {
-            match session.view.get(&(*p, id.clone())) {
-                None => out.push(json!({"msg":"added","collection":format!("c{p}"),"id":id,"fields":{"v":v}})),
-                Some(old) if old != v => out.push(json!({"msg":"changed","collection":format!("c{p}"),"id":id,"fields":{"v":v}})),
-                Some(_) => {}
-            }
-        }
-        if let Some(session) = self.sessions.get_mut(s) {
-            session.view = want;
-        }
-        for v in out {
-            self.send_to(s, v);
-        }
-    }
-
-    #[allow(clippy::wrong_self_convention, reason = "a direction (the next frame goes up to the server), not a conversion")]
-    fn to_server(&mut self) {
-        let Some(text) = self.up.pop_front() else { return };
-        let v: Value = serde_json::from_str(&text).unwrap();
-        let current = self.current.clone();
-        match v["msg"].as_str().unwrap() {
-            "connect" => {
-                let asked = v["session"].as_str().map(str::to_owned);
-                let count = v["receivedCount"].as_u64().unwrap_or(0) as usize;
-                match asked.filter(|s| self.resume && self.sessions.contains_key(s)) {
-                    Some(s) => {
-                        self.current = Some(s.clone());
-                        self.down.push_back(json!({"msg":"connected","session":s}).to_string());
-                        let missed: Vec<String> = self.sessions[&s].history[count..].to_vec();
-                        self.down.extend(missed);
-                    }
-                    None => {
-                        // A new session; the old ones can no longer be resumed.
-                        self.next_session += 1;
-                        let s = format!("S{}", self.next_session);
-                        self.sessions.clear();
-                        self.sessions.insert(s.clone(), Session::default());
-                        self.current = Some(s.clone());
-                        self.down.push_back(json!({"msg":"connected","session":s}).to_string());
-                    }
-                }
-            }
-            "method" => {
-                let id = v["id"].as_str().unwrap().to_owned();
-                let session = current.unwrap();
-                if !self.sessions.get_mut(&session).unwrap().seen.insert(id.clone()) {
-                    return; // a re-send within the same session: never run twice
-                }
-                let token = v["params"][0].as_str().unwrap().to_owned();
-                *self.runs.entry(token.clone()).or_default() += 1;
-                // Alternate the order of result and updated.
-                if id.len() % 2 == 0 {
-                    self.send_to(&session, json!({"msg":"updated","methods":[id]}));
-                    self.send_to(&session, json!({"msg":"result","id":id,"result":token}));
-                } else {
-                    self.send_to(&session, json!({"msg":"result","id":id,"result":token}));
-                    self.send_to(&session, json!({"msg":"updated","methods":[id]}));
-                }
-            }
-            "sub" => {
-                let session = current.unwrap();
-                let id = v["id"].as_str().unwrap().to_owned();
-                let p: usize = v["name"].as_str().unwrap()[1..].parse().unwrap();
-                let subs = &mut self.sessions.get_mut(&session).unwrap().subs;
-                if subs.contains_key(&id) {
-                    return; // a duplicate id is ignored, as Meteor's server does
-                }
-                subs.insert(id.clone(), p);
-                self.publish(&session);
-                self.send_to(&session, json!({"msg":"ready","subs":[id]}));
-            }
-            "unsub" => {
-                // An unknown id gets its nosub all the same, as in Meteor.
-                let session = current.unwrap();
-                let id = v["id"].as_str().unwrap().to_owned();
-                self.sessions.get_mut(&session).unwrap().subs.remove(&id);
-                self.publish(&session);
-                self.send_to(&session, json!({"msg":"nosub","id":id}));
-            }
-            _ => {}
         }
     }
 
@@ -274,29 +135,19 @@ impl World {
                     self.m.unsubscribe(&id);
                 }
             }
-            Step::Write(p, d, v) => {
-                let id = format!("d{d}");
-                match v {
-                    Some(v) => self.data[*p].insert(id, *v),
-                    None => self.data[*p].remove(&id),
-                };
-                let names: Vec<String> = self.sessions.keys().cloned().collect();
-                for s in names {
-                    self.publish(&s);
-                }
-            }
+            Step::Write(p, d, v) => self.server.write(*p, *d, *v),
             Step::ToServer => {
                 if let Some(s) = self.socket {
                     if !self.open {
                         self.open = true;
                         self.m.handle_open(s, self.now);
-                    } else {
-                        self.to_server();
+                    } else if let Some(text) = self.up.pop_front() {
+                        self.server.receive(&text);
                     }
                 }
             }
             Step::ToClient => {
-                if let (Some(s), Some(text)) = (self.socket, self.down.pop_front()) {
+                if let (Some(s), Some(text)) = (self.socket, self.server.down.pop_front()) {
                     self.m.handle_frame(s, &text, self.now);
                 }
             }
@@ -317,7 +168,7 @@ impl World {
     /// Runs the link without drops until nothing is left to deliver.
     fn settle(&mut self) {
         for _ in 0..100_000 {
-            let quiet = self.socket.is_some() && self.open && self.up.is_empty() && self.down.is_empty();
+            let quiet = self.socket.is_some() && self.open && self.up.is_empty() && self.server.down.is_empty();
             if quiet && self.m.outbox() == Outbox::default() && self.m.status().connected {
                 return;
             }
@@ -325,7 +176,7 @@ impl World {
                 Step::Time
             } else if !self.up.is_empty() || !self.open {
                 Step::ToServer
-            } else if !self.down.is_empty() {
+            } else if !self.server.down.is_empty() {
                 Step::ToClient
             } else {
                 Step::Time
@@ -365,16 +216,14 @@ fn run(steps: &[Step], resume: bool) -> Result<World, TestCaseError> {
     }
     prop_assert_eq!(w.results.len(), calls);
     for i in 1..=calls {
-        prop_assert!(w.runs.get(&format!("t{i}")).copied().unwrap_or(0) >= 1, "t{} ran", i);
+        prop_assert!(w.server.runs.get(&format!("t{i}")).copied().unwrap_or(0) >= 1, "t{} ran", i);
     }
     for id in &w.live {
         prop_assert_eq!(w.m.sub_ready(id), Some(true), "live subscription {} is ready", id);
     }
-    let session = &w.sessions[w.current.as_deref().unwrap()];
-    let held: BTreeSet<&String> = session.subs.keys().collect();
-    let live: BTreeSet<&String> = w.live.iter().collect();
-    prop_assert_eq!(held, live, "the server holds exactly the live subscriptions (every unsub honoured)");
-    prop_assert_eq!(&w.store(), &session.view, "the store is what the server published");
+    let live: BTreeSet<String> = w.live.iter().cloned().collect();
+    prop_assert_eq!(w.server.held_subs(), live, "the server holds exactly the live subscriptions (every unsub honoured)");
+    prop_assert_eq!(&w.store(), &w.server.session().view, "the store is what the server published");
     Ok(w)
 }
 
@@ -384,7 +233,7 @@ proptest! {
     #[test]
     fn with_resumption_everything_settles_once_and_the_store_is_the_servers(steps in proptest::collection::vec(step(), 1..80)) {
         let w = run(&steps, true)?;
-        prop_assert!(w.runs.values().all(|r| *r == 1), "ran twice: {:?}", w.runs);
+        prop_assert!(w.server.runs.values().all(|r| *r == 1), "ran twice: {:?}", w.server.runs);
         prop_assert_eq!(w.hooks, 0);
     }
 
@@ -399,9 +248,9 @@ fn without_resumption_a_lost_result_means_a_second_run() {
     // The documented at-least-once risk, shown: the result is lost in the drop.
     let steps = [Step::ToServer, Step::ToServer, Step::ToClient, Step::Call { wait: false }, Step::ToServer, Step::Drop];
     let w = run(&steps, false).unwrap();
-    assert_eq!(w.runs["t1"], 2);
+    assert_eq!(w.server.runs["t1"], 2);
     let w = run(&steps, true).unwrap();
-    assert_eq!(w.runs["t1"], 1);
+    assert_eq!(w.server.runs["t1"], 1);
 }
 
 #[test]

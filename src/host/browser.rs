@@ -1,0 +1,45 @@
+//! The browser as a [`Host`]: a thin adapter over [`crate::browser`].
+
+use super::{Guard, Host, HostSocket, PageEvent, SocketHandler};
+use crate::browser;
+
+/// The page the wasm runs in.
+pub(crate) struct Browser;
+
+impl HostSocket for browser::Socket {
+    fn send(&self, text: &str) -> Result<(), String> {
+        browser::Socket::send(self, text)
+    }
+}
+
+impl Host for Browser {
+    fn clocks(&self) -> (f64, f64) {
+        (browser::now(), browser::monotonic())
+    }
+
+    fn random(&self) -> f64 {
+        browser::random()
+    }
+
+    fn later(&self, f: Box<dyn FnOnce()>) {
+        browser::later(f);
+    }
+
+    fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
+        Box::new(gloo_timers::callback::Timeout::new(ms, f))
+    }
+
+    fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+        Ok(Box::new(browser::Socket::open(url, max_len, handler)?))
+    }
+
+    fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+        let watch = browser::PageWatch::new(handler);
+        let n = watch.len();
+        Some((Box::new(watch), n))
+    }
+
+    fn log_error(&self, message: &str) {
+        web_sys::console::error_1(&message.into());
+    }
+}

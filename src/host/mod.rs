@@ -1,0 +1,175 @@
+//! The seam between the driver ([`Connection`](crate::Connection)) and
+//! whatever runs it: everything the driver needs from outside the pure
+//! protocol core goes through one [`Host`]. Three implement it:
+//!
+//! - the browser ([`browser`]): `WebSocket`, timers, microtasks,
+//!   `Date.now()` with `performance.now()`, `Math.random()`, page events,
+//!   `console.error`;
+//! - tokio ([`native`], cargo feature `native`): tokio-tungstenite sockets,
+//!   tokio timers and tasks on the current `LocalSet`, the system clocks;
+//! - a simulated host in the tests (virtual time, in-memory sockets).
+//!
+//! The driver holds its host as `Rc<dyn Host>`: one vtable, no generic
+//! copies of the driver per host (the wasm carries only the browser's).
+
+use std::any::Any;
+use std::rc::Rc;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod browser;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod sim;
+
+/// What a socket delivers. A text frame is borrowed from the host's intake
+/// buffer for the duration of the handler's call.
+pub enum SocketEvent<'a> {
+    /// The socket opened.
+    Open,
+    /// A text frame.
+    Text(&'a str),
+    /// A text frame of `len` UTF-16 code units, over the frame limit: only
+    /// its first and last characters, joined by an ellipsis, were copied.
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// Its two ends.
+        ends: &'a str,
+    },
+    /// A binary frame of this many bytes (DDP is text).
+    Binary(usize),
+    /// The socket closed with this code.
+    Close(u16),
+    /// A transport error (a close follows).
+    Error,
+}
+
+/// Page and network events: the browser's `online`, `offline`, and a page
+/// that became visible or was restored from the back/forward cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEvent {
+    /// The network is back.
+    Online,
+    /// The network is gone.
+    Offline,
+    /// The page woke up: check the link now.
+    Wake,
+}
+
+/// The socket handler: an event and the (wall, monotonic) clocks read when
+/// it happened.
+pub type SocketHandler = Box<dyn Fn(SocketEvent<'_>, (f64, f64))>;
+
+/// An open socket. Dropping it closes the socket and removes every handler
+/// it holds; nothing reaches the handler afterwards.
+pub trait HostSocket {
+    /// Sends a text frame.
+    fn send(&self, text: &str) -> Result<(), String>;
+}
+
+/// Something alive while it is held: a timer, a page watch. Dropping it
+/// cancels the timer or removes the listeners.
+pub type Guard = Box<dyn Any>;
+
+/// Everything the driver needs from where it runs.
+pub trait Host {
+    /// The wall clock (ms since the Unix epoch) and a monotonic clock (ms
+    /// from any origin; NaN where there is none).
+    fn clocks(&self) -> (f64, f64);
+    /// A random number in `[0, 1)`.
+    fn random(&self) -> f64;
+    /// Runs `f` once, soon, after the code running now returns.
+    fn later(&self, f: Box<dyn FnOnce()>);
+    /// Runs `f` once after `ms` milliseconds, unless the guard is dropped first.
+    fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard;
+    /// Opens a WebSocket to `url`; frames longer than `max_len` are
+    /// delivered as [`SocketEvent::TooLarge`].
+    fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String>;
+    /// Listens to page and network events while the guard lives, and says
+    /// how many listeners it holds (for leak checks); `None` where there
+    /// are none.
+    fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)>;
+    /// Reports an app error that has no caller to go to (a failing stub).
+    fn log_error(&self, message: &str);
+}
+
+/// The host of this build: the browser in wasm, tokio natively with the
+/// `native` feature, and otherwise a host that cannot open sockets (every
+/// attempt fails with a message saying why, and is retried as any failure).
+pub(crate) fn default_host() -> Rc<dyn Host> {
+    #[cfg(target_arch = "wasm32")]
+    return Rc::new(browser::Browser);
+    #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+    return Rc::new(native::Tokio);
+    #[cfg(all(not(feature = "native"), not(target_arch = "wasm32")))]
+    return Rc::new(NoHost);
+}
+
+/// Natively without the `native` feature: the protocol and the data layers
+/// work (as in the native tests), but there is no socket to open.
+#[cfg(all(not(feature = "native"), not(target_arch = "wasm32")))]
+struct NoHost;
+
+#[cfg(all(not(feature = "native"), not(target_arch = "wasm32")))]
+impl Host for NoHost {
+    fn clocks(&self) -> (f64, f64) {
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0), f64::NAN)
+    }
+    fn random(&self) -> f64 {
+        os_random()
+    }
+    fn later(&self, _f: Box<dyn FnOnce()>) {}
+    fn timer(&self, _ms: u32, _f: Box<dyn FnOnce()>) -> Guard {
+        Box::new(())
+    }
+    fn open_socket(&self, _url: &str, _max_len: usize, _handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+        Err("no WebSocket here: natively, ddp-live opens sockets with its cargo feature `native` (tokio)".into())
+    }
+    fn watch_page(&self, _handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+        None
+    }
+    fn log_error(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// A random number in `[0, 1)` natively: SipHash, keyed at random by the
+/// standard library (from the OS), over a counter.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn os_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = KEYS.get_or_init(Default::default).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The wall clock, watched by the monotonic one: [`Clock::at`] tells when
+/// the wall clock was set back (by NTP, the user, a restored VM), and by how
+/// much, so deadlines can move with it. (A forward jump looks like sleep and
+/// needs nothing: deadlines simply fall due.)
+#[derive(Default)]
+pub(crate) struct Clock {
+    last: std::cell::Cell<Option<(f64, f64)>>,
+}
+
+impl Clock {
+    /// The wall clock, and how far it was set back since the last reading
+    /// (beyond a second of tolerance). `mono` is NaN where there is no
+    /// monotonic clock.
+    pub(crate) fn at(&self, wall: f64, mono: f64) -> (f64, Option<f64>) {
+        if mono.is_nan() {
+            return (wall, None);
+        }
+        let set_back = self.last.get().and_then(|(last_wall, last_mono)| {
+            let expected = last_wall + (mono - last_mono);
+            (wall < expected - 1000.0).then_some(expected - wall)
+        });
+        self.last.set(Some((wall, mono)));
+        (wall, set_back)
+    }
+}

@@ -1,0 +1,327 @@
+//! tokio as a [`Host`] (cargo feature `native`): sockets by
+//! tokio-tungstenite, timers and tasks on the current thread's
+//! [`LocalSet`](tokio::task::LocalSet), the system's wall clock watched by
+//! its monotonic one (so sleep and clock changes are noticed as in the
+//! browser).
+//!
+//! The driver is single-threaded, as in the browser: a [`Connection`]
+//! (crate::Connection) and its handles live on the thread that made them,
+//! inside a `LocalSet`. From a multi-threaded runtime, use
+//! [`SharedConnection`](crate::SharedConnection), which runs a connection
+//! on a thread of its own and is `Send + Sync`.
+
+use super::{Guard, Host, HostSocket, PageEvent, SocketEvent, SocketHandler};
+use futures_util::{SinkExt, StreamExt};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How many characters of each end of an oversized frame are kept (as the
+/// browser host does).
+const ENDS: usize = 256;
+
+/// The tokio host.
+#[derive(Default)]
+pub(crate) struct Tokio;
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the driver asks of a socket's task.
+enum Out {
+    Text(String),
+}
+
+/// A socket: its task reads and writes; dropping this stops the handler at
+/// once and closes the socket (1000) from the task.
+struct Socket {
+    tx: mpsc::UnboundedSender<Out>,
+    /// Cleared on drop: the task calls the handler no more.
+    live: Rc<Cell<bool>>,
+}
+
+impl HostSocket for Socket {
+    fn send(&self, text: &str) -> Result<(), String> {
+        self.tx.send(Out::Text(text.to_owned())).map_err(|_| "the socket is closed".to_owned())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.live.set(false);
+    }
+}
+
+fn clocks() -> (f64, f64) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    (wall, START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0)
+}
+
+/// A frame too long to read whole: its two ends, as the browser host keeps them.
+fn ends(text: &str) -> String {
+    let head: String = text.chars().take(ENDS).collect();
+    let tail: Vec<char> = text.chars().rev().take(ENDS).collect();
+    format!("{head}\u{2026}{}", tail.into_iter().rev().collect::<String>())
+}
+
+async fn run_socket(url: String, max_len: usize, handler: SocketHandler, live: Rc<Cell<bool>>, mut rx: mpsc::UnboundedReceiver<Out>) {
+    let emit = |e: SocketEvent<'_>| {
+        if live.get() {
+            handler(e, clocks());
+        }
+    };
+    let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok((ws, _)) => ws,
+        Err(_) => {
+            emit(SocketEvent::Error);
+            emit(SocketEvent::Close(1006));
+            return;
+        }
+    };
+    emit(SocketEvent::Open);
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        emit(SocketEvent::Error);
+                        emit(SocketEvent::Close(1006));
+                        return;
+                    }
+                }
+                // The driver dropped the socket: close it cleanly.
+                None => {
+                    let frame = CloseFrame { code: CloseCode::Normal, reason: "client disconnect".into() };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                    return;
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) if text.len() > max_len => emit(SocketEvent::TooLarge { len: text.len(), ends: &ends(text.as_str()) }),
+                Some(Ok(Message::Text(text))) => emit(SocketEvent::Text(text.as_str())),
+                Some(Ok(Message::Binary(bytes))) => emit(SocketEvent::Binary(bytes.len())),
+                Some(Ok(Message::Close(frame))) => {
+                    emit(SocketEvent::Close(frame.map_or(1005, |f| u16::from(f.code))));
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    emit(SocketEvent::Error);
+                    emit(SocketEvent::Close(1006));
+                    return;
+                }
+            },
+        }
+    }
+}
+
+impl Host for Tokio {
+    fn clocks(&self) -> (f64, f64) {
+        clocks()
+    }
+
+    fn random(&self) -> f64 {
+        super::os_random()
+    }
+
+    fn later(&self, f: Box<dyn FnOnce()>) {
+        tokio::task::spawn_local(async move { f() });
+    }
+
+    fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
+        let task = tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(ms.into())).await;
+            f();
+        });
+        Box::new(AbortOnDrop(task.abort_handle()))
+    }
+
+    fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+        if url.starts_with("wss:") {
+            return Err("wss:// is not supported by this build of the native host yet (ws:// is)".into());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let live = Rc::new(Cell::new(true));
+        // Dropping the socket closes the channel: the task then closes the
+        // socket cleanly and ends.
+        drop(tokio::task::spawn_local(run_socket(url.to_owned(), max_len, handler, live.clone(), rx)));
+        Ok(Box::new(Socket { tx, live }))
+    }
+
+    fn watch_page(&self, _handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+        None
+    }
+
+    fn log_error(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// A job for the connection's thread.
+type Job = Box<dyn FnOnce(&crate::Connection) + Send>;
+
+/// A DDP connection usable from any thread: `Send + Sync`, cheap to clone,
+/// and every future it returns is `Send`, so an axum handler or a Leptos
+/// server function on a multi-threaded tokio runtime can hold one in its
+/// state and `.await` calls on it.
+///
+/// It runs a [`Connection`](crate::Connection) on a thread of its own (a
+/// current-thread tokio runtime); [`SharedConnection::run`] runs any code
+/// against that connection there, so the whole Rust API is reachable. The
+/// thread ends, closing the connection, when the last clone is dropped or
+/// [`SharedConnection::close`] is called.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = ddp_live::SharedConnection::connect("ws://localhost:3000", ddp_live::Options::default())?;
+/// let handle = tokio::spawn({
+///     let conn = conn.clone();
+///     async move { conn.call::<i64>("add", (2, 3)).await }
+/// });
+/// assert_eq!(handle.await??, 5);
+/// // Anything else, on the connection's own thread:
+/// let ready = conn.run(|c| async move { c.subscribe("items", ()).wait_ready().await.is_ok() }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SharedConnection {
+    jobs: mpsc::UnboundedSender<Job>,
+    status: futures_signals::signal::Mutable<crate::Status>,
+    url: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConnection").field("url", &self.url).field("status", &self.status()).finish()
+    }
+}
+
+impl SharedConnection {
+    /// Opens a connection on a thread of its own and starts connecting. An
+    /// invalid URL or option is an error here, as with [`crate::connect`].
+    pub fn connect(url: &str, options: crate::Options) -> Result<SharedConnection, crate::Error> {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (made, result) = std::sync::mpsc::channel();
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("ddp-live".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(r) => r,
+                    Err(e) => return drop(made.send(Err(crate::Error::Browser(format!("no tokio runtime: {e}"))))),
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let conn = match crate::connect(&url, options) {
+                        Ok(c) => c,
+                        Err(e) => return drop(made.send(Err(e))),
+                    };
+                    let status = futures_signals::signal::Mutable::new(conn.status());
+                    let mirror = status.clone();
+                    let _listener = conn.on_status_change(move |s| mirror.set(s.clone()));
+                    if made.send(Ok((status, conn.url().to_owned()))).is_err() {
+                        return conn.close();
+                    }
+                    while let Some(job) = rx.recv().await {
+                        job(&conn);
+                    }
+                    conn.close();
+                    // Let the socket's task send its close frame.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
+            })
+            .map_err(|e| crate::Error::Browser(format!("cannot start the connection's thread: {e}")))?;
+        let (status, url) = result.recv().map_err(|_| crate::Error::Closed)??;
+        Ok(SharedConnection { jobs, status, url: url.into() })
+    }
+
+    /// The WebSocket URL in use.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The current status (Meteor's fields).
+    pub fn status(&self) -> crate::Status {
+        self.status.get_cloned()
+    }
+
+    /// The status as a futures-signals signal (`Send`).
+    pub fn status_signal(&self) -> impl futures_signals::signal::Signal<Item = crate::Status> + Send + 'static {
+        self.status.signal_cloned()
+    }
+
+    /// Runs `f` with the connection on its thread and resolves to what the
+    /// future it returns resolves to; [`crate::Error::Closed`] if the
+    /// connection's thread is gone.
+    pub fn run<F, Fut, T>(&self, f: F) -> impl std::future::Future<Output = Result<T, crate::Error>> + Send + 'static
+    where
+        F: FnOnce(crate::Connection) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let fut = f(conn.clone());
+            drop(tokio::task::spawn_local(async move {
+                let _ = tx.send(fut.await);
+            }));
+        });
+        let sent = self.jobs.send(job).is_ok();
+        async move {
+            if !sent {
+                return Err(crate::Error::Closed);
+            }
+            rx.await.map_err(|_| crate::Error::Closed)
+        }
+    }
+
+    /// [`Connection::call`](crate::Connection::call), from any thread.
+    pub fn call<R>(
+        &self,
+        name: &str,
+        args: impl serde::Serialize,
+    ) -> impl std::future::Future<Output = Result<R, crate::MethodError>> + Send + 'static
+    where
+        R: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.apply(name, args, crate::CallOptions::default())
+    }
+
+    /// [`Connection::apply`](crate::Connection::apply), from any thread.
+    pub fn apply<R>(
+        &self,
+        name: &str,
+        args: impl serde::Serialize,
+        options: crate::CallOptions,
+    ) -> impl std::future::Future<Output = Result<R, crate::MethodError>> + Send + 'static
+    where
+        R: serde::de::DeserializeOwned + Send + 'static,
+    {
+        // The arguments are read here, on the caller's thread.
+        let args = serde_json::to_value(args).map_err(|e| crate::MethodError::BadArguments(e.to_string()));
+        let name = name.to_owned();
+        let run = self.run(move |c| {
+            let call = args.map(|args| c.apply::<R>(&name, args, options));
+            async move { call?.await }
+        });
+        async move { run.await.unwrap_or(Err(crate::MethodError::Closed)) }
+    }
+
+    /// Closes the connection for good; every later call fails with `closed`.
+    pub fn close(&self) {
+        let _ = self.jobs.send(Box::new(|c| c.close()));
+    }
+}

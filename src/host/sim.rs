@@ -1,0 +1,316 @@
+//! A simulated host: virtual time, in-memory sockets, seeded randomness.
+//! The property test below runs the whole driver ([`Connection`], its
+//! pump, timers, subscriptions, collections and call futures) through it
+//! against the simulated server, under random drops that lose frames in
+//! flight both ways.
+
+use super::{Guard, Host, HostSocket, PageEvent, SocketEvent, SocketHandler};
+use crate::protocol::sim_server::{SimServer, PUBS};
+use crate::{CallOptions, Connection, MethodError, Options, RetryPolicy};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+struct Timer {
+    due: f64,
+    cancelled: Rc<Cell<bool>>,
+    f: Box<dyn FnOnce()>,
+}
+
+/// The socket the driver holds: sends go to `up`; dropping it tells the
+/// host the driver let go.
+struct SimSocket {
+    up: Rc<RefCell<VecDeque<String>>>,
+    alive: Rc<Cell<bool>>,
+}
+
+impl HostSocket for SimSocket {
+    fn send(&self, text: &str) -> Result<(), String> {
+        self.up.borrow_mut().push_back(text.to_owned());
+        Ok(())
+    }
+}
+
+impl Drop for SimSocket {
+    fn drop(&mut self) {
+        self.alive.set(false);
+    }
+}
+
+/// The host's side of the current socket.
+struct Wire {
+    handler: Rc<SocketHandler>,
+    up: Rc<RefCell<VecDeque<String>>>,
+    alive: Rc<Cell<bool>>,
+    open: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct SimHost {
+    now: Cell<f64>,
+    seed: Cell<u64>,
+    timers: RefCell<Vec<Timer>>,
+    later: RefCell<VecDeque<Box<dyn FnOnce()>>>,
+    wire: RefCell<Option<Wire>>,
+}
+
+impl Host for SimHost {
+    fn clocks(&self) -> (f64, f64) {
+        (self.now.get(), self.now.get())
+    }
+
+    fn random(&self) -> f64 {
+        // xorshift
+        let mut s = self.seed.get().max(1);
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        self.seed.set(s);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn later(&self, f: Box<dyn FnOnce()>) {
+        self.later.borrow_mut().push_back(f);
+    }
+
+    fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
+        let cancelled = Rc::new(Cell::new(false));
+        self.timers.borrow_mut().push(Timer { due: self.now.get() + f64::from(ms), cancelled: cancelled.clone(), f });
+        struct Cancel(Rc<Cell<bool>>);
+        impl Drop for Cancel {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        Box::new(Cancel(cancelled))
+    }
+
+    fn open_socket(&self, _url: &str, _max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+        let up = Rc::new(RefCell::new(VecDeque::new()));
+        let alive = Rc::new(Cell::new(true));
+        *self.wire.borrow_mut() = Some(Wire { handler: Rc::new(handler), up: up.clone(), alive: alive.clone(), open: false });
+        Ok(Box::new(SimSocket { up, alive }))
+    }
+
+    fn watch_page(&self, _handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+        None
+    }
+
+    fn log_error(&self, _message: &str) {}
+}
+
+impl SimHost {
+    /// Runs what was queued with `later`.
+    fn run_later(&self) {
+        loop {
+            let next = self.later.borrow_mut().pop_front();
+            let Some(f) = next else { return };
+            f();
+        }
+    }
+
+    /// The current socket, if the driver still holds it.
+    fn wire(&self) -> Option<(Rc<SocketHandler>, Rc<RefCell<VecDeque<String>>>, bool)> {
+        let wire = self.wire.borrow();
+        let w = wire.as_ref().filter(|w| w.alive.get())?;
+        Some((w.handler.clone(), w.up.clone(), w.open))
+    }
+
+    /// Delivers a socket event (no host borrow held: the driver re-enters).
+    fn deliver(&self, handler: &SocketHandler, event: SocketEvent<'_>) {
+        let now = self.now.get();
+        handler(event, (now, now));
+        self.run_later();
+    }
+
+    /// Moves virtual time to the earliest live timer and fires it.
+    fn advance(&self) {
+        let next = {
+            let mut timers = self.timers.borrow_mut();
+            timers.retain(|t| !t.cancelled.get());
+            let i = (0..timers.len()).min_by(|&a, &b| timers[a].due.total_cmp(&timers[b].due));
+            i.map(|i| timers.swap_remove(i))
+        };
+        if let Some(t) = next {
+            self.now.set(self.now.get().max(t.due));
+            (t.f)();
+            self.run_later();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Call,
+    Subscribe(usize),
+    Unsubscribe(usize),
+    Write(usize, u8, Option<i64>),
+    ToServer,
+    ToClient,
+    Drop,
+    Time,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Call),
+        2 => (0..PUBS).prop_map(Step::Subscribe),
+        1 => any::<usize>().prop_map(Step::Unsubscribe),
+        2 => (0..PUBS, 0u8..5, proptest::option::weighted(0.8, -3i64..3)).prop_map(|(p, d, v)| Step::Write(p, d, v)),
+        5 => Just(Step::ToServer),
+        5 => Just(Step::ToClient),
+        1 => Just(Step::Drop),
+        1 => Just(Step::Time),
+    ]
+}
+
+type Call = Pin<Box<dyn Future<Output = Result<Value, MethodError>>>>;
+
+struct World {
+    host: Rc<SimHost>,
+    conn: Connection,
+    server: SimServer,
+    calls: Vec<(String, Option<Call>, u32)>,
+    subs: Vec<crate::Subscription>,
+}
+
+impl World {
+    fn step(&mut self, st: &Step) {
+        let host = self.host.clone();
+        match st {
+            Step::Call => {
+                let token = format!("t{}", self.calls.len() + 1);
+                let call = self.conn.apply::<Value>("m", (token.clone(),), CallOptions::default());
+                self.calls.push((token, Some(Box::pin(call)), 0));
+            }
+            Step::Subscribe(p) => self.subs.push(self.conn.subscribe(&format!("p{p}"), ())),
+            Step::Unsubscribe(i) => {
+                let live: Vec<&crate::Subscription> = self.subs.iter().filter(|s| s.ended().is_none()).collect();
+                if !live.is_empty() {
+                    live[i % live.len()].stop();
+                }
+            }
+            Step::Write(p, d, v) => self.server.write(*p, *d, *v),
+            Step::ToServer => match host.wire() {
+                Some((handler, _, false)) => {
+                    if let Some(w) = host.wire.borrow_mut().as_mut() {
+                        w.open = true;
+                    }
+                    self.server.socket_gone();
+                    host.deliver(&handler, SocketEvent::Open);
+                }
+                Some((_, up, true)) => {
+                    let text = up.borrow_mut().pop_front();
+                    if let Some(text) = text {
+                        self.server.receive(&text);
+                    }
+                }
+                None => {}
+            },
+            Step::ToClient => {
+                if let Some((handler, _, true)) = host.wire() {
+                    if let Some(text) = self.server.down.pop_front() {
+                        host.deliver(&handler, SocketEvent::Text(&text));
+                    }
+                }
+            }
+            Step::Drop => {
+                if let Some((handler, up, _)) = host.wire() {
+                    up.borrow_mut().clear();
+                    self.server.socket_gone();
+                    host.deliver(&handler, SocketEvent::Close(1006));
+                }
+            }
+            Step::Time => host.advance(),
+        }
+        // A socket the driver let go: the server sees it end.
+        if host.wire.borrow().as_ref().is_some_and(|w| !w.alive.get()) {
+            host.wire.borrow_mut().take();
+            self.server.socket_gone();
+        }
+        self.poll_calls();
+    }
+
+    fn poll_calls(&mut self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        for (_, call, done) in &mut self.calls {
+            if let Some(fut) = call {
+                if let Poll::Ready(outcome) = fut.as_mut().poll(&mut cx) {
+                    *done += 1;
+                    assert!(outcome.is_ok(), "{outcome:?}");
+                    *call = None;
+                }
+            }
+        }
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let wire = self.host.wire();
+            let quiet = wire.as_ref().is_some_and(|(_, up, open)| *open && up.borrow().is_empty()) && self.server.down.is_empty();
+            if quiet && self.conn.outbox() == crate::Outbox::default() && self.conn.connected() {
+                return;
+            }
+            let st = match wire {
+                None => Step::Time,
+                Some((_, up, open)) if !open || !up.borrow().is_empty() => Step::ToServer,
+                Some(_) if !self.server.down.is_empty() => Step::ToClient,
+                Some(_) => Step::Time,
+            };
+            self.step(&st);
+        }
+        panic!("did not settle: {:?}", self.conn.status());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The whole driver under random drops with resumption: every call
+    /// future resolves exactly once and every call ran once; every live
+    /// subscription is ready and the server holds exactly those; the
+    /// collections are what the server published.
+    #[test]
+    fn the_driver_on_a_simulated_host_settles_every_call_once_and_converges(
+        steps in proptest::collection::vec(step(), 1..60),
+        seed in 1u64..u64::MAX,
+    ) {
+        let host = Rc::new(SimHost { now: Cell::new(1_000_000.0), seed: Cell::new(seed), ..SimHost::default() });
+        let options = Options {
+            heartbeat_interval_ms: 0.0,
+            connect_timeout_ms: 0.0,
+            retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
+            ..Options::default()
+        };
+        let conn = crate::connection::connect_on(host.clone(), "ws://sim/websocket", options).unwrap();
+        host.run_later();
+        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new() };
+        for st in &steps {
+            w.step(st);
+        }
+        w.settle();
+        for (token, call, done) in &w.calls {
+            prop_assert!(call.is_none() && *done == 1, "{} resolved {} times", token, done);
+            prop_assert_eq!(w.server.runs.get(token).copied(), Some(1), "{} ran once", token);
+        }
+        let live: BTreeSet<String> = w.subs.iter().filter(|s| s.ended().is_none()).map(|s| s.id().to_owned()).collect();
+        for s in w.subs.iter().filter(|s| s.ended().is_none()) {
+            prop_assert!(s.ready(), "live subscription {} is ready", s.id());
+        }
+        prop_assert_eq!(w.server.held_subs(), live);
+        let mut store = BTreeMap::new();
+        for p in 0..PUBS {
+            for doc in w.conn.collection(&format!("c{p}")).find() {
+                store.insert((p, doc["_id"].as_str().unwrap().to_owned()), doc["v"].as_i64().unwrap());
+            }
+        }
+        prop_assert_eq!(&store, &w.server.session().view);
+        w.conn.close();
+        prop_assert!(w.host.wire().is_none(), "close() let the socket go");
+    }
+}

@@ -1,0 +1,280 @@
+//! The client natively on tokio (cargo feature `native`), end to end
+//! against the test server started in-process: the lifecycle, calls across
+//! a drop, subscriptions and queries, accounts, rooms, and the `Send`
+//! [`SharedConnection`] from a multi-threaded runtime.
+#![cfg(not(target_arch = "wasm32"))]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+#[path = "server/tests/common/mod.rs"]
+mod server;
+
+use ddp_live::rooms::{Client, JoinOptions, RoomNotice};
+use ddp_live::{connect, Connection, ConnectionState, Options, RetryPolicy, SharedConnection};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::task::LocalSet;
+
+/// Fast retries, as the browser tests use.
+fn fast() -> Options {
+    Options {
+        retry: RetryPolicy { min_count: 1, min_timeout_ms: 20.0, base_timeout_ms: 50.0, exponent: 1.5, max_timeout_ms: 200.0, fuzz: 0.5 },
+        ..Options::default()
+    }
+}
+
+fn url(addr: SocketAddr, scenario: &str) -> String {
+    format!("ws://{addr}/t/{scenario}/websocket")
+}
+
+/// Waits until `pred` holds, or fails naming `what` after `ms`.
+async fn until(ms: u64, what: &str, pred: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    while !pred() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {ms} ms waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn connected(conn: &Connection) {
+    until(5_000, "connected", || conn.connected()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_subscriptions_and_a_drop_with_resumption() {
+    let (_server, addr) = server::start(Default::default()).await;
+    LocalSet::new()
+        .run_until(async move {
+            let conn = connect(&url(addr, "n-life"), fast()).unwrap();
+            assert_eq!(conn.status().status, ConnectionState::Connecting);
+            connected(&conn).await;
+            assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+            let items = conn.collection("items");
+            conn.subscribe("items", (5, 0)).wait_ready().await.unwrap();
+            assert_eq!(items.len(), 5);
+            assert_eq!(items.find_one("item-3").unwrap()["i"], 3);
+            let open = items.query(json!({"i": {"$gte": 3}}), json!({"sort": {"i": -1}})).unwrap();
+            assert_eq!(open.fetch().iter().map(|d| d["i"].clone()).collect::<Vec<_>>(), vec![json!(4), json!(3)]);
+            // Offline: the server refuses new sockets; a call waits in the outbox.
+            let session = conn.id().unwrap();
+            server::control(addr, "/control/n-life/refuse?on=true").await;
+            server::control(addr, "/control/n-life/drop").await;
+            until(5_000, "the drop", || !conn.connected()).await;
+            let call = conn.call::<i64>("inc", ("x",));
+            assert_eq!(conn.outbox().queued, 1);
+            server::control(addr, "/control/n-life/refuse?on=false").await;
+            assert_eq!(call.await, Ok(1));
+            assert_eq!(conn.id(), Some(session), "the session was resumed");
+            assert!(conn.resumed());
+            assert_eq!(server::control(addr, "/control/n-life/executions").await["counters"]["x"], 1);
+            assert_eq!(items.len(), 5, "documents kept across the resumption");
+            conn.close();
+        })
+        .await;
+    let mut left = Value::Null;
+    for _ in 0..200 {
+        left = server::control(addr, "/control/n-life/stats").await["connections"].clone();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "close() closed the socket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_log_in_and_calls_run_as_the_user() {
+    let (_server, addr) = server::start(Default::default()).await;
+    let created = server::control(addr, "/control/n-acc/accounts?op=create&username=ada&email=ada@example.com&password=pw").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    LocalSet::new()
+        .run_until(async move {
+            let conn = connect(&url(addr, "n-acc"), fast()).unwrap();
+            let accounts = conn.accounts();
+            assert_eq!(accounts.login_with_password("ada", "nope").await.unwrap_err().error(), json!(403));
+            assert_eq!(accounts.login_with_password("ada", "pw").await, Ok(id.clone()));
+            assert_eq!(accounts.user_id(), Some(id.clone()));
+            assert_eq!(conn.call::<Option<String>>("whoami", ()).await, Ok(Some(id.clone())));
+            accounts.logout().await.unwrap();
+            assert_eq!(accounts.user_id(), None);
+            assert_eq!(conn.call::<Option<String>>("whoami", ()).await, Ok(None));
+            conn.close();
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_share_one_socket_and_exchange_messages() {
+    let (_server, addr) = server::start(Default::default()).await;
+    LocalSet::new()
+        .run_until(async move {
+            let a = Client::new(&url(addr, "n-rooms"), fast()).unwrap();
+            let b = Client::new(&url(addr, "n-rooms"), fast()).unwrap();
+            let (ra, rb) = (a.connect("lobby", JoinOptions::default()), b.connect("lobby", JoinOptions::default()));
+            let seen: Rc<RefCell<Vec<Value>>> = Rc::default();
+            let s = seen.clone();
+            let _listen = ra.on_notice(move |n| {
+                if let RoomNotice::Message { data, .. } = n {
+                    s.borrow_mut().push(data.clone());
+                }
+            });
+            until(5_000, "both joins", || ra.connected() && rb.connected()).await;
+            rb.send(json!({"text": "hi"}), None).await.unwrap();
+            until(5_000, "the message", || !seen.borrow().is_empty()).await;
+            assert_eq!(*seen.borrow(), vec![json!({"text": "hi"})]);
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_connection_is_used_from_spawned_tasks_and_closes_when_dropped() {
+    let (_server, addr) = server::start(Default::default()).await;
+    let conn = SharedConnection::connect(&url(addr, "n-shared"), fast()).unwrap();
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    assert_send_sync(&conn);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.call::<i64>("inc", ("n",)).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap().unwrap());
+    }
+    results.sort_unstable();
+    assert_eq!(results, (1..=10).collect::<Vec<i64>>(), "each call ran once");
+    assert!(conn.status().connected);
+    // The whole Rust API, on the connection's thread.
+    let (ready, len) = conn
+        .run(|c| async move {
+            let ok = c.subscribe("items", (3, 0)).wait_ready().await.is_ok();
+            (ok, c.collection("items").len())
+        })
+        .await
+        .unwrap();
+    assert!(ready);
+    assert_eq!(len, 3);
+    assert_eq!(server::control(addr, "/control/n-shared/stats").await["connections"], 1);
+    drop(conn);
+    let mut left = Value::Null;
+    for _ in 0..200 {
+        left = server::control(addr, "/control/n-shared/stats").await["connections"].clone();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "dropping the last clone closed the socket");
+}
+
+#[test]
+fn a_connection_without_a_server_retries_and_reports_why() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    LocalSet::new().block_on(&runtime, async {
+        // A port nothing listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let conn = connect(&url(addr, "none"), Options { max_retries: Some(2), ..fast() }).unwrap();
+        until(5_000, "failed", || conn.status().status == ConnectionState::Failed).await;
+        assert_eq!(conn.status().retry_count, 2);
+    });
+}
+
+/// Meteor 3.0.4's own ddp-server (the fixture `../shared/meteor-server`),
+/// started for one test and stopped when this is dropped.
+struct Meteor {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Meteor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the Meteor fixture on a free port, or None (printing why) when it
+/// is absent.
+fn meteor() -> Option<Meteor> {
+    let dir = match std::env::var_os("METEOR_FIXTURE") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/meteor-server"),
+    };
+    if !dir.join("server.mjs").exists() || !dir.join("node_modules/sockjs").exists() {
+        println!("skipped: no Meteor fixture (looked in {})", dir.display());
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = std::process::Command::new("node")
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node runs the Meteor fixture");
+    let meteor = Meteor { child, port };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(meteor);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the Meteor fixture did not start on port {port}");
+}
+
+/// A GET on the Meteor fixture's control endpoint.
+async fn meteor_control(port: u16, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // The body may be chunked: take the JSON object inside.
+    let (start, end) = (json.find('{').unwrap(), json.rfind('}').unwrap());
+    serde_json::from_str(&json[start..=end]).unwrap()
+}
+
+#[test]
+fn against_meteor_calls_live_data_and_a_new_session_after_a_drop() {
+    let Some(meteor) = meteor() else { return };
+    let port = meteor.port;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    LocalSet::new().block_on(&runtime, async move {
+        let conn = connect(&format!("ws://127.0.0.1:{port}/websocket"), fast()).unwrap();
+        connected(&conn).await;
+        assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+        let e = conn.call::<Value>("fail", ("not-allowed", "nope")).await.unwrap_err();
+        assert_eq!((e.error(), e.reason()), (json!("not-allowed"), "nope".to_owned()));
+        let items = conn.collection("items");
+        conn.subscribe("items", (3,)).wait_ready().await.unwrap();
+        assert_eq!(items.len(), 3);
+        let docs = conn.collection("docs");
+        conn.subscribe("docs", ()).wait_ready().await.unwrap();
+        let id: String = conn.call("insertDoc", (json!({"text": "hello"}),)).await.unwrap();
+        until(5_000, "the inserted document", || docs.find_one(&id).is_some()).await;
+        // Meteor 3.0.4 does not resume sessions: a new one, and the
+        // documents held through it without a flicker.
+        let session = conn.id().unwrap();
+        let min = Rc::new(std::cell::Cell::new(usize::MAX));
+        let (m, i) = (min.clone(), items.clone());
+        let _watch = items.on_change(move |_| m.set(m.get().min(i.len())));
+        meteor_control(port, "/control/drop").await;
+        until(10_000, "a new session", || conn.connected() && conn.id().is_some_and(|s| s != session)).await;
+        assert!(!conn.resumed());
+        assert_eq!(conn.call::<i64>("add", (1, 1)).await, Ok(2));
+        assert_eq!(items.len(), 3);
+        assert_eq!(min.get(), usize::MAX, "no change at all: the re-sent subscription brought the same documents");
+        assert_eq!(docs.find_one(&id).unwrap()["text"], "hello");
+        conn.close();
+    });
+    drop(meteor);
+}
