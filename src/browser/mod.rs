@@ -237,9 +237,12 @@ impl Socket {
                         //    are freed only after this call has returned. While it runs,
                         //    the glue also holds the closure's pointer at 0, so a nested
                         //    call into `handle` (the growth request, kind 6, is the only
-                        //    other writer of `buf`) throws instead of reaching `buf`;
-                        //    and JS writes a frame's bytes only before the call that
-                        //    announces it (in `onmessage`), never during one.
+                        //    other writer of `buf`) throws ("closure invoked recursively
+                        //    or after being dropped") instead of reaching `buf`; and JS
+                        //    writes a frame's bytes only before the call that announces
+                        //    it (in `onmessage`), never during one. (Checked against
+                        //    wasm-bindgen 0.2.130: `ScopedClosure`'s `Drop`, and
+                        //    cli-support's `makeMutClosure`, as in our built glue.)
                         #[allow(unsafe_code)]
                         let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
                         if kind == 1 {
