@@ -20,6 +20,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# A C++ toolchain: the Meteor accounts fixture's bcrypt is built from source (step 6).
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -80,15 +83,19 @@ if [ -f package.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
 fi
-# 6. The Meteor fixture's npm dependencies (../shared/meteor-server, when it
-#    is present): the native tests run Meteor's own id generator through its
-#    shim before any test starts the fixture (which would install them).
+# 6. The Meteor fixtures' npm dependencies (../shared/meteor-server and
+#    ../shared/meteor-accounts, when present): the native tests run Meteor's
+#    own id generator through its shim before any test starts the fixture
+#    (which would install them); the accounts fixture builds bcrypt.
 if [ -f server/meteor/fixture.mjs ]; then
   node --input-type=module -e '
-    import { findFixture, ensureFixtureDeps } from "./server/meteor/fixture.mjs";
+    import { findFixture, ensureFixtureDeps, findAccountsFixture, ensureAccountsFixtureDeps } from "./server/meteor/fixture.mjs";
     const dir = findFixture();
     if (dir) ensureFixtureDeps(dir);
     else console.error("[setup] no Meteor fixture beside the repository: its tests will say they skipped");
+    const accounts = findAccountsFixture();
+    if (accounts) ensureAccountsFixtureDeps(accounts);
+    else console.error("[setup] no Meteor accounts fixture beside the repository: its tests will say they skipped");
   '
 fi
 log "all tools present"

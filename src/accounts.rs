@@ -8,6 +8,28 @@
 //! [`LoginState`]; this file carries
 //! its effects out: method calls, `localStorage`, observables, events.
 //!
+//! # When a login settles
+//!
+//! A login (password, token, `create_user`, and the re-login of a new
+//! session) settles once its `result` and `updated` are in **and** the
+//! user's document is in the `users` collection. A Meteor server sends that
+//! document after the `result` (Meteor 3.0.4: `updated`, `result`, then the
+//! `added`; later still with a real MongoDB), and Meteor's own client runs
+//! its login callbacks only once `Meteor.user()` has it. So when the future
+//! resolves, [`Accounts::user`] is the user's document. The wait is bounded
+//! ([`Accounts::set_user_wait`], 5 s by default): past it the login settles
+//! logged in, and the document follows when it comes.
+//!
+//! Everything moves at once when a login settles: the user id (the
+//! [`Accounts::user_id_signal`], JavaScript's `onUserIdChange`, the Leptos
+//! `use_user_id`), `logging_in` (true until then), the `LoggedIn` event and
+//! the future. The user id is never set before the document is in (unlike
+//! Meteor's, set at the `result`), so whoever sees it can read the user —
+//! with two exceptions: a login whose wait ran out, and the user id
+//! restored from storage at start-up, shown at once as Meteor shows it. A
+//! login as another user keeps the previous user id until it settles: the
+//! id goes from one user to the other, never through `None`.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let conn = ddp_live::connect("https://app.example.com", ddp_live::Options::default())?;
@@ -64,6 +86,11 @@ pub(crate) struct AccountsInner {
     storage: RefCell<Option<StorageKeys>>,
     /// The connection's `onReconnect` registration (removed with this).
     hook: RefCell<Option<ListenerHandle>>,
+    /// The `users` collection's listener: a login waiting for its user's
+    /// document settles when it comes (removed with this).
+    watch: RefCell<Option<ListenerHandle>>,
+    /// The timer of the bound on that wait, and when it fires.
+    timer: RefCell<Option<(f64, crate::host::Guard)>>,
 }
 
 impl AccountsInner {
@@ -76,6 +103,8 @@ impl AccountsInner {
             waiters: RefCell::default(),
             storage: RefCell::default(),
             hook: RefCell::default(),
+            watch: RefCell::default(),
+            timer: RefCell::default(),
         })
     }
 }
@@ -139,6 +168,15 @@ impl Connection {
                     }
                 });
                 *state.hook.borrow_mut() = Some(hook);
+                let (weak, conn) = (Rc::downgrade(&state), Rc::downgrade(inner));
+                let watch = self.collection("users").on_change(move |change| {
+                    let (Some(state), Some(conn)) = (weak.upgrade(), conn.upgrade()) else { return };
+                    let awaited = state.state.borrow().awaiting_user() == Some(change.id());
+                    if awaited {
+                        Accounts::from_parts(&Connection::from_inner(conn), state).run_effects();
+                    }
+                });
+                *state.watch.borrow_mut() = Some(watch);
                 state
             })
             .clone();
@@ -232,19 +270,24 @@ impl Accounts {
 
     /// Logs in with a password (a username, `"…@…"` as an email, or a
     /// [`UserSelector`]). The password is sent as its SHA-256 digest.
-    /// Resolves to the user id once the user's data arrived; fails with the
-    /// server's error ("User not found", "Incorrect password": 403).
+    /// Resolves to the user id once the user's document is in
+    /// ([when a login settles](self#when-a-login-settles)); fails with the
+    /// server's error (403; Meteor's text is "Something went wrong. Please
+    /// check your credentials." for an unknown user and a wrong password
+    /// alike, unless the server turns `ambiguousErrorMessages` off).
     pub fn login_with_password(&self, user: impl Into<UserSelector>, password: &str) -> impl Future<Output = Result<String, MethodError>> {
         let params = password_login_params(&user.into(), password);
         self.login_future("login", params)
     }
 
-    /// Logs in with a resume token.
+    /// Logs in with a resume token; settles as
+    /// [`login_with_password`](Self::login_with_password).
     pub fn login_with_token(&self, token: &str) -> impl Future<Output = Result<String, MethodError>> {
         self.login_future("login", resume_login_params(token))
     }
 
-    /// Creates a user and logs in as it (Meteor's `Accounts.createUser`).
+    /// Creates a user and logs in as it (Meteor's `Accounts.createUser`);
+    /// settles as [`login_with_password`](Self::login_with_password).
     pub fn create_user(&self, user: NewUser) -> impl Future<Output = Result<String, MethodError>> {
         self.login_future("createUser", create_user_params(user))
     }
@@ -395,10 +438,60 @@ impl Accounts {
         resumed
     }
 
+    /// How long a successful login waits for the user's `users` document
+    /// before it settles without it (ms; default
+    /// [`DEFAULT_USER_WAIT_MS`](crate::protocol::accounts::DEFAULT_USER_WAIT_MS),
+    /// 5 s; 0 settles with the `result` and `updated`). For the logins
+    /// that begin from now on.
+    pub fn set_user_wait(&self, ms: f64) {
+        self.inner.state.borrow_mut().set_user_wait(ms);
+    }
+
+    /// A login waiting for its user's document settles once the document
+    /// is in the store, or once the wait is over.
+    fn check_user(&self) {
+        let (awaited, deadline) = {
+            let s = self.inner.state.borrow();
+            (s.awaiting_user().map(str::to_owned), s.poll_timeout())
+        };
+        let Some(id) = awaited else { return };
+        if self.users.find_one(&id).is_some() {
+            self.inner.state.borrow_mut().user_arrived(&id);
+        } else if deadline.is_some_and(|at| now() >= at) {
+            self.inner.state.borrow_mut().handle_timeout(now());
+        }
+    }
+
+    /// Keeps the timer armed for the bound on the wait (none without one).
+    fn arm_timer(&self) {
+        let deadline = self.inner.state.borrow().poll_timeout();
+        let mut timer = self.inner.timer.borrow_mut();
+        match deadline {
+            None => *timer = None,
+            Some(at) if timer.as_ref().is_some_and(|(t, _)| *t == at) => {}
+            Some(at) => {
+                let Some(conn) = self.conn.upgrade() else { return };
+                let delay = (at - now()).ceil().clamp(0.0, i32::MAX as f64) as u32;
+                let this = self.weak();
+                let guard = conn.host.timer(
+                    delay,
+                    Box::new(move || {
+                        if let Some(this) = this.upgrade() {
+                            this.inner.timer.borrow_mut().take();
+                            this.run_effects();
+                        }
+                    }),
+                );
+                *timer = Some((at, guard));
+            }
+        }
+    }
+
     /// Carries out what the login state asks for, with no borrow held
     /// while app code (listeners, waiters) runs.
     fn run_effects(&self) {
         loop {
+            self.check_user();
             self.sync();
             let effect = self.inner.state.borrow_mut().poll_effect();
             let Some(effect) = effect else { break };
@@ -432,6 +525,7 @@ impl Accounts {
                 }
             }
         }
+        self.arm_timer();
     }
 
     /// Carries the state's user id and `logging_in` to their observables.

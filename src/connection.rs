@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::host::{self, Clock, Guard, Host, HostSocket, PageEvent, SocketEvent};
 use crate::protocol::hash::{FastMap, NameMap};
-use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, Output};
+use crate::protocol::machine::{CallOptions, Config, Event, Input, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::protocol::url::websocket_url;
@@ -63,6 +63,11 @@ pub struct Options {
     pub max_pending_bytes: usize,
     /// Ask the server to resume the session after a drop (default true).
     pub resume_sessions: bool,
+    /// HTTP headers for the WebSocket upgrade, natively (`Origin`,
+    /// `User-Agent`, a cookie, an authorization header: for deployments
+    /// that check them; Meteor checks none). A browser sends its own and
+    /// lets no page choose, so there any header is an `invalid-options` error.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -80,6 +85,7 @@ impl Default for Options {
             max_pending_calls: c.max_pending_calls,
             max_pending_bytes: c.max_pending_bytes,
             resume_sessions: c.resume_sessions,
+            headers: Vec::new(),
         }
     }
 }
@@ -101,8 +107,24 @@ impl Options {
             ..Config::default()
         };
         config.validate().map_err(Error::InvalidOptions)?;
+        #[cfg(target_arch = "wasm32")]
+        if !self.headers.is_empty() {
+            return Err(Error::InvalidOptions("headers: a browser sets the WebSocket's headers itself".into()));
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some((name, _)) = self.headers.iter().find(|(n, v)| !header_ok(n, v)) {
+            return Err(Error::InvalidOptions(format!("headers: {name:?} is not a valid HTTP header (name or value)")));
+        }
         Ok(config)
     }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+/// An HTTP header a WebSocket upgrade can carry: a token for its name, and
+/// a value without control characters (no CR or LF to split the request).
+fn header_ok(name: &str, value: &str) -> bool {
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    !name.is_empty() && name.bytes().all(token) && value.bytes().all(|c| c == b'\t' || (c >= 0x20 && c != 0x7f))
 }
 
 type Outcome = Result<Option<Value>, MethodError>;
@@ -233,7 +255,7 @@ impl std::fmt::Debug for Connection {
 /// # Ok(()) }
 /// ```
 pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
-    connect_on(host::default_host(), url, options)
+    connect_on(host::default_host(&options), url, options)
 }
 
 /// [`connect`] on a given host (the tests' simulated one).
@@ -348,6 +370,15 @@ impl Connection {
     }
 
     /// Closes the link and stays `offline` until [`Connection::reconnect`].
+    ///
+    /// It first sends `{"msg":"disconnect"}`, to every server: a server that
+    /// resumes sessions (Meteor 3.5+, the test server) then ends the session
+    /// at once instead of holding it for its grace period (presence,
+    /// `onClose` hooks and buffered messages wait otherwise). Whether a
+    /// server resumes cannot be known before a reconnect shows it, and a
+    /// server that does not (Meteor ≤ 3.4) only answers an `error` "Bad
+    /// request" to a socket already dropped: the client never reads it, and
+    /// the session ends with the socket (checked against Meteor 3.0.4).
     pub fn disconnect(&self) {
         let now = self.inner.now();
         self.inner.machine.borrow_mut().disconnect(now);
@@ -583,7 +614,7 @@ impl Inner {
                     };
                     if result.is_err() {
                         let now = self.now();
-                        self.machine.borrow_mut().handle_transport_error(socket, now);
+                        self.machine.borrow_mut().handle(Input::Socket(socket, SocketEvent::Error), now);
                     }
                 }
                 Output::CloseSocket { socket } => {
@@ -693,7 +724,7 @@ impl Inner {
                 self.host.later(Box::new(move || {
                     if let Some(inner) = weak.upgrade() {
                         let now = inner.now();
-                        inner.machine.borrow_mut().handle_open_failed(socket, reason, now);
+                        inner.machine.borrow_mut().handle(Input::Socket(socket, SocketEvent::Refused(&reason)), now);
                         inner.pump();
                     }
                 }));
@@ -703,30 +734,13 @@ impl Inner {
 
     fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent<'_>, (wall, mono): (f64, f64)) {
         let now = self.now_at(wall, mono);
-        {
-            let mut m = self.machine.borrow_mut();
-            match event {
-                SocketEvent::Open => m.handle_open(socket, now),
-                SocketEvent::Text(text) => m.handle_frame(socket, text, now),
-                SocketEvent::TooLarge { len, ends } => m.handle_oversized_frame(socket, len, ends, now),
-                SocketEvent::Binary(len) => m.handle_binary(socket, len, now),
-                SocketEvent::Close(code) => m.handle_close(socket, code, now),
-                SocketEvent::Error => m.handle_transport_error(socket, now),
-            }
-        }
+        self.machine.borrow_mut().handle(Input::Socket(socket, event), now);
         self.pump();
     }
 
     fn page_event(self: &Rc<Self>, event: PageEvent) {
         let now = self.now();
-        {
-            let mut m = self.machine.borrow_mut();
-            match event {
-                PageEvent::Online => m.handle_online(now),
-                PageEvent::Offline => m.handle_offline(now),
-                PageEvent::Wake => m.handle_wake(now),
-            }
-        }
+        self.machine.borrow_mut().handle(Input::Page(event), now);
         self.pump();
     }
 
@@ -765,7 +779,7 @@ impl Inner {
                         if let Some(inner) = weak.upgrade() {
                             inner.timer.borrow_mut().take();
                             let now = inner.now();
-                            inner.machine.borrow_mut().handle_timeout(now);
+                            inner.machine.borrow_mut().handle(Input::Timeout, now);
                             inner.pump();
                         }
                     }),

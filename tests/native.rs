@@ -180,8 +180,18 @@ fn a_connection_without_a_server_retries_and_reports_why() {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let conn = connect(&url(addr, "none"), Options { max_retries: Some(2), ..fast() }).unwrap();
+        let errors: Rc<RefCell<Vec<String>>> = Rc::default();
+        let e = errors.clone();
+        let _listen = conn.on_event(move |ev| {
+            if let ddp_live::Event::Error(err) = ev {
+                e.borrow_mut().push(err.to_string());
+            }
+        });
         until(5_000, "failed", || conn.status().status == ConnectionState::Failed).await;
         assert_eq!(conn.status().retry_count, 2);
+        let errors = errors.borrow();
+        assert_eq!(errors.len(), 3, "the first attempt and two retries: {errors:?}");
+        assert!(errors.iter().all(|e| e.contains("refused")), "the app hears why: {errors:?}");
     });
 }
 
@@ -277,4 +287,84 @@ fn against_meteor_calls_live_data_and_a_new_session_after_a_drop() {
         conn.close();
     });
     drop(meteor);
+}
+
+/// A TLS front for the test server, with a fresh self-signed certificate
+/// for `localhost`: returns its port and the certificate (PEM).
+async fn tls_front(backend: SocketAddr) -> (u16, String) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(cert.cert.der().to_vec())], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut plain = tokio::net::TcpStream::connect(backend).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    (port, cert.cert.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_verifies_the_certificate_against_the_trust_store() {
+    let (_server, addr) = server::start(Default::default()).await;
+    let (trusted, pem) = tls_front(addr).await;
+    let (untrusted, _) = tls_front(addr).await;
+    // The trust store is the system's, or SSL_CERT_FILE: here only the first certificate.
+    let file = std::env::temp_dir().join(format!("ddp-live-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&file, pem).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &file);
+    LocalSet::new()
+        .run_until(async move {
+            let conn = connect(&format!("wss://localhost:{trusted}/t/n-tls/websocket"), fast()).unwrap();
+            assert_eq!(conn.url(), format!("wss://localhost:{trusted}/t/n-tls/websocket"));
+            connected(&conn).await;
+            assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+            conn.close();
+            let refused =
+                connect(&format!("wss://localhost:{untrusted}/t/n-tls/websocket"), Options { max_retries: Some(1), ..fast() }).unwrap();
+            let errors: Rc<RefCell<Vec<String>>> = Rc::default();
+            let e = errors.clone();
+            let _listen = refused.on_event(move |ev| {
+                if let ddp_live::Event::Error(err) = ev {
+                    e.borrow_mut().push(err.to_string());
+                }
+            });
+            until(5_000, "failed", || refused.status().status == ConnectionState::Failed).await;
+            assert!(!refused.status().connected);
+            let errors = errors.borrow();
+            assert!(errors.iter().any(|e| e.contains("certificate")), "the app hears why: {errors:?}");
+        })
+        .await;
+    let _ = std::fs::remove_file(file);
+    assert_eq!(server::control(addr, "/control/n-tls/stats").await["accepted"], 1, "only the trusted front reached the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_go_with_the_upgrade_and_bad_ones_are_refused_at_once() {
+    let (_server, addr) = server::start(Default::default()).await;
+    let bad = Options { headers: vec![("X-Bad".into(), "a\r\nb".into())], ..fast() };
+    assert_eq!(connect(&url(addr, "n-headers"), bad).unwrap_err().code(), "invalid-options");
+    LocalSet::new()
+        .run_until(async move {
+            let headers =
+                vec![("User-Agent".to_owned(), "ddp-live-test/1".to_owned()), ("Origin".to_owned(), "https://app.example.com".to_owned())];
+            let conn = connect(&url(addr, "n-headers"), Options { headers, ..fast() }).unwrap();
+            let info: Value = conn.call("connection", ()).await.unwrap();
+            assert_eq!(info["httpHeaders"]["user-agent"], "ddp-live-test/1");
+            assert_eq!(info["id"], conn.id().unwrap().as_str());
+            conn.close();
+        })
+        .await;
 }

@@ -1,6 +1,8 @@
-// Finds the Meteor fixture (Meteor 3.0.4's ddp-server under Node, kept in
-// ../shared/meteor-server beside the repository) and starts test-app.mjs on
-// it. Used by tests/js/meteor-rooms.test.mjs and bench.mjs.
+// Finds the Meteor fixtures kept beside the repository — ../shared/meteor-server
+// (Meteor 3.0.4's ddp-server under Node) and ../shared/meteor-accounts (the
+// same with accounts-base and accounts-password) — and starts them: test-app.mjs
+// on the first, the second's own server.mjs. Used by tests/js/meteor-rooms.test.mjs,
+// tests/js/meteor-accounts.test.mjs and bench.mjs.
 import { existsSync } from "node:fs";
 import { execFileSync, spawn } from "node:child_process";
 import net from "node:net";
@@ -15,20 +17,46 @@ export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
  * worktree: beside the main checkout too).
  */
 export function findFixture() {
-  const candidates = [];
-  if (process.env.METEOR_FIXTURE) return present(path.resolve(process.env.METEOR_FIXTURE));
-  candidates.push(path.resolve(repo, "../shared/meteor-server"));
+  return findShared("meteor-server", process.env.METEOR_FIXTURE);
+}
+
+/**
+ * The accounts fixture's directory, or undefined: $METEOR_ACCOUNTS_FIXTURE
+ * when set (and only it), else ../shared/meteor-accounts, found as above.
+ */
+export function findAccountsFixture() {
+  const dir = findShared("meteor-accounts", process.env.METEOR_ACCOUNTS_FIXTURE);
+  return dir && existsSync(path.join(dir, "server.mjs")) ? dir : undefined;
+}
+
+function findShared(name, fromEnv) {
+  if (fromEnv) return present(path.resolve(fromEnv));
+  const candidates = [path.resolve(repo, "../shared", name)];
   try {
     const common = execFileSync("git", ["rev-parse", "--path-format=absolute", "--git-common-dir"], { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    candidates.push(path.resolve(path.dirname(common.trim()), "../shared/meteor-server"));
+    candidates.push(path.resolve(path.dirname(common.trim()), "../shared", name));
   } catch {
-    // not a git checkout: the first two places only
+    // not a git checkout: the first place only
   }
   return candidates.find(present);
 }
 
 function present(dir) {
   return existsSync(path.join(dir, "shim.js")) ? dir : undefined;
+}
+
+/**
+ * Installs the accounts fixture's npm dependencies if they are missing, as
+ * its run.sh does (bcrypt is built from source against the local Node headers).
+ */
+export function ensureAccountsFixtureDeps(fixture) {
+  const ready = ["bcrypt/lib/binding/napi-v3/bcrypt_lib.node", "nodemailer", "sockjs", "@meteorjs/reify"];
+  if (ready.every((m) => existsSync(path.join(fixture, "node_modules", m)))) return;
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], {
+    cwd: fixture,
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? "/usr" },
+  });
 }
 
 /** Installs the fixture's npm dependencies if they are missing (as its run.sh does). */
@@ -58,14 +86,28 @@ export async function freePort(from = 4520, to = 4529) {
  */
 export async function startApp(fixture, env = {}) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(repo, "server/meteor/test-app.mjs")], {
-    env: { ...process.env, METEOR_FIXTURE: fixture, PORT: String(port), ...env },
+  return startNode(path.join(repo, "server/meteor/test-app.mjs"), port, { METEOR_FIXTURE: fixture, ...env });
+}
+
+/**
+ * Starts the accounts fixture's own server.mjs on a free port of 4530-4539;
+ * resolves `{ port, base, ws, stop() }` once it listens.
+ */
+export async function startAccounts(fixture, env = {}) {
+  const port = await freePort(4530, 4539);
+  return startNode(path.join(fixture, "server.mjs"), port, { HOST: "127.0.0.1", ...env }, fixture);
+}
+
+async function startNode(script, port, env, cwd) {
+  const child = spawn(process.execPath, [script], {
+    cwd,
+    env: { ...process.env, PORT: String(port), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
   const exited = new Promise((resolve) => child.once("exit", resolve));
   await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`test-app did not start:\n${output}`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`${path.basename(script)} did not start:\n${output}`)), 20000);
     const onData = (d) => {
       output += d;
       if (output.includes("listening")) {
@@ -77,7 +119,7 @@ export async function startApp(fixture, env = {}) {
     child.stderr.on("data", (d) => (output += d));
     exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`test-app exited (${code}):\n${output}`));
+      reject(new Error(`${path.basename(script)} exited (${code}):\n${output}`));
     });
   });
   child.stdout.removeAllListeners("data");

@@ -22,40 +22,7 @@ pub mod native;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod sim;
 
-/// What a socket delivers. A text frame is borrowed from the host's intake
-/// buffer for the duration of the handler's call.
-pub enum SocketEvent<'a> {
-    /// The socket opened.
-    Open,
-    /// A text frame.
-    Text(&'a str),
-    /// A text frame of `len` UTF-16 code units, over the frame limit: only
-    /// its first and last characters, joined by an ellipsis, were copied.
-    TooLarge {
-        /// The frame's length.
-        len: usize,
-        /// Its two ends.
-        ends: &'a str,
-    },
-    /// A binary frame of this many bytes (DDP is text).
-    Binary(usize),
-    /// The socket closed with this code.
-    Close(u16),
-    /// A transport error (a close follows).
-    Error,
-}
-
-/// Page and network events: the browser's `online`, `offline`, and a page
-/// that became visible or was restored from the back/forward cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageEvent {
-    /// The network is back.
-    Online,
-    /// The network is gone.
-    Offline,
-    /// The page woke up: check the link now.
-    Wake,
-}
+pub use crate::protocol::machine::{PageEvent, SocketEvent};
 
 /// The socket handler: an event and the (wall, monotonic) clocks read when
 /// it happened.
@@ -97,13 +64,19 @@ pub trait Host {
 /// The host of this build: the browser in wasm, tokio natively with the
 /// `native` feature, and otherwise a host that cannot open sockets (every
 /// attempt fails with a message saying why, and is retried as any failure).
-pub(crate) fn default_host() -> Rc<dyn Host> {
+pub(crate) fn default_host(options: &crate::Options) -> Rc<dyn Host> {
     #[cfg(target_arch = "wasm32")]
-    return Rc::new(browser::Browser);
+    return {
+        let _ = options;
+        Rc::new(browser::Browser)
+    };
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
-    return Rc::new(native::Tokio);
+    return Rc::new(native::Tokio { headers: options.headers.clone() });
     #[cfg(all(not(feature = "native"), not(target_arch = "wasm32")))]
-    return Rc::new(NoHost);
+    return {
+        let _ = options;
+        Rc::new(NoHost)
+    };
 }
 
 /// Natively without the `native` feature: the protocol and the data layers

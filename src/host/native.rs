@@ -26,8 +26,10 @@ use tokio_tungstenite::tungstenite::Message;
 const ENDS: usize = 256;
 
 /// The tokio host.
-#[derive(Default)]
-pub(crate) struct Tokio;
+pub(crate) struct Tokio {
+    /// Headers for every WebSocket upgrade (checked by `Options::to_config`).
+    pub(crate) headers: Vec<(String, String)>,
+}
 
 /// Aborts its task when dropped.
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -76,19 +78,34 @@ fn ends(text: &str) -> String {
     format!("{head}\u{2026}{}", tail.into_iter().rev().collect::<String>())
 }
 
-async fn run_socket(url: String, max_len: usize, handler: SocketHandler, live: Rc<Cell<bool>>, mut rx: mpsc::UnboundedReceiver<Out>) {
+/// The upgrade request: the URL and the app's headers.
+fn request(url: &str, headers: &[(String, String)]) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name:?}: {e}"))?;
+        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name:?}: {e}"))?;
+        request.headers_mut().insert(name, value);
+    }
+    Ok(request)
+}
+
+async fn run_socket(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    max_len: usize,
+    handler: SocketHandler,
+    live: Rc<Cell<bool>>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+) {
     let emit = |e: SocketEvent<'_>| {
         if live.get() {
             handler(e, clocks());
         }
     };
-    let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+    let ws = match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => ws,
-        Err(_) => {
-            emit(SocketEvent::Error);
-            emit(SocketEvent::Close(1006));
-            return;
-        }
+        Err(e) => return emit(SocketEvent::Refused(&e.to_string())),
     };
     emit(SocketEvent::Open);
     let (mut sink, mut stream) = ws.split();
@@ -150,14 +167,12 @@ impl Host for Tokio {
     }
 
     fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
-        if url.starts_with("wss:") {
-            return Err("wss:// is not supported by this build of the native host yet (ws:// is)".into());
-        }
+        let request = request(url, &self.headers)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let live = Rc::new(Cell::new(true));
         // Dropping the socket closes the channel: the task then closes the
         // socket cleanly and ends.
-        drop(tokio::task::spawn_local(run_socket(url.to_owned(), max_len, handler, live.clone(), rx)));
+        drop(tokio::task::spawn_local(run_socket(request, max_len, handler, live.clone(), rx)));
         Ok(Box::new(Socket { tx, live }))
     }
 

@@ -124,8 +124,9 @@ fn void_promise() -> (Promise, crate::accounts::VoidWaiter) {
 impl DdpConnection {
     /// Logs in with a password (Meteor's `loginWithPassword`): sent as its
     /// SHA-256 digest, never in clear. A `wait` method: calls made meanwhile
-    /// go out after it. Resolves to the user id; rejects with the server's
-    /// error ("User not found", "Incorrect password": 403).
+    /// go out after it. Resolves to the user id once the user's document is
+    /// in (`user()` returns it; the wait is bounded: `setLoginUserWait`);
+    /// rejects with the server's error (403).
     #[wasm_bindgen(js_name = loginWithPassword)]
     pub fn login_with_password(&self, user: JsUserSelector, password: JsPassword) -> Result<JsLoginPromise, JsValue> {
         let user = selector(user.into())?;
@@ -136,7 +137,8 @@ impl DdpConnection {
         Ok(promise.unchecked_into())
     }
 
-    /// Logs in with a resume token (Meteor's `loginWithToken`).
+    /// Logs in with a resume token (Meteor's `loginWithToken`); settles as
+    /// `loginWithPassword`.
     #[wasm_bindgen(js_name = loginWithToken)]
     pub fn login_with_token(&self, token: &str) -> JsLoginPromise {
         let (promise, waiter) = login_promise();
@@ -144,7 +146,8 @@ impl DdpConnection {
         promise.unchecked_into()
     }
 
-    /// Creates a user and logs in as it (Meteor's `Accounts.createUser`).
+    /// Creates a user and logs in as it (Meteor's `Accounts.createUser`);
+    /// settles as `loginWithPassword`.
     #[wasm_bindgen(js_name = createUser)]
     pub fn create_user(&self, options: JsCreateUserOptions) -> Result<JsLoginPromise, JsValue> {
         let o: JsValue = options.into();
@@ -183,6 +186,13 @@ impl DdpConnection {
         let (promise, settle) = void_promise();
         self.conn.accounts().logout_other_clients_with(settle);
         promise.unchecked_into()
+    }
+
+    /// How long a successful login waits for the user's document before it
+    /// settles without it (ms; default 5000; 0: settle with the result).
+    #[wasm_bindgen(js_name = setLoginUserWait)]
+    pub fn set_login_user_wait(&self, ms: f64) {
+        self.conn.accounts().set_user_wait(ms);
     }
 
     /// The logged-in user's id, or null.

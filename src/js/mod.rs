@@ -294,6 +294,7 @@ pub(crate) fn parse_options(value: JsValue) -> Result<Options, JsValue> {
         max_pending_calls: opt_count(&value, "maxPendingCalls")?.unwrap_or(d.max_pending_calls),
         max_pending_bytes: opt_count(&value, "maxPendingBytes")?.unwrap_or(d.max_pending_bytes),
         resume_sessions: opt_bool(&value, "resumeSessions")?.unwrap_or(d.resume_sessions),
+        headers: Vec::new(),
     })
 }
 
@@ -826,7 +827,8 @@ impl DdpConnection {
         self.conn.reconnect();
     }
 
-    /// Close the link and stay `offline` until `reconnect()`.
+    /// Close the link and stay `offline` until `reconnect()`. Sends
+    /// `{"msg":"disconnect"}` first (see the Rust `Connection::disconnect`).
     pub fn disconnect(&self) {
         self.conn.disconnect();
     }

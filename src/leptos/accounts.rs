@@ -62,18 +62,12 @@ pub fn user_of(accounts: &Accounts) -> Signal<Option<Value>> {
     let on_login = accounts.user_id_observable().subscribe(move |_| w1.set(a1.user()));
     let (w2, a2) = (signal.clone(), accounts.clone());
     let on_change = accounts.users().on_change(move |change| {
-        if a2.user_id().as_deref() == Some(change_id(change)) {
+        if a2.user_id().as_deref() == Some(change.id()) {
             w2.set(a2.user());
         }
     });
     keep_until_cleanup((on_login, on_change));
     Signal::from(signal.read_only())
-}
-
-fn change_id(c: &crate::Change) -> &str {
-    match c {
-        crate::Change::Added { id, .. } | crate::Change::Changed { id, .. } | crate::Change::Removed { id, .. } => id,
-    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,16 @@
 //!   one; a password or user-given token that fails only rejects.
 //! - A login whose session was replaced after its `result` settles with
 //!   the outcome of the resume login that took over from it.
+//! - A login settles (the user id is set, `LoggedIn` is emitted, the app's
+//!   future resolves, `logging_in` ends) once its `result` and `updated`
+//!   are in *and* the user's `users` document is in the store: a Meteor
+//!   server publishes that document after the `result` (Meteor's client
+//!   runs its login callbacks only once `Meteor.user()` has it). The wait
+//!   is bounded ([`DEFAULT_USER_WAIT_MS`], [`LoginState::set_user_wait`]):
+//!   past it the login settles anyway and the document follows when it
+//!   comes. The user id is not set before the login settles, so whoever
+//!   sees it set also finds the document (unless the bound passed, or the
+//!   id was restored from storage at start-up, as Meteor shows it).
 
 use super::machine::MethodError;
 use serde_json::{Map, Value};
@@ -34,6 +44,10 @@ pub(crate) fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
 pub const TOKEN_LIFETIME_MS: f64 = 90.0 * 86_400_000.0;
 /// Meteor's `MIN_TOKEN_LIFETIME_CAP_SECS` (one hour), in ms.
 pub const MIN_TOKEN_LIFETIME_CAP_MS: f64 = 3_600_000.0;
+
+/// How long a successful login waits for the user's `users` document
+/// before it settles without it (ms).
+pub const DEFAULT_USER_WAIT_MS: f64 = 5_000.0;
 
 /// When a token made at `when_ms` expires (Meteor's `_tokenExpiration`).
 pub fn token_expiration(when_ms: f64) -> f64 {
@@ -217,10 +231,24 @@ struct ReconnectLogin {
     expires: Option<f64>,
 }
 
+/// A login that succeeded and waits for its user's document.
+#[derive(Debug)]
+struct AwaitingUser {
+    user_id: String,
+    /// The attempts it settles.
+    attempts: Vec<u64>,
+    /// When it settles without the document.
+    deadline: f64,
+}
+
 /// The login state of one connection.
 #[derive(Debug, Default)]
 pub struct LoginState {
     user_id: Option<String>,
+    /// A successful login waiting for its user's document.
+    awaiting: Option<AwaitingUser>,
+    /// The bound on that wait; `None`: [`DEFAULT_USER_WAIT_MS`].
+    user_wait_ms: Option<f64>,
     logging_in: bool,
     stored: Option<StoredLogin>,
     reconnect: Option<ReconnectLogin>,
@@ -248,9 +276,56 @@ impl LoginState {
         self.stored.as_ref()
     }
 
-    /// True while some login attempt is unfinished.
+    /// True while some login attempt is unfinished (including one that
+    /// waits for its user's document).
     pub fn pending(&self) -> bool {
-        !self.attempts.is_empty()
+        !self.attempts.is_empty() || self.awaiting.is_some()
+    }
+
+    /// Sets how long a successful login waits for its user's document
+    /// (ms; a negative or non-finite value counts as 0: no wait).
+    pub fn set_user_wait(&mut self, ms: f64) {
+        self.user_wait_ms = Some(if ms.is_finite() { ms.max(0.0) } else { 0.0 });
+    }
+
+    /// How long a successful login waits for its user's document (ms).
+    pub fn user_wait(&self) -> f64 {
+        self.user_wait_ms.unwrap_or(DEFAULT_USER_WAIT_MS)
+    }
+
+    /// The user whose document a successful login waits for: the driver
+    /// calls [`LoginState::user_arrived`] once it is in the store.
+    pub fn awaiting_user(&self) -> Option<&str> {
+        self.awaiting.as_ref().map(|a| a.user_id.as_str())
+    }
+
+    /// The user's document is in the store: a login waiting for it settles.
+    pub fn user_arrived(&mut self, user_id: &str) {
+        if self.awaiting_user() == Some(user_id) {
+            self.settle_awaiting();
+        }
+    }
+
+    /// When [`LoginState::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.awaiting.as_ref().map(|a| a.deadline)
+    }
+
+    /// The clock reached `now`: a login whose wait is over settles without
+    /// its document (which follows when it comes).
+    pub fn handle_timeout(&mut self, now: f64) {
+        if self.awaiting.as_ref().is_some_and(|a| now >= a.deadline) {
+            self.settle_awaiting();
+        }
+    }
+
+    /// The waiting login settles as logged in.
+    fn settle_awaiting(&mut self) {
+        let Some(a) = self.awaiting.take() else { return };
+        self.user_id = Some(a.user_id.clone());
+        self.logging_in = false;
+        self.effects.push(Effect::Emit(AccountsEvent::LoggedIn { user_id: a.user_id.clone() }));
+        self.effects.push(Effect::Settle { attempts: a.attempts, outcome: Ok(a.user_id) });
     }
 
     /// The next thing to do.
@@ -307,7 +382,6 @@ impl LoginState {
         settled.extend(a.followers);
         let login = outcome
             .and_then(|v| parse_login_result(v.as_ref()).ok_or_else(|| MethodError::BadResult("no result from the login method".into())));
-        self.logging_in = false;
         match login {
             Ok(r) => {
                 let stored = StoredLogin {
@@ -317,11 +391,23 @@ impl LoginState {
                 };
                 self.stored = Some(stored.clone());
                 self.effects.push(Effect::Store(stored));
-                self.user_id = Some(r.id.clone());
-                self.effects.push(Effect::Emit(AccountsEvent::LoggedIn { user_id: r.id.clone() }));
-                self.effects.push(Effect::Settle { attempts: settled, outcome: Ok(r.id) });
+                // An earlier login still waiting: for the same user it
+                // settles with this one; for another user it settles now
+                // (this one still logs in).
+                if let Some(earlier) = self.awaiting.as_mut().filter(|a| a.user_id == r.id) {
+                    settled.append(&mut earlier.attempts);
+                    self.awaiting = None;
+                }
+                let busy = self.logging_in;
+                self.settle_awaiting();
+                self.logging_in = busy;
+                self.awaiting = Some(AwaitingUser { user_id: r.id, attempts: settled, deadline: now + self.user_wait() });
+                if self.user_wait() <= 0.0 {
+                    self.settle_awaiting();
+                }
             }
             Err(error) => {
+                self.logging_in = self.awaiting.is_some();
                 // Only the server's refusal says the token is gone (as
                 // Meteor's client): a call that failed here (closed, queue
                 // full, cancelled, timed out, an unreadable answer) leaves
@@ -352,6 +438,11 @@ impl LoginState {
             owner.reconnected = true;
             followers.push(hook.owner);
             followers.append(&mut owner.followers);
+        }
+        // A login waiting for its user's document: the resume login takes
+        // over (the new session publishes the document after it).
+        if let Some(a) = self.awaiting.take() {
+            followers.extend(a.attempts);
         }
         let (token, expires) = match &self.stored {
             Some(s) => (s.token.clone(), s.expires),
@@ -406,6 +497,9 @@ impl LoginState {
     /// the user id goes, the stored token is removed, and new sessions no
     /// longer log in (Meteor's `makeClientLoggedOut`).
     pub fn logged_out(&mut self) {
+        // A login still waiting for its document did log in: it settles
+        // first, so the app hears of the login before the logout.
+        self.settle_awaiting();
         let was_in = self.user_id.take().is_some();
         self.stored = None;
         self.reconnect = None;

@@ -159,7 +159,7 @@ pub enum ProtocolError {
     /// `removed` for one it never sent (`unknown-document`). It is applied
     /// anyway, so the collection still ends as the server says.
     Inconsistent { msg: &'static str, collection: String, id: String },
-    /// The browser refused to open a WebSocket (for example a URL it will
+    /// The host could not open a WebSocket (for example a URL it will
     /// not connect to); its reason. The attempt counts as a failed one.
     SocketRefused(String),
 }
@@ -196,7 +196,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Inconsistent { msg, collection, id } => {
                 write!(f, "the server sent \"{msg}\" for document {id} of {collection}, which it never sent")
             }
-            ProtocolError::SocketRefused(reason) => write!(f, "the browser refused the WebSocket: {reason}"),
+            ProtocolError::SocketRefused(reason) => write!(f, "the WebSocket could not be opened: {reason}"),
         }
     }
 }
@@ -248,6 +248,57 @@ pub enum Output {
     /// now (method calls they make go ahead of everything queued), then
     /// call [`Machine::reconnect_hooks_done`].
     RunReconnectHooks,
+}
+
+/// What the machine is told: every input goes through [`Machine::handle`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input<'a> {
+    /// Time passed (the timer the driver armed for [`Machine::poll_timeout`] fired).
+    Timeout,
+    /// An event of socket `.0` (from [`Output::OpenSocket`]); dropped if
+    /// that socket is no longer the current one.
+    Socket(u64, SocketEvent<'a>),
+    /// A page or network event.
+    Page(PageEvent),
+}
+
+/// What a socket delivers. A text frame is borrowed from the host's intake
+/// buffer for the duration of the call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SocketEvent<'a> {
+    /// The socket opened.
+    Open,
+    /// A text frame.
+    Text(&'a str),
+    /// A text frame of `len` UTF-16 code units, over the frame limit: only
+    /// its first and last characters, joined by an ellipsis, were copied.
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// Its two ends.
+        ends: &'a str,
+    },
+    /// A binary frame of this many bytes (DDP is text).
+    Binary(usize),
+    /// The socket closed with this code.
+    Close(u16),
+    /// A transport error (a close may follow).
+    Error,
+    /// The connection could not be made, and the host knows why (natively:
+    /// DNS, TCP, TLS, the HTTP upgrade). Browsers never say why.
+    Refused(&'a str),
+}
+
+/// Page and network events: the browser's `online`, `offline`, and a page
+/// that became visible or was restored from the back/forward cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEvent {
+    /// The network is back.
+    Online,
+    /// The network is gone.
+    Offline,
+    /// The page woke up: check the link now.
+    Wake,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -470,9 +521,39 @@ impl Machine {
         }
     }
 
-    /// Time has passed: fire whatever deadline is due.
-    pub fn handle_timeout(&mut self, now: f64) {
+    /// Takes one input: the clock is observed once, and an input about a
+    /// socket that is no longer the current one is dropped here, so no
+    /// handler below checks either.
+    pub fn handle(&mut self, input: Input<'_>, now: f64) {
         self.observe_clock(now);
+        match input {
+            Input::Timeout => self.timeout(now),
+            Input::Socket(socket, _) if self.socket != Some(socket) => {}
+            Input::Socket(_, event) => self.socket_input(event, now),
+            Input::Page(PageEvent::Online) => match self.phase {
+                // Retry at once, unless the user chose to be offline or the
+                // server speaks a version we cannot.
+                Phase::Waiting { .. } | Phase::Failed { by_retry_limit: true, .. } => self.reconnect(now),
+                Phase::Connected => self.check_liveness(now),
+                _ => {}
+            },
+            Input::Page(PageEvent::Offline) => {
+                if matches!(self.phase, Phase::Connected | Phase::Connecting { .. }) {
+                    self.lose(now, Some(DisconnectReason::TransportClose));
+                }
+            }
+            Input::Page(PageEvent::Wake) => {
+                // Fire what is overdue, then make sure the link is alive.
+                self.timeout(now);
+                if self.phase == Phase::Connected {
+                    self.check_liveness(now);
+                }
+            }
+        }
+    }
+
+    /// Time has passed: fire whatever deadline is due.
+    fn timeout(&mut self, now: f64) {
         self.expire_methods(now);
         match self.phase {
             Phase::Connecting { deadline: Some(d), .. } if now >= d => {
@@ -490,69 +571,85 @@ impl Machine {
         }
     }
 
-    /// The socket opened: start the DDP handshake.
-    pub fn handle_open(&mut self, socket: u64, _now: f64) {
-        self.observe_clock(_now);
-        if self.socket != Some(socket) {
-            return;
-        }
-        if let Phase::Connecting { open, .. } = &mut self.phase {
-            *open = true;
-            let (session, received_count) = match &self.resume {
-                Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
-                _ => (None, None),
-            };
-            let connect =
-                ClientMessage::Connect { session, version: self.version.clone(), support: self.config.versions.clone(), received_count };
-            self.send(connect);
+    /// An event of the current socket.
+    fn socket_input(&mut self, event: SocketEvent<'_>, now: f64) {
+        match event {
+            SocketEvent::Open => {
+                // Start the DDP handshake.
+                if let Phase::Connecting { open, .. } = &mut self.phase {
+                    *open = true;
+                    let (session, received_count) = match &self.resume {
+                        Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
+                        _ => (None, None),
+                    };
+                    let connect = ClientMessage::Connect {
+                        session,
+                        version: self.version.clone(),
+                        support: self.config.versions.clone(),
+                        received_count,
+                    };
+                    self.send(connect);
+                }
+            }
+            SocketEvent::Text(text) => {
+                self.frame_arrived(now);
+                let parsed = parse_frame(text, self.config.max_frame_bytes);
+                if self.phase == Phase::Connected
+                    && !matches!(parsed, Ok(Frame::Message(ServerMessage::Ping { .. } | ServerMessage::Pong { .. })))
+                {
+                    // What a resuming server counts: every message it sent in the
+                    // session but heartbeats.
+                    self.received_count += 1;
+                }
+                match parsed {
+                    Ok(Frame::ServerId) => {}
+                    Ok(Frame::Message(m)) => self.handle_message(m, now),
+                    Err(e) => self.unreadable_frame(text, e),
+                }
+            }
+            // Too large to read: the host checked its length before copying
+            // it, and hands over only its first and last few hundred
+            // characters (`ends`), enough to tell which call a `result` was
+            // for. It counts as a received message.
+            SocketEvent::TooLarge { len, ends } => {
+                self.frame_arrived(now);
+                if self.phase == Phase::Connected {
+                    self.received_count += 1;
+                }
+                self.unreadable_frame(ends, FrameError::TooLarge { len, max: self.config.max_frame_bytes });
+            }
+            // DDP is text only: reported, skipped.
+            SocketEvent::Binary(len) => {
+                self.frame_arrived(now);
+                self.emit(Event::Error(ProtocolError::Frame(FrameError::Binary { len })));
+            }
+            // A close always follows an error in browsers; the machine does
+            // not wait for it.
+            SocketEvent::Error => self.lose(now, Some(DisconnectReason::TransportError)),
+            SocketEvent::Close(code) => {
+                let reason = if code == 1000 { DisconnectReason::ServerDisconnect } else { DisconnectReason::TransportClose };
+                self.lose(now, Some(reason));
+                // 1009, Message Too Big: what it refused would be refused again.
+                if code == 1009 {
+                    self.refuse_largest();
+                }
+            }
+            // The socket could not even be opened: the app hears why, and the
+            // attempt failed.
+            SocketEvent::Refused(reason) => {
+                self.emit(Event::Error(ProtocolError::SocketRefused(reason.to_owned())));
+                self.lose(now, Some(DisconnectReason::TransportError));
+            }
         }
     }
 
-    /// A text frame arrived.
-    pub fn handle_frame(&mut self, socket: u64, text: &str, now: f64) {
-        if !self.frame_arrived(socket, now) {
-            return;
-        }
-        let parsed = parse_frame(text, self.config.max_frame_bytes);
-        if self.phase == Phase::Connected && !matches!(parsed, Ok(Frame::Message(ServerMessage::Ping { .. } | ServerMessage::Pong { .. })))
-        {
-            // What a resuming server counts: every message it sent in the
-            // session but heartbeats.
-            self.received_count += 1;
-        }
-        match parsed {
-            Ok(Frame::ServerId) => {}
-            Ok(Frame::Message(m)) => self.handle_message(m, now),
-            Err(e) => self.unreadable_frame(text, e),
-        }
-    }
-
-    /// A text frame of `len` UTF-16 code units arrived that is too large to
-    /// read: the driver checked its length before copying it, and hands over
-    /// only its first and last few hundred characters (`ends`), enough to
-    /// tell which call a `result` was for. It counts as a received message.
-    pub fn handle_oversized_frame(&mut self, socket: u64, len: usize, ends: &str, now: f64) {
-        if !self.frame_arrived(socket, now) {
-            return;
-        }
-        if self.phase == Phase::Connected {
-            self.received_count += 1;
-        }
-        self.unreadable_frame(ends, FrameError::TooLarge { len, max: self.config.max_frame_bytes });
-    }
-
-    /// A frame came on `socket`: false if that socket is no longer ours.
-    /// Any frame at all, even one we cannot read, proves the link is alive.
-    fn frame_arrived(&mut self, socket: u64, now: f64) -> bool {
-        self.observe_clock(now);
-        if self.socket != Some(socket) {
-            return false;
-        }
+    /// A frame came: any frame at all, even one we cannot read, proves the
+    /// link is alive.
+    fn frame_arrived(&mut self, now: f64) {
         if let Some(hb) = &mut self.heartbeat {
             hb.last_received = now;
             hb.ping_sent = None;
         }
-        true
     }
 
     /// A frame of the session could not be read: the call whose `result` it
@@ -568,48 +665,44 @@ impl Machine {
         self.emit(Event::Error(ProtocolError::Frame(error)));
     }
 
-    /// A binary frame arrived (DDP is text only: reported, skipped).
+    /// Shorthand for [`Machine::handle`] with [`Input::Timeout`].
+    pub fn handle_timeout(&mut self, now: f64) {
+        self.handle(Input::Timeout, now);
+    }
+
+    /// Shorthand: socket `socket` opened.
+    pub fn handle_open(&mut self, socket: u64, now: f64) {
+        self.handle(Input::Socket(socket, SocketEvent::Open), now);
+    }
+
+    /// Shorthand: a text frame arrived.
+    pub fn handle_frame(&mut self, socket: u64, text: &str, now: f64) {
+        self.handle(Input::Socket(socket, SocketEvent::Text(text)), now);
+    }
+
+    /// Shorthand: a text frame of `len` UTF-16 code units, too large to read.
+    pub fn handle_oversized_frame(&mut self, socket: u64, len: usize, ends: &str, now: f64) {
+        self.handle(Input::Socket(socket, SocketEvent::TooLarge { len, ends }), now);
+    }
+
+    /// Shorthand: a binary frame arrived.
     pub fn handle_binary(&mut self, socket: u64, len: usize, now: f64) {
-        self.observe_clock(now);
-        if self.socket != Some(socket) {
-            return;
-        }
-        if let Some(hb) = &mut self.heartbeat {
-            hb.last_received = now;
-            hb.ping_sent = None;
-        }
-        self.emit(Event::Error(ProtocolError::Frame(FrameError::Binary { len })));
+        self.handle(Input::Socket(socket, SocketEvent::Binary(len)), now);
     }
 
-    /// The socket reported an error (a close always follows in browsers; the
-    /// machine does not wait for it).
+    /// Shorthand: the socket reported an error.
     pub fn handle_transport_error(&mut self, socket: u64, now: f64) {
-        self.observe_clock(now);
-        if self.socket == Some(socket) {
-            self.lose(now, Some(DisconnectReason::TransportError));
-        }
+        self.handle(Input::Socket(socket, SocketEvent::Error), now);
     }
 
-    /// The socket closed with this close code.
+    /// Shorthand: the socket closed with this close code.
     pub fn handle_close(&mut self, socket: u64, code: u16, now: f64) {
-        self.observe_clock(now);
-        if self.socket == Some(socket) {
-            let reason = if code == 1000 { DisconnectReason::ServerDisconnect } else { DisconnectReason::TransportClose };
-            self.lose(now, Some(reason));
-            // 1009, Message Too Big: what it refused would be refused again.
-            if code == 1009 {
-                self.refuse_largest();
-            }
-        }
+        self.handle(Input::Socket(socket, SocketEvent::Close(code)), now);
     }
 
-    /// The socket could not even be created (e.g. the browser refused the
-    /// URL): the app hears the browser's `reason`, and the attempt failed.
+    /// Shorthand: the socket could not be opened, for `reason`.
     pub fn handle_open_failed(&mut self, socket: u64, reason: String, now: f64) {
-        if self.socket == Some(socket) {
-            self.emit(Event::Error(ProtocolError::SocketRefused(reason)));
-        }
-        self.handle_transport_error(socket, now);
+        self.handle(Input::Socket(socket, SocketEvent::Refused(&reason)), now);
     }
 
     /// Retry now. Does nothing while connected. A manual retry is not
@@ -649,7 +742,9 @@ impl Machine {
         self.observe_clock(_now);
         if self.phase == Phase::Connected {
             // Tell a resuming server to end the session now rather than
-            // hold it for a grace period.
+            // hold it for a grace period. Sent to every server: none says
+            // in advance whether it resumes, and one that does not (Meteor
+            // ≤ 3.4) answers "Bad request" to a socket dropped just below.
             self.send(ClientMessage::Disconnect);
             self.emit(Event::Disconnected { reason: DisconnectReason::ClientDisconnect });
         }
@@ -662,33 +757,20 @@ impl Machine {
         self.phase = Phase::Offline;
     }
 
-    /// The browser says the network is back: retry at once unless the user
-    /// chose to be offline, or the server speaks a version we cannot.
+    /// Shorthand: the network is back.
     pub fn handle_online(&mut self, now: f64) {
-        self.observe_clock(now);
-        match self.phase {
-            Phase::Waiting { .. } | Phase::Failed { by_retry_limit: true, .. } => self.reconnect(now),
-            Phase::Connected => self.check_liveness(now),
-            _ => {}
-        }
+        self.handle(Input::Page(PageEvent::Online), now);
     }
 
-    /// The browser says the network is gone: treat the link as lost.
+    /// Shorthand: the network is gone (the link is treated as lost).
     pub fn handle_offline(&mut self, now: f64) {
-        self.observe_clock(now);
-        if matches!(self.phase, Phase::Connected | Phase::Connecting { .. }) {
-            self.lose(now, Some(DisconnectReason::TransportClose));
-        }
+        self.handle(Input::Page(PageEvent::Offline), now);
     }
 
-    /// The page became visible again or was restored from the back/forward
-    /// cache: fire what is overdue, then make sure the link is alive.
+    /// Shorthand: the page woke (visible again, or restored from the
+    /// back/forward cache).
     pub fn handle_wake(&mut self, now: f64) {
-        self.observe_clock(now);
-        self.handle_timeout(now);
-        if self.phase == Phase::Connected {
-            self.check_liveness(now);
-        }
+        self.handle(Input::Page(PageEvent::Wake), now);
     }
 
     fn check_liveness(&mut self, now: f64) {

@@ -40,6 +40,13 @@ impl Change {
             Change::Added { collection, .. } | Change::Changed { collection, .. } | Change::Removed { collection, .. } => collection,
         }
     }
+
+    /// The id of the document it changes.
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Added { id, .. } | Change::Changed { id, .. } | Change::Removed { id, .. } => id,
+        }
+    }
 }
 
 /// A document as a client stub left it, and the calls that wrote it.

@@ -22,6 +22,7 @@ fn log_in(s: &mut LoginState) {
     let a = s.begin(AttemptKind::App, None);
     s.result_received(a, &ok("u1", "T1"));
     s.done(a, ok("u1", "T1"), NOW);
+    s.user_arrived("u1");
     effects(s);
 }
 
@@ -80,17 +81,134 @@ fn a_login_sets_the_user_stores_the_token_and_settles() {
     s.result_received(a, &ok("u1", "T1"));
     assert_eq!(s.user_id(), None, "logged in only when the data is there (updated)");
     s.done(a, ok("u1", "T1"), NOW);
+    // Meteor publishes the user's document after the result: the login
+    // waits for it, still logging in, the user id not yet set.
+    assert_eq!(s.user_id(), None);
+    assert!(s.logging_in());
+    assert_eq!(s.awaiting_user(), Some("u1"));
+    let stored = StoredLogin { user_id: "u1".into(), token: "T1".into(), expires: Some(NOW + TOKEN_LIFETIME_MS) };
+    assert_eq!(effects(&mut s), vec![Effect::Store(stored)], "the token is stored at once (a reload resumes it)");
+    s.user_arrived("u2");
+    assert!(effects(&mut s).is_empty(), "another user's document settles nothing");
+    s.user_arrived("u1");
     assert_eq!(s.user_id(), Some("u1"));
     assert!(!s.logging_in());
-    let stored = StoredLogin { user_id: "u1".into(), token: "T1".into(), expires: Some(NOW + TOKEN_LIFETIME_MS) };
+    assert_eq!(s.poll_timeout(), None);
     assert_eq!(
         effects(&mut s),
         vec![
-            Effect::Store(stored),
             Effect::Emit(AccountsEvent::LoggedIn { user_id: "u1".into() }),
-            Effect::Settle { attempts: vec![a], outcome: Ok("u1".into()) },
+            Effect::Settle { attempts: vec![a], outcome: Ok("u1".into()) }
         ]
     );
+    s.user_arrived("u1");
+    assert!(effects(&mut s).is_empty(), "settled once");
+}
+
+#[test]
+fn the_wait_for_the_user_document_is_bounded() {
+    let mut s = LoginState::default();
+    assert_eq!(s.user_wait(), DEFAULT_USER_WAIT_MS);
+    let a = s.begin(AttemptKind::App, None);
+    s.done(a, ok("u1", "T1"), NOW);
+    effects(&mut s);
+    assert_eq!(s.poll_timeout(), Some(NOW + DEFAULT_USER_WAIT_MS));
+    s.handle_timeout(NOW + DEFAULT_USER_WAIT_MS - 1.0);
+    assert!(effects(&mut s).is_empty() && s.user_id().is_none(), "not yet");
+    s.handle_timeout(NOW + DEFAULT_USER_WAIT_MS);
+    assert_eq!(s.user_id(), Some("u1"), "past the bound: logged in without the document");
+    assert!(!s.logging_in());
+    assert_eq!(effects(&mut s).last(), Some(&Effect::Settle { attempts: vec![a], outcome: Ok("u1".into()) }));
+    assert_eq!(s.poll_timeout(), None);
+    s.user_arrived("u1");
+    assert!(effects(&mut s).is_empty(), "the late document settles nothing again");
+    // A wait of 0 settles with the result, as before.
+    let mut s = LoginState::default();
+    s.set_user_wait(0.0);
+    let a = s.begin(AttemptKind::App, None);
+    s.done(a, ok("u1", "T1"), NOW);
+    assert_eq!(s.user_id(), Some("u1"));
+    assert!(effects(&mut s).contains(&Effect::Settle { attempts: vec![a], outcome: Ok("u1".into()) }));
+    s.set_user_wait(f64::NAN);
+    assert_eq!(s.user_wait(), 0.0);
+    s.set_user_wait(-5.0);
+    assert_eq!(s.user_wait(), 0.0);
+}
+
+#[test]
+fn a_login_waiting_for_its_document_shows_no_flicker_and_hands_over() {
+    // Logged in as u1, a new login as u2 waits: u1 stays until u2 settles.
+    let mut s = LoginState::default();
+    log_in(&mut s);
+    let b = s.begin(AttemptKind::App, None);
+    s.done(b, ok("u2", "T2"), NOW);
+    assert_eq!(s.user_id(), Some("u1"), "no logged-out gap while u2's document is on its way");
+    s.user_arrived("u2");
+    assert_eq!(s.user_id(), Some("u2"));
+    effects(&mut s);
+    // A login overtaken by the next one as the same user settles with it…
+    let c = s.begin(AttemptKind::App, None);
+    s.done(c, ok("u2", "T3"), NOW);
+    let d = s.begin(AttemptKind::App, None);
+    s.done(d, ok("u2", "T4"), NOW);
+    assert!(!effects(&mut s).iter().any(|e| matches!(e, Effect::Settle { .. })));
+    s.user_arrived("u2");
+    assert_eq!(effects(&mut s).last(), Some(&Effect::Settle { attempts: vec![d, c], outcome: Ok("u2".into()) }));
+    // …and as another user, when the next one ends.
+    let c = s.begin(AttemptKind::App, None);
+    s.done(c, ok("u3", "T3"), NOW);
+    let d = s.begin(AttemptKind::App, None);
+    s.done(d, ok("u4", "T4"), NOW);
+    assert!(effects(&mut s).contains(&Effect::Settle { attempts: vec![c], outcome: Ok("u3".into()) }));
+    assert_eq!(s.awaiting_user(), Some("u4"));
+    assert!(s.logging_in());
+    // A failed login meanwhile leaves the waiting one waiting (and logging in).
+    let e = s.begin(AttemptKind::App, None);
+    s.done(e, Err(forbidden("Something went wrong. Please check your credentials.")), NOW);
+    assert!(s.logging_in());
+    assert_eq!(s.awaiting_user(), Some("u4"));
+    // Logged out while waiting: the login settles first, then the logout.
+    s.logged_out();
+    let e = effects(&mut s);
+    let at = |x: &Effect| e.iter().position(|y| y == x);
+    let settled = at(&Effect::Settle { attempts: vec![d], outcome: Ok("u4".into()) }).expect("settled");
+    let out = at(&Effect::Emit(AccountsEvent::LoggedOut)).expect("logged out");
+    assert!(settled < out, "{e:?}");
+    assert_eq!((s.user_id(), s.logging_in(), s.pending()), (None, false, false));
+}
+
+#[test]
+fn a_new_session_during_the_wait_hands_the_login_to_the_resume_login() {
+    let mut s = LoginState::default();
+    let a = s.begin(AttemptKind::App, None);
+    s.result_received(a, &ok("u1", "T1"));
+    s.done(a, ok("u1", "T1"), NOW);
+    effects(&mut s);
+    s.reconnected(NOW);
+    let r = match &effects(&mut s)[..] {
+        [Effect::ResumeLogin { attempt, token }] if token == "T1" => *attempt,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.awaiting_user(), None, "the resume login took over");
+    assert!(s.logging_in());
+    s.done(r, ok("u1", "T1"), NOW);
+    assert!(!effects(&mut s).iter().any(|e| matches!(e, Effect::Settle { .. })));
+    s.user_arrived("u1");
+    assert_eq!(effects(&mut s).last(), Some(&Effect::Settle { attempts: vec![r, a], outcome: Ok("u1".into()) }));
+    // And if the resume login is refused, the waiting login fails with it.
+    let mut s = LoginState::default();
+    let a = s.begin(AttemptKind::App, None);
+    s.result_received(a, &ok("u1", "T1"));
+    s.done(a, ok("u1", "T1"), NOW);
+    s.reconnected(NOW);
+    let r = match &effects(&mut s)[..] {
+        [.., Effect::ResumeLogin { attempt, .. }] => *attempt,
+        other => panic!("{other:?}"),
+    };
+    let gone = forbidden("You've been logged out by the server. Please log in again.");
+    s.done(r, Err(gone.clone()), NOW);
+    assert_eq!(effects(&mut s).last(), Some(&Effect::Settle { attempts: vec![r, a], outcome: Err(gone) }));
+    assert_eq!((s.user_id(), s.logging_in()), (None, false));
 }
 
 #[test]
@@ -141,6 +259,7 @@ fn an_expiring_token_is_never_sent() {
     let soon = json!({"id": "u1", "token": "T1", "tokenExpires": {"$date": NOW + 60_000.0}});
     s.result_received(a, &Ok(Some(soon.clone())));
     s.done(a, Ok(Some(soon)), NOW);
+    s.user_arrived("u1");
     effects(&mut s);
     s.reconnected(NOW);
     let e = effects(&mut s);
@@ -215,6 +334,7 @@ fn a_login_replaced_by_a_new_session_settles_with_the_resume_login() {
     s.done(a, ok("u1", "T1"), NOW);
     assert!(effects(&mut s).is_empty(), "the replaced login waits for the resume login");
     s.done(r, ok("u1", "T1"), NOW);
+    s.user_arrived("u1");
     let e = effects(&mut s);
     assert_eq!(e.last(), Some(&Effect::Settle { attempts: vec![r, a], outcome: Ok("u1".into()) }));
     assert!(!s.logging_in());
@@ -266,9 +386,13 @@ impl Server {
         let session = self.session.clone().unwrap_or_default();
         self.log.push((name.clone(), self.user.clone(), session));
         let p = &m["params"][0];
+        let mut published = None;
         let result = match name.as_str() {
             "login" if p.get("password").is_some() || p["resume"] == "T1" => {
-                self.user = Some("u1".into());
+                if self.user.replace("u1".into()).is_some() {
+                    self.outbox.push_back(json!({"msg": "removed", "collection": "users", "id": "u1"}).to_string());
+                }
+                published = Some(json!({"msg": "added", "collection": "users", "id": "u1", "fields": {"username": "ada"}}));
                 json!({"result": {"id": "u1", "token": "T1", "tokenExpires": {"$date": NOW + TOKEN_LIFETIME_MS}}})
             }
             "login" => json!({"error": {"error": 403, "reason": "You've been logged out by the server. Please log in again."}}),
@@ -278,8 +402,10 @@ impl Server {
         for (k, v) in result.as_object().into_iter().flatten() {
             r[k] = v.clone();
         }
-        self.outbox.push_back(r.to_string());
+        // As Meteor 3.0.4: `updated`, `result`, then the user's document.
         self.outbox.push_back(json!({"msg": "updated", "methods": [id]}).to_string());
+        self.outbox.push_back(r.to_string());
+        self.outbox.extend(published.map(|p| p.to_string()));
     }
 }
 
@@ -295,6 +421,10 @@ struct Client {
     /// whoami call id → its answer.
     answers: BTreeMap<u64, Option<Value>>,
     events: Vec<AccountsEvent>,
+    /// The user id after every step (it must never flicker).
+    seen_ids: Vec<Option<String>>,
+    /// Settled logins: (attempts, outcome, whether the user's document was in the store).
+    settled: Vec<(Vec<u64>, Result<String, MethodError>, bool)>,
 }
 
 impl Client {
@@ -342,8 +472,15 @@ impl Client {
                     self.m.reconnect_hooks_done();
                 }
             }
+            // As the driver: the awaited document is in the store.
+            if let Some(u) = self.login.awaiting_user().map(str::to_owned) {
+                if self.m.store().get("users", &u).is_some() {
+                    self.login.user_arrived(&u);
+                }
+            }
             self.effects();
         }
+        self.seen_ids.push(self.login.user_id().map(str::to_owned));
     }
 
     fn effects(&mut self) {
@@ -355,6 +492,10 @@ impl Client {
                     self.logins.insert(id, attempt);
                 }
                 Effect::Emit(ev) => self.events.push(ev),
+                Effect::Settle { attempts, outcome } => {
+                    let doc = outcome.as_ref().is_ok_and(|u| self.m.store().get("users", u).is_some());
+                    self.settled.push((attempts, outcome, doc));
+                }
                 _ => {}
             }
         }
@@ -426,6 +567,8 @@ fn run(steps: Vec<Step>, resumable: bool) -> Result<Log, proptest::test_runner::
         logins: BTreeMap::new(),
         answers: BTreeMap::new(),
         events: Vec::new(),
+        seen_ids: Vec::new(),
+        settled: Vec::new(),
     };
     let mut server = Server::default();
     c.m.start(c.now);
@@ -478,6 +621,13 @@ fn run(steps: Vec<Step>, resumable: bool) -> Result<Log, proptest::test_runner::
     }
     prop_assert_eq!(c.login.user_id(), Some("u1"));
     prop_assert!(!c.login.logging_in());
+    // The app's login settled once, logged in, and every login (the
+    // re-logins of new sessions too) settled with the user's document in the store.
+    prop_assert_eq!(c.settled.iter().filter(|(a, ..)| a.contains(&attempt)).count(), 1, "{:?}", c.settled);
+    prop_assert!(c.settled.iter().all(|(_, o, doc)| o.as_deref() == Ok("u1") && *doc), "{:?}", c.settled);
+    // The user id never went back to none once set (no flicker).
+    let first = c.seen_ids.iter().position(Option::is_some).unwrap_or(c.seen_ids.len());
+    prop_assert!(c.seen_ids[first..].iter().all(|u| u.as_deref() == Some("u1")), "{:?}", c.seen_ids);
     prop_assert!(!c.events.iter().any(|e| matches!(e, AccountsEvent::LoginFailed { .. } | AccountsEvent::LoggedOut)), "{:?}", c.events);
     Ok(server.log)
 }

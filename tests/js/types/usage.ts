@@ -54,6 +54,7 @@ async function main(): Promise<void> {
   conn.on("login_failed", (e) => e.reason);
   conn.on("loggedOut", () => {});
   const resumed: boolean = conn.persistLogin({ ownApp: false });
+  conn.setLoginUserWait(2000);
   await conn.logout();
   await conn.logoutOtherClients();
   // @ts-expect-error: a selector has one of username, email, id

@@ -8,8 +8,26 @@
 //! | `logout()` | forgets the session's token; the user document goes |
 //! | `getNewToken()` | a new token for this session, expiring with the old one |
 //! | `removeOtherTokens()` | removes every other token of the user; sessions logged in with them are closed |
-//! | `logoutOtherClients()` | both of the above (the older single method) |
 //! | `whoami()` | the session's user id (Meteor's `this.userId`), or null |
+//!
+//! On the wire as Meteor 3.0.4's accounts-base 3.0.3 / accounts-password
+//! 3.0.2 (checked against `../shared/meteor-accounts`):
+//! - **Order.** An accounts method sends `updated` before `result` (Meteor's
+//!   write fence fires before the result), and the user's document after
+//!   it: a login sends `updated`, `result`, then the `added`; `logout` the
+//!   `removed`, then `updated`, `result`; a login on a logged-in session and
+//!   `getNewToken` `removed`, `updated`, `result`, `added`.
+//! - **Ambiguous errors** by default, as Meteor 3.0.4: an unknown user, a
+//!   wrong password, a user without password and a taken username or email
+//!   all get 403 "Something went wrong. Please check your credentials."
+//!   (`accounts?op=ambiguous&on=false` gives the precise texts, as
+//!   Meteor's `ambiguousErrorMessages: false`).
+//! - **Rate limit:** accounts' default DDP rule, 5 calls of `login` (and,
+//!   counted apart, of `createUser`) per connection in a 10 s window; the
+//!   6th gets `too-many-requests` with `details.timeToReset`.
+//! - A login result carries `type` (`"password"`, `"resume"`), and there is
+//!   no `logoutOtherClients` method (Meteor 3.0.4's client calls
+//!   `getNewToken` then `removeOtherTokens`).
 //!
 //! A login returns `{id, token, tokenExpires}` (`tokenExpires` an EJSON
 //! Date, 90 days after the token was made). Passwords are stored as
@@ -23,7 +41,8 @@
 //! hashed tokens included), `create&username=&email=&password=` (a user,
 //! without logging in), `expire&user=<username>` (the user's tokens expire:
 //! resuming fails), `revoke&user=<username>` (the user's tokens are
-//! removed and the sessions logged in with them closed, as Meteor does).
+//! removed and the sessions logged in with them closed, as Meteor does),
+//! `ambiguous&on=false|true` (the error texts, above).
 
 use super::{lock, meteor_error, publications, random_id, Scenario, ServerConnection};
 use base64::Engine;
@@ -39,7 +58,13 @@ const BCRYPT_COST: u32 = 10;
 /// The most log entries kept.
 const LOG_LIMIT: usize = 10_000;
 /// The methods this module answers.
-pub(crate) const METHODS: [&str; 7] = ["login", "logout", "createUser", "getNewToken", "removeOtherTokens", "logoutOtherClients", "whoami"];
+pub(crate) const METHODS: [&str; 6] = ["login", "logout", "createUser", "getNewToken", "removeOtherTokens", "whoami"];
+/// Meteor's text for every credentials error while `ambiguousErrorMessages` is on (its default).
+const AMBIGUOUS: &str = "Something went wrong. Please check your credentials.";
+/// Accounts' default DDP rate limit: this many calls per method and connection…
+const RATE_LIMIT: u32 = 5;
+/// …in a window of this many ms.
+const RATE_WINDOW_MS: f64 = 10_000.0;
 /// The session's universal current-user publication (Meteor's `publish(null)`).
 const USER_PUBLICATION: &str = "\u{0}accounts.currentUser";
 
@@ -63,12 +88,22 @@ struct Login {
     hashed_token: String,
 }
 
+/// The rate limit's window: when it began (epoch ms), and the calls counted
+/// in it by (session, method).
+type RateWindow = (f64, HashMap<(String, String), u32>);
+
 /// A scenario's users and logins.
 #[derive(Default)]
 pub(crate) struct Accounts {
     users: Mutex<HashMap<String, User>>,
     logins: Mutex<HashMap<String, Login>>,
     log: Mutex<Vec<Value>>,
+    /// Meteor's `ambiguousErrorMessages: false` (off by default, as in Meteor).
+    precise_errors: std::sync::atomic::AtomicBool,
+    /// Sessions whose user document goes out after the method's `result`.
+    to_publish: Mutex<std::collections::HashSet<String>>,
+    /// The rate limit's window.
+    rate: Mutex<RateWindow>,
 }
 
 fn now_ms() -> f64 {
@@ -90,6 +125,12 @@ fn new_token() -> String {
 
 fn forbidden(reason: &str) -> Value {
     meteor_error(json!(403), reason)
+}
+
+/// The methods whose `updated` goes before their `result` and whose user
+/// document goes after it (see the module's notes).
+pub(crate) fn meteor_ordered(method: &str) -> bool {
+    METHODS.contains(&method) && method != "whoami"
 }
 
 fn bad_request(reason: &str) -> Value {
@@ -122,6 +163,43 @@ async fn bcrypt_verify(s: String, hash: String) -> bool {
 }
 
 impl Accounts {
+    /// A credentials error: Meteor's `Accounts._handleError` (ambiguous by default).
+    fn credentials_error(&self, reason: &str) -> Value {
+        forbidden(if self.precise_errors.load(std::sync::atomic::Ordering::SeqCst) { reason } else { AMBIGUOUS })
+    }
+
+    /// Accounts' default rate limit (`DDPRateLimiter`'s fixed window): the
+    /// error for a call over the limit. Every call counts, refused ones too.
+    fn rate_limited(&self, session: &str, method: &str) -> Option<Value> {
+        let now = now_ms();
+        let mut rate = lock(&self.rate);
+        if now - rate.0 > RATE_WINDOW_MS {
+            *rate = (now, HashMap::new());
+        }
+        let count = rate.1.entry((session.to_owned(), method.to_owned())).or_default();
+        *count += 1;
+        if *count <= RATE_LIMIT {
+            return None;
+        }
+        let reset = (RATE_WINDOW_MS - (now - rate.0)).max(0.0);
+        let reason =
+            format!("Error, too many requests. Please slow down. You must wait {} seconds before trying again.", (reset / 1000.0).ceil());
+        let mut e = meteor_error(json!("too-many-requests"), &reason);
+        e["details"] = json!({ "timeToReset": reset.round() as u64 });
+        Some(e)
+    }
+
+    /// After an accounts method's `result`: the session's user document
+    /// goes out (Meteor starts the current-user publication after the result).
+    pub(crate) fn publish_user(&self, session: &ServerConnection) {
+        if !lock(&self.to_publish).remove(session.id()) {
+            return;
+        }
+        let user_id = self.user_id(session.id());
+        let docs = user_id.and_then(|u| self.user_fields(&u).map(|f| vec![("users", u, f)])).unwrap_or_default();
+        publications::set_universal(session, USER_PUBLICATION, docs);
+    }
+
     /// The user id the session's methods run as (`this.userId`).
     pub(crate) fn user_id(&self, session: &str) -> Option<String> {
         lock(&self.logins).get(session).map(|l| l.user_id.clone())
@@ -167,12 +245,12 @@ impl Accounts {
     }
 
     /// Sets the session's user (Meteor's `setUserId`): its current-user
-    /// publication follows.
+    /// publication follows, as Meteor's does: the old document goes now,
+    /// the new one after the method's `result` ([`Accounts::publish_user`]).
     fn set_login(self: &Arc<Self>, session: &ServerConnection, login: Option<Login>) {
-        let docs = match &login {
-            Some(l) => self.user_fields(&l.user_id).map(|f| vec![("users", l.user_id.clone(), f)]).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        if login.is_some() {
+            lock(&self.to_publish).insert(session.id().to_owned());
+        }
         let first = match login {
             Some(l) => lock(&self.logins).insert(session.id().to_owned(), l).is_none(),
             None => {
@@ -189,7 +267,7 @@ impl Accounts {
                 }
             });
         }
-        publications::set_universal(session, USER_PUBLICATION, docs);
+        publications::set_universal(session, USER_PUBLICATION, Vec::new());
     }
 
     /// Logs the session in as `user_id` with a new token made at `when`
@@ -201,7 +279,7 @@ impl Accounts {
             u.tokens.push(Token { hashed: hashed.clone(), when });
         }
         self.set_login(session, Some(Login { user_id: user_id.to_owned(), hashed_token: hashed }));
-        login_result(user_id, &token, when)
+        login_result(user_id, &token, when, "password")
     }
 
     /// Closes every other session of `user_id` whose token is gone (as
@@ -237,12 +315,12 @@ impl Accounts {
         let mut users = lock(&self.users);
         if let Some(u) = &username {
             if users.values().any(|x| x.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(u))) {
-                return Err(forbidden("Username already exists."));
+                return Err(self.credentials_error("Username already exists."));
             }
         }
         if let Some(e) = &email {
             if users.values().any(|x| x.emails.iter().any(|m| m.eq_ignore_ascii_case(e))) {
-                return Err(forbidden("Email already exists."));
+                return Err(self.credentials_error("Email already exists."));
             }
         }
         let id = random_id();
@@ -252,8 +330,8 @@ impl Accounts {
     }
 }
 
-fn login_result(user_id: &str, token: &str, when: f64) -> Value {
-    json!({"id": user_id, "token": token, "tokenExpires": {"$date": when + TOKEN_LIFETIME_MS}})
+fn login_result(user_id: &str, token: &str, when: f64, kind: &str) -> Value {
+    json!({"id": user_id, "token": token, "tokenExpires": {"$date": when + TOKEN_LIFETIME_MS}, "type": kind})
 }
 
 /// Runs an accounts method for `session`.
@@ -261,6 +339,11 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
     let a = &sc.accounts;
     let arg = params.first().cloned().unwrap_or(Value::Null);
     let current = lock(&a.logins).get(session.id()).map(|l| (l.user_id.clone(), l.hashed_token.clone()));
+    if matches!(name, "login" | "createUser") {
+        if let Some(e) = a.rate_limited(session.id(), name) {
+            return Err(e);
+        }
+    }
     match name {
         "whoami" => Ok(Some(current.map_or(Value::Null, |(u, _)| json!(u)))),
         "login" => {
@@ -276,17 +359,17 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
                     return Err(forbidden("Your session has expired. Please log in again."));
                 }
                 a.set_login(session, Some(Login { user_id: user_id.clone(), hashed_token: hashed }));
-                return Ok(Some(login_result(&user_id, token, when)));
+                return Ok(Some(login_result(&user_id, token, when, "resume")));
             }
             let (Some(user), Some(password)) = (arg.get("user"), arg.get("password")) else {
                 return Err(bad_request("Unrecognized options for login request"));
             };
-            let Some(user_id) = a.find(user)? else { return Err(forbidden("User not found")) };
+            let Some(user_id) = a.find(user)? else { return Err(a.credentials_error("User not found")) };
             let Some(hash) = lock(&a.users).get(&user_id).and_then(|u| u.bcrypt.clone()) else {
-                return Err(forbidden("User has no password set"));
+                return Err(a.credentials_error("User has no password set"));
             };
             if !bcrypt_verify(password_string(password)?, hash).await {
-                return Err(forbidden("Incorrect password"));
+                return Err(a.credentials_error("Incorrect password"));
             }
             Ok(Some(a.login_new_token(session, &user_id, now_ms())))
         }
@@ -303,17 +386,17 @@ pub(crate) async fn method(sc: &Arc<Scenario>, session: &ServerConnection, name:
             a.set_login(session, None);
             Ok(None)
         }
-        "getNewToken" | "removeOtherTokens" | "logoutOtherClients" => {
+        "getNewToken" | "removeOtherTokens" => {
             let Some((user_id, hashed)) = current else {
                 return Err(meteor_error(json!("You are not logged in."), "You are not logged in."));
             };
             let mut result = None;
-            if name != "removeOtherTokens" {
+            if name == "getNewToken" {
                 let when = lock(&a.users).get(&user_id).and_then(|u| u.tokens.iter().find(|t| t.hashed == hashed).map(|t| t.when));
                 let Some(when) = when else { return Err(meteor_error(json!("Invalid login token"), "Invalid login token")) };
                 result = Some(a.login_new_token(session, &user_id, when));
             }
-            if name != "getNewToken" {
+            if name == "removeOtherTokens" {
                 let keep = lock(&a.logins).get(session.id()).map(|l| l.hashed_token.clone());
                 if let Some(u) = lock(&a.users).get_mut(&user_id) {
                     u.tokens.retain(|t| Some(&t.hashed) == keep.as_ref());
@@ -355,6 +438,11 @@ pub(crate) async fn control(sc: &Arc<Scenario>, q: &HashMap<String, String>) -> 
             let id = a.create(&Value::Object(o)).await?;
             Ok(json!({ "id": id }))
         }
+        Some("ambiguous") => {
+            let on = q.get("on").is_none_or(|v| v != "false" && v != "0");
+            a.precise_errors.store(!on, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({ "ambiguous": on }))
+        }
         Some(op @ ("expire" | "revoke")) => {
             let name = q.get("user").cloned().unwrap_or_default();
             let Some(user_id) = by_name(&name) else { return Err(json!({"error": format!("no user {name:?}")})) };
@@ -372,7 +460,7 @@ pub(crate) async fn control(sc: &Arc<Scenario>, q: &HashMap<String, String>) -> 
             }
             Ok(json!({ "id": user_id }))
         }
-        other => Err(json!({"error": format!("unknown accounts op {other:?}; known: log, users, create, expire, revoke")})),
+        other => Err(json!({"error": format!("unknown accounts op {other:?}; known: log, users, create, expire, revoke, ambiguous")})),
     }
 }
 

@@ -13,10 +13,11 @@
 //! | `noResult()` | returns nothing (no `result` field) |
 //! | `newId(scope)` | Meteor's `DDP.randomStream(scope \|\| '/collection/docs').id()` for the call's `randomSeed` (what a stub made); as the Meteor fixture's `newId` |
 //! | `executions()` | how many times each method ran, and the counters |
+//! | `connection()` | Meteor's `this.connection`: `{id, clientAddress, httpHeaders}` (the whitelisted headers of the socket's HTTP upgrade) |
 //! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
-//! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `logoutOtherClients`, `whoami` | Meteor's accounts: see `accounts.rs` |
+//! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `whoami` | Meteor's accounts, in Meteor's order (`updated`, `result`, then the user document): see `accounts.rs` |
 //!
 //! Numbers go out as JavaScript writes them (`5`, not `5.0`). Methods of one
 //! session run one at a time, in order with its subscriptions, as in Meteor
@@ -86,6 +87,11 @@ async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) 
     sc.accounts.record(&session, &call.name);
     let outcome = match call.name.as_str() {
         "insertDoc" | "updateDoc" | "removeDoc" => edit_docs(&sc, &call),
+        "connection" => Ok(Some(json!({
+            "id": session.id(),
+            "clientAddress": session.client_address(),
+            "httpHeaders": session.http_headers(),
+        }))),
         name if super::accounts::METHODS.contains(&name) => super::accounts::method(&sc, &session, name, &call.params).await,
         name if name.starts_with("rooms.") => {
             let hooks = sc.room_hooks.clone();
@@ -107,9 +113,11 @@ async fn invoke(sc: Arc<Scenario>, session: ServerConnection, call: Invocation) 
         }
     }
     let updated = json!({"msg":"updated","methods":[call.id]});
-    if call.name == "updatedFirst" {
+    if call.name == "updatedFirst" || super::accounts::meteor_ordered(&call.name) {
         session.send(updated);
         session.send(Value::Object(result));
+        // Accounts, as Meteor: the user's document after the result.
+        sc.accounts.publish_user(&session);
     } else {
         session.send(Value::Object(result));
         session.send(updated);
