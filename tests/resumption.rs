@@ -136,7 +136,16 @@ async fn the_rooms_inbox_sub_lost_in_the_drop_still_delivers() {
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
     let rec = record(a.connection());
     wait_event(&rec, 10_000, "the first session", |e| matches!(e, ddp_live::Event::Connected { .. })).await;
-    let session = a.connection().id().unwrap();
+    // (From the event: the socket may be gone already.)
+    let session = rec
+        .events
+        .borrow()
+        .iter()
+        .find_map(|e| match e {
+            ddp_live::Event::Connected { session } => Some(session.clone()),
+            _ => None,
+        })
+        .unwrap();
     resumed(&sc, a.connection(), &session, &rec).await;
     // The server holds the inbox subscription (the test server delivers room
     // messages to members whatever they subscribe; a Meteor app's
