@@ -39,6 +39,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || log "redis-server could not be installed: the Redis backplane test will be skipped"
 fi
 
+# 1c. clippy and rustfmt, for scripts/check.sh (in rustup's default profile;
+#     a minimal toolchain lacks them).
+for component in clippy rustfmt; do
+  if ! rustup component list --installed | grep -q "^$component-"; then
+    log "rustup component add $component"
+    rustup component add "$component"
+  fi
+done
+
 # 2. The wasm32 target.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"

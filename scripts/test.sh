@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, runs the native tests, starts
-# the test server, runs the browser tests (wasm-pack test in headless
-# Chromium) and the JavaScript-surface tests of the built npm package, then
-# stops the server and prints one summary line.
+# Runs every test: installs what is missing, checks the house rules
+# (scripts/check.sh: fmt, clippy, docs; the run stops if they fail), runs
+# the native tests, starts the test server, runs the browser tests
+# (wasm-pack test in headless Chromium) and the JavaScript-surface tests of
+# the built npm package, then stops the server and prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -17,11 +18,17 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
 
+step "house rules (scripts/check.sh: fmt, clippy native + wasm32, docs)"
+scripts/check.sh
+
 step "native tests (protocol core, test server, the native host end to end, docs)"
 cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
+
+step "doc examples with the leptos feature (the Leptos hooks' examples compile)"
+cargo test -p ddp-live --features leptos --doc 2>&1 | tee "$logdir/leptos-doc.log"
 
 step "npm package (wasm-pack build)"
 scripts/build-pkg.sh
@@ -58,7 +65,7 @@ step "JavaScript surface of the npm package and the Leptos example (node --test,
 DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"
 
 passed=0; failed=0
-for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/browser.log "$logdir"/leptos-browser.log; do
+for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/leptos-doc.log "$logdir"/browser.log "$logdir"/leptos-browser.log; do
   while read -r p q; do passed=$((passed + p)); failed=$((failed + q)); done < <(
     sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$f")
 done

@@ -5,7 +5,7 @@
 //! user id, `logging_in` and the event listeners live there once, read by
 //! the Rust signals, the Leptos hooks and the JavaScript surface alike. The
 //! rules (ordering, expiry, when a failure logs out) are the pure
-//! [`LoginState`](crate::protocol::accounts::LoginState); this file carries
+//! [`LoginState`]; this file carries
 //! its effects out: method calls, `localStorage`, observables, events.
 //!
 //! # When a login settles

@@ -776,7 +776,7 @@ impl Inner {
         }
     }
 
-    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent, (wall, mono): (f64, f64)) {
+    fn socket_event(self: &Rc<Self>, socket: u64, event: SocketEvent<'_>, (wall, mono): (f64, f64)) {
         let now = self.now_at(wall, mono);
         self.machine.borrow_mut().handle(Input::Socket(socket, event), now);
         self.pump();

@@ -254,7 +254,7 @@ struct Following<S> {
 impl<S: SignalVec + Unpin> SignalVec for Following<S> {
     type Item = S::Item;
 
-    fn poll_vec_change(self: Pin<&mut Self>, cx: &mut Context) -> Poll<Option<VecDiff<Self::Item>>> {
+    fn poll_vec_change(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<VecDiff<Self::Item>>> {
         Pin::new(&mut self.get_mut().inner).poll_vec_change(cx)
     }
 }
@@ -262,7 +262,7 @@ impl<S: SignalVec + Unpin> SignalVec for Following<S> {
 impl<S: Signal + Unpin> Signal for Following<S> {
     type Item = S::Item;
 
-    fn poll_change(self: Pin<&mut Self>, cx: &mut Context) -> Poll<Option<Self::Item>> {
+    fn poll_change(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.get_mut().inner).poll_change(cx)
     }
 }
@@ -338,11 +338,11 @@ mod tests {
         let mut vec = Box::pin(q.signal_vec().to_signal_cloned());
         let mut count = Box::pin(q.signal_count());
         let mut cx = Context::from_waker(Waker::noop());
-        let mut now = |cx: &mut Context| match vec.as_mut().poll_change(cx) {
+        let mut now = |cx: &mut Context<'_>| match vec.as_mut().poll_change(cx) {
             Poll::Ready(Some(v)) => Some(v),
             _ => None,
         };
-        let mut count_now = |cx: &mut Context| match count.as_mut().poll_change(cx) {
+        let mut count_now = |cx: &mut Context<'_>| match count.as_mut().poll_change(cx) {
             Poll::Ready(Some(n)) => Some(n),
             _ => None,
         };

@@ -3,6 +3,8 @@
 //! --features leptos,leptos/csr --test leptos`). What they check is read
 //! off the DOM and off the server's stats.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -19,14 +21,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// A fresh element in the page to mount into.
-fn container() -> web_sys::HtmlElement {
-    let doc = web_sys::window().unwrap().document().unwrap();
-    let div: web_sys::HtmlElement = doc.create_element("div").unwrap().dyn_into().unwrap();
-    doc.body().unwrap().append_child(&div).unwrap();
-    div
-}
 
 /// Mounts `f` under a component that provides `conn`; dropping the
 /// returned handle unmounts it (and cleans up its owner).
@@ -45,16 +39,6 @@ fn text(parent: &web_sys::HtmlElement, selector: &str) -> String {
 
 fn count(parent: &web_sys::HtmlElement, selector: &str) -> u32 {
     parent.query_selector_all(selector).unwrap().length()
-}
-
-/// Waits until `pred` holds, or fails after `ms`.
-async fn wait_for(ms: u32, what: &str, pred: impl Fn() -> bool) {
-    let mut waited = 0;
-    while !pred() {
-        assert!(waited < ms, "timed out after {ms} ms waiting for {what}");
-        sleep(10).await;
-        waited += 10;
-    }
 }
 
 /// The server's stats for the scenario once a round trip made sure it
@@ -94,7 +78,7 @@ async fn the_badge_follows_a_drop_a_silent_server_and_counts_down_only_while_wai
             <span class="retry">{move || retry_in.get().map(|s| s.to_string()).unwrap_or_default()}</span>
         }
     });
-    wait_for(5_000, "connected in the DOM", || text(&el, ".state") == "connected").await;
+    wait_until(5_000, "connected in the DOM", || text(&el, ".state") == "connected").await;
     assert_eq!(text(&el, ".connected"), "true");
     assert_eq!(text(&el, ".retry"), "", "no countdown while connected");
 
@@ -102,29 +86,29 @@ async fn the_badge_follows_a_drop_a_silent_server_and_counts_down_only_while_wai
     control(&sc, "refuse?on=true").await;
     control(&sc, "drop").await;
     // (The first retry waits 20 ms, shown as 1 s; the second 2.5 s.)
-    wait_for(5_000, "waiting 2.5 s", || text(&el, ".state") == "waiting" && text(&el, ".retry").parse::<u32>().is_ok_and(|s| s >= 2)).await;
+    wait_until(5_000, "waiting 2.5 s", || text(&el, ".state") == "waiting" && text(&el, ".retry").parse::<u32>().is_ok_and(|s| s >= 2))
+        .await;
     let first: u32 = text(&el, ".retry").parse().unwrap();
     assert!((2..=3).contains(&first), "2.5 s rounds up: {first}");
-    wait_for(2_000, "the countdown to tick", || text(&el, ".retry").parse::<u32>().is_ok_and(|s| s < first)).await;
+    wait_until(2_000, "the countdown to tick", || text(&el, ".retry").parse::<u32>().is_ok_and(|s| s < first)).await;
     assert_eq!(text(&el, ".state"), "waiting");
     control(&sc, "refuse?on=false").await;
-    wait_for(5_000, "connected again", || text(&el, ".state") == "connected").await;
+    wait_until(5_000, "connected again", || text(&el, ".state") == "connected").await;
     assert_eq!(text(&el, ".retry"), "", "the countdown stops with waiting");
 
     // A silent server: the dead link shows, then the recovery.
     control(&sc, "silent?on=true").await;
-    wait_for(5_000, "the dead link in the DOM", || text(&el, ".connected") == "false").await;
+    wait_until(5_000, "the dead link in the DOM", || text(&el, ".connected") == "false").await;
     assert_ne!(text(&el, ".state"), "connected");
     control(&sc, "silent?on=false").await;
-    wait_for(8_000, "connected after the silence", || text(&el, ".state") == "connected").await;
+    wait_until(8_000, "connected after the silence", || text(&el, ".state") == "connected").await;
     conn.close();
-    wait_for(1_000, "offline after close", || text(&el, ".state") == ConnectionState::Offline.to_string()).await;
+    wait_until(1_000, "offline after close", || text(&el, ".state") == ConnectionState::Offline.to_string()).await;
 }
 
 #[wasm_bindgen_test]
 async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
-    let sc = scenario("l-offline");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, conn) = open("l-offline");
     conn.define_stub("insertDoc", |ctx, args| {
         let collection = args.first().and_then(Value::as_str).unwrap_or("docs").to_owned();
         Ok(Value::String(ctx.insert(&collection, args.get(1).cloned().unwrap_or_default())))
@@ -153,21 +137,21 @@ async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
             </ul>
         }
     });
-    wait_for(5_000, "ready", || text(&el, ".ready") == "true").await;
+    wait_until(5_000, "ready", || text(&el, ".ready") == "true").await;
     assert_eq!(count(&el, "li"), 0);
 
     conn.disconnect();
     let add = (*add.borrow()).unwrap();
     add.call(("todos", json!({"_id": "t1", "text": "written offline"})));
-    wait_for(1_000, "the todo at once, from the stub", || text(&el, "li") == "written offline").await;
+    wait_until(1_000, "the todo at once, from the stub", || text(&el, "li") == "written offline").await;
     assert_eq!(text(&el, ".one"), "absent", "use_doc watches another id");
     watched.set("t1".to_string());
-    wait_for(1_000, "use_doc following its id", || text(&el, ".one") == "\"written offline\"").await;
+    wait_until(1_000, "use_doc following its id", || text(&el, ".one") == "\"written offline\"").await;
     assert_eq!(text(&el, ".queued"), "1", "the call waits in the outbox");
     assert_eq!(text(&el, ".pending"), "true");
 
     conn.reconnect();
-    wait_for(5_000, "the call done", || text(&el, ".pending") == "false").await;
+    wait_until(5_000, "the call done", || text(&el, ".pending") == "false").await;
     assert_eq!(text(&el, ".queued"), "0");
     assert_eq!(text(&el, ".value"), "t1", "the call's result");
     assert_eq!(text(&el, ".one"), "\"written offline\"");
@@ -181,8 +165,7 @@ async fn a_todo_added_offline_shows_at_once_and_once_after_reconnecting() {
 
 #[wasm_bindgen_test]
 async fn use_call_shows_the_error_of_a_failed_call() {
-    let sc = scenario("l-call");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("l-call");
     let el = container();
     let hook: Rc<RefCell<Option<UseCall<Value>>>> = Rc::default();
     let h = hook.clone();
@@ -196,16 +179,14 @@ async fn use_call_shows_the_error_of_a_failed_call() {
     });
     let call = (*hook.borrow()).unwrap();
     call.call(("not-allowed", "no"));
-    wait_for(5_000, "the error", || text(&el, ".error") == "\"not-allowed\"").await;
+    wait_until(5_000, "the error", || text(&el, ".error") == "\"not-allowed\"").await;
     assert_eq!(text(&el, ".value"), "");
     conn.close();
 }
 
 #[wasm_bindgen_test]
 async fn a_call_queued_offline_still_runs_after_its_component_is_gone() {
-    let sc = scenario("l-call-gone");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("l-call-gone").await;
     conn.disconnect();
     let el = container();
     let hook: Rc<RefCell<Option<UseCall<i64>>>> = Rc::default();
@@ -225,7 +206,7 @@ async fn a_call_queued_offline_still_runs_after_its_component_is_gone() {
     assert_eq!(conn.outbox().queued, 1);
     conn.reconnect();
     wait_connected(&conn).await;
-    wait_for(5_000, "the outbox empty", || conn.outbox() == ddp_live::Outbox::default()).await;
+    wait_until(5_000, "the outbox empty", || conn.outbox() == ddp_live::Outbox::default()).await;
     let runs = control(&sc, "executions").await;
     assert_eq!(runs["counters"]["k"], 1, "the call ran, once: {runs}");
     conn.close();
@@ -233,9 +214,7 @@ async fn a_call_queued_offline_still_runs_after_its_component_is_gone() {
 
 #[wasm_bindgen_test]
 async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
-    let sc = scenario("l-unsub");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("l-unsub").await;
     let el = container();
     let shown = RwSignal::new(true);
     let which = RwSignal::new("a".to_string());
@@ -252,7 +231,7 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
             </Show>
         }
     });
-    wait_for(5_000, "ready", || text(&el, ".ready") == "true").await;
+    wait_until(5_000, "ready", || text(&el, ".ready") == "true").await;
     let s = stats_after_round_trip(&conn, &sc).await;
     assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(1), Some(1), Some(0)));
 
@@ -260,7 +239,7 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
     which.set("b".to_string());
     let s = stats_after_round_trip(&conn, &sc).await;
     assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(1), Some(2), Some(1)));
-    wait_for(5_000, "ready again", || text(&el, ".ready") == "true").await;
+    wait_until(5_000, "ready again", || text(&el, ".ready") == "true").await;
     assert_eq!(text(&el, ".ended"), "None", "the old subscription's end is not the hook's");
 
     // Equal arguments: nothing is sent.
@@ -270,7 +249,7 @@ async fn unmounting_sends_unsub_and_new_arguments_replace_the_subscription() {
 
     // The component goes: the server hears `unsub`.
     shown.set(false);
-    wait_for(2_000, "unmounted", || count(&el, ".ready") == 0).await;
+    wait_until(2_000, "unmounted", || count(&el, ".ready") == 0).await;
     let s = stats_after_round_trip(&conn, &sc).await;
     assert_eq!((s["subscriptions"].as_u64(), s["subRequests"].as_u64(), s["unsubRequests"].as_u64()), (Some(0), Some(2), Some(2)));
 
@@ -289,9 +268,7 @@ fn listeners(conn: &Connection) -> [usize; 3] {
 
 #[wasm_bindgen_test]
 async fn a_thousand_mounts_and_unmounts_leave_nothing_behind() {
-    let sc = scenario("l-leak");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("l-leak").await;
     let before = listeners(&conn);
     let el = container();
     for i in 0..1000 {
@@ -326,8 +303,7 @@ async fn a_thousand_mounts_and_unmounts_leave_nothing_behind() {
 
 #[wasm_bindgen_test]
 async fn a_room_component_joins_hears_and_leaves_when_unmounted() {
-    let sc = scenario("l-room");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, conn) = open("l-room");
     let el = container();
     let hook: Rc<RefCell<Option<UseRoom>>> = Rc::default();
     let h = hook.clone();
@@ -340,14 +316,14 @@ async fn a_room_component_joins_hears_and_leaves_when_unmounted() {
             <ul>{move || room.messages.get().into_iter().map(|m| view! { <li>{m.data.to_string()}</li> }).collect_view()}</ul>
         }
     });
-    wait_for(5_000, "joined", || text(&el, ".joined") == "true").await;
+    wait_until(5_000, "joined", || text(&el, ".joined") == "true").await;
     let id = text(&el, ".id");
     assert_eq!(id.len(), 20);
     let members = control(&sc, "stats?room=lobby").await["members"].clone();
     assert_eq!(members, json!([id]), "the server has the member the DOM shows");
     let room = hook.borrow_mut().take().unwrap();
     room.send(json!("hello"), Some("all")).await.unwrap();
-    wait_for(5_000, "the message", || text(&el, "li") == "\"hello\"").await;
+    wait_until(5_000, "the message", || text(&el, "li") == "\"hello\"").await;
     drop(app);
     let _: Value = conn.call("echo", (1,)).await.unwrap();
     let members = control(&sc, "stats?room=lobby").await["members"].clone();
@@ -357,8 +333,7 @@ async fn a_room_component_joins_hears_and_leaves_when_unmounted() {
 
 #[wasm_bindgen_test]
 async fn a_change_to_one_document_of_a_thousand_touches_one_row() {
-    let sc = scenario("l-rows");
-    let writer = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, writer) = open("l-rows");
     let inserts: Vec<_> = (0..1000)
         .map(|i| writer.call::<String>("insertDoc", ("rows", json!({"_id": format!("r{i:04}"), "text": format!("row {i}")}))))
         .collect();
@@ -382,7 +357,7 @@ async fn a_change_to_one_document_of_a_thousand_touches_one_row() {
             </ul>
         }
     });
-    wait_for(10_000, "1000 rows", || count(&el, "li") == 1000).await;
+    wait_until(10_000, "1000 rows", || count(&el, "li") == 1000).await;
     let ul = el.query_selector("ul").unwrap().unwrap();
     let records: Rc<RefCell<Vec<web_sys::MutationRecord>>> = Rc::default();
     let r = records.clone();
@@ -398,7 +373,7 @@ async fn a_change_to_one_document_of_a_thousand_touches_one_row() {
     observer.observe_with_options(&ul, &init).unwrap();
 
     let _: Value = writer.call("updateDoc", ("rows", "r0500", json!({"text": "changed"}))).await.unwrap();
-    wait_for(5_000, "the change in the DOM", || text(&el, "li[data-id=r0500]") == "changed").await;
+    wait_until(5_000, "the change in the DOM", || text(&el, "li[data-id=r0500]") == "changed").await;
     sleep(50).await;
     records.borrow_mut().extend(observer.take_records().iter().map(|m| m.unchecked_into::<web_sys::MutationRecord>()));
     observer.disconnect();

@@ -6,6 +6,8 @@
 //! (from `scripts/bench.sh`), optimised; it prints table rows prefixed
 //! `BENCH|`.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -27,13 +29,6 @@ const CHANGES: usize = 100;
 
 fn now() -> f64 {
     web_sys::window().unwrap().performance().unwrap().now()
-}
-
-fn container() -> web_sys::HtmlElement {
-    let doc = web_sys::window().unwrap().document().unwrap();
-    let div: web_sys::HtmlElement = doc.create_element("div").unwrap().dyn_into().unwrap();
-    doc.body().unwrap().append_child(&div).unwrap();
-    div
 }
 
 /// What one run measured.
@@ -116,8 +111,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[wasm_bindgen_test]
 async fn live_keyed_list_of_10k_under_100_changes() {
-    let sc = scenario("bench-leptos");
-    let writer = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, writer) = open("bench-leptos");
     for chunk in (0..DOCS).collect::<Vec<_>>().chunks(1000) {
         let calls: Vec<_> = chunk
             .iter()

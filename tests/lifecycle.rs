@@ -3,6 +3,8 @@
 //! `scripts/test.sh`. Each test uses its own server *scenario* so that
 //! fault injection in one cannot disturb another.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -14,8 +16,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn connects_and_gets_the_servers_session_id() {
-    let sc = scenario("connect");
-    let conn = connect(&ws_url(&sc), fast()).expect("valid URL");
+    let (sc, conn) = open("connect");
     assert_eq!(conn.status().status, ConnectionState::Connecting);
     assert_eq!(conn.id(), None);
     let st = wait_connected(&conn).await;
@@ -62,9 +63,7 @@ async fn server_drop_waits_then_reconnects_with_a_new_id() {
 
 #[wasm_bindgen_test]
 async fn clean_server_close_is_a_server_disconnect() {
-    let sc = scenario("srvclose");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("srvclose").await;
     let rec = record(&conn);
     control(&sc, "disconnect").await;
     wait_status(&conn, 5_000, "not connected", |s| !s.connected).await;
@@ -75,9 +74,7 @@ async fn clean_server_close_is_a_server_disconnect() {
 
 #[wasm_bindgen_test]
 async fn disconnect_goes_offline_without_retries_and_reconnect_comes_back() {
-    let sc = scenario("offline");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("offline").await;
     let first = conn.id().unwrap();
     let rec = record(&conn);
     conn.disconnect();
@@ -100,9 +97,7 @@ async fn disconnect_goes_offline_without_retries_and_reconnect_comes_back() {
 
 #[wasm_bindgen_test]
 async fn reconnect_while_connected_does_nothing() {
-    let sc = scenario("noop");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("noop").await;
     let id = conn.id();
     conn.reconnect();
     sleep(200).await;
@@ -249,8 +244,7 @@ async fn close_removes_every_page_listener_and_stays_closed() {
 async fn status_signal_delivers_the_same_values() {
     use futures_signals::signal::SignalExt;
     use futures_util::StreamExt;
-    let sc = scenario("signal");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("signal");
     let mut stream = conn.status_signal().to_stream();
     let first = stream.next().await.unwrap();
     assert_eq!(first.status, ConnectionState::Connecting);

@@ -1,6 +1,8 @@
 //! Browser end-to-end tests of method calls: headless Chromium against the
 //! real test server (started by `scripts/test.sh`).
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -20,8 +22,7 @@ async fn runs(sc: &str, method: &str) -> u64 {
 
 #[wasm_bindgen_test]
 async fn typed_call_and_result() {
-    let sc = scenario("m-typed");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-typed");
     let sum: f64 = conn.call("add", (2, 3)).await.unwrap();
     assert_eq!(sum, 5.0);
     let echoed: Vec<String> = conn.call("echoAll", ("a", "b")).await.unwrap();
@@ -39,8 +40,7 @@ async fn typed_call_and_result() {
 
 #[wasm_bindgen_test]
 async fn server_errors_carry_error_reason_and_details() {
-    let sc = scenario("m-errors");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-errors");
     let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();
     assert_eq!(e.error(), json!("not-allowed"));
     assert_eq!(e.reason(), "No way");
@@ -53,9 +53,7 @@ async fn server_errors_carry_error_reason_and_details() {
 
 #[wasm_bindgen_test]
 async fn two_hundred_offline_calls_resolve_in_order_after_reconnect() {
-    let sc = scenario("m-offline");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("m-offline").await;
     conn.disconnect();
     let order = Rc::new(RefCell::new(Vec::new()));
     let calls: Vec<_> = (0..200)
@@ -81,9 +79,7 @@ async fn two_hundred_offline_calls_resolve_in_order_after_reconnect() {
 
 #[wasm_bindgen_test]
 async fn a_drop_with_calls_in_flight_runs_each_exactly_once_with_resumption() {
-    let sc = scenario("m-resume");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("m-resume").await;
     let first = conn.id().unwrap();
     let slow = conn.call::<f64>("sleep", (300,));
     let incs: Vec<_> = (0..20).map(|_| conn.call::<i64>("inc", ("k",))).collect();
@@ -136,9 +132,7 @@ async fn no_retry_fails_with_invocation_failed_after_a_drop() {
 
 #[wasm_bindgen_test]
 async fn wait_calls_hold_back_later_calls() {
-    let sc = scenario("m-wait");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (_, conn) = connected("m-wait").await;
     let w = conn.apply::<f64>("sleep", (200,), CallOptions { wait: true, ..CallOptions::default() });
     let later = conn.call::<String>("echo", ("after",));
     assert_eq!(conn.outbox(), Outbox { queued: 1, in_flight: 1 }, "the later call waits unsent");
@@ -185,9 +179,7 @@ async fn on_reconnect_calls_run_before_everything_queued() {
 
 #[wasm_bindgen_test]
 async fn a_timeout_fails_the_call() {
-    let sc = scenario("m-timeout");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (_, conn) = connected("m-timeout").await;
     let r = conn.apply::<f64>("sleep", (2000,), CallOptions { timeout_ms: Some(200.0), ..CallOptions::default() }).await;
     assert_eq!(r.unwrap_err(), MethodError::Timeout);
     conn.close();
@@ -195,9 +187,7 @@ async fn a_timeout_fails_the_call() {
 
 #[wasm_bindgen_test]
 async fn cancelling_or_dropping_an_unsent_call_means_it_never_runs() {
-    let sc = scenario("m-cancel");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
-    wait_connected(&conn).await;
+    let (sc, conn) = connected("m-cancel").await;
     conn.disconnect();
     let cancelled = conn.call::<i64>("inc", ("c",));
     assert!(cancelled.cancel());
@@ -229,8 +219,7 @@ async fn a_full_outbox_rejects_the_new_call_at_once() {
 
 #[wasm_bindgen_test]
 async fn close_fails_pending_calls_with_closed() {
-    let sc = scenario("m-close");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-close");
     conn.disconnect();
     let call = conn.call::<i64>("echo", (1,));
     conn.close();
@@ -241,8 +230,7 @@ async fn close_fails_pending_calls_with_closed() {
 #[wasm_bindgen_test]
 async fn a_rust_stub_writes_at_once_and_gives_way_to_the_server_version() {
     use ddp_live::Change;
-    let sc = scenario("m-stub");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-stub");
     let notes = conn.collection("notes");
     conn.subscribe("docs", ("notes",)).wait_ready().await.unwrap();
     conn.define_stub("insertDoc", |ctx, args| {
@@ -274,8 +262,7 @@ async fn a_rust_stub_writes_at_once_and_gives_way_to_the_server_version() {
 
 #[wasm_bindgen_test]
 async fn a_failed_call_takes_its_stub_writes_back() {
-    let sc = scenario("m-stubfail");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-stubfail");
     let tmp = conn.collection("tmp");
     conn.define_stub("fail", |ctx, _| {
         ctx.insert("tmp", json!({"_id": "t1"}));
@@ -290,8 +277,7 @@ async fn a_failed_call_takes_its_stub_writes_back() {
 
 #[wasm_bindgen_test]
 async fn stub_value_and_stub_exceptions() {
-    let sc = scenario("m-stubopts");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("m-stubopts");
     conn.define_stub("add", |_, args| Ok(json!(args.iter().filter_map(Value::as_f64).sum::<f64>() + 1000.0)));
     conn.define_stub("inc", |_, _| Err("the stub refuses".into()));
     let v: f64 = conn.apply("add", (1, 2), CallOptions { return_stub_value: true, ..CallOptions::default() }).await.unwrap();

@@ -2,6 +2,8 @@
 //! surface): one-shot reads, live `signal_vec`/`signal_count`, and a live
 //! query through a drop.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -23,8 +25,7 @@ fn ids(docs: &[Value]) -> Vec<String> {
 
 #[wasm_bindgen_test]
 async fn query_fetch_count_first_with_javascript_regexps() {
-    let sc = scenario("q-fetch");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("q-fetch");
     let todos = conn.collection("todos");
     conn.subscribe("docs", ("todos",)).wait_ready().await.unwrap();
     for (id, title, n) in [("a", "Apples", 3), ("b", "bread", 1), ("c", "Cake", 2), ("d", "dishes", 5)] {
@@ -44,8 +45,7 @@ async fn query_fetch_count_first_with_javascript_regexps() {
 
 #[wasm_bindgen_test]
 async fn signal_vec_and_signal_count_follow_server_changes() {
-    let sc = scenario("q-signal");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("q-signal");
     let tasks = conn.collection("tasks");
     conn.subscribe("docs", ("tasks",)).wait_ready().await.unwrap();
     for (id, n) in [("a", 1), ("b", 2), ("c", 3)] {

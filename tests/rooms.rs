@@ -1,6 +1,8 @@
 //! Browser end-to-end tests of rooms (the js-collaboration Connection) over
 //! DDP, against the test server's chat rooms.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -30,17 +32,8 @@ fn messages(seen: &Rc<RefCell<Vec<RoomNotice>>>) -> Vec<(Value, Option<String>)>
         .collect()
 }
 
-async fn wait_for(what: &str, ms: u32, f: impl Fn() -> bool) {
-    let mut waited = 0;
-    while !f() {
-        assert!(waited < ms, "timed out waiting for {what}");
-        sleep(10).await;
-        waited += 10;
-    }
-}
-
 async fn joined(room: &Room) {
-    wait_for("the join", 5_000, || room.connected()).await;
+    wait_until(5_000, "the join", || room.connected()).await;
 }
 
 #[wasm_bindgen_test]
@@ -63,8 +56,8 @@ async fn two_clients_exchange_typed_messages_both_ways() {
     rb.send(json!([1, 2, 3]), None).await.unwrap();
     rb.send(42, Some("n")).await.unwrap();
     rb.send("plain", None).await.unwrap();
-    wait_for("b's message", 3_000, || messages(&ib).len() == 1).await;
-    wait_for("a's messages", 3_000, || messages(&ia).len() == 3).await;
+    wait_until(3_000, "b's message", || messages(&ib).len() == 1).await;
+    wait_until(3_000, "a's messages", || messages(&ia).len() == 3).await;
     assert_eq!(messages(&ib), vec![(json!({"text": "hi"}), Some("chat".into()))]);
     assert_eq!(messages(&ia), vec![(json!([1, 2, 3]), None), (json!(42), Some("n".into())), (json!("plain"), None)]);
     assert!(matches!(ia.borrow()[0], RoomNotice::Connect));
@@ -84,8 +77,8 @@ async fn broadcast_excludes_the_sender_unless_include_self() {
     ra.send("others", None).await.unwrap(); // default: the others only
     ra.send("everyone", Some("all")).await.unwrap(); // includeSelf
     ra.send("me", Some("echo")).await.unwrap(); // back to the sender only
-    wait_for("a's two", 3_000, || messages(&ia).len() == 2).await;
-    wait_for("b's two", 3_000, || messages(&ib).len() == 2).await;
+    wait_until(3_000, "a's two", || messages(&ia).len() == 2).await;
+    wait_until(3_000, "b's two", || messages(&ib).len() == 2).await;
     sleep(100).await;
     let texts = |m: Vec<(Value, Option<String>)>| m.into_iter().map(|(d, _)| d).collect::<Vec<_>>();
     assert_eq!(texts(messages(&ia)), vec![json!("everyone"), json!("me")]);
@@ -116,16 +109,16 @@ async fn after_a_forced_drop_both_rejoin_with_new_ids_and_offline_sends_arrive_o
     });
     control(&sc, "drop").await;
     // The notices, unlike the polled flag, cannot miss a quick down-and-up.
-    wait_for("a down", 3_000, || ia.borrow().iter().any(|n| matches!(n, RoomNotice::Disconnect(_)))).await;
+    wait_until(3_000, "a down", || ia.borrow().iter().any(|n| matches!(n, RoomNotice::Disconnect(_)))).await;
     let sends: Vec<_> = (0..5).map(|i| ra.send(i, Some("seq"))).collect();
-    wait_for("b back", 5_000, || rb.connected() && rb.id().as_deref() != Some(idb.as_str())).await;
+    wait_until(5_000, "b back", || rb.connected() && rb.id().as_deref() != Some(idb.as_str())).await;
     _offline.stop();
     a.connection().reconnect();
-    wait_for("a back", 5_000, || ra.connected() && ra.id().as_deref() != Some(ida.as_str())).await;
+    wait_until(5_000, "a back", || ra.connected() && ra.id().as_deref() != Some(ida.as_str())).await;
     for s in sends {
         s.await.unwrap();
     }
-    wait_for("b's five", 3_000, || messages(&ib).len() >= 5).await;
+    wait_until(3_000, "b's five", || messages(&ib).len() >= 5).await;
     sleep(200).await;
     let got: Vec<Value> = messages(&ib).into_iter().map(|(d, _)| d).collect();
     assert_eq!(got, (0..5).map(Value::from).collect::<Vec<_>>(), "once, in order");
@@ -143,7 +136,7 @@ async fn a_rejected_join_reports_the_reason_and_does_not_retry() {
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
     let room = a.connect("vault", JoinOptions { auth: json!({"reject": "invalid token"}), query: Value::Null });
     let seen = inbox(&room);
-    wait_for("the rejection", 3_000, || !seen.borrow().is_empty()).await;
+    wait_until(3_000, "the rejection", || !seen.borrow().is_empty()).await;
     assert_eq!(seen.borrow()[0], RoomNotice::Error { code: "join-rejected".into(), reason: "invalid token".into() });
     sleep(300).await;
     assert!(!room.connected());
@@ -171,7 +164,7 @@ async fn three_rooms_share_one_socket_and_closing_one_leaves_the_others() {
     assert!(rooms_a[0].send("nope", None).await.is_err());
     rooms_a[1].send("to y", None).await.unwrap();
     rooms_a[2].send("to z", None).await.unwrap();
-    wait_for("y and z", 3_000, || messages(&inboxes[1]).len() == 1 && messages(&inboxes[2]).len() == 1).await;
+    wait_until(3_000, "y and z", || messages(&inboxes[1]).len() == 1 && messages(&inboxes[2]).len() == 1).await;
     assert_eq!(messages(&inboxes[1])[0].0, json!("to y"));
     assert_eq!(messages(&inboxes[2])[0].0, json!("to z"));
     let members = control(&sc, "stats?room=x").await["members"].as_array().unwrap().len();

@@ -1,5 +1,7 @@
 //! Browser end-to-end tests of subscriptions and live collections.
 #![cfg(target_arch = "wasm32")]
+// The size rules of clippy.toml are for the shipped wasm, not its tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -16,8 +18,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn subscribe_ready_documents_present() {
-    let sc = scenario("s-items");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("s-items");
     let items = conn.collection("items");
     let sub = conn.subscribe("items", (50, 10));
     assert!(!sub.ready());
@@ -34,8 +35,7 @@ async fn subscribe_ready_documents_present() {
 
 #[wasm_bindgen_test]
 async fn a_server_side_change_reaches_a_document_signal() {
-    let sc = scenario("s-signal");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("s-signal");
     let notes = conn.collection("notes");
     conn.subscribe("docs", ("notes",)).wait_ready().await.unwrap();
     let mut doc = notes.doc_signal("n1").to_stream();
@@ -100,8 +100,7 @@ async fn reconnect_never_empties_the_collection_and_drops_what_the_server_remove
 
 #[wasm_bindgen_test]
 async fn a_resumed_session_changes_nothing() {
-    let sc = scenario("s-resume");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (sc, conn) = open("s-resume");
     let items = conn.collection("items");
     conn.subscribe("items", (20,)).wait_ready().await.unwrap();
     let count = Rc::new(RefCell::new(0));
@@ -121,8 +120,7 @@ async fn a_resumed_session_changes_nothing() {
 
 #[wasm_bindgen_test]
 async fn stop_removes_the_documents() {
-    let sc = scenario("s-stop");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("s-stop");
     let items = conn.collection("items");
     let sub = conn.subscribe("items", (5,));
     sub.wait_ready().await.unwrap();
@@ -162,8 +160,7 @@ async fn stop_while_offline_is_honoured() {
 
 #[wasm_bindgen_test]
 async fn a_failing_publication_surfaces_its_error() {
-    let sc = scenario("s-fail");
-    let conn = connect(&ws_url(&sc), fast()).unwrap();
+    let (_, conn) = open("s-fail");
     let errors = record(&conn);
     let sub = conn.subscribe("failing", ());
     match sub.wait_ready().await {

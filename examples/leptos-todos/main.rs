@@ -117,6 +117,7 @@ fn Todos() -> impl IntoView {
     // untracked (a toggle re-renders its row only).
     let ordered = Memo::new(move |_| {
         let mut docs = todos.docs.get();
+        #[allow(clippy::disallowed_methods, reason = "app code: the library's size rules are the library's")]
         docs.sort_by(|a, b| {
             let at = |d: &LiveDoc| d.field_untracked("at").as_f64().unwrap_or(0.0);
             at(a).total_cmp(&at(b)).then_with(|| a.id().cmp(b.id()))

@@ -215,12 +215,35 @@ impl Socket {
                     0 => handler(SocketEvent::Open, (wall, mono)),
                     1 | 2 => {
                         let bytes = buf.get(..a as usize).unwrap_or_default();
-                        // SAFETY: these bytes are what the snippet above wrote for
-                        // this frame: ASCII by its loop, then `TextEncoder.encodeInto`,
-                        // which writes well-formed UTF-8 only (lone surrogates become
-                        // U+FFFD; a character that does not fit is not written). The
-                        // same trust wasm-bindgen places in TextEncoder for every
-                        // string it passes in (its `String` from JS is unchecked too).
+                        // SAFETY: `from_utf8_unchecked` needs `bytes` to be UTF-8 for
+                        // as long as `frame` lives. Two things make that so.
+                        //
+                        // 1. They are UTF-8 when the call comes: they are what the
+                        //    snippet above wrote for this frame, ASCII by its loop, then
+                        //    `TextEncoder.encodeInto`, which writes well-formed UTF-8 only
+                        //    (lone surrogates become U+FFFD; a character that does not
+                        //    fit is not written). The same trust wasm-bindgen places in
+                        //    TextEncoder for every string it passes in (its `String`
+                        //    from JS is unchecked too).
+                        //
+                        // 2. Nothing frees or rewrites them while `frame` lives, even
+                        //    though `handler` can drop the `Closure` that owns `buf`
+                        //    (it can close the connection, which drops this `Socket`).
+                        //    Dropping a `Closure` only releases Rust's reference to the
+                        //    JS function (`_wbg_cb_unref`): wasm-bindgen's glue counts
+                        //    the call under way as a reference too (`makeMutClosure`
+                        //    raises the count before calling into wasm and lowers it in
+                        //    a `finally`), so the closure's captures, `buf` among them,
+                        //    are freed only after this call has returned. While it runs,
+                        //    the glue also holds the closure's pointer at 0, so a nested
+                        //    call into `handle` (the growth request, kind 6, is the only
+                        //    other writer of `buf`) throws ("closure invoked recursively
+                        //    or after being dropped") instead of reaching `buf`; and JS
+                        //    writes a frame's bytes only before the call that announces
+                        //    it (in `onmessage`), never during one. (Checked against
+                        //    wasm-bindgen 0.2.130: `ScopedClosure`'s `Drop`, and
+                        //    cli-support's `makeMutClosure`, as in our built glue.)
+                        #[allow(unsafe_code)]
                         let frame = unsafe { std::str::from_utf8_unchecked(bytes) };
                         if kind == 1 {
                             handler(SocketEvent::Text(frame), (wall, mono));
@@ -268,8 +291,6 @@ type PageListener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut(Event
 pub struct PageWatch {
     listeners: Vec<PageListener>,
 }
-
-/// What the page says about the link.
 
 impl PageWatch {
     /// Starts listening; outside a window (a worker) it listens to nothing.

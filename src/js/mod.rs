@@ -593,35 +593,13 @@ impl DdpConnection {
         if !signal.is_undefined() && get(&signal, "aborted").is_truthy() {
             return Ok(Promise::reject(&method_error_to_js(&MethodError::Cancelled)));
         }
-        // A full outbox refuses the call before its arguments are read.
-        let room = self.conn.room_for_call();
-        let budget = match room {
-            Ok(bytes) => bytes,
+        let params = match self.call_params(&args) {
+            Ok(p) => p,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };
-        // Encode the arguments before anything runs: a value that cannot be
-        // sent (or whose reading throws) fails the call, and one larger than
-        // the room left is refused as soon as that is known.
-        let params = ejson::from_js_bounded(&args, budget).map(|e| match e.to_json() {
-            serde_json::Value::Array(a) => a,
-            other => vec![other],
-        });
-        let params = match params {
-            Ok(p) => p,
-            Err(ejson::Refused::Bad(e)) => return Ok(Promise::reject(&method_error_to_js(&MethodError::BadArguments(e)))),
-            Err(ejson::Refused::TooLarge) => {
-                return Ok(Promise::reject(&method_error_to_js(&MethodError::QueueFull { limit: "maxPendingBytes" })))
-            }
-        };
-        let (stub, random_seed, writes) = self.run_stub(name, &args);
-        let (stub_value, writes) = match stub {
-            Some(Err(e)) if flag("throwStubExceptions") => return Ok(Promise::reject(&e)),
-            Some(Err(e)) => {
-                web_sys::console::error_2(&format!("ddp-live: the stub of \"{name}\" threw").into(), &e);
-                (None, Vec::new())
-            }
-            Some(Ok(v)) => (Some(v), writes),
-            None => (None, Vec::new()),
+        let (stub_value, random_seed, writes) = match self.stub_outcome(name, &args, flag("throwStubExceptions")) {
+            Ok(outcome) => outcome,
+            Err(thrown) => return Ok(Promise::reject(&thrown)),
         };
         let call_options = CallOptions {
             wait: flag("wait"),
@@ -631,62 +609,112 @@ impl DdpConnection {
             return_stub_value: false,
             throw_stub_exceptions: false,
         };
-        let hook: Option<crate::connection::ResultHook> = on_result.map(|f| {
-            Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
-                Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
-                Err(e) => call_js(&f, &[method_error_to_js(e)]),
-            }) as Box<dyn FnOnce(&_)>
-        });
+        let hook = on_result.map(result_hook);
         let return_stub = flag("returnStubValue") && stub_value.is_some();
         // An AbortSignal cancels the call while it is unsent; its listener
         // goes when the call ends.
         let abort: Rc<RefCell<Option<Closure<dyn Fn()>>>> = Rc::default();
-        let cleanup = {
-            let (abort, signal) = (abort.clone(), signal.clone());
-            move || {
-                if let Some(closure) = abort.borrow_mut().take() {
-                    if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
-                        let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
-                    }
-                }
-            }
-        };
-        // With `returnStubValue` the caller gets the stub's value now and the
-        // server call goes on: its failure is reported, with no Promise (and
-        // no handler closure) left behind.
-        let (promise, settle): (Option<Promise>, crate::connection::DoneHook) = if return_stub {
-            let report = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
-                cleanup();
-                if let Err(e) = outcome {
-                    web_sys::console::error_2(
-                        &"ddp-live: a call whose stub value was returned failed on the server".into(),
-                        &method_error_to_js(&e),
-                    );
-                }
-            });
-            (None, report)
-        } else {
-            let (p, settle) = call_promise(result_to_js, cleanup);
-            (Some(p), settle)
-        };
+        let (promise, settle) = settlement(return_stub, abort_cleanup(abort.clone(), signal.clone()));
         let id = match self.conn.place_call(name, params, call_options, hook, writes, crate::connection::Done::Hook(settle)) {
             Ok(id) => id,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };
         if !signal.is_undefined() {
-            // Weak: a signal the app keeps must not keep the connection.
-            let conn = self.conn.downgrade();
-            let closure = Closure::<dyn Fn()>::new(move || {
-                if let Some(conn) = conn.upgrade() {
-                    conn.cancel_call(id);
-                }
-            });
-            if let Ok(add) = get(&signal, "addEventListener").dyn_into::<Function>() {
-                let _ = add.call2(&signal, &"abort".into(), closure.as_ref());
-            }
-            *abort.borrow_mut() = Some(closure);
+            *abort.borrow_mut() = Some(self.cancel_on_abort(&signal, id));
         }
         Ok(promise.unwrap_or_else(|| Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED))))
+    }
+
+    /// A call's parameters, encoded before anything runs: a full outbox
+    /// refuses the call before its arguments are read; a value that cannot
+    /// be sent (or whose reading throws) fails the call, and one larger than
+    /// the room left is refused as soon as that is known.
+    fn call_params(&self, args: &Array) -> Result<Vec<serde_json::Value>, MethodError> {
+        let budget = self.conn.room_for_call()?;
+        let params = ejson::from_js_bounded(args, budget).map(|e| match e.to_json() {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        });
+        match params {
+            Ok(p) => Ok(p),
+            Err(ejson::Refused::Bad(e)) => Err(MethodError::BadArguments(e)),
+            Err(ejson::Refused::TooLarge) => Err(MethodError::QueueFull { limit: "maxPendingBytes" }),
+        }
+    }
+
+    /// Runs the method's stub, if any: its value, the call's random seed and
+    /// the stub's writes. A stub that threw rejects the call (`Err`, the
+    /// exception) with `throwStubExceptions`; else it is reported and its
+    /// writes dropped.
+    fn stub_outcome(&self, name: &str, args: &Array, throw: bool) -> Result<(Option<JsValue>, Option<String>, Vec<StubWrite>), JsValue> {
+        let (stub, random_seed, writes) = self.run_stub(name, args);
+        let (stub_value, writes) = match stub {
+            Some(Err(e)) if throw => return Err(e),
+            Some(Err(e)) => {
+                web_sys::console::error_2(&format!("ddp-live: the stub of \"{name}\" threw").into(), &e);
+                (None, Vec::new())
+            }
+            Some(Ok(v)) => (Some(v), writes),
+            None => (None, Vec::new()),
+        };
+        Ok((stub_value, random_seed, writes))
+    }
+
+    /// Listens for `signal`'s `abort`, which cancels call `id`; the returned
+    /// closure is the listener, kept until the call ends.
+    fn cancel_on_abort(&self, signal: &JsValue, id: u64) -> Closure<dyn Fn()> {
+        // Weak: a signal the app keeps must not keep the connection.
+        let conn = self.conn.downgrade();
+        let closure = Closure::<dyn Fn()>::new(move || {
+            if let Some(conn) = conn.upgrade() {
+                conn.cancel_call(id);
+            }
+        });
+        if let Ok(add) = get(signal, "addEventListener").dyn_into::<Function>() {
+            let _ = add.call2(signal, &"abort".into(), closure.as_ref());
+        }
+        closure
+    }
+}
+
+/// `onResultReceived` as the call's result hook.
+fn result_hook(f: Function) -> crate::connection::ResultHook {
+    Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
+        Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
+        Err(e) => call_js(&f, &[method_error_to_js(e)]),
+    }) as Box<dyn FnOnce(&_)>
+}
+
+/// Removes the call's `abort` listener from `signal` (once the call ends).
+fn abort_cleanup(abort: Rc<RefCell<Option<Closure<dyn Fn()>>>>, signal: JsValue) -> impl FnOnce() + 'static {
+    move || {
+        if let Some(closure) = abort.borrow_mut().take() {
+            if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
+                let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
+            }
+        }
+    }
+}
+
+/// How a call settles: a Promise and its settling hook; or, with
+/// `returnStubValue` (`return_stub`), no Promise (the caller gets the
+/// stub's value now and the server call goes on): a failure is reported,
+/// with no handler closure left behind.
+fn settlement(return_stub: bool, cleanup: impl FnOnce() + 'static) -> (Option<Promise>, crate::connection::DoneHook) {
+    if return_stub {
+        let report = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
+            cleanup();
+            if let Err(e) = outcome {
+                web_sys::console::error_2(
+                    &"ddp-live: a call whose stub value was returned failed on the server".into(),
+                    &method_error_to_js(&e),
+                );
+            }
+        });
+        (None, report)
+    } else {
+        let (p, settle) = call_promise(result_to_js, cleanup);
+        (Some(p), settle)
     }
 }
 

@@ -3,7 +3,7 @@
 //! `Meteor.loggingIn()`, for the provided connection (or, with the `*_of`
 //! forms, for given [`Accounts`]).
 //!
-//! ```ignore
+//! ```no_run
 //! use leptos::prelude::*;
 //! use ddp_live::leptos::{use_user, use_user_id};
 //!

@@ -138,13 +138,17 @@ impl<R: Send + Sync + 'static> State<R> {
 /// When the owner is cleaned up, calls under way go on (a write made
 /// offline is not lost) but nothing waits for them any more.
 ///
-/// ```ignore
+/// ```no_run
+/// # use leptos::prelude::*;
+/// # use ddp_live::leptos::use_call;
+/// # fn adder() -> impl IntoView {
 /// let add = use_call::<i64>("add");
 /// view! {
 ///     <button on:click=move |_| add.call((2, 3)) disabled=move || add.pending.get()>"2 + 3"</button>
 ///     {move || add.value.get().map(|v| v.to_string())}
 ///     {move || add.error.get().map(|e| e.to_string())}
 /// }
+/// # }
 /// ```
 pub fn use_call<R>(name: &str) -> UseCall<R>
 where

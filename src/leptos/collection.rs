@@ -8,6 +8,9 @@ use leptos::reactive::effect::ImmediateEffect;
 use send_wrapper::SendWrapper;
 use serde_json::Value;
 use std::cell::RefCell;
+// An ordered map on purpose: the list is read in `_id` order. The Leptos
+// surface is not in the npm package, which carries no B-tree code.
+#[allow(clippy::disallowed_types)]
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, RwLock};
@@ -84,6 +87,7 @@ pub struct UseCollection {
 /// signal back, so a keyed `<For>` that never saw the removal shows the
 /// new value).
 #[derive(Default)]
+#[allow(clippy::disallowed_types, reason = "read in `_id` order (see the import)")]
 struct Rows {
     live: BTreeMap<Arc<str>, (ArcRwSignal<Value>, LiveDoc)>,
     removed: BTreeMap<Arc<str>, (ArcRwSignal<Value>, LiveDoc)>,

@@ -3,7 +3,7 @@
 //! them), and everything it registers is removed when the reactive owner
 //! that called it (usually a component) is cleaned up.
 //!
-//! ```ignore
+//! ```no_run
 //! use leptos::prelude::*;
 //! use ddp_live::leptos::*;
 //!

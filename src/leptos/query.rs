@@ -1,9 +1,10 @@
 //! `use_query` for Leptos (cargo feature `leptos`): a live query as a
 //! signal of documents that works with `<For>`.
 //!
-//! ```ignore
+//! ```no_run
 //! use leptos::prelude::*;
 //! use serde_json::json;
+//! # fn todos(conn: ddp_live::Connection) -> impl IntoView {
 //! let todos = conn.collection("todos");
 //! let open = ddp_live::leptos::use_query(&todos, json!({"done": false}), json!({"sort": {"createdAt": -1}, "limit": 20}))
 //!     .expect("a query this engine runs");
@@ -14,6 +15,7 @@
 //!         </For>
 //!     </ul>
 //! }
+//! # }
 //! ```
 
 use super::keep_until_cleanup;

@@ -108,10 +108,14 @@ impl State {
 /// stopped. Arguments equal to the current ones (as JSON) send nothing, as
 /// in Meteor's Tracker.
 ///
-/// ```ignore
+/// ```no_run
+/// # use leptos::prelude::*;
+/// # use ddp_live::leptos::use_subscription;
+/// # fn messages() -> impl IntoView {
 /// let room = RwSignal::new("general".to_string());
 /// let sub = use_subscription("messages", (room,));
 /// view! { <Show when=move || sub.ready.get()>"loaded"</Show> }
+/// # }
 /// ```
 pub fn use_subscription<A>(name: &str, args: A) -> UseSubscription
 where

@@ -6,6 +6,9 @@
 //! here, while SipHash showed up in the per-document profile. This is 64-bit
 //! FNV-1a over bytes, with whole-word steps for integers.
 
+// The one place the std tables are named: everything else uses the aliases
+// below (clippy.toml disallows the std types with the default hasher).
+#[allow(clippy::disallowed_types)]
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -50,8 +53,10 @@ impl Hasher for FastHasher {
 }
 
 /// A `HashMap` with [`FastHasher`].
+#[allow(clippy::disallowed_types)]
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// A `HashSet` with [`FastHasher`].
+#[allow(clippy::disallowed_types)]
 pub type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
 
 /// A map from names to values for the handful of entries a client keeps by

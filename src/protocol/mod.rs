@@ -13,6 +13,8 @@
 //! - [`url`]: Meteor's URL rules.
 
 pub mod accounts;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod arb;
 pub mod doc;
 pub mod ejson;
 pub mod hash;

@@ -1,7 +1,8 @@
-//! Helpers shared by the browser tests.
+//! Helpers shared by the browser tests (each test file is its own crate
+//! and uses some of them).
 #![allow(dead_code)]
 
-use ddp_live::{Event, Options, RetryPolicy, Status};
+use ddp_live::{Connection, Event, Options, RetryPolicy, Status};
 use gloo_timers::future::TimeoutFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -47,22 +48,62 @@ pub fn fast() -> Options {
     }
 }
 
-/// Waits until `pred` holds for the status, or fails after `ms`.
-pub async fn wait_status(conn: &ddp_live::Connection, ms: u32, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+/// Polls `probe` every 10 ms until it gives a value, or fails after `ms`
+/// with "timed out after {ms} ms waiting for {what()}".
+pub async fn poll<T>(ms: u32, what: impl Fn() -> String, mut probe: impl FnMut() -> Option<T>) -> T {
     let mut waited = 0;
     loop {
-        let s = conn.status();
-        if pred(&s) {
-            return s;
+        if let Some(found) = probe() {
+            return found;
         }
-        assert!(waited < ms, "timed out after {ms} ms waiting for {what}; status is {s:?}");
+        assert!(waited < ms, "timed out after {ms} ms waiting for {}", what());
         TimeoutFuture::new(10).await;
         waited += 10;
     }
 }
 
-pub async fn wait_connected(conn: &ddp_live::Connection) -> Status {
+/// Waits until `pred` holds, or fails after `ms`.
+pub async fn wait_until(ms: u32, what: &str, pred: impl Fn() -> bool) {
+    poll(ms, || what.to_owned(), || pred().then_some(())).await
+}
+
+/// Waits until `pred` holds for the status, or fails after `ms`.
+pub async fn wait_status(conn: &Connection, ms: u32, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+    poll(
+        ms,
+        || format!("{what}; status is {:?}", conn.status()),
+        || {
+            let s = conn.status();
+            pred(&s).then_some(s)
+        },
+    )
+    .await
+}
+
+pub async fn wait_connected(conn: &Connection) -> Status {
     wait_status(conn, 10_000, "connected", |s| s.connected).await
+}
+
+/// A fresh scenario and a connection to it (fast retries), not yet connected.
+pub fn open(name: &str) -> (String, Connection) {
+    let sc = scenario(name);
+    let conn = ddp_live::connect(&ws_url(&sc), fast()).expect("valid URL");
+    (sc, conn)
+}
+
+/// [`open`], then waits until the connection is up.
+pub async fn connected(name: &str) -> (String, Connection) {
+    let (sc, conn) = open(name);
+    wait_connected(&conn).await;
+    (sc, conn)
+}
+
+/// A fresh element in the page to mount into.
+pub fn container() -> web_sys::HtmlElement {
+    let doc = web_sys::window().expect("a window").document().expect("a document");
+    let div: web_sys::HtmlElement = doc.create_element("div").expect("a div").dyn_into().expect("an HtmlElement");
+    doc.body().expect("a body").append_child(&div).expect("appended");
+    div
 }
 
 /// Records every event and status change of a connection.
@@ -72,7 +113,7 @@ pub struct Recorder {
     pub statuses: RefCell<Vec<Status>>,
 }
 
-pub fn record(conn: &ddp_live::Connection) -> Rc<Recorder> {
+pub fn record(conn: &Connection) -> Rc<Recorder> {
     let r = Rc::new(Recorder::default());
     let r1 = r.clone();
     conn.on_event(move |e| r1.events.borrow_mut().push(e.clone())).forget();
@@ -88,10 +129,5 @@ pub async fn sleep(ms: u32) {
 /// Waits until the recorder saw an event matching `pred` (events, unlike
 /// polled status, cannot be missed when a link goes down and up quickly).
 pub async fn wait_event(rec: &Recorder, ms: u32, what: &str, pred: impl Fn(&Event) -> bool) {
-    let mut waited = 0;
-    while !rec.events.borrow().iter().any(&pred) {
-        assert!(waited < ms, "timed out after {ms} ms waiting for {what}");
-        TimeoutFuture::new(10).await;
-        waited += 10;
-    }
+    wait_until(ms, what, || rec.events.borrow().iter().any(&pred)).await
 }

@@ -3,7 +3,7 @@
 // current-user document).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { usePage, openPage, scenario, control, wsUrl, fast } from "./harness.mjs";
+import { usePage, openPage, pageReady, scenario, control, wsUrl, fast } from "./harness.mjs";
 
 const inPage = usePage(before, after, assert);
 
@@ -120,7 +120,7 @@ test("persistLogin: a reloaded page logs in with the stored token, without a pas
     assert.equal(typeof first.stored, "string");
     const logins = (await serverLog(sc)).filter((e) => e.method === "login").length;
     await page.reload();
-    await page.waitForFunction(() => window.ddpReady === true, null, { timeout: 10000 });
+    await pageReady(page);
     const second = await page.evaluate(async ([url, fast]) => {
       const conn = ddp.DDP.connect(url, fast);
       const resumed = conn.persistLogin();

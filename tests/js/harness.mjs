@@ -6,17 +6,30 @@ import { chromium } from "playwright-core";
 export const port = process.env.DDP_TEST_PORT ?? "3310";
 export const base = `http://127.0.0.1:${port}`;
 
-/** Opens the JS test page served at `pageBase` (the test server by default). */
-export async function openPage(pageBase = base) {
-  const browser = await chromium.launch({
+/** Launches Debian's headless Chromium (or $CHROMIUM). */
+export function launchBrowser() {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
   });
+}
+
+/** Resolves once the JS test page in `page` has loaded the npm package. */
+export function pageReady(page, timeout = 10000) {
+  return page.waitForFunction(() => window.ddpReady === true, null, { timeout });
+}
+
+/**
+ * Opens the JS test page served at `pageBase` (the test server by default)
+ * in a new browser; `errors` collects the page's uncaught errors.
+ */
+export async function openPage(pageBase = base) {
+  const browser = await launchBrowser();
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(`${pageBase}/js-tests/index.html`);
-  await page.waitForFunction(() => window.ddpReady === true, null, { timeout: 10000 });
+  await pageReady(page);
   return { browser, page, errors };
 }
 

@@ -5,8 +5,7 @@
 // garbage collector frees the wrapper, and the socket closes).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-import { base, scenario, control, wsUrl, fast } from "./harness.mjs";
+import { launchBrowser, pageReady, base, scenario, control, wsUrl, fast } from "./harness.mjs";
 
 async function heapAfterGc(page, cdp) {
   // Collect until the finalizers have run (the wrappers free their Rust side).
@@ -21,16 +20,13 @@ async function heapAfterGc(page, cdp) {
 
 test("1,000 connections and room clients dropped: 0 sockets on the server, heaps back near baseline", async () => {
   const sc = scenario("js-leaks");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
-  });
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage();
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
     await page.goto(`${base}/js-tests/index.html`);
-    await page.waitForFunction(() => window.ddpReady === true);
+    await pageReady(page, 30000);
     const cdp = await page.context().newCDPSession(page);
     // One round: 50 connections and 50 room clients (one room each, the
     // `connection` getter read twice, listeners and a status watch added);
@@ -85,14 +81,11 @@ test("1,000 connections and room clients dropped: 0 sockets on the server, heaps
 
 test("a call's AbortSignal does not keep its connection: a freed connection closes its socket", async () => {
   const sc = scenario("js-abort-leak");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
-  });
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage();
     await page.goto(`${base}/js-tests/index.html`);
-    await page.waitForFunction(() => window.ddpReady === true);
+    await pageReady(page, 30000);
     const cdp = await page.context().newCDPSession(page);
     await page.evaluate(async ([url, fast]) => {
       // No closure made here captures a connection (a promise handler that

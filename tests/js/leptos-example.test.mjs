@@ -4,16 +4,12 @@
 // the chat room, read off the page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-import { base, control, scenario } from "./harness.mjs";
+import { launchBrowser, base, control, scenario } from "./harness.mjs";
 
 let browser;
 const errors = [];
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();

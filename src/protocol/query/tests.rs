@@ -493,38 +493,28 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop::sample::select(vec!["a", "$gt", "$in", "$regex", "(", "n", "o.b", "$and", "$elemMatch", "$not", "sort", "limit", "fields"])
             .prop_map(|s| json!(s)),
     ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec(
-                (
-                    prop::sample::select(vec![
-                        "n",
-                        "o",
-                        "o.b",
-                        "$gt",
-                        "$in",
-                        "$and",
-                        "$or",
-                        "$not",
-                        "$elemMatch",
-                        "$regex",
-                        "$options",
-                        "$size",
-                        "$all",
-                        "$exists",
-                        "sort",
-                        "limit",
-                        "skip",
-                        "fields"
-                    ]),
-                    inner
-                ),
-                0..4
-            )
-            .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
-        ]
-    })
+    let key = prop::sample::select(vec![
+        "n",
+        "o",
+        "o.b",
+        "$gt",
+        "$in",
+        "$and",
+        "$or",
+        "$not",
+        "$elemMatch",
+        "$regex",
+        "$options",
+        "$size",
+        "$all",
+        "$exists",
+        "sort",
+        "limit",
+        "skip",
+        "fields",
+    ])
+    .prop_map(str::to_owned);
+    crate::protocol::arb::arb_json(leaf.boxed(), key.boxed(), 3, 4)
 }
 
 proptest! {

@@ -21,8 +21,16 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every method hands its arguments unchanged to the same method of
+// `System` (itself a correct `GlobalAlloc`) and returns what it returned, so
+// `Counting` keeps every promise of `GlobalAlloc` that `System` keeps. The
+// counting around the calls only touches an atomic: it never allocates
+// (which would recurse into this allocator) and never unwinds.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `alloc`'s contract (`layout` has a
+        // non-zero size), which is all `System.alloc` asks.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
@@ -30,6 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as in `alloc`: the caller's `layout` has a non-zero size.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
@@ -37,10 +46,16 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller promises `ptr` came from this allocator with
+        // `layout`; every block this allocator hands out is `System`'s, with
+        // the same layout, so `ptr` came from `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as in `dealloc`, `ptr` is `System`'s block of `layout`; the
+        // caller's `new_size` is non-zero and does not overflow when rounded
+        // up to `layout.align()`, as `System.realloc` asks.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_add(new_size, Ordering::Relaxed);
@@ -65,6 +80,10 @@ fn live_mb() -> f64 {
 
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointer and only hands free pages at the
+    // top of glibc's heaps back to the system; glibc's allocator locks its
+    // arenas, so calling it while other threads allocate is sound.
+    #[allow(unsafe_code)]
     unsafe {
         libc::malloc_trim(0);
     }

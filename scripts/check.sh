@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The house rules, checked by tools (about a minute once built; scripts/test.sh
+# runs it first and stops if it fails):
+#   - formatting (rustfmt.toml),
+#   - clippy with -D warnings ([workspace.lints] in Cargo.toml, the size
+#     rules in clippy.toml), natively and for wasm32, with every feature a
+#     build uses (js: the npm package; leptos, leptos/csr: the example and
+#     the Leptos browser tests; native: the tokio host, natively only),
+#   - the docs build with -D warnings (broken links, bad examples' markup).
+# The doc examples themselves are compiled by `cargo test --doc` (scripts/test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# clippy, rustfmt and the wasm32 target are installed by scripts/setup.sh.
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1 \
+   || ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "check: clippy, rustfmt or the wasm32 target is missing: run scripts/setup.sh" >&2
+  exit 1
+fi
+
+step() { printf '\n\033[1;34m== check: %s ==\033[0m\n' "$*"; }
+start=$SECONDS
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy, native (every target, features js + leptos + native)"
+cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native -- -D warnings
+
+step "clippy, wasm32 (every target, features js + leptos + leptos/csr)"
+cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native
+
+echo
+echo "check: all passed in $((SECONDS - start)) s"
