@@ -184,8 +184,6 @@ impl Connection {
     }
 }
 
-use crate::browser::now;
-
 impl Accounts {
     fn from_parts(conn: &Connection, inner: Rc<AccountsInner>) -> Self {
         Accounts { conn: conn.downgrade(), inner, users: conn.collection("users") }
@@ -321,7 +319,8 @@ impl Accounts {
         let this = self.weak();
         let done = Done::Hook(Box::new(move |outcome| {
             if let Some(this) = this.upgrade() {
-                this.inner.state.borrow_mut().done(attempt, outcome, now());
+                let now = this.now();
+                this.inner.state.borrow_mut().done(attempt, outcome, now);
                 this.run_effects();
             }
         }));
@@ -331,13 +330,20 @@ impl Accounts {
         }
     }
 
+    /// The connection's clock (the same as its host's timers), or the
+    /// wall clock once the connection is gone.
+    fn now(&self) -> f64 {
+        self.connection().map_or_else(crate::browser::now, |c| c.now())
+    }
+
     fn weak(&self) -> WeakAccounts {
         WeakAccounts { conn: self.conn.clone(), inner: Rc::downgrade(&self.inner), users: self.users.clone() }
     }
 
     /// A new session replaced a lost one (from the connection's hooks).
     fn reconnected(&self) {
-        self.inner.state.borrow_mut().reconnected(now());
+        let now = self.now();
+        self.inner.state.borrow_mut().reconnected(now);
         self.run_effects();
     }
 
@@ -380,7 +386,8 @@ impl Accounts {
             "getNewToken",
             Box::new(move |outcome: Result<Option<Value>, MethodError>| {
                 if let (Ok(v), Some(this)) = (outcome, this.upgrade()) {
-                    this.inner.state.borrow_mut().new_token(v.as_ref(), now());
+                    let now = this.now();
+                    this.inner.state.borrow_mut().new_token(v.as_ref(), now);
                     this.run_effects();
                 }
             }),
@@ -429,7 +436,8 @@ impl Accounts {
             return false;
         }
         let Some(stored) = storage::read(&keys) else { return false };
-        let restored = self.inner.state.borrow_mut().restore(stored, now());
+        let now = self.now();
+        let restored = self.inner.state.borrow_mut().restore(stored, now);
         let resumed = restored.is_some();
         if let Some((attempt, token)) = restored {
             self.call_login("login", resume_login_params(&token), attempt);
@@ -457,8 +465,11 @@ impl Accounts {
         let Some(id) = awaited else { return };
         if self.users.find_one(&id).is_some() {
             self.inner.state.borrow_mut().user_arrived(&id);
-        } else if deadline.is_some_and(|at| now() >= at) {
-            self.inner.state.borrow_mut().handle_timeout(now());
+        } else {
+            let now = self.now();
+            if deadline.is_some_and(|at| now >= at) {
+                self.inner.state.borrow_mut().handle_timeout(now);
+            }
         }
     }
 
@@ -471,7 +482,7 @@ impl Accounts {
             Some(at) if timer.as_ref().is_some_and(|(t, _)| *t == at) => {}
             Some(at) => {
                 let Some(conn) = self.conn.upgrade() else { return };
-                let delay = (at - now()).ceil().clamp(0.0, i32::MAX as f64) as u32;
+                let delay = (at - conn.now()).ceil().clamp(0.0, i32::MAX as f64) as u32;
                 let this = self.weak();
                 let guard = conn.host().timer(
                     delay,

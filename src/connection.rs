@@ -248,6 +248,10 @@ impl std::fmt::Debug for Connection {
 /// `ws`/`wss`, and `/websocket` is appended unless the path already ends
 /// with it. An invalid URL or option is an error here, never later.
 ///
+/// Natively (cargo feature `native`), call it inside a tokio `LocalSet`
+/// (the driver spawns its socket and timer tasks there); from a
+/// multi-threaded runtime, use `SharedConnection`.
+///
 /// ```no_run
 /// # fn main() -> Result<(), ddp_live::Error> {
 /// let conn = ddp_live::connect("localhost:3000", ddp_live::Options::default())?;
@@ -323,6 +327,12 @@ impl Connection {
 
     pub(crate) fn inner(&self) -> &Rc<Inner> {
         &self.inner
+    }
+
+    /// The wall clock as the driver reads it (moved back with the machine's
+    /// deadlines when it was set back).
+    pub(crate) fn now(&self) -> f64 {
+        self.inner.now()
     }
 
     /// Where the driver runs (timers, randomness).

@@ -57,12 +57,41 @@ mod js_regex {
     }
 }
 
+/// The `regex` crate, natively: JavaScript's flags `i`, `m`, `s` map onto
+/// its inline flags; a pattern it cannot compile (a lookaround, a
+/// backreference) is a `bad-regex` error.
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+pub(crate) mod native_regex {
+    use crate::protocol::query::{Regex, RegexEngine};
+
+    pub(crate) struct NativeRegex;
+
+    struct Compiled(regex::Regex);
+
+    impl Regex for Compiled {
+        fn is_match(&self, text: &str) -> bool {
+            self.0.is_match(text)
+        }
+    }
+
+    impl RegexEngine for NativeRegex {
+        fn compile(&self, pattern: &str, flags: &str) -> Result<Box<dyn Regex>, String> {
+            let inline: String = flags.chars().filter(|c| matches!(c, 'i' | 'm' | 's')).collect();
+            let full = if inline.is_empty() { pattern.to_owned() } else { format!("(?{inline}){pattern}") };
+            regex::Regex::new(&full).map(|r| Box::new(Compiled(r)) as Box<dyn Regex>).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// The regular expression engine of this build: JavaScript's `RegExp` in
-/// the browser; none natively (a `$regex` is then a `bad-regex` error).
+/// the browser; the `regex` crate natively with the `native` feature; else
+/// none (a `$regex` is then a `bad-regex` error).
 pub(crate) fn regex_engine() -> &'static dyn RegexEngine {
     #[cfg(target_arch = "wasm32")]
     return &js_regex::JsRegex;
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(all(not(target_arch = "wasm32"), feature = "native"))]
+    return &native_regex::NativeRegex;
+    #[cfg(all(not(target_arch = "wasm32"), not(feature = "native")))]
     return &engine::NoRegex;
 }
 

@@ -58,6 +58,8 @@ async fn calls_subscriptions_and_a_drop_with_resumption() {
             assert_eq!(items.find_one("item-3").unwrap()["i"], 3);
             let open = items.query(json!({"i": {"$gte": 3}}), json!({"sort": {"i": -1}})).unwrap();
             assert_eq!(open.fetch().iter().map(|d| d["i"].clone()).collect::<Vec<_>>(), vec![json!(4), json!(3)]);
+            let by_regex = items.query(json!({"_id": {"$regex": "^ITEM-[34]$", "$options": "i"}}), json!({})).unwrap();
+            assert_eq!(by_regex.count(), 2, "$regex natively (the regex crate)");
             // Offline: the server refuses new sockets; a call waits in the outbox.
             let session = conn.id().unwrap();
             server::control(addr, "/control/n-life/refuse?on=true").await;
@@ -367,4 +369,31 @@ async fn headers_go_with_the_upgrade_and_bad_ones_are_refused_at_once() {
             conn.close();
         })
         .await;
+}
+
+#[test]
+fn a_server_that_never_answers_the_upgrade_is_let_go_at_the_connect_timeout() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    LocalSet::new().block_on(&runtime, async {
+        // Accepts TCP, never answers the HTTP upgrade; reports when the client hangs up.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (hung_up, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let hung_up = hung_up.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = [0u8; 1024];
+                    while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                    let _ = hung_up.send(());
+                });
+            }
+        });
+        let options = Options { connect_timeout_ms: 200.0, max_retries: Some(0), ..fast() };
+        let conn = connect(&url(addr, "mute"), options).unwrap();
+        let waited = tokio::time::timeout(Duration::from_secs(3), seen.recv()).await;
+        assert!(matches!(waited, Ok(Some(()))), "the socket of the timed-out attempt was closed");
+        until(1_000, "failed", || conn.status().status == ConnectionState::Failed).await;
+    });
 }

@@ -31,6 +31,27 @@ pub(crate) struct Tokio {
     pub(crate) headers: Vec<(String, String)>,
 }
 
+/// The TLS client configuration for `wss://`: ring as the crypto provider,
+/// named here (with two providers in an app's tree, rustls cannot choose
+/// one by itself), and the system's trust store (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` honoured), read once.
+fn tls() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(std::sync::Arc::new(config))
+        })
+        .clone()
+}
+
 /// Aborts its task when dropped.
 struct AbortOnDrop(tokio::task::AbortHandle);
 
@@ -103,12 +124,40 @@ async fn run_socket(
             handler(e, clocks());
         }
     };
-    let ws = match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => ws,
-        Err(e) => return emit(SocketEvent::Refused(&e.to_string())),
+    let tls = match request.uri().scheme_str() {
+        Some("wss") => match tls() {
+            Ok(config) => Some(tokio_tungstenite::Connector::Rustls(config)),
+            Err(e) => return emit(SocketEvent::Refused(&e)),
+        },
+        _ => None,
+    };
+    // A socket the driver drops while connecting (its connect timeout, a
+    // reconnect, close) ends the attempt: nothing waits on a dead server.
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls);
+    tokio::pin!(connecting);
+    // (The machine writes nothing before `Open`; kept in order if it did.)
+    let mut early = Vec::new();
+    let ws = loop {
+        tokio::select! {
+            r = &mut connecting => match r {
+                Ok((ws, _)) => break ws,
+                Err(e) => return emit(SocketEvent::Refused(&e.to_string())),
+            },
+            out = rx.recv() => match out {
+                Some(out) => early.push(out),
+                None => return,
+            },
+        }
     };
     emit(SocketEvent::Open);
     let (mut sink, mut stream) = ws.split();
+    for Out::Text(text) in early {
+        if sink.send(Message::Text(text.into())).await.is_err() {
+            emit(SocketEvent::Error);
+            emit(SocketEvent::Close(1006));
+            return;
+        }
+    }
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -196,8 +245,9 @@ type Job = Box<dyn FnOnce(&crate::Connection) + Send>;
 /// It runs a [`Connection`](crate::Connection) on a thread of its own (a
 /// current-thread tokio runtime); [`SharedConnection::run`] runs any code
 /// against that connection there, so the whole Rust API is reachable. The
-/// thread ends, closing the connection, when the last clone is dropped or
-/// [`SharedConnection::close`] is called.
+/// thread ends, closing the connection, when the last clone is dropped;
+/// [`SharedConnection::close`] closes the connection at once (later calls
+/// fail with `closed`), and the thread still ends with the last clone.
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {

@@ -121,6 +121,23 @@ impl SimServer {
         }
     }
 
+    /// The server ends subscription number `i` (modulo their count) of its
+    /// session itself, as a publication's `this.stop()` or error does: its
+    /// documents go, then `nosub`. It remembers nothing of it afterwards.
+    pub fn end_sub(&mut self, i: usize) {
+        let Some(s) = self.sessions.keys().next().cloned() else { return };
+        let ids: Vec<String> = self.sessions[&s].subs.keys().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = ids[i % ids.len()].clone();
+        if let Some(session) = self.sessions.get_mut(&s) {
+            session.subs.remove(&id);
+        }
+        self.publish(&s);
+        self.send_to(&s, json!({"msg":"nosub","id":id}));
+    }
+
     /// Reads one client frame. A method's first parameter is its token,
     /// counted in `runs` and returned as its result.
     pub fn receive(&mut self, text: &str) {

@@ -28,7 +28,7 @@
 //! |---|---|---|
 //! | `connect` | sent first, with `session` + `receivedCount` | sent first |
 //! | `sub` | re-sent while its `ready` (or `nosub`) has not arrived; a server ignores a duplicate sub id (Meteor 3.5 and ours), and a `ready` that arrived proves the server has it, so ready ones are not re-sent | every live subscription is re-sent; data is held until the ready ones are ready again |
-//! | `unsub` | re-sent while its `nosub` has not arrived (a server answers an unknown id with another `nosub`, which is ignored); an `unsub` made offline goes out | nothing: a new session has no subscriptions |
+//! | `unsub` | re-sent while its `nosub` has not arrived (a server answers an unknown id with another `nosub`, which is ignored); an `unsub` made offline goes out (only for a subscription written in this session) | nothing: a new session has no subscriptions |
 //! | `method` (and so login, logout and the rooms' `join`/`send`/`leave`) | every call without a `result` is re-sent with the same id; the server runs an id once per session ([`methods`](super::methods)) | re-sent with the same id after the `onReconnect` hooks; `noRetry` calls fail with `invocation-failed` |
 //! | `ping` | not re-sent: the heartbeat starts over on the new socket | the same |
 //! | `pong` | not re-sent: the server's ping died with its socket | the same |
@@ -36,6 +36,11 @@
 //!
 //! The rooms inbox is a subscription (`rooms.inbox`), so the `sub` rule
 //! covers it.
+//!
+//! A server remembers no ended subscription: a `sub` re-sent for one the
+//! server ended (its `nosub` lost in the drop) runs again. Its `ready` then
+//! arrives for an id the client no longer has, and the client sends `unsub`
+//! for it, so its documents go.
 
 use super::{Event, Machine, Output, Phase};
 use crate::protocol::hash::FastSet;
@@ -50,8 +55,10 @@ pub(super) struct Sub {
     name: String,
     params: Vec<Value>,
     ready: bool,
-    /// Sent in the current session.
+    /// Sent in the current session (and not due to be sent again).
     sent: bool,
+    /// Written at least once in the current session: the server may have it.
+    known: bool,
     /// The length of its `sub` frame when last sent.
     frame: usize,
 }
@@ -85,7 +92,7 @@ impl Machine {
     /// already be EJSON-encoded.
     pub fn subscribe(&mut self, name: &str, params: Vec<Value>) -> String {
         let id: String = (0..17).map(|_| ID_ALPHABET[(((self.random)() * 55.0) as usize).min(54)] as char).collect();
-        self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, frame: 0 });
+        self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, known: false, frame: 0 });
         self.send_subs();
         id
     }
@@ -104,7 +111,7 @@ impl Machine {
         if self.phase == Phase::Connected && sub.sent {
             self.send(ClientMessage::Unsub { id: sub.id.clone() });
             self.subs.unanswered_unsubs.push(sub.id.clone());
-        } else if sub.sent || self.resume.is_some() {
+        } else if sub.known {
             self.subs.unsent_unsubs.push(sub.id.clone());
         }
         self.emit(Event::SubStopped { id: sub.id, error: None });
@@ -133,6 +140,7 @@ impl Machine {
         }
         for s in self.subs.list.iter_mut().filter(|s| !s.sent) {
             s.sent = true;
+            s.known = true;
             let msg = ClientMessage::Sub { id: s.id.clone(), name: s.name.clone(), params: s.params.clone() };
             let text = msg.encode();
             s.frame = text.len();
@@ -202,6 +210,7 @@ impl Machine {
         self.subs.unanswered_unsubs.clear();
         for s in &mut self.subs.list {
             s.sent = false;
+            s.known = false;
         }
         if reconnect {
             let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
@@ -266,7 +275,17 @@ impl Machine {
     }
 
     fn sub_ready_arrived(&mut self, id: &str) {
-        let Some(sub) = self.subs.list.iter_mut().find(|s| s.id == id) else { return };
+        let Some(sub) = self.subs.list.iter_mut().find(|s| s.id == id) else {
+            // A subscription this client no longer has, and has not stopped:
+            // the server ended it, its `nosub` was lost in a drop, and the
+            // `sub` re-sent after the resumption ran it again. Stop it, so its
+            // documents go.
+            if !self.subs.unanswered_unsubs.iter().any(|x| x == id) {
+                self.send(ClientMessage::Unsub { id: id.to_owned() });
+                self.subs.unanswered_unsubs.push(id.to_owned());
+            }
+            return;
+        };
         match &mut self.subs.quiesce {
             Some(q) => {
                 if !q.subs.remove(id) && !sub.ready {

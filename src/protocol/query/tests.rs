@@ -3,30 +3,12 @@
 
 use super::live::{replay, Diff, LiveResults};
 use super::ostree::OsTree;
-use super::{Fields, Query, QueryError, Regex, RegexEngine};
+use super::{Fields, Query, QueryError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
-/// The native tests' regular expressions (the `regex` crate; JavaScript's
-/// flags i, m, s map onto its inline flags).
-pub(crate) struct NativeRegex;
-
-struct Compiled(regex::Regex);
-
-impl Regex for Compiled {
-    fn is_match(&self, text: &str) -> bool {
-        self.0.is_match(text)
-    }
-}
-
-impl RegexEngine for NativeRegex {
-    fn compile(&self, pattern: &str, flags: &str) -> Result<Box<dyn Regex>, String> {
-        let inline: String = flags.chars().filter(|c| matches!(c, 'i' | 'm' | 's')).collect();
-        let full = if inline.is_empty() { pattern.to_owned() } else { format!("(?{inline}){pattern}") };
-        regex::Regex::new(&full).map(|r| Box::new(Compiled(r)) as Box<dyn Regex>).map_err(|e| e.to_string())
-    }
-}
+pub(crate) use crate::query::native_regex::NativeRegex;
 
 fn fields(v: Value) -> Fields {
     match v {

@@ -29,6 +29,8 @@ enum Step {
     Unsubscribe(usize),
     /// The server writes document `d{1}` of publication `{0}` (None removes it).
     Write(usize, u8, Option<i64>),
+    /// The server ends one of its subscriptions (modulo their count).
+    ServerEnd(usize),
     ToServer,
     ToClient,
     Drop,
@@ -42,6 +44,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..PUBS).prop_map(Step::Subscribe),
         1 => any::<usize>().prop_map(Step::Unsubscribe),
         2 => (0..PUBS, 0u8..5, proptest::option::weighted(0.8, -3i64..3)).prop_map(|(p, d, v)| Step::Write(p, d, v)),
+        1 => any::<usize>().prop_map(Step::ServerEnd),
         5 => Just(Step::ToServer),
         5 => Just(Step::ToClient),
         1 => Just(Step::Drop),
@@ -136,6 +139,7 @@ impl World {
                 }
             }
             Step::Write(p, d, v) => self.server.write(*p, *d, *v),
+            Step::ServerEnd(i) => self.server.end_sub(*i),
             Step::ToServer => {
                 if let Some(s) = self.socket {
                     if !self.open {
