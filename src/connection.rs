@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::host::{self, Clock, Guard, Host, HostSocket, PageEvent, SocketEvent};
 use crate::protocol::hash::{FastMap, NameMap};
-use crate::protocol::machine::{CallOptions, Config, Event, Input, Machine, MethodError, Outbox, Output};
+use crate::protocol::machine::{CallOptions, Completion, Config, Event, Input, Machine, MethodError, Outbox, Output};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::protocol::url::websocket_url;
@@ -682,31 +682,31 @@ impl Inner {
                     };
                     drop(old);
                 }
-                Output::Event(Event::MethodResult { id, outcome }) => {
+                Output::Done(Completion::MethodResult { id, outcome }) => {
                     let hook = self.calls.borrow_mut().get_mut(&id).and_then(|c| c.on_result.take());
                     if let Some(hook) = hook {
                         hook(&outcome);
                     }
                 }
-                Output::Event(Event::MethodDone { id, outcome }) => {
+                Output::Done(Completion::MethodDone { id, outcome }) => {
                     let pending = self.calls.borrow_mut().remove(&id);
                     if let Some(p) = pending {
                         p.finish(outcome);
                     }
                 }
-                Output::Event(Event::Data(change)) => {
+                Output::Done(Completion::Data(change)) => {
                     let mirror = self.mirrors.borrow().get(change.collection()).cloned();
                     if let Some(m) = mirror {
                         m.apply(&change);
                     }
                 }
-                Output::Event(Event::SubReady { id }) => {
+                Output::Done(Completion::SubReady { id }) => {
                     let state = self.subs.borrow().get(&id).cloned();
                     if let Some(s) = state {
                         s.ready.set(true);
                     }
                 }
-                Output::Event(Event::SubStopped { id, error }) => {
+                Output::Done(Completion::SubStopped { id, error }) => {
                     let state = self.subs.borrow_mut().remove(&id);
                     if let Some(s) = state {
                         let end = match error {

@@ -69,7 +69,7 @@ pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use error::Error;
 pub use protocol::ejson::Ejson;
 pub use protocol::machine::{CallOptions, MethodError, Outbox, StubWrite};
-pub use protocol::machine::{DisconnectReason, Event, ProtocolError};
+pub use protocol::machine::{Completion, DisconnectReason, Event, ProtocolError};
 pub use protocol::message::FrameError;
 pub use protocol::query::live::Diff;
 pub use protocol::query::QueryError;

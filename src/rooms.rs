@@ -10,7 +10,11 @@ use crate::connection::{connect, Connection, Done, DoneHook};
 use crate::data::Subscription;
 use crate::error::Error;
 use crate::protocol::hash::{FastSet, NameMap};
-use crate::protocol::machine::{CallOptions, Event, MethodError, STREAM_ROOMS};
+use crate::protocol::machine::{CallOptions, Event, MethodError};
+
+/// The stream collection the rooms' messages come in (the `rooms.inbox`
+/// publication's).
+const STREAM_ROOMS: &str = "rooms.inbox";
 use crate::protocol::room::{RoomAction, RoomEvent, RoomState};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use crate::{MethodCall, Options};
@@ -186,7 +190,9 @@ impl Client {
     /// Rooms over an existing connection.
     pub fn with_connection(conn: Connection) -> Client {
         let rooms: RoomMap = Rc::default();
-        let inbox = conn.subscribe_raw("rooms.inbox", Vec::new());
+        // Its messages are a stream, never documents in the store.
+        conn.drive(|m| m.add_stream_collection(STREAM_ROOMS));
+        let inbox = conn.subscribe_raw(STREAM_ROOMS, Vec::new());
         let weak = Rc::downgrade(&rooms);
         // Weak: the connection's own listener list must not hold it.
         let c = conn.downgrade();

@@ -511,12 +511,8 @@ impl DdpConnection {
                 Event::ReconnectAttempt { attempt } => ("reconnect_attempt", vec![(*attempt).into()]),
                 Event::Reconnected { attempts } => ("reconnect", vec![(*attempts).into()]),
                 Event::ReconnectFailed => ("reconnect_failed", vec![]),
-                Event::MethodResult { .. }
-                | Event::MethodDone { .. }
-                | Event::SubReady { .. }
-                | Event::SubStopped { .. }
-                | Event::Data(_)
-                | Event::Stream { .. } => return,
+                // The rooms' messages, for `rooms::Client`.
+                Event::Stream { .. } => return,
             };
             l.emit(name, &args);
         });

@@ -22,7 +22,6 @@ pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use subs::Subs;
 
 /// The collection that carries room messages (see docs/rooms-protocol.md).
-pub const STREAM_ROOMS: &str = "rooms.inbox";
 
 /// DDP versions this client speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
@@ -54,7 +53,8 @@ pub struct Config {
     /// Collections that carry a stream of messages, not documents: their
     /// `added` messages are delivered as [`Event::Stream`] at once (never
     /// stored, never held back after a reconnect); `changed` and `removed`
-    /// in them are ignored. The rooms of `crate::rooms` use `rooms.inbox`.
+    /// in them are ignored. None by default; the rooms plug-in
+    /// (`crate::rooms`) adds `rooms.inbox` ([`Machine::add_stream_collection`]).
     pub stream_collections: Vec<String>,
 }
 
@@ -71,7 +71,7 @@ impl Default for Config {
             max_pending_calls: 10_000,
             max_pending_bytes: 16 * 1024 * 1024,
             resume_sessions: true,
-            stream_collections: vec![STREAM_ROOMS.to_owned()],
+            stream_collections: Vec::new(),
         }
     }
 }
@@ -218,6 +218,16 @@ pub enum Event {
     ReconnectFailed,
     /// A problem the connection survived.
     Error(ProtocolError),
+    /// A message of a stream collection (see [`Config::stream_collections`]).
+    Stream { collection: String, id: String, fields: serde_json::Map<String, Value> },
+}
+
+/// What the driver completes for the app's handles: a call's future, a
+/// subscription's state, a collection's documents. Kept apart from
+/// [`Event`] (what `on_event` listeners hear), so no layer has to list
+/// which events to pass over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
     /// A subscription is ready (its initial documents are in the store).
     SubReady { id: String },
     /// A subscription ended: stopped by the app (`error` None) or by the
@@ -225,8 +235,6 @@ pub enum Event {
     SubStopped { id: String, error: Option<Value> },
     /// A document changed in the local store.
     Data(crate::protocol::store::Change),
-    /// A message of a stream collection (see [`Config::stream_collections`]).
-    Stream { collection: String, id: String, fields: serde_json::Map<String, Value> },
     /// A method's `result` arrived (its writes may not be visible yet).
     MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
     /// A method call ended: both `result` and `updated` arrived, or it failed.
@@ -244,6 +252,8 @@ pub enum Output {
     CloseSocket { socket: u64 },
     /// Tell the app.
     Event(Event),
+    /// Complete a call, a subscription's state, a collection's documents.
+    Done(Completion),
     /// A new session replaced a lost one: run the app's `onReconnect` hooks
     /// now (method calls they make go ahead of everything queued), then
     /// call [`Machine::reconnect_hooks_done`].
@@ -518,6 +528,15 @@ impl Machine {
         self.observe_clock(now);
         if self.phase == Phase::Idle && !self.closed {
             self.open_socket(now);
+        }
+    }
+
+    /// Makes `collection` a stream collection (see
+    /// [`Config::stream_collections`]) from now on; for plug-ins that need
+    /// one on a connection already made.
+    pub fn add_stream_collection(&mut self, collection: &str) {
+        if !self.config.stream_collections.iter().any(|c| c == collection) {
+            self.config.stream_collections.push(collection.to_owned());
         }
     }
 
@@ -930,6 +949,10 @@ impl Machine {
 
     fn emit(&mut self, event: Event) {
         self.out.push_back(Output::Event(event));
+    }
+
+    fn complete(&mut self, done: Completion) {
+        self.out.push_back(Output::Done(done));
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::protocol::machine::{CallOptions, Config, Event, Machine, Output};
+use crate::protocol::machine::{CallOptions, Completion, Config, Machine, Output};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -453,19 +453,19 @@ impl Client {
                         _ => {}
                     }
                 }
-                Output::Event(Event::MethodResult { id, outcome }) => {
+                Output::Done(Completion::MethodResult { id, outcome }) => {
                     if let Some(a) = self.logins.get(&id) {
                         self.login.result_received(*a, &outcome);
                     }
                 }
-                Output::Event(Event::MethodDone { id, outcome }) => {
+                Output::Done(Completion::MethodDone { id, outcome }) => {
                     if let Some(a) = self.logins.remove(&id) {
                         self.login.done(a, outcome, self.now);
                     } else if let Ok(v) = outcome {
                         self.answers.insert(id, v);
                     }
                 }
-                Output::Event(_) => {}
+                Output::Event(_) | Output::Done(_) => {}
                 Output::RunReconnectHooks => {
                     self.login.reconnected(self.now);
                     self.effects();

@@ -19,7 +19,7 @@
 //!   twice; missed results are replayed by the server. No hooks run: the
 //!   session (and its login) survived.
 
-use super::{Event, Machine, Output, Phase};
+use super::{Completion, Event, Machine, Output, Phase};
 use crate::protocol::hash::FastMap;
 use crate::protocol::message::ClientMessage;
 use serde_json::Value;
@@ -442,7 +442,7 @@ impl Machine {
         Methods::push(&mut m.blocks, id, wait);
         for w in writes {
             if let Some(change) = self.subs.store.stub_write(id, &w.collection, &w.id, w.doc) {
-                self.emit(Event::Data(change));
+                self.complete(Completion::Data(change));
             }
         }
         self.send_first_block();
@@ -572,7 +572,7 @@ impl Machine {
             return; // a duplicate result (a replay): the first one counts
         }
         c.result = Some(outcome.clone());
-        self.emit(Event::MethodResult { id: n, outcome });
+        self.complete(Completion::MethodResult { id: n, outcome });
         self.maybe_complete(n);
     }
 
@@ -616,7 +616,7 @@ impl Machine {
         }
         if let Some(c) = self.take_call(id) {
             let outcome = c.result.unwrap_or(Ok(None));
-            self.emit(Event::MethodDone { id, outcome });
+            self.complete(Completion::MethodDone { id, outcome });
         }
         self.send_first_block();
     }
@@ -628,7 +628,7 @@ impl Machine {
         }
         // Its stub's writes give way to the server's version.
         for change in self.subs.store.method_done(id) {
-            self.out.push_back(Output::Event(Event::Data(change)));
+            self.out.push_back(Output::Done(Completion::Data(change)));
         }
         self.methods.bytes -= c.bytes;
         if let Some(d) = c.deadline {
@@ -643,7 +643,7 @@ impl Machine {
             if c.sent && c.result.is_none() {
                 self.methods.abandoned = self.methods.abandoned.max(c.frame);
             }
-            self.emit(Event::MethodDone { id, outcome: Err(error) });
+            self.complete(Completion::MethodDone { id, outcome: Err(error) });
             self.send_first_block();
             self.subs_method_gone(id);
         }

@@ -42,7 +42,7 @@
 //! arrives for an id the client no longer has, and the client sends `unsub`
 //! for it, so its documents go.
 
-use super::{Event, Machine, Output, Phase};
+use super::{Completion, Event, Machine, Output, Phase};
 use crate::protocol::hash::FastSet;
 use crate::protocol::message::{ClientMessage, ServerMessage};
 use crate::protocol::random::ID_ALPHABET;
@@ -114,7 +114,7 @@ impl Machine {
         } else if sub.known {
             self.subs.unsent_unsubs.push(sub.id.clone());
         }
-        self.emit(Event::SubStopped { id: sub.id, error: None });
+        self.complete(Completion::SubStopped { id: sub.id, error: None });
         self.maybe_flush();
     }
 
@@ -162,7 +162,7 @@ impl Machine {
             let failure = super::ProtocolError::SubscriptionFailed { id: id.clone(), error: e.clone() };
             self.emit(Event::Error(failure));
         }
-        self.emit(Event::SubStopped { id, error });
+        self.complete(Completion::SubStopped { id, error });
         self.maybe_flush();
     }
 
@@ -263,10 +263,10 @@ impl Machine {
                 } else {
                     let mut store = std::mem::take(&mut self.subs.store);
                     apply(&mut store, data, &mut |c| {
-                        self.out.push_back(Output::Event(match c {
-                            Ok(c) => Event::Data(c),
-                            Err(e) => Event::Error(e),
-                        }))
+                        self.out.push_back(match c {
+                            Ok(c) => Output::Done(Completion::Data(c)),
+                            Err(e) => Output::Event(Event::Error(e)),
+                        })
                     });
                     self.subs.store = store;
                 }
@@ -295,7 +295,7 @@ impl Machine {
             None => {
                 if !sub.ready {
                     sub.ready = true;
-                    self.emit(Event::SubReady { id: id.to_owned() });
+                    self.complete(Completion::SubReady { id: id.to_owned() });
                 }
             }
         }
@@ -321,12 +321,12 @@ impl Machine {
             self.emit(Event::Error(e));
         }
         for change in self.subs.store.reconcile(next) {
-            self.emit(Event::Data(change));
+            self.complete(Completion::Data(change));
         }
         for id in q.newly_ready {
             if let Some(s) = self.subs.list.iter_mut().find(|s| s.id == id) {
                 s.ready = true;
-                self.out.push_back(Output::Event(Event::SubReady { id }));
+                self.out.push_back(Output::Done(Completion::SubReady { id }));
             }
         }
     }

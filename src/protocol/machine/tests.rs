@@ -18,6 +18,7 @@ struct Harness {
     open: Option<u64>,
     sent: Vec<String>,
     events: Vec<Event>,
+    done: Vec<Completion>,
     hooks_run: usize,
     hook: Option<Box<dyn FnOnce(&mut Machine, f64)>>,
 }
@@ -31,6 +32,7 @@ impl Harness {
             open: None,
             sent: vec![],
             events: vec![],
+            done: vec![],
             hooks_run: 0,
             hook: None,
         }
@@ -53,6 +55,7 @@ impl Harness {
                     self.sent.push(text);
                 }
                 Output::Event(e) => self.events.push(e),
+                Output::Done(c) => self.done.push(c),
                 Output::RunReconnectHooks => {
                     self.hooks_run += 1;
                     if let Some(hook) = self.hook.take() {
@@ -67,6 +70,12 @@ impl Harness {
     fn start(&mut self) {
         self.m.start(self.now);
         self.drain();
+    }
+
+    /// Forgets the events and completions heard so far.
+    fn clear(&mut self) {
+        self.events.clear();
+        self.done.clear();
     }
 
     fn socket(&self) -> u64 {
@@ -110,7 +119,7 @@ impl Harness {
     fn drop_and_reconnect(&mut self, session: &str) {
         self.close(1006);
         self.fire();
-        self.events.clear();
+        self.clear();
         self.sent.clear();
         self.open_and_connect(session);
     }
@@ -124,12 +133,12 @@ impl Harness {
     }
 }
 
-/// The calls failed since the events were last cleared, as (id, code).
+/// The calls failed since the harness was last cleared, as (id, code).
 fn failed(h: &Harness) -> Vec<(u64, serde_json::Value)> {
-    h.events
+    h.done
         .iter()
         .filter_map(|e| match e {
-            Event::MethodDone { id, outcome: Err(err) } => Some((*id, err.error())),
+            Completion::MethodDone { id, outcome: Err(err) } => Some((*id, err.error())),
             _ => None,
         })
         .collect()

@@ -73,26 +73,26 @@ fn an_unreadable_result_fails_its_call_instead_of_stranding_it() {
     let other = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
     h.drain();
     h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":[1,2"#));
-    let done = h.events.iter().filter(|e| matches!(e, Event::MethodDone { .. })).count();
+    let done = h.done.iter().filter(|e| matches!(e, Completion::MethodDone { .. })).count();
     assert_eq!(done, 1, "only the call named fails: {:?}", h.events);
     assert!(h
-        .events
+        .done
         .iter()
-        .any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
+        .any(|e| matches!(e, Completion::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::NotJson(_))) } if *i == id)));
     assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::Frame(FrameError::NotJson(_))))));
-    h.events.clear();
+    h.clear();
     // An oversized result, of which only the ends were copied.
     let ends = format!(r#"{{"msg":"result","id":"{other}","result":"xxxx…xxxx"}}"#);
     let s = h.socket();
     h.m.handle_oversized_frame(s, 50_000_000, &ends, h.now);
     h.drain();
-    assert!(h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::TooLarge { len: 50_000_000, .. })) } if *i == other)));
+    assert!(h.done.iter().any(|e| matches!(e, Completion::MethodDone { id: i, outcome: Err(MethodError::BadFrame(FrameError::TooLarge { len: 50_000_000, .. })) } if *i == other)));
     assert_eq!(h.m.outbox(), Outbox::default(), "nothing left waiting");
     // A frame naming no pending call fails nothing.
     let third = h.m.call("echo", vec![], CallOptions::default(), h.now).expect("queued");
     h.drain();
-    h.events.clear();
+    h.clear();
     h.frame(r#"{"msg":"result","id":"999","result":[1,2"#);
-    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })));
+    assert!(!h.done.iter().any(|e| matches!(e, Completion::MethodDone { .. })));
     assert_eq!(h.m.outbox().in_flight, 1, "call {third} still waits");
 }

@@ -25,10 +25,10 @@ fn sent_methods(h: &Harness) -> Vec<(String, String)> {
 }
 
 fn done(h: &Harness) -> Vec<(u64, Result<Option<Value>, MethodError>)> {
-    h.events
+    h.done
         .iter()
         .filter_map(|e| match e {
-            Event::MethodDone { id, outcome } => Some((*id, outcome.clone())),
+            Completion::MethodDone { id, outcome } => Some((*id, outcome.clone())),
             _ => None,
         })
         .collect()
@@ -60,7 +60,7 @@ fn a_call_completes_only_with_both_result_and_updated_in_either_order() {
     let b = call(&mut h, "b", CallOptions::default());
     h.frame(r#"{"msg":"result","id":"1","result":42}"#);
     assert!(done(&h).is_empty());
-    assert!(h.events.contains(&Event::MethodResult { id: a, outcome: Ok(Some(json!(42))) }));
+    assert!(h.done.contains(&Completion::MethodResult { id: a, outcome: Ok(Some(json!(42))) }));
     h.frame(r#"{"msg":"updated","methods":["2"]}"#);
     assert!(done(&h).is_empty());
     h.frame(r#"{"msg":"updated","methods":["1"]}"#);
@@ -348,7 +348,7 @@ fn a_call_the_server_refused_as_too_large_fails_instead_of_looping() {
     let big = h.m.call("big", vec![json!("x".repeat(5000))], CallOptions::default(), h.now).expect("queued");
     let medium = h.m.call("medium", vec![json!("y".repeat(800))], CallOptions::default(), h.now).expect("queued");
     h.drain();
-    h.events.clear();
+    h.clear();
     h.close(1009);
     assert_eq!(failed(&h), vec![(big, json!("message-too-big"))], "only the largest unanswered call fails: {:?}", h.events);
     // The others are re-sent on the next session and complete.
@@ -369,10 +369,10 @@ fn a_call_the_server_refused_as_too_large_fails_instead_of_looping() {
     h.drain();
     assert_eq!(sent_methods(&h), vec![("big".to_owned(), again.to_string())]);
     // Refused too: it fails the same way.
-    h.events.clear();
+    h.clear();
     h.close(1009);
-    let code = h.events.iter().find_map(|e| match e {
-        Event::MethodDone { id, outcome: Err(err) } if *id == again => Some(err.error()),
+    let code = h.done.iter().find_map(|e| match e {
+        Completion::MethodDone { id, outcome: Err(err) } if *id == again => Some(err.error()),
         _ => None,
     });
     assert_eq!(code, Some(json!("message-too-big")));
@@ -385,14 +385,14 @@ fn a_1009_close_with_nothing_unanswered_and_other_codes_fail_nothing() {
     let mut h = connected();
     let id = call(&mut h, "answered", CallOptions::default());
     h.frame(&format!(r#"{{"msg":"result","id":"{id}","result":1}}"#));
-    h.events.clear();
+    h.clear();
     h.close(1009);
-    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { outcome: Err(_), .. })), "{:?}", h.events);
+    assert!(!h.done.iter().any(|e| matches!(e, Completion::MethodDone { outcome: Err(_), .. })), "{:?}", h.done);
     let mut h = connected();
     call(&mut h, "pending", CallOptions::default());
-    h.events.clear();
+    h.clear();
     h.close(1006);
-    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })), "{:?}", h.events);
+    assert!(!h.done.iter().any(|e| matches!(e, Completion::MethodDone { .. })), "{:?}", h.done);
 }
 
 /// When the largest unanswered message is a subscription's, the
@@ -404,14 +404,14 @@ fn a_subscription_the_server_refused_as_too_large_ends_with_an_error() {
     let id = call(&mut h, "small", CallOptions::default());
     let sub = h.m.subscribe("huge", vec![json!("z".repeat(4000))]);
     h.drain();
-    h.events.clear();
+    h.clear();
     h.close(1009);
-    let stopped = h.events.iter().find_map(|e| match e {
-        Event::SubStopped { id, error: Some(error) } if *id == sub => Some(error.clone()),
+    let stopped = h.done.iter().find_map(|e| match e {
+        Completion::SubStopped { id, error: Some(error) } if *id == sub => Some(error.clone()),
         _ => None,
     });
     assert_eq!(stopped.as_ref().map(|e| e["error"].clone()), Some(json!("message-too-big")), "{:?}", h.events);
-    assert!(!h.events.iter().any(|e| matches!(e, Event::MethodDone { .. })), "the call is not failed: {:?}", h.events);
+    assert!(!h.done.iter().any(|e| matches!(e, Completion::MethodDone { .. })), "the call is not failed: {:?}", h.done);
     assert_eq!(h.m.sub_ready(&sub), None, "the subscription is gone");
     h.fire();
     h.sent.clear();

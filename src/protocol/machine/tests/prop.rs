@@ -86,7 +86,7 @@ proptest! {
                     Output::OpenSocket { socket } => { prop_assert!(socket > last_socket); last_socket = socket; open = Some(socket) }
                     Output::CloseSocket { socket } => if open == Some(socket) { open = None },
                     Output::Send { socket, .. } => prop_assert_eq!(Some(socket), open),
-                    Output::Event(_) => {}
+                    Output::Event(_) | Output::Done(_) => {}
                     Output::RunReconnectHooks => m.reconnect_hooks_done(),
                 }
             }

@@ -105,14 +105,14 @@ impl World {
                     }
                 }
                 Output::Send { text, .. } => self.up.push_back(text),
-                Output::Event(Event::MethodDone { id, outcome }) => {
+                Output::Done(Completion::MethodDone { id, outcome }) => {
                     *self.done.entry(id).or_default() += 1;
                     if let Ok(Some(v)) = outcome {
                         self.results.insert(id, v);
                     }
                 }
-                Output::Event(Event::SubStopped { id, .. }) => self.live.retain(|x| *x != id),
-                Output::Event(_) => {}
+                Output::Done(Completion::SubStopped { id, .. }) => self.live.retain(|x| *x != id),
+                Output::Event(_) | Output::Done(_) => {}
                 Output::RunReconnectHooks => {
                     self.hooks += 1;
                     self.m.reconnect_hooks_done();

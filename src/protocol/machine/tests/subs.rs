@@ -13,10 +13,10 @@ fn ids_sent(h: &Harness, msg: &str) -> Vec<String> {
 }
 
 fn data(h: &Harness) -> Vec<Change> {
-    h.events
+    h.done
         .iter()
         .filter_map(|e| match e {
-            Event::Data(c) => Some(c.clone()),
+            Completion::Data(c) => Some(c.clone()),
             _ => None,
         })
         .collect()
@@ -62,7 +62,7 @@ fn data_and_ready_flow_into_the_store() {
     h.frame(r#"{"msg":"changed","collection":"c","id":"a","fields":{"v":2,"w":1}}"#);
     ready(&mut h, &id);
     assert_eq!(h.m.sub_ready(&id), Some(true));
-    assert!(h.events.contains(&Event::SubReady { id: id.clone() }));
+    assert!(h.done.contains(&Completion::SubReady { id: id.clone() }));
     assert_eq!(h.m.store().get("c", "a").unwrap()["v"], 2);
     assert_eq!(data(&h).len(), 2);
     h.frame(r#"{"msg":"removed","collection":"c","id":"a"}"#);
@@ -76,7 +76,7 @@ fn nosub_with_an_error_stops_it_and_reports_the_error() {
     h.drain();
     h.frame(&json!({"msg":"nosub","id":id,"error":{"error":404,"reason":"Subscription 'bad' not found"}}).to_string());
     assert!(h.events.iter().any(|e| matches!(e, Event::Error(ProtocolError::SubscriptionFailed { .. }))));
-    assert!(h.events.iter().any(|e| matches!(e, Event::SubStopped { id: i, error: Some(_) } if *i == id)));
+    assert!(h.done.iter().any(|e| matches!(e, Completion::SubStopped { id: i, error: Some(_) } if *i == id)));
     assert_eq!(h.m.sub_ready(&id), None);
 }
 
@@ -88,7 +88,7 @@ fn stop_while_connected_sends_unsub_and_reports_at_once() {
     h.m.unsubscribe(&id);
     h.drain();
     assert_eq!(sent_of(&h, "unsub"), vec![json!({"msg":"unsub","id":id})]);
-    assert!(h.events.contains(&Event::SubStopped { id: id.clone(), error: None }));
+    assert!(h.done.contains(&Completion::SubStopped { id: id.clone(), error: None }));
     // The server's nosub for it is quiet.
     let n = h.events.len();
     h.frame(&json!({"msg":"nosub","id":id}).to_string());
@@ -201,7 +201,7 @@ fn reconnect_holds_data_until_ready_then_applies_only_differences() {
     assert!(changes.iter().any(|c| matches!(c, Change::Changed { id, .. } if id == "edit")));
     assert!(changes.iter().any(|c| matches!(c, Change::Added { id, .. } if id == "new")));
     assert!(!changes.iter().any(|c| matches!(c, Change::Removed { id, .. } if id == "same")), "no flicker");
-    assert!(!h.events.iter().any(|e| matches!(e, Event::SubReady { .. })), "no second ready");
+    assert!(!h.done.iter().any(|e| matches!(e, Completion::SubReady { .. })), "no second ready");
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn a_new_subscription_during_the_hold_becomes_ready_after_it() {
     assert_eq!(h.m.sub_ready(&new), Some(false), "announced after the hold");
     ready(&mut h, &old);
     assert_eq!(h.m.sub_ready(&new), Some(true));
-    assert!(h.events.contains(&Event::SubReady { id: new }));
+    assert!(h.done.contains(&Completion::SubReady { id: new }));
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -357,6 +357,7 @@ fn stub_writes_show_until_the_call_completes() {
 #[test]
 fn stream_collections_deliver_at_once_and_are_never_stored_or_held() {
     let mut h = connected();
+    h.m.add_stream_collection("rooms.inbox");
     let id = h.m.subscribe("rooms.inbox", vec![]);
     h.drain();
     ready(&mut h, &id);

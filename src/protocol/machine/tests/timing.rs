@@ -203,7 +203,7 @@ fn heartbeat_and_call_timeouts_survive_the_clock_going_back() {
     h.advance(17_500.0);
     assert!(h.sent.iter().any(|s| s.contains(r#""msg":"ping""#)), "the idle ping went out on time: {:?}", h.sent);
     assert!(
-        h.events.iter().any(|e| matches!(e, Event::MethodDone { id: i, outcome: Err(MethodError::Timeout) } if *i == id)),
+        h.done.iter().any(|e| matches!(e, Completion::MethodDone { id: i, outcome: Err(MethodError::Timeout) } if *i == id)),
         "the call timed out on time: {:?}",
         h.events
     );

@@ -12,7 +12,7 @@ use serde_json::json;
 /// The server closes with 1009: call `small`, which it accepted, does not
 /// fail, and a later call of a few hundred bytes is still taken.
 fn closed_with_1009_blames_nothing(h: &mut Harness, small: u64) {
-    h.events.clear();
+    h.clear();
     h.close(1009);
     assert_eq!(failed(h), vec![], "the server accepted call {small}: it must not fail as too large");
     let later = h.m.call("later", vec![json!("y".repeat(300))], CallOptions::default(), h.now);
@@ -66,9 +66,9 @@ fn a_ready_subscription_re_sent_in_a_new_session_is_the_one_refused_not_a_small_
     h.drain();
     h.drop_and_reconnect("S2");
     assert!(h.sent.iter().any(|t| t.contains(r#""msg":"sub""#) && t.contains("zzzz")), "re-sent: {:?}", h.sent);
-    h.events.clear();
+    h.clear();
     h.close(1009);
     assert_eq!(failed(&h), vec![], "call {small} (a few bytes) was not what the server refused");
-    let ended = h.events.iter().any(|e| matches!(e, Event::SubStopped { id, error: Some(_) } if *id == sub));
+    let ended = h.done.iter().any(|e| matches!(e, Completion::SubStopped { id, error: Some(_) } if *id == sub));
     assert!(ended, "the 5 kB subscription is the one refused: {:?}", h.events);
 }
