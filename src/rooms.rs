@@ -13,7 +13,7 @@ use crate::protocol::hash::{FastSet, NameMap};
 use crate::protocol::machine::{CallOptions, Event, MethodError};
 
 /// The stream collection the rooms' messages come in (the `rooms.inbox`
-/// publication's).
+/// publication's; see docs/rooms-protocol.md).
 const STREAM_ROOMS: &str = "rooms.inbox";
 use crate::protocol::room::{RoomAction, RoomEvent, RoomState};
 use crate::reactive::{ListenerHandle, Observable, Registry};

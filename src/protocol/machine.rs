@@ -21,8 +21,6 @@ use methods::Methods;
 pub use methods::{CallOptions, MethodError, Outbox, StubWrite};
 use subs::Subs;
 
-/// The collection that carries room messages (see docs/rooms-protocol.md).
-
 /// DDP versions this client speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
 
