@@ -39,6 +39,20 @@ async fn until(ms: u64, what: &str, pred: impl Fn() -> bool) {
     }
 }
 
+/// The server's count of open sockets in `scenario`, once it is `want`
+/// (or after two seconds of waiting for it).
+async fn open_sockets(addr: SocketAddr, scenario: &str, want: u64) -> Value {
+    let mut n = Value::Null;
+    for _ in 0..200 {
+        n = server::control(addr, &format!("/control/{scenario}/stats")).await["connections"].clone();
+        if n == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    n
+}
+
 async fn connected(conn: &Connection) {
     until(5_000, "connected", || conn.connected()).await;
 }
@@ -76,15 +90,7 @@ async fn calls_subscriptions_and_a_drop_with_resumption() {
             conn.close();
         })
         .await;
-    let mut left = Value::Null;
-    for _ in 0..200 {
-        left = server::control(addr, "/control/n-life/stats").await["connections"].clone();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(left, 0, "close() closed the socket");
+    assert_eq!(open_sockets(addr, "n-life", 0).await, 0, "close() closed the socket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,15 +168,7 @@ async fn a_shared_connection_is_used_from_spawned_tasks_and_closes_when_dropped(
     assert_eq!(len, 3);
     assert_eq!(server::control(addr, "/control/n-shared/stats").await["connections"], 1);
     drop(conn);
-    let mut left = Value::Null;
-    for _ in 0..200 {
-        left = server::control(addr, "/control/n-shared/stats").await["connections"].clone();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(left, 0, "dropping the last clone closed the socket");
+    assert_eq!(open_sockets(addr, "n-shared", 0).await, 0, "dropping the last clone closed the socket");
 }
 
 #[test]

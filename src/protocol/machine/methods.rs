@@ -627,9 +627,7 @@ impl Machine {
             self.methods.in_flight -= 1;
         }
         // Its stub's writes give way to the server's version.
-        for change in self.subs.store.method_done(id) {
-            self.out.push_back(Output::Done(Completion::Data(change)));
-        }
+        self.release_writes(id);
         self.methods.bytes -= c.bytes;
         if let Some(d) = c.deadline {
             self.methods.deadlines.remove(d, id);

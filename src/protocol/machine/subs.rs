@@ -71,6 +71,10 @@ pub(super) struct Quiesce {
     methods: FastSet<String>,
     /// Subscriptions whose `ready` arrived while holding (announced after).
     newly_ready: Vec<String>,
+    /// Calls that ended while holding: their stubs' writes give way to the
+    /// server's version when the held data is applied, not before (else a
+    /// document a stub wrote would vanish until then).
+    pub(super) released: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -212,12 +216,31 @@ impl Machine {
             s.sent = false;
             s.known = false;
         }
+        // A hold cut short by this new session still owes its released writes.
+        let released = self.subs.quiesce.take().map(|q| q.released).unwrap_or_default();
         if reconnect {
             let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
-            self.subs.quiesce = Some(Quiesce { subs, methods: resent_methods.into_iter().collect(), ..Quiesce::default() });
+            let methods = resent_methods.into_iter().collect();
+            self.subs.quiesce = Some(Quiesce { subs, methods, released, ..Quiesce::default() });
+        } else {
+            for id in released {
+                self.release_writes(id);
+            }
         }
         self.send_subs();
         self.maybe_flush();
+    }
+
+    /// Call `id` ended: its stub's writes give way to the server's version,
+    /// at once, or when a hold in progress is over.
+    pub(super) fn release_writes(&mut self, id: u64) {
+        if let Some(q) = &mut self.subs.quiesce {
+            q.released.push(id);
+            return;
+        }
+        for change in self.subs.store.method_done(id) {
+            self.complete(Completion::Data(change));
+        }
     }
 
     /// A method's `updated` arrived (for the hold after a reconnect).
@@ -322,6 +345,9 @@ impl Machine {
         }
         for change in self.subs.store.reconcile(next) {
             self.complete(Completion::Data(change));
+        }
+        for id in q.released {
+            self.release_writes(id);
         }
         for id in q.newly_ready {
             if let Some(s) = self.subs.list.iter_mut().find(|s| s.id == id) {

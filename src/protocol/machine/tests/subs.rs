@@ -333,6 +333,34 @@ mod random_interleavings {
 }
 
 #[test]
+fn a_stub_write_stays_until_the_hold_of_a_new_session_brings_the_servers_copy() {
+    use crate::protocol::machine::StubWrite;
+    let mut h = connected();
+    let sub = h.m.subscribe("docs", vec![]);
+    h.drain();
+    ready(&mut h, &sub);
+    h.close(1006);
+    h.drain();
+    // Offline: a stub writes t1; its call waits in the outbox.
+    let mut fields = serde_json::Map::new();
+    fields.insert("v".into(), json!(1));
+    let w = StubWrite { collection: "c".into(), id: "t1".into(), doc: Some(fields) };
+    let id = h.m.call_with_writes("insert", vec![], Default::default(), vec![w], h.now).unwrap();
+    h.drain();
+    h.fire();
+    h.open_and_connect("S2"); // a new session: data held until the sub is ready again
+                              // The call runs and completes before the re-sent subscription is ready.
+    added(&mut h, "t1", 1);
+    h.frame(&json!({"msg":"updated","methods":[id.to_string()]}).to_string());
+    h.frame(&json!({"msg":"result","id":id.to_string(),"result":"t1"}).to_string());
+    assert!(h.done.iter().any(|c| matches!(c, Completion::MethodDone { .. })));
+    assert!(h.m.store().get("c", "t1").is_some(), "the stub's copy stays while the server's is held");
+    ready(&mut h, &sub);
+    assert!(h.m.store().get("c", "t1").is_some());
+    assert!(!data(&h).iter().any(|c| matches!(c, Change::Removed { .. })), "t1 never vanished: {:?}", data(&h));
+}
+
+#[test]
 fn stub_writes_show_until_the_call_completes() {
     use crate::protocol::machine::StubWrite;
     let mut h = connected();
