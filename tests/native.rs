@@ -1,7 +1,11 @@
 //! The client natively on tokio (cargo feature `native`), end to end
-//! against the test server started in-process: the lifecycle, calls across
-//! a drop, subscriptions and queries, accounts, rooms, and the `Send`
-//! [`SharedConnection`] from a multi-threaded runtime.
+//! against the test server started in-process (and Meteor 3.0.4's own
+//! server, the fixture, when it is there): the lifecycle (heartbeats, a
+//! silent server, clean closes, version negotiation, retries and their
+//! reasons, a mute server let go), calls across drops and in order after
+//! the reconnect hooks, subscriptions and queries, accounts, rooms, `wss://`,
+//! upgrade headers, and the `Send` [`SharedConnection`] from a
+//! multi-threaded runtime.
 #![cfg(not(target_arch = "wasm32"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -394,4 +398,94 @@ fn a_server_that_never_answers_the_upgrade_is_let_go_at_the_connect_timeout() {
         assert!(matches!(waited, Ok(Some(()))), "the socket of the timed-out attempt was closed");
         until(1_000, "failed", || conn.status().status == ConnectionState::Failed).await;
     });
+}
+
+/// Records the connection's events.
+fn events(conn: &Connection) -> (Rc<RefCell<Vec<ddp_live::Event>>>, ddp_live::ListenerHandle) {
+    let seen: Rc<RefCell<Vec<ddp_live::Event>>> = Rc::default();
+    let s = seen.clone();
+    let handle = conn.on_event(move |e| s.borrow_mut().push(e.clone()));
+    (seen, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_catch_a_silent_server_and_a_clean_close_is_retried() {
+    use ddp_live::{DisconnectReason, Event};
+    let (_server, addr) = server::start(Default::default()).await;
+    LocalSet::new()
+        .run_until(async move {
+            let options = Options { heartbeat_interval_ms: 200.0, heartbeat_timeout_ms: 300.0, ..fast() };
+            let conn = connect(&url(addr, "n-beat"), options).unwrap();
+            connected(&conn).await;
+            let (seen, _h) = events(&conn);
+            server::control(addr, "/control/n-beat/silent?on=true").await;
+            until(5_000, "the dead link noticed", || !conn.connected()).await;
+            assert_eq!(seen.borrow()[0], Event::Disconnected { reason: DisconnectReason::PingTimeout });
+            server::control(addr, "/control/n-beat/silent?on=false").await;
+            connected(&conn).await;
+            seen.borrow_mut().clear();
+            server::control(addr, "/control/n-beat/disconnect").await;
+            until(5_000, "the close", || !conn.connected()).await;
+            assert_eq!(seen.borrow()[0], Event::Disconnected { reason: DisconnectReason::ServerDisconnect });
+            connected(&conn).await;
+            conn.close();
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_negotiated_and_a_mismatch_fails_for_good() {
+    let (_server, addr) = server::start(Default::default()).await;
+    server::control(addr, "/control/n-pre2/versions?v=pre2").await;
+    server::control(addr, "/control/n-v2/versions?v=2").await;
+    LocalSet::new()
+        .run_until(async move {
+            let conn = connect(&url(addr, "n-pre2"), fast()).unwrap();
+            connected(&conn).await;
+            assert_eq!(conn.status().retry_count, 0, "negotiation is not a retry");
+            conn.close();
+            let conn = connect(&url(addr, "n-v2"), fast()).unwrap();
+            until(5_000, "failed", || conn.status().status == ConnectionState::Failed).await;
+            assert_eq!(conn.status().reason.as_deref(), Some("DDP version negotiation failed; server requested version 2"));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(server::control(addr, "/control/n-v2/stats").await["accepted"], 1, "no retry after a permanent failure");
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_calls_go_out_in_order_after_the_reconnect_hooks() {
+    let (_server, addr) = server::start(Default::default()).await;
+    server::control(addr, "/control/n-order/resume?on=false").await;
+    LocalSet::new()
+        .run_until(async move {
+            let conn = connect(&url(addr, "n-order"), fast()).unwrap();
+            connected(&conn).await;
+            let first = conn.id().unwrap();
+            let order: Rc<RefCell<Vec<String>>> = Rc::default();
+            let o = order.clone();
+            let _hook = conn.on_reconnect(move |c| {
+                let o = o.clone();
+                let call = c.call::<Value>("echo", ("hook",));
+                tokio::task::spawn_local(async move {
+                    let answer = call.await.unwrap().to_string();
+                    o.borrow_mut().push(answer);
+                });
+            });
+            conn.disconnect();
+            assert_eq!(open_sockets(addr, "n-order", 0).await, 0, "disconnect() closed the socket");
+            let calls: Vec<_> = (0..50).map(|i| conn.call::<i64>("echo", (i,))).collect();
+            assert_eq!(conn.outbox().queued, 50);
+            conn.reconnect();
+            let mut results = Vec::new();
+            for call in calls {
+                results.push(call.await.unwrap());
+            }
+            assert_eq!(results, (0..50).collect::<Vec<i64>>(), "each call got its own answer, in order");
+            assert_ne!(conn.id().unwrap(), first, "a new session");
+            until(1_000, "the hook's call", || !order.borrow().is_empty()).await;
+            assert_eq!(*order.borrow(), vec!["\"hook\"".to_owned()]);
+            conn.close();
+        })
+        .await;
 }
