@@ -5,7 +5,7 @@
 //! flight both ways.
 
 use super::{Guard, Host, HostSocket, PageEvent, SocketEvent, SocketHandler};
-use crate::protocol::sim_server::{SimServer, PUBS};
+use crate::protocol::sim_server::{step, SimServer, Step, PUBS};
 use crate::{CallOptions, Connection, MethodError, Options, RetryPolicy};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -144,31 +144,6 @@ impl SimHost {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Call,
-    Subscribe(usize),
-    Unsubscribe(usize),
-    Write(usize, u8, Option<i64>),
-    ToServer,
-    ToClient,
-    Drop,
-    Time,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => Just(Step::Call),
-        2 => (0..PUBS).prop_map(Step::Subscribe),
-        1 => any::<usize>().prop_map(Step::Unsubscribe),
-        2 => (0..PUBS, 0u8..5, proptest::option::weighted(0.8, -3i64..3)).prop_map(|(p, d, v)| Step::Write(p, d, v)),
-        5 => Just(Step::ToServer),
-        5 => Just(Step::ToClient),
-        1 => Just(Step::Drop),
-        1 => Just(Step::Time),
-    ]
-}
-
 type Call = Pin<Box<dyn Future<Output = Result<Value, MethodError>>>>;
 
 struct World {
@@ -183,9 +158,9 @@ impl World {
     fn step(&mut self, st: &Step) {
         let host = self.host.clone();
         match st {
-            Step::Call => {
+            Step::Call { wait } => {
                 let token = format!("t{}", self.calls.len() + 1);
-                let call = self.conn.apply::<Value>("m", (token.clone(),), CallOptions::default());
+                let call = self.conn.apply::<Value>("m", (token.clone(),), CallOptions { wait: *wait, ..CallOptions::default() });
                 self.calls.push((token, Some(Box::pin(call)), 0));
             }
             Step::Subscribe(p) => self.subs.push(self.conn.subscribe(&format!("p{p}"), ())),
@@ -196,6 +171,7 @@ impl World {
                 }
             }
             Step::Write(p, d, v) => self.server.write(*p, *d, *v),
+            Step::ServerEnd(i) => self.server.end_sub(*i),
             Step::ToServer => match host.wire() {
                 Some((handler, _, false)) => {
                     if let Some(w) = host.wire.borrow_mut().as_mut() {

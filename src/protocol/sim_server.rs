@@ -4,6 +4,7 @@
 //! client missed is replayed from `receivedCount`). Frames travel through
 //! `down`; what the server has not read is the test's to keep (and lose).
 
+use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -205,4 +206,44 @@ impl SimServer {
             _ => {}
         }
     }
+}
+
+/// One step of a random history, for the property tests that drive the
+/// machine or the whole driver against [`SimServer`].
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// A call (`wait`: alone in its block).
+    Call { wait: bool },
+    /// A subscription to publication `p{0}`.
+    Subscribe(usize),
+    /// Stops the live subscription at this index (modulo their count).
+    Unsubscribe(usize),
+    /// The server writes document `d{1}` of publication `{0}` (None removes it).
+    Write(usize, u8, Option<i64>),
+    /// The server ends one of its subscriptions (modulo their count).
+    ServerEnd(usize),
+    /// The server reads one frame (or the socket opens).
+    ToServer,
+    /// The client reads one frame.
+    ToClient,
+    /// The socket drops, losing what is in flight both ways.
+    Drop,
+    /// Time passes to the next deadline.
+    Time,
+}
+
+/// A random step, weighted towards delivering frames.
+pub(crate) fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Call { wait: false }),
+        1 => Just(Step::Call { wait: true }),
+        2 => (0..PUBS).prop_map(Step::Subscribe),
+        1 => any::<usize>().prop_map(Step::Unsubscribe),
+        2 => (0..PUBS, 0u8..5, proptest::option::weighted(0.8, -3i64..3)).prop_map(|(p, d, v)| Step::Write(p, d, v)),
+        1 => any::<usize>().prop_map(Step::ServerEnd),
+        5 => Just(Step::ToServer),
+        5 => Just(Step::ToClient),
+        1 => Just(Step::Drop),
+        1 => Just(Step::Time),
+    ]
 }

@@ -14,43 +14,10 @@
 //! - the client's store equals what the server published to the session.
 
 use super::*;
-use crate::protocol::sim_server::{SimServer, PUBS};
+use crate::protocol::sim_server::{step, SimServer, Step, PUBS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-
-#[derive(Debug, Clone)]
-enum Step {
-    Call {
-        wait: bool,
-    },
-    Subscribe(usize),
-    /// Stops the live subscription at this index (modulo their count).
-    Unsubscribe(usize),
-    /// The server writes document `d{1}` of publication `{0}` (None removes it).
-    Write(usize, u8, Option<i64>),
-    /// The server ends one of its subscriptions (modulo their count).
-    ServerEnd(usize),
-    ToServer,
-    ToClient,
-    Drop,
-    Time,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => Just(Step::Call { wait: false }),
-        1 => Just(Step::Call { wait: true }),
-        2 => (0..PUBS).prop_map(Step::Subscribe),
-        1 => any::<usize>().prop_map(Step::Unsubscribe),
-        2 => (0..PUBS, 0u8..5, proptest::option::weighted(0.8, -3i64..3)).prop_map(|(p, d, v)| Step::Write(p, d, v)),
-        1 => any::<usize>().prop_map(Step::ServerEnd),
-        5 => Just(Step::ToServer),
-        5 => Just(Step::ToClient),
-        1 => Just(Step::Drop),
-        1 => Just(Step::Time),
-    ]
-}
 
 struct World {
     m: Machine,
