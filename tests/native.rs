@@ -184,16 +184,10 @@ fn a_connection_without_a_server_retries_and_reports_why() {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let conn = connect(&url(addr, "none"), Options { max_retries: Some(2), ..fast() }).unwrap();
-        let errors: Rc<RefCell<Vec<String>>> = Rc::default();
-        let e = errors.clone();
-        let _listen = conn.on_event(move |ev| {
-            if let ddp_live::Event::Error(err) = ev {
-                e.borrow_mut().push(err.to_string());
-            }
-        });
+        let (seen, _listen) = events(&conn);
         until(5_000, "failed", || conn.status().status == ConnectionState::Failed).await;
         assert_eq!(conn.status().retry_count, 2);
-        let errors = errors.borrow();
+        let errors = error_texts(&seen);
         assert_eq!(errors.len(), 3, "the first attempt and two retries: {errors:?}");
         assert!(errors.iter().all(|e| e.contains("refused")), "the app hears why: {errors:?}");
     });
@@ -338,16 +332,10 @@ async fn wss_verifies_the_certificate_against_the_trust_store() {
             conn.close();
             let refused =
                 connect(&format!("wss://localhost:{untrusted}/t/n-tls/websocket"), Options { max_retries: Some(1), ..fast() }).unwrap();
-            let errors: Rc<RefCell<Vec<String>>> = Rc::default();
-            let e = errors.clone();
-            let _listen = refused.on_event(move |ev| {
-                if let ddp_live::Event::Error(err) = ev {
-                    e.borrow_mut().push(err.to_string());
-                }
-            });
+            let (seen, _listen) = events(&refused);
             until(5_000, "failed", || refused.status().status == ConnectionState::Failed).await;
             assert!(!refused.status().connected);
-            let errors = errors.borrow();
+            let errors = error_texts(&seen);
             assert!(errors.iter().any(|e| e.contains("certificate")), "the app hears why: {errors:?}");
         })
         .await;
@@ -398,6 +386,17 @@ fn a_server_that_never_answers_the_upgrade_is_let_go_at_the_connect_timeout() {
         assert!(matches!(waited, Ok(Some(()))), "the socket of the timed-out attempt was closed");
         until(1_000, "failed", || conn.status().status == ConnectionState::Failed).await;
     });
+}
+
+/// The texts of the `Error` events among `seen`.
+fn error_texts(seen: &RefCell<Vec<ddp_live::Event>>) -> Vec<String> {
+    seen.borrow()
+        .iter()
+        .filter_map(|e| match e {
+            ddp_live::Event::Error(err) => Some(err.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Records the connection's events.
