@@ -41,7 +41,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::connection::{Connection, Done, WeakConnection};
+use crate::connection::{Connection, Done, Plugin, WeakConnection};
 use crate::data::Collection;
 use crate::protocol::accounts::{password_login_params, resume_login_params, AttemptKind, Effect, LoginState, StorageKeys, StoredLogin};
 use crate::protocol::machine::{CallOptions, MethodError};
@@ -92,6 +92,12 @@ pub(crate) struct AccountsInner {
     /// The timer of the bound on that wait, and when it fires.
     timer: RefCell<Option<(f64, crate::host::Guard)>>,
 }
+
+/// The accounts are a plug-in of the connection's driver: one per
+/// connection, kept while it lives. They hear no completion of their own:
+/// their calls settle through their hooks, the user's document through the
+/// `users` collection.
+impl Plugin for AccountsInner {}
 
 impl AccountsInner {
     fn new() -> Rc<Self> {
@@ -156,30 +162,27 @@ pub(crate) fn create_user_params(user: NewUser) -> Vec<Value> {
 impl Connection {
     /// The connection's accounts (made on first use; one per connection).
     pub fn accounts(&self) -> Accounts {
-        let inner = self.inner();
-        let state = inner
-            .accounts
-            .get_or_init(|| {
-                let state = AccountsInner::new();
-                let weak = Rc::downgrade(&state);
-                let hook = self.on_reconnect(move |conn| {
-                    if let Some(state) = weak.upgrade() {
-                        Accounts::from_parts(conn, state).reconnected();
-                    }
-                });
-                *state.hook.borrow_mut() = Some(hook);
-                let (weak, conn) = (Rc::downgrade(&state), self.downgrade());
-                let watch = self.collection("users").on_change(move |change| {
-                    let (Some(state), Some(conn)) = (weak.upgrade(), conn.upgrade()) else { return };
-                    let awaited = state.state.borrow().awaiting_user() == Some(change.id());
-                    if awaited {
-                        Accounts::from_parts(&conn, state).run_effects();
-                    }
-                });
-                *state.watch.borrow_mut() = Some(watch);
-                state
-            })
-            .clone();
+        let state = self.plugin(|conn| {
+            let state = AccountsInner::new();
+            let weak = Rc::downgrade(&state);
+            let hook = conn.on_reconnect(move |conn| {
+                if let Some(state) = weak.upgrade() {
+                    Accounts::from_parts(conn, state).reconnected();
+                }
+            });
+            *state.hook.borrow_mut() = Some(hook);
+            let (weak, users) = (Rc::downgrade(&state), conn.collection("users"));
+            let conn = conn.downgrade();
+            let watch = users.on_change(move |change| {
+                let (Some(state), Some(conn)) = (weak.upgrade(), conn.upgrade()) else { return };
+                let awaited = state.state.borrow().awaiting_user() == Some(change.id());
+                if awaited {
+                    Accounts::from_parts(&conn, state).run_effects();
+                }
+            });
+            *state.watch.borrow_mut() = Some(watch);
+            state
+        });
         Accounts::from_parts(self, state)
     }
 }

@@ -1,13 +1,55 @@
 //! Subscriptions and reactive collections (the driver side).
 
-use crate::connection::{Connection, WeakConnection};
+use crate::connection::{Connection, Plugin, WeakConnection};
+use crate::protocol::hash::{FastMap, NameMap};
+use crate::protocol::machine::Completion;
 use crate::protocol::store::{Change, DocRef, Fields, Store};
 use crate::reactive::{ListenerHandle, Observable, Registry};
 use futures_signals::signal::Signal;
 use futures_signals::signal_map::{MutableBTreeMap, SignalMapExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+
+/// A connection's subscriptions and collections (a plug-in of its driver):
+/// the state each subscription's handles share, by subscription id, and
+/// each collection's mirror, by name.
+#[derive(Default)]
+struct Data {
+    subs: RefCell<FastMap<String, SubState>>,
+    mirrors: RefCell<NameMap<Rc<Mirror>>>,
+}
+
+impl Plugin for Data {
+    fn completion(&self, done: &Completion) {
+        match done {
+            Completion::Data(change) => {
+                let mirror = self.mirrors.borrow().get(change.collection()).cloned();
+                if let Some(m) = mirror {
+                    m.apply(change);
+                }
+            }
+            Completion::SubReady { id } => {
+                let state = self.subs.borrow().get(id).cloned();
+                if let Some(s) = state {
+                    s.ready.set(true);
+                }
+            }
+            Completion::SubStopped { id, error } => {
+                let state = self.subs.borrow_mut().remove(id);
+                if let Some(s) = state {
+                    s.ended.set(Some(error.clone().map_or(SubscriptionEnd::Stopped, SubscriptionEnd::Failed)));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn data(conn: &Connection) -> Rc<Data> {
+    conn.plugin(|_| Rc::default())
+}
 
 /// How a subscription ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,7 +368,7 @@ impl Connection {
         let state = SubState { ready: Observable::new(false), ended: Observable::new(None) };
         // Registered before the pump runs: its ready may already be there.
         let id = self.with_machine_mut(|m| m.subscribe(name, params));
-        self.inner().subs.borrow_mut().insert(id.clone(), state.clone());
+        data(self).subs.borrow_mut().insert(id.clone(), state.clone());
         self.drive(|_| ());
         Subscription { conn: self.downgrade(), id, state }
     }
@@ -338,8 +380,8 @@ impl Connection {
     /// The live view of collection `name` (created empty if no document
     /// arrived yet).
     pub fn collection(&self, name: &str) -> Collection {
-        let inner = self.inner();
-        let existing = inner.mirrors.borrow().get(name).cloned();
+        let data = data(self);
+        let existing = data.mirrors.borrow().get(name).cloned();
         let mirror = existing.unwrap_or_else(|| {
             let weak = self.downgrade();
             let access: StoreAccess = Box::new(move |f| {
@@ -348,7 +390,7 @@ impl Connection {
                 }
             });
             let m = Rc::new(Mirror::new(name, access));
-            inner.mirrors.borrow_mut().insert(name.to_owned(), m.clone());
+            data.mirrors.borrow_mut().insert(name.to_owned(), m.clone());
             m
         });
         Collection::new(name.to_owned(), mirror)

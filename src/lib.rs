@@ -49,6 +49,7 @@ pub mod browser;
 mod host;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub use host::native::SharedConnection;
+mod calls;
 mod connection;
 mod data;
 mod error;
@@ -64,7 +65,8 @@ pub mod rooms;
 mod stubs;
 
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
-pub use connection::{connect, on_reconnect, Connection, MethodCall, Options, WeakConnection};
+pub use calls::MethodCall;
+pub use connection::{connect, on_reconnect, Connection, Options, WeakConnection};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use error::Error;
 pub use protocol::ejson::Ejson;

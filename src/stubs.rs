@@ -3,15 +3,80 @@
 //! server will reproduce (through the call's `randomSeed`) and write
 //! documents, which show at once and give way to the server's version when
 //! the call completes.
+//!
+//! A connection has one stub registry ([`Stubs`], a plug-in of its
+//! driver): Rust's [`Connection::define_stub`] and JavaScript's
+//! `methods()` define there, and every call, made from Rust or from
+//! JavaScript, runs what is defined ([`simulate`]).
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Plugin};
 use crate::data::document;
 use crate::protocol::hash::NameMap;
 use crate::protocol::machine::StubWrite;
 use crate::protocol::random::{new_seed, RandomStream};
 use crate::protocol::store::Fields;
 use serde_json::Value;
+use std::any::Any;
+use std::cell::RefCell;
 use std::rc::Rc;
+
+/// A stub's failure: its message, and what a stub written in another
+/// language (JavaScript) threw, as that language's value, for a caller in
+/// the same language to hand back.
+pub(crate) struct StubError {
+    pub(crate) message: String,
+    #[cfg_attr(not(feature = "js"), allow(dead_code))]
+    pub(crate) foreign: Option<Box<dyn Any>>,
+}
+
+/// A stub as the registry keeps it, whichever language defined it: gets
+/// the call's (EJSON wire) arguments, returns its value.
+pub(crate) type StubFn = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, StubError>>;
+
+/// A connection's stubs, by method name.
+#[derive(Default)]
+pub(crate) struct Stubs(RefCell<NameMap<StubFn>>);
+
+impl Plugin for Stubs {}
+
+/// What a method's stub did, for the call about to be placed.
+#[derive(Default)]
+pub(crate) struct Simulation {
+    /// The stub's value (`None` without a stub, or when it failed).
+    pub(crate) value: Option<Value>,
+    /// The value as a stub in another language returned it (JavaScript's).
+    #[cfg_attr(not(feature = "js"), allow(dead_code))]
+    pub(crate) foreign: Option<Box<dyn Any>>,
+    /// The call's `randomSeed`, if the stub asked for one.
+    pub(crate) seed: Option<String>,
+    /// The documents it wrote (none when it failed).
+    pub(crate) writes: Vec<StubWrite>,
+}
+
+/// Defines (or replaces) the stub of method `name`.
+pub(crate) fn define(conn: &Connection, name: &str, stub: StubFn) {
+    conn.plugin(|_| Rc::<Stubs>::default()).0.borrow_mut().insert(name.to_owned(), stub);
+}
+
+/// Runs the stub of method `name`, if one is defined, on the call's wire
+/// arguments. A stub that fails is the error when `throw`; otherwise it is
+/// reported through the host, its writes are dropped, and the call goes on
+/// to the server.
+pub(crate) fn simulate(conn: &Connection, name: &str, params: &[Value], throw: bool) -> Result<Simulation, StubError> {
+    let stub = conn.find_plugin::<Stubs>().and_then(|s| s.0.borrow().get(name).cloned());
+    let Some(stub) = stub else { return Ok(Simulation::default()) };
+    let mut ctx = StubContext::new(conn, name);
+    let result = stub(&mut ctx, params);
+    let StubContext { seed, writes, foreign, .. } = ctx;
+    match result {
+        Ok(value) => Ok(Simulation { value: Some(value), foreign, seed, writes }),
+        Err(e) if throw => Err(e),
+        Err(e) => {
+            conn.host().log_error(&format!("ddp-live: the stub of \"{name}\" failed: {}", e.message));
+            Ok(Simulation { seed, ..Simulation::default() })
+        }
+    }
+}
 
 /// What a stub sees and does: its call's random streams and document writes.
 pub struct StubContext {
@@ -20,6 +85,8 @@ pub struct StubContext {
     seed: Option<String>,
     streams: NameMap<RandomStream>,
     writes: Vec<StubWrite>,
+    /// What a stub in another language returned, as that language's value.
+    foreign: Option<Box<dyn Any>>,
 }
 
 /// A client stub: gets the call's (EJSON wire) arguments, returns its value.
@@ -27,7 +94,28 @@ pub type Stub = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, String>>;
 
 impl StubContext {
     pub(crate) fn new(conn: &Connection, name: &str) -> Self {
-        StubContext { conn: conn.clone(), name: name.to_owned(), seed: None, streams: NameMap::default(), writes: Vec::new() }
+        StubContext {
+            conn: conn.clone(),
+            name: name.to_owned(),
+            seed: None,
+            streams: NameMap::default(),
+            writes: Vec::new(),
+            foreign: None,
+        }
+    }
+
+    /// Takes this context's state, leaving a fresh one (a stub in another
+    /// language works on it for the time of its run, then puts it back).
+    #[cfg(feature = "js")]
+    pub(crate) fn take(&mut self) -> StubContext {
+        let fresh = StubContext::new(&self.conn, &self.name);
+        std::mem::replace(self, fresh)
+    }
+
+    /// Keeps what a stub in another language returned, as that language's value.
+    #[cfg(feature = "js")]
+    pub(crate) fn set_foreign(&mut self, value: Box<dyn Any>) {
+        self.foreign = Some(value);
     }
 
     /// The method's name.
@@ -100,10 +188,6 @@ impl StubContext {
     pub fn remove(&mut self, collection: &str, id: &str) {
         self.writes.push(StubWrite { collection: collection.to_owned(), id: id.to_owned(), doc: None });
     }
-
-    pub(crate) fn finish(self) -> (Option<String>, Vec<StubWrite>) {
-        (self.seed, self.writes)
-    }
 }
 
 impl Connection {
@@ -120,6 +204,7 @@ impl Connection {
     /// # }
     /// ```
     pub fn define_stub(&self, name: &str, stub: impl Fn(&mut StubContext, &[Value]) -> Result<Value, String> + 'static) {
-        self.inner().stubs.borrow_mut().insert(name.to_owned(), Rc::new(stub));
+        let stub: StubFn = Rc::new(move |ctx, args| stub(ctx, args).map_err(|message| StubError { message, foreign: None }));
+        define(self, name, stub);
     }
 }

@@ -36,7 +36,10 @@ impl Emitter {
     pub(crate) fn add(&self, event: &str, callback: Function, once: bool) -> Result<(), wasm_bindgen::JsValue> {
         let Some(event) = self.canonical(event) else {
             let known: Vec<&str> = self.names().map(|(n, _)| *n).collect();
-            return Err(js_error("unknown-event", &format!("unknown event \"{event}\"; known events: {}", known.join(", "))));
+            return Err(js_error(
+                "unknown-event",
+                &format!("unknown event \"{event}\"; known events: {}", crate::protocol::join(&known, ", ")),
+            ));
         };
         self.listeners.borrow_mut().push(JsListener { event, callback, once });
         Ok(())

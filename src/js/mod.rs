@@ -16,12 +16,11 @@ use emitter::Emitter;
 use crate::connection::{connect, Connection, Options};
 use crate::error::Error;
 use crate::protocol::ejson::Ejson;
-use crate::protocol::hash::NameMap;
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
 use crate::reactive::ListenerHandle;
-use crate::stubs::StubContext;
-use crate::{CallOptions, Event, MethodError, Outbox, ProtocolError, StubWrite};
+use crate::stubs::{StubContext, StubError};
+use crate::{CallOptions, Event, MethodError, Outbox, ProtocolError};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -354,7 +353,7 @@ fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<
         if !known.contains(&key.as_str()) {
             return Err(to_js_error(Error::InvalidOptions(format!(
                 "unknown option \"{prefix}{key}\"; known options: {}",
-                known.join(", ")
+                crate::protocol::join(known, ", ")
             ))));
         }
     }
@@ -493,7 +492,6 @@ pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
 pub struct DdpConnection {
     conn: Connection,
     listeners: Emitter,
-    stubs: RefCell<NameMap<Function>>,
     _event_handle: ListenerHandle,
     _accounts_handle: ListenerHandle,
 }
@@ -516,66 +514,7 @@ impl DdpConnection {
             };
             l.emit(name, &args);
         });
-        DdpConnection { conn, listeners, stubs: RefCell::new(NameMap::default()), _event_handle: handle, _accounts_handle: accounts_handle }
-    }
-
-    /// Runs the client stub of `name`, if any. Returns the stub's value
-    /// (`None` without a stub), the randomSeed if the stub asked for one,
-    /// and the documents it wrote.
-    #[allow(clippy::type_complexity)]
-    fn run_stub(&self, name: &str, args: &Array) -> (Option<Result<JsValue, JsValue>>, Option<String>, Vec<StubWrite>) {
-        let stub = self.stubs.borrow().get(name).cloned();
-        let Some(stub) = stub else { return (None, None, Vec::new()) };
-        let ctx = Rc::new(RefCell::new(StubContext::new(&self.conn, name)));
-        let invocation = Object::new();
-        let set = |k: &str, v: &JsValue| {
-            let _ = Reflect::set(&invocation, &k.into(), v);
-        };
-        set("isSimulation", &true.into());
-        set("name", &name.into());
-        let c = ctx.clone();
-        let random_seed = Closure::<dyn Fn() -> String>::new(move || c.borrow_mut().random_seed());
-        let c = ctx.clone();
-        let random_id = Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| {
-            c.borrow_mut().random_id(&scope.unwrap_or_default())
-        });
-        let c = ctx.clone();
-        let insert = Closure::<dyn Fn(String, JsValue) -> Result<String, JsValue>>::new(move |coll: String, doc: JsValue| {
-            let doc = ejson::from_js(&doc).map_err(|e| js_error("bad-arguments", &e))?.to_json();
-            Ok(c.borrow_mut().insert(&coll, doc))
-        });
-        let c = ctx.clone();
-        let update =
-            Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(move |coll: String, id: String, fields: JsValue| {
-                let fields = match ejson::from_js(&fields).map_err(|e| js_error("bad-arguments", &e))?.to_json() {
-                    serde_json::Value::Object(m) => m,
-                    _ => return Err(js_error("bad-arguments", "update() takes an object of fields")),
-                };
-                Ok(c.borrow_mut().update(&coll, &id, fields))
-            });
-        let c = ctx.clone();
-        let remove = Closure::<dyn Fn(String, String)>::new(move |coll: String, id: String| c.borrow_mut().remove(&coll, &id));
-        let c = ctx.clone();
-        let find_one = Closure::<dyn Fn(String, String) -> JsValue>::new(move |coll: String, id: String| {
-            c.borrow().find_one(&coll, &id).map_or(JsValue::UNDEFINED, |d| result_to_js(Some(d)))
-        });
-        set("randomSeed", random_seed.as_ref());
-        set("randomId", random_id.as_ref());
-        set("insert", insert.as_ref());
-        set("update", update.as_ref());
-        set("remove", remove.as_ref());
-        set("findOne", find_one.as_ref());
-        let result = stub.apply(&invocation, args);
-        // The stub ran synchronously; its helpers may go now.
-        drop((random_seed, random_id, insert, update, remove, find_one));
-        let (seed, writes) = match Rc::try_unwrap(ctx) {
-            Ok(cell) => cell.into_inner().finish(),
-            Err(shared) => {
-                let taken = std::mem::replace(&mut *shared.borrow_mut(), StubContext::new(&self.conn, name));
-                taken.finish()
-            }
-        };
-        (Some(result), seed, writes)
+        DdpConnection { conn, listeners, _event_handle: handle, _accounts_handle: accounts_handle }
     }
 
     fn apply_impl(&self, name: &str, args: Array, options: JsValue) -> Result<Promise, JsValue> {
@@ -593,25 +532,34 @@ impl DdpConnection {
             Ok(p) => p,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };
-        let (stub_value, random_seed, writes) = match self.stub_outcome(name, &args, flag("throwStubExceptions")) {
-            Ok(outcome) => outcome,
-            Err(thrown) => return Ok(Promise::reject(&thrown)),
+        let simulation = match crate::stubs::simulate(&self.conn, name, &params, flag("throwStubExceptions")) {
+            Ok(s) => s,
+            Err(StubError { message, foreign }) => {
+                let thrown = foreign.and_then(|f| f.downcast::<JsValue>().ok()).map_or_else(|| js_error("stub-failed", &message), |b| *b);
+                return Ok(Promise::reject(&thrown));
+            }
         };
         let call_options = CallOptions {
             wait: flag("wait"),
             no_retry: flag("noRetry"),
             timeout_ms,
-            random_seed,
+            random_seed: simulation.seed,
             return_stub_value: false,
             throw_stub_exceptions: false,
         };
         let hook = on_result.map(result_hook);
-        let return_stub = flag("returnStubValue") && stub_value.is_some();
+        let return_stub = flag("returnStubValue") && simulation.value.is_some();
+        // The stub's value as it returned it (a JavaScript stub's own value).
+        let stub_value = simulation
+            .foreign
+            .and_then(|f| f.downcast::<JsValue>().ok())
+            .map(|b| *b)
+            .or_else(|| simulation.value.as_ref().map(tojs::value));
         // An AbortSignal cancels the call while it is unsent; its listener
         // goes when the call ends.
         let abort: Rc<RefCell<Option<Closure<dyn Fn()>>>> = Rc::default();
         let (promise, settle) = settlement(return_stub, abort_cleanup(abort.clone(), signal.clone()));
-        let id = match self.conn.place_call(name, params, call_options, hook, writes, crate::connection::Done::Hook(settle)) {
+        let id = match self.conn.place_call(name, params, call_options, hook, simulation.writes, crate::connection::Done::Hook(settle)) {
             Ok(id) => id,
             Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
         };
@@ -638,24 +586,6 @@ impl DdpConnection {
         }
     }
 
-    /// Runs the method's stub, if any: its value, the call's random seed and
-    /// the stub's writes. A stub that threw rejects the call (`Err`, the
-    /// exception) with `throwStubExceptions`; else it is reported and its
-    /// writes dropped.
-    fn stub_outcome(&self, name: &str, args: &Array, throw: bool) -> Result<(Option<JsValue>, Option<String>, Vec<StubWrite>), JsValue> {
-        let (stub, random_seed, writes) = self.run_stub(name, args);
-        let (stub_value, writes) = match stub {
-            Some(Err(e)) if throw => return Err(e),
-            Some(Err(e)) => {
-                web_sys::console::error_2(&format!("ddp-live: the stub of \"{name}\" threw").into(), &e);
-                (None, Vec::new())
-            }
-            Some(Ok(v)) => (Some(v), writes),
-            None => (None, Vec::new()),
-        };
-        Ok((stub_value, random_seed, writes))
-    }
-
     /// Listens for `signal`'s `abort`, which cancels call `id`; the returned
     /// closure is the listener, kept until the call ends.
     fn cancel_on_abort(&self, signal: &JsValue, id: u64) -> Closure<dyn Fn()> {
@@ -670,6 +600,69 @@ impl DdpConnection {
             let _ = add.call2(signal, &"abort".into(), closure.as_ref());
         }
         closure
+    }
+}
+
+/// Runs a JavaScript stub, `this` being Meteor's method invocation
+/// (`isSimulation`, `name`, `randomSeed()`, `randomId(scope)`, `insert`,
+/// `update`, `remove`, `findOne`). It gets the call's arguments decoded
+/// from the wire: a copy, as Meteor's stubs get `EJSON.clone`d arguments.
+fn run_js_stub(stub: &Function, ctx: &mut StubContext, args: &[serde_json::Value]) -> Result<serde_json::Value, StubError> {
+    // The helpers outlive this borrow in JavaScript's eyes: they share the
+    // context for the stub's run, and it comes back afterwards.
+    let shared = Rc::new(RefCell::new(ctx.take()));
+    let invocation = Object::new();
+    let set = |k: &str, v: &JsValue| {
+        let _ = Reflect::set(&invocation, &k.into(), v);
+    };
+    set("isSimulation", &true.into());
+    set("name", &shared.borrow().name().into());
+    let c = shared.clone();
+    let random_seed = Closure::<dyn Fn() -> String>::new(move || c.borrow_mut().random_seed());
+    let c = shared.clone();
+    let random_id =
+        Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| c.borrow_mut().random_id(&scope.unwrap_or_default()));
+    let c = shared.clone();
+    let insert = Closure::<dyn Fn(String, JsValue) -> Result<String, JsValue>>::new(move |coll: String, doc: JsValue| {
+        let doc = ejson::from_js(&doc).map_err(|e| js_error("bad-arguments", &e))?.to_json();
+        Ok(c.borrow_mut().insert(&coll, doc))
+    });
+    let c = shared.clone();
+    let update =
+        Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(move |coll: String, id: String, fields: JsValue| {
+            let fields = match ejson::from_js(&fields).map_err(|e| js_error("bad-arguments", &e))?.to_json() {
+                serde_json::Value::Object(m) => m,
+                _ => return Err(js_error("bad-arguments", "update() takes an object of fields")),
+            };
+            Ok(c.borrow_mut().update(&coll, &id, fields))
+        });
+    let c = shared.clone();
+    let remove = Closure::<dyn Fn(String, String)>::new(move |coll: String, id: String| c.borrow_mut().remove(&coll, &id));
+    let c = shared.clone();
+    let find_one = Closure::<dyn Fn(String, String) -> JsValue>::new(move |coll: String, id: String| {
+        c.borrow().find_one(&coll, &id).map_or(JsValue::UNDEFINED, |d| result_to_js(Some(d)))
+    });
+    set("randomSeed", random_seed.as_ref());
+    set("randomId", random_id.as_ref());
+    set("insert", insert.as_ref());
+    set("update", update.as_ref());
+    set("remove", remove.as_ref());
+    set("findOne", find_one.as_ref());
+    let result = stub.apply(&invocation, &args.iter().map(tojs::value).collect::<Array>());
+    // The stub ran synchronously; its helpers may go now (a helper it kept
+    // and calls later finds a context no call reads).
+    drop((random_seed, random_id, insert, update, remove, find_one));
+    *ctx = match Rc::try_unwrap(shared) {
+        Ok(cell) => cell.into_inner(),
+        Err(kept) => kept.borrow_mut().take(),
+    };
+    match result {
+        Ok(value) => {
+            let json = ejson::from_js(&value).map_or(serde_json::Value::Null, |e| e.to_json());
+            ctx.set_foreign(Box::new(value));
+            Ok(json)
+        }
+        Err(thrown) => Err(StubError { message: crate::browser::describe(thrown.clone()), foreign: Some(Box::new(thrown)) }),
     }
 }
 
@@ -759,7 +752,7 @@ impl DdpConnection {
             let pair: Array = entry.unchecked_into();
             let name = pair.get(0).as_string().unwrap_or_default();
             let f = as_function(pair.get(1), &format!("methods(): \"{name}\""))?;
-            self.stubs.borrow_mut().insert(name, f);
+            crate::stubs::define(&self.conn, &name, Rc::new(move |ctx, args| run_js_stub(&f, ctx, args)));
         }
         Ok(())
     }

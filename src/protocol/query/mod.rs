@@ -167,9 +167,8 @@ impl Query {
             Some(Value::Object(o)) => {
                 for k in o.keys() {
                     if !matches!(k.as_str(), "sort" | "skip" | "limit" | "fields" | "projection") {
-                        return Err(QueryError::BadOptions(
-                            ["unknown option ", &crate::protocol::json::quoted(k), " (sort, skip, limit, fields)"].concat(),
-                        ));
+                        let k = crate::protocol::json::quoted(k);
+                        return Err(QueryError::BadOptions(format!("unknown option {k} (sort, skip, limit, fields)")));
                     }
                 }
                 if let Some(s) = o.get("sort") {

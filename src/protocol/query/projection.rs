@@ -120,7 +120,7 @@ impl Projection {
                 continue;
             }
             if k.starts_with('$') || k.split('.').any(str::is_empty) {
-                return Err(bad(["bad field name ", &crate::protocol::json::quoted(k), " in fields"].concat()));
+                return Err(bad(format!("bad field name {} in fields", crate::protocol::json::quoted(k))));
             }
             if *mode.get_or_insert(on) != on {
                 return Err(bad("fields cannot mix including and excluding (apart from _id)".into()));
