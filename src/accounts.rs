@@ -435,10 +435,10 @@ impl Accounts {
         // Already logged in: store the current login.
         let current = self.inner.state.borrow().stored().cloned();
         if let Some(stored) = current {
-            storage::write(&keys, &stored);
+            storage::write(&**conn.host(), &keys, &stored);
             return false;
         }
-        let Some(stored) = storage::read(&keys) else { return false };
+        let Some(stored) = storage::read(&**conn.host(), &keys) else { return false };
         let now = self.now();
         let restored = self.inner.state.borrow_mut().restore(stored, now);
         let resumed = restored.is_some();
@@ -512,13 +512,13 @@ impl Accounts {
             match effect {
                 Effect::ResumeLogin { attempt, token } => self.call_login("login", resume_login_params(&token), attempt),
                 Effect::Store(stored) => {
-                    if let Some(keys) = self.inner.storage.borrow().as_ref() {
-                        storage::write(keys, &stored);
+                    if let (Some(keys), Some(conn)) = (self.inner.storage.borrow().as_ref(), self.connection()) {
+                        storage::write(&**conn.host(), keys, &stored);
                     }
                 }
                 Effect::Unstore => {
-                    if let Some(keys) = self.inner.storage.borrow().as_ref() {
-                        storage::remove(keys);
+                    if let (Some(keys), Some(conn)) = (self.inner.storage.borrow().as_ref(), self.connection()) {
+                        storage::remove(&**conn.host(), keys);
                     }
                 }
                 Effect::Emit(event) => {
@@ -566,32 +566,33 @@ impl WeakAccounts {
     }
 }
 
-/// The stored login in `localStorage`, as Meteor writes it (the expiry as
-/// `Date.toString()`). Any failure (no storage, a private window, a full
-/// quota) is ignored: the login then simply does not survive a reload.
+/// The stored login in the host's storage (the page's `localStorage`), as
+/// Meteor writes it (the expiry as `Date.toString()` in the browser). Any
+/// failure (no storage, a private window, a full quota) is ignored: the
+/// login then simply does not survive a reload.
 mod storage {
     use super::{StorageKeys, StoredLogin};
-    use crate::browser::{date_parse, date_string, storage_get, storage_remove, storage_set};
+    use crate::host::Host;
 
-    pub(super) fn read(keys: &StorageKeys) -> Option<StoredLogin> {
-        let token = storage_get(&keys.token)?;
-        let user_id = storage_get(&keys.user_id)?;
+    pub(super) fn read(host: &dyn Host, keys: &StorageKeys) -> Option<StoredLogin> {
+        let token = host.storage_get(&keys.token)?;
+        let user_id = host.storage_get(&keys.user_id)?;
         // Unreadable: NaN, an unknown expiry (the token is tried, as Meteor does).
-        let expires = storage_get(&keys.expires).map(|e| date_parse(&e));
+        let expires = host.storage_get(&keys.expires).map(|e| host.date_parse(&e));
         Some(StoredLogin { user_id, token, expires })
     }
 
-    pub(super) fn write(keys: &StorageKeys, login: &StoredLogin) {
-        storage_set(&keys.user_id, &login.user_id);
-        storage_set(&keys.token, &login.token);
+    pub(super) fn write(host: &dyn Host, keys: &StorageKeys, login: &StoredLogin) {
+        host.storage_set(&keys.user_id, &login.user_id);
+        host.storage_set(&keys.token, &login.token);
         if let Some(ms) = login.expires {
-            storage_set(&keys.expires, &date_string(ms));
+            host.storage_set(&keys.expires, &host.date_string(ms));
         }
     }
 
-    pub(super) fn remove(keys: &StorageKeys) {
+    pub(super) fn remove(host: &dyn Host, keys: &StorageKeys) {
         for k in [&keys.user_id, &keys.token, &keys.expires] {
-            storage_remove(k);
+            host.storage_remove(k);
         }
     }
 }

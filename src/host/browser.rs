@@ -42,4 +42,24 @@ impl Host for Browser {
     fn log_error(&self, message: &str) {
         web_sys::console::error_1(&message.into());
     }
+
+    fn storage_get(&self, key: &str) -> Option<String> {
+        browser::storage_get(key)
+    }
+
+    fn storage_set(&self, key: &str, value: &str) {
+        browser::storage_set(key, value);
+    }
+
+    fn storage_remove(&self, key: &str) {
+        browser::storage_remove(key);
+    }
+
+    fn date_string(&self, ms: f64) -> String {
+        browser::date_string(ms)
+    }
+
+    fn date_parse(&self, text: &str) -> f64 {
+        browser::date_parse(text)
+    }
 }

@@ -59,6 +59,59 @@ pub trait Host {
     fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)>;
     /// Reports an app error that has no caller to go to (a failing stub).
     fn log_error(&self, message: &str);
+
+    /// The value stored under `key` in the host's key-value storage, the
+    /// one that outlives a connection (the page's `localStorage`): where a
+    /// persisted login is kept. `None` when nothing is stored, or where
+    /// there is no storage (the default).
+    fn storage_get(&self, key: &str) -> Option<String> {
+        let _ = key;
+        None
+    }
+    /// Stores `value` under `key`; a store that refuses (none here, a full
+    /// quota, a private window) only means the value is not kept.
+    fn storage_set(&self, key: &str, value: &str) {
+        let _ = (key, value);
+    }
+    /// Removes `key` from the storage.
+    fn storage_remove(&self, key: &str) {
+        let _ = key;
+    }
+    /// A time (ms since the epoch) as the host writes dates into its
+    /// storage. The browser writes `Date.toString()`, as Meteor does, so a
+    /// Meteor client on the same page reads it; the default writes the
+    /// number.
+    fn date_string(&self, ms: f64) -> String {
+        ms.to_string()
+    }
+    /// A date written by [`Host::date_string`] (or by Meteor, in the
+    /// browser), read back; NaN when unreadable.
+    fn date_parse(&self, text: &str) -> f64 {
+        text.parse().unwrap_or(f64::NAN)
+    }
+}
+
+/// An in-memory key-value storage (natively, the process's; in the
+/// simulated host, the test's).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Default)]
+pub(crate) struct MemoryStorage(std::sync::Mutex<Vec<(String, String)>>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl MemoryStorage {
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+    pub(crate) fn set(&self, key: &str, value: &str) {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_owned(),
+            None => entries.push((key.to_owned(), value.to_owned())),
+        }
+    }
+    pub(crate) fn remove(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|(k, _)| k != key);
+    }
 }
 
 /// The host of this build: the browser in wasm, tokio natively with the

@@ -232,6 +232,27 @@ impl Host for Tokio {
     fn log_error(&self, message: &str) {
         eprintln!("{message}");
     }
+
+    // The process's memory is the storage: a login persisted by one
+    // connection is resumed by the next one to the same server in the same
+    // process (a restarted process logs in again).
+    fn storage_get(&self, key: &str) -> Option<String> {
+        process_storage().get(key)
+    }
+
+    fn storage_set(&self, key: &str, value: &str) {
+        process_storage().set(key, value);
+    }
+
+    fn storage_remove(&self, key: &str) {
+        process_storage().remove(key);
+    }
+}
+
+/// The storage every native connection of the process shares.
+fn process_storage() -> &'static super::MemoryStorage {
+    static STORAGE: OnceLock<super::MemoryStorage> = OnceLock::new();
+    STORAGE.get_or_init(Default::default)
 }
 
 /// A job for the connection's thread.

@@ -57,6 +57,7 @@ pub(crate) struct SimHost {
     timers: RefCell<Vec<Timer>>,
     later: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     wire: RefCell<Option<Wire>>,
+    storage: super::MemoryStorage,
 }
 
 impl Host for SimHost {
@@ -102,6 +103,18 @@ impl Host for SimHost {
     }
 
     fn log_error(&self, _message: &str) {}
+
+    fn storage_get(&self, key: &str) -> Option<String> {
+        self.storage.get(key)
+    }
+
+    fn storage_set(&self, key: &str, value: &str) {
+        self.storage.set(key, value);
+    }
+
+    fn storage_remove(&self, key: &str) {
+        self.storage.remove(key);
+    }
 }
 
 impl SimHost {
