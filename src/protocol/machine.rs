@@ -54,6 +54,13 @@ pub struct Config {
     /// in them are ignored. None by default; the rooms plug-in
     /// (`crate::rooms`) adds `rooms.inbox` ([`Machine::add_stream_collection`]).
     pub stream_collections: Vec<String>,
+    /// Report every call as it enters the outbox ([`Completion::CallQueued`]),
+    /// for a durable outbox to keep (off: no output per call).
+    pub journal_calls: bool,
+    /// Send no call until [`Machine::release_calls`]: a durable outbox
+    /// reading what an earlier page left restores it first, so that it goes
+    /// out ahead of the calls made since.
+    pub hold_calls: bool,
 }
 
 impl Default for Config {
@@ -70,6 +77,8 @@ impl Default for Config {
             max_pending_bytes: 16 * 1024 * 1024,
             resume_sessions: true,
             stream_collections: Vec::new(),
+            journal_calls: false,
+            hold_calls: false,
         }
     }
 }
@@ -237,6 +246,9 @@ pub enum Completion {
     MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
     /// A method call ended: both `result` and `updated` arrived, or it failed.
     MethodDone { id: u64, outcome: Result<Option<Value>, MethodError> },
+    /// A call entered the outbox (only with [`Config::journal_calls`]);
+    /// [`Machine::call_record`] has what to keep of it.
+    CallQueued { id: u64 },
 }
 
 /// What the driver must do.
@@ -400,6 +412,7 @@ impl Machine {
     /// A machine with these settings and a source of random numbers in
     /// `[0, 1)` (for retry jitter). Call [`Machine::start`] to begin.
     pub fn new(config: Config, random: Box<dyn FnMut() -> f64>) -> Self {
+        let hold_calls = config.hold_calls;
         let version = config.versions.first().cloned().unwrap_or_else(|| SUPPORTED_VERSIONS[0].to_owned());
         Machine {
             config,
@@ -420,7 +433,7 @@ impl Machine {
             closed: false,
             clock: f64::NEG_INFINITY,
             heartbeat: None,
-            methods: Methods::default(),
+            methods: Methods::paused(hold_calls),
             subs: Subs::default(),
             out: VecDeque::new(),
         }

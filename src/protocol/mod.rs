@@ -16,6 +16,7 @@ pub mod accounts;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod arb;
 pub mod doc;
+pub mod durable;
 pub mod ejson;
 pub mod hash;
 pub mod json;

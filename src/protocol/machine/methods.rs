@@ -20,6 +20,7 @@
 //!   session (and its login) survived.
 
 use super::{Completion, Event, Machine, Output, Phase};
+use crate::protocol::durable::CallRecord;
 use crate::protocol::hash::FastMap;
 use crate::protocol::message::ClientMessage;
 use serde_json::Value;
@@ -324,6 +325,8 @@ pub(super) struct Methods {
     blocks: VecDeque<Block>,
     /// The old blocks while the app's `onReconnect` hooks run.
     held: Option<VecDeque<Block>>,
+    /// No call is sent until [`Machine::release_calls`] (`Config::hold_calls`).
+    paused: bool,
     /// Deadlines, ordered (f64 bits of a non-negative time order like the time).
     deadlines: Deadlines,
     bytes: usize,
@@ -339,6 +342,11 @@ pub(super) struct Methods {
 }
 
 impl Methods {
+    /// An empty outbox, sending (or not, with `paused`).
+    pub(super) fn paused(paused: bool) -> Self {
+        Methods { paused, ..Methods::default() }
+    }
+
     /// Moves every call deadline `by` ms earlier (the wall clock jumped back).
     pub(super) fn shift_deadlines(&mut self, by: f64) {
         let ids: Vec<u64> = self.deadlines.0.iter().map(|&(_, id)| id).collect();
@@ -440,6 +448,9 @@ impl Machine {
             Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes, frame: 0 },
         );
         Methods::push(&mut m.blocks, id, wait);
+        if self.config.journal_calls {
+            self.complete(Completion::CallQueued { id });
+        }
         for w in writes {
             if let Some(change) = self.subs.store.stub_write(id, &w.collection, &w.id, w.doc) {
                 self.complete(Completion::Data(change));
@@ -447,6 +458,84 @@ impl Machine {
         }
         self.send_first_block();
         Ok(id)
+    }
+
+    /// What a durable outbox keeps of call `id` (still in the outbox):
+    /// everything but the user and the time, which its keeper adds.
+    pub fn call_record(&self, id: u64) -> Option<CallRecord> {
+        let c = self.methods.calls.get(&id)?;
+        Some(CallRecord {
+            id,
+            name: c.name.clone(),
+            params: c.params.clone(),
+            random_seed: c.options.random_seed.clone(),
+            wait: c.options.wait,
+            no_retry: c.options.no_retry,
+            user: None,
+            at: 0.0,
+        })
+    }
+
+    /// Puts calls an earlier page left (a durable outbox's records, in the
+    /// order they were made) back in the outbox, ahead of every call made
+    /// since; they go out when [`Machine::release_calls`] is called. Each
+    /// keeps its method id unless a call made since took it (then it gets
+    /// a new one: the `randomSeed`, kept, is what makes a re-sent call
+    /// harmless on a new session). No outbox limit refuses them: they were
+    /// accepted once. Returns `(record id, call id)` for each.
+    pub fn restore_calls(&mut self, records: Vec<CallRecord>, now: f64) -> Vec<(u64, u64)> {
+        self.observe_clock(now);
+        let m = &mut self.methods;
+        let mut restored = VecDeque::new();
+        let mut ids = Vec::with_capacity(records.len());
+        for r in records {
+            let id = if m.calls.contains_key(&r.id) || ids.iter().any(|(_, i)| *i == r.id) {
+                m.next_id += 1;
+                m.next_id
+            } else {
+                r.id
+            };
+            m.next_id = m.next_id.max(id);
+            let bytes = r.name.len() + r.params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
+            m.bytes += bytes;
+            let options = CallOptions { wait: r.wait, no_retry: r.no_retry, random_seed: r.random_seed, ..CallOptions::default() };
+            let call = Call {
+                name: r.name,
+                params: r.params,
+                options,
+                deadline: None,
+                sent: false,
+                result: None,
+                updated: false,
+                bytes,
+                frame: 0,
+            };
+            m.calls.insert(id, call);
+            Methods::push(&mut restored, id, r.wait);
+            ids.push((r.id, id));
+        }
+        // Ahead of the blocks of this page's calls (or, while reconnect
+        // hooks run, ahead of the blocks they hold back).
+        let list = match m.held.as_mut() {
+            Some(held) => held,
+            None => &mut m.blocks,
+        };
+        for b in std::mem::take(list) {
+            match restored.back_mut() {
+                Some(last) if !last.wait && !b.wait => last.append(b),
+                _ => restored.push_back(b),
+            }
+        }
+        *list = restored;
+        ids
+    }
+
+    /// Lets the outbox send again after [`Config::hold_calls`].
+    pub fn release_calls(&mut self, now: f64) {
+        self.observe_clock(now);
+        if std::mem::replace(&mut self.methods.paused, false) {
+            self.send_first_block();
+        }
     }
 
     /// Cancels a call that has not been sent yet (it fails with
@@ -512,7 +601,7 @@ impl Machine {
     }
 
     fn send_first_block(&mut self) {
-        if self.phase != Phase::Connected || self.methods.held.is_some() {
+        if self.phase != Phase::Connected || self.methods.held.is_some() || self.methods.paused {
             return;
         }
         let Some(socket) = self.socket else { return };

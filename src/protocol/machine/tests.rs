@@ -153,6 +153,7 @@ fn connected() -> Harness {
     h
 }
 
+mod durable;
 mod frames;
 mod lifecycle;
 mod methods;

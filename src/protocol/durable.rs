@@ -1,0 +1,170 @@
+//! What a durable outbox keeps of a call, and how it is written: one
+//! record per call, as JSON text with a format version.
+//!
+//! A record holds what sending the call again needs: its method id, name,
+//! EJSON parameters, `randomSeed` (so a re-sent insert makes the same ids
+//! on the server as its stub made here: a duplicate key, never a second
+//! document), its `wait`/`noRetry` flags, and the user it was made as (a
+//! queue written as one user is never sent as another). Pure: storing the
+//! text is the host's business.
+
+use crate::protocol::json;
+use serde_json::Value;
+
+/// The record format written now. A store holding another version is
+/// read as far as it can be (older versions are migrated here); records
+/// of a newer version are reported, not guessed at.
+pub const RECORD_VERSION: u64 = 1;
+
+/// A call as a durable outbox keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// The DDP method id it was (and will again be) sent with.
+    pub id: u64,
+    pub name: String,
+    /// EJSON-encoded parameters.
+    pub params: Vec<Value>,
+    pub random_seed: Option<String>,
+    pub wait: bool,
+    pub no_retry: bool,
+    /// The user logged in when it was made (`None`: nobody).
+    pub user: Option<String>,
+    /// When it was made (ms since the epoch).
+    pub at: f64,
+}
+
+/// Why a stored record could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordError {
+    /// Not a record this client can read (not JSON, a field missing or of
+    /// the wrong type).
+    Malformed(String),
+    /// Written by a newer version of the client (its format version).
+    Newer(u64),
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Malformed(why) => write!(f, "unreadable record: {why}"),
+            RecordError::Newer(v) => write!(f, "a record of format {v}, newer than this client's ({RECORD_VERSION})"),
+        }
+    }
+}
+
+impl CallRecord {
+    /// The record as stored.
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("{\"v\":");
+        json::write_u64(RECORD_VERSION, &mut out);
+        out.push_str(",\"id\":");
+        json::write_u64(self.id, &mut out);
+        out.push_str(",\"name\":");
+        json::write_str(&self.name, &mut out);
+        out.push_str(",\"params\":");
+        json::write_array(&self.params, &mut out);
+        if let Some(seed) = &self.random_seed {
+            out.push_str(",\"seed\":");
+            json::write_str(seed, &mut out);
+        }
+        if self.wait {
+            out.push_str(",\"wait\":true");
+        }
+        if self.no_retry {
+            out.push_str(",\"noRetry\":true");
+        }
+        if let Some(user) = &self.user {
+            out.push_str(",\"user\":");
+            json::write_str(user, &mut out);
+        }
+        out.push_str(",\"at\":");
+        json::write_value(&Value::from(self.at), &mut out);
+        out.push('}');
+        out
+    }
+
+    /// Reads a stored record.
+    pub fn from_text(text: &str) -> Result<CallRecord, RecordError> {
+        let bad = |why: &str| RecordError::Malformed(why.to_owned());
+        let value = json::parse(text).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let Value::Object(o) = value else { return Err(bad("not an object")) };
+        let version = o.get("v").and_then(Value::as_u64).ok_or_else(|| bad("no format version"))?;
+        if version > RECORD_VERSION {
+            return Err(RecordError::Newer(version));
+        }
+        let text_field = |k: &str| match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(RecordError::Malformed(format!("{k} is not a string"))),
+        };
+        let flag = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Ok(CallRecord {
+            id: o.get("id").and_then(Value::as_u64).filter(|id| *id > 0).ok_or_else(|| bad("no id"))?,
+            name: text_field("name")?.ok_or_else(|| bad("no name"))?,
+            params: match o.get("params") {
+                Some(Value::Array(a)) => a.clone(),
+                _ => return Err(bad("no params")),
+            },
+            random_seed: text_field("seed")?,
+            wait: flag("wait"),
+            no_retry: flag("noRetry"),
+            user: text_field("user")?,
+            at: o.get("at").and_then(Value::as_f64).unwrap_or(0.0),
+        })
+    }
+
+    /// The key it is stored under: its id, zero-padded so that keys sort
+    /// as the calls were made.
+    pub fn key(id: u64) -> String {
+        format!("{id:020}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record() -> CallRecord {
+        CallRecord {
+            id: 42,
+            name: "todos.insert".into(),
+            params: vec![json!({"text": "milk \"2\" ✓", "n": 1.5, "d": {"$date": 1}})],
+            random_seed: Some("a1b2".into()),
+            wait: true,
+            no_retry: false,
+            user: Some("u1".into()),
+            at: 1_764_000_000_123.0,
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let r = record();
+        assert_eq!(CallRecord::from_text(&r.to_text()), Ok(r.clone()));
+        let bare = CallRecord { random_seed: None, wait: false, user: None, no_retry: true, params: vec![], ..r };
+        assert_eq!(CallRecord::from_text(&bare.to_text()), Ok(bare));
+    }
+
+    #[test]
+    fn a_newer_format_is_reported_not_guessed() {
+        let text = record().to_text().replacen("\"v\":1", "\"v\":2", 1);
+        assert_eq!(CallRecord::from_text(&text), Err(RecordError::Newer(2)));
+    }
+
+    #[test]
+    fn broken_records_are_errors() {
+        for text in ["", "[]", "{\"v\":1}", "{\"id\":3,\"name\":\"m\",\"params\":[]}", "{\"v\":1,\"id\":0,\"name\":\"m\",\"params\":[]}"] {
+            assert!(matches!(CallRecord::from_text(text), Err(RecordError::Malformed(_))), "{text}");
+        }
+        let text = "{\"v\":1,\"id\":3,\"name\":7,\"params\":[]}";
+        assert_eq!(CallRecord::from_text(text), Err(RecordError::Malformed("name is not a string".into())));
+    }
+
+    #[test]
+    fn keys_sort_as_the_calls_were_made() {
+        let mut keys = [CallRecord::key(10), CallRecord::key(9), CallRecord::key(100)];
+        keys.sort();
+        assert_eq!(keys, [CallRecord::key(9), CallRecord::key(10), CallRecord::key(100)]);
+    }
+}

@@ -1,0 +1,114 @@
+//! What a durable outbox needs of the machine: calls journaled as they are
+//! queued, held until the earlier page's calls are restored, and those
+//! restored ahead of the new ones with their ids and seeds.
+
+use super::*;
+use crate::protocol::durable::CallRecord;
+use crate::protocol::machine::CallOptions;
+use serde_json::{json, Value};
+
+fn held() -> Harness {
+    let mut h = Harness::new(Config { journal_calls: true, hold_calls: true, ..Config::default() });
+    h.start();
+    h.open_and_connect("S1");
+    h.take_events();
+    h.sent.clear();
+    h
+}
+
+fn record(id: u64, name: &str, seed: Option<&str>, wait: bool) -> CallRecord {
+    CallRecord {
+        id,
+        name: name.into(),
+        params: vec![json!(name)],
+        random_seed: seed.map(str::to_owned),
+        wait,
+        no_retry: false,
+        user: None,
+        at: 0.0,
+    }
+}
+
+/// The `method` messages sent, as (name, id, randomSeed).
+fn sent(h: &Harness) -> Vec<(String, String, Option<String>)> {
+    h.sent
+        .iter()
+        .filter_map(|t| {
+            let v: Value = serde_json::from_str(t).ok()?;
+            (v["msg"] == "method").then(|| {
+                (
+                    v["method"].as_str().unwrap().to_owned(),
+                    v["id"].as_str().unwrap().to_owned(),
+                    v["randomSeed"].as_str().map(str::to_owned),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn held_calls_wait_for_release_and_restored_ones_go_first_with_their_ids_and_seeds() {
+    let mut h = held();
+    let new = h.m.call("new", vec![], CallOptions::default(), h.now).unwrap();
+    h.drain();
+    assert!(sent(&h).is_empty(), "nothing is sent while held");
+    assert_eq!(h.done, vec![Completion::CallQueued { id: new }], "a queued call is journaled");
+    let ids = h.m.restore_calls(vec![record(7, "old1", Some("seed7"), false), record(9, "old2", None, false)], h.now);
+    assert_eq!(ids, vec![(7, 7), (9, 9)]);
+    assert_eq!(h.m.outbox().queued, 3);
+    h.m.release_calls(h.now);
+    h.drain();
+    assert_eq!(
+        sent(&h),
+        vec![("old1".into(), "7".into(), Some("seed7".into())), ("old2".into(), "9".into(), None), ("new".into(), new.to_string(), None)]
+    );
+    // New calls take ids past the restored ones.
+    let next = h.m.call("next", vec![], CallOptions::default(), h.now).unwrap();
+    assert_eq!(next, 10);
+}
+
+#[test]
+fn a_restored_id_taken_by_a_new_call_gets_a_fresh_one() {
+    let mut h = held();
+    let new = h.m.call("new", vec![], CallOptions::default(), h.now).unwrap();
+    let ids = h.m.restore_calls(vec![record(new, "old", Some("s"), false)], h.now);
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0].1, new);
+    h.m.release_calls(h.now);
+    h.drain();
+    assert_eq!(sent(&h), vec![("old".into(), ids[0].1.to_string(), Some("s".into())), ("new".into(), new.to_string(), None)]);
+}
+
+#[test]
+fn a_restored_wait_call_keeps_its_block_and_the_new_calls_wait_behind_it() {
+    let mut h = held();
+    let new = h.m.call("new", vec![], CallOptions::default(), h.now).unwrap();
+    h.m.restore_calls(vec![record(3, "w", None, true)], h.now);
+    h.m.release_calls(h.now);
+    h.drain();
+    assert_eq!(sent(&h), vec![("w".into(), "3".into(), None)], "a wait call goes alone");
+    h.sent.clear();
+    h.frame(r#"{"msg":"result","id":"3","result":1}"#);
+    h.frame(r#"{"msg":"updated","methods":["3"]}"#);
+    assert_eq!(sent(&h), vec![("new".into(), new.to_string(), None)]);
+}
+
+#[test]
+fn a_call_record_is_what_the_call_sends() {
+    let mut h = held();
+    let opts = CallOptions { wait: true, no_retry: true, random_seed: Some("abc".into()), ..CallOptions::default() };
+    let id = h.m.call("m", vec![json!({"a": 1})], opts, h.now).unwrap();
+    let r = h.m.call_record(id).expect("a record");
+    assert_eq!((r.id, r.name.as_str(), r.params.clone()), (id, "m", vec![json!({"a": 1})]));
+    assert_eq!((r.random_seed.as_deref(), r.wait, r.no_retry), (Some("abc"), true, true));
+    assert!(h.m.call_record(id + 1).is_none());
+}
+
+#[test]
+fn without_the_journal_no_call_is_reported_and_nothing_is_held() {
+    let mut h = connected();
+    h.m.call("m", vec![], CallOptions::default(), h.now).unwrap();
+    h.drain();
+    assert!(h.done.is_empty());
+    assert_eq!(sent(&h).len(), 1);
+}
