@@ -15,6 +15,8 @@ scope=$(read_setting scope)
 features=$(read_setting features)
 wasm_opt_flags=$(read_setting wasm_opt)
 
+# No snippet of an earlier build may linger (the size check counts them all).
+rm -rf "$out_dir/snippets"
 args=(build --mode no-install --release --target "$target" --out-dir "$out_dir" --out-name "$out_name")
 [ -n "$scope" ] && args+=(--scope "$scope")
 cargo_args=()

@@ -25,14 +25,14 @@ start=$SECONDS
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "clippy, native (every target, features js + leptos + native)"
-cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native -- -D warnings
+step "clippy, native (every target, features js + leptos + native + persist)"
+cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist -- -D warnings
 
-step "clippy, wasm32 (every target, features js + leptos + leptos/csr)"
-cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr -- -D warnings
+step "clippy, wasm32 (every target, features js + leptos + leptos/csr + persist)"
+cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr,persist -- -D warnings
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist
 
 echo
 echo "check: all passed in $((SECONDS - start)) s"

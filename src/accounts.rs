@@ -187,6 +187,11 @@ impl Connection {
     }
 }
 
+/// The connection's accounts if they are in use (made by no one else).
+pub(crate) fn existing(conn: &Connection) -> Option<Accounts> {
+    Some(Accounts::from_parts(conn, conn.find_plugin::<AccountsInner>()?))
+}
+
 impl Accounts {
     fn from_parts(conn: &Connection, inner: Rc<AccountsInner>) -> Self {
         Accounts { conn: conn.downgrade(), inner, users: conn.collection("users") }

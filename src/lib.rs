@@ -57,6 +57,7 @@ mod error;
 pub mod js;
 #[cfg(feature = "leptos")]
 pub mod leptos;
+mod persist;
 mod platform;
 pub mod protocol;
 mod query;
@@ -66,9 +67,11 @@ mod stubs;
 
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
 pub use calls::MethodCall;
-pub use connection::{connect, on_reconnect, Connection, Options, WeakConnection};
+pub use connection::{on_reconnect, Connection, Options, WeakConnection};
 pub use data::{Collection, Subscription, SubscriptionEnd};
 pub use error::Error;
+pub use host::store::{StorageError, StorageErrorKind};
+pub use persist::{PersistEvent, PersistedCall, PersistedCalls};
 pub use protocol::ejson::Ejson;
 pub use protocol::machine::{CallOptions, MethodError, Outbox, StubWrite};
 pub use protocol::machine::{Completion, DisconnectReason, Event, ProtocolError};
@@ -82,3 +85,44 @@ pub use protocol::url::{websocket_url, UrlError};
 pub use query::Query;
 pub use reactive::{ListenerHandle, Observable};
 pub use stubs::{Stub, StubContext};
+
+/// Opens a DDP connection to `url` and starts connecting at once.
+///
+/// `url` follows Meteor's rules: `http`/`https`/bare host are turned into
+/// `ws`/`wss`, and `/websocket` is appended unless the path already ends
+/// with it. An invalid URL or option is an error here, never later.
+///
+/// Natively (cargo feature `native`), call it inside a tokio `LocalSet`
+/// (the driver spawns its socket and timer tasks there); from a
+/// multi-threaded runtime, use `SharedConnection`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), ddp_live::Error> {
+/// let conn = ddp_live::connect("localhost:3000", ddp_live::Options::default())?;
+/// assert_eq!(conn.url(), "ws://localhost:3000/websocket");
+/// # Ok(()) }
+/// ```
+pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
+    connect_on(host::default_host(&options), url, options)
+}
+
+/// [`connect`] on a given host (the tests' simulated one): the connection,
+/// with the plug-ins its options ask for.
+pub(crate) fn connect_on(host: std::rc::Rc<dyn host::Host>, url: &str, options: Options) -> Result<Connection, Error> {
+    // The durable outbox's options are checked here, where it is
+    // installed: the npm package, which does not offer it, carries neither.
+    if options.persist.as_deref() == Some("") {
+        return Err(Error::InvalidOptions("persist: the store needs a name".into()));
+    }
+    #[cfg(all(target_arch = "wasm32", not(feature = "persist")))]
+    if options.persist.is_some() {
+        return Err(Error::InvalidOptions(
+            "persist: the browser's durable store (IndexedDB) comes with the cargo feature `persist`".into(),
+        ));
+    }
+    let conn = connection::open(host, url, &options)?;
+    if let Some(name) = &options.persist {
+        persist::install(&conn, name);
+    }
+    Ok(conn)
+}

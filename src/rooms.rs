@@ -6,7 +6,8 @@
 //! their sends travel in the connection's outbox (acknowledged, exactly once
 //! with a resuming server).
 
-use crate::connection::{connect, Connection, Done, DoneHook};
+use crate::connect;
+use crate::connection::{Connection, Done, DoneHook};
 use crate::data::Subscription;
 use crate::error::Error;
 use crate::protocol::hash::{FastSet, NameMap};

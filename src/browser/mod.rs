@@ -121,6 +121,9 @@ pub fn random() -> f64 {
 
 pub use crate::host::{PageEvent, SocketEvent};
 
+#[cfg(all(target_arch = "wasm32", feature = "persist"))]
+pub(crate) mod idb;
+
 /// How many UTF-16 code units of each end of an oversized frame are copied
 /// (enough to find a `result`'s id).
 const ENDS: u32 = 256;

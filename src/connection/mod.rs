@@ -1,4 +1,4 @@
-//! The public Rust API: [`connect`] and [`Connection`], a handle on one
+//! The public Rust API: [`connect`](crate::connect) and [`Connection`], a handle on one
 //! connection's [`driver`] (which runs the pure
 //! [`Machine`](crate::protocol::machine::Machine) on a
 //! [`Host`](crate::host::Host)).
@@ -13,7 +13,7 @@ pub use driver::ResultHook;
 pub(crate) use driver::{Done, DoneHook, Plugin};
 
 use crate::error::Error;
-use crate::host::{self, Host};
+use crate::host::Host;
 use crate::protocol::machine::{CallOptions, Config, Event, Machine, MethodError, Outbox, StubWrite};
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::status::Status;
@@ -68,6 +68,12 @@ pub struct Options {
     /// that check them; Meteor checks none). A browser sends its own and
     /// lets no page choose, so there any header is an `invalid-options` error.
     pub headers: Vec<(String, String)>,
+    /// Keep the outbox in durable storage under this name (IndexedDB in
+    /// the browser, scoped to the server URL too; natively the process's
+    /// memory): calls made offline or in flight survive a reload, and go
+    /// out at the next start (see [`PersistedCalls`](crate::PersistedCalls)).
+    /// Off by default.
+    pub persist: Option<String>,
 }
 
 impl Default for Options {
@@ -86,6 +92,7 @@ impl Default for Options {
             max_pending_bytes: c.max_pending_bytes,
             resume_sessions: c.resume_sessions,
             headers: Vec::new(),
+            persist: None,
         }
     }
 }
@@ -104,8 +111,11 @@ impl Options {
             max_pending_calls: self.max_pending_calls,
             max_pending_bytes: self.max_pending_bytes,
             resume_sessions: self.resume_sessions,
+            journal_calls: self.persist.is_some(),
+            hold_calls: self.persist.is_some(),
             ..Config::default()
         };
+
         config.validate().map_err(Error::InvalidOptions)?;
         #[cfg(target_arch = "wasm32")]
         if !self.headers.is_empty() {
@@ -161,28 +171,9 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Opens a DDP connection to `url` and starts connecting at once.
-///
-/// `url` follows Meteor's rules: `http`/`https`/bare host are turned into
-/// `ws`/`wss`, and `/websocket` is appended unless the path already ends
-/// with it. An invalid URL or option is an error here, never later.
-///
-/// Natively (cargo feature `native`), call it inside a tokio `LocalSet`
-/// (the driver spawns its socket and timer tasks there); from a
-/// multi-threaded runtime, use `SharedConnection`.
-///
-/// ```no_run
-/// # fn main() -> Result<(), ddp_live::Error> {
-/// let conn = ddp_live::connect("localhost:3000", ddp_live::Options::default())?;
-/// assert_eq!(conn.url(), "ws://localhost:3000/websocket");
-/// # Ok(()) }
-/// ```
-pub fn connect(url: &str, options: Options) -> Result<Connection, Error> {
-    connect_on(host::default_host(&options), url, options)
-}
-
-/// [`connect`] on a given host (the tests' simulated one).
-pub(crate) fn connect_on(host: Rc<dyn Host>, url: &str, options: Options) -> Result<Connection, Error> {
+/// A connection on `host` with no plug-in yet (the crate's `connect_on`
+/// adds those its options ask for).
+pub(crate) fn open(host: Rc<dyn Host>, url: &str, options: &Options) -> Result<Connection, Error> {
     let raw_url = url.to_owned();
     let url = websocket_url(url)?;
     let config = options.to_config()?;
@@ -305,7 +296,7 @@ impl Connection {
         &self.driver.url
     }
 
-    /// The URL as given to [`connect`].
+    /// The URL as given to [`connect`](crate::connect).
     pub fn raw_url(&self) -> &str {
         &self.driver.raw_url
     }

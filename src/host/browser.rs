@@ -62,4 +62,9 @@ impl Host for Browser {
     fn date_parse(&self, text: &str) -> f64 {
         browser::date_parse(text)
     }
+
+    #[cfg(feature = "persist")]
+    fn open_store(&self, name: &str, opened: super::store::Opened) {
+        browser::idb::open(name, opened);
+    }
 }

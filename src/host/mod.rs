@@ -20,7 +20,10 @@ pub(crate) mod browser;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod sim;
+pub(crate) mod sim;
+pub mod store;
+
+use store::{Opened, StorageError, StorageErrorKind};
 
 pub use crate::protocol::machine::{PageEvent, SocketEvent};
 
@@ -88,6 +91,14 @@ pub trait Host {
     /// browser), read back; NaN when unreadable.
     fn date_parse(&self, text: &str) -> f64 {
         text.parse().unwrap_or(f64::NAN)
+    }
+
+    /// Opens durable store `name` (the browser's IndexedDB; natively the
+    /// process's memory): `opened` hears it and its records, or why there
+    /// is none (the default: `storage-unavailable`).
+    fn open_store(&self, name: &str, opened: Opened) {
+        let _ = name;
+        opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
 }
 

@@ -247,6 +247,17 @@ impl Host for Tokio {
     fn storage_remove(&self, key: &str) {
         process_storage().remove(key);
     }
+
+    fn open_store(&self, name: &str, opened: super::store::Opened) {
+        process_stores().open(name, opened);
+    }
+}
+
+/// The durable stores of the process (in memory: they outlive a
+/// connection, not the process).
+pub(crate) fn process_stores() -> &'static super::store::MemoryStores {
+    static STORES: OnceLock<super::store::MemoryStores> = OnceLock::new();
+    STORES.get_or_init(Default::default)
 }
 
 /// The storage every native connection of the process shares.

@@ -58,6 +58,7 @@ pub(crate) struct SimHost {
     later: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     wire: RefCell<Option<Wire>>,
     storage: super::MemoryStorage,
+    pub(crate) stores: super::store::MemoryStores,
 }
 
 impl Host for SimHost {
@@ -114,6 +115,10 @@ impl Host for SimHost {
 
     fn storage_remove(&self, key: &str) {
         self.storage.remove(key);
+    }
+
+    fn open_store(&self, name: &str, opened: super::store::Opened) {
+        self.stores.open(name, opened);
     }
 }
 
@@ -276,7 +281,7 @@ proptest! {
             retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
             ..Options::default()
         };
-        let conn = crate::connection::connect_on(host.clone(), "ws://sim/websocket", options).unwrap();
+        let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options).unwrap();
         host.run_later();
         let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new() };
         for st in &steps {

@@ -13,7 +13,7 @@ mod rooms;
 mod tojs;
 use emitter::Emitter;
 
-use crate::connection::{connect, Connection, Options};
+use crate::connection::{Connection, Options};
 use crate::error::Error;
 use crate::protocol::ejson::Ejson;
 use crate::protocol::retry::RetryPolicy;
@@ -206,6 +206,12 @@ pub struct Ddp {
     _private: (),
 }
 
+/// A connection for the JavaScript API: without the durable outbox, which
+/// it does not offer yet (so the package carries none of it).
+pub(crate) fn open(url: &str, options: &Options) -> Result<Connection, Error> {
+    crate::connection::open(crate::host::default_host(options), url, options)
+}
+
 #[wasm_bindgen(js_class = DDP)]
 impl Ddp {
     /// Opens a connection to `url` (Meteor's URL rules) and starts
@@ -213,8 +219,7 @@ impl Ddp {
     /// "invalid-options".
     pub fn connect(url: &str, options: Option<JsConnectOptions>) -> Result<DdpConnection, JsValue> {
         let options = parse_options(options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED))?;
-        let conn = connect(url, options).map_err(to_js_error)?;
-        Ok(DdpConnection::new(conn))
+        Ok(DdpConnection::new(open(url, &options).map_err(to_js_error)?))
     }
 
     /// Runs `callback` on every reconnect (new session) of every connection,
@@ -294,6 +299,7 @@ pub(crate) fn parse_options(value: JsValue) -> Result<Options, JsValue> {
         max_pending_bytes: opt_count(&value, "maxPendingBytes")?.unwrap_or(d.max_pending_bytes),
         resume_sessions: opt_bool(&value, "resumeSessions")?.unwrap_or(d.resume_sessions),
         headers: Vec::new(),
+        persist: None,
     })
 }
 

@@ -51,7 +51,7 @@ impl JsClient {
     #[wasm_bindgen(constructor)]
     pub fn new(url: &str, options: Option<JsConnectOptions>) -> Result<JsClient, JsValue> {
         let options = parse_options(options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED))?;
-        let client = Client::new(url, options).map_err(to_js_error)?;
+        let client = Client::with_connection(super::open(url, &options).map_err(to_js_error)?);
         Ok(JsClient { client, connection: std::cell::OnceCell::new() })
     }
 

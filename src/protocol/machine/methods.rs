@@ -477,8 +477,11 @@ impl Machine {
     }
 
     /// Puts calls an earlier page left (a durable outbox's records, in the
-    /// order they were made) back in the outbox, ahead of every call made
-    /// since; they go out when [`Machine::release_calls`] is called. Each
+    /// order they were made) back in the outbox: while calls are held
+    /// ([`Config::hold_calls`](super::Config::hold_calls)), ahead of every call made since (which go
+    /// out once they have completed), and sent from
+    /// [`Machine::release_calls`] on; afterwards, behind the calls queued
+    /// (the first block may be on the wire). Each
     /// keeps its method id unless a call made since took it (then it gets
     /// a new one: the `randomSeed`, kept, is what makes a re-sent call
     /// harmless on a new session). No outbox limit refuses them: they were
@@ -514,23 +517,26 @@ impl Machine {
             Methods::push(&mut restored, id, r.wait);
             ids.push((r.id, id));
         }
-        // Ahead of the blocks of this page's calls (or, while reconnect
-        // hooks run, ahead of the blocks they hold back).
+        // While calls are held nothing is on the wire: ahead of the blocks
+        // of this page's calls (or, while reconnect hooks run, ahead of the
+        // blocks they hold back). Two blocks of plain calls may then follow
+        // each other: the second goes out when the first completes. Once
+        // calls flow, behind everything (the first block may be on the wire).
         let list = match m.held.as_mut() {
             Some(held) => held,
             None => &mut m.blocks,
         };
-        for b in std::mem::take(list) {
-            match restored.back_mut() {
-                Some(last) if !last.wait && !b.wait => last.append(b),
-                _ => restored.push_back(b),
-            }
+        if m.paused {
+            restored.append(list);
+            *list = restored;
+        } else {
+            list.append(&mut restored);
+            self.send_first_block();
         }
-        *list = restored;
         ids
     }
 
-    /// Lets the outbox send again after [`Config::hold_calls`].
+    /// Lets the outbox send again after [`Config::hold_calls`](super::Config::hold_calls).
     pub fn release_calls(&mut self, now: f64) {
         self.observe_clock(now);
         if std::mem::replace(&mut self.methods.paused, false) {

@@ -1,6 +1,7 @@
 //! What a durable outbox needs of the machine: calls journaled as they are
 //! queued, held until the earlier page's calls are restored, and those
-//! restored ahead of the new ones with their ids and seeds.
+//! restored ahead of the new ones (which wait for them to complete) with
+//! their ids and seeds.
 
 use super::*;
 use crate::protocol::durable::CallRecord;
@@ -58,10 +59,14 @@ fn held_calls_wait_for_release_and_restored_ones_go_first_with_their_ids_and_see
     assert_eq!(h.m.outbox().queued, 3);
     h.m.release_calls(h.now);
     h.drain();
-    assert_eq!(
-        sent(&h),
-        vec![("old1".into(), "7".into(), Some("seed7".into())), ("old2".into(), "9".into(), None), ("new".into(), new.to_string(), None)]
-    );
+    assert_eq!(sent(&h), vec![("old1".into(), "7".into(), Some("seed7".into())), ("old2".into(), "9".into(), None)]);
+    // This page's calls go out once the earlier page's have completed.
+    h.sent.clear();
+    for id in ["7", "9"] {
+        h.frame(&format!(r#"{{"msg":"result","id":"{id}"}}"#));
+        h.frame(&format!(r#"{{"msg":"updated","methods":["{id}"]}}"#));
+    }
+    assert_eq!(sent(&h), vec![("new".into(), new.to_string(), None)]);
     // New calls take ids past the restored ones.
     let next = h.m.call("next", vec![], CallOptions::default(), h.now).unwrap();
     assert_eq!(next, 10);
@@ -76,7 +81,7 @@ fn a_restored_id_taken_by_a_new_call_gets_a_fresh_one() {
     assert_ne!(ids[0].1, new);
     h.m.release_calls(h.now);
     h.drain();
-    assert_eq!(sent(&h), vec![("old".into(), ids[0].1.to_string(), Some("s".into())), ("new".into(), new.to_string(), None)]);
+    assert_eq!(sent(&h), vec![("old".into(), ids[0].1.to_string(), Some("s".into()))]);
 }
 
 #[test]
@@ -111,4 +116,20 @@ fn without_the_journal_no_call_is_reported_and_nothing_is_held() {
     h.drain();
     assert!(h.done.is_empty());
     assert_eq!(sent(&h).len(), 1);
+}
+
+#[test]
+fn calls_restored_once_calls_flow_go_behind_those_on_the_wire() {
+    let mut h = held();
+    h.m.release_calls(h.now);
+    let w = h.m.call("w", vec![], CallOptions { wait: true, ..CallOptions::default() }, h.now).unwrap();
+    h.drain();
+    assert_eq!(sent(&h), vec![("w".into(), w.to_string(), None)]);
+    h.sent.clear();
+    h.m.restore_calls(vec![record(40, "late", Some("s40"), false)], h.now);
+    h.drain();
+    assert!(sent(&h).is_empty(), "nothing passes a wait call on the wire");
+    h.frame(&format!(r#"{{"msg":"result","id":"{w}"}}"#));
+    h.frame(&format!(r#"{{"msg":"updated","methods":["{w}"]}}"#));
+    assert_eq!(sent(&h), vec![("late".into(), "40".into(), Some("s40".into()))]);
 }

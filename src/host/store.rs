@@ -1,0 +1,125 @@
+//! Durable stores: what the host gives a durable outbox to keep its
+//! records in (IndexedDB in the browser). Text keys and values; writes are
+//! confirmed (or refused) asynchronously, and every failure is a typed
+//! [`StorageError`], never a panic and never a silent loss.
+
+/// Why a durable store could not keep (or read) something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    /// What the storage said.
+    pub message: String,
+}
+
+/// The kinds of [`StorageError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// There is no durable storage here (IndexedDB missing or refused: a
+    /// private window, an opaque origin; natively without a store).
+    Unavailable,
+    /// The storage quota is full.
+    QuotaExceeded,
+    /// The store was written by another version of the client, and was
+    /// started again empty.
+    Incompatible,
+    /// The database is closing (the page is going away, or another tab
+    /// upgraded it).
+    Closing,
+    /// Any other failure of the storage.
+    Failed,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
+        StorageError { kind, message: message.into() }
+    }
+
+    /// The error's code: `storage-unavailable`, `storage-quota-exceeded`,
+    /// `storage-incompatible`, `storage-closing`, `storage-failed`.
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            StorageErrorKind::Unavailable => "storage-unavailable",
+            StorageErrorKind::QuotaExceeded => "storage-quota-exceeded",
+            StorageErrorKind::Incompatible => "storage-incompatible",
+            StorageErrorKind::Closing => "storage-closing",
+            StorageErrorKind::Failed => "storage-failed",
+        }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]", self.message, self.code())
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Called once when a write is kept, or with why it was not.
+pub type Written = Box<dyn FnOnce(Result<(), StorageError>)>;
+
+/// Called once with an opened store and its records (by key order), or
+/// with why there is none.
+pub type Opened = Box<dyn FnOnce(Result<(Box<dyn DurableStore>, Vec<(String, String)>), StorageError>)>;
+
+/// An open durable store of text records. Dropping it closes it.
+pub trait DurableStore {
+    /// Keeps `value` under `key` (replacing what was there).
+    fn put(&self, key: &str, value: &str, done: Written);
+    /// Forgets `key`.
+    fn delete(&self, key: &str);
+}
+
+/// A store in memory (the process's natively; the simulated host's own):
+/// records live as long as it does, shared by every store opened on it
+/// under the same name.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Default, Clone)]
+pub(crate) struct MemoryStores(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl MemoryStores {
+    pub(crate) fn open(&self, name: &str, opened: Opened) {
+        let records = {
+            let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match all.iter().find(|(n, _)| n == name) {
+                Some((_, records)) => {
+                    let mut records = records.clone();
+                    crate::protocol::order::sort_by(&mut records, |a, b| a.0.cmp(&b.0));
+                    records
+                }
+                None => {
+                    all.push((name.to_owned(), Vec::new()));
+                    Vec::new()
+                }
+            }
+        };
+        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned() }), records)));
+    }
+
+    fn with<R>(&self, name: &str, f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> Option<R> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter_mut().find(|(n, _)| n == name).map(|(_, records)| f(records))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+struct MemoryStore {
+    stores: MemoryStores,
+    name: String,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl DurableStore for MemoryStore {
+    fn put(&self, key: &str, value: &str, done: Written) {
+        self.stores.with(&self.name, |records| match records.iter_mut().find(|(k, _)| k == key) {
+            Some(r) => r.1 = value.to_owned(),
+            None => records.push((key.to_owned(), value.to_owned())),
+        });
+        done(Ok(()));
+    }
+
+    fn delete(&self, key: &str) {
+        self.stores.with(&self.name, |records| records.retain(|(k, _)| k != key));
+    }
+}

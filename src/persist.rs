@@ -1,0 +1,402 @@
+//! The durable outbox ([`Options::persist`](crate::Options::persist)): calls
+//! made offline, and calls in flight, survive a reload, a crash and a
+//! closed tab.
+//!
+//! A plug-in of the driver. Every call that enters the outbox is written to
+//! a durable store of the host (IndexedDB in the browser, one database per
+//! store name and server URL) as a [`CallRecord`]: its method id, name,
+//! parameters, `randomSeed`, flags and the user it was made as. Its record
+//! goes when the server has run it (its `result` arrived) or it failed; a
+//! connection closed by the app keeps them for the next start.
+//!
+//! On the next start, the outbox holds every call until the store is read,
+//! then puts the earlier page's calls back first, in the order they were
+//! made, with their ids and seeds: a re-sent insert makes the same ids on
+//! the server as its stub did, so it is a duplicate key, never a second
+//! document. A call made as a user waits until that user is logged in
+//! again (a queue written as A is never sent as B). Their promises are gone
+//! with the page: how each settles is a [`PersistEvent::Settled`].
+//!
+//! Storage failures are [`StorageError`]s in a [`PersistEvent`], never a
+//! lost call: a call the store refused still goes out from memory.
+
+use crate::connection::{Connection, Plugin, WeakConnection};
+use crate::host::store::{DurableStore, StorageError};
+use crate::protocol::durable::{CallRecord, RecordError};
+use crate::protocol::hash::FastMap;
+use crate::protocol::machine::{Completion, MethodError};
+use crate::reactive::{ListenerHandle, Observable, Registry};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A call the durable outbox keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedCall {
+    /// Its id: the method id of a call made on this page (as
+    /// [`MethodCall::id`](crate::MethodCall::id)), the record's id for one
+    /// an earlier page made.
+    pub id: u64,
+    pub name: String,
+    /// The user it was made as.
+    pub user: Option<String>,
+    /// Made by an earlier page (no promise waits for it here).
+    pub from_earlier_page: bool,
+    /// Waiting for its user to log in again before it is sent.
+    pub waiting_for_user: bool,
+}
+
+/// What the durable outbox tells the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersistEvent {
+    /// The calls an earlier page left were read: `count` of them are back in
+    /// the outbox, `waiting` wait for their user.
+    Restored { count: usize, waiting: usize },
+    /// A call an earlier page made has settled: its result (`None` when the
+    /// method returned nothing), or why it failed.
+    Settled { id: u64, name: String, outcome: Result<Option<Value>, MethodError> },
+    /// Another user is logged in than the one these calls were made as:
+    /// they are kept, and go out when `user` logs in again (or the app
+    /// cancels them).
+    WaitingForUser { user: String, ids: Vec<u64> },
+    /// The store failed: it cannot be opened (the calls then live in memory
+    /// only), or it refused to keep call `id` (which still goes out).
+    StorageFailed { id: Option<u64>, error: StorageError },
+    /// A stored record could not be read (written by a newer version, or
+    /// damaged) and was removed.
+    Discarded { key: String, reason: String },
+}
+
+enum Store {
+    /// Being opened: the calls queued meanwhile are written once it is.
+    Opening(Vec<u64>),
+    Open(Box<dyn DurableStore>),
+    /// No durable store: calls live in memory only.
+    Unavailable,
+}
+
+/// The durable outbox of one connection.
+pub(crate) struct Persist {
+    conn: WeakConnection,
+    store: RefCell<Store>,
+    calls: Observable<Vec<PersistedCall>>,
+    /// The earlier page's calls back in the outbox: call id → record id.
+    restored: RefCell<FastMap<u64, u64>>,
+    /// Records of calls made by an earlier page as a user not logged in now.
+    waiting: RefCell<Vec<CallRecord>>,
+    events: Rc<Registry<dyn Fn(&PersistEvent)>>,
+    /// The accounts' listeners while calls wait for their user.
+    user_watch: RefCell<Vec<ListenerHandle>>,
+}
+
+impl Plugin for Persist {
+    fn completion(&self, done: &Completion) {
+        match done {
+            Completion::CallQueued { id } => self.queued(*id),
+            Completion::MethodResult { id, .. } => self.forget(*id),
+            Completion::MethodDone { id, outcome } => {
+                // A call the app's `close()` ended is kept for the next start.
+                if *outcome != Err(MethodError::Closed) {
+                    self.forget(*id);
+                }
+                let record = self.restored.borrow_mut().remove(id);
+                if let Some(record) = record {
+                    let name = self.calls.with(|c| c.iter().find(|c| c.id == record).map(|c| c.name.clone())).unwrap_or_default();
+                    self.remove_listed(record);
+                    self.emit(&PersistEvent::Settled { id: record, name, outcome: outcome.clone() });
+                } else {
+                    self.remove_listed(*id);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Turns on the durable outbox of `conn`, kept in store `name`.
+pub(crate) fn install(conn: &Connection, name: &str) {
+    let persist = conn.plugin(|conn| {
+        Rc::new(Persist {
+            conn: conn.downgrade(),
+            store: RefCell::new(Store::Opening(Vec::new())),
+            calls: Observable::new(Vec::new()),
+            restored: RefCell::default(),
+            waiting: RefCell::default(),
+            events: Rc::default(),
+            user_watch: RefCell::default(),
+        })
+    });
+    let weak = Rc::downgrade(&persist);
+    let store_name = format!("ddp-live/{name}/{}", conn.url());
+    conn.host().open_store(
+        &store_name,
+        Box::new(move |opened| {
+            if let Some(persist) = weak.upgrade() {
+                persist.opened(opened);
+            }
+        }),
+    );
+}
+
+/// The user logged in now (settled), if the connection's accounts are in use.
+fn settled_user(conn: &Connection) -> Option<String> {
+    let accounts = crate::accounts::existing(conn)?;
+    if accounts.logging_in() {
+        return None;
+    }
+    accounts.user_id()
+}
+
+impl Persist {
+    fn emit(&self, event: &PersistEvent) {
+        for l in self.events.snapshot() {
+            l(event);
+        }
+    }
+
+    fn opened(self: &Rc<Self>, opened: Result<(Box<dyn DurableStore>, Vec<(String, String)>), StorageError>) {
+        let Some(conn) = self.conn.upgrade() else { return };
+        let (store, stored) = match opened {
+            Ok(found) => found,
+            Err(error) => {
+                *self.store.borrow_mut() = Store::Unavailable;
+                self.emit(&PersistEvent::StorageFailed { id: None, error });
+                conn.drive(|m| m.release_calls(conn.now()));
+                return;
+            }
+        };
+        let mut records = Vec::with_capacity(stored.len());
+        let mut discarded = Vec::new();
+        for (key, text) in stored {
+            match CallRecord::from_text(&text) {
+                Ok(r) if CallRecord::key(r.id) == key => records.push(r),
+                Ok(_) => discarded.push((key, "its key is not its id".to_owned())),
+                Err(e @ (RecordError::Malformed(_) | RecordError::Newer(_))) => discarded.push((key, e.to_string())),
+            }
+        }
+        for (key, _) in &discarded {
+            store.delete(key);
+        }
+        let early = match std::mem::replace(&mut *self.store.borrow_mut(), Store::Open(store)) {
+            Store::Opening(ids) => ids,
+            _ => Vec::new(),
+        };
+        for (key, reason) in discarded {
+            self.emit(&PersistEvent::Discarded { key, reason });
+        }
+        // The calls this page made while the store opened.
+        for id in early {
+            self.write(&conn, id);
+        }
+        let user = settled_user(&conn);
+        let (ready, waiting): (Vec<CallRecord>, Vec<CallRecord>) = records.into_iter().partition(|r| r.user.is_none() || r.user == user);
+        let count = ready.len();
+        self.list_earlier(&ready, false);
+        self.list_earlier(&waiting, true);
+        *self.waiting.borrow_mut() = waiting;
+        self.restore(&conn, ready);
+        conn.drive(|m| m.release_calls(conn.now()));
+        let waiting = self.waiting.borrow().len();
+        self.emit(&PersistEvent::Restored { count, waiting });
+        if waiting > 0 {
+            self.watch_user(&conn);
+        }
+    }
+
+    /// Puts records back in the outbox (ahead of this page's calls while
+    /// they are held; behind them afterwards).
+    fn restore(&self, conn: &Connection, records: Vec<CallRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let now = conn.now();
+        let ids = conn.with_machine_mut(|m| m.restore_calls(records, now));
+        self.restored.borrow_mut().extend(ids.into_iter().map(|(record, call)| (call, record)));
+        conn.drive(|_| ());
+    }
+
+    fn list_earlier(&self, records: &[CallRecord], waiting: bool) {
+        if records.is_empty() {
+            return;
+        }
+        let mut list = self.calls.get();
+        list.extend(records.iter().map(|r| PersistedCall {
+            id: r.id,
+            name: r.name.clone(),
+            user: r.user.clone(),
+            from_earlier_page: true,
+            waiting_for_user: waiting,
+        }));
+        self.calls.set(list);
+    }
+
+    /// While calls wait for their user: sends them when that user is logged
+    /// in, and says so when another one is.
+    fn watch_user(self: &Rc<Self>, conn: &Connection) {
+        let accounts = conn.accounts();
+        let weak = Rc::downgrade(self);
+        let check = move || {
+            if let Some(persist) = weak.upgrade() {
+                persist.check_waiting();
+            }
+        };
+        let again = check.clone();
+        let handles =
+            vec![accounts.user_id_observable().subscribe(move |_| check()), accounts.logging_in_observable().subscribe(move |_| again())];
+        *self.user_watch.borrow_mut() = handles;
+        self.check_waiting();
+    }
+
+    fn check_waiting(&self) {
+        let Some(conn) = self.conn.upgrade() else { return };
+        let Some(user) = settled_user(&conn) else { return };
+        let (ready, still): (Vec<CallRecord>, Vec<CallRecord>) =
+            std::mem::take(&mut *self.waiting.borrow_mut()).into_iter().partition(|r| r.user.as_deref() == Some(user.as_str()));
+        let others: Vec<u64> = still.iter().map(|r| r.id).collect();
+        let other_user = still.first().and_then(|r| r.user.clone());
+        *self.waiting.borrow_mut() = still;
+        if !ready.is_empty() {
+            let ids: Vec<u64> = ready.iter().map(|r| r.id).collect();
+            self.calls.set(
+                self.calls
+                    .get()
+                    .into_iter()
+                    .map(|c| if ids.contains(&c.id) { PersistedCall { waiting_for_user: false, ..c } } else { c })
+                    .collect(),
+            );
+            self.restore(&conn, ready);
+        }
+        if self.waiting.borrow().is_empty() {
+            self.user_watch.borrow_mut().clear();
+        } else if let Some(waiting_for) = other_user {
+            self.emit(&PersistEvent::WaitingForUser { user: waiting_for, ids: others });
+        }
+    }
+
+    /// A call entered the outbox: it is listed, and written once the store is open.
+    fn queued(&self, id: u64) {
+        let Some(conn) = self.conn.upgrade() else { return };
+        let Some(name) = conn.with_machine(|m| m.call_record(id).map(|r| r.name)) else { return };
+        let user = crate::accounts::existing(&conn).and_then(|a| a.user_id());
+        let mut list = self.calls.get();
+        list.push(PersistedCall { id, name, user, from_earlier_page: false, waiting_for_user: false });
+        self.calls.set(list);
+        let opening = match &mut *self.store.borrow_mut() {
+            Store::Opening(ids) => {
+                ids.push(id);
+                true
+            }
+            _ => false,
+        };
+        if !opening {
+            self.write(&conn, id);
+        }
+    }
+
+    /// Writes call `id`'s record (if the call is still in the outbox).
+    fn write(&self, conn: &Connection, id: u64) {
+        let Some(mut record) = conn.with_machine(|m| m.call_record(id)) else { return };
+        record.user = self.calls.with(|c| c.iter().find(|c| c.id == id).and_then(|c| c.user.clone()));
+        record.at = conn.now();
+        let store = self.store.borrow();
+        let Store::Open(store) = &*store else { return };
+        let events = Rc::downgrade(&self.events);
+        store.put(
+            &CallRecord::key(id),
+            &record.to_text(),
+            Box::new(move |kept| {
+                if let (Err(error), Some(events)) = (kept, events.upgrade()) {
+                    for l in events.snapshot() {
+                        l(&PersistEvent::StorageFailed { id: Some(id), error: error.clone() });
+                    }
+                }
+            }),
+        );
+    }
+
+    /// The server has run call `id`, or it failed: its record goes.
+    fn forget(&self, id: u64) {
+        let record = self.restored.borrow().get(&id).copied().unwrap_or(id);
+        match &mut *self.store.borrow_mut() {
+            Store::Open(store) => store.delete(&CallRecord::key(record)),
+            Store::Opening(ids) => ids.retain(|i| *i != id),
+            Store::Unavailable => {}
+        }
+    }
+
+    fn remove_listed(&self, id: u64) {
+        if self.calls.with(|c| c.iter().any(|c| c.id == id)) {
+            let mut list = self.calls.get();
+            list.retain(|c| c.id != id);
+            self.calls.set(list);
+        }
+    }
+
+    /// Cancels persisted call `id` if it has not been sent: a call of this
+    /// page's or an earlier one's in the outbox, or one waiting for its user.
+    fn cancel(&self, conn: &Connection, id: u64) -> bool {
+        let waiting = {
+            let mut w = self.waiting.borrow_mut();
+            let before = w.len();
+            w.retain(|r| r.id != id);
+            w.len() != before
+        };
+        if waiting {
+            if let Store::Open(store) = &*self.store.borrow() {
+                store.delete(&CallRecord::key(id));
+            }
+            self.remove_listed(id);
+            return true;
+        }
+        let call = self.restored.borrow().iter().find(|(_, r)| **r == id).map(|(c, _)| *c).unwrap_or(id);
+        conn.cancel_call(call)
+    }
+}
+
+/// A connection's durable outbox: what it keeps, its events, cancelling.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct PersistedCalls {
+    conn: WeakConnection,
+    inner: Rc<Persist>,
+}
+
+impl std::fmt::Debug for PersistedCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistedCalls").field("calls", &self.list()).finish()
+    }
+}
+
+impl PersistedCalls {
+    /// The calls kept now, oldest first.
+    pub fn list(&self) -> Vec<PersistedCall> {
+        self.inner.calls.get()
+    }
+
+    /// The list as an [`Observable`] (its length is "N changes waiting").
+    pub fn observable(&self) -> &Observable<Vec<PersistedCall>> {
+        &self.inner.calls
+    }
+
+    /// Calls `f` with every [`PersistEvent`] while the handle lives.
+    pub fn on_event(&self, f: impl Fn(&PersistEvent) + 'static) -> ListenerHandle {
+        self.inner.events.add(Rc::new(f))
+    }
+
+    /// Cancels kept call `id` if it has not been sent (it is forgotten, and
+    /// a call of this page fails with `cancelled`). Returns whether it was.
+    pub fn cancel(&self, id: u64) -> bool {
+        match self.conn.upgrade() {
+            Some(conn) => self.inner.cancel(&conn, id),
+            None => false,
+        }
+    }
+}
+
+impl Connection {
+    /// The durable outbox, when the connection was made with
+    /// [`Options::persist`](crate::Options::persist).
+    pub fn persisted_calls(&self) -> Option<PersistedCalls> {
+        Some(PersistedCalls { conn: self.downgrade(), inner: self.find_plugin::<Persist>()? })
+    }
+}
