@@ -33,10 +33,13 @@ use std::rc::Rc;
 /// A call the durable outbox keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersistedCall {
-    /// Its id: the method id of a call made on this page (as
-    /// [`MethodCall::id`](crate::MethodCall::id)), the record's id for one
-    /// an earlier page made.
-    pub id: u64,
+    /// Its key in the store: unique across pages (what
+    /// [`PersistedCalls::cancel`] and [`PersistEvent::Settled`] name).
+    pub key: String,
+    /// Its method id on this page: as [`MethodCall::id`](crate::MethodCall::id)
+    /// for a call made here; for an earlier page's call, once it is back in
+    /// the outbox (`None` while it waits for its user).
+    pub id: Option<u64>,
     pub name: String,
     /// The user it was made as.
     pub user: Option<String>,
@@ -54,21 +57,21 @@ pub enum PersistEvent {
     Restored { count: usize, waiting: usize },
     /// A call an earlier page made has settled: its result (`None` when the
     /// method returned nothing), or why it failed.
-    Settled { id: u64, name: String, outcome: Result<Option<Value>, MethodError> },
+    Settled { key: String, name: String, outcome: Result<Option<Value>, MethodError> },
     /// Another user is logged in than the one these calls were made as:
     /// they are kept, and go out when `user` logs in again (or the app
     /// cancels them).
-    WaitingForUser { user: String, ids: Vec<u64> },
+    WaitingForUser { user: String, keys: Vec<String> },
     /// The store failed: it cannot be opened (the calls then live in memory
-    /// only), or it refused to keep call `id` (which still goes out).
-    StorageFailed { id: Option<u64>, error: StorageError },
+    /// only), or it refused to keep the call of `key` (which still goes out).
+    StorageFailed { key: Option<String>, error: StorageError },
     /// A stored record could not be read (written by a newer version, or
     /// damaged) and was removed.
     Discarded { key: String, reason: String },
 }
 
 enum Store {
-    /// Being opened: the calls queued meanwhile are written once it is.
+    /// Being opened: the calls queued meanwhile (by id) are written once it is.
     Opening(Vec<u64>),
     Open(Box<dyn DurableStore>),
     /// No durable store: calls live in memory only.
@@ -78,12 +81,15 @@ enum Store {
 /// The durable outbox of one connection.
 pub(crate) struct Persist {
     conn: WeakConnection,
+    /// This page's mark in its records' keys (random), so that no two pages'
+    /// keys meet whatever their method ids.
+    page: String,
     store: RefCell<Store>,
     calls: Observable<Vec<PersistedCall>>,
-    /// The earlier page's calls back in the outbox: call id → record id.
-    restored: RefCell<FastMap<u64, u64>>,
-    /// Records of calls made by an earlier page as a user not logged in now.
-    waiting: RefCell<Vec<CallRecord>>,
+    /// The earlier pages' calls back in the outbox: call id → key.
+    restored: RefCell<FastMap<u64, String>>,
+    /// An earlier page's calls made as a user not logged in now, by key.
+    waiting: RefCell<Vec<(String, CallRecord)>>,
     events: Rc<Registry<dyn Fn(&PersistEvent)>>,
     /// The accounts' listeners while calls wait for their user.
     user_watch: RefCell<Vec<ListenerHandle>>,
@@ -99,13 +105,12 @@ impl Plugin for Persist {
                 if *outcome != Err(MethodError::Closed) {
                     self.forget(*id);
                 }
-                let record = self.restored.borrow_mut().remove(id);
-                if let Some(record) = record {
-                    let name = self.calls.with(|c| c.iter().find(|c| c.id == record).map(|c| c.name.clone())).unwrap_or_default();
-                    self.remove_listed(record);
-                    self.emit(&PersistEvent::Settled { id: record, name, outcome: outcome.clone() });
-                } else {
-                    self.remove_listed(*id);
+                let key = self.key_of(*id);
+                let name = self.calls.with(|c| c.iter().find(|c| c.key == key).map(|c| c.name.clone()));
+                self.remove_listed(&key);
+                let restored = self.restored.borrow_mut().remove(id).is_some();
+                if let (true, Some(name)) = (restored, name) {
+                    self.emit(&PersistEvent::Settled { key, name, outcome: outcome.clone() });
                 }
             }
             _ => {}
@@ -116,8 +121,11 @@ impl Plugin for Persist {
 /// Turns on the durable outbox of `conn`, kept in store `name`.
 pub(crate) fn install(conn: &Connection, name: &str) {
     let persist = conn.plugin(|conn| {
+        let random = conn.host().clone();
+        let page: String = (0..8).map(|_| char::from(b'a' + (random.random() * 26.0) as u8 % 26)).collect();
         Rc::new(Persist {
             conn: conn.downgrade(),
+            page,
             store: RefCell::new(Store::Opening(Vec::new())),
             calls: Observable::new(Vec::new()),
             restored: RefCell::default(),
@@ -128,12 +136,17 @@ pub(crate) fn install(conn: &Connection, name: &str) {
     });
     let weak = Rc::downgrade(&persist);
     let store_name = format!("ddp-live/{name}/{}", conn.url());
+    let host = conn.host().clone();
     conn.host().open_store(
         &store_name,
         Box::new(move |opened| {
-            if let Some(persist) = weak.upgrade() {
-                persist.opened(opened);
-            }
+            // Never from inside `connect` (a host whose store opens at once):
+            // the app listens for the events first.
+            host.later(Box::new(move || {
+                if let Some(persist) = weak.upgrade() {
+                    persist.opened(opened);
+                }
+            }));
         }),
     );
 }
@@ -160,7 +173,7 @@ impl Persist {
             Ok(found) => found,
             Err(error) => {
                 *self.store.borrow_mut() = Store::Unavailable;
-                self.emit(&PersistEvent::StorageFailed { id: None, error });
+                self.emit(&PersistEvent::StorageFailed { key: None, error });
                 conn.drive(|m| m.release_calls(conn.now()));
                 return;
             }
@@ -169,11 +182,12 @@ impl Persist {
         let mut discarded = Vec::new();
         for (key, text) in stored {
             match CallRecord::from_text(&text) {
-                Ok(r) if CallRecord::key(r.id) == key => records.push(r),
-                Ok(_) => discarded.push((key, "its key is not its id".to_owned())),
+                Ok(r) => records.push((key, r)),
                 Err(e @ (RecordError::Malformed(_) | RecordError::Newer(_))) => discarded.push((key, e.to_string())),
             }
         }
+        // In the order they were made (pages' keys do not sort by time).
+        crate::protocol::order::sort_by(&mut records, |a, b| a.1.at.total_cmp(&b.1.at).then_with(|| a.0.cmp(&b.0)));
         for (key, _) in &discarded {
             store.delete(key);
         }
@@ -189,7 +203,8 @@ impl Persist {
             self.write(&conn, id);
         }
         let user = settled_user(&conn);
-        let (ready, waiting): (Vec<CallRecord>, Vec<CallRecord>) = records.into_iter().partition(|r| r.user.is_none() || r.user == user);
+        let (ready, waiting): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
+            records.into_iter().partition(|(_, r)| r.user.is_none() || r.user == user);
         let count = ready.len();
         self.list_earlier(&ready, false);
         self.list_earlier(&waiting, true);
@@ -205,23 +220,33 @@ impl Persist {
 
     /// Puts records back in the outbox (ahead of this page's calls while
     /// they are held; behind them afterwards).
-    fn restore(&self, conn: &Connection, records: Vec<CallRecord>) {
+    fn restore(&self, conn: &Connection, records: Vec<(String, CallRecord)>) {
         if records.is_empty() {
             return;
         }
         let now = conn.now();
+        let (keys, records): (Vec<String>, Vec<CallRecord>) = records.into_iter().unzip();
         let ids = conn.with_machine_mut(|m| m.restore_calls(records, now));
-        self.restored.borrow_mut().extend(ids.into_iter().map(|(record, call)| (call, record)));
+        let mut list = self.calls.get();
+        for (key, (_, call)) in keys.into_iter().zip(ids) {
+            if let Some(c) = list.iter_mut().find(|c| c.key == key) {
+                c.id = Some(call);
+                c.waiting_for_user = false;
+            }
+            self.restored.borrow_mut().insert(call, key);
+        }
+        self.calls.set(list);
         conn.drive(|_| ());
     }
 
-    fn list_earlier(&self, records: &[CallRecord], waiting: bool) {
+    fn list_earlier(&self, records: &[(String, CallRecord)], waiting: bool) {
         if records.is_empty() {
             return;
         }
         let mut list = self.calls.get();
-        list.extend(records.iter().map(|r| PersistedCall {
-            id: r.id,
+        list.extend(records.iter().map(|(key, r)| PersistedCall {
+            key: key.clone(),
+            id: None,
             name: r.name.clone(),
             user: r.user.clone(),
             from_earlier_page: true,
@@ -250,26 +275,25 @@ impl Persist {
     fn check_waiting(&self) {
         let Some(conn) = self.conn.upgrade() else { return };
         let Some(user) = settled_user(&conn) else { return };
-        let (ready, still): (Vec<CallRecord>, Vec<CallRecord>) =
-            std::mem::take(&mut *self.waiting.borrow_mut()).into_iter().partition(|r| r.user.as_deref() == Some(user.as_str()));
-        let others: Vec<u64> = still.iter().map(|r| r.id).collect();
-        let other_user = still.first().and_then(|r| r.user.clone());
+        let (ready, still): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
+            std::mem::take(&mut *self.waiting.borrow_mut()).into_iter().partition(|(_, r)| r.user.as_deref() == Some(user.as_str()));
+        let others: Vec<String> = still.iter().map(|(key, _)| key.clone()).collect();
+        let other_user = still.first().and_then(|(_, r)| r.user.clone());
         *self.waiting.borrow_mut() = still;
-        if !ready.is_empty() {
-            let ids: Vec<u64> = ready.iter().map(|r| r.id).collect();
-            self.calls.set(
-                self.calls
-                    .get()
-                    .into_iter()
-                    .map(|c| if ids.contains(&c.id) { PersistedCall { waiting_for_user: false, ..c } } else { c })
-                    .collect(),
-            );
-            self.restore(&conn, ready);
-        }
+        self.restore(&conn, ready);
         if self.waiting.borrow().is_empty() {
             self.user_watch.borrow_mut().clear();
         } else if let Some(waiting_for) = other_user {
-            self.emit(&PersistEvent::WaitingForUser { user: waiting_for, ids: others });
+            self.emit(&PersistEvent::WaitingForUser { user: waiting_for, keys: others });
+        }
+    }
+
+    /// The key of this page's call `id`, or of the earlier page's call
+    /// back in the outbox as `id`.
+    fn key_of(&self, id: u64) -> String {
+        match self.restored.borrow().get(&id) {
+            Some(key) => key.clone(),
+            None => format!("{}-{}", self.page, CallRecord::key(id)),
         }
     }
 
@@ -279,7 +303,7 @@ impl Persist {
         let Some(name) = conn.with_machine(|m| m.call_record(id).map(|r| r.name)) else { return };
         let user = crate::accounts::existing(&conn).and_then(|a| a.user_id());
         let mut list = self.calls.get();
-        list.push(PersistedCall { id, name, user, from_earlier_page: false, waiting_for_user: false });
+        list.push(PersistedCall { key: self.key_of(id), id: Some(id), name, user, from_earlier_page: false, waiting_for_user: false });
         self.calls.set(list);
         let opening = match &mut *self.store.borrow_mut() {
             Store::Opening(ids) => {
@@ -296,18 +320,20 @@ impl Persist {
     /// Writes call `id`'s record (if the call is still in the outbox).
     fn write(&self, conn: &Connection, id: u64) {
         let Some(mut record) = conn.with_machine(|m| m.call_record(id)) else { return };
-        record.user = self.calls.with(|c| c.iter().find(|c| c.id == id).and_then(|c| c.user.clone()));
+        let key = self.key_of(id);
+        record.user = self.calls.with(|c| c.iter().find(|c| c.key == key).and_then(|c| c.user.clone()));
         record.at = conn.now();
         let store = self.store.borrow();
         let Store::Open(store) = &*store else { return };
         let events = Rc::downgrade(&self.events);
+        let failed = key.clone();
         store.put(
-            &CallRecord::key(id),
+            &key,
             &record.to_text(),
             Box::new(move |kept| {
                 if let (Err(error), Some(events)) = (kept, events.upgrade()) {
                     for l in events.snapshot() {
-                        l(&PersistEvent::StorageFailed { id: Some(id), error: error.clone() });
+                        l(&PersistEvent::StorageFailed { key: Some(failed.clone()), error: error.clone() });
                     }
                 }
             }),
@@ -316,40 +342,43 @@ impl Persist {
 
     /// The server has run call `id`, or it failed: its record goes.
     fn forget(&self, id: u64) {
-        let record = self.restored.borrow().get(&id).copied().unwrap_or(id);
+        let key = self.key_of(id);
         match &mut *self.store.borrow_mut() {
-            Store::Open(store) => store.delete(&CallRecord::key(record)),
+            Store::Open(store) => store.delete(&key),
             Store::Opening(ids) => ids.retain(|i| *i != id),
             Store::Unavailable => {}
         }
     }
 
-    fn remove_listed(&self, id: u64) {
-        if self.calls.with(|c| c.iter().any(|c| c.id == id)) {
+    fn remove_listed(&self, key: &str) {
+        if self.calls.with(|c| c.iter().any(|c| c.key == key)) {
             let mut list = self.calls.get();
-            list.retain(|c| c.id != id);
+            list.retain(|c| c.key != key);
             self.calls.set(list);
         }
     }
 
-    /// Cancels persisted call `id` if it has not been sent: a call of this
-    /// page's or an earlier one's in the outbox, or one waiting for its user.
-    fn cancel(&self, conn: &Connection, id: u64) -> bool {
+    /// Cancels the kept call of `key` if it has not been sent: a call in
+    /// the outbox (this page's or an earlier one's), or one waiting for its
+    /// user.
+    fn cancel(&self, conn: &Connection, key: &str) -> bool {
         let waiting = {
             let mut w = self.waiting.borrow_mut();
             let before = w.len();
-            w.retain(|r| r.id != id);
+            w.retain(|(k, _)| k != key);
             w.len() != before
         };
         if waiting {
             if let Store::Open(store) = &*self.store.borrow() {
-                store.delete(&CallRecord::key(id));
+                store.delete(key);
             }
-            self.remove_listed(id);
+            self.remove_listed(key);
             return true;
         }
-        let call = self.restored.borrow().iter().find(|(_, r)| **r == id).map(|(c, _)| *c).unwrap_or(id);
-        conn.cancel_call(call)
+        match self.calls.with(|c| c.iter().find(|c| c.key == key).and_then(|c| c.id)) {
+            Some(id) => conn.cancel_call(id),
+            None => false,
+        }
     }
 }
 
@@ -383,11 +412,13 @@ impl PersistedCalls {
         self.inner.events.add(Rc::new(f))
     }
 
-    /// Cancels kept call `id` if it has not been sent (it is forgotten, and
-    /// a call of this page fails with `cancelled`). Returns whether it was.
-    pub fn cancel(&self, id: u64) -> bool {
+    /// Cancels the kept call of `key` ([`PersistedCall::key`]) if it has
+    /// not been sent: it is forgotten (a call of this page fails with
+    /// `cancelled`; an earlier page's in the outbox settles as `cancelled`;
+    /// one waiting for its user goes). Returns whether it was.
+    pub fn cancel(&self, key: &str) -> bool {
         match self.conn.upgrade() {
-            Some(conn) => self.inner.cancel(&conn, id),
+            Some(conn) => self.inner.cancel(&conn, key),
             None => false,
         }
     }

@@ -70,9 +70,10 @@ impl Drop for PendingCall {
 /// A feature plugged into a connection's driver: the collections and
 /// subscriptions, the stubs, the accounts. The driver holds each for as
 /// long as the connection lives (one per type, made on first use by
-/// [`Connection::plugin`]) and hands it every completion the driver does
-/// not settle itself: documents changed, subscriptions ready or ended. A
-/// plug-in holds the connection only weakly.
+/// [`Connection::plugin`]) and hands it every completion: documents
+/// changed, subscriptions ready or ended, calls queued, answered, ended
+/// (the driver settles the calls' own hooks and futures after). A plug-in
+/// holds the connection only weakly.
 pub(crate) trait Plugin: Any {
     /// A completion of the machine's (called with no borrow held: the
     /// plug-in may run app code that calls back into the connection).
@@ -247,19 +248,26 @@ impl Driver {
                     };
                     drop(old);
                 }
-                Output::Done(Completion::MethodResult { id, outcome }) => {
-                    let hook = self.calls.borrow_mut().get_mut(&id).and_then(|c| c.on_result.take());
-                    if let Some(hook) = hook {
-                        hook(&outcome);
+                Output::Done(done) => {
+                    // The plug-ins first (a durable outbox forgets a call the
+                    // server ran), then the call's own hook or future.
+                    self.to_plugins(&done);
+                    match done {
+                        Completion::MethodResult { id, outcome } => {
+                            let hook = self.calls.borrow_mut().get_mut(&id).and_then(|c| c.on_result.take());
+                            if let Some(hook) = hook {
+                                hook(&outcome);
+                            }
+                        }
+                        Completion::MethodDone { id, outcome } => {
+                            let pending = self.calls.borrow_mut().remove(&id);
+                            if let Some(p) = pending {
+                                p.finish(outcome);
+                            }
+                        }
+                        _ => {}
                     }
                 }
-                Output::Done(Completion::MethodDone { id, outcome }) => {
-                    let pending = self.calls.borrow_mut().remove(&id);
-                    if let Some(p) = pending {
-                        p.finish(outcome);
-                    }
-                }
-                Output::Done(done) => self.to_plugins(&done),
                 Output::Event(event) => {
                     // The status is current before any listener hears of the event.
                     self.publish();

@@ -170,6 +170,10 @@ struct World {
     server: SimServer,
     calls: Vec<(String, Option<Call>, u32)>,
     subs: Vec<crate::Subscription>,
+    /// Calls carry a `randomSeed` (as a stub's insert's does).
+    seeded: bool,
+    /// Calls whose page went away before they resolved.
+    gone: Vec<String>,
 }
 
 impl World {
@@ -177,8 +181,10 @@ impl World {
         let host = self.host.clone();
         match st {
             Step::Call { wait } => {
-                let token = format!("t{}", self.calls.len() + 1);
-                let call = self.conn.apply::<Value>("m", (token.clone(),), CallOptions { wait: *wait, ..CallOptions::default() });
+                let token = format!("t{}", self.calls.len() + self.gone.len() + 1);
+                let random_seed = self.seeded.then(|| format!("seed-{token}"));
+                let call =
+                    self.conn.apply::<Value>("m", (token.clone(),), CallOptions { wait: *wait, random_seed, ..CallOptions::default() });
                 self.calls.push((token, Some(Box::pin(call)), 0));
             }
             Step::Subscribe(p) => self.subs.push(self.conn.subscribe(&format!("p{p}"), ())),
@@ -243,6 +249,25 @@ impl World {
         }
     }
 
+    /// The page reloads: its connection, call futures and subscriptions go
+    /// (what it sent stays sent; the server sees its socket end), and a
+    /// new page connects with `options`.
+    fn reload(&mut self, options: &Options) {
+        // The futures outlive the page's connection here (dropped first, an
+        // unsent call's future would cancel it, as the app asked).
+        let (unresolved, resolved): (Vec<_>, Vec<_>) = std::mem::take(&mut self.calls).into_iter().partition(|(_, call, _)| call.is_some());
+        self.calls = resolved;
+        self.subs.clear();
+        if self.host.wire.borrow_mut().take().is_some() {
+            self.server.socket_gone();
+        }
+        self.host.timers.borrow_mut().clear();
+        self.host.later.borrow_mut().clear();
+        self.conn = crate::connect_on(self.host.clone(), "ws://sim/websocket", options.clone()).unwrap();
+        self.gone.extend(unresolved.into_iter().map(|(token, _, _)| token));
+        self.host.run_later();
+    }
+
     fn settle(&mut self) {
         for _ in 0..100_000 {
             let wire = self.host.wire();
@@ -283,7 +308,7 @@ proptest! {
         };
         let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options).unwrap();
         host.run_later();
-        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new() };
+        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new(), seeded: false, gone: Vec::new() };
         for st in &steps {
             w.step(st);
         }
@@ -306,5 +331,79 @@ proptest! {
         prop_assert_eq!(&store, &w.server.session().view);
         w.conn.close();
         prop_assert!(w.host.wire().is_none(), "close() let the socket go");
+    }
+}
+
+/// A step of the reload test: one of the shared steps, or a reload.
+#[derive(Debug, Clone)]
+enum PageStep {
+    Step(Step),
+    Reload,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The durable outbox across reloads, drops and lost frames: every call
+    /// ever made runs exactly once on the server (a call re-sent by a new
+    /// page's session carries its seed, and a seed seen twice is a
+    /// duplicate key, never a second run); each call of the current page
+    /// resolves once; each call an earlier page left settles through one
+    /// event; and at the end the store is empty.
+    #[test]
+    fn calls_survive_reloads_and_run_once(
+        steps in proptest::collection::vec(prop_oneof![12 => step().prop_map(PageStep::Step), 1 => Just(PageStep::Reload)], 1..80),
+        seed in 1u64..u64::MAX,
+    ) {
+        let host = Rc::new(SimHost { now: Cell::new(1_000_000.0), seed: Cell::new(seed), ..SimHost::default() });
+        let options = Options {
+            heartbeat_interval_ms: 0.0,
+            connect_timeout_ms: 0.0,
+            retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
+            persist: Some("outbox".into()),
+            ..Options::default()
+        };
+        let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options.clone()).unwrap();
+        host.run_later();
+        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new(), seeded: true, gone: Vec::new() };
+        let settled: Rc<RefCell<Vec<String>>> = Rc::default();
+        let listen = |w: &World| {
+            let settled = settled.clone();
+            w.conn.persisted_calls().expect("a durable outbox").on_event(move |e| {
+                if let crate::PersistEvent::Settled { key, outcome, .. } = e {
+                    assert!(outcome.is_ok() || outcome.as_ref().err().map(|e| e.error()) == Some(11000.into()), "{outcome:?}");
+                    settled.borrow_mut().push(key.clone());
+                }
+            })
+        };
+        let mut handle = listen(&w);
+        for st in &steps {
+            match st {
+                PageStep::Step(st) => w.step(st),
+                PageStep::Reload => {
+                    w.reload(&options);
+                    handle = listen(&w);
+                }
+            }
+        }
+        w.settle();
+        drop(handle);
+        for token in w.calls.iter().map(|(t, _, _)| t).chain(&w.gone) {
+            prop_assert_eq!(w.server.runs.get(token).copied(), Some(1), "{} ran once", token);
+        }
+        for (token, call, done) in &w.calls {
+            prop_assert!(call.is_none() && *done == 1, "{} resolved {} times", token, done);
+        }
+        let mut ids = settled.borrow().clone();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), n, "each earlier call settles once");
+        prop_assert!(n <= w.gone.len());
+        prop_assert_eq!(w.conn.persisted_calls().unwrap().list(), vec![]);
+        let left: Rc<Cell<Option<usize>>> = Rc::default();
+        let l = left.clone();
+        w.host.stores.open("ddp-live/outbox/ws://sim/websocket", Box::new(move |opened| l.set(opened.ok().map(|(_, records)| records.len()))));
+        prop_assert_eq!(left.get(), Some(0), "the store is empty");
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct SimServer {
     data: [BTreeMap<String, i64>; PUBS],
     /// How many times each method token ran.
     pub runs: HashMap<String, u32>,
+    /// The `randomSeed`s of the methods that ran: one sent again (by a new
+    /// session, after a reload) fails with a duplicate key, as a re-sent
+    /// insert does on a Meteor server (the same seed makes the same ids).
+    seeds: HashSet<String>,
     /// Server → client frames not read yet.
     pub down: VecDeque<String>,
 }
@@ -47,6 +51,7 @@ impl SimServer {
             resume,
             data: Default::default(),
             runs: HashMap::new(),
+            seeds: HashSet::new(),
             down: VecDeque::new(),
         }
     }
@@ -173,6 +178,14 @@ impl SimServer {
                     return; // a re-send within the same session: never run twice
                 }
                 let token = v["params"][0].as_str().unwrap().to_owned();
+                if let Some(seed) = v["randomSeed"].as_str() {
+                    if !self.seeds.insert(seed.to_owned()) {
+                        let error = json!({"error": 11000, "reason": "E11000 duplicate key error"});
+                        self.send_to(&session, json!({"msg":"result","id":id,"error":error}));
+                        self.send_to(&session, json!({"msg":"updated","methods":[id]}));
+                        return;
+                    }
+                }
                 *self.runs.entry(token.clone()).or_default() += 1;
                 // Alternate the order of result and updated.
                 if id.len() % 2 == 0 {

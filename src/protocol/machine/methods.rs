@@ -482,9 +482,9 @@ impl Machine {
     /// out once they have completed), and sent from
     /// [`Machine::release_calls`] on; afterwards, behind the calls queued
     /// (the first block may be on the wire). Each
-    /// keeps its method id unless a call made since took it (then it gets
-    /// a new one: the `randomSeed`, kept, is what makes a re-sent call
-    /// harmless on a new session). No outbox limit refuses them: they were
+    /// keeps its method id unless this machine already gave that id (then
+    /// it gets a new one: the `randomSeed`, kept, is what makes a re-sent
+    /// call harmless on a new session). No outbox limit refuses them: they were
     /// accepted once. Returns `(record id, call id)` for each.
     pub fn restore_calls(&mut self, records: Vec<CallRecord>, now: f64) -> Vec<(u64, u64)> {
         self.observe_clock(now);
@@ -492,13 +492,11 @@ impl Machine {
         let mut restored = VecDeque::new();
         let mut ids = Vec::with_capacity(records.len());
         for r in records {
-            let id = if m.calls.contains_key(&r.id) || ids.iter().any(|(_, i)| *i == r.id) {
-                m.next_id += 1;
-                m.next_id
-            } else {
-                r.id
-            };
-            m.next_id = m.next_id.max(id);
+            // An id this machine has not given yet: ids never repeat in a
+            // session (a server that resumes sessions would take a
+            // repeated one for a re-send and ignore it).
+            let id = if r.id > m.next_id { r.id } else { m.next_id + 1 };
+            m.next_id = id;
             let bytes = r.name.len() + r.params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
             m.bytes += bytes;
             let options = CallOptions { wait: r.wait, no_retry: r.no_retry, random_seed: r.random_seed, ..CallOptions::default() };

@@ -14,7 +14,7 @@
 //! | `newId(scope)` | Meteor's `DDP.randomStream(scope \|\| '/collection/docs').id()` for the call's `randomSeed` (what a stub made); as the Meteor fixture's `newId` |
 //! | `executions()` | how many times each method ran, and the counters |
 //! | `connection()` | Meteor's `this.connection`: `{id, clientAddress, httpHeaders}` (the whitelisted headers of the socket's HTTP upgrade) |
-//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id |
+//! | `insertDoc(collection, fields)` | inserts a document (id from `fields._id`, else the first id of the `randomSeed` stream `/collection/<collection>`, as a Meteor collection's insert, else random), returns its id; an id already there fails with `duplicate-key` (as MongoDB's unique `_id`) |
 //! | `updateDoc(collection, id, fields)` | sets fields (`null` clears one) |
 //! | `removeDoc(collection, id)` | removes a document |
 //! | `login`, `logout`, `createUser`, `getNewToken`, `removeOtherTokens`, `whoami` | Meteor's accounts, in Meteor's order (`updated`, `result`, then the user document): see `accounts.rs` |
@@ -205,7 +205,12 @@ fn edit_docs(sc: &Scenario, call: &Invocation) -> Result<Option<Value>, Value> {
                 (_, Some(seed)) => random::stream(seed, &format!("/collection/{collection}")).id(),
                 _ => super::random_id(),
             };
-            sc.docs.insert(&collection, id.clone(), fields);
+            // A second insert of an id (a call re-sent with its randomSeed
+            // by a new session) is refused, as MongoDB's unique `_id` index
+            // does (Meteor then sends a sanitized 500; here the code says why).
+            if !sc.docs.insert_new(&collection, id.clone(), fields) {
+                return Err(meteor_error(json!("duplicate-key"), &format!("E11000 duplicate key error: {collection} _id {id}")));
+            }
             Ok(Some(json!(id)))
         }
         "updateDoc" => {

@@ -45,6 +45,16 @@ impl Docs {
         lock(&self.watchers).remove(&id);
     }
 
+    /// Inserts a document unless one has its id (then false, as MongoDB's
+    /// unique `_id` index refuses it).
+    pub(crate) fn insert_new(&self, collection: &str, id: String, fields: Map<String, Value>) -> bool {
+        let taken = lock(&self.data).get(collection).is_some_and(|c| c.contains_key(&id));
+        if !taken {
+            self.insert(collection, id, fields);
+        }
+        !taken
+    }
+
     pub(crate) fn insert(&self, collection: &str, id: String, fields: Map<String, Value>) {
         lock(&self.data).entry(collection.to_owned()).or_default().insert(id.clone(), fields.clone());
         for p in self.watchers_of(collection) {
