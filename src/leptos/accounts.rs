@@ -29,17 +29,24 @@ use leptos::prelude::*;
 use serde_json::Value;
 
 /// The logged-in user's id of the provided connection (`None` while logged out).
+///
+/// In a server render (feature `ssr`): the user the request's login token
+/// logged in (the token comes from a cookie the app sets; see
+/// [`SsrClient::request`](super::ssr::SsrClient::request)).
 pub fn use_user_id() -> Signal<Option<String>> {
+    on_server!(request => Signal::derive(move || request.user_id()));
     user_id_of(&use_connection().accounts())
 }
 
 /// True while a login the app asked for runs (provided connection).
 pub fn use_logging_in() -> Signal<bool> {
+    on_server!(_ => Signal::stored(false));
     logging_in_of(&use_connection().accounts())
 }
 
 /// The current user's document of the provided connection (see [`user_of`]).
 pub fn use_user() -> Signal<Option<Value>> {
+    on_server!(request => Signal::derive(move || request.user_id().and_then(|id| request.document("users", &id))));
     user_of(&use_connection().accounts())
 }
 

@@ -450,7 +450,7 @@ fn a_seeded_store_is_reconciled_with_the_first_session_once_the_seeded_subscript
     assert_eq!(h.m.store().snapshot().len(), 3);
     h.done.clear();
     h.open_and_connect("S");
-    assert_eq!(ids_sent(&h, "sub"), [id.clone()]);
+    assert_eq!(ids_sent(&h, "sub"), std::slice::from_ref(&id));
     // The first session's data is held until the subscription is ready again.
     added(&mut h, "a", 1);
     added(&mut h, "b", 20);
