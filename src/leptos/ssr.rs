@@ -142,8 +142,18 @@ impl SsrClient {
     /// user's resume token, from the cookie the app set when the user
     /// logged in (`None`: render logged out).
     pub fn request(&self, login_token: Option<String>) -> SsrRequest {
+        self.request_at(self.shared.url.clone(), login_token)
+    }
+
+    /// [`SsrClient::request`] for a request whose data comes from another
+    /// DDP URL than the client's (another app, a tenant's server).
+    pub fn request_to(&self, url: &str, login_token: Option<String>) -> Result<SsrRequest, Error> {
+        Ok(self.request_at(crate::websocket_url(url)?, login_token))
+    }
+
+    fn request_at(&self, url: String, token: Option<String>) -> SsrRequest {
         let id = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(RequestConn { client: self.shared.clone(), id, token: login_token, opened: AtomicBool::new(false) });
+        let conn = Arc::new(RequestConn { client: self.shared.clone(), id, url, token, opened: AtomicBool::new(false) });
         SsrRequest { conn: Some(conn), subs: Arc::default(), login: Arc::default() }
     }
 }
@@ -153,6 +163,7 @@ impl SsrClient {
 struct RequestConn {
     client: Arc<ClientShared>,
     id: u64,
+    url: String,
     token: Option<String>,
     opened: AtomicBool,
 }
@@ -163,7 +174,7 @@ impl RequestConn {
     fn with(&self, job: impl FnOnce(Option<&Request>) + Send + 'static) {
         if !self.opened.swap(true, Ordering::Relaxed) {
             let (id, token, timeout) = (self.id, self.token.clone(), self.client.timeout);
-            let (url, options) = (self.client.url.clone(), self.client.options.clone());
+            let (url, options) = (self.url.clone(), self.client.options.clone());
             let _ = self.client.jobs.send(Box::new(move |requests| {
                 let Ok(conn) = crate::connect(&url, options) else { return };
                 let deadline = tokio::time::Instant::now() + timeout;
