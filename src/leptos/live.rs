@@ -97,8 +97,7 @@ pub fn provide_ddp(url: impl FnOnce() -> String, options: Options) -> Result<(),
     if rendering_with_server() {
         // The server made one for the request's login: the same resources
         // in the same order on both sides.
-        let login: Resource<Option<String>> = Resource::new(|| (), |_| async { None });
-        let _ = login;
+        let _login: ArcResource<Option<String>> = ArcResource::new(|| (), |_| async { None });
     }
     let gate = send_wrapper::SendWrapper::new(gate);
     Effect::new(move |_| gate.open());
@@ -194,8 +193,12 @@ impl Host for GateHost {
 /// ([`rendering_with_server`]), so the two sides make the same resources
 /// in the same order.
 pub(crate) fn seed_of_subscription() -> Option<Snapshot> {
-    let resource: Resource<Snapshot> = Resource::new(|| (), |_| async { Snapshot::default() });
-    resource.get_untracked().filter(|s| s.ready)
+    let resource: ArcResource<Snapshot> = ArcResource::new(|| (), |_| async { Snapshot::default() });
+    // Read through the value underneath: a read at hydration, outside
+    // <Suspense>, is what this is for (the value is the server's, already
+    // in the page), so Leptos's debug warning about such reads is moot.
+    let value: &ArcAsyncDerived<Snapshot> = &resource;
+    value.get_untracked().filter(|s| s.ready)
 }
 
 /// Subscribes on `conn`, taking `seed` (when given) as what the server

@@ -21,6 +21,9 @@ async fn main() {
     use leptos_ssr_example::app::{shell, LOGIN_COOKIE};
     use std::time::Duration;
 
+    // Resources run on tokio (leptos_axum's `leptos_routes` does this
+    // itself; this server routes its one page by hand).
+    let _ = any_spawner::Executor::init_tokio();
     let addr: std::net::SocketAddr = std::env::var("SSR_ADDR").unwrap_or_else(|_| "127.0.0.1:3400".into()).parse().expect("SSR_ADDR");
     let timeout = std::env::var("SSR_TIMEOUT_MS").ok().and_then(|t| t.parse().ok()).unwrap_or(1500);
     let site_root = std::env::var("SSR_SITE_ROOT").unwrap_or_else(|_| "target/leptos-ssr".into());
@@ -56,6 +59,7 @@ async fn main() {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options);
     let listener = tokio::net::TcpListener::bind(addr).await.expect("SSR_ADDR free");
+    let addr = listener.local_addr().expect("a bound address");
     println!("leptos-ssr example on http://{addr}/ (DDP server {base})");
     axum::serve(listener, app.into_make_service()).await.expect("server");
 }
