@@ -1,5 +1,5 @@
 //! ddp-live's Leptos SSR example: the app ([`app`]), its browser entry
-//! ([`hydrate`], feature `hydrate`) and what its server and browser share.
+//! (`hydrate`, feature `hydrate`) and what its server and browser share.
 
 pub mod app;
 
