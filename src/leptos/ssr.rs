@@ -398,3 +398,76 @@ impl Host for Inert {
         eprintln!("{message}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leptos::*;
+    use crate::{ConnectionState, Outbox, Status};
+    use serde_json::json;
+
+    #[test]
+    fn every_hook_renders_its_server_value_and_the_render_may_end_on_another_thread() {
+        let _ = any_spawner::Executor::init_futures_executor();
+        let owner = Owner::new();
+        let rendered = owner.with(|| {
+            // A request with no client: every subscription renders as loading.
+            provide_ddp(|| unreachable!("the URL is the browser's"), Options::default()).expect("never an error on the server");
+            let status = use_status();
+            let sub = use_subscription("docs", ("todos",));
+            let todos = use_collection("todos");
+            let doc = use_doc("todos", "a".to_string());
+            let user = use_user_id();
+            let call = use_call::<Value>("insertDoc");
+            let room = use_room("lobby");
+            let conn = use_connection();
+            let query = use_query(&conn.collection("todos"), json!({}), Value::Null).expect("a valid query");
+            assert!(
+                use_query(&conn.collection("todos"), json!({"a": {"$near": 1}}), Value::Null).is_err(),
+                "a bad query is an error here too"
+            );
+            call.call(("todos", json!({"text": "x"})));
+            (status, sub, todos, doc, user, call, room, use_outbox(), use_logging_in(), query, conn.status())
+        });
+        let (status, sub, todos, doc, user, call, room, outbox, logging_in, query, conn_status) = rendered;
+        assert_eq!(status.status.get_untracked(), Status::initial());
+        assert_eq!(status.state.get_untracked(), ConnectionState::Connecting);
+        assert_eq!(conn_status, Status::initial(), "use_connection gives a connection that never connects");
+        assert!(!sub.ready.get_untracked());
+        assert!(sub.subscription().is_none());
+        assert!(todos.docs.get_untracked().is_empty());
+        assert_eq!(doc.get_untracked(), None);
+        assert_eq!(user.get_untracked(), None);
+        assert!(!call.pending.get_untracked(), "nothing is called on the server");
+        assert!(!room.connected.get_untracked() && room.room().is_none());
+        assert_eq!(outbox.get_untracked(), Outbox::default());
+        assert!(!logging_in.get_untracked());
+        assert!(query.get_untracked().is_empty());
+        // The render's owner goes on another thread (a multi-threaded
+        // runtime may end a render anywhere): nothing the hooks hold there
+        // is tied to the thread that made it.
+        std::thread::spawn(move || drop(owner)).join().expect("no panic when the owner is dropped on another thread");
+    }
+
+    #[test]
+    fn a_request_resolves_to_loading_within_its_timeout_when_the_server_is_down() {
+        // A port nothing listens on: the connection is refused and retried
+        // until the deadline; the snapshot then says loading.
+        let client = SsrClient::new("ws://127.0.0.1:9/websocket", Options::default(), Duration::from_millis(300)).unwrap();
+        let request = client.request(Some("a token".into()));
+        let conn = request.conn.clone().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (snapshot, user) = runtime.block_on(async { (conn.snapshot("docs".into(), vec![json!("todos")]).await, conn.user_id().await) });
+        assert_eq!(snapshot, Snapshot::default(), "not ready, no documents");
+        assert_eq!(user, None);
+        assert_eq!(client.open_connections(), 1, "open while the request lives");
+        drop((conn, request));
+        // The close job ran once a later job is through.
+        let after = client.request(None);
+        runtime.block_on(after.conn.clone().unwrap().user_id());
+        let probe = after.conn.clone().unwrap();
+        let _ = runtime.block_on(probe.snapshot("x".into(), vec![]));
+        assert_eq!(client.open_connections(), 1, "the first request's connection closed; only the probe's is open");
+        assert!(SsrClient::new("not a url at all://", Options::default(), Duration::from_millis(1)).is_err());
+    }
+}
