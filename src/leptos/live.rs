@@ -96,13 +96,23 @@ pub fn provide_ddp(url: impl FnOnce() -> String, options: Options) -> Result<(),
     super::provide_connection(conn);
     if rendering_with_server() {
         // The server made one for the request's login: the same resources
-        // in the same order on both sides.
-        let _login: ArcResource<Option<String>> = ArcResource::new(|| (), |_| async { None });
+        // in the same order on both sides. Its value (the user the server
+        // rendered for) stands in for the user id until the browser's own
+        // login says otherwise (see `use_user_id`).
+        let login: ArcResource<Option<String>> = ArcResource::new(|| (), |_| async { None });
+        let value: &ArcAsyncDerived<Option<String>> = &login;
+        if let Some(user) = value.get_untracked().flatten() {
+            provide_context(RenderedUser(user));
+        }
     }
     let gate = send_wrapper::SendWrapper::new(gate);
     Effect::new(move |_| gate.open());
     Ok(())
 }
+
+/// The user a hydrated page was rendered for on the server.
+#[derive(Clone, Debug)]
+pub(crate) struct RenderedUser(pub(crate) String);
 
 /// A host whose sockets wait for [`Gate::open`]: until then an opened
 /// socket is only a promise; the connection's machine sends nothing before
@@ -266,6 +276,27 @@ mod tests {
         assert_eq!(host.opened.get(), 1);
         gate.open();
         assert_eq!(host.opened.get(), 1, "opening twice opens nothing more");
+    }
+
+    #[test]
+    fn the_rendered_user_stands_in_until_the_browser_accounts_settle() {
+        let (_host, _gate, conn) = gated();
+        let accounts = conn.accounts();
+        let owner = Owner::new();
+        let (user_id, plain) = owner.with(|| {
+            super::super::provide_connection(conn.clone());
+            let plain = super::super::use_user_id();
+            provide_context(RenderedUser("u1".into()));
+            (super::super::use_user_id(), plain)
+        });
+        assert_eq!(plain.get_untracked(), None, "no rendered user: the connection's");
+        assert_eq!(user_id.get_untracked(), Some("u1".into()), "the server's user until the browser's settles");
+        accounts.set_user_id_for_test(Some("u2"));
+        assert_eq!(user_id.get_untracked(), Some("u2".into()));
+        accounts.set_user_id_for_test(None);
+        assert_eq!(user_id.get_untracked(), None, "settled: the browser's own (logged out)");
+        drop(owner);
+        assert_eq!(accounts.user_id_observable().listener_count(), 0, "its listeners go with the owner");
     }
 
     #[test]

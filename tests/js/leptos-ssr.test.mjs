@@ -166,6 +166,31 @@ test("a logged-in page renders the user's own data on the server", async () => {
   assert.equal((await anonymous.textContent("#whoami")).trim(), "");
   assert.doesNotMatch((await anonymous.getAttribute("#login-form", "class")) ?? "", /hidden/);
   await ctx.close();
+  // Hydrated (a fresh browser: nothing in localStorage): the server's user
+  // stays through hydration and the browser's own login with the cookie's
+  // token, with no warning.
+  const live = await browser.newContext();
+  await live.addCookies([{ name: "ddp_login", value: token, url: ssrBase }]);
+  const hydrated = await live.newPage();
+  const logs = [];
+  hydrated.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  hydrated.on("pageerror", (e) => logs.push(`pageerror: ${e}`));
+  await hydrated.addInitScript(() => {
+    window.whoamiLog = [];
+    document.addEventListener("DOMContentLoaded", () => {
+      const el = document.querySelector("#whoami");
+      window.whoamiLog.push(el.textContent);
+      new MutationObserver(() => window.whoamiLog.push(el.textContent)).observe(el, { subtree: true, childList: true, characterData: true });
+    });
+  });
+  await hydrated.goto(pageUrl(sc));
+  await hydrated.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
+  // The browser's login settled: the server's token logged it in.
+  await hydrated.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith("Meteor.userId")), null, { timeout: 10000 });
+  assert.equal(await hydrated.textContent("#whoami"), "ada");
+  assert.deepEqual([...new Set(await hydrated.evaluate(() => window.whoamiLog))], ["ada"], "the user never changed on the page");
+  assert.deepEqual(logs.filter((l) => /^(error|warning)|pageerror|hydrat/i.test(l)), [], "no hydration warning, no error");
+  await live.close();
 });
 
 test("100 page loads, a quarter with the DDP server refusing: loading, no panic, bounded memory, no connection left", async () => {

@@ -78,9 +78,19 @@ pub fn App() -> impl IntoView {
     }
     #[cfg(feature = "hydrate")]
     {
-        // The login survives reloads in localStorage (Meteor's keys), and
-        // shows at once: the user the server rendered with the cookie.
-        use_connection().accounts().persist_login(ddp_live::PersistLogin::ConnectUrl);
+        // The login survives reloads in localStorage (Meteor's keys) and
+        // resumes at once; with none stored there, the cookie's token (the
+        // one the server rendered with) logs this connection in.
+        let accounts = use_connection().accounts();
+        if !accounts.persist_login(ddp_live::PersistLogin::ConnectUrl) {
+            if let Some(token) = login_cookie() {
+                leptos::task::spawn_local(async move {
+                    if accounts.login_with_token(&token).await.is_err() {
+                        set_login_cookie(None);
+                    }
+                });
+            }
+        }
     }
     view! {
         <h1>"ddp-live · Leptos SSR"</h1>
@@ -106,6 +116,18 @@ fn Status() -> impl IntoView {
             <span class="muted">{move || retry_in.get().map(|s| format!(" next attempt in {s} s")).unwrap_or_default()}</span>
         </div>
     }
+}
+
+/// The login cookie's token, if the page has one.
+#[cfg(feature = "hydrate")]
+fn login_cookie() -> Option<String> {
+    let document = window().document()?;
+    let cookies = js_sys::Reflect::get(&document, &"cookie".into()).ok()?.as_string()?;
+    cookies
+        .split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, v)| *k == LOGIN_COOKIE && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
 }
 
 /// Sets (or, with `None`, clears) the login cookie.
