@@ -31,8 +31,12 @@ cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,dd
 step "clippy, wasm32 (every target, features js + leptos + leptos/csr + persist)"
 cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr,persist -- -D warnings
 
+step "clippy, Leptos SSR: the server (native, ssr) and the browser (wasm32, hydrate) of examples/leptos-ssr"
+cargo clippy -p ddp-live -p leptos-ssr-example --all-targets --features ddp-live/ssr,leptos-ssr-example/ssr -- -D warnings
+cargo clippy -p leptos-ssr-example --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist,ddp-live/ssr
 
 echo
 echo "check: all passed in $((SECONDS - start)) s"

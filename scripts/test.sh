@@ -30,14 +30,25 @@ cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos
 step "doc examples with the leptos feature (the Leptos hooks' examples compile)"
 cargo test -p ddp-live --features leptos --doc 2>&1 | tee "$logdir/leptos-doc.log"
 
+step "the Leptos hooks and doc examples with the ssr feature (server rendering)"
+cargo test -p ddp-live --features ssr --lib leptos 2>&1 | tee "$logdir/ssr.log"
+cargo test -p ddp-live --features ssr --doc leptos 2>&1 | tee "$logdir/ssr-doc.log"
+
+step "the crate and the npm package publish clean (cargo publish --dry-run, npm pack --dry-run)"
+cargo publish --dry-run --allow-dirty -p ddp-live 2>&1 | tail -n 3
+
 step "npm package (wasm-pack build)"
 scripts/build-pkg.sh
 
 step "package size budget (.size-limit.json)"
 node scripts/size-check.mjs 2>&1 | tee "$logdir/size.log"
+(cd pkg && npm pack --dry-run 2>&1 | tail -n 4)
 
 step "Leptos example app (scripts/build-example.sh)"
 scripts/build-example.sh
+
+step "Leptos SSR example (scripts/build-ssr-example.sh: plain cargo + wasm-bindgen CLI)"
+scripts/build-ssr-example.sh
 
 step "test server on port $port"
 server_pid=$(scripts/start-server.sh "$port")
@@ -65,7 +76,7 @@ step "JavaScript surface of the npm package and the Leptos example (node --test,
 DDP_TEST_PORT=$port node --test --test-reporter=spec --test-timeout=120000 tests/js/ 2>&1 | tee "$logdir/js.log"
 
 passed=0; failed=0
-for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/leptos-doc.log "$logdir"/browser.log "$logdir"/leptos-browser.log; do
+for f in "$logdir"/native.log "$logdir"/leptos.log "$logdir"/leptos-doc.log "$logdir"/ssr.log "$logdir"/ssr-doc.log "$logdir"/browser.log "$logdir"/leptos-browser.log; do
   while read -r p q; do passed=$((passed + p)); failed=$((failed + q)); done < <(
     sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$f")
 done

@@ -63,6 +63,8 @@ pub mod protocol;
 mod query;
 mod reactive;
 pub mod rooms;
+#[cfg(feature = "leptos")]
+mod seed;
 mod stubs;
 
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};

@@ -29,18 +29,60 @@ use leptos::prelude::*;
 use serde_json::Value;
 
 /// The logged-in user's id of the provided connection (`None` while logged out).
+///
+/// In a server render (feature `ssr`): the user the request's login token
+/// logged in (the token comes from a cookie the app sets; see
+/// [`SsrClient::request`](super::ssr::SsrClient::request)).
+///
+/// In a page hydrated from a server render, the user the server rendered
+/// for stands in until the browser's own login settles (its first login
+/// or logout event, or a user id of its own), so the first render is the
+/// server's; resume the same login in the browser (`persist_login`, or
+/// `login_with_token` with the cookie's token).
 pub fn use_user_id() -> Signal<Option<String>> {
-    user_id_of(&use_connection().accounts())
+    on_server!(request => Signal::derive(move || request.user_id()));
+    let accounts = use_connection().accounts();
+    let live = user_id_of(&accounts);
+    match rendered_user(&accounts) {
+        Some((rendered, settled)) => {
+            Signal::derive(move || if settled.get() { live.get() } else { live.get().or_else(|| Some(rendered.clone())) })
+        }
+        None => live,
+    }
+}
+
+/// The user the server rendered for, and a signal that turns true once
+/// the browser's accounts settled: a login or logout event, or a user id
+/// of their own (when there is such a user).
+fn rendered_user(accounts: &Accounts) -> Option<(String, ArcRwSignal<bool>)> {
+    let rendered = use_context::<super::live::RenderedUser>()?.0;
+    let settled = ArcRwSignal::new(accounts.user_id().is_some());
+    let (s1, s2) = (settled.clone(), settled.clone());
+    let on_event = accounts.on_event(move |_| s1.set(true));
+    let on_change = accounts.user_id_observable().subscribe(move |_| s2.set(true));
+    keep_until_cleanup((on_event, on_change));
+    Some((rendered, settled))
 }
 
 /// True while a login the app asked for runs (provided connection).
 pub fn use_logging_in() -> Signal<bool> {
+    on_server!(_ => Signal::stored(false));
     logging_in_of(&use_connection().accounts())
 }
 
 /// The current user's document of the provided connection (see [`user_of`]).
 pub fn use_user() -> Signal<Option<Value>> {
-    user_of(&use_connection().accounts())
+    on_server!(request => Signal::derive(move || request.user_id().and_then(|id| request.document("users", &id))));
+    let accounts = use_connection().accounts();
+    let live = user_of(&accounts);
+    match rendered_user(&accounts) {
+        Some((rendered, settled)) => {
+            // The rendered user's document is in the cache the page seeded.
+            let seeded = super::use_doc("users", rendered);
+            Signal::derive(move || if settled.get() { live.get() } else { live.get().or_else(|| seeded.get()) })
+        }
+        None => live,
+    }
 }
 
 /// The logged-in user's id (`None` while logged out).

@@ -26,7 +26,8 @@ pub struct UseCall<R: Send + Sync + 'static> {
     /// The error of the latest call, if it failed (cleared when a new call
     /// starts).
     pub error: Signal<Option<MethodError>>,
-    state: StoredValue<SendWrapper<Rc<State<R>>>>,
+    /// (`None` in a server render: nothing is called there.)
+    state: StoredValue<Option<SendWrapper<Rc<State<R>>>>>,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -68,7 +69,7 @@ impl<R: DeserializeOwned + Clone + Send + Sync + 'static> UseCall<R> {
     /// [`UseCall::call`] with options. Does nothing once the owner is
     /// gone.
     pub fn apply(&self, args: impl Serialize, options: CallOptions) {
-        let Some(state) = self.state.try_with_value(|s| Rc::clone(s)) else { return };
+        let Some(state) = self.state.try_with_value(|s| s.as_deref().cloned()).flatten() else { return };
         let call = state.conn.apply::<R>(&state.name, args, options);
         let n = state.latest.get() + 1;
         state.latest.set(n);
@@ -154,6 +155,13 @@ pub fn use_call<R>(name: &str) -> UseCall<R>
 where
     R: DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    on_server!(_ => UseCall {
+        pending: Signal::stored(false),
+        value: Signal::stored(None),
+        error: Signal::stored(None),
+        state: StoredValue::new(None),
+        _r: PhantomData,
+    });
     use_call_on(&use_connection(), name)
 }
 
@@ -178,7 +186,7 @@ where
         pending: Signal::from(state.pending.read_only()),
         value: Signal::from(state.value.read_only()),
         error: Signal::from(state.error.read_only()),
-        state: StoredValue::new(SendWrapper::new(state)),
+        state: StoredValue::new(Some(SendWrapper::new(state))),
         _r: PhantomData,
     }
 }

@@ -140,7 +140,19 @@ thread_local! {
 /// The live documents of collection `name` of the provided connection
 /// (what the connection's subscriptions put there), until the current
 /// owner is cleaned up.
+///
+/// In a server render (feature `ssr`): the documents of the request's
+/// subscriptions in this collection, read tracked (under `<Suspense>` the
+/// server waits for them).
 pub fn use_collection(name: &str) -> UseCollection {
+    on_server!(request => {
+        let name = name.to_owned();
+        let docs = Signal::derive(move || {
+            let docs = request.documents(&name);
+            docs.into_iter().map(|(id, fields)| new_row(id.as_str().into(), crate::data::document(&id, &fields)).1).collect::<Vec<_>>()
+        });
+        UseCollection { docs, len: Signal::derive(move || docs.with(Vec::len)) }
+    });
     collection_docs(&use_connection().collection(name))
 }
 
@@ -193,8 +205,12 @@ fn new_row(id: Arc<str>, doc: Value) -> (ArcRwSignal<Value>, LiveDoc) {
 /// (`None` while absent), following `id` when it is reactive. Only changes
 /// of that document notify.
 pub fn use_doc(collection: &str, id: impl Into<Signal<String>>) -> Signal<Option<Value>> {
-    let coll = use_connection().collection(collection);
     let id: Signal<String> = id.into();
+    on_server!(request => {
+        let collection = collection.to_owned();
+        Signal::derive(move || request.document(&collection, &id.get()))
+    });
+    let coll = use_connection().collection(collection);
     let value = ArcRwSignal::new(None);
     let wanted: Rc<RefCell<String>> = Rc::default();
     let listener = {

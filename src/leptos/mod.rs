@@ -55,17 +55,34 @@
 //! the connection set `ArcRwSignal`s synchronously, and reactive arguments
 //! are followed with an `ImmediateEffect`.
 
+/// Returns `$value` from the hook when the current render is a server
+/// render (an [`ssr::SsrRequest`] in the context), binding the request to
+/// `$request`. Nothing after it runs there: the server branch of a hook
+/// holds only `Send + Sync` state (a render may move between threads).
+macro_rules! on_server {
+    ($request:pat => $value:expr) => {
+        #[cfg(all(feature = "ssr", not(target_arch = "wasm32")))]
+        if let Some($request) = $crate::leptos::ssr::request() {
+            return $value;
+        }
+    };
+}
+
 mod accounts;
 mod call;
 mod collection;
+mod live;
 mod query;
 mod room;
+#[cfg(all(feature = "ssr", not(target_arch = "wasm32")))]
+pub mod ssr;
 mod status;
 mod subscription;
 
 pub use accounts::{logging_in_of, use_logging_in, use_user, use_user_id, user_id_of, user_of};
 pub use call::{use_call, use_call_on, UseCall};
 pub use collection::{collection_docs, use_collection, use_doc, LiveDoc, UseCollection};
+pub use live::provide_ddp;
 pub use query::use_query;
 pub use room::{use_room, use_room_with, RoomMessage, UseRoom};
 pub use status::{seconds_until, status_of, use_status, UseStatus};
@@ -101,8 +118,11 @@ pub fn provide_connection(conn: Connection) {
     provide_context(ConnectionContext(SendWrapper::new(Rc::new(Shared { conn, rooms: OnceCell::new() }))));
 }
 
-/// The connection provided by an ancestor, if any.
+/// The connection provided by an ancestor, if any. In a server render
+/// (feature `ssr`), a connection that never connects: event handlers
+/// capture it, and they never run on the server.
 pub fn try_use_connection() -> Option<Connection> {
+    on_server!(_ => Some(ssr::inert_connection()));
     use_context::<ConnectionContext>().map(|c| c.0.conn.clone())
 }
 
@@ -119,6 +139,7 @@ pub fn use_connection() -> Connection {
 /// The rooms client over the provided connection, made on first use and
 /// kept as long as the context that holds the connection.
 fn use_rooms_client() -> Rc<crate::rooms::Client> {
+    // (Not on the server: `use_room` returns before it asks.)
     let ctx = use_context::<ConnectionContext>()
         .expect("ddp_live::leptos: no connection in the context; call provide_connection(conn) in an ancestor component");
     ctx.0.rooms.get_or_init(|| Rc::new(crate::rooms::Client::with_connection(ctx.0.conn.clone()))).clone()
@@ -150,6 +171,7 @@ pub fn outbox_signal(conn: &Connection) -> Signal<Outbox> {
 /// The outbox counts of the provided connection: calls `queued` (not sent
 /// yet, e.g. while offline) and `in_flight` (sent, not yet complete).
 pub fn use_outbox() -> Signal<Outbox> {
+    on_server!(_ => Signal::stored(Outbox::default()));
     outbox_signal(&use_connection())
 }
 

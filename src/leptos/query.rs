@@ -28,7 +28,21 @@ use serde_json::Value;
 /// collection (never by re-running the query). The live query stops when
 /// the reactive owner it was made under (the component) is cleaned up
 /// (made outside any owner, it stops at once, as every hook here).
+///
+/// In a server render (feature `ssr`): the query run on the documents of
+/// the request's subscriptions (tracked, as `use_collection`).
 pub fn use_query(collection: &Collection, selector: Value, options: Value) -> Result<Signal<Vec<Value>>, QueryError> {
+    on_server!(request => {
+        let compile = move || crate::protocol::query::Query::compile(Some(&selector), Some(&options), crate::query::regex_engine());
+        compile()?;
+        let name = collection.name().to_owned();
+        Ok(Signal::derive(move || {
+            let Ok(q) = compile() else { return Vec::new() };
+            let docs = request.documents(&name);
+            let found = q.fetch(docs.iter().map(|(id, fields)| (id.as_str(), fields)));
+            found.into_iter().map(|(id, fields)| crate::query::result_doc(&q, id, fields)).collect()
+        }))
+    });
     let query = collection.query(selector, options)?;
     let list = ArcRwSignal::new(Vec::<Value>::new());
     let writer = list.clone();

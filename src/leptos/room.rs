@@ -26,7 +26,8 @@ pub struct UseRoom {
     pub id: Signal<Option<String>>,
     /// The messages received since the hook was called, oldest first.
     pub messages: Signal<Vec<RoomMessage>>,
-    room: StoredValue<SendWrapper<Room>>,
+    /// (`None` in a server render: no room is joined there.)
+    room: StoredValue<Option<SendWrapper<Room>>>,
     log: RwSignal<Vec<RoomMessage>>,
 }
 
@@ -36,7 +37,7 @@ impl UseRoom {
     /// resolves when the server acknowledged it; `.detach()` it to fire and
     /// forget.
     pub fn send(&self, data: impl Serialize, kind: Option<&str>) -> MethodCall<Value> {
-        match self.room.try_with_value(|r| (**r).clone()) {
+        match self.room.try_with_value(|r| r.as_ref().map(|r| (**r).clone())).flatten() {
             Some(room) => room.send(data, kind),
             // The owner is gone, and the room was left with it.
             None => MethodCall::failed(crate::MethodError::Closed),
@@ -50,7 +51,7 @@ impl UseRoom {
 
     /// The room membership underneath (`None` once the owner is gone).
     pub fn room(&self) -> Option<Room> {
-        self.room.try_with_value(|r| (**r).clone())
+        self.room.try_with_value(|r| r.as_ref().map(|r| (**r).clone())).flatten()
     }
 }
 
@@ -64,6 +65,10 @@ pub fn use_room(room_id: &str) -> UseRoom {
 
 /// [`use_room`] with join options (auth, payload).
 pub fn use_room_with(room_id: &str, options: JoinOptions) -> UseRoom {
+    on_server!(_ => {
+        let log = RwSignal::new(Vec::new());
+        UseRoom { connected: Signal::stored(false), id: Signal::stored(None), messages: log.into(), room: StoredValue::new(None), log }
+    });
     let room = use_rooms_client().connect(room_id, options);
     let log = RwSignal::new(Vec::new());
     let writer = log;
@@ -80,7 +85,7 @@ pub fn use_room_with(room_id: &str, options: JoinOptions) -> UseRoom {
         connected: signal_from(room.connected_observable()),
         id: signal_from(room.id_observable()),
         messages: log.into(),
-        room: StoredValue::new(SendWrapper::new(room)),
+        room: StoredValue::new(Some(SendWrapper::new(room))),
         log,
     }
 }

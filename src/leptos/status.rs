@@ -33,7 +33,21 @@ pub fn seconds_until(status: &Status, now: f64) -> Option<u32> {
 }
 
 /// The status of the connection from [`provide_connection`](super::provide_connection).
+///
+/// In a server render (feature `ssr`) it is `connecting` with no retry:
+/// the status every browser connection has from its creation until its
+/// handshake, which is what the browser's first render shows (its socket
+/// opens after hydration), so hydration finds the same HTML.
 pub fn use_status() -> UseStatus {
+    on_server!(_ => {
+        let status = Signal::stored(Status::initial());
+        UseStatus {
+            status,
+            connected: Signal::stored(false),
+            state: Signal::stored(Status::initial().status),
+            retry_in: Signal::stored(None),
+        }
+    });
     status_of(&use_connection())
 }
 

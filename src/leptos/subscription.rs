@@ -1,6 +1,7 @@
 //! `use_subscription`: a subscription that lives as long as its owner and
 //! follows reactive arguments (Meteor's Tracker semantics).
 
+use super::live::{self, Snapshot};
 use super::use_connection;
 use crate::reactive::ListenerHandle;
 use crate::{Connection, Subscription, SubscriptionEnd};
@@ -23,7 +24,8 @@ pub struct UseSubscription {
     pub ended: Signal<Option<SubscriptionEnd>>,
     /// The current DDP subscription id (`None` once stopped).
     pub id: Signal<Option<String>>,
-    state: StoredValue<SendWrapper<Rc<State>>>,
+    /// (`None` in a server render: no connection there.)
+    state: StoredValue<Option<SendWrapper<Rc<State>>>>,
 }
 
 impl std::fmt::Debug for UseSubscription {
@@ -35,13 +37,13 @@ impl std::fmt::Debug for UseSubscription {
 impl UseSubscription {
     /// The current subscription handle.
     pub fn subscription(&self) -> Option<Subscription> {
-        self.state.try_with_value(|s| s.current.borrow().as_ref().map(|c| c.sub.clone())).flatten()
+        self.state.try_with_value(|s| s.as_ref().and_then(|s| s.current.borrow().as_ref().map(|c| c.sub.clone()))).flatten()
     }
 
     /// Stops the subscription now, before its owner goes (new reactive
     /// arguments subscribe again).
     pub fn stop(&self) {
-        self.state.try_with_value(|s| s.stop());
+        self.state.try_with_value(|s| s.as_ref().map(|s| s.stop()));
     }
 }
 
@@ -59,6 +61,18 @@ struct State {
     ready: ArcRwSignal<bool>,
     ended: ArcRwSignal<Option<SubscriptionEnd>>,
     id: ArcRwSignal<Option<String>>,
+    /// What the server rendered with, for the first subscription (taken by it).
+    seed: RefCell<Option<Snapshot>>,
+}
+
+/// A subscription's argument list from its arguments: a tuple or `Vec` is
+/// the list, nothing (`null`) none, any other value the single argument.
+fn params_of(args: Value) -> Vec<Value> {
+    match args {
+        Value::Array(list) => list,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
 }
 
 impl State {
@@ -69,7 +83,8 @@ impl State {
         if self.current.borrow().as_ref().is_some_and(|c| c.args == args) {
             return;
         }
-        let sub = self.conn.subscribe(&self.name, &args);
+        let seed = self.seed.borrow_mut().take();
+        let sub = live::subscribe(&self.conn, &self.name, params_of(args.clone()), seed);
         let ready = self.ready.clone();
         let on_ready = sub.ready_observable().subscribe(move |r| ready.set(*r));
         let ended = self.ended.clone();
@@ -108,6 +123,14 @@ impl State {
 /// stopped. Arguments equal to the current ones (as JSON) send nothing, as
 /// in Meteor's Tracker.
 ///
+/// In a server render (feature `ssr`) the subscription is made by the
+/// request's connection on the server: `ready` turns true (read it inside
+/// `<Suspense>`) once it was ready there within the timeout, and its
+/// documents travel with the page; the hydrating browser takes them as
+/// its cache and its subscription as ready, so its first render is the
+/// server's. Once the browser's own subscription is ready, what changed
+/// meanwhile is applied (and only that).
+///
 /// ```no_run
 /// # use leptos::prelude::*;
 /// # use ddp_live::leptos::use_subscription;
@@ -121,11 +144,31 @@ pub fn use_subscription<A>(name: &str, args: A) -> UseSubscription
 where
     A: Serialize + Send + Sync + 'static,
 {
-    subscription_on(&use_connection(), name, args)
+    on_server!(request => {
+        let params = params_of(untrack(|| serde_json::to_value(&args)).unwrap_or(Value::Null));
+        let resource = request.subscribe(name, params);
+        let (r1, r2) = (resource.clone(), resource);
+        UseSubscription {
+            ready: Signal::derive(move || r1.with(|s| s.as_ref().is_some_and(|s| s.ready))),
+            ended: Signal::derive(move || r2.with(|s| s.as_ref().and_then(|s| s.error.clone()).map(SubscriptionEnd::Failed))),
+            id: Signal::stored(None),
+            state: StoredValue::new(None),
+        }
+    });
+    let conn = use_connection();
+    let seed = if live::rendering_with_server() { live::seed_of_subscription() } else { None };
+    subscribe_on(&conn, name, args, seed)
 }
 
 /// [`use_subscription`] on a given connection.
 pub fn subscription_on<A>(conn: &Connection, name: &str, args: A) -> UseSubscription
+where
+    A: Serialize + Send + Sync + 'static,
+{
+    subscribe_on(conn, name, args, None)
+}
+
+fn subscribe_on<A>(conn: &Connection, name: &str, args: A, seed: Option<Snapshot>) -> UseSubscription
 where
     A: Serialize + Send + Sync + 'static,
 {
@@ -136,6 +179,7 @@ where
         ready: ArcRwSignal::new(false),
         ended: ArcRwSignal::new(None),
         id: ArcRwSignal::new(None),
+        seed: RefCell::new(seed),
     });
     let in_effect = SendWrapper::new(state.clone());
     let effect = ImmediateEffect::new_isomorphic(move || {
@@ -159,6 +203,6 @@ where
         ready: Signal::from(state.ready.read_only()),
         ended: Signal::from(state.ended.read_only()),
         id: Signal::from(state.id.read_only()),
-        state: StoredValue::new(SendWrapper::new(state)),
+        state: StoredValue::new(Some(SendWrapper::new(state))),
     }
 }

@@ -127,6 +127,18 @@ impl Store {
         self.collections.get(collection)
     }
 
+    /// Every server document (stub writes left out) as (collection, id,
+    /// fields), in collection then id order: what a server-rendered page
+    /// carries to the browser ([`Machine::seed`](crate::protocol::machine::Machine::seed)).
+    pub fn snapshot(&self) -> Vec<(String, String, Fields)> {
+        let mut out: Vec<(String, String, Fields)> = Vec::with_capacity(self.len());
+        for (collection, docs) in &self.collections {
+            out.extend(docs.iter().map(|(id, d)| (collection.clone(), id.clone(), d.fields())));
+        }
+        crate::protocol::order::sort_by(&mut out, |a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
     /// The documents of `collection` as the app sees them (stub writes
     /// included), in no particular order.
     /// Nothing is decoded: read each with [`DocRef::fields`].

@@ -88,6 +88,9 @@ pub(super) struct Subs {
     unanswered_unsubs: Vec<String>,
     pub(super) store: Store,
     pub(super) quiesce: Option<Quiesce>,
+    /// The store holds documents a page was rendered with ([`Machine::seed`]):
+    /// the first session is held back like a reconnect's.
+    seeded: bool,
 }
 
 impl Machine {
@@ -130,6 +133,35 @@ impl Machine {
     /// The local documents.
     pub fn store(&self) -> &Store {
         &self.subs.store
+    }
+
+    /// Takes `docs` (collection, id, fields as EJSON wire values) as the
+    /// documents of a previous session, and subscription `ready_sub` (when
+    /// given) as ready: what a page rendered on a server carries, so the
+    /// client's first render shows it with no request. The first session
+    /// is then held back as after a reconnect (see the module doc): once
+    /// every seeded subscription is ready on the wire, the documents it
+    /// sent replace these in one step, reporting only real differences (an
+    /// unchanged document is not touched, one the server no longer sends
+    /// goes). Refused (returns false, nothing done) once a session began:
+    /// nothing would reconcile a late seed.
+    pub fn seed(&mut self, docs: Vec<(String, String, crate::protocol::store::Fields)>, ready_sub: Option<&str>) -> bool {
+        if self.was_connected || self.phase == Phase::Connected {
+            return false;
+        }
+        for (collection, id, fields) in docs {
+            if let Some(change) = self.subs.store.added(collection, id, fields) {
+                self.complete(Completion::Data(change));
+            }
+        }
+        let list = &mut self.subs.list;
+        if let Some(sub) = ready_sub.and_then(|id| list.iter_mut().find(|s| s.id == id && !s.ready)) {
+            sub.ready = true;
+            let id = sub.id.clone();
+            self.complete(Completion::SubReady { id });
+        }
+        self.subs.seeded = true;
+        true
     }
 
     /// Sends every subscription not yet sent in this session.
@@ -218,7 +250,7 @@ impl Machine {
         }
         // A hold cut short by this new session still owes its released writes.
         let released = self.subs.quiesce.take().map(|q| q.released).unwrap_or_default();
-        if reconnect {
+        if reconnect || std::mem::take(&mut self.subs.seeded) {
             let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
             let methods = resent_methods.into_iter().collect();
             self.subs.quiesce = Some(Quiesce { subs, methods, released, ..Quiesce::default() });

@@ -426,3 +426,69 @@ fn inconsistent_data_is_reported_and_still_converges() {
     assert_eq!(errors(&mut h), Vec::<&str>::new());
     assert_eq!(h.m.store().get("c", "zz"), None);
 }
+
+fn fields(v: Value) -> crate::protocol::store::Fields {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_seeded_store_is_reconciled_with_the_first_session_once_the_seeded_subscription_is_ready() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    let seed = vec![
+        ("c".to_owned(), "a".to_owned(), fields(json!({"v": 1}))),
+        ("c".to_owned(), "b".to_owned(), fields(json!({"v": 2}))),
+        ("c".to_owned(), "gone".to_owned(), fields(json!({"v": 3}))),
+    ];
+    assert!(h.m.seed(seed, Some(&id)));
+    h.drain();
+    // The page's documents and readiness at once, before any socket opened.
+    assert_eq!(h.m.sub_ready(&id), Some(true));
+    assert!(h.done.contains(&Completion::SubReady { id: id.clone() }));
+    assert_eq!(data(&h).len(), 3);
+    assert_eq!(h.m.store().snapshot().len(), 3);
+    h.done.clear();
+    h.open_and_connect("S");
+    assert_eq!(ids_sent(&h, "sub"), std::slice::from_ref(&id));
+    // The first session's data is held until the subscription is ready again.
+    added(&mut h, "a", 1);
+    added(&mut h, "b", 20);
+    added(&mut h, "new", 4);
+    assert!(data(&h).is_empty(), "nothing shows before the subscription is ready again: {:?}", data(&h));
+    ready(&mut h, &id);
+    // Then only the differences: "a" untouched, "b" changed, "gone" removed, "new" added.
+    let mut changes: Vec<(String, &str)> = data(&h)
+        .iter()
+        .map(|c| {
+            let kind = match c {
+                Change::Added { .. } => "added",
+                Change::Changed { .. } => "changed",
+                Change::Removed { .. } => "removed",
+            };
+            (c.id().to_owned(), kind)
+        })
+        .collect();
+    changes.sort();
+    assert_eq!(changes, [("b".to_owned(), "changed"), ("gone".to_owned(), "removed"), ("new".to_owned(), "added")]);
+    assert!(!h.done.iter().any(|d| matches!(d, Completion::SubReady { .. })), "ready was already announced");
+    assert_eq!(h.m.store().get("c", "b").unwrap()["v"], 20);
+    // A seed after a session began is refused: nothing would reconcile it.
+    assert!(!h.m.seed(vec![("c".to_owned(), "late".to_owned(), fields(json!({})))], None));
+    assert!(h.m.store().get("c", "late").is_none());
+}
+
+#[test]
+fn a_seeded_subscription_stopped_before_the_first_session_leaves_none_of_its_documents() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    assert!(h.m.seed(vec![("c".to_owned(), "a".to_owned(), fields(json!({"v": 1})))], Some(&id)));
+    h.m.unsubscribe(&id);
+    h.drain();
+    h.done.clear();
+    h.open_and_connect("S");
+    assert!(sent_of(&h, "sub").is_empty());
+    assert_eq!(data(&h), vec![Change::Removed { collection: "c".into(), id: "a".into() }]);
+    assert!(h.m.store().is_empty());
+}
