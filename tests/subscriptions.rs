@@ -1,5 +1,6 @@
-//! Browser end-to-end tests of subscriptions and live collections.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of subscriptions and live collections, in the browser
+//! and natively; natively also against Meteor's own server (the fixture).
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -16,7 +17,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn subscribe_ready_documents_present() {
     let (_, conn) = open("s-items");
     let items = conn.collection("items");
@@ -33,7 +34,7 @@ async fn subscribe_ready_documents_present() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_server_side_change_reaches_a_document_signal() {
     let (_, conn) = open("s-signal");
     let notes = conn.collection("notes");
@@ -48,7 +49,7 @@ async fn a_server_side_change_reaches_a_document_signal() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn reconnect_never_empties_the_collection_and_drops_what_the_server_removed() {
     let sc = scenario("s-flicker");
     control(&sc, "resume?on=false").await;
@@ -98,7 +99,7 @@ async fn reconnect_never_empties_the_collection_and_drops_what_the_server_remove
     writer.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_resumed_session_changes_nothing() {
     let (sc, conn) = open("s-resume");
     let items = conn.collection("items");
@@ -118,7 +119,7 @@ async fn a_resumed_session_changes_nothing() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn stop_removes_the_documents() {
     let (_, conn) = open("s-stop");
     let items = conn.collection("items");
@@ -136,7 +137,7 @@ async fn stop_removes_the_documents() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn stop_while_offline_is_honoured() {
     let sc = scenario("s-offstop");
     control(&sc, "resume?on=false").await;
@@ -158,7 +159,7 @@ async fn stop_while_offline_is_honoured() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_failing_publication_surfaces_its_error() {
     let (_, conn) = open("s-fail");
     let errors = record(&conn);
