@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, checks the house rules
-# (scripts/check.sh: fmt, clippy, docs; the run stops if they fail), runs
-# the native tests, starts the test server, runs the browser tests
-# (wasm-pack test in headless Chromium) and the JavaScript-surface tests of
-# the built npm package, then stops the server and prints one summary line.
+# (scripts/check.sh: fmt, clippy, docs; the run stops if they fail), starts
+# the test server, runs the native tests (the browser end-to-end scenarios
+# among them, natively against that server and the Meteor fixture), the
+# browser tests (wasm-pack test in headless Chromium) and the
+# JavaScript-surface tests of the built npm package, then stops the server
+# and prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,8 +23,17 @@ step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
 step "house rules (scripts/check.sh: fmt, clippy native + wasm32, docs)"
 scripts/check.sh
 
-step "native tests (protocol core, test server, the native host end to end, docs)"
-cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
+step "test server on port $port"
+server_pid=$(scripts/start-server.sh "$port")
+echo "pid $server_pid"
+
+# The browser end-to-end scenarios (tests/{lifecycle,methods,…}.rs) run
+# natively in this step, against the server just started (DDP_TEST_SERVER),
+# and against Meteor's own servers when the fixtures are beside the
+# repository; one cargo run, so nothing runs twice or is built twice.
+step "native tests (protocol core, test server, docs, the native host end to end, and the browser e2e scenarios natively)"
+DDP_TEST_SERVER="127.0.0.1:$port" \
+  cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
@@ -38,10 +49,6 @@ node scripts/size-check.mjs 2>&1 | tee "$logdir/size.log"
 
 step "Leptos example app (scripts/build-example.sh)"
 scripts/build-example.sh
-
-step "test server on port $port"
-server_pid=$(scripts/start-server.sh "$port")
-echo "pid $server_pid"
 
 step "the native command line example against the test server"
 cargo run -q --features native --example ddp -- "ws://127.0.0.1:$port/websocket" --sub items '[3]' --call add '[2,3]' --once \

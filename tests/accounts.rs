@@ -311,3 +311,39 @@ async fn create_user_logs_in_and_logout_other_clients_closes_the_others() {
     a.close();
     b.close();
 }
+
+// Natively only (as in every file here): Meteor's accounts server is a Node
+// process the test starts; the browser meets it in
+// tests/js/meteor-accounts.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_create_user_log_in_and_out_and_a_token_revoked() {
+    let Some(meteor) = Meteor::start(Fixture::Accounts) else { return };
+    let a = connect(&meteor.ws, fast()).unwrap();
+    let new = NewUser { username: Some("ada".into()), password: "pw".into(), ..NewUser::default() };
+    let id = a.accounts().create_user(new).await.unwrap();
+    assert_eq!(a.accounts().user(), Some(json!({"_id": id, "username": "ada"})), "Meteor's document in when it settles");
+    let b = connect(&meteor.ws, fast()).unwrap();
+    let ambiguous = "Something went wrong. Please check your credentials.".to_owned();
+    let e = b.accounts().login_with_password("ada", "nope").await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(403), ambiguous));
+    assert_eq!(b.accounts().user_id(), None);
+    assert_eq!(b.accounts().login_with_password("ada", "pw").await, Ok(id.clone()));
+    let who: serde_json::Value = b.call("whoami", ()).await.unwrap();
+    assert_eq!(who, json!({"connectionId": b.id().unwrap(), "userId": id}));
+    b.accounts().logout().await.unwrap();
+    assert_eq!(b.accounts().user(), None);
+    assert_eq!(b.call::<serde_json::Value>("whoami", ()).await.unwrap()["userId"], json!(null));
+    // Revoked: Meteor closes a's connection, and its resume login is refused.
+    let seen = events(&a);
+    meteor.control(&format!("revoke?user={id}")).await;
+    wait_until(10_000, "logged out by the server", || seen.borrow().contains(&AccountsEvent::LoggedOut)).await;
+    let failed = seen.borrow().iter().find_map(|e| match e {
+        AccountsEvent::LoginFailed { error } => Some((error.error(), error.reason())),
+        _ => None,
+    });
+    assert_eq!(failed, Some((json!(403), "You've been logged out by the server. Please log in again.".to_owned())));
+    assert_eq!(a.accounts().user_id(), None);
+    a.close();
+    b.close();
+}

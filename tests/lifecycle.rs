@@ -269,3 +269,27 @@ async fn status_signal_delivers_the_same_values() {
     assert_eq!(last, conn.status());
     conn.close();
 }
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_a_drop_or_a_clean_close_brings_a_new_session() {
+    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
+    let conn = connect(&meteor.ws, fast()).unwrap();
+    wait_connected(&conn).await;
+    let first = conn.id().unwrap();
+    assert_eq!(first.len(), 17);
+    assert_eq!(meteor.control("stats").await["sessionIds"], serde_json::json!([first]), "Meteor knows the same id");
+    let rec = record(&conn);
+    meteor.control("drop").await;
+    wait_status(&conn, 10_000, "a new session", |s| s.connected && conn.id().is_some_and(|id| id != first)).await;
+    assert!(!conn.resumed(), "Meteor 3.0.4 does not resume sessions");
+    assert_eq!(rec.events.borrow()[0], Event::Disconnected { reason: DisconnectReason::TransportClose });
+    let second = conn.id().unwrap();
+    rec.events.borrow_mut().clear();
+    meteor.control("drop?mode=close").await;
+    wait_status(&conn, 10_000, "a third session", |s| s.connected && conn.id().is_some_and(|id| id != second)).await;
+    assert_eq!(rec.events.borrow()[0], Event::Disconnected { reason: DisconnectReason::ServerDisconnect });
+    conn.close();
+}

@@ -291,3 +291,55 @@ async fn stub_value_and_stub_exceptions() {
     assert_eq!(n, 1, "without throwStubExceptions the server is called (once: the refused call never was)");
     conn.close();
 }
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_a_stubs_ids_are_the_ids_meteor_derives_from_the_seed() {
+    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
+    let conn = connect(&meteor.ws, fast()).unwrap();
+    // Meteor's `newId(scope)` returns `DDP.randomStream(scope).id()`: the id
+    // an insert into collection "todos" gets for scope "/collection/todos".
+    let stub_ids: Rc<RefCell<Vec<String>>> = Rc::default();
+    let s = stub_ids.clone();
+    conn.define_stub("newId", move |ctx, args| {
+        let id = ctx.random_id(args[0].as_str().unwrap_or_default());
+        s.borrow_mut().push(id.clone());
+        Ok(Value::String(id))
+    });
+    let scopes = ["/collection/todos", "/collection/messages", "default", "scope ünïcödé 🎉"];
+    let mut server_ids = Vec::new();
+    for _ in 0..5 {
+        for scope in scopes {
+            server_ids.push(conn.call::<String>("newId", (scope,)).await.unwrap());
+        }
+    }
+    assert_eq!(server_ids.iter().collect::<std::collections::HashSet<_>>().len(), 20, "a fresh seed per call");
+    assert_eq!(*stub_ids.borrow(), server_ids);
+    conn.close();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_results_errors_and_offline_calls_in_order_in_a_new_session() {
+    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
+    let conn = connect(&meteor.ws, fast()).unwrap();
+    assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+    assert_eq!(conn.call::<Option<i64>>("nothing", ()).await, Ok(None), "a result without `result`");
+    let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();
+    assert_eq!((e.error(), e.reason(), e.details()), (json!("not-allowed"), "No way".to_owned(), Some(&json!({"field": "x"}))));
+    let e = conn.call::<Value>("failPlain", ("secret",)).await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(500), "Internal server error".to_owned()), "sanitised by Meteor");
+    let e = conn.call::<Value>("nope", ()).await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(404), "Method 'nope' not found".to_owned()));
+    let first = conn.id().unwrap();
+    conn.disconnect();
+    let calls: Vec<_> = (0..20).map(|i| conn.call::<i64>("echo", (i,))).collect();
+    assert_eq!(conn.outbox(), Outbox { queued: 20, in_flight: 0 });
+    conn.reconnect();
+    let got: Vec<i64> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, (0..20).collect::<Vec<_>>(), "each its own answer, in order");
+    assert_ne!(conn.id().unwrap(), first);
+    conn.close();
+}

@@ -178,3 +178,42 @@ async fn a_failing_publication_surfaces_its_error() {
     }
     conn.close();
 }
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_live_data_and_a_new_session_without_a_flicker() {
+    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
+    let conn = connect(&meteor.ws, fast()).unwrap();
+    let items = conn.collection("items");
+    conn.subscribe("items", (3,)).wait_ready().await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items.find_one("item2").unwrap()["at"], json!({"$date": 0}), "an EJSON date, as Meteor sent it");
+    let docs = conn.collection("docs");
+    conn.subscribe("docs", ()).wait_ready().await.unwrap();
+    let id: String = conn.call("insertDoc", (json!({"text": "hello", "n": 1}),)).await.unwrap();
+    wait_until(5_000, "the inserted document", || docs.find_one(&id).is_some()).await;
+    let _: Value = conn.call("updateDoc", (&id, json!({"text": "edited"}), ["n"])).await.unwrap();
+    wait_until(5_000, "the update", || docs.find_one(&id).is_some_and(|d| d["text"] == "edited" && d.get("n").is_none())).await;
+    match conn.subscribe("failing", ()).wait_ready().await {
+        Err(SubscriptionEnd::Failed(e)) => assert_eq!((&e["error"], &e["reason"]), (&json!("not-allowed"), &json!("nope"))),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // Meteor 3.0.4 does not resume sessions: a new one, whose re-sent
+    // subscriptions bring the same documents, changing nothing.
+    let session = conn.id().unwrap();
+    let changes: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let c = changes.clone();
+    let _watch = items.on_change(move |ch| c.borrow_mut().push(ch.clone()));
+    meteor.control("drop").await;
+    wait_status(&conn, 10_000, "a new session", |s| s.connected && conn.id().is_some_and(|s| s != session)).await;
+    assert!(!conn.resumed());
+    assert_eq!(conn.call::<i64>("add", (1, 1)).await, Ok(2));
+    assert_eq!(items.len(), 3);
+    assert_eq!(*changes.borrow(), vec![], "no change at all");
+    assert_eq!(docs.find_one(&id).unwrap()["text"], "edited");
+    let _: bool = conn.call("removeDoc", (&id,)).await.unwrap();
+    wait_until(5_000, "the removal", || docs.find_one(&id).is_none()).await;
+    conn.close();
+}
