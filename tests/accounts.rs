@@ -318,8 +318,7 @@ async fn create_user_logs_in_and_logout_other_clients_closes_the_others() {
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test(crate = "common::local_set")]
 async fn against_meteor_create_user_log_in_and_out_and_a_token_revoked() {
-    let Some(meteor) = Meteor::start(Fixture::Accounts) else { return };
-    let a = connect(&meteor.ws, fast()).unwrap();
+    let Some((meteor, a)) = Meteor::open(Fixture::Accounts) else { return };
     let new = NewUser { username: Some("ada".into()), password: "pw".into(), ..NewUser::default() };
     let id = a.accounts().create_user(new).await.unwrap();
     assert_eq!(a.accounts().user(), Some(json!({"_id": id, "username": "ada"})), "Meteor's document in when it settles");

@@ -275,8 +275,7 @@ async fn status_signal_delivers_the_same_values() {
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test(crate = "common::local_set")]
 async fn against_meteor_a_drop_or_a_clean_close_brings_a_new_session() {
-    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
-    let conn = connect(&meteor.ws, fast()).unwrap();
+    let Some((meteor, conn)) = Meteor::open(Fixture::Server) else { return };
     wait_connected(&conn).await;
     let first = conn.id().unwrap();
     assert_eq!(first.len(), 17);

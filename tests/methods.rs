@@ -297,8 +297,7 @@ async fn stub_value_and_stub_exceptions() {
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test(crate = "common::local_set")]
 async fn against_meteor_a_stubs_ids_are_the_ids_meteor_derives_from_the_seed() {
-    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
-    let conn = connect(&meteor.ws, fast()).unwrap();
+    let Some((_meteor, conn)) = Meteor::open(Fixture::Server) else { return };
     // Meteor's `newId(scope)` returns `DDP.randomStream(scope).id()`: the id
     // an insert into collection "todos" gets for scope "/collection/todos".
     let stub_ids: Rc<RefCell<Vec<String>>> = Rc::default();
@@ -323,8 +322,7 @@ async fn against_meteor_a_stubs_ids_are_the_ids_meteor_derives_from_the_seed() {
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test(crate = "common::local_set")]
 async fn against_meteor_results_errors_and_offline_calls_in_order_in_a_new_session() {
-    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
-    let conn = connect(&meteor.ws, fast()).unwrap();
+    let Some((_meteor, conn)) = Meteor::open(Fixture::Server) else { return };
     assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
     assert_eq!(conn.call::<Option<i64>>("nothing", ()).await, Ok(None), "a result without `result`");
     let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();

@@ -184,8 +184,7 @@ async fn a_failing_publication_surfaces_its_error() {
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test(crate = "common::local_set")]
 async fn against_meteor_live_data_and_a_new_session_without_a_flicker() {
-    let Some(meteor) = Meteor::start(Fixture::Server) else { return };
-    let conn = connect(&meteor.ws, fast()).unwrap();
+    let Some((meteor, conn)) = Meteor::open(Fixture::Server) else { return };
     let items = conn.collection("items");
     conn.subscribe("items", (3,)).wait_ready().await.unwrap();
     assert_eq!(items.len(), 3);

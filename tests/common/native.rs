@@ -207,6 +207,14 @@ impl Meteor {
         Some(Meteor { child, stdin, ws: format!("ws://{addr}/websocket"), addr })
     }
 
+    /// [`Meteor::start`], and a connection to it (fast retries), not yet
+    /// connected, as [`open`](super::open) gives one to the test server.
+    pub fn open(fixture: Fixture) -> Option<(Meteor, ddp_live::Connection)> {
+        let meteor = Meteor::start(fixture)?;
+        let conn = ddp_live::connect(&meteor.ws, super::fast()).expect("valid URL");
+        Some((meteor, conn))
+    }
+
     /// A GET on one of the fixture's control endpoints (`stats`, `drop`, …).
     pub async fn control(&self, what: &str) -> Value {
         control_at(&self.addr, "GET", &format!("/control/{what}")).await
