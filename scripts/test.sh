@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, checks the house rules
-# (scripts/check.sh: fmt, clippy, docs; the run stops if they fail), runs
-# the native tests, starts the test server, runs the browser tests
-# (wasm-pack test in headless Chromium) and the JavaScript-surface tests of
-# the built npm package, then stops the server and prints one summary line.
+# (scripts/check.sh: fmt, clippy, docs; the run stops if they fail), starts
+# the test server, runs the native tests (the browser end-to-end scenarios
+# among them, natively against that server and the Meteor fixture), the
+# browser tests (wasm-pack test in headless Chromium) and the
+# JavaScript-surface tests of the built npm package, then stops the server
+# and prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,8 +23,17 @@ step() { printf '\n\033[1;34m== %s ==\033[0m\n' "$*"; }
 step "house rules (scripts/check.sh: fmt, clippy native + wasm32, docs)"
 scripts/check.sh
 
-step "native tests (protocol core, test server, the native host end to end, docs)"
-cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
+step "test server on port $port"
+server_pid=$(scripts/start-server.sh "$port")
+echo "pid $server_pid"
+
+# The browser end-to-end scenarios (tests/{lifecycle,methods,…}.rs) run
+# natively in this step, against the server just started (DDP_TEST_SERVER),
+# and against Meteor's own servers when the fixtures are beside the
+# repository; one cargo run, so nothing runs twice or is built twice.
+step "native tests (protocol core, test server, docs, the native host end to end, and the browser e2e scenarios natively)"
+DDP_TEST_SERVER="127.0.0.1:$port" \
+  cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"
@@ -50,21 +61,17 @@ scripts/build-example.sh
 step "Leptos SSR example (scripts/build-ssr-example.sh: plain cargo + wasm-bindgen CLI)"
 scripts/build-ssr-example.sh
 
-step "test server on port $port"
-server_pid=$(scripts/start-server.sh "$port")
-echo "pid $server_pid"
-
 step "the native command line example against the test server"
 cargo run -q --features native --example ddp -- "ws://127.0.0.1:$port/websocket" --sub items '[3]' --call add '[2,3]' --once \
   | tee "$logdir/cli.log"
 grep -qx 'add → 5' "$logdir/cli.log" && grep -qx 'added items item-2' "$logdir/cli.log" && grep -qx 'items ready' "$logdir/cli.log" \
   || { echo "the ddp example did not print what it should" >&2; exit 1; }
 
-step "browser tests (wasm-pack test --headless --chrome)"
+step "browser tests (wasm-pack test --headless --chrome; the durable outbox over IndexedDB with --features persist)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install -- --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries --test resumption 2>&1 | tee "$logdir/browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --features persist --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries --test resumption --test persist 2>&1 | tee "$logdir/browser.log"
 
 step "Leptos hooks in the browser (wasm-pack test --features leptos,leptos/csr)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \

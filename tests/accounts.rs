@@ -1,20 +1,19 @@
-//! Browser end-to-end tests of accounts: headless Chromium against the real
-//! test server (started by `scripts/test.sh`), which serves Meteor's
-//! accounts methods and the current-user document.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of accounts against the real test server, which serves
+//! Meteor's accounts methods and the current-user document: in headless
+//! Chromium and natively; natively also against Meteor's own accounts
+//! server (the fixture).
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
 use common::*;
-use ddp_live::{connect, AccountsEvent, Connection, NewUser, PersistLogin};
+use ddp_live::{connect, AccountsEvent, Connection, NewUser};
 use futures_signals::signal::SignalExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -48,12 +47,17 @@ fn events(conn: &Connection) -> Rc<RefCell<Vec<AccountsEvent>>> {
     seen
 }
 
+#[cfg(target_arch = "wasm32")]
 fn local_storage() -> web_sys::Storage {
     web_sys::window().and_then(|w| w.local_storage().ok().flatten()).expect("localStorage")
 }
 
+// Browser-only: compares with the browser's own `crypto.subtle`.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
 async fn sha256_matches_the_browsers_crypto_subtle() {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
     let digest = js_sys::Function::new_with_args(
         "s",
         "return crypto.subtle.digest('SHA-256', new TextEncoder().encode(s))\
@@ -67,7 +71,7 @@ async fn sha256_matches_the_browsers_crypto_subtle() {
     }
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn login_sets_the_user_id_and_the_user_document_arrives() {
     let sc = scenario("acc-login");
     let id = user(&sc, "ada").await;
@@ -97,7 +101,7 @@ async fn login_sets_the_user_id_and_the_user_document_arrives() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_wrong_password_is_a_403_and_the_user_id_stays_null() {
     let sc = scenario("acc-wrong");
     user(&sc, "ada").await;
@@ -121,7 +125,7 @@ async fn a_wrong_password_is_a_403_and_the_user_id_stays_null() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn calls_made_while_login_is_in_flight_run_after_it() {
     let sc = scenario("acc-wait");
     let id = user(&sc, "ada").await;
@@ -136,7 +140,7 @@ async fn calls_made_while_login_is_in_flight_run_after_it() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn after_a_drop_without_resumption_a_queued_call_runs_logged_in() {
     let sc = scenario("acc-drop");
     let id = user(&sc, "ada").await;
@@ -161,7 +165,7 @@ async fn after_a_drop_without_resumption_a_queued_call_runs_logged_in() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_resumed_session_sends_nothing_again() {
     let sc = scenario("acc-resume");
     let id = user(&sc, "ada").await;
@@ -177,8 +181,12 @@ async fn a_resumed_session_sends_nothing_again() {
     conn.close();
 }
 
+// Browser-only: the login persists in the page's `localStorage`.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
 async fn a_new_connection_logs_in_with_the_stored_token_and_an_expired_one_is_never_sent() {
+    use ddp_live::PersistLogin;
+    use serde_json::Value;
     let sc = scenario("acc-persist");
     let id = user(&sc, "ada").await;
     let url = ws_url(&sc);
@@ -221,7 +229,7 @@ async fn a_new_connection_logs_in_with_the_stored_token_and_an_expired_one_is_ne
     }
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_token_revoked_on_the_server_logs_out_with_the_event() {
     let sc = scenario("acc-revoke");
     let id = user(&sc, "ada").await;
@@ -248,7 +256,7 @@ async fn a_token_revoked_on_the_server_logs_out_with_the_event() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn logout_clears_the_user_id_and_the_user_document() {
     let sc = scenario("acc-logout");
     user(&sc, "ada").await;
@@ -261,7 +269,7 @@ async fn logout_clears_the_user_id_and_the_user_document() {
     // The futures-signals signal of the user document.
     let docs = Rc::new(RefCell::new(Vec::new()));
     let d = docs.clone();
-    wasm_bindgen_futures::spawn_local(accounts.user_signal().for_each(move |doc| {
+    spawn_local(accounts.user_signal().for_each(move |doc| {
         d.borrow_mut().push(doc.map(|u| u["username"].clone()));
         async {}
     }));
@@ -280,7 +288,7 @@ async fn logout_clears_the_user_id_and_the_user_document() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn create_user_logs_in_and_logout_other_clients_closes_the_others() {
     let (sc, a) = open("acc-create");
     let new = NewUser { username: Some("cy".into()), password: "pw".into(), profile: Some(json!({"name": "Cy"})), ..NewUser::default() };
@@ -300,6 +308,41 @@ async fn create_user_logs_in_and_logout_other_clients_closes_the_others() {
     control(&sc, "drop").await;
     wait_status(&a, 5_000, "the drop noticed", |s| !s.connected).await;
     assert_eq!(a.call::<Option<String>>("whoami", ()).await, Ok(Some(id)));
+    a.close();
+    b.close();
+}
+
+// Natively only (as in every file here): Meteor's accounts server is a Node
+// process the test starts; the browser meets it in
+// tests/js/meteor-accounts.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_create_user_log_in_and_out_and_a_token_revoked() {
+    let Some((meteor, a)) = Meteor::open(Fixture::Accounts) else { return };
+    let new = NewUser { username: Some("ada".into()), password: "pw".into(), ..NewUser::default() };
+    let id = a.accounts().create_user(new).await.unwrap();
+    assert_eq!(a.accounts().user(), Some(json!({"_id": id, "username": "ada"})), "Meteor's document in when it settles");
+    let b = connect(&meteor.ws, fast()).unwrap();
+    let ambiguous = "Something went wrong. Please check your credentials.".to_owned();
+    let e = b.accounts().login_with_password("ada", "nope").await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(403), ambiguous));
+    assert_eq!(b.accounts().user_id(), None);
+    assert_eq!(b.accounts().login_with_password("ada", "pw").await, Ok(id.clone()));
+    let who: serde_json::Value = b.call("whoami", ()).await.unwrap();
+    assert_eq!(who, json!({"connectionId": b.id().unwrap(), "userId": id}));
+    b.accounts().logout().await.unwrap();
+    assert_eq!(b.accounts().user(), None);
+    assert_eq!(b.call::<serde_json::Value>("whoami", ()).await.unwrap()["userId"], json!(null));
+    // Revoked: Meteor closes a's connection, and its resume login is refused.
+    let seen = events(&a);
+    meteor.control(&format!("revoke?user={id}")).await;
+    wait_until(10_000, "logged out by the server", || seen.borrow().contains(&AccountsEvent::LoggedOut)).await;
+    let failed = seen.borrow().iter().find_map(|e| match e {
+        AccountsEvent::LoginFailed { error } => Some((error.error(), error.reason())),
+        _ => None,
+    });
+    assert_eq!(failed, Some((json!(403), "You've been logged out by the server. Please log in again.".to_owned())));
+    assert_eq!(a.accounts().user_id(), None);
     a.close();
     b.close();
 }

@@ -1,20 +1,22 @@
-//! Browser end-to-end tests of the connection lifecycle: a real headless
-//! Chromium against the real test server (`ddp-test-server`), started by
-//! `scripts/test.sh`. Each test uses its own server *scenario* so that
-//! fault injection in one cannot disturb another.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of the connection lifecycle against the real test
+//! server (`ddp-test-server`), on both hosts: in headless Chromium
+//! (`wasm-pack test`) and natively on tokio (`cargo test --features
+//! native`; tests/common says how each finds the server). Each test uses
+//! its own server *scenario* so that fault injection in one cannot disturb
+//! another.
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
 use common::*;
-use ddp_live::{connect, ConnectionState, DisconnectReason, Error, Event, Options, RetryPolicy};
+use ddp_live::{connect, ConnectionState, DisconnectReason, Error, Event, Options};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn connects_and_gets_the_servers_session_id() {
     let (sc, conn) = open("connect");
     assert_eq!(conn.status().status, ConnectionState::Connecting);
@@ -29,7 +31,7 @@ async fn connects_and_gets_the_servers_session_id() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn server_drop_waits_then_reconnects_with_a_new_id() {
     let sc = scenario("drop");
     // A server without session resumption: the reconnect gets a new session.
@@ -61,7 +63,7 @@ async fn server_drop_waits_then_reconnects_with_a_new_id() {
     assert!(reconnected.is_some(), "{events:?}");
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn clean_server_close_is_a_server_disconnect() {
     let (sc, conn) = connected("srvclose").await;
     let rec = record(&conn);
@@ -72,7 +74,7 @@ async fn clean_server_close_is_a_server_disconnect() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn disconnect_goes_offline_without_retries_and_reconnect_comes_back() {
     let (sc, conn) = connected("offline").await;
     let first = conn.id().unwrap();
@@ -95,7 +97,7 @@ async fn disconnect_goes_offline_without_retries_and_reconnect_comes_back() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn reconnect_while_connected_does_nothing() {
     let (sc, conn) = connected("noop").await;
     let id = conn.id();
@@ -106,7 +108,7 @@ async fn reconnect_while_connected_does_nothing() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn silent_server_is_caught_by_the_ping_timeout() {
     let sc = scenario("silent");
     let options = Options { heartbeat_interval_ms: 200.0, heartbeat_timeout_ms: 300.0, ..fast() };
@@ -121,7 +123,7 @@ async fn silent_server_is_caught_by_the_ping_timeout() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_proposed_supported_version_is_adopted() {
     let sc = scenario("pre2");
     control(&sc, "versions?v=pre2").await;
@@ -132,7 +134,7 @@ async fn a_proposed_supported_version_is_adopted() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn version_mismatch_fails_for_good_with_the_reason() {
     let sc = scenario("mismatch");
     control(&sc, "versions?v=2").await;
@@ -151,7 +153,7 @@ async fn version_mismatch_fails_for_good_with_the_reason() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn unreachable_server_counts_retries_and_gives_up_at_the_limit() {
     // Nothing listens on port 3399 here.
     let options = Options { max_retries: Some(4), ..fast() };
@@ -177,7 +179,7 @@ async fn unreachable_server_counts_retries_and_gives_up_at_the_limit() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn refused_connections_are_retried_until_the_server_accepts() {
     let sc = scenario("refuse");
     control(&sc, "refuse?on=true").await;
@@ -189,7 +191,7 @@ async fn refused_connections_are_retried_until_the_server_accepts() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn bad_url_and_bad_options_are_typed_errors() {
     match connect("ftp://example.com", Options::default()) {
         Err(Error::InvalidUrl(e)) => assert!(e.to_string().contains("scheme"), "{e}"),
@@ -203,8 +205,11 @@ async fn bad_url_and_bad_options_are_typed_errors() {
     }
 }
 
+// Browser-only: the page's `offline` and `online` events, dispatched on `window`.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
 async fn browser_offline_and_online_events_act_at_once() {
+    use ddp_live::RetryPolicy;
     let sc = scenario("online");
     // Retries so slow that only the `online` event can explain a quick return.
     let options =
@@ -223,9 +228,11 @@ async fn browser_offline_and_online_events_act_at_once() {
     conn.close();
 }
 
+// Browser-only: the listeners on the page's `window` and `document`.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
-async fn close_removes_every_page_listener_and_stays_closed() {
-    let sc = scenario("close");
+async fn close_removes_every_page_listener() {
+    let sc = scenario("close-page");
     let conn = connect(&ws_url(&sc), Options { watch_page: true, ..fast() }).unwrap();
     assert_eq!(conn.page_listener_count(), 4);
     let without = connect(&ws_url(&sc), fast()).unwrap();
@@ -233,14 +240,21 @@ async fn close_removes_every_page_listener_and_stays_closed() {
     without.close();
     conn.close();
     assert_eq!(conn.page_listener_count(), 0);
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn close_stays_closed() {
+    let (sc, conn) = connected("close").await;
+    conn.close();
     assert!(conn.is_closed());
+    assert_eq!(conn.status().status, ConnectionState::Offline);
     conn.reconnect();
     sleep(300).await;
     assert_eq!(conn.status().status, ConnectionState::Offline);
     assert_eq!(control(&sc, "stats").await["connections"], 0, "no socket left open");
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn status_signal_delivers_the_same_values() {
     use futures_signals::signal::SignalExt;
     use futures_util::StreamExt;
@@ -253,5 +267,28 @@ async fn status_signal_delivers_the_same_values() {
         last = stream.next().await.unwrap();
     }
     assert_eq!(last, conn.status());
+    conn.close();
+}
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_a_drop_or_a_clean_close_brings_a_new_session() {
+    let Some((meteor, conn)) = Meteor::open(Fixture::Server) else { return };
+    wait_connected(&conn).await;
+    let first = conn.id().unwrap();
+    assert_eq!(first.len(), 17);
+    assert_eq!(meteor.control("stats").await["sessionIds"], serde_json::json!([first]), "Meteor knows the same id");
+    let rec = record(&conn);
+    meteor.control("drop").await;
+    wait_status(&conn, 10_000, "a new session", |s| s.connected && conn.id().is_some_and(|id| id != first)).await;
+    assert!(!conn.resumed(), "Meteor 3.0.4 does not resume sessions");
+    assert_eq!(rec.events.borrow()[0], Event::Disconnected { reason: DisconnectReason::TransportClose });
+    let second = conn.id().unwrap();
+    rec.events.borrow_mut().clear();
+    meteor.control("drop?mode=close").await;
+    wait_status(&conn, 10_000, "a third session", |s| s.connected && conn.id().is_some_and(|id| id != second)).await;
+    assert_eq!(rec.events.borrow()[0], Event::Disconnected { reason: DisconnectReason::ServerDisconnect });
     conn.close();
 }

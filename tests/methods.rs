@@ -1,6 +1,7 @@
-//! Browser end-to-end tests of method calls: headless Chromium against the
-//! real test server (started by `scripts/test.sh`).
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of method calls against the real test server, in
+//! headless Chromium and natively (tests/common says how each host finds
+//! the server); natively also against Meteor's own server (the fixture).
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -20,7 +21,7 @@ async fn runs(sc: &str, method: &str) -> u64 {
     control(sc, "executions").await["runs"][method].as_u64().unwrap_or(0)
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn typed_call_and_result() {
     let (_, conn) = open("m-typed");
     let sum: f64 = conn.call("add", (2, 3)).await.unwrap();
@@ -38,7 +39,7 @@ async fn typed_call_and_result() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn server_errors_carry_error_reason_and_details() {
     let (_, conn) = open("m-errors");
     let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();
@@ -51,7 +52,7 @@ async fn server_errors_carry_error_reason_and_details() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn two_hundred_offline_calls_resolve_in_order_after_reconnect() {
     let (sc, conn) = connected("m-offline").await;
     conn.disconnect();
@@ -77,7 +78,7 @@ async fn two_hundred_offline_calls_resolve_in_order_after_reconnect() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_drop_with_calls_in_flight_runs_each_exactly_once_with_resumption() {
     let (sc, conn) = connected("m-resume").await;
     let first = conn.id().unwrap();
@@ -99,7 +100,7 @@ async fn a_drop_with_calls_in_flight_runs_each_exactly_once_with_resumption() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn without_resumption_in_flight_calls_are_resent_and_resolve() {
     let sc = scenario("m-noresume");
     control(&sc, "resume?on=false").await;
@@ -115,7 +116,7 @@ async fn without_resumption_in_flight_calls_are_resent_and_resolve() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn no_retry_fails_with_invocation_failed_after_a_drop() {
     let sc = scenario("m-noretry");
     control(&sc, "resume?on=false").await;
@@ -130,7 +131,7 @@ async fn no_retry_fails_with_invocation_failed_after_a_drop() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn wait_calls_hold_back_later_calls() {
     let (_, conn) = connected("m-wait").await;
     let w = conn.apply::<f64>("sleep", (200,), CallOptions { wait: true, ..CallOptions::default() });
@@ -141,7 +142,7 @@ async fn wait_calls_hold_back_later_calls() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn on_reconnect_calls_run_before_everything_queued() {
     let sc = scenario("m-hooks");
     control(&sc, "resume?on=false").await;
@@ -152,7 +153,7 @@ async fn on_reconnect_calls_run_before_everything_queued() {
     let _hook = conn.on_reconnect(move |c| {
         let o = o.clone();
         let login = c.apply::<String>("echo", ("login",), CallOptions { wait: true, ..CallOptions::default() });
-        wasm_bindgen_futures::spawn_local(async move {
+        spawn_local(async move {
             let v = login.await.unwrap();
             o.borrow_mut().push(v);
         });
@@ -177,7 +178,7 @@ async fn on_reconnect_calls_run_before_everything_queued() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_timeout_fails_the_call() {
     let (_, conn) = connected("m-timeout").await;
     let r = conn.apply::<f64>("sleep", (2000,), CallOptions { timeout_ms: Some(200.0), ..CallOptions::default() }).await;
@@ -185,7 +186,7 @@ async fn a_timeout_fails_the_call() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn cancelling_or_dropping_an_unsent_call_means_it_never_runs() {
     let (sc, conn) = connected("m-cancel").await;
     conn.disconnect();
@@ -202,7 +203,7 @@ async fn cancelling_or_dropping_an_unsent_call_means_it_never_runs() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_full_outbox_rejects_the_new_call_at_once() {
     let sc = scenario("m-full");
     let conn = connect(&ws_url(&sc), Options { max_pending_calls: 5, ..fast() }).unwrap();
@@ -217,7 +218,7 @@ async fn a_full_outbox_rejects_the_new_call_at_once() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn close_fails_pending_calls_with_closed() {
     let (_, conn) = open("m-close");
     conn.disconnect();
@@ -227,7 +228,7 @@ async fn close_fails_pending_calls_with_closed() {
     assert_eq!(conn.call::<i64>("echo", (1,)).await.unwrap_err(), MethodError::Closed);
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_rust_stub_writes_at_once_and_gives_way_to_the_server_version() {
     use ddp_live::Change;
     let (_, conn) = open("m-stub");
@@ -260,7 +261,7 @@ async fn a_rust_stub_writes_at_once_and_gives_way_to_the_server_version() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_failed_call_takes_its_stub_writes_back() {
     let (_, conn) = open("m-stubfail");
     let tmp = conn.collection("tmp");
@@ -275,7 +276,7 @@ async fn a_failed_call_takes_its_stub_writes_back() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn stub_value_and_stub_exceptions() {
     let (_, conn) = open("m-stubopts");
     conn.define_stub("add", |_, args| Ok(json!(args.iter().filter_map(Value::as_f64).sum::<f64>() + 1000.0)));
@@ -288,5 +289,55 @@ async fn stub_value_and_stub_exceptions() {
     assert_eq!(e, MethodError::StubFailed("the stub refuses".into()));
     let n: i64 = conn.call("inc", ("k",)).await.unwrap();
     assert_eq!(n, 1, "without throwStubExceptions the server is called (once: the refused call never was)");
+    conn.close();
+}
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_a_stubs_ids_are_the_ids_meteor_derives_from_the_seed() {
+    let Some((_meteor, conn)) = Meteor::open(Fixture::Server) else { return };
+    // Meteor's `newId(scope)` returns `DDP.randomStream(scope).id()`: the id
+    // an insert into collection "todos" gets for scope "/collection/todos".
+    let stub_ids: Rc<RefCell<Vec<String>>> = Rc::default();
+    let s = stub_ids.clone();
+    conn.define_stub("newId", move |ctx, args| {
+        let id = ctx.random_id(args[0].as_str().unwrap_or_default());
+        s.borrow_mut().push(id.clone());
+        Ok(Value::String(id))
+    });
+    let scopes = ["/collection/todos", "/collection/messages", "default", "scope ünïcödé 🎉"];
+    let mut server_ids = Vec::new();
+    for _ in 0..5 {
+        for scope in scopes {
+            server_ids.push(conn.call::<String>("newId", (scope,)).await.unwrap());
+        }
+    }
+    assert_eq!(server_ids.iter().collect::<std::collections::HashSet<_>>().len(), 20, "a fresh seed per call");
+    assert_eq!(*stub_ids.borrow(), server_ids);
+    conn.close();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_results_errors_and_offline_calls_in_order_in_a_new_session() {
+    let Some((_meteor, conn)) = Meteor::open(Fixture::Server) else { return };
+    assert_eq!(conn.call::<i64>("add", (2, 3)).await, Ok(5));
+    assert_eq!(conn.call::<Option<i64>>("nothing", ()).await, Ok(None), "a result without `result`");
+    let e = conn.call::<Value>("fail", ("not-allowed", "No way", json!({"field": "x"}))).await.unwrap_err();
+    assert_eq!((e.error(), e.reason(), e.details()), (json!("not-allowed"), "No way".to_owned(), Some(&json!({"field": "x"}))));
+    let e = conn.call::<Value>("failPlain", ("secret",)).await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(500), "Internal server error".to_owned()), "sanitised by Meteor");
+    let e = conn.call::<Value>("nope", ()).await.unwrap_err();
+    assert_eq!((e.error(), e.reason()), (json!(404), "Method 'nope' not found".to_owned()));
+    let first = conn.id().unwrap();
+    conn.disconnect();
+    let calls: Vec<_> = (0..20).map(|i| conn.call::<i64>("echo", (i,))).collect();
+    assert_eq!(conn.outbox(), Outbox { queued: 20, in_flight: 0 });
+    conn.reconnect();
+    let got: Vec<i64> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, (0..20).collect::<Vec<_>>(), "each its own answer, in order");
+    assert_ne!(conn.id().unwrap(), first);
     conn.close();
 }

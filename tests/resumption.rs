@@ -1,8 +1,8 @@
-//! Browser end-to-end tests: a frame the client wrote just before a drop,
-//! which the server never read, is sent again on the resumed session. The
-//! test server's `drop-on?msg=K` fault cuts the socket when the next client
-//! frame of kind `K` arrives, before reading it.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests, in the browser and natively: a frame the client wrote
+//! just before a drop, which the server never read, is sent again on the
+//! resumed session. The test server's `drop-on?msg=K` fault cuts the socket
+//! when the next client frame of kind `K` arrives, before reading it.
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -44,7 +44,7 @@ async fn resumed(sc: &str, conn: &Connection, session: &str, rec: &Recorder) {
     assert!(control(sc, "stats").await["dropOn"].is_null(), "the fault fired");
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_sub_lost_in_the_drop_becomes_ready() {
     let sc = scenario("res-sub");
     let conn = armed(&sc, "sub").await;
@@ -57,7 +57,7 @@ async fn a_sub_lost_in_the_drop_becomes_ready() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn an_unsub_lost_in_the_drop_is_honoured() {
     let (sc, conn) = open("res-unsub");
     let items = conn.collection("items");
@@ -81,7 +81,7 @@ async fn an_unsub_lost_in_the_drop_is_honoured() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_method_lost_in_the_drop_runs_once() {
     let sc = scenario("res-method");
     let conn = armed(&sc, "method").await;
@@ -93,7 +93,7 @@ async fn a_method_lost_in_the_drop_runs_once() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_login_lost_in_the_drop_holds() {
     let sc = scenario("res-login");
     let r = control(&sc, "accounts?op=create&username=ada&email=ada@example.com&password=pw").await;
@@ -108,7 +108,7 @@ async fn a_login_lost_in_the_drop_holds() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_room_join_lost_in_the_drop_joins() {
     let sc = scenario("res-join");
     let client = Client::new(&ws_url(&sc), fast()).unwrap();
@@ -128,7 +128,7 @@ async fn a_room_join_lost_in_the_drop_joins() {
     assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn the_rooms_inbox_sub_lost_in_the_drop_still_delivers() {
     let sc = scenario("res-inbox");
     // The inbox `sub` is the rooms client's first frame after `connect`.

@@ -1,6 +1,6 @@
-//! Browser end-to-end tests of rooms (the js-collaboration Connection) over
-//! DDP, against the test server's chat rooms.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of rooms (the js-collaboration Connection) over DDP,
+//! against the test server's chat rooms, in the browser and natively.
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -36,7 +36,7 @@ async fn joined(room: &Room) {
     wait_until(5_000, "the join", || room.connected()).await;
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn two_clients_exchange_typed_messages_both_ways() {
     let sc = scenario("r-chat");
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
@@ -65,7 +65,7 @@ async fn two_clients_exchange_typed_messages_both_ways() {
     b.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn broadcast_excludes_the_sender_unless_include_self() {
     let sc = scenario("r-bcast");
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
@@ -87,7 +87,7 @@ async fn broadcast_excludes_the_sender_unless_include_self() {
     b.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn after_a_forced_drop_both_rejoin_with_new_ids_and_offline_sends_arrive_once_in_order() {
     let sc = scenario("r-drop");
     control(&sc, "resume?on=false").await;
@@ -130,7 +130,7 @@ async fn after_a_forced_drop_both_rejoin_with_new_ids_and_offline_sends_arrive_o
     b.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_rejected_join_reports_the_reason_and_does_not_retry() {
     let sc = scenario("r-reject");
     let a = Client::new(&ws_url(&sc), fast()).unwrap();
@@ -145,7 +145,7 @@ async fn a_rejected_join_reports_the_reason_and_does_not_retry() {
     a.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn three_rooms_share_one_socket_and_closing_one_leaves_the_others() {
     let sc = scenario("r-three");
     let a = Client::new(&ws_url(&sc), fast()).unwrap();

@@ -1,5 +1,6 @@
-//! Browser end-to-end tests of subscriptions and live collections.
-#![cfg(target_arch = "wasm32")]
+//! End-to-end tests of subscriptions and live collections, in the browser
+//! and natively; natively also against Meteor's own server (the fixture).
+#![cfg(any(target_arch = "wasm32", feature = "native"))]
 // The size rules of clippy.toml are for the shipped wasm, not its tests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -16,7 +17,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn subscribe_ready_documents_present() {
     let (_, conn) = open("s-items");
     let items = conn.collection("items");
@@ -33,7 +34,7 @@ async fn subscribe_ready_documents_present() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_server_side_change_reaches_a_document_signal() {
     let (_, conn) = open("s-signal");
     let notes = conn.collection("notes");
@@ -48,7 +49,7 @@ async fn a_server_side_change_reaches_a_document_signal() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn reconnect_never_empties_the_collection_and_drops_what_the_server_removed() {
     let sc = scenario("s-flicker");
     control(&sc, "resume?on=false").await;
@@ -98,7 +99,7 @@ async fn reconnect_never_empties_the_collection_and_drops_what_the_server_remove
     writer.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_resumed_session_changes_nothing() {
     let (sc, conn) = open("s-resume");
     let items = conn.collection("items");
@@ -118,7 +119,7 @@ async fn a_resumed_session_changes_nothing() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn stop_removes_the_documents() {
     let (_, conn) = open("s-stop");
     let items = conn.collection("items");
@@ -136,7 +137,7 @@ async fn stop_removes_the_documents() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn stop_while_offline_is_honoured() {
     let sc = scenario("s-offstop");
     control(&sc, "resume?on=false").await;
@@ -158,7 +159,7 @@ async fn stop_while_offline_is_honoured() {
     conn.close();
 }
 
-#[wasm_bindgen_test]
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_failing_publication_surfaces_its_error() {
     let (_, conn) = open("s-fail");
     let errors = record(&conn);
@@ -175,5 +176,43 @@ async fn a_failing_publication_surfaces_its_error() {
         Err(SubscriptionEnd::Failed(e)) => assert_eq!(e["error"], 404),
         other => panic!("expected a 404, got {other:?}"),
     }
+    conn.close();
+}
+
+// Natively only (as in every file here): Meteor's server is a Node process
+// the test starts; the browser meets it in tests/js/meteor*.test.mjs.
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test(crate = "common::local_set")]
+async fn against_meteor_live_data_and_a_new_session_without_a_flicker() {
+    let Some((meteor, conn)) = Meteor::open(Fixture::Server) else { return };
+    let items = conn.collection("items");
+    conn.subscribe("items", (3,)).wait_ready().await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items.find_one("item2").unwrap()["at"], json!({"$date": 0}), "an EJSON date, as Meteor sent it");
+    let docs = conn.collection("docs");
+    conn.subscribe("docs", ()).wait_ready().await.unwrap();
+    let id: String = conn.call("insertDoc", (json!({"text": "hello", "n": 1}),)).await.unwrap();
+    wait_until(5_000, "the inserted document", || docs.find_one(&id).is_some()).await;
+    let _: Value = conn.call("updateDoc", (&id, json!({"text": "edited"}), ["n"])).await.unwrap();
+    wait_until(5_000, "the update", || docs.find_one(&id).is_some_and(|d| d["text"] == "edited" && d.get("n").is_none())).await;
+    match conn.subscribe("failing", ()).wait_ready().await {
+        Err(SubscriptionEnd::Failed(e)) => assert_eq!((&e["error"], &e["reason"]), (&json!("not-allowed"), &json!("nope"))),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // Meteor 3.0.4 does not resume sessions: a new one, whose re-sent
+    // subscriptions bring the same documents, changing nothing.
+    let session = conn.id().unwrap();
+    let changes: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let c = changes.clone();
+    let _watch = items.on_change(move |ch| c.borrow_mut().push(ch.clone()));
+    meteor.control("drop").await;
+    wait_status(&conn, 10_000, "a new session", |s| s.connected && conn.id().is_some_and(|s| s != session)).await;
+    assert!(!conn.resumed());
+    assert_eq!(conn.call::<i64>("add", (1, 1)).await, Ok(2));
+    assert_eq!(items.len(), 3);
+    assert_eq!(*changes.borrow(), vec![], "no change at all");
+    assert_eq!(docs.find_one(&id).unwrap()["text"], "edited");
+    let _: bool = conn.call("removeDoc", (&id,)).await.unwrap();
+    wait_until(5_000, "the removal", || docs.find_one(&id).is_none()).await;
     conn.close();
 }

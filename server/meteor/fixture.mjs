@@ -1,8 +1,9 @@
 // Finds the Meteor fixtures kept beside the repository — ../shared/meteor-server
 // (Meteor 3.0.4's ddp-server under Node) and ../shared/meteor-accounts (the
 // same with accounts-base and accounts-password) — and starts them: test-app.mjs
-// on the first, the second's own server.mjs. Used by tests/js/meteor-rooms.test.mjs,
-// tests/js/meteor-accounts.test.mjs and bench.mjs.
+// on the first (or its own server.mjs), the second's own server.mjs. Used by
+// tests/js/meteor*.test.mjs, bench.mjs and fixture-server.mjs (the native Rust
+// tests').
 import { existsSync } from "node:fs";
 import { execFileSync, spawn } from "node:child_process";
 import net from "node:net";
@@ -90,11 +91,12 @@ export async function startApp(fixture, env = {}) {
 }
 
 /**
- * Starts the accounts fixture's own server.mjs on a free port of 4530-4539;
- * resolves `{ port, base, ws, stop() }` once it listens.
+ * Starts a fixture's own server.mjs (either fixture's) on `port` (by default
+ * a free port of 4530-4539); resolves `{ port, base, ws, stop() }` once it
+ * listens.
  */
-export async function startAccounts(fixture, env = {}) {
-  const port = await freePort(4530, 4539);
+export async function startOwnServer(fixture, env = {}, port = undefined) {
+  port ??= await freePort(4530, 4539);
   return startNode(path.join(fixture, "server.mjs"), port, { HOST: "127.0.0.1", ...env }, fixture);
 }
 

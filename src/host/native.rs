@@ -152,20 +152,16 @@ async fn run_socket(
     emit(SocketEvent::Open);
     let (mut sink, mut stream) = ws.split();
     for Out::Text(text) in early {
-        if sink.send(Message::Text(text.into())).await.is_err() {
-            emit(SocketEvent::Error);
-            emit(SocketEvent::Close(1006));
-            return;
+        if let Err(e) = sink.send(Message::Text(text.into())).await {
+            return lost(&emit, &e);
         }
     }
     loop {
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Out::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        emit(SocketEvent::Error);
-                        emit(SocketEvent::Close(1006));
-                        return;
+                    if let Err(e) = sink.send(Message::Text(text.into())).await {
+                        return lost(&emit, &e);
                     }
                 }
                 // The driver dropped the socket: close it cleanly.
@@ -184,14 +180,25 @@ async fn run_socket(
                     return;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    emit(SocketEvent::Error);
-                    emit(SocketEvent::Close(1006));
-                    return;
-                }
+                Some(Err(e)) => return lost(&emit, &e),
+                None => return emit(SocketEvent::Close(1006)),
             },
         }
     }
+}
+
+/// An open socket that ended without a close frame, as browsers report it:
+/// a link that went away (the connection reset or closed under it) is a
+/// close (1006) alone; a protocol violation also an error first.
+fn lost(emit: &impl Fn(SocketEvent<'_>), e: &tokio_tungstenite::tungstenite::Error) {
+    use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+    if !matches!(
+        e,
+        Error::Io(_) | Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    ) {
+        emit(SocketEvent::Error);
+    }
+    emit(SocketEvent::Close(1006));
 }
 
 impl Host for Tokio {

@@ -1,40 +1,41 @@
-//! Helpers shared by the browser tests (each test file is its own crate
-//! and uses some of them).
+//! Helpers shared by the end-to-end tests (each test file is its own crate
+//! and uses some of them). The same tests run on both hosts:
+//!
+//! - in the browser (`wasm-pack test --headless --chrome`), against the
+//!   test server whose address `DDP_TEST_SERVER` gave at compile time;
+//! - natively on tokio (`cargo test --features native`), against the test
+//!   server at `DDP_TEST_SERVER` read at run time, or, without it, one
+//!   started in-process for the test binary.
+//!
+//! A test is an `async fn` marked
+//! `#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]`:
+//! `wasm_bindgen_test` in the browser, natively tokio's test attribute on a
+//! current-thread runtime inside a `LocalSet` (see [`local_set`]). What
+//! differs between the hosts (the control endpoint's HTTP call, sleeping,
+//! randomness, spawning) is in `browser.rs` and `native.rs`, with the same
+//! names.
 #![allow(dead_code)]
 
 use ddp_live::{Connection, Event, Options, RetryPolicy, Status};
-use gloo_timers::future::TimeoutFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
-/// host:port of the test server, baked in at compile time.
-pub const SERVER: &str = match option_env!("DDP_TEST_SERVER") {
-    Some(s) => s,
-    None => "127.0.0.1:3310",
-};
+#[cfg(target_arch = "wasm32")]
+mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::*;
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;
 
 pub fn scenario(name: &str) -> String {
     // Unique per run too, so a rerun against a long-lived server starts clean.
-    format!("{name}-{}", (js_sys::Math::random() * 1e9) as u64)
+    format!("{name}-{}", random_below(1_000_000_000))
 }
 
 pub fn ws_url(scenario: &str) -> String {
-    format!("ws://{SERVER}/t/{scenario}/websocket")
-}
-
-/// Calls the server's control endpoint and returns its JSON answer.
-pub async fn control(scenario: &str, action: &str) -> serde_json::Value {
-    let window = web_sys::window().expect("a window");
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let url = format!("http://{SERVER}/control/{scenario}/{action}");
-    let resp: web_sys::Response =
-        JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await.expect("control request").dyn_into().expect("a Response");
-    assert!(resp.ok(), "control {action} answered {}", resp.status());
-    let text = JsFuture::from(resp.text().expect("text")).await.expect("body");
-    serde_json::from_str(&text.as_string().unwrap_or_default()).expect("JSON")
+    format!("ws://{}/t/{scenario}/websocket", server())
 }
 
 /// Fast retries for tests (the defaults wait up to minutes).
@@ -57,7 +58,7 @@ pub async fn poll<T>(ms: u32, what: impl Fn() -> String, mut probe: impl FnMut()
             return found;
         }
         assert!(waited < ms, "timed out after {ms} ms waiting for {}", what());
-        TimeoutFuture::new(10).await;
+        sleep(10).await;
         waited += 10;
     }
 }
@@ -98,14 +99,6 @@ pub async fn connected(name: &str) -> (String, Connection) {
     (sc, conn)
 }
 
-/// A fresh element in the page to mount into.
-pub fn container() -> web_sys::HtmlElement {
-    let doc = web_sys::window().expect("a window").document().expect("a document");
-    let div: web_sys::HtmlElement = doc.create_element("div").expect("a div").dyn_into().expect("an HtmlElement");
-    doc.body().expect("a body").append_child(&div).expect("appended");
-    div
-}
-
 /// Records every event and status change of a connection.
 #[derive(Default)]
 pub struct Recorder {
@@ -122,8 +115,18 @@ pub fn record(conn: &Connection) -> Rc<Recorder> {
     r
 }
 
-pub async fn sleep(ms: u32) {
-    TimeoutFuture::new(ms).await;
+impl Recorder {
+    /// The texts of the `Error` events seen.
+    pub fn error_texts(&self) -> Vec<String> {
+        self.events
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Error(err) => Some(err.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Waits until the recorder saw an event matching `pred` (events, unlike

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { usePage, fast } from "./harness.mjs";
-import { findAccountsFixture, ensureAccountsFixtureDeps, startAccounts } from "../../server/meteor/fixture.mjs";
+import { findAccountsFixture, ensureAccountsFixtureDeps, startOwnServer } from "../../server/meteor/fixture.mjs";
 
 const fixture = findAccountsFixture();
 
@@ -20,7 +20,7 @@ if (!fixture) {
   let app;
   before(async () => {
     ensureAccountsFixtureDeps(fixture);
-    app = await startAccounts(fixture);
+    app = await startOwnServer(fixture);
   });
   after(async () => app?.stop());
   const inPage = usePage(before, after, assert);
