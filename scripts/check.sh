@@ -28,6 +28,10 @@ cargo fmt --all --check
 step "clippy, native (every target, features js + leptos + native + persist)"
 cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist -- -D warnings
 
+step "clippy, the library alone natively (no feature; leptos alone): nothing unused hides behind a feature"
+cargo clippy -p ddp-live --lib -- -D warnings
+cargo clippy -p ddp-live --lib --features leptos -- -D warnings
+
 step "clippy, wasm32 (every target, features js + leptos + leptos/csr + persist)"
 cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr,persist -- -D warnings
 

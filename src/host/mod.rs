@@ -104,11 +104,11 @@ pub trait Host {
 
 /// An in-memory key-value storage (natively, the process's; in the
 /// simulated host, the test's).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 #[derive(Default)]
 pub(crate) struct MemoryStorage(std::sync::Mutex<Vec<(String, String)>>);
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStorage {
     pub(crate) fn get(&self, key: &str) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())

@@ -73,11 +73,11 @@ pub trait DurableStore {
 /// A store in memory (the process's natively; the simulated host's own):
 /// records live as long as it does, shared by every store opened on it
 /// under the same name.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 #[derive(Default, Clone)]
 pub(crate) struct MemoryStores(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>);
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStores {
     pub(crate) fn open(&self, name: &str, opened: Opened) {
         let records = {
@@ -103,13 +103,13 @@ impl MemoryStores {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 struct MemoryStore {
     stores: MemoryStores,
     name: String,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl DurableStore for MemoryStore {
     fn put(&self, key: &str, value: &str, done: Written) {
         self.stores.with(&self.name, |records| match records.iter_mut().find(|(k, _)| k == key) {
