@@ -332,7 +332,7 @@ impl Accounts {
                 this.run_effects();
             }
         }));
-        let options = CallOptions { wait: true, ..CallOptions::default() };
+        let options = CallOptions { wait: true, transient: true, ..CallOptions::default() };
         if let Err(e) = conn.place_call(method, params, options, Some(on_result), Vec::new(), done) {
             self.inner.state.borrow_mut().refused(attempt, e);
         }
@@ -406,7 +406,7 @@ impl Accounts {
     /// A `wait` call with no arguments whose outcome goes to `done`.
     fn call(&self, method: &str, done: CallDone) {
         let Some(conn) = self.connection() else { return done(Err(MethodError::Closed)) };
-        let options = CallOptions { wait: true, ..CallOptions::default() };
+        let options = CallOptions { wait: true, transient: true, ..CallOptions::default() };
         // A refused call drops its hook uncalled: `done` then hears the
         // refusal from here.
         let slot: Rc<RefCell<Option<CallDone>>> = Rc::new(RefCell::new(Some(done)));

@@ -17,6 +17,13 @@
 //! again (a queue written as A is never sent as B). Their promises are gone
 //! with the page: how each settles is a [`PersistEvent::Settled`].
 //!
+//! Only the app's calls are kept: the client's own (logins, which carry
+//! credentials, logouts, room joins and messages) are
+//! [`transient`](crate::CallOptions::transient). A page restores only the
+//! records of pages that are gone: each page holds a lock on its own mark
+//! while it lives (a Web Lock in the browser), so a second tab never sends
+//! the first one's queue.
+//!
 //! Storage failures are [`StorageError`]s in a [`PersistEvent`], never a
 //! lost call: a call the store refused still goes out from memory.
 
@@ -47,6 +54,8 @@ pub struct PersistedCall {
     pub from_earlier_page: bool,
     /// Waiting for its user to log in again before it is sent.
     pub waiting_for_user: bool,
+    /// The store confirmed it keeps the call (a reload now loses nothing).
+    pub durable: bool,
 }
 
 /// What the durable outbox tells the app.
@@ -65,15 +74,19 @@ pub enum PersistEvent {
     /// The store failed: it cannot be opened (the calls then live in memory
     /// only), or it refused to keep the call of `key` (which still goes out).
     StorageFailed { key: Option<String>, error: StorageError },
-    /// A stored record could not be read (written by a newer version, or
-    /// damaged) and was removed.
+    /// A stored record could not be read (damaged) and was removed.
     Discarded { key: String, reason: String },
+    /// A stored record was written by a newer version of the client: it is
+    /// left for that version to send.
+    Skipped { key: String, reason: String },
 }
 
 enum Store {
     /// Being opened: the calls queued meanwhile (by id) are written once it is.
     Opening(Vec<u64>),
-    Open(Box<dyn DurableStore>),
+    /// Shared so that no borrow is held while it works (its callbacks may
+    /// run app code that calls back in).
+    Open(Rc<dyn DurableStore>),
     /// No durable store: calls live in memory only.
     Unavailable,
 }
@@ -81,6 +94,8 @@ enum Store {
 /// The durable outbox of one connection.
 pub(crate) struct Persist {
     conn: WeakConnection,
+    /// Itself, weakly (for the store's callbacks).
+    me: std::rc::Weak<Persist>,
     /// This page's mark in its records' keys (random), so that no two pages'
     /// keys meet whatever their method ids.
     page: String,
@@ -99,12 +114,17 @@ impl Plugin for Persist {
     fn completion(&self, done: &Completion) {
         match done {
             Completion::CallQueued { id } => self.queued(*id),
-            Completion::MethodResult { id, .. } => self.forget(*id),
-            Completion::MethodDone { id, outcome } => {
-                // A call the app's `close()` ended is kept for the next start.
-                if *outcome != Err(MethodError::Closed) {
-                    self.forget(*id);
+            Completion::CallSent { id } => {
+                if let Some(conn) = self.conn.upgrade() {
+                    self.write(&conn, *id, true);
                 }
+            }
+            Completion::MethodResult { id, .. } => self.forget(*id),
+            // A call the app's `close()` ended is kept for the next start,
+            // where it settles.
+            Completion::MethodDone { outcome: Err(MethodError::Closed), .. } => {}
+            Completion::MethodDone { id, outcome } => {
+                self.forget(*id);
                 let key = self.key_of(*id);
                 let name = self.calls.with(|c| c.iter().find(|c| c.key == key).map(|c| c.name.clone()));
                 self.remove_listed(&key);
@@ -123,8 +143,9 @@ pub(crate) fn install(conn: &Connection, name: &str) {
     let persist = conn.plugin(|conn| {
         let random = conn.host().clone();
         let page: String = (0..8).map(|_| char::from(b'a' + (random.random() * 26.0) as u8 % 26)).collect();
-        Rc::new(Persist {
+        Rc::new_cyclic(|me| Persist {
             conn: conn.downgrade(),
+            me: me.clone(),
             page,
             store: RefCell::new(Store::Opening(Vec::new())),
             calls: Observable::new(Vec::new()),
@@ -139,6 +160,7 @@ pub(crate) fn install(conn: &Connection, name: &str) {
     let host = conn.host().clone();
     conn.host().open_store(
         &store_name,
+        &persist.page,
         Box::new(move |opened| {
             // Never from inside `connect` (a host whose store opens at once):
             // the app listens for the events first.
@@ -169,8 +191,11 @@ impl Persist {
 
     fn opened(self: &Rc<Self>, opened: Result<(Box<dyn DurableStore>, Vec<(String, String)>), StorageError>) {
         let Some(conn) = self.conn.upgrade() else { return };
+        if conn.is_closed() {
+            return;
+        }
         let (store, stored) = match opened {
-            Ok(found) => found,
+            Ok((store, stored)) => (Rc::<dyn DurableStore>::from(store), stored),
             Err(error) => {
                 *self.store.borrow_mut() = Store::Unavailable;
                 self.emit(&PersistEvent::StorageFailed { key: None, error });
@@ -179,28 +204,38 @@ impl Persist {
             }
         };
         let mut records = Vec::with_capacity(stored.len());
-        let mut discarded = Vec::new();
+        let mut unreadable = Vec::new();
         for (key, text) in stored {
             match CallRecord::from_text(&text) {
                 Ok(r) => records.push((key, r)),
-                Err(e @ (RecordError::Malformed(_) | RecordError::Newer(_))) => discarded.push((key, e.to_string())),
+                Err(e) => unreadable.push((key, e)),
             }
         }
         // In the order they were made (pages' keys do not sort by time).
         crate::protocol::order::sort_by(&mut records, |a, b| a.1.at.total_cmp(&b.1.at).then_with(|| a.0.cmp(&b.0)));
-        for (key, _) in &discarded {
-            store.delete(key);
-        }
-        let early = match std::mem::replace(&mut *self.store.borrow_mut(), Store::Open(store)) {
+        let early = match std::mem::replace(&mut *self.store.borrow_mut(), Store::Open(store.clone())) {
             Store::Opening(ids) => ids,
             _ => Vec::new(),
         };
-        for (key, reason) in discarded {
-            self.emit(&PersistEvent::Discarded { key, reason });
+        for (key, e) in unreadable {
+            match e {
+                RecordError::Newer(_) => self.emit(&PersistEvent::Skipped { key, reason: e.to_string() }),
+                RecordError::Malformed(_) => {
+                    store.delete(&key);
+                    self.emit(&PersistEvent::Discarded { key, reason: e.to_string() });
+                }
+            }
         }
         // The calls this page made while the store opened.
         for id in early {
-            self.write(&conn, id);
+            self.write(&conn, id, false);
+        }
+        // A `noRetry` call that was sent may have run: it fails, as after a drop.
+        let (failed, records): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
+            records.into_iter().partition(|(_, r)| r.no_retry && r.sent);
+        for (key, r) in failed {
+            store.delete(&key);
+            self.emit(&PersistEvent::Settled { key, name: r.name, outcome: Err(MethodError::InvocationFailed) });
         }
         let user = settled_user(&conn);
         let (ready, waiting): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
@@ -251,6 +286,7 @@ impl Persist {
             user: r.user.clone(),
             from_earlier_page: true,
             waiting_for_user: waiting,
+            durable: true,
         }));
         self.calls.set(list);
     }
@@ -277,14 +313,22 @@ impl Persist {
         let Some(user) = settled_user(&conn) else { return };
         let (ready, still): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
             std::mem::take(&mut *self.waiting.borrow_mut()).into_iter().partition(|(_, r)| r.user.as_deref() == Some(user.as_str()));
-        let others: Vec<String> = still.iter().map(|(key, _)| key.clone()).collect();
-        let other_user = still.first().and_then(|(_, r)| r.user.clone());
+        // One report per user whose calls wait.
+        let mut reports: Vec<(String, Vec<String>)> = Vec::new();
+        for (key, r) in &still {
+            let owner = r.user.clone().unwrap_or_default();
+            match reports.iter_mut().find(|(u, _)| *u == owner) {
+                Some((_, keys)) => keys.push(key.clone()),
+                None => reports.push((owner, vec![key.clone()])),
+            }
+        }
         *self.waiting.borrow_mut() = still;
         self.restore(&conn, ready);
         if self.waiting.borrow().is_empty() {
             self.user_watch.borrow_mut().clear();
-        } else if let Some(waiting_for) = other_user {
-            self.emit(&PersistEvent::WaitingForUser { user: waiting_for, keys: others });
+        }
+        for (user, keys) in reports {
+            self.emit(&PersistEvent::WaitingForUser { user, keys });
         }
     }
 
@@ -303,7 +347,15 @@ impl Persist {
         let Some(name) = conn.with_machine(|m| m.call_record(id).map(|r| r.name)) else { return };
         let user = crate::accounts::existing(&conn).and_then(|a| a.user_id());
         let mut list = self.calls.get();
-        list.push(PersistedCall { key: self.key_of(id), id: Some(id), name, user, from_earlier_page: false, waiting_for_user: false });
+        list.push(PersistedCall {
+            key: self.key_of(id),
+            id: Some(id),
+            name,
+            user,
+            from_earlier_page: false,
+            waiting_for_user: false,
+            durable: false,
+        });
         self.calls.set(list);
         let opening = match &mut *self.store.borrow_mut() {
             Store::Opening(ids) => {
@@ -313,41 +365,58 @@ impl Persist {
             _ => false,
         };
         if !opening {
-            self.write(&conn, id);
+            self.write(&conn, id, false);
         }
     }
 
-    /// Writes call `id`'s record (if the call is still in the outbox).
-    fn write(&self, conn: &Connection, id: u64) {
+    /// Writes call `id`'s record (if the call is still in the outbox);
+    /// `sent`: a `noRetry` call went out.
+    fn write(&self, conn: &Connection, id: u64, sent: bool) {
         let Some(mut record) = conn.with_machine(|m| m.call_record(id)) else { return };
         let key = self.key_of(id);
         record.user = self.calls.with(|c| c.iter().find(|c| c.key == key).and_then(|c| c.user.clone()));
         record.at = conn.now();
-        let store = self.store.borrow();
-        let Store::Open(store) = &*store else { return };
-        let events = Rc::downgrade(&self.events);
-        let failed = key.clone();
+        record.sent = sent;
+        let store = match &*self.store.borrow() {
+            Store::Open(store) => store.clone(),
+            _ => return,
+        };
+        let this = self.me.clone();
         store.put(
-            &key,
+            &key.clone(),
             &record.to_text(),
             Box::new(move |kept| {
-                if let (Err(error), Some(events)) = (kept, events.upgrade()) {
-                    for l in events.snapshot() {
-                        l(&PersistEvent::StorageFailed { key: Some(failed.clone()), error: error.clone() });
-                    }
+                let Some(this) = this.upgrade() else { return };
+                match kept {
+                    Ok(()) => this.mark_durable(&key),
+                    Err(error) => this.emit(&PersistEvent::StorageFailed { key: Some(key), error }),
                 }
             }),
         );
     }
 
+    fn mark_durable(&self, key: &str) {
+        if self.calls.with(|c| c.iter().any(|c| c.key == key && !c.durable)) {
+            let mut list = self.calls.get();
+            for c in list.iter_mut().filter(|c| c.key == key) {
+                c.durable = true;
+            }
+            self.calls.set(list);
+        }
+    }
+
     /// The server has run call `id`, or it failed: its record goes.
     fn forget(&self, id: u64) {
         let key = self.key_of(id);
-        match &mut *self.store.borrow_mut() {
-            Store::Open(store) => store.delete(&key),
-            Store::Opening(ids) => ids.retain(|i| *i != id),
-            Store::Unavailable => {}
-        }
+        let store = match &mut *self.store.borrow_mut() {
+            Store::Open(store) => store.clone(),
+            Store::Opening(ids) => {
+                ids.retain(|i| *i != id);
+                return;
+            }
+            Store::Unavailable => return,
+        };
+        store.delete(&key);
     }
 
     fn remove_listed(&self, key: &str) {
@@ -369,7 +438,11 @@ impl Persist {
             w.len() != before
         };
         if waiting {
-            if let Store::Open(store) = &*self.store.borrow() {
+            let store = match &*self.store.borrow() {
+                Store::Open(store) => Some(store.clone()),
+                _ => None,
+            };
+            if let Some(store) = store {
                 store.delete(key);
             }
             self.remove_listed(key);

@@ -8,6 +8,17 @@
 
 use crate::connect;
 use crate::connection::{Connection, Done, DoneHook};
+
+/// Rooms' calls belong to their session: no durable outbox keeps them.
+const TRANSIENT: CallOptions = CallOptions {
+    wait: false,
+    no_retry: false,
+    timeout_ms: None,
+    random_seed: None,
+    return_stub_value: false,
+    throw_stub_exceptions: false,
+    transient: true,
+};
 use crate::data::Subscription;
 use crate::error::Error;
 use crate::protocol::hash::{FastSet, NameMap};
@@ -127,14 +138,12 @@ impl RoomInner {
                     };
                     room.events(events);
                 });
-                let options = CallOptions { wait: true, ..CallOptions::default() };
+                let options = CallOptions { wait: true, transient: true, ..CallOptions::default() };
                 // Refused at once (queue full, closed): as before, the room
                 // stays unjoined and the connection's own error says why.
                 let _ = self.conn.place_call("rooms.join", params, options, None, Vec::new(), Done::Hook(done));
             }
-            Some(RoomAction::Leave) => {
-                self.conn.apply_value("rooms.leave", vec![Value::from(self.room_id.as_str())], CallOptions::default()).detach()
-            }
+            Some(RoomAction::Leave) => self.conn.apply_value("rooms.leave", vec![Value::from(self.room_id.as_str())], TRANSIENT).detach(),
             None => {}
         }
     }
@@ -355,7 +364,7 @@ impl Room {
         let params =
             serde_json::to_value(data).map_err(|e| MethodError::BadArguments(e.to_string())).and_then(|data| self.send_params(data, kind));
         match params {
-            Ok(params) => self.inner.conn.apply_value("rooms.send", params, CallOptions::default()),
+            Ok(params) => self.inner.conn.apply_value("rooms.send", params, TRANSIENT),
             Err(e) => MethodCall::failed(e),
         }
     }
@@ -364,7 +373,7 @@ impl Room {
     #[cfg(feature = "js")]
     pub(crate) fn send_with(&self, data: Value, kind: Option<&str>, done: DoneHook) -> Result<u64, MethodError> {
         let params = self.send_params(data, kind)?;
-        self.inner.conn.place_call("rooms.send", params, CallOptions::default(), None, Vec::new(), Done::Hook(done))
+        self.inner.conn.place_call("rooms.send", params, TRANSIENT, None, Vec::new(), Done::Hook(done))
     }
 
     /// The arguments of `rooms.send`, or `closed` once the room is closed.

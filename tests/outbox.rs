@@ -137,7 +137,9 @@ async fn a_queue_written_as_one_user_is_sent_only_as_that_user() {
             server::control(addr, &format!("/control/{sc}/drop")).await;
             until(5_000, "the drop", || !first.connected()).await;
             first.call::<Value>("whoami", ()).detach();
-            assert_eq!(first.persisted_calls().unwrap().list()[0].user.as_deref(), Some(ada.as_str()));
+            let kept = first.persisted_calls().unwrap().list();
+            assert_eq!(kept.len(), 1, "the login (its credentials) is never kept: {kept:?}");
+            assert_eq!((kept[0].name.as_str(), kept[0].user.as_deref()), ("whoami", Some(ada.as_str())));
             drop(first);
             server::control(addr, &format!("/control/{sc}/refuse?on=false")).await;
 
@@ -165,6 +167,39 @@ async fn a_queue_written_as_one_user_is_sent_only_as_that_user() {
             assert_eq!(outcome, Some(Ok(Some(json!(ada)))), "sent as ada");
             assert!(next.persisted_calls().unwrap().list().is_empty());
             next.close();
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_leaves_a_live_ones_queue_alone() {
+    let (_server, addr) = server::start(Default::default()).await;
+    LocalSet::new()
+        .run_until(async move {
+            let sc = "n-persist-tabs";
+            let first = connect(&url(addr, sc), options("n-persist-tabs")).unwrap();
+            until(5_000, "connected", || first.connected()).await;
+            server::control(addr, &format!("/control/{sc}/refuse?on=true")).await;
+            server::control(addr, &format!("/control/{sc}/drop")).await;
+            until(5_000, "the drop", || !first.connected()).await;
+            first.call::<Value>("inc", ("k",)).detach();
+            until(2_000, "kept", || first.persisted_calls().unwrap().list().iter().all(|c| c.durable)).await;
+            // A second tab while the first lives: it takes none of its calls.
+            let second = connect(&url(addr, sc), options("n-persist-tabs")).unwrap();
+            let (seen, _h) = events(&second);
+            until(2_000, "the store read", || !seen.borrow().is_empty()).await;
+            assert_eq!(seen.borrow()[0], PersistEvent::Restored { count: 0, waiting: 0 });
+            // The first tab goes: the next one to start takes its call.
+            drop(first);
+            server::control(addr, &format!("/control/{sc}/refuse?on=false")).await;
+            let third = connect(&url(addr, sc), options("n-persist-tabs")).unwrap();
+            let (seen, _h) = events(&third);
+            until(5_000, "the call settled", || seen.borrow().iter().any(|e| matches!(e, PersistEvent::Settled { .. }))).await;
+            assert_eq!(seen.borrow()[0], PersistEvent::Restored { count: 1, waiting: 0 });
+            let runs = server::control(addr, &format!("/control/{sc}/executions")).await;
+            assert_eq!(runs["counters"]["k"], 1, "{runs}");
+            second.close();
+            third.close();
         })
         .await;
 }

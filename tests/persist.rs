@@ -3,7 +3,8 @@
 //! server: calls queued offline outlive their connection and run exactly
 //! once from the next one with their stubs' ids; and when IndexedDB is
 //! missing or full, the app hears a typed error and no call is lost.
-//! (`tests/js/persist-reload.test.mjs` reloads a real page.)
+//! (`tests/js/leptos-example.test.mjs` reloads a real page of the Leptos
+//! example.)
 #![cfg(all(target_arch = "wasm32", feature = "persist"))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -58,7 +59,11 @@ async fn calls_queued_offline_survive_in_indexeddb_and_run_once_with_their_stub_
     first.call::<Value>("inc", ("k",)).detach();
     let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
     // IndexedDB confirms writes asynchronously: the page goes once both are kept.
-    sleep(300).await;
+    wait_until(5_000, "both kept", || {
+        let kept = first.persisted_calls().unwrap().list();
+        kept.len() == 2 && kept.iter().all(|c| c.durable)
+    })
+    .await;
     drop(first);
     control(&sc, "refuse?on=false").await;
 

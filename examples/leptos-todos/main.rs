@@ -62,7 +62,10 @@ fn define_stubs(conn: &ddp_live::Connection) {
 
 #[component]
 fn App() -> impl IntoView {
-    let options = Options { heartbeat_interval_ms: 5000.0, heartbeat_timeout_ms: 5000.0, ..Options::default() };
+    // `persist`: the outbox is kept in IndexedDB, so a todo added while the
+    // server is away survives a reload and is sent by the next page.
+    let options =
+        Options { heartbeat_interval_ms: 5000.0, heartbeat_timeout_ms: 5000.0, persist: Some("leptos-todos".into()), ..Options::default() };
     match connect(&server_url(), options) {
         Ok(conn) => {
             define_stubs(&conn);
@@ -84,6 +87,7 @@ fn App() -> impl IntoView {
 fn StatusCard() -> impl IntoView {
     let UseStatus { status, retry_in, .. } = use_status();
     let outbox = use_outbox();
+    let pending = use_pending_calls();
     let conn = use_connection();
     let (reconnect, disconnect) = (conn.clone(), conn);
     view! {
@@ -101,6 +105,10 @@ fn StatusCard() -> impl IntoView {
             <p>"Outbox: " <code id="outbox">{move || {
                 let o = outbox.get();
                 format!("{} queued, {} in flight", o.queued, o.in_flight)
+            }}</code></p>
+            <p>"Kept across reloads: " <code id="pending">{move || {
+                let p = pending.get();
+                format!("{} kept, {} saved", p.len(), p.iter().filter(|c| c.durable).count())
             }}</code></p>
         </div>
     }

@@ -64,7 +64,15 @@ impl Host for Browser {
     }
 
     #[cfg(feature = "persist")]
-    fn open_store(&self, name: &str, opened: super::store::Opened) {
-        browser::idb::open(name, opened);
+    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
+        browser::idb::open(name, page, opened);
+    }
+
+    // Without the feature no durable outbox can be asked for (`connect`
+    // refuses the option), so nothing opens a store; this answers anyway.
+    #[cfg(not(feature = "persist"))]
+    fn open_store(&self, _name: &str, _page: &str, opened: super::store::Opened) {
+        let kind = super::store::StorageErrorKind::Unavailable;
+        opened(Err(super::store::StorageError { kind, message: String::new() }));
     }
 }

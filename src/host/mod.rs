@@ -94,10 +94,13 @@ pub trait Host {
     }
 
     /// Opens durable store `name` (the browser's IndexedDB; natively the
-    /// process's memory): `opened` hears it and its records, or why there
-    /// is none (the default: `storage-unavailable`).
-    fn open_store(&self, name: &str, opened: Opened) {
-        let _ = name;
+    /// process's memory) for page `page`: the page is marked alive while
+    /// the store stays open (a Web Lock in the browser), and `opened` hears
+    /// the store and the records of pages no longer alive (keys
+    /// `<page>-…`), or why there is none (the default:
+    /// `storage-unavailable`).
+    fn open_store(&self, name: &str, page: &str, opened: Opened) {
+        let _ = (name, page);
         opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
 }

@@ -255,8 +255,8 @@ impl Host for Tokio {
         process_storage().remove(key);
     }
 
-    fn open_store(&self, name: &str, opened: super::store::Opened) {
-        process_stores().open(name, opened);
+    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
+        process_stores().open(name, page, opened);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Durable stores: what the host gives a durable outbox to keep its
 //! records in (IndexedDB in the browser). Text keys and values; writes are
-//! confirmed (or refused) asynchronously, and every failure is a typed
+//! confirmed (or refused) by a callback, and every failure is a typed
 //! [`StorageError`], never a panic and never a silent loss.
 
 /// Why a durable store could not keep (or read) something.
@@ -64,42 +64,64 @@ pub type Opened = Box<dyn FnOnce(Result<(Box<dyn DurableStore>, Vec<(String, Str
 
 /// An open durable store of text records. Dropping it closes it.
 pub trait DurableStore {
-    /// Keeps `value` under `key` (replacing what was there).
+    /// Keeps `value` under `key` (replacing what was there); `done` hears
+    /// whether it was kept (possibly before `put` returns).
     fn put(&self, key: &str, value: &str, done: Written);
     /// Forgets `key`.
     fn delete(&self, key: &str);
 }
 
-/// A store in memory (the process's natively; the simulated host's own):
-/// records live as long as it does, shared by every store opened on it
-/// under the same name.
+/// The page mark of a record's key (`<page>-…`).
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+fn page_of(key: &str) -> &str {
+    key.split_once('-').map_or(key, |(page, _)| page)
+}
+
+/// Stores in memory (the process's natively; the simulated host's own):
+/// records live as long as these do, shared by every store opened under
+/// the same name, each page alive while its store is open.
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 #[derive(Default, Clone)]
-pub(crate) struct MemoryStores(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>);
+pub(crate) struct MemoryStores(std::sync::Arc<std::sync::Mutex<MemoryState>>);
+
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+#[derive(Default)]
+pub(crate) struct MemoryState {
+    /// Each store's records, by name.
+    records: Vec<(String, Vec<(String, String)>)>,
+    /// The pages alive: (store, page).
+    alive: Vec<(String, String)>,
+}
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStores {
-    pub(crate) fn open(&self, name: &str, opened: Opened) {
+    pub(crate) fn open(&self, name: &str, page: &str, opened: Opened) {
         let records = {
-            let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            match all.iter().find(|(n, _)| n == name) {
-                Some((_, records)) => {
-                    let mut records = records.clone();
-                    crate::protocol::order::sort_by(&mut records, |a, b| a.0.cmp(&b.0));
-                    records
-                }
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            state.alive.push((name.to_owned(), page.to_owned()));
+            let alive: Vec<String> = state.alive.iter().filter(|(n, _)| n == name).map(|(_, p)| p.clone()).collect();
+            let mut records: Vec<(String, String)> = match state.records.iter().find(|(n, _)| n == name) {
+                Some((_, records)) => records.iter().filter(|(k, _)| !alive.iter().any(|p| p == page_of(k))).cloned().collect(),
                 None => {
-                    all.push((name.to_owned(), Vec::new()));
+                    state.records.push((name.to_owned(), Vec::new()));
                     Vec::new()
                 }
-            }
+            };
+            crate::protocol::order::sort_by(&mut records, |a, b| a.0.cmp(&b.0));
+            records
         };
-        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned() }), records)));
+        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), page: page.to_owned() }), records)));
     }
 
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> Option<R> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        all.iter_mut().find(|(n, _)| n == name).map(|(_, records)| f(records))
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.records.iter_mut().find(|(n, _)| n == name).map(|(_, records)| f(records))
+    }
+
+    /// How many records store `name` holds (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self, name: &str) -> usize {
+        self.with(name, |r| r.len()).unwrap_or(0)
     }
 }
 
@@ -107,6 +129,7 @@ impl MemoryStores {
 struct MemoryStore {
     stores: MemoryStores,
     name: String,
+    page: String,
 }
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
@@ -121,5 +144,16 @@ impl DurableStore for MemoryStore {
 
     fn delete(&self, key: &str) {
         self.stores.with(&self.name, |records| records.retain(|(k, _)| k != key));
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+impl Drop for MemoryStore {
+    /// The page is gone: its records are the next page's to restore.
+    fn drop(&mut self) {
+        let mut state = self.stores.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = state.alive.iter().position(|(n, p)| *n == self.name && *p == self.page) {
+            state.alive.swap_remove(i);
+        }
     }
 }

@@ -552,6 +552,7 @@ impl DdpConnection {
             random_seed: simulation.seed,
             return_stub_value: false,
             throw_stub_exceptions: false,
+            transient: false,
         };
         let hook = on_result.map(result_hook);
         let return_stub = flag("returnStubValue") && simulation.value.is_some();

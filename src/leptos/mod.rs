@@ -175,6 +175,30 @@ pub fn use_outbox() -> Signal<Outbox> {
     outbox_signal(&use_connection())
 }
 
+/// The calls the provided connection's durable outbox keeps
+/// ([`Options::persist`](crate::Options::persist)): this page's and those an
+/// earlier page left, oldest first, each with whether it waits for its user
+/// and whether the store has it yet (`durable`). Empty without `persist`,
+/// and on the server.
+///
+/// ```no_run
+/// use leptos::prelude::*;
+/// use ddp_live::leptos::use_pending_calls;
+///
+/// #[component]
+/// fn Pending() -> impl IntoView {
+///     let pending = use_pending_calls();
+///     view! { <p>{move || format!("{} changes kept across reloads", pending.get().len())}</p> }
+/// }
+/// ```
+pub fn use_pending_calls() -> Signal<Vec<crate::PersistedCall>> {
+    on_server!(_ => Signal::stored(Vec::new()));
+    match use_connection().persisted_calls() {
+        Some(kept) => signal_from(kept.observable()),
+        None => Signal::stored(Vec::new()),
+    }
+}
+
 /// Whether a subscription is ready.
 pub fn ready_signal(sub: &Subscription) -> Signal<bool> {
     signal_from(sub.ready_observable())

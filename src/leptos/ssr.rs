@@ -97,8 +97,10 @@ impl std::fmt::Debug for SsrClient {
 impl SsrClient {
     /// A client for the DDP server at `url` (Meteor's URL rules, as
     /// [`connect`](crate::connect)); each request's connection uses
-    /// `options` (its `headers` too) and waits at most `timeout` for its
-    /// data. An invalid URL or option is an error here.
+    /// `options` (its `headers` too; never `persist`, which is for a
+    /// browser's or a process's own calls, not a render's) and waits at
+    /// most `timeout` for its data. An invalid URL or option is an error
+    /// here.
     pub fn new(url: &str, options: Options, timeout: Duration) -> Result<SsrClient, Error> {
         let url = crate::websocket_url(url)?;
         options.to_config()?;
@@ -122,7 +124,9 @@ impl SsrClient {
                 });
             })
             .map_err(|e| Error::Browser(format!("cannot start the SSR client's thread: {e}")))?;
-        let options = Options { watch_page: false, ..options };
+        // A request's connection lives for one render: a durable outbox
+        // would carry one request's calls (and its user's) into the next.
+        let options = Options { watch_page: false, persist: None, ..options };
         Ok(SsrClient { shared: Arc::new(ClientShared { jobs, next: AtomicU64::new(1), timeout, url, options, open }) })
     }
 

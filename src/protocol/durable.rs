@@ -31,6 +31,9 @@ pub struct CallRecord {
     pub user: Option<String>,
     /// When it was made (ms since the epoch).
     pub at: f64,
+    /// A `noRetry` call that was sent: it may have run, so it is never sent
+    /// again (it fails as `invocation-failed`, as after a drop).
+    pub sent: bool,
 }
 
 /// Why a stored record could not be read.
@@ -73,6 +76,9 @@ impl CallRecord {
         if self.no_retry {
             out.push_str(",\"noRetry\":true");
         }
+        if self.sent {
+            out.push_str(",\"sent\":true");
+        }
         if let Some(user) = &self.user {
             out.push_str(",\"user\":");
             json::write_str(user, &mut out);
@@ -110,6 +116,7 @@ impl CallRecord {
             no_retry: flag("noRetry"),
             user: text_field("user")?,
             at: o.get("at").and_then(Value::as_f64).unwrap_or(0.0),
+            sent: flag("sent"),
         })
     }
 
@@ -135,6 +142,7 @@ mod tests {
             no_retry: false,
             user: Some("u1".into()),
             at: 1_764_000_000_123.0,
+            sent: true,
         }
     }
 
@@ -142,7 +150,7 @@ mod tests {
     fn a_record_reads_back_as_written() {
         let r = record();
         assert_eq!(CallRecord::from_text(&r.to_text()), Ok(r.clone()));
-        let bare = CallRecord { random_seed: None, wait: false, user: None, no_retry: true, params: vec![], ..r };
+        let bare = CallRecord { random_seed: None, wait: false, user: None, no_retry: true, params: vec![], sent: false, ..r };
         assert_eq!(CallRecord::from_text(&bare.to_text()), Ok(bare));
     }
 

@@ -246,9 +246,12 @@ pub enum Completion {
     MethodResult { id: u64, outcome: Result<Option<Value>, MethodError> },
     /// A method call ended: both `result` and `updated` arrived, or it failed.
     MethodDone { id: u64, outcome: Result<Option<Value>, MethodError> },
-    /// A call entered the outbox (only with [`Config::journal_calls`]);
-    /// [`Machine::call_record`] has what to keep of it.
+    /// A call entered the outbox (only with [`Config::journal_calls`], and
+    /// not a [`CallOptions::transient`] one); [`Machine::call_record`] has
+    /// what to keep of it.
     CallQueued { id: u64 },
+    /// A journaled `noRetry` call was sent.
+    CallSent { id: u64 },
 }
 
 /// What the driver must do.

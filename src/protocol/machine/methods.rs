@@ -45,6 +45,10 @@ pub struct CallOptions {
     /// If the stub fails, fail the call without calling the server (by
     /// default the failure is logged and the server is called).
     pub throw_stub_exceptions: bool,
+    /// Never kept by a durable outbox: a call that belongs to its session
+    /// (what the client sends by itself: logins, which carry credentials,
+    /// logouts, room joins and messages), not to the app's data.
+    pub transient: bool,
 }
 
 /// A document write made by a client stub: `doc` None removes it.
@@ -442,13 +446,13 @@ impl Machine {
             m.deadlines.insert(d, id);
         }
         m.bytes += bytes;
-        let wait = options.wait;
+        let (wait, transient) = (options.wait, options.transient);
         m.calls.insert(
             id,
             Call { name: name.to_owned(), params, options, deadline, sent: false, result: None, updated: false, bytes, frame: 0 },
         );
         Methods::push(&mut m.blocks, id, wait);
-        if self.config.journal_calls {
+        if self.config.journal_calls && !transient {
             self.complete(Completion::CallQueued { id });
         }
         for w in writes {
@@ -473,6 +477,7 @@ impl Machine {
             no_retry: c.options.no_retry,
             user: None,
             at: 0.0,
+            sent: false,
         })
     }
 
@@ -494,8 +499,9 @@ impl Machine {
         for r in records {
             // An id this machine has not given yet: ids never repeat in a
             // session (a server that resumes sessions would take a
-            // repeated one for a re-send and ignore it).
-            let id = if r.id > m.next_id { r.id } else { m.next_id + 1 };
+            // repeated one for a re-send and ignore it); and one a
+            // JavaScript number holds exactly.
+            let id = if r.id > m.next_id && r.id < 1 << 53 { r.id } else { m.next_id + 1 };
             m.next_id = id;
             let bytes = r.name.len() + r.params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
             m.bytes += bytes;
@@ -624,6 +630,11 @@ impl Machine {
                     let text = msg.encode();
                     c.frame = text.len();
                     self.out.push_back(Output::Send { socket, text });
+                    // A durable outbox marks a `noRetry` call sent: after a
+                    // reload it fails as `invocation-failed`, as after a drop.
+                    if self.config.journal_calls && c.options.no_retry && !c.options.transient {
+                        self.out.push_back(Output::Done(Completion::CallSent { id: *id }));
+                    }
                 }
             }
         }

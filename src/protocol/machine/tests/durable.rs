@@ -27,6 +27,7 @@ fn record(id: u64, name: &str, seed: Option<&str>, wait: bool) -> CallRecord {
         no_retry: false,
         user: None,
         at: 0.0,
+        sent: false,
     }
 }
 
@@ -132,4 +133,26 @@ fn calls_restored_once_calls_flow_go_behind_those_on_the_wire() {
     h.frame(&format!(r#"{{"msg":"result","id":"{w}"}}"#));
     h.frame(&format!(r#"{{"msg":"updated","methods":["{w}"]}}"#));
     assert_eq!(sent(&h), vec![("late".into(), "40".into(), Some("s40".into()))]);
+}
+
+#[test]
+fn transient_calls_are_never_journaled_and_a_sent_no_retry_call_is_reported() {
+    let mut h = held();
+    h.m.release_calls(h.now);
+    h.drain();
+    h.clear();
+    h.m.call("login", vec![], CallOptions { transient: true, ..CallOptions::default() }, h.now).unwrap();
+    h.drain();
+    assert!(h.done.is_empty(), "a login is not journaled: {:?}", h.done);
+    let once = h.m.call("pay", vec![], CallOptions { no_retry: true, ..CallOptions::default() }, h.now).unwrap();
+    h.drain();
+    assert_eq!(h.done, vec![Completion::CallQueued { id: once }, Completion::CallSent { id: once }]);
+}
+
+#[test]
+fn a_restored_id_past_what_javascript_holds_exactly_gets_a_fresh_one() {
+    let mut h = held();
+    let ids = h.m.restore_calls(vec![record(u64::MAX, "huge", None, false)], h.now);
+    assert_eq!(ids, vec![(u64::MAX, 1)]);
+    assert_eq!(h.m.call("next", vec![], CallOptions::default(), h.now).unwrap(), 2);
 }
