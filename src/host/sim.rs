@@ -124,7 +124,7 @@ impl Host for SimHost {
 
 impl SimHost {
     /// Runs what was queued with `later`.
-    fn run_later(&self) {
+    pub(crate) fn run_later(&self) {
         loop {
             let next = self.later.borrow_mut().pop_front();
             let Some(f) = next else { return };

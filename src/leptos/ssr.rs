@@ -52,7 +52,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -157,7 +157,7 @@ impl SsrClient {
 
     fn request_at(&self, url: String, token: Option<String>) -> SsrRequest {
         let id = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(RequestConn { client: self.shared.clone(), id, url, token, opened: AtomicBool::new(false) });
+        let conn = Arc::new(RequestConn { client: self.shared.clone(), id, url, token });
         SsrRequest { conn: Some(conn), subs: Arc::default(), login: Arc::default() }
     }
 }
@@ -169,35 +169,36 @@ struct RequestConn {
     id: u64,
     url: String,
     token: Option<String>,
-    opened: AtomicBool,
 }
 
 impl RequestConn {
     /// Runs `job` with this request's connection (opened on first use) on
-    /// the client's thread; `None` there if it could not be opened.
+    /// the client's thread; `None` there if it could not be opened. Each
+    /// job opens it if it is not there yet: render threads send their jobs
+    /// in any order, and the first to arrive opens it.
     fn with(&self, job: impl FnOnce(Option<&Request>) + Send + 'static) {
-        if !self.opened.swap(true, Ordering::Relaxed) {
-            let (id, token, timeout) = (self.id, self.token.clone(), self.client.timeout);
-            let (url, options) = (self.url.clone(), self.client.options.clone());
-            let _ = self.client.jobs.send(Box::new(move |requests| {
-                let Ok(conn) = crate::connect(&url, options) else { return };
-                let deadline = tokio::time::Instant::now() + timeout;
-                let login = Mutable::new(None);
-                match token {
-                    Some(token) => {
-                        let (accounts, settled) = (conn.accounts(), login.clone());
-                        drop(tokio::task::spawn_local(async move {
-                            let user = tokio::time::timeout_at(deadline, accounts.login_with_token(&token)).await;
-                            settled.set(Some(user.ok().and_then(Result::ok)));
-                        }));
+        let (id, token, timeout) = (self.id, self.token.clone(), self.client.timeout);
+        let (url, options) = (self.url.clone(), self.client.options.clone());
+        let _ = self.client.jobs.send(Box::new(move |requests| {
+            if !requests.borrow().contains_key(&id) {
+                if let Ok(conn) = crate::connect(&url, options) {
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    let login = Mutable::new(None);
+                    match token {
+                        Some(token) => {
+                            let (accounts, settled) = (conn.accounts(), login.clone());
+                            drop(tokio::task::spawn_local(async move {
+                                let user = tokio::time::timeout_at(deadline, accounts.login_with_token(&token)).await;
+                                settled.set(Some(user.ok().and_then(Result::ok)));
+                            }));
+                        }
+                        None => login.set(Some(None)),
                     }
-                    None => login.set(Some(None)),
+                    requests.borrow_mut().insert(id, Request { conn, deadline, login });
                 }
-                requests.borrow_mut().insert(id, Request { conn, deadline, login });
-            }));
-        }
-        let id = self.id;
-        let _ = self.client.jobs.send(Box::new(move |requests| job(requests.borrow().get(&id))));
+            }
+            job(requests.borrow().get(&id));
+        }));
     }
 
     /// Subscribes to `name`, waits until it is ready (or the deadline),
@@ -243,15 +244,14 @@ impl RequestConn {
 
 impl Drop for RequestConn {
     fn drop(&mut self) {
-        if self.opened.load(Ordering::Relaxed) {
-            let id = self.id;
-            let _ = self.client.jobs.send(Box::new(move |requests| {
-                let gone = requests.borrow_mut().remove(&id);
-                if let Some(r) = gone {
-                    r.conn.close();
-                }
-            }));
-        }
+        // After every job of this request (one channel, in order).
+        let id = self.id;
+        let _ = self.client.jobs.send(Box::new(move |requests| {
+            let gone = requests.borrow_mut().remove(&id);
+            if let Some(r) = gone {
+                r.conn.close();
+            }
+        }));
     }
 }
 

@@ -120,10 +120,11 @@ fn the_list_is_rebuilt_only_when_read_after_a_membership_change() {
 
 #[test]
 fn pending_calls_follow_the_durable_outbox_and_go_with_their_owner() {
-    // No socket here (no native host in this build): calls wait in the
-    // outbox, and with `persist` the durable outbox lists them.
+    // On the simulated host (no socket opens; its durable store is memory).
+    let host = Rc::new(crate::host::sim::SimHost::default());
     let options = crate::Options { persist: Some("leptos-test".into()), ..crate::Options::default() };
-    let conn = crate::connect("ws://example.test/websocket", options).unwrap();
+    let conn = crate::connect_on(host.clone(), "ws://example.test/websocket", options).unwrap();
+    host.run_later();
     let kept = conn.persisted_calls().unwrap();
     let owner = Owner::new();
     let pending = owner.with(|| {
@@ -134,12 +135,12 @@ fn pending_calls_follow_the_durable_outbox_and_go_with_their_owner() {
     conn.call::<Value>("todos.add", ("milk",)).detach();
     let listed = pending.get_untracked();
     assert_eq!(listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["todos.add"]);
-    assert!(!listed[0].from_earlier_page && !listed[0].durable, "no store here: kept in memory only");
+    assert!(!listed[0].from_earlier_page && listed[0].durable, "kept by the store: {listed:?}");
     assert_eq!(kept.observable().listener_count(), 1);
     owner.cleanup();
     assert_eq!(kept.observable().listener_count(), 0, "the listener goes with its owner");
     // Without `persist`, nothing is listed.
-    let plain = crate::connect("ws://example.test/websocket", crate::Options::default()).unwrap();
+    let plain = crate::connect_on(host, "ws://example.test/websocket", crate::Options::default()).unwrap();
     let other = Owner::new();
     let empty = other.with(|| {
         provide_connection(plain.clone());
