@@ -118,6 +118,7 @@ fn the_list_is_rebuilt_only_when_read_after_a_membership_change() {
     assert_eq!(super::collection::LIST_BUILDS.with(|n| n.get()), builds + 1);
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn pending_calls_follow_the_durable_outbox_and_go_with_their_owner() {
     // On the simulated host (no socket opens; its durable store is memory).
