@@ -1,17 +1,19 @@
-//! The durable outbox in the browser (`Options::persist`, cargo feature
-//! `persist`: IndexedDB), end to end in headless Chromium against the test
-//! server: calls queued offline outlive their connection and run exactly
-//! once from the next one with their stubs' ids; and when IndexedDB is
-//! missing or full, the app hears a typed error and no call is lost.
-//! (`tests/js/leptos-example.test.mjs` reloads a real page of the Leptos
-//! example.)
-#![cfg(all(target_arch = "wasm32", feature = "persist"))]
+//! The durable outbox (`Options::persist`), end to end against the test
+//! server, in Chromium over IndexedDB (cargo feature `persist`) and
+//! natively over the process's memory, from the same tests: calls queued
+//! offline outlive their connection (a page that goes away) and run exactly
+//! once from the next one, with the ids their stubs made; a login is never
+//! kept; a queue written as one user waits for that user; a second live
+//! connection (a second tab) leaves the first one's queue alone. In
+//! Chromium also: IndexedDB missing, or full, is a typed error and no call
+//! is lost. (`tests/js/leptos-example.test.mjs` reloads a real page.)
+#![cfg(any(all(target_arch = "wasm32", feature = "persist"), feature = "native"))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
 use common::*;
-use ddp_live::{connect, Connection, Options, PersistEvent, StorageErrorKind};
+use ddp_live::{connect, Connection, Options, PersistEvent};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,10 +21,12 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// Fast retries, and the outbox kept in store `store`.
 fn persisted(store: &str) -> Options {
     Options { persist: Some(store.into()), ..fast() }
 }
 
+/// Records the durable outbox's events.
 fn events(conn: &Connection) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::ListenerHandle) {
     let seen: Rc<RefCell<Vec<PersistEvent>>> = Rc::default();
     let s = seen.clone();
@@ -30,6 +34,34 @@ fn events(conn: &Connection) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::Liste
     (seen, handle)
 }
 
+/// Waits for the store to be read; returns its first event.
+async fn restored(seen: &Rc<RefCell<Vec<PersistEvent>>>) -> PersistEvent {
+    wait_until(5_000, "the store read", || !seen.borrow().is_empty()).await;
+    let first = seen.borrow()[0].clone();
+    first
+}
+
+fn settled(seen: &Rc<RefCell<Vec<PersistEvent>>>) -> Vec<(String, Result<Option<Value>, ddp_live::MethodError>)> {
+    seen.borrow()
+        .iter()
+        .filter_map(|e| match e {
+            PersistEvent::Settled { name, outcome, .. } => Some((name.clone(), outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until every call the outbox lists is kept by the store.
+async fn all_kept(conn: &Connection, n: usize) {
+    wait_until(5_000, "every call kept", || {
+        let kept = conn.persisted_calls().unwrap().list();
+        kept.len() == n && kept.iter().all(|c| c.durable)
+    })
+    .await;
+}
+
+/// A client stub of `insertDoc`, as an app's: the document shows at once,
+/// with the id the server's insert makes from the call's randomSeed.
 fn insert_stub(conn: &Connection) {
     conn.define_stub("insertDoc", |ctx, args| {
         let collection = args.first().and_then(Value::as_str).unwrap_or("docs").to_owned();
@@ -37,60 +69,124 @@ fn insert_stub(conn: &Connection) {
     });
 }
 
+/// A connection to scenario `sc` that is offline: the server refuses it.
+async fn offline(sc: &str, store: &str) -> Connection {
+    let conn = connect(&ws_url(sc), persisted(store)).unwrap();
+    wait_connected(&conn).await;
+    control(sc, "refuse?on=true").await;
+    control(sc, "drop").await;
+    wait_until(5_000, "the drop", || !conn.connected()).await;
+    conn
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn calls_queued_offline_outlive_their_connection_and_run_once_with_their_stub_ids() {
+    let sc = scenario("p-outlive");
+    let first = offline(&sc, &sc).await;
+    insert_stub(&first);
+    first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
+    first.call::<Value>("inc", ("k",)).detach();
+    let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
+    let kept = first.persisted_calls().unwrap().list();
+    assert_eq!(kept.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["insertDoc", "inc"]);
+    assert!(kept.iter().all(|c| !c.from_earlier_page && !c.waiting_for_user));
+    // The page goes once the store confirmed both.
+    all_kept(&first, 2).await;
+    drop(first);
+    control(&sc, "refuse?on=false").await;
+
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 2, waiting: 0 });
+    assert!(next.persisted_calls().unwrap().list().iter().all(|c| c.from_earlier_page && c.durable));
+    wait_until(5_000, "both settled", || settled(&seen).len() == 2).await;
+    assert_eq!(
+        settled(&seen),
+        vec![("insertDoc".into(), Ok(Some(json!(stub_id)))), ("inc".into(), Ok(Some(json!(1))))],
+        "in the order made; the server's id is the stub's"
+    );
+    let runs = control(&sc, "executions").await;
+    assert_eq!((runs["runs"]["insertDoc"].as_u64(), runs["counters"]["k"].as_u64()), (Some(1), Some(1)), "{runs}");
+    assert!(next.persisted_calls().unwrap().list().is_empty());
+    drop(next);
+    // Nothing is left for a third start.
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&third);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 0, waiting: 0 });
+    third.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_queue_written_as_one_user_is_sent_only_as_that_user() {
+    let sc = scenario("p-user");
+    let ada = control(&sc, "accounts?op=create&username=ada&password=pw").await["id"].as_str().unwrap().to_owned();
+    control(&sc, "accounts?op=create&username=bob&password=pw").await;
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    first.accounts().login_with_password("ada", "pw").await.unwrap();
+    control(&sc, "refuse?on=true").await;
+    control(&sc, "drop").await;
+    wait_until(5_000, "the drop", || !first.connected()).await;
+    first.call::<Value>("whoami", ()).detach();
+    let kept = first.persisted_calls().unwrap().list();
+    assert_eq!(kept.len(), 1, "the login (its credentials) is never kept: {kept:?}");
+    assert_eq!((kept[0].name.as_str(), kept[0].user.as_deref()), ("whoami", Some(ada.as_str())));
+    all_kept(&first, 1).await;
+    drop(first);
+    control(&sc, "refuse?on=false").await;
+
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 0, waiting: 1 }, "nobody is logged in: it waits");
+    assert!(next.persisted_calls().unwrap().list()[0].waiting_for_user);
+    let accounts = next.accounts();
+    accounts.login_with_password("bob", "pw").await.unwrap();
+    wait_until(2_000, "the report", || {
+        seen.borrow().iter().any(|e| matches!(e, PersistEvent::WaitingForUser { user, .. } if *user == ada))
+    })
+    .await;
+    assert_ne!(next.call::<Option<String>>("whoami", ()).await.unwrap(), Some(ada.clone()));
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["runs"]["whoami"], 1, "only bob's own call ran: {runs}");
+    accounts.logout().await.unwrap();
+    accounts.login_with_password("ada", "pw").await.unwrap();
+    wait_until(5_000, "ada's call settled", || !settled(&seen).is_empty()).await;
+    assert_eq!(settled(&seen), vec![("whoami".into(), Ok(Some(json!(ada))))], "sent as ada");
+    assert!(next.persisted_calls().unwrap().list().is_empty());
+    next.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_second_connection_leaves_a_live_ones_queue_alone() {
+    let sc = scenario("p-tabs");
+    let first = offline(&sc, &sc).await;
+    first.call::<Value>("inc", ("k",)).detach();
+    all_kept(&first, 1).await;
+    // A second tab while the first lives (its page lock held): it takes
+    // none of its calls.
+    let second = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&second);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 0, waiting: 0 });
+    // The first tab goes: the next one to start takes its call.
+    drop(first);
+    control(&sc, "refuse?on=false").await;
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&third);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 1, waiting: 0 });
+    wait_until(5_000, "the call settled", || !settled(&seen).is_empty()).await;
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["counters"]["k"], 1, "{runs}");
+    second.close();
+    third.close();
+}
+
 /// Runs JavaScript in the page (to take IndexedDB away, or fill it).
+#[cfg(target_arch = "wasm32")]
 fn page_js(source: &str) {
     js_sys::Function::new_no_args(source).call0(&wasm_bindgen::JsValue::NULL).expect("the page's script ran");
 }
 
-#[wasm_bindgen_test]
-async fn calls_queued_offline_survive_in_indexeddb_and_run_once_with_their_stub_ids() {
-    let sc = scenario("p-idb");
-    let store = sc.clone();
-    let first = connect(&ws_url(&sc), persisted(&store)).unwrap();
-    insert_stub(&first);
-    let (seen, _h) = events(&first);
-    wait_until(5_000, "the store opened", || !seen.borrow().is_empty()).await;
-    assert_eq!(seen.borrow()[0], PersistEvent::Restored { count: 0, waiting: 0 });
-    wait_connected(&first).await;
-    control(&sc, "refuse?on=true").await;
-    control(&sc, "drop").await;
-    wait_until(5_000, "the drop", || !first.connected()).await;
-    first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
-    first.call::<Value>("inc", ("k",)).detach();
-    let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
-    // IndexedDB confirms writes asynchronously: the page goes once both are kept.
-    wait_until(5_000, "both kept", || {
-        let kept = first.persisted_calls().unwrap().list();
-        kept.len() == 2 && kept.iter().all(|c| c.durable)
-    })
-    .await;
-    drop(first);
-    control(&sc, "refuse?on=false").await;
-
-    let next = connect(&ws_url(&sc), persisted(&store)).unwrap();
-    let (seen, _h) = events(&next);
-    wait_until(5_000, "both settled", || seen.borrow().iter().filter(|e| matches!(e, PersistEvent::Settled { .. })).count() == 2).await;
-    let outcomes: Vec<(String, Value)> = seen
-        .borrow()
-        .iter()
-        .filter_map(|e| match e {
-            PersistEvent::Settled { name, outcome, .. } => Some((name.clone(), outcome.clone().unwrap().unwrap_or(Value::Null))),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(seen.borrow()[0], PersistEvent::Restored { count: 2, waiting: 0 });
-    assert_eq!(outcomes, vec![("insertDoc".into(), json!(stub_id)), ("inc".into(), json!(1))], "in order, the server's id is the stub's");
-    let runs = control(&sc, "executions").await;
-    assert_eq!((runs["runs"]["insertDoc"].as_u64(), runs["counters"]["k"].as_u64()), (Some(1), Some(1)), "{runs}");
-    next.close();
-    // Nothing is left in IndexedDB for a third start.
-    let third = connect(&ws_url(&sc), persisted(&store)).unwrap();
-    let (seen, _h) = events(&third);
-    wait_until(5_000, "the store read", || !seen.borrow().is_empty()).await;
-    assert_eq!(seen.borrow()[0], PersistEvent::Restored { count: 0, waiting: 0 });
-    third.close();
-}
-
+// Browser only: IndexedDB taken away from the page.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
 async fn without_indexeddb_the_app_is_told_and_calls_still_go_out() {
     let sc = scenario("p-noidb");
@@ -101,22 +197,24 @@ async fn without_indexeddb_the_app_is_told_and_calls_still_go_out() {
     let conn = connect(&ws_url(&sc), persisted(&sc)).unwrap();
     let (seen, _h) = events(&conn);
     let call = conn.call::<i64>("add", (2, 3));
-    wait_until(5_000, "the report", || !seen.borrow().is_empty()).await;
+    let first = restored(&seen).await;
     page_js("Object.defineProperty(globalThis, 'indexedDB', globalThis.__idb);");
-    match &seen.borrow()[0] {
-        PersistEvent::StorageFailed { key: None, error } => assert_eq!(error.kind, StorageErrorKind::Unavailable, "{error}"),
+    match first {
+        PersistEvent::StorageFailed { key: None, error } => assert_eq!(error.kind, ddp_live::StorageErrorKind::Unavailable, "{error}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(call.await, Ok(5), "the call went out from memory");
     conn.close();
 }
 
+// Browser only: IndexedDB's quota made full.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test]
 async fn a_full_quota_is_a_typed_error_and_the_call_still_runs() {
     let sc = scenario("p-quota");
     let conn = connect(&ws_url(&sc), persisted(&sc)).unwrap();
     let (seen, _h) = events(&conn);
-    wait_until(5_000, "the store opened", || !seen.borrow().is_empty()).await;
+    restored(&seen).await;
     page_js(
         "globalThis.__put = IDBObjectStore.prototype.put;
          IDBObjectStore.prototype.put = function () { throw new DOMException('full', 'QuotaExceededError'); };",
@@ -128,7 +226,7 @@ async fn a_full_quota_is_a_typed_error_and_the_call_still_runs() {
     match &seen.borrow()[1] {
         PersistEvent::StorageFailed { key: Some(k), error } => {
             assert_eq!(k, &key);
-            assert_eq!((error.kind, error.code()), (StorageErrorKind::QuotaExceeded, "storage-quota-exceeded"));
+            assert_eq!((error.kind, error.code()), (ddp_live::StorageErrorKind::QuotaExceeded, "storage-quota-exceeded"));
         }
         other => panic!("{other:?}"),
     }

@@ -176,7 +176,30 @@ struct World {
     gone: Vec<String>,
 }
 
+/// Fast retries, no heartbeat or connect timeout (virtual time), and a
+/// durable outbox in store `persist` if given.
+fn sim_options(persist: Option<&str>) -> Options {
+    Options {
+        heartbeat_interval_ms: 0.0,
+        connect_timeout_ms: 0.0,
+        retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
+        persist: persist.map(str::to_owned),
+        ..Options::default()
+    }
+}
+
 impl World {
+    /// A connection with `options` on a simulated host seeded with `seed`,
+    /// to a simulated server that resumes sessions. With a durable outbox,
+    /// calls carry a `randomSeed`.
+    fn new(seed: u64, options: &Options) -> World {
+        let host = Rc::new(SimHost { now: Cell::new(1_000_000.0), seed: Cell::new(seed), ..SimHost::default() });
+        let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options.clone()).unwrap();
+        host.run_later();
+        let seeded = options.persist.is_some();
+        World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new(), seeded, gone: Vec::new() }
+    }
+
     fn step(&mut self, st: &Step) {
         let host = self.host.clone();
         match st {
@@ -304,16 +327,7 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..60),
         seed in 1u64..u64::MAX,
     ) {
-        let host = Rc::new(SimHost { now: Cell::new(1_000_000.0), seed: Cell::new(seed), ..SimHost::default() });
-        let options = Options {
-            heartbeat_interval_ms: 0.0,
-            connect_timeout_ms: 0.0,
-            retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
-            ..Options::default()
-        };
-        let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options).unwrap();
-        host.run_later();
-        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new(), seeded: false, gone: Vec::new() };
+        let mut w = World::new(seed, &sim_options(None));
         for st in &steps {
             w.step(st);
         }
@@ -360,17 +374,8 @@ proptest! {
         steps in proptest::collection::vec(prop_oneof![12 => step().prop_map(PageStep::Step), 1 => Just(PageStep::Reload)], 1..80),
         seed in 1u64..u64::MAX,
     ) {
-        let host = Rc::new(SimHost { now: Cell::new(1_000_000.0), seed: Cell::new(seed), ..SimHost::default() });
-        let options = Options {
-            heartbeat_interval_ms: 0.0,
-            connect_timeout_ms: 0.0,
-            retry: RetryPolicy { min_count: 1, min_timeout_ms: 10.0, base_timeout_ms: 20.0, exponent: 1.5, max_timeout_ms: 100.0, fuzz: 0.5 },
-            persist: Some("outbox".into()),
-            ..Options::default()
-        };
-        let conn = crate::connect_on(host.clone(), "ws://sim/websocket", options.clone()).unwrap();
-        host.run_later();
-        let mut w = World { host, conn, server: SimServer::new(true), calls: Vec::new(), subs: Vec::new(), seeded: true, gone: Vec::new() };
+        let options = sim_options(Some("outbox"));
+        let mut w = World::new(seed, &options);
         let settled: Rc<RefCell<Vec<String>>> = Rc::default();
         let listen = |w: &World| {
             let settled = settled.clone();
