@@ -3,7 +3,8 @@
 //! natively over the process's memory, from the same tests: calls queued
 //! offline outlive their connection (a page that goes away) and run exactly
 //! once from the next one, with the ids their stubs made; a login is never
-//! kept; a queue written as one user waits for that user; a second live
+//! kept; an insert in flight when its page dies makes one document; a
+//! queue written as one user waits for that user; a second live
 //! connection (a second tab) leaves the first one's queue alone. In
 //! Chromium also: IndexedDB missing, or full, is a typed error and no call
 //! is lost. (`tests/js/leptos-example.test.mjs` reloads a real page.)
@@ -177,6 +178,39 @@ async fn a_second_connection_leaves_a_live_ones_queue_alone() {
     assert_eq!(runs["counters"]["k"], 1, "{runs}");
     second.close();
     third.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn an_insert_in_flight_when_its_page_dies_makes_one_document_with_its_stub_id() {
+    let sc = scenario("p-inflight");
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    insert_stub(&first);
+    wait_connected(&first).await;
+    // The insert is on the wire behind a slow call when the page dies: the
+    // server may run it before or after the next page sends it again.
+    first.call::<Value>("sleep", (300,)).detach();
+    first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
+    let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
+    wait_until(5_000, "both sent and kept", || {
+        first.outbox().in_flight == 2 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
+    })
+    .await;
+    drop(first);
+
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 2, waiting: 0 });
+    wait_until(5_000, "both settled", || settled(&seen).len() == 2).await;
+    let insert = settled(&seen).into_iter().find(|(name, _)| name == "insertDoc").unwrap().1;
+    match insert {
+        Ok(id) => assert_eq!(id, Some(json!(stub_id)), "sent again before the first copy ran: the server's id is the stub's"),
+        Err(e) => assert_eq!(e.error(), json!("duplicate-key"), "the first copy ran: the second is refused, {e}"),
+    }
+    let todos = next.collection("todos");
+    next.subscribe("docs", ("todos",)).wait_ready().await.unwrap();
+    let ids: Vec<String> = todos.find().iter().map(|d| d["_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, vec![stub_id], "one document, the stub's");
+    next.close();
 }
 
 /// Runs JavaScript in the page (to take IndexedDB away, or fill it).
