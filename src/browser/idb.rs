@@ -25,14 +25,16 @@ const code = (e) => {
 };
 const text = (e) => String((e && e.message) || e || "IndexedDB failed");
 const later = (f) => setTimeout(f, 0);
+// The locks this page let go: their release is not seen at once by a query.
+const closedHere = new Set();
 export function idb_open(name, page, done) {
   let finished = false;
   const end = (c, m, h, k, v) => { if (!finished) { finished = true; later(() => done(c, m, h, k, v)); } };
   const timer = setTimeout(() => end(1, "IndexedDB did not open within 5 s", null, null, null), 5000);
-  const handle = { db: null, release: null };
-  const locks = globalThis.navigator && navigator.locks;
   const prefix = "ddp-live:" + name + ":";
-  if (locks) locks.request(prefix + page, () => new Promise((r) => { handle.release = r; })).catch(() => {});
+  const handle = { db: null, release: null, lock: prefix + page };
+  const locks = globalThis.navigator && navigator.locks;
+  if (locks) locks.request(handle.lock, () => new Promise((r) => { handle.release = r; })).catch(() => {});
   const held = locks ? locks.query().then((s) => s.held.map((l) => l.name), () => []) : Promise.resolve([]);
   held.then((held) => {
     let req;
@@ -49,7 +51,10 @@ export function idb_open(name, page, done) {
         const keys = store.getAllKeys(), values = store.getAll();
         tx.oncomplete = () => {
           clearTimeout(timer);
-          const live = (k) => held.includes(prefix + String(k).split("-")[0]);
+          const live = (k) => {
+            const lock = prefix + String(k).split("-")[0];
+            return held.includes(lock) && !closedHere.has(lock);
+          };
           const ks = [], vs = [];
           keys.result.forEach((k, i) => { if (!live(k)) { ks.push(k); vs.push(values.result[i]); } });
           end(0, "", handle, ks, vs);
@@ -74,6 +79,7 @@ export function idb_delete(handle, key) {
 }
 export function idb_close(handle) {
   try { handle.db && handle.db.close(); } catch (_) {}
+  closedHere.add(handle.lock);
   if (handle.release) handle.release();
 }
 "#)]
