@@ -1,7 +1,8 @@
 // The Leptos example app (examples/leptos-todos, built by
 // scripts/build-example.sh, served at /leptos/) in headless Chromium: the
-// badge through a server drop, a todo added offline, toggles, removals and
-// the chat room, read off the page.
+// badge through a server drop, a todo added offline, toggles, removals,
+// todos kept across real page reloads (queued, and sent but unanswered),
+// and the chat room, read off the page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, base, control, scenario } from "./harness.mjs";
@@ -115,6 +116,39 @@ test("a todo added while the server is away survives a reload and lands once, wi
   assert.equal(await page.getAttribute("#todos li", "data-id"), stubId, "the server's id is the stub's");
   assert.deepEqual(await todoTexts(page), ["pay rent"]);
   assert.equal((await control(sc, "executions")).runs.insertDoc, 1, "the insert ran once");
+  await page.close();
+});
+
+test("a todo sent but unanswered when the page reloads is sent again by the next page and lands once", async () => {
+  const sc = scenario("leptos-inflight");
+  const page = await openApp(sc);
+  await page.waitForFunction(() => document.querySelector("#todos-ready")?.textContent.includes("live"));
+  // The room's join (a `wait` call) answered first: nothing else is in flight.
+  await page.waitForFunction(() => document.querySelector("#room-state")?.textContent === " joined");
+  // The server reads nothing from now on: the insert goes out and is never answered.
+  await control(sc, "silent?on=true");
+  await page.fill("#new-todo", "call mum");
+  await page.click("#add-todo");
+  await page
+    .waitForFunction(
+      () => document.querySelector("#outbox").textContent === "0 queued, 1 in flight" && document.querySelector("#pending").textContent === "1 kept, 1 saved",
+      null,
+      { timeout: 5000 },
+    )
+    .catch(async (e) => {
+      throw new Error(`${e.message}: outbox "${await page.textContent("#outbox")}", pending "${await page.textContent("#pending")}", badge "${await page.textContent("#badge")}"`);
+    });
+  const stubId = await page.getAttribute("#todos li", "data-id");
+  await page.reload();
+  await control(sc, "silent?on=false");
+  await page.waitForFunction(
+    () => document.querySelectorAll("#todos li").length === 1 && document.querySelector("#pending")?.textContent === "0 kept, 0 saved",
+    null,
+    { timeout: 15000 },
+  );
+  assert.equal(await page.getAttribute("#todos li", "data-id"), stubId, "the server's id is the stub's");
+  assert.deepEqual(await todoTexts(page), ["call mum"]);
+  assert.equal((await control(sc, "executions")).runs.insertDoc, 1, "the insert ran once: the unread one never ran");
   await page.close();
 });
 
