@@ -500,6 +500,25 @@ impl PersistedCalls {
 impl Connection {
     /// The durable outbox, when the connection was made with
     /// [`Options::persist`](crate::Options::persist).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ddp_live::Error> {
+    /// use ddp_live::{connect, Options, PersistEvent};
+    /// let conn = connect("wss://app.example.com", Options { persist: Some("todos".into()), ..Options::default() })?;
+    /// let kept = conn.persisted_calls().expect("made with persist");
+    /// // How the calls an earlier page left end (their futures went with it).
+    /// let _handle = kept.on_event(|e| match e {
+    ///     PersistEvent::Settled { name, outcome, .. } => println!("{name}: {outcome:?}"),
+    ///     PersistEvent::StorageFailed { error, .. } => eprintln!("not kept across reloads: {error}"),
+    ///     _ => {}
+    /// });
+    /// // "3 changes waiting", and forgetting one not sent yet.
+    /// let waiting = kept.list();
+    /// if let Some(first) = waiting.first() {
+    ///     kept.cancel(&first.key);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn persisted_calls(&self) -> Option<PersistedCalls> {
         Some(PersistedCalls { conn: self.downgrade(), inner: self.find_plugin::<Persist>()? })
     }
