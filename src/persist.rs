@@ -136,6 +136,14 @@ impl Plugin for Persist {
             _ => {}
         }
     }
+
+    /// The store goes with the connection (its page lock too): its calls,
+    /// kept, are the next connection's to take, on this page or another.
+    fn closed(&self) {
+        let store = std::mem::replace(&mut *self.store.borrow_mut(), Store::Unavailable);
+        drop(store);
+        self.user_watch.borrow_mut().clear();
+    }
 }
 
 /// Turns on the durable outbox of `conn`, kept in store `name`.
@@ -256,7 +264,9 @@ impl Persist {
     /// Puts records back in the outbox (ahead of this page's calls while
     /// they are held; behind them afterwards).
     fn restore(&self, conn: &Connection, records: Vec<(String, CallRecord)>) {
-        if records.is_empty() {
+        // Never into a closed machine (app code may have closed it since the
+        // store was read): the records stay for the next connection.
+        if records.is_empty() || conn.is_closed() {
             return;
         }
         let now = conn.now();
@@ -408,6 +418,10 @@ impl Persist {
     /// The server has run call `id`, or it failed: its record goes.
     fn forget(&self, id: u64) {
         let key = self.key_of(id);
+        // Only a call this outbox keeps (a transient one was never written).
+        if !self.restored.borrow().contains_key(&id) && !self.calls.with(|c| c.iter().any(|c| c.key == key)) {
+            return;
+        }
         let store = match &mut *self.store.borrow_mut() {
             Store::Open(store) => store.clone(),
             Store::Opening(ids) => {

@@ -213,6 +213,54 @@ async fn an_insert_in_flight_when_its_page_dies_makes_one_document_with_its_stub
     next.close();
 }
 
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn an_earlier_pages_calls_are_taken_by_one_page_only() {
+    let sc = scenario("p-claim");
+    let first = offline(&sc, &sc).await;
+    first.call::<Value>("inc", ("k",)).detach();
+    all_kept(&first, 1).await;
+    drop(first);
+    // Two pages open after it, while the server is still away: the first to
+    // read takes the call, the other leaves it (it is the first's now).
+    let second = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen2, _h2) = events(&second);
+    assert_eq!(restored(&seen2).await, PersistEvent::Restored { count: 1, waiting: 0 });
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen3, _h3) = events(&third);
+    assert_eq!(restored(&seen3).await, PersistEvent::Restored { count: 0, waiting: 0 });
+    control(&sc, "refuse?on=false").await;
+    wait_until(5_000, "the call settled", || !settled(&seen2).is_empty()).await;
+    wait_connected(&third).await;
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["counters"]["k"], 1, "{runs}");
+    assert!(settled(&seen3).is_empty());
+    // Closed, the second lets go of it all: a fourth page finds nothing left.
+    second.close();
+    third.close();
+    let fourth = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen4, _h4) = events(&fourth);
+    assert_eq!(restored(&seen4).await, PersistEvent::Restored { count: 0, waiting: 0 });
+    fourth.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_closed_connections_calls_are_taken_by_the_next_one_on_the_same_page() {
+    let sc = scenario("p-close");
+    let first = offline(&sc, &sc).await;
+    first.call::<Value>("inc", ("k",)).detach();
+    all_kept(&first, 1).await;
+    // Closed but still held by the app: its store and page lock go.
+    first.close();
+    control(&sc, "refuse?on=false").await;
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 1, waiting: 0 });
+    wait_until(5_000, "the call settled", || !settled(&seen).is_empty()).await;
+    assert_eq!(settled(&seen), vec![("inc".into(), Ok(Some(json!(1))))]);
+    drop(first);
+    next.close();
+}
+
 /// Runs JavaScript in the page (to take IndexedDB away, or fill it).
 #[cfg(target_arch = "wasm32")]
 fn page_js(source: &str) {

@@ -14,10 +14,14 @@ use wasm_bindgen::prelude::*;
 // comes from a task of its own, never from inside the call that asked.
 //
 // Pages: each open store holds the Web Lock "ddp-live:<name>:<page>" while
-// it is open (released by idb_close, or when the page goes), and the
-// records of pages whose lock is held are left out: a tab never takes
-// another live tab's calls. Without Web Locks every record is read.
-// An open that does not finish within 5 s is "unavailable".
+// it is open (released by idb_close, or when the page goes), taken before
+// it reads or writes anything. After reading, it claims the locks of the
+// pages whose records it found (ifAvailable: a page alive, or another store
+// that claimed them first, keeps them) and keeps only the records of the
+// pages it could claim, holding those locks until it closes: two pages
+// never take the same records. Without Web Locks every record is read.
+// An open that does not finish within 5 s is "unavailable"; a failed open
+// lets go of what it took.
 #[wasm_bindgen(inline_js = r#"
 const code = (e) => {
   const n = e && e.name;
@@ -25,42 +29,72 @@ const code = (e) => {
 };
 const text = (e) => String((e && e.message) || e || "IndexedDB failed");
 const later = (f) => setTimeout(f, 0);
-// The locks this page let go: their release is not seen at once by a query.
+// The locks this page let go: their release is not seen at once by another
+// request, which then waits for it (briefly) instead of giving up.
 const closedHere = new Set();
+// Holds lock `name` until the handle closes; resolves whether it got it.
+function hold(locks, handle, name, wait) {
+  return new Promise((got) => {
+    const options = wait ? { signal: AbortSignal.timeout(1000) } : { ifAvailable: true };
+    locks
+      .request(name, options, (lock) => {
+        if (!lock) return got(false);
+        closedHere.delete(name);
+        handle.locks.push(name);
+        got(true);
+        return new Promise((r) => handle.releases.push(r));
+      })
+      .catch(() => got(false));
+  });
+}
+function release(handle) {
+  try { handle.db && handle.db.close(); } catch (_) {}
+  handle.locks.forEach((l) => closedHere.add(l));
+  handle.releases.forEach((r) => r());
+  handle.locks = [];
+  handle.releases = [];
+}
 export function idb_open(name, page, done) {
-  let finished = false;
-  const end = (c, m, h, k, v) => { if (!finished) { finished = true; later(() => done(c, m, h, k, v)); } };
-  const timer = setTimeout(() => end(1, "IndexedDB did not open within 5 s", null, null, null), 5000);
   const prefix = "ddp-live:" + name + ":";
-  const handle = { db: null, release: null, lock: prefix + page };
+  const handle = { db: null, locks: [], releases: [] };
+  let finished = false;
+  const end = (c, m, k, v) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    if (c !== 0) release(handle);
+    later(() => done(c, m, c === 0 ? handle : null, k, v));
+  };
+  const timer = setTimeout(() => end(1, "IndexedDB did not open within 5 s", null, null), 5000);
   const locks = globalThis.navigator && navigator.locks;
-  if (locks) locks.request(handle.lock, () => new Promise((r) => { handle.release = r; })).catch(() => {});
-  const held = locks ? locks.query().then((s) => s.held.map((l) => l.name), () => []) : Promise.resolve([]);
-  held.then((held) => {
+  const own = locks ? hold(locks, handle, prefix + page, false) : Promise.resolve(true);
+  own.then(() => {
+    if (finished) return release(handle);
     let req;
-    try { req = indexedDB.open(name, 1); } catch (e) { clearTimeout(timer); return end(code(e) === 5 ? 1 : code(e), text(e), null, null, null); }
+    try { req = indexedDB.open(name, 1); } catch (e) { return end(code(e) === 5 ? 1 : code(e), text(e), null, null); }
     req.onupgradeneeded = () => req.result.createObjectStore("records");
-    req.onerror = () => { clearTimeout(timer); end(code(req.error), text(req.error), null, null, null); };
+    req.onerror = () => end(code(req.error), text(req.error), null, null);
     req.onsuccess = () => {
       const db = (handle.db = req.result);
       db.onversionchange = () => db.close();
-      if (finished) return void db.close();
+      if (finished) return release(handle);
       try {
         const tx = db.transaction("records", "readonly");
         const store = tx.objectStore("records");
         const keys = store.getAllKeys(), values = store.getAll();
+        tx.onerror = () => end(code(tx.error), text(tx.error), null, null);
         tx.oncomplete = () => {
-          clearTimeout(timer);
-          const live = (k) => {
-            const lock = prefix + String(k).split("-")[0];
-            return held.includes(lock) && !closedHere.has(lock);
-          };
-          const ks = [], vs = [];
-          keys.result.forEach((k, i) => { if (!live(k)) { ks.push(k); vs.push(values.result[i]); } });
-          end(0, "", handle, ks, vs);
+          const pageOf = (k) => String(k).split("-")[0];
+          const marks = [...new Set(keys.result.map(pageOf))].filter((m) => m !== page);
+          const claims = marks.map((m) => (locks ? hold(locks, handle, prefix + m, closedHere.has(prefix + m)) : Promise.resolve(true)));
+          Promise.all(claims).then((got) => {
+            const mine = new Set(marks.filter((_, i) => got[i]));
+            const ks = [], vs = [];
+            keys.result.forEach((k, i) => { if (mine.has(pageOf(k))) { ks.push(k); vs.push(values.result[i]); } });
+            end(0, "", ks, vs);
+          });
         };
-        tx.onerror = () => { clearTimeout(timer); end(code(tx.error), text(tx.error), null, null, null); };
-      } catch (e) { clearTimeout(timer); end(code(e), text(e), null, null, null); }
+      } catch (e) { end(code(e), text(e), null, null); }
     };
   });
 }
@@ -78,9 +112,7 @@ export function idb_delete(handle, key) {
   try { handle.db.transaction("records", "readwrite").objectStore("records").delete(key); } catch (_) {}
 }
 export function idb_close(handle) {
-  try { handle.db && handle.db.close(); } catch (_) {}
-  closedHere.add(handle.lock);
-  if (handle.release) handle.release();
+  release(handle);
 }
 "#)]
 extern "C" {

@@ -78,6 +78,10 @@ pub(crate) trait Plugin: Any {
     /// A completion of the machine's (called with no borrow held: the
     /// plug-in may run app code that calls back into the connection).
     fn completion(&self, _done: &Completion) {}
+
+    /// The connection was closed for good: let go of what it holds outside
+    /// (a durable store and its page lock).
+    fn closed(&self) {}
 }
 
 thread_local! {
@@ -177,6 +181,16 @@ impl Driver {
         }
         self.plugins.borrow_mut().push(p.clone());
         p
+    }
+
+    /// Tells every plug-in the connection was closed.
+    pub(super) fn close_plugins(&self) {
+        let mut i = 0;
+        loop {
+            let Some(p) = self.plugins.borrow().get(i).cloned() else { break };
+            p.closed();
+            i += 1;
+        }
     }
 
     /// Hands a completion to every plug-in, holding no borrow while each runs.

@@ -373,6 +373,7 @@ impl Connection {
         self.driver.closed.set(true);
         self.driver.page.borrow_mut().take();
         self.driver.timer.borrow_mut().take();
+        self.driver.close_plugins();
     }
 
     /// True after [`Connection::close`].

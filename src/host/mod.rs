@@ -97,7 +97,8 @@ pub trait Host {
     /// process's memory) for page `page`: the page is marked alive while
     /// the store stays open (a Web Lock in the browser), and `opened` hears
     /// the store and the records of pages no longer alive (keys
-    /// `<page>-…`), or why there is none (the default:
+    /// `<page>-…`), whose marks the store then holds too (so no other page
+    /// takes them), or why there is none (the default:
     /// `storage-unavailable`).
     fn open_store(&self, name: &str, page: &str, opened: Opened) {
         let _ = (name, page);

@@ -19,8 +19,8 @@ pub enum StorageErrorKind {
     Unavailable,
     /// The storage quota is full.
     QuotaExceeded,
-    /// The store was written by another version of the client, and was
-    /// started again empty.
+    /// The store was written by another version of the client (its
+    /// database version), and cannot be used here.
     Incompatible,
     /// The database is closing (the page is going away, or another tab
     /// upgraded it).
@@ -96,7 +96,7 @@ pub(crate) struct MemoryState {
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStores {
     pub(crate) fn open(&self, name: &str, page: &str, opened: Opened) {
-        let records = {
+        let (records, held) = {
             let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
             state.alive.push((name.to_owned(), page.to_owned()));
             let alive: Vec<String> = state.alive.iter().filter(|(n, _)| n == name).map(|(_, p)| p.clone()).collect();
@@ -108,9 +108,19 @@ impl MemoryStores {
                 }
             };
             crate::protocol::order::sort_by(&mut records, |a, b| a.0.cmp(&b.0));
-            records
+            // The gone pages whose records these are: this store holds
+            // them now (under the same lock), so no other store takes them.
+            let mut held = vec![page.to_owned()];
+            for (key, _) in &records {
+                let dead = page_of(key);
+                if !held.iter().any(|p| p == dead) {
+                    held.push(dead.to_owned());
+                    state.alive.push((name.to_owned(), dead.to_owned()));
+                }
+            }
+            (records, held)
         };
-        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), page: page.to_owned() }), records)));
+        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), pages: held }), records)));
     }
 
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> Option<R> {
@@ -129,7 +139,8 @@ impl MemoryStores {
 struct MemoryStore {
     stores: MemoryStores,
     name: String,
-    page: String,
+    /// Its own page and the gone pages whose records it took.
+    pages: Vec<String>,
 }
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
@@ -149,11 +160,14 @@ impl DurableStore for MemoryStore {
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl Drop for MemoryStore {
-    /// The page is gone: its records are the next page's to restore.
+    /// The page is gone: its records (and those it took) are the next
+    /// page's to restore.
     fn drop(&mut self) {
         let mut state = self.stores.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = state.alive.iter().position(|(n, p)| *n == self.name && *p == self.page) {
-            state.alive.swap_remove(i);
+        for page in &self.pages {
+            if let Some(i) = state.alive.iter().position(|(n, p)| n == &self.name && p == page) {
+                state.alive.swap_remove(i);
+            }
         }
     }
 }
