@@ -292,8 +292,9 @@ impl World {
         }
         self.host.timers.borrow_mut().clear();
         self.host.later.borrow_mut().clear();
+        // What the new page defers (reading its store) runs at the next
+        // step that lets time pass: its listeners hear everything.
         self.conn = crate::connect_on(self.host.clone(), "ws://sim/websocket", options.clone()).unwrap();
-        self.host.run_later();
     }
 
     fn settle(&mut self) {
@@ -391,8 +392,12 @@ proptest! {
             match st {
                 PageStep::Step(st) => w.step(st),
                 PageStep::Reload => {
+                    // The new page listens, then reads its store (before the
+                    // app can call anything: a call made before the store
+                    // is open is kept only once it opens, `durable` says when).
                     w.reload(&options);
                     handle = listen(&w);
+                    w.host.run_later();
                 }
             }
         }
@@ -413,4 +418,68 @@ proptest! {
         prop_assert_eq!(w.conn.persisted_calls().unwrap().list(), vec![]);
         prop_assert_eq!(w.host.stores.len("ddp-live/outbox/ws://sim/websocket"), 0, "the store is empty");
     }
+}
+
+/// The durable outbox's events on `w`'s connection.
+fn persist_events(w: &World) -> (Rc<RefCell<Vec<crate::PersistEvent>>>, crate::ListenerHandle) {
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let handle = w.conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    (seen, handle)
+}
+
+#[test]
+fn a_no_retry_call_sent_before_a_reload_settles_invocation_failed_and_is_not_sent_again() {
+    let options = sim_options(Some("once"));
+    let mut w = World::new(7, &options);
+    // Connected: the socket opens and the handshake goes both ways.
+    while !w.conn.connected() {
+        let st = if w.server.down.is_empty() { Step::ToServer } else { Step::ToClient };
+        w.step(&st);
+    }
+    let seed = Some("seed-pay".to_owned());
+    w.conn.apply::<Value>("m", ("pay",), CallOptions { no_retry: true, random_seed: seed, ..CallOptions::default() }).detach();
+    // The server reads it (and runs it); its answer never reaches the page.
+    while w.server.runs.get("pay").is_none() {
+        w.step(&Step::ToServer);
+    }
+    w.reload(&options);
+    let (seen, _h) = persist_events(&w);
+    w.host.run_later();
+    w.settle();
+    let settled: Vec<_> = seen.borrow().iter().filter(|e| matches!(e, crate::PersistEvent::Settled { .. })).cloned().collect();
+    assert!(
+        matches!(&settled[..], [crate::PersistEvent::Settled { outcome: Err(MethodError::InvocationFailed), .. }]),
+        "{:?}",
+        seen.borrow()
+    );
+    assert_eq!(w.server.runs.get("pay"), Some(&1), "not sent again");
+    assert_eq!(w.host.stores.len("ddp-live/once/ws://sim/websocket"), 0);
+}
+
+#[test]
+fn damaged_records_are_removed_and_a_newer_clients_left_in_place() {
+    let host = Rc::new(SimHost::default());
+    let name = "ddp-live/mixed/ws://sim/websocket";
+    // An earlier page's store: a damaged record and one of a newer format.
+    let newer = r#"{"v":99,"id":1,"name":"m","params":[],"at":1}"#;
+    host.stores.open(
+        name,
+        "earlier",
+        Box::new(move |opened| {
+            let (store, _) = opened.unwrap();
+            store.put("earlier-1", "not json", Box::new(|r| r.unwrap()));
+            store.put("earlier-2", newer, Box::new(|r| r.unwrap()));
+        }),
+    );
+    let conn = crate::connect_on(host.clone(), "ws://sim/websocket", sim_options(Some("mixed"))).unwrap();
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let _h = conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    host.run_later();
+    let events = seen.borrow().clone();
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Discarded { key, .. } if key == "earlier-1")), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Skipped { key, .. } if key == "earlier-2")), "{events:?}");
+    assert!(events.contains(&crate::PersistEvent::Restored { count: 0, waiting: 0 }), "{events:?}");
+    assert_eq!(host.stores.len(name), 1, "the newer record is left for its client");
 }
