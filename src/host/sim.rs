@@ -440,7 +440,7 @@ fn a_no_retry_call_sent_before_a_reload_settles_invocation_failed_and_is_not_sen
     let seed = Some("seed-pay".to_owned());
     w.conn.apply::<Value>("m", ("pay",), CallOptions { no_retry: true, random_seed: seed, ..CallOptions::default() }).detach();
     // The server reads it (and runs it); its answer never reaches the page.
-    while w.server.runs.get("pay").is_none() {
+    while !w.server.runs.contains_key("pay") {
         w.step(&Step::ToServer);
     }
     w.reload(&options);
