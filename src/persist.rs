@@ -29,7 +29,7 @@
 
 use crate::connection::{Connection, Plugin, WeakConnection};
 use crate::host::store::{DurableStore, StorageError};
-use crate::protocol::durable::{CallRecord, RecordError};
+use crate::protocol::durable::{CallRecord, RestorePlan};
 use crate::protocol::hash::FastMap;
 use crate::protocol::machine::{Completion, MethodError};
 use crate::reactive::{ListenerHandle, Observable, Registry};
@@ -191,6 +191,21 @@ fn settled_user(conn: &Connection) -> Option<String> {
 }
 
 impl Persist {
+    /// Changes the list of kept calls (its observers hear the new one).
+    fn edit_calls(&self, f: impl FnOnce(&mut Vec<PersistedCall>)) {
+        let mut list = self.calls.get();
+        f(&mut list);
+        self.calls.set(list);
+    }
+
+    /// The store, if it is open (shared: no borrow is held while it works).
+    fn open_store(&self) -> Option<Rc<dyn DurableStore>> {
+        match &*self.store.borrow() {
+            Store::Open(store) => Some(store.clone()),
+            _ => None,
+        }
+    }
+
     fn emit(&self, event: &PersistEvent) {
         for l in self.events.snapshot() {
             l(event);
@@ -211,43 +226,27 @@ impl Persist {
                 return;
             }
         };
-        let mut records = Vec::with_capacity(stored.len());
-        let mut unreadable = Vec::new();
-        for (key, text) in stored {
-            match CallRecord::from_text(&text) {
-                Ok(r) => records.push((key, r)),
-                Err(e) => unreadable.push((key, e)),
-            }
-        }
-        // In the order they were made (pages' keys do not sort by time).
-        crate::protocol::order::sort_by(&mut records, |a, b| a.1.at.total_cmp(&b.1.at).then_with(|| a.0.cmp(&b.0)));
+        let user = settled_user(&conn);
+        let RestorePlan { ready, waiting, failed, discarded, skipped } = RestorePlan::new(stored, user.as_deref());
         let early = match std::mem::replace(&mut *self.store.borrow_mut(), Store::Open(store.clone())) {
             Store::Opening(ids) => ids,
             _ => Vec::new(),
         };
-        for (key, e) in unreadable {
-            match e {
-                RecordError::Newer(_) => self.emit(&PersistEvent::Skipped { key, reason: e.to_string() }),
-                RecordError::Malformed(_) => {
-                    store.delete(&key);
-                    self.emit(&PersistEvent::Discarded { key, reason: e.to_string() });
-                }
-            }
+        for (key, e) in skipped {
+            self.emit(&PersistEvent::Skipped { key, reason: e.to_string() });
+        }
+        for (key, e) in discarded {
+            store.delete(&key);
+            self.emit(&PersistEvent::Discarded { key, reason: e.to_string() });
         }
         // The calls this page made while the store opened.
         for id in early {
             self.write(&conn, id, false);
         }
-        // A `noRetry` call that was sent may have run: it fails, as after a drop.
-        let (failed, records): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
-            records.into_iter().partition(|(_, r)| r.no_retry && r.sent);
         for (key, r) in failed {
             store.delete(&key);
             self.emit(&PersistEvent::Settled { key, name: r.name, outcome: Err(MethodError::InvocationFailed) });
         }
-        let user = settled_user(&conn);
-        let (ready, waiting): (Vec<(String, CallRecord)>, Vec<(String, CallRecord)>) =
-            records.into_iter().partition(|(_, r)| r.user.is_none() || r.user == user);
         let count = ready.len();
         self.list_earlier(&ready, false);
         self.list_earlier(&waiting, true);
@@ -272,15 +271,15 @@ impl Persist {
         let now = conn.now();
         let (keys, records): (Vec<String>, Vec<CallRecord>) = records.into_iter().unzip();
         let ids = conn.with_machine_mut(|m| m.restore_calls(records, now));
-        let mut list = self.calls.get();
-        for (key, (_, call)) in keys.into_iter().zip(ids) {
-            if let Some(c) = list.iter_mut().find(|c| c.key == key) {
-                c.id = Some(call);
-                c.waiting_for_user = false;
+        self.edit_calls(|list| {
+            for (key, (_, call)) in keys.into_iter().zip(ids) {
+                if let Some(c) = list.iter_mut().find(|c| c.key == key) {
+                    c.id = Some(call);
+                    c.waiting_for_user = false;
+                }
+                self.restored.borrow_mut().insert(call, key);
             }
-            self.restored.borrow_mut().insert(call, key);
-        }
-        self.calls.set(list);
+        });
         conn.drive(|_| ());
     }
 
@@ -288,17 +287,17 @@ impl Persist {
         if records.is_empty() {
             return;
         }
-        let mut list = self.calls.get();
-        list.extend(records.iter().map(|(key, r)| PersistedCall {
-            key: key.clone(),
-            id: None,
-            name: r.name.clone(),
-            user: r.user.clone(),
-            from_earlier_page: true,
-            waiting_for_user: waiting,
-            durable: true,
-        }));
-        self.calls.set(list);
+        self.edit_calls(|list| {
+            list.extend(records.iter().map(|(key, r)| PersistedCall {
+                key: key.clone(),
+                id: None,
+                name: r.name.clone(),
+                user: r.user.clone(),
+                from_earlier_page: true,
+                waiting_for_user: waiting,
+                durable: true,
+            }))
+        });
     }
 
     /// While calls wait for their user: sends them when that user is logged
@@ -356,17 +355,10 @@ impl Persist {
         let Some(conn) = self.conn.upgrade() else { return };
         let Some(name) = conn.with_machine(|m| m.call_record(id).map(|r| r.name)) else { return };
         let user = crate::accounts::existing(&conn).and_then(|a| a.user_id());
-        let mut list = self.calls.get();
-        list.push(PersistedCall {
-            key: self.key_of(id),
-            id: Some(id),
-            name,
-            user,
-            from_earlier_page: false,
-            waiting_for_user: false,
-            durable: false,
+        let key = self.key_of(id);
+        self.edit_calls(|list| {
+            list.push(PersistedCall { key, id: Some(id), name, user, from_earlier_page: false, waiting_for_user: false, durable: false })
         });
-        self.calls.set(list);
         let opening = match &mut *self.store.borrow_mut() {
             Store::Opening(ids) => {
                 ids.push(id);
@@ -387,10 +379,7 @@ impl Persist {
         record.user = self.calls.with(|c| c.iter().find(|c| c.key == key).and_then(|c| c.user.clone()));
         record.at = conn.now();
         record.sent = sent;
-        let store = match &*self.store.borrow() {
-            Store::Open(store) => store.clone(),
-            _ => return,
-        };
+        let Some(store) = self.open_store() else { return };
         let this = self.me.clone();
         store.put(
             &key.clone(),
@@ -407,11 +396,7 @@ impl Persist {
 
     fn mark_durable(&self, key: &str) {
         if self.calls.with(|c| c.iter().any(|c| c.key == key && !c.durable)) {
-            let mut list = self.calls.get();
-            for c in list.iter_mut().filter(|c| c.key == key) {
-                c.durable = true;
-            }
-            self.calls.set(list);
+            self.edit_calls(|list| list.iter_mut().filter(|c| c.key == key).for_each(|c| c.durable = true));
         }
     }
 
@@ -435,9 +420,7 @@ impl Persist {
 
     fn remove_listed(&self, key: &str) {
         if self.calls.with(|c| c.iter().any(|c| c.key == key)) {
-            let mut list = self.calls.get();
-            list.retain(|c| c.key != key);
-            self.calls.set(list);
+            self.edit_calls(|list| list.retain(|c| c.key != key));
         }
     }
 
@@ -452,11 +435,7 @@ impl Persist {
             w.len() != before
         };
         if waiting {
-            let store = match &*self.store.borrow() {
-                Store::Open(store) => Some(store.clone()),
-                _ => None,
-            };
-            if let Some(store) = store {
+            if let Some(store) = self.open_store() {
                 store.delete(key);
             }
             self.remove_listed(key);

@@ -185,20 +185,21 @@ impl Driver {
 
     /// Tells every plug-in the connection was closed.
     pub(super) fn close_plugins(&self) {
-        let mut i = 0;
-        loop {
-            let Some(p) = self.plugins.borrow().get(i).cloned() else { break };
-            p.closed();
-            i += 1;
-        }
+        self.each_plugin(|p| p.closed());
     }
 
-    /// Hands a completion to every plug-in, holding no borrow while each runs.
+    /// Hands a completion to every plug-in.
     fn to_plugins(&self, done: &Completion) {
+        self.each_plugin(|p| p.completion(done));
+    }
+
+    /// Runs `f` on every plug-in, holding no borrow while it runs (a
+    /// plug-in may run app code that adds another: it is reached too).
+    fn each_plugin(&self, f: impl Fn(&dyn Plugin)) {
         let mut i = 0;
         loop {
             let Some(p) = self.plugins.borrow().get(i).cloned() else { break };
-            p.completion(done);
+            f(&*p);
             i += 1;
         }
     }

@@ -127,6 +127,52 @@ impl CallRecord {
     }
 }
 
+/// What a page does with the records it found (key and text each): which
+/// go back in the outbox, which wait for their user, which fail, which are
+/// unreadable. Every decision, none of the doing.
+#[derive(Debug, Default, PartialEq)]
+pub struct RestorePlan {
+    /// Back in the outbox now, in the order they were made (by time, then
+    /// key: a page's keys sort by id).
+    pub ready: Vec<(String, CallRecord)>,
+    /// Made as a user other than the one logged in now: they wait for theirs.
+    pub waiting: Vec<(String, CallRecord)>,
+    /// `noRetry` calls that were sent: they may have run, so they fail
+    /// (`invocation-failed`), as after a drop, and are not sent again.
+    pub failed: Vec<(String, CallRecord)>,
+    /// Damaged records: to be removed.
+    pub discarded: Vec<(String, RecordError)>,
+    /// Records of a newer client: left for it.
+    pub skipped: Vec<(String, RecordError)>,
+}
+
+impl RestorePlan {
+    /// Sorts out `stored` for a page where `user` is logged in (`None`:
+    /// nobody). A call made while nobody was logged in goes out as whoever is.
+    pub fn new(stored: Vec<(String, String)>, user: Option<&str>) -> RestorePlan {
+        let mut plan = RestorePlan::default();
+        let mut records = Vec::with_capacity(stored.len());
+        for (key, text) in stored {
+            match CallRecord::from_text(&text) {
+                Ok(r) => records.push((key, r)),
+                Err(e @ RecordError::Newer(_)) => plan.skipped.push((key, e)),
+                Err(e @ RecordError::Malformed(_)) => plan.discarded.push((key, e)),
+            }
+        }
+        crate::protocol::order::sort_by(&mut records, |a, b| a.1.at.total_cmp(&b.1.at).then_with(|| a.0.cmp(&b.0)));
+        for (key, r) in records {
+            if r.no_retry && r.sent {
+                plan.failed.push((key, r));
+            } else if r.user.is_none() || r.user.as_deref() == user {
+                plan.ready.push((key, r));
+            } else {
+                plan.waiting.push((key, r));
+            }
+        }
+        plan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +213,37 @@ mod tests {
         }
         let text = "{\"v\":1,\"id\":3,\"name\":7,\"params\":[]}";
         assert_eq!(CallRecord::from_text(text), Err(RecordError::Malformed("name is not a string".into())));
+    }
+
+    #[test]
+    fn a_plan_sorts_records_by_time_and_by_what_becomes_of_them() {
+        let rec = |id: u64, at: f64, user: Option<&str>, no_retry: bool, sent: bool| CallRecord {
+            id,
+            name: format!("m{id}"),
+            params: vec![],
+            random_seed: None,
+            wait: false,
+            no_retry,
+            user: user.map(str::to_owned),
+            at,
+            sent,
+        };
+        let stored = vec![
+            ("b-2".to_owned(), rec(2, 20.0, Some("ada"), false, false).to_text()),
+            ("a-1".to_owned(), rec(1, 10.0, None, false, false).to_text()),
+            ("a-3".to_owned(), rec(3, 10.0, Some("bob"), false, false).to_text()),
+            ("a-4".to_owned(), rec(4, 30.0, Some("ada"), true, true).to_text()),
+            ("a-5".to_owned(), rec(5, 30.0, Some("ada"), true, false).to_text()),
+            ("c-1".to_owned(), "not json".to_owned()),
+            ("c-2".to_owned(), record().to_text().replacen("\"v\":1", "\"v\":7", 1)),
+        ];
+        let plan = RestorePlan::new(stored, Some("ada"));
+        let keys = |v: &[(String, CallRecord)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&plan.ready), ["a-1", "b-2", "a-5"], "by time, then key; nobody's and ada's");
+        assert_eq!(keys(&plan.waiting), ["a-3"], "bob's waits for bob");
+        assert_eq!(keys(&plan.failed), ["a-4"], "a sent noRetry call is not sent again");
+        assert_eq!(plan.discarded.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["c-1"]);
+        assert_eq!(plan.skipped, vec![("c-2".to_owned(), RecordError::Newer(7))]);
     }
 
     #[test]
