@@ -19,6 +19,7 @@ pub mod doc;
 pub mod durable;
 pub mod ejson;
 pub mod hash;
+pub mod hub;
 pub mod json;
 pub mod machine;
 pub mod message;
