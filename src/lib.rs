@@ -66,6 +66,7 @@ pub mod rooms;
 #[cfg(feature = "leptos")]
 mod seed;
 mod stubs;
+mod tabs;
 
 pub use accounts::{Accounts, AccountsEvent, NewUser, PersistLogin, UserSelector};
 pub use calls::MethodCall;
@@ -122,6 +123,13 @@ pub(crate) fn connect_on(host: std::rc::Rc<dyn host::Host>, url: &str, options: 
             "persist: the browser's durable store (IndexedDB) comes with the cargo feature `persist`".into(),
         ));
     }
+    #[cfg(all(target_arch = "wasm32", not(feature = "tabs")))]
+    if options.share_across_tabs {
+        return Err(Error::InvalidOptions(
+            "share_across_tabs: one socket for every tab (BroadcastChannel and Web Locks) comes with the cargo feature `tabs`".into(),
+        ));
+    }
+    let host = if options.share_across_tabs { tabs::wrap(host, &options) } else { host };
     let conn = connection::open(host, url, &options)?;
     if let Some(name) = &options.persist {
         persist::install(&conn, name);

@@ -123,6 +123,8 @@ pub use crate::host::{PageEvent, SocketEvent};
 
 #[cfg(all(target_arch = "wasm32", feature = "persist"))]
 pub(crate) mod idb;
+#[cfg(all(target_arch = "wasm32", feature = "tabs"))]
+pub(crate) mod tabs;
 
 /// How many UTF-16 code units of each end of an oversized frame are copied
 /// (enough to find a `result`'s id).

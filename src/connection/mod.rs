@@ -74,6 +74,13 @@ pub struct Options {
     /// out at the next start (see [`PersistedCalls`](crate::PersistedCalls)).
     /// Off by default.
     pub persist: Option<String>,
+    /// Share one socket with every other tab of this browser connected to
+    /// the same URL (natively: with the other connections of this thread).
+    /// One tab leads and holds the socket; the others' calls,
+    /// subscriptions and data go through it, and another takes over when
+    /// it goes (see the README's "One socket for every tab"). In the
+    /// browser it needs the cargo feature `tabs`. Off by default.
+    pub share_across_tabs: bool,
 }
 
 impl Default for Options {
@@ -93,6 +100,7 @@ impl Default for Options {
             resume_sessions: c.resume_sessions,
             headers: Vec::new(),
             persist: None,
+            share_across_tabs: false,
         }
     }
 }
@@ -374,6 +382,7 @@ impl Connection {
         self.driver.page.borrow_mut().take();
         self.driver.timer.borrow_mut().take();
         self.driver.close_plugins();
+        self.driver.host.release();
     }
 
     /// True after [`Connection::close`].

@@ -75,4 +75,9 @@ impl Host for Browser {
         let kind = super::store::StorageErrorKind::Unavailable;
         opened(Err(super::store::StorageError { kind, message: String::new() }));
     }
+
+    #[cfg(feature = "tabs")]
+    fn join_tabs(&self, name: &str, handler: super::TabHandler) -> Option<Box<dyn super::TabLink>> {
+        browser::tabs::join(name, handler)
+    }
 }

@@ -22,6 +22,8 @@ pub mod native;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) mod sim;
 pub mod store;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod tabs;
 
 use store::{Opened, StorageError, StorageErrorKind};
 
@@ -41,6 +43,25 @@ pub trait HostSocket {
 /// Something alive while it is held: a timer, a page watch. Dropping it
 /// cancels the timer or removes the listeners.
 pub type Guard = Box<dyn Any>;
+
+/// What reaches a tab from the others of its group (see [`Host::join_tabs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabEvent<'a> {
+    /// A message another member posted: its head and body.
+    Message(&'a str, &'a str),
+    /// This member now holds the group's lock: it leads.
+    Leader,
+}
+
+/// A handler of [`TabEvent`]s.
+pub type TabHandler = Box<dyn Fn(TabEvent<'_>)>;
+
+/// Membership in a group of tabs. Dropping it leaves the group: the
+/// channel closes, and the lock is let go (or no longer asked for).
+pub trait TabLink {
+    /// Posts a message to every other member (not to this one), in order.
+    fn post(&self, head: &str, body: &str);
+}
 
 /// Everything the driver needs from where it runs.
 pub trait Host {
@@ -104,7 +125,72 @@ pub trait Host {
         let _ = (name, page);
         opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
+
+    /// Joins the group of tabs `name` (in the browser: a BroadcastChannel
+    /// and a Web Lock of that name, for the pages of this origin; natively,
+    /// the connections of this thread): messages posted by the other
+    /// members reach `handler`, and the one member holding the lock hears
+    /// [`TabEvent::Leader`] when it gets it (the lock goes to the next
+    /// member when its holder leaves or its page dies). Always delivered
+    /// later, never during the call. `None` where there are no groups (the
+    /// default).
+    fn join_tabs(&self, name: &str, handler: TabHandler) -> Option<Box<dyn TabLink>> {
+        let _ = (name, handler);
+        None
+    }
+
+    /// The connection closed: let go of anything held for it (a host piece
+    /// that wraps another; the hosts themselves hold nothing).
+    fn release(&self) {}
 }
+
+/// Implements every [`Host`] method but `open_socket` by handing it to the
+/// host at `self.<path>`: for hosts that wrap another and change only how
+/// sockets open.
+macro_rules! forward_host {
+    ($($field:tt).+) => {
+        fn clocks(&self) -> (f64, f64) {
+            self.$($field).+.clocks()
+        }
+        fn random(&self) -> f64 {
+            self.$($field).+.random()
+        }
+        fn later(&self, f: Box<dyn FnOnce()>) {
+            self.$($field).+.later(f)
+        }
+        fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> $crate::host::Guard {
+            self.$($field).+.timer(ms, f)
+        }
+        fn watch_page(&self, handler: Box<dyn Fn($crate::host::PageEvent)>) -> Option<($crate::host::Guard, usize)> {
+            self.$($field).+.watch_page(handler)
+        }
+        fn log_error(&self, message: &str) {
+            self.$($field).+.log_error(message)
+        }
+        fn storage_get(&self, key: &str) -> Option<String> {
+            self.$($field).+.storage_get(key)
+        }
+        fn storage_set(&self, key: &str, value: &str) {
+            self.$($field).+.storage_set(key, value)
+        }
+        fn storage_remove(&self, key: &str) {
+            self.$($field).+.storage_remove(key)
+        }
+        fn date_string(&self, ms: f64) -> String {
+            self.$($field).+.date_string(ms)
+        }
+        fn date_parse(&self, text: &str) -> f64 {
+            self.$($field).+.date_parse(text)
+        }
+        fn open_store(&self, name: &str, page: &str, opened: $crate::host::store::Opened) {
+            self.$($field).+.open_store(name, page, opened)
+        }
+        fn join_tabs(&self, name: &str, handler: $crate::host::TabHandler) -> Option<Box<dyn $crate::host::TabLink>> {
+            self.$($field).+.join_tabs(name, handler)
+        }
+    };
+}
+pub(crate) use forward_host;
 
 /// An in-memory key-value storage (natively, the process's; in the
 /// simulated host, the test's).

@@ -167,17 +167,9 @@ impl Gate {
 struct GateHost(Rc<Gate>);
 
 impl Host for GateHost {
-    fn clocks(&self) -> (f64, f64) {
-        self.0.inner.clocks()
-    }
-    fn random(&self) -> f64 {
-        self.0.inner.random()
-    }
-    fn later(&self, f: Box<dyn FnOnce()>) {
-        self.0.inner.later(f)
-    }
-    fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
-        self.0.inner.timer(ms, f)
+    crate::host::forward_host!(0.inner);
+    fn release(&self) {
+        self.0.inner.release()
     }
     fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
         if self.0.open.get() {
@@ -188,30 +180,6 @@ impl Host for GateHost {
         waiting.retain(|w| w.strong_count() > 0);
         waiting.push(Rc::downgrade(&deferred));
         Ok(Box::new(DeferredSocket(deferred)))
-    }
-    fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
-        self.0.inner.watch_page(handler)
-    }
-    fn log_error(&self, message: &str) {
-        self.0.inner.log_error(message)
-    }
-    fn storage_get(&self, key: &str) -> Option<String> {
-        self.0.inner.storage_get(key)
-    }
-    fn storage_set(&self, key: &str, value: &str) {
-        self.0.inner.storage_set(key, value)
-    }
-    fn storage_remove(&self, key: &str) {
-        self.0.inner.storage_remove(key)
-    }
-    fn date_string(&self, ms: f64) -> String {
-        self.0.inner.date_string(ms)
-    }
-    fn date_parse(&self, text: &str) -> f64 {
-        self.0.inner.date_parse(text)
-    }
-    fn open_store(&self, name: &str, page: &str, opened: crate::host::store::Opened) {
-        self.0.inner.open_store(name, page, opened)
     }
 }
 

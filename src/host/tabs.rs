@@ -1,0 +1,160 @@
+//! Groups of tabs in memory (natively, and in the simulated host): the
+//! connections of one thread that join the same group behave like the
+//! tabs of one browser: what one posts reaches the others later, in order,
+//! and one at a time holds the group's lock, the next in line taking it
+//! when its holder leaves.
+
+use super::{TabEvent, TabHandler, TabLink};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+
+/// Runs a delivery later (the host's `later`).
+pub(crate) type Schedule = Rc<dyn Fn(Box<dyn FnOnce()>)>;
+
+#[derive(Default)]
+struct Group {
+    members: Vec<(u64, Weak<TabHandler>)>,
+    /// Who holds the lock, then who waits for it, in order.
+    lock: VecDeque<u64>,
+}
+
+/// The groups of one thread (or of one simulated world).
+#[derive(Default)]
+pub(crate) struct MemoryTabs {
+    groups: RefCell<HashMap<String, Group>>,
+    next: std::cell::Cell<u64>,
+}
+
+impl MemoryTabs {
+    /// Joins group `name`; deliveries go through `schedule`.
+    pub(crate) fn join(self: &Rc<Self>, name: &str, handler: TabHandler, schedule: Schedule) -> Box<dyn TabLink> {
+        let id = self.next.get() + 1;
+        self.next.set(id);
+        let handler = Rc::new(handler);
+        let mut groups = self.groups.borrow_mut();
+        let group = groups.entry(name.to_owned()).or_default();
+        group.members.push((id, Rc::downgrade(&handler)));
+        group.lock.push_back(id);
+        let leads = group.lock.len() == 1;
+        drop(groups);
+        if leads {
+            deliver_leader(&schedule, Rc::downgrade(&handler));
+        }
+        Box::new(Member { tabs: Rc::downgrade(self), name: name.to_owned(), id, _handler: handler, schedule })
+    }
+}
+
+fn deliver_leader(schedule: &Schedule, to: Weak<TabHandler>) {
+    schedule(Box::new(move || {
+        if let Some(h) = to.upgrade() {
+            h(TabEvent::Leader);
+        }
+    }));
+}
+
+struct Member {
+    tabs: Weak<MemoryTabs>,
+    name: String,
+    id: u64,
+    /// Held here only: a member gone hears nothing more.
+    _handler: Rc<TabHandler>,
+    schedule: Schedule,
+}
+
+impl TabLink for Member {
+    fn post(&self, head: &str, body: &str) {
+        let Some(tabs) = self.tabs.upgrade() else { return };
+        let groups = tabs.groups.borrow();
+        let Some(group) = groups.get(&self.name) else { return };
+        for (id, to) in &group.members {
+            if *id == self.id {
+                continue;
+            }
+            let (to, head, body) = (to.clone(), head.to_owned(), body.to_owned());
+            (self.schedule)(Box::new(move || {
+                if let Some(h) = to.upgrade() {
+                    h(TabEvent::Message(&head, &body));
+                }
+            }));
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let Some(tabs) = self.tabs.upgrade() else { return };
+        let mut groups = tabs.groups.borrow_mut();
+        let Some(group) = groups.get_mut(&self.name) else { return };
+        group.members.retain(|(id, _)| *id != self.id);
+        let held = group.lock.front() == Some(&self.id);
+        group.lock.retain(|id| *id != self.id);
+        let next = held.then(|| group.lock.front().copied()).flatten();
+        let next = next.and_then(|n| group.members.iter().find(|(id, _)| *id == n).map(|(_, h)| h.clone()));
+        if group.members.is_empty() {
+            groups.remove(&self.name);
+        }
+        drop(groups);
+        if let Some(next) = next {
+            deliver_leader(&self.schedule, next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn members_hear_each_other_in_order_and_the_lock_passes_on() {
+        let queue: Rc<RefCell<VecDeque<Box<dyn FnOnce()>>>> = Rc::default();
+        let q = queue.clone();
+        let schedule: Schedule = Rc::new(move |f| q.borrow_mut().push_back(f));
+        let run = || loop {
+            let next = queue.borrow_mut().pop_front();
+            match next {
+                Some(f) => f(),
+                None => break,
+            }
+        };
+        let tabs = Rc::new(MemoryTabs::default());
+        let heard: Rc<RefCell<Vec<String>>> = Rc::default();
+        let member = |who: &'static str| {
+            let heard = heard.clone();
+            tabs.join(
+                "g",
+                Box::new(move |e| {
+                    heard.borrow_mut().push(match e {
+                        TabEvent::Message(h, b) => format!("{who} {h} {b}"),
+                        TabEvent::Leader => format!("{who} leads"),
+                    })
+                }),
+                schedule.clone(),
+            )
+        };
+        let a = member("a");
+        let b = member("b");
+        let c = member("c");
+        // Nothing during the calls.
+        assert!(heard.borrow().is_empty());
+        a.post("x", "1");
+        b.post("y", "2");
+        run();
+        assert_eq!(*heard.borrow(), ["a leads", "b x 1", "c x 1", "a y 2", "c y 2"]);
+        heard.borrow_mut().clear();
+        // A waiting member leaving does not take the lock.
+        drop(b);
+        run();
+        assert!(heard.borrow().is_empty());
+        drop(a);
+        run();
+        assert_eq!(*heard.borrow(), ["c leads"]);
+        // A post to a group that only has its poster reaches no one.
+        c.post("z", "3");
+        run();
+        assert_eq!(heard.borrow().len(), 1);
+        drop(c);
+        assert!(tabs.groups.borrow().is_empty());
+    }
+}

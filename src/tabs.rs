@@ -1,0 +1,406 @@
+//! One socket for every tab (`Options::share_across_tabs`): a host piece
+//! that wraps the connection's host and changes one thing, how its socket
+//! opens. Everything else of the connection (its machine, its calls,
+//! subscriptions, stubs, accounts, durable outbox) is the same as alone.
+//!
+//! The tabs of a browser that connect to the same URL form a group
+//! ([`Host::join_tabs`]: a BroadcastChannel and a Web Lock). The tab holding
+//! the lock leads: it runs a [`Hub`] over the only real socket. Every tab,
+//! the leader's own included, connects through a virtual socket to the hub:
+//! the leader's directly, the others' over the channel. So each tab is a
+//! whole DDP client with a truthful status (a tab is connected when the hub
+//! answered its `connect`), and its calls and subscriptions keep their own
+//! rules across drops.
+//!
+//! When the leader goes (closed, crashed, its tab killed), the browser gives
+//! the lock to the next tab waiting, which announces itself. Every other
+//! tab then closes its virtual socket and reconnects through the new
+//! leader, as after any drop: with a new session, unanswered calls re-sent
+//! with their ids and seeds (`noRetry` ones failing), subscriptions
+//! re-made, data held until ready (no flicker).
+//!
+//! Messages on the channel, `head` then `body`:
+//!
+//! | head | from | body |
+//! |---|---|---|
+//! | `o:<client>` | a tab | opens its virtual socket |
+//! | `f:<client>` | a tab | a frame for the hub |
+//! | `c:<client>` | a tab | closes its virtual socket |
+//! | `A:<client>` | the leader | the socket is open; body: the leader's id |
+//! | `F:<client>` | the leader | a frame for that client |
+//! | `X:<client>` | the leader | its socket is closed |
+//! | `B:<leader>` | the leader | a frame for every client (data) |
+//! | `L:<leader>` | a new leader | announces itself |
+
+use crate::host::{Guard, Host, HostSocket, SocketEvent, SocketHandler, TabEvent, TabLink};
+use crate::protocol::hub::{Hub, HubConfig, HubOutput};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+/// The frame the hub begins every client session with.
+const CONNECTED: &str = "{\"msg\":\"connected\"";
+
+/// `host`, with its sockets shared by the tabs.
+pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host> {
+    let me = format!("{:x}{:x}", (host.random() * 4_294_967_296.0) as u64, (host.random() * 4_294_967_296.0) as u64);
+    let config = HubConfig { heartbeat_interval_ms: options.heartbeat_interval_ms, heartbeat_timeout_ms: options.heartbeat_timeout_ms };
+    Rc::new(TabsHost(Rc::new(Shared {
+        inner: host,
+        me,
+        config,
+        link: RefCell::new(None),
+        joined: Cell::new(false),
+        leader: RefCell::new(None),
+        own: RefCell::new(None),
+        sockets: Cell::new(0),
+        upstream_url: RefCell::new(None),
+    })))
+}
+
+struct TabsHost(Rc<Shared>);
+
+impl Host for TabsHost {
+    crate::host::forward_host!(0.inner);
+
+    // The connection closed: the tab leaves the group (a leader lets the
+    // lock go to the next tab, and closes its socket).
+    fn release(&self) {
+        let leader = self.0.leader.borrow_mut().take();
+        let link = self.0.link.borrow_mut().take();
+        drop((leader, link));
+        self.0.inner.release();
+    }
+
+    fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+        let shared = &self.0;
+        if !shared.joined.get() {
+            shared.joined.set(true);
+            *shared.upstream_url.borrow_mut() = Some((url.to_owned(), max_len));
+            let weak = Rc::downgrade(shared);
+            let link = shared.inner.join_tabs(
+                &format!("ddp-live:tabs:{url}"),
+                Box::new(move |event| {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.tab_event(event);
+                    }
+                }),
+            );
+            match link {
+                Some(link) => *shared.link.borrow_mut() = Some(link),
+                // No groups here: the tab has its own socket.
+                None => shared.inner.log_error("ddp-live: share_across_tabs: this page has no BroadcastChannel or Web Locks; the connection opens its own socket"),
+            }
+        }
+        if shared.link.borrow().is_none() {
+            return shared.inner.open_socket(url, max_len, handler);
+        }
+        let n = shared.sockets.get() + 1;
+        shared.sockets.set(n);
+        let key = format!("{}.{n}", shared.me);
+        *shared.own.borrow_mut() = Some(Own { key: key.clone(), handler: Rc::new(handler), leader: None, connected: false });
+        if shared.leader.borrow().is_some() {
+            shared.leader_input(|hub, now| hub.client_open(&key, now));
+        } else {
+            shared.post(&format!("o:{key}"), "");
+        }
+        Ok(Box::new(Virtual { shared: Rc::downgrade(shared), key }))
+    }
+}
+
+/// The tab's own virtual socket.
+struct Own {
+    key: String,
+    handler: Rc<SocketHandler>,
+    /// The leader that accepted it.
+    leader: Option<String>,
+    /// Its `connected` arrived: data may follow.
+    connected: bool,
+}
+
+struct Leader {
+    hub: Hub,
+    upstream: Option<Box<dyn HostSocket>>,
+    /// Sockets opened upstream, so events of an old one are told apart.
+    generation: u64,
+    /// The heartbeat's timer, and when it is due.
+    heartbeat: Option<(f64, Guard)>,
+}
+
+struct Shared {
+    inner: Rc<dyn Host>,
+    /// This member's id in the group.
+    me: String,
+    config: HubConfig,
+    link: RefCell<Option<Box<dyn TabLink>>>,
+    joined: Cell<bool>,
+    leader: RefCell<Option<Leader>>,
+    own: RefCell<Option<Own>>,
+    sockets: Cell<u64>,
+    upstream_url: RefCell<Option<(String, usize)>>,
+}
+
+impl Shared {
+    fn now(&self) -> f64 {
+        let (wall, mono) = self.inner.clocks();
+        if mono.is_nan() {
+            wall
+        } else {
+            mono
+        }
+    }
+
+    fn post(&self, head: &str, body: &str) {
+        if let Some(link) = &*self.link.borrow() {
+            link.post(head, body);
+        }
+    }
+
+    fn tab_event(self: &Rc<Self>, event: TabEvent<'_>) {
+        match event {
+            TabEvent::Leader => self.lead(),
+            TabEvent::Message(head, body) => {
+                let Some((kind, rest)) = head.split_once(':') else { return };
+                match kind {
+                    "o" => self.leader_input(|hub, now| hub.client_open(rest, now)),
+                    "f" => self.leader_input(|hub, now| hub.client_frame(rest, body, now)),
+                    "c" => self.leader_input(|hub, now| hub.client_close(rest, now)),
+                    "A" => self.accepted(rest, body),
+                    "F" => self.deliver(rest, body),
+                    "X" => self.closed(rest),
+                    "B" => self.broadcast(rest, body),
+                    "L" => self.new_leader(rest),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// This tab got the lock: it runs the hub from now on.
+    fn lead(self: &Rc<Self>) {
+        *self.leader.borrow_mut() = Some(Leader { hub: Hub::new(self.config), upstream: None, generation: 0, heartbeat: None });
+        self.post(&format!("L:{}", self.me), "");
+        self.new_leader(&self.me.clone());
+    }
+
+    /// A leader announced itself: a socket another leader accepted is
+    /// gone (reconnect through this one); one still waiting asks again.
+    fn new_leader(self: &Rc<Self>, leader: &str) {
+        let (key, accepted_by) = match &*self.own.borrow() {
+            Some(own) => (own.key.clone(), own.leader.clone()),
+            None => return,
+        };
+        match accepted_by {
+            Some(l) if l != leader => self.closed(&key),
+            Some(_) => {}
+            None if leader == self.me => self.leader_input(|hub, now| hub.client_open(&key, now)),
+            None => self.post(&format!("o:{key}"), ""),
+        }
+    }
+
+    fn accepted(&self, key: &str, leader: &str) {
+        let handler = match &mut *self.own.borrow_mut() {
+            Some(own) if own.key == key && own.leader.is_none() => {
+                own.leader = Some(leader.to_owned());
+                own.handler.clone()
+            }
+            _ => return,
+        };
+        handler(SocketEvent::Open, self.inner.clocks());
+    }
+
+    fn deliver(&self, key: &str, text: &str) {
+        let handler = match &mut *self.own.borrow_mut() {
+            Some(own) if own.key == key && own.leader.is_some() => {
+                own.connected |= text.starts_with(CONNECTED);
+                own.handler.clone()
+            }
+            _ => return,
+        };
+        handler(SocketEvent::Text(text), self.inner.clocks());
+    }
+
+    fn broadcast(&self, leader: &str, text: &str) {
+        let handler = match &*self.own.borrow() {
+            Some(own) if own.connected && own.leader.as_deref() == Some(leader) => own.handler.clone(),
+            _ => return,
+        };
+        handler(SocketEvent::Text(text), self.inner.clocks());
+    }
+
+    fn closed(&self, key: &str) {
+        let handler = match &*self.own.borrow() {
+            Some(own) if own.key == key => own.handler.clone(),
+            _ => return,
+        };
+        *self.own.borrow_mut() = None;
+        // 1001, "going away": the leader went, or its session did.
+        handler(SocketEvent::Close(1001), self.inner.clocks());
+    }
+
+    /// Hands an input to the hub, if this tab leads, then does what it asks.
+    fn leader_input(self: &Rc<Self>, input: impl FnOnce(&mut Hub, f64)) {
+        let now = self.now();
+        match &mut *self.leader.borrow_mut() {
+            Some(leader) => input(&mut leader.hub, now),
+            None => return,
+        }
+        self.pump();
+    }
+
+    fn pump(self: &Rc<Self>) {
+        loop {
+            let output = match &mut *self.leader.borrow_mut() {
+                Some(leader) => leader.hub.poll_output(),
+                None => return,
+            };
+            let Some(output) = output else { break };
+            let own_key = self.own.borrow().as_ref().map(|o| o.key.clone());
+            let mine = |key: &str| own_key.as_deref() == Some(key);
+            match output {
+                HubOutput::Accept(key) if mine(&key) => self.later(move |s| s.accepted(&key, &s.me.clone())),
+                HubOutput::Accept(key) => self.post(&format!("A:{key}"), &self.me),
+                HubOutput::ToClient(key, text) if mine(&key) => self.later(move |s| s.deliver(&key, &text)),
+                HubOutput::ToClient(key, text) => self.post(&format!("F:{key}"), &text),
+                HubOutput::CloseClient(key) if mine(&key) => self.later(move |s| s.closed(&key)),
+                HubOutput::CloseClient(key) => self.post(&format!("X:{key}"), ""),
+                HubOutput::Broadcast(text) => {
+                    self.post(&format!("B:{}", self.me), &text);
+                    self.later(move |s| s.broadcast(&s.me.clone(), &text));
+                }
+                HubOutput::OpenUpstream => self.open_upstream(),
+                HubOutput::Send(text) => {
+                    if let Some(Leader { upstream: Some(socket), .. }) = &*self.leader.borrow() {
+                        // A failed send is followed by the socket's close.
+                        let _ = socket.send(&text);
+                    }
+                }
+                HubOutput::CloseUpstream => {
+                    let socket = self.leader.borrow_mut().as_mut().and_then(|l| l.upstream.take());
+                    drop(socket);
+                }
+            }
+        }
+        self.arm_heartbeat();
+    }
+
+    /// Runs `f` on a task of its own (the seam's rule: a socket's events
+    /// never arrive during a call into it).
+    fn later(self: &Rc<Self>, f: impl FnOnce(&Rc<Self>) + 'static) {
+        let weak = Rc::downgrade(self);
+        self.inner.later(Box::new(move || {
+            if let Some(s) = weak.upgrade() {
+                f(&s);
+            }
+        }));
+    }
+
+    fn open_upstream(self: &Rc<Self>) {
+        let Some((url, max_len)) = self.upstream_url.borrow().clone() else { return };
+        let generation = {
+            let mut leader = self.leader.borrow_mut();
+            let Some(leader) = leader.as_mut() else { return };
+            drop(leader.upstream.take());
+            leader.generation += 1;
+            leader.generation
+        };
+        let weak: Weak<Shared> = Rc::downgrade(self);
+        let handler: SocketHandler = Box::new(move |event, _clocks| {
+            let Some(s) = weak.upgrade() else { return };
+            let current = s.leader.borrow().as_ref().is_some_and(|l| l.generation == generation);
+            if !current {
+                return;
+            }
+            match event {
+                SocketEvent::Open => s.leader_input(|hub, now| hub.upstream_open(now)),
+                SocketEvent::Text(text) => s.leader_input(|hub, now| hub.upstream_frame(text, now)),
+                SocketEvent::Close(_) | SocketEvent::Error | SocketEvent::Refused(_) => {
+                    if let Some(l) = s.leader.borrow_mut().as_mut() {
+                        // Its events end here.
+                        l.generation += 1;
+                        drop(l.upstream.take());
+                    }
+                    s.leader_input(|hub, now| hub.upstream_closed(now));
+                }
+                SocketEvent::TooLarge { len, .. } => s.inner.log_error(&format!("ddp-live: a frame of {len} characters was over the limit and skipped")),
+                SocketEvent::Binary(_) => {}
+            }
+        });
+        match self.inner.open_socket(&url, max_len, handler) {
+            Ok(socket) => {
+                if let Some(leader) = self.leader.borrow_mut().as_mut() {
+                    leader.upstream = Some(socket);
+                }
+            }
+            Err(reason) => {
+                self.inner.log_error(&format!("ddp-live: the shared socket could not open: {reason}"));
+                self.later(|s| s.leader_input(|hub, now| hub.upstream_closed(now)));
+            }
+        }
+    }
+
+    /// Keeps a timer for the hub's next timeout: one timer, set again only
+    /// when the timeout comes earlier (a timer that fires early finds
+    /// nothing due and sets the next).
+    fn arm_heartbeat(self: &Rc<Self>) {
+        let due = {
+            let leader = self.leader.borrow();
+            let Some(leader) = leader.as_ref() else { return };
+            match (leader.hub.poll_timeout(), &leader.heartbeat) {
+                (None, _) => None,
+                (Some(due), Some((armed, _))) if *armed <= due => return,
+                (Some(due), _) => Some(due),
+            }
+        };
+        let guard = due.map(|due| {
+            let ms = (due - self.now()).clamp(0.0, f64::from(u32::MAX)) as u32;
+            let weak = Rc::downgrade(self);
+            let timer = self.inner.timer(
+                ms,
+                Box::new(move || {
+                    if let Some(s) = weak.upgrade() {
+                        if let Some(l) = s.leader.borrow_mut().as_mut() {
+                            l.heartbeat = None;
+                        }
+                        s.leader_input(|hub, now| hub.handle_timeout(now));
+                    }
+                }),
+            );
+            (due, timer)
+        });
+        if let Some(leader) = self.leader.borrow_mut().as_mut() {
+            leader.heartbeat = guard;
+        }
+    }
+}
+
+/// The connection's virtual socket.
+struct Virtual {
+    shared: Weak<Shared>,
+    key: String,
+}
+
+impl HostSocket for Virtual {
+    fn send(&self, text: &str) -> Result<(), String> {
+        let Some(s) = self.shared.upgrade() else { return Err("closed".into()) };
+        if s.leader.borrow().is_some() {
+            s.leader_input(|hub, now| hub.client_frame(&self.key, text, now));
+        } else {
+            s.post(&format!("f:{}", self.key), text);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Virtual {
+    fn drop(&mut self) {
+        let Some(s) = self.shared.upgrade() else { return };
+        if s.own.borrow().as_ref().is_some_and(|o| o.key == self.key) {
+            *s.own.borrow_mut() = None;
+        }
+        if s.leader.borrow().is_some() {
+            s.leader_input(|hub, now| hub.client_close(&self.key, now));
+        } else {
+            s.post(&format!("c:{}", self.key), "");
+        }
+    }
+}

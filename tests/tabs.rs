@@ -1,0 +1,166 @@
+//! One socket for every tab (`Options::share_across_tabs`), end to end
+//! against the test server, in Chromium (cargo feature `tabs`: each
+//! connection of the page is a member of the group, over a real
+//! BroadcastChannel and real Web Locks, as tabs are) and natively (the
+//! connections of one thread), from the same tests: the server sees one
+//! socket; every member gets its data and its results; a member that goes
+//! stops its subscriptions; the leader going hands over to the next, and
+//! calls made during the failover run once; a dropped socket resumes
+//! unseen by the members. (`tests/js/leptos-example.test.mjs` opens real
+//! tabs.)
+#![cfg(any(all(target_arch = "wasm32", feature = "tabs"), feature = "native"))]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use common::*;
+use ddp_live::{connect, Connection, Event, Options};
+use serde_json::{json, Value};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn shared() -> Options {
+    Options { share_across_tabs: true, ..fast() }
+}
+
+async fn members(sc: &str, n: usize) -> Vec<Connection> {
+    let conns: Vec<Connection> = (0..n).map(|_| connect(&ws_url(sc), shared()).unwrap()).collect();
+    for c in &conns {
+        wait_connected(c).await;
+    }
+    conns
+}
+
+async fn sockets(sc: &str) -> u64 {
+    control(sc, "stats").await["connections"].as_u64().unwrap()
+}
+
+/// Waits until the server's stats for `sc` satisfy `pred`; returns them.
+async fn wait_stats(sc: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..500 {
+        let stats = control(sc, "stats").await;
+        if pred(&stats) {
+            return stats;
+        }
+        sleep(10).await;
+    }
+    panic!("timed out waiting for {what}: {}", control(sc, "stats").await);
+}
+
+async fn every_member_shares_one_socket_and_gets_its_own_data_and_results(n: usize) {
+    let sc = scenario(&format!("tabs-{n}"));
+    let conns = members(&sc, n).await;
+    assert_eq!(sockets(&sc).await, 1, "{n} members, one socket");
+    // Each member its own subscription, its own calls.
+    let subs: Vec<_> = conns.iter().enumerate().map(|(i, c)| c.subscribe("items", (i + 2,))).collect();
+    for s in &subs {
+        s.wait_ready().await.unwrap();
+    }
+    for (i, c) in conns.iter().enumerate() {
+        let items = c.collection("items");
+        // The session's documents are the union of every member's.
+        assert_eq!(items.len(), n + 1, "member {i}");
+        assert!(items.find_one(&format!("item-{}", i + 1)).is_some());
+        let sum: f64 = c.call("add", (i, 10)).await.unwrap();
+        assert_eq!(sum, (i + 10) as f64);
+    }
+    let results = futures_util::future::join_all(conns.iter().map(|c| c.call::<Value>("inc", ("k",)))).await;
+    let mut counts: Vec<u64> = results.into_iter().map(|r| r.unwrap().as_u64().unwrap()).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=n as u64).collect::<Vec<_>>(), "each call ran once, its result to its caller");
+    let stats = control(&sc, "stats").await;
+    assert_eq!((stats["connections"].as_u64(), stats["subscriptions"].as_u64()), (Some(1), Some(n as u64)), "{stats}");
+    for c in &conns {
+        c.close();
+    }
+    wait_stats(&sc, "no socket left", |s| s["connections"] == 0).await;
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn two_members_share_one_socket() {
+    every_member_shares_one_socket_and_gets_its_own_data_and_results(2).await;
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn five_members_share_one_socket() {
+    every_member_shares_one_socket_and_gets_its_own_data_and_results(5).await;
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_member_that_goes_stops_its_subscriptions_and_the_others_keep_theirs() {
+    let sc = scenario("tabs-leave");
+    let conns = members(&sc, 3).await;
+    conns[0].subscribe("items", (2,)).wait_ready().await.unwrap();
+    conns[2].subscribe("docs", ("notes",)).wait_ready().await.unwrap();
+    assert_eq!(control(&sc, "stats").await["subscriptions"], 2);
+    // A follower goes: its subscription stops on the server.
+    conns[2].close();
+    let stats = wait_stats(&sc, "the follower's subscription stopped", |s| s["subscriptions"] == 1).await;
+    assert_eq!(stats["connections"], 1);
+    assert_eq!(conns[1].collection("items").len(), 2, "the others keep the session's documents");
+    assert!(conns[0].connected() && conns[1].connected());
+    conns[0].close();
+    conns[1].close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn the_leader_going_hands_over_and_calls_made_during_the_failover_run_once() {
+    let sc = scenario("tabs-failover");
+    let mut conns = members(&sc, 3).await;
+    for c in &conns {
+        c.subscribe("items", (3,)).wait_ready().await.unwrap();
+    }
+    let followers = conns.split_off(1);
+    let recorders: Vec<_> = followers.iter().map(record).collect();
+    // The leader (the first member: it asked for the lock first) goes,
+    // and the followers call at once, while no one leads.
+    conns[0].close();
+    let calls: Vec<_> = followers.iter().flat_map(|c| (0..5).map(move |_| c.call::<Value>("inc", ("k",)))).collect();
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["counters"]["k"], 10, "every call ran exactly once: {runs}");
+    for (c, rec) in followers.iter().zip(&recorders) {
+        wait_connected(c).await;
+        assert_eq!(c.collection("items").len(), 3, "the data is back through the new leader");
+        assert!(rec.events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "the status told the truth");
+    }
+    let stats = wait_stats(&sc, "one socket, from the new leader", |s| s["connections"] == 1).await;
+    assert_eq!(stats["subscriptions"], 2, "the followers' subscriptions only: {stats}");
+    for c in &followers {
+        c.close();
+    }
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_dropped_socket_resumes_unseen_by_the_members_and_its_unread_call_runs_once() {
+    let sc = scenario("tabs-resume");
+    let conns = members(&sc, 2).await;
+    conns[1].subscribe("items", (2,)).wait_ready().await.unwrap();
+    let recorders: Vec<_> = conns.iter().map(record).collect();
+    // The server cuts the socket at the next call, before reading it.
+    control(&sc, "drop-on?msg=method").await;
+    let n: Value = conns[1].call("inc", ("k",)).await.unwrap();
+    assert_eq!(n, 1);
+    let runs = control(&sc, "executions").await;
+    assert_eq!(runs["counters"]["k"], 1, "{runs}");
+    let stats = control(&sc, "stats").await;
+    assert_eq!((stats["accepted"].as_u64(), stats["connections"].as_u64()), (Some(2), Some(1)), "a second socket, the same session: {stats}");
+    for rec in &recorders {
+        assert!(!rec.events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "{:?}", rec.events.borrow());
+    }
+    assert_eq!(conns[0].collection("items").len(), 2);
+    conns[0].close();
+    conns[1].close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_lone_member_works_as_a_plain_connection() {
+    let sc = scenario("tabs-alone");
+    let conns = members(&sc, 1).await;
+    let _: String = conns[0].call("insertDoc", ("notes", json!({"_id": "a"}))).await.unwrap();
+    assert_eq!(sockets(&sc).await, 1);
+    conns[0].close();
+    wait_stats(&sc, "no socket left", |s| s["connections"] == 0).await;
+}
