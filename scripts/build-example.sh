@@ -10,7 +10,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 profile=debug
 flags=()
 if [ "${EXAMPLE_RELEASE:-0}" = 1 ]; then profile=release; flags=(--release); fi
-cargo build --target wasm32-unknown-unknown --example leptos-todos --features leptos,leptos/csr,persist "${flags[@]}"
+cargo build --target wasm32-unknown-unknown --example leptos-todos --features leptos,leptos/csr,persist,tabs "${flags[@]}"
 out=target/leptos-example
 rm -rf "$out"
 mkdir -p "$out"

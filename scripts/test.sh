@@ -67,11 +67,11 @@ cargo run -q --features native --example ddp -- "ws://127.0.0.1:$port/websocket"
 grep -qx 'add → 5' "$logdir/cli.log" && grep -qx 'added items item-2' "$logdir/cli.log" && grep -qx 'items ready' "$logdir/cli.log" \
   || { echo "the ddp example did not print what it should" >&2; exit 1; }
 
-step "browser tests (wasm-pack test --headless --chrome; the durable outbox over IndexedDB with --features persist)"
+step "browser tests (wasm-pack test --headless --chrome; the durable outbox over IndexedDB and one socket for every tab with --features persist,tabs)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
 DDP_TEST_SERVER="127.0.0.1:$port" \
 WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300} \
-  wasm-pack test --headless --chrome --mode no-install -- --features persist --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries --test resumption --test persist 2>&1 | tee "$logdir/browser.log"
+  wasm-pack test --headless --chrome --mode no-install -- --features persist,tabs --test lifecycle --test methods --test subscriptions --test rooms --test accounts --test queries --test resumption --test persist --test tabs 2>&1 | tee "$logdir/browser.log"
 
 step "Leptos hooks in the browser (wasm-pack test --features leptos,leptos/csr)"
 CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \

@@ -88,7 +88,9 @@ impl Host for TabsHost {
             match link {
                 Some(link) => *shared.link.borrow_mut() = Some(link),
                 // No groups here: the tab has its own socket.
-                None => shared.inner.log_error("ddp-live: share_across_tabs: this page has no BroadcastChannel or Web Locks; the connection opens its own socket"),
+                None => shared.inner.log_error(
+                    "ddp-live: share_across_tabs: this page has no BroadcastChannel or Web Locks; the connection opens its own socket",
+                ),
             }
         }
         if shared.link.borrow().is_none() {
@@ -321,7 +323,9 @@ impl Shared {
                     }
                     s.leader_input(|hub, now| hub.upstream_closed(now));
                 }
-                SocketEvent::TooLarge { len, .. } => s.inner.log_error(&format!("ddp-live: a frame of {len} characters was over the limit and skipped")),
+                SocketEvent::TooLarge { len, .. } => {
+                    s.inner.log_error(&format!("ddp-live: a frame of {len} characters was over the limit and skipped"))
+                }
                 SocketEvent::Binary(_) => {}
             }
         });

@@ -146,7 +146,11 @@ async fn a_dropped_socket_resumes_unseen_by_the_members_and_its_unread_call_runs
     let runs = control(&sc, "executions").await;
     assert_eq!(runs["counters"]["k"], 1, "{runs}");
     let stats = control(&sc, "stats").await;
-    assert_eq!((stats["accepted"].as_u64(), stats["connections"].as_u64()), (Some(2), Some(1)), "a second socket, the same session: {stats}");
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["connections"].as_u64()),
+        (Some(2), Some(1)),
+        "a second socket, the same session: {stats}"
+    );
     for rec in &recorders {
         assert!(!rec.events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "{:?}", rec.events.borrow());
     }

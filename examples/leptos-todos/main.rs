@@ -64,8 +64,15 @@ fn define_stubs(conn: &ddp_live::Connection) {
 fn App() -> impl IntoView {
     // `persist`: the outbox is kept in IndexedDB, so a todo added while the
     // server is away survives a reload and is sent by the next page.
-    let options =
-        Options { heartbeat_interval_ms: 5000.0, heartbeat_timeout_ms: 5000.0, persist: Some("leptos-todos".into()), ..Options::default() };
+    // `share_across_tabs`: every tab of the app shares one socket (the
+    // test server's stats show one connection however many tabs are open).
+    let options = Options {
+        heartbeat_interval_ms: 5000.0,
+        heartbeat_timeout_ms: 5000.0,
+        persist: Some("leptos-todos".into()),
+        share_across_tabs: true,
+        ..Options::default()
+    };
     match connect(&server_url(), options) {
         Ok(conn) => {
             define_stubs(&conn);

@@ -22,7 +22,7 @@ pub mod native;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) mod sim;
 pub mod store;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 pub(crate) mod tabs;
 
 use store::{Opened, StorageError, StorageErrorKind};
@@ -45,7 +45,10 @@ pub trait HostSocket {
 pub type Guard = Box<dyn Any>;
 
 /// What reaches a tab from the others of its group (see [`Host::join_tabs`]).
+/// (Made only by hosts with groups: natively, and in the browser with the
+/// cargo feature `tabs`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "native", feature = "tabs", test)), allow(dead_code))]
 pub enum TabEvent<'a> {
     /// A message another member posted: its head and body.
     Message(&'a str, &'a str),

@@ -5,8 +5,9 @@
 //! when its holder leaves.
 
 use super::{TabEvent, TabHandler, TabLink};
+use crate::protocol::hash::NameMap;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 /// Runs a delivery later (the host's `later`).
@@ -22,7 +23,7 @@ struct Group {
 /// The groups of one thread (or of one simulated world).
 #[derive(Default)]
 pub(crate) struct MemoryTabs {
-    groups: RefCell<HashMap<String, Group>>,
+    groups: RefCell<NameMap<Group>>,
     next: std::cell::Cell<u64>,
 }
 
@@ -33,7 +34,7 @@ impl MemoryTabs {
         self.next.set(id);
         let handler = Rc::new(handler);
         let mut groups = self.groups.borrow_mut();
-        let group = groups.entry(name.to_owned()).or_default();
+        let group = groups.get_or_insert_with(name, Group::default);
         group.members.push((id, Rc::downgrade(&handler)));
         group.lock.push_back(id);
         let leads = group.lock.len() == 1;

@@ -300,6 +300,7 @@ pub(crate) fn parse_options(value: JsValue) -> Result<Options, JsValue> {
         resume_sessions: opt_bool(&value, "resumeSessions")?.unwrap_or(d.resume_sessions),
         headers: Vec::new(),
         persist: None,
+        share_across_tabs: false,
     })
 }
 

@@ -16,7 +16,7 @@
 //! HTML on the server, read back before the browser's first render, and
 //! taken there as the connection's cache ([`Connection::subscribe_seeded`]).
 
-use crate::host::{Guard, Host, HostSocket, PageEvent, SocketEvent, SocketHandler};
+use crate::host::{Host, HostSocket, SocketEvent, SocketHandler};
 use crate::{Connection, Error, Options};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -209,6 +209,7 @@ pub(crate) fn subscribe(conn: &Connection, name: &str, params: Vec<Value>, seed:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{Guard, PageEvent};
 
     /// A host that counts the sockets it opened and never fires a timer.
     #[derive(Default)]

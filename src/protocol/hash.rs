@@ -82,6 +82,10 @@ impl<V> NameMap<V> {
         self.index(name).map(|i| &self.0[i].1)
     }
 
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        self.index(name).map(|i| &mut self.0[i].1)
+    }
+
     /// Sets `name` to `value`; returns the value it replaced.
     pub fn insert(&mut self, name: String, value: V) -> Option<V> {
         match self.index(&name) {

@@ -39,12 +39,15 @@
 //!   the hub and applies its own new-session rules (re-sent calls with the
 //!   same ids and seeds, data held until ready, no flicker).
 //! - **A client goes** (its tab closed): its subscriptions are stopped
-//!   upstream (`unsub`), and results of its calls are dropped.
+//!   upstream (`unsub`), and results of its calls are dropped. When the
+//!   last one goes, the upstream socket closes (and opens again for the
+//!   next client).
 
 use super::doc::Doc;
+use super::hash::FastMap;
 use super::json::{self, Reader};
 use super::message::{parse_frame, ClientMessage, Frame, ServerMessage};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What separates a client's key from its own id upstream.
 const SEP: char = '~';
@@ -129,12 +132,12 @@ pub struct Hub {
     ping_sent: Option<f64>,
     /// Client frames held while the upstream session is not there.
     held: Vec<String>,
-    clients: BTreeMap<String, Client>,
+    clients: Keyed<Client>,
     /// Subscriptions and calls by upstream id.
-    subs: BTreeMap<String, Sub>,
-    calls: BTreeMap<String, String>,
+    subs: Keyed<Sub>,
+    calls: Keyed<String>,
     /// The session's documents, by collection and id.
-    docs: BTreeMap<String, BTreeMap<String, Doc>>,
+    docs: FastMap<String, FastMap<String, Doc>>,
     out: VecDeque<HubOutput>,
 }
 
@@ -149,10 +152,10 @@ impl Hub {
             last_heard: 0.0,
             ping_sent: None,
             held: Vec::new(),
-            clients: BTreeMap::new(),
-            subs: BTreeMap::new(),
-            calls: BTreeMap::new(),
-            docs: BTreeMap::new(),
+            clients: Keyed::default(),
+            subs: Keyed::default(),
+            calls: Keyed::default(),
+            docs: FastMap::default(),
             out: VecDeque::new(),
         }
     }
@@ -216,8 +219,18 @@ impl Hub {
         if self.clients.remove(key).is_none() {
             return;
         }
+        if self.clients.is_empty() {
+            // The last client went: no one needs the session.
+            if self.up != Up::Down {
+                self.out.push_back(HubOutput::CloseUpstream);
+            }
+            self.up = Up::Down;
+            self.ping_sent = None;
+            self.start_over(_now);
+            return;
+        }
         let prefix = format!("{key}{SEP}");
-        let mine: Vec<String> = self.subs.range(prefix.clone()..).map(|(id, _)| id).take_while(|id| id.starts_with(&prefix)).cloned().collect();
+        let mine: Vec<String> = self.subs.keys().filter(|id| id.starts_with(&prefix)).cloned().collect();
         for id in mine {
             if let Some(sub) = self.subs.get_mut(&id) {
                 if !sub.stopping {
@@ -227,7 +240,7 @@ impl Hub {
                 }
             }
         }
-        self.calls.retain(|id, _| !id.starts_with(&prefix));
+        self.calls.retain(|id| !id.starts_with(&prefix));
         self.held.retain(|frame| !frame_id_of(frame).is_some_and(|id| id.starts_with(&prefix)));
     }
 
@@ -239,7 +252,7 @@ impl Hub {
         let Some(head) = Head::read(text) else {
             // Unreadable: what a server would answer.
             let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
-            self.to_client(key, reply);
+            self.tell(key, reply);
             return;
         };
         match head.msg.as_str() {
@@ -257,20 +270,22 @@ impl Hub {
             }
             "ping" => {
                 let pong = ClientMessage::Pong { id: head.id.clone() }.encode();
-                self.to_client(key, pong);
+                self.tell(key, pong);
             }
             "pong" => {}
             "sub" | "unsub" | "method" => {
                 let Some((id, at)) = head.id.as_ref().zip(head.id_at) else {
                     let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
-                    self.to_client(key, reply);
+                    self.tell(key, reply);
                     return;
                 };
                 let upstream_id = format!("{key}{SEP}{id}");
                 let frame = splice(text, at, &upstream_id);
                 match head.msg.as_str() {
                     "sub" => {
-                        self.subs.entry(upstream_id).or_insert(Sub { frame: frame.clone(), ready: false, stopping: false });
+                        if self.subs.get_mut(&upstream_id).is_none() {
+                            self.subs.insert(upstream_id, Sub { frame: frame.clone(), ready: false, stopping: false });
+                        }
                     }
                     "unsub" => match self.subs.get_mut(&upstream_id) {
                         Some(sub) => sub.stopping = true,
@@ -279,7 +294,7 @@ impl Hub {
                             let mut nosub = String::from("{\"msg\":\"nosub\",\"id\":");
                             json::write_str(id, &mut nosub);
                             nosub.push('}');
-                            self.to_client(key, nosub);
+                            self.tell(key, nosub);
                             return;
                         }
                     },
@@ -381,35 +396,35 @@ impl Hub {
             }
             ServerMessage::MovedBefore { .. } => self.out.push_back(HubOutput::Broadcast(text.to_owned())),
             ServerMessage::Ready { subs } => {
-                let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in subs {
                     match self.subs.get_mut(&id) {
                         Some(sub) => sub.ready = true,
                         None => continue,
                     }
                     if let Some((key, own)) = id.split_once(SEP) {
-                        by_client.entry(key.to_owned()).or_default().push(own.to_owned());
+                        by_client.entry(key).push(own.to_owned());
                     }
                 }
                 for (key, ids) in by_client {
                     let mut frame = String::from("{\"msg\":\"ready\",\"subs\":");
                     json::write_array(&ids.into_iter().map(serde_json::Value::String).collect::<Vec<_>>(), &mut frame);
                     frame.push('}');
-                    self.to_client(&key, frame);
+                    self.tell(&key, frame);
                 }
             }
             ServerMessage::Updated { methods } => {
-                let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in methods {
                     if let Some((key, own)) = id.split_once(SEP) {
-                        by_client.entry(key.to_owned()).or_default().push(own.to_owned());
+                        by_client.entry(key).push(own.to_owned());
                     }
                 }
                 for (key, ids) in by_client {
                     let mut frame = String::from("{\"msg\":\"updated\",\"methods\":");
                     json::write_array(&ids.into_iter().map(serde_json::Value::String).collect::<Vec<_>>(), &mut frame);
                     frame.push('}');
-                    self.to_client(&key, frame);
+                    self.tell(&key, frame);
                 }
             }
             ServerMessage::NoSub { id, .. } => {
@@ -430,10 +445,10 @@ impl Hub {
         let Some((key, own)) = upstream_id.split_once(SEP) else { return };
         let Some(at) = Head::read(text).and_then(|h| h.id_at) else { return };
         let frame = splice(text, at, own);
-        self.to_client(key, frame);
+        self.tell(key, frame);
     }
 
-    fn to_client(&mut self, key: &str, frame: String) {
+    fn tell(&mut self, key: &str, frame: String) {
         if self.clients.contains_key(key) {
             self.out.push_back(HubOutput::ToClient(key.to_owned(), frame));
         }
@@ -496,7 +511,7 @@ impl Hub {
             // What the server may not have read: every sub without its
             // ready, unsub without its nosub, call without its result.
             let mut again: Vec<String> = Vec::new();
-            for (id, sub) in &self.subs {
+            for (id, sub) in self.subs.iter() {
                 if sub.stopping {
                     again.push(ClientMessage::Unsub { id: id.clone() }.encode());
                 } else if !sub.ready {
@@ -552,8 +567,89 @@ impl Hub {
     }
 }
 
+/// Entries by key, in the order they came (a few clients and
+/// subscriptions; calls answered mostly in order, so mostly taken from the
+/// front). No B-tree in the wasm, no hash table per value type.
+#[derive(Debug)]
+struct Keyed<V>(VecDeque<(String, V)>);
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed(VecDeque::new())
+    }
+}
+
+impl<V> Keyed<V> {
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+    fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+    fn get(&self, key: &str) -> Option<&V> {
+        self.position(key).map(|i| &self.0[i].1)
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.position(key).map(|i| &mut self.0[i].1)
+    }
+    fn insert(&mut self, key: String, value: V) {
+        match self.position(&key) {
+            Some(i) => self.0[i].1 = value,
+            None => self.0.push_back((key, value)),
+        }
+    }
+    fn remove(&mut self, key: &str) -> Option<V> {
+        self.position(key).and_then(|i| self.0.remove(i)).map(|(_, v)| v)
+    }
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.0.retain(|(k, _)| keep(k));
+    }
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+    fn into_keys(self) -> impl Iterator<Item = String> {
+        self.0.into_iter().map(|(k, _)| k)
+    }
+}
+
+impl Keyed<Vec<String>> {
+    fn entry(&mut self, key: &str) -> &mut Vec<String> {
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
+                self.0.push_back((key.to_owned(), Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+}
+
+impl<V> IntoIterator for Keyed<V> {
+    type Item = (String, V);
+    type IntoIter = std::collections::vec_deque::IntoIter<(String, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// Whether a held frame is one the resumption already re-sends.
-fn is_resent(frame: &str, subs: &BTreeMap<String, Sub>, calls: &BTreeMap<String, String>) -> bool {
+fn is_resent(frame: &str, subs: &Keyed<Sub>, calls: &Keyed<String>) -> bool {
     frame_id_of(frame).is_some_and(|id| calls.contains_key(&id) || subs.get(&id).is_some_and(|s| !s.ready || s.stopping))
 }
 

@@ -35,7 +35,10 @@ fn clients_share_one_session_with_their_ids_rewritten_both_ways() {
     h.upstream_frame(r#"{"msg":"ready","subs":["a~s1"]}"#, 4.0);
     assert_eq!(
         drain(&mut h),
-        vec![HubOutput::Broadcast(r#"{"msg":"added","collection":"items","id":"i1","fields":{"n":1}}"#.into()), to("a", r#"{"msg":"ready","subs":["s1"]}"#)]
+        vec![
+            HubOutput::Broadcast(r#"{"msg":"added","collection":"items","id":"i1","fields":{"n":1}}"#.into()),
+            to("a", r#"{"msg":"ready","subs":["s1"]}"#)
+        ]
     );
 
     // A second client: no second socket; its `connected`, then the
@@ -127,7 +130,10 @@ fn a_resumed_upstream_session_is_unseen_by_clients_and_re_sends_what_may_be_unre
     assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"pong","id":"k"}"#)]);
     h.upstream_open(6.0);
     // Three messages counted: ready, result, added.
-    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":3}"#)]);
+    assert_eq!(
+        drain(&mut h),
+        vec![send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":3}"#)]
+    );
     h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 7.0);
     assert_eq!(
         drain(&mut h),
@@ -149,7 +155,15 @@ fn a_new_upstream_session_where_one_was_to_be_resumed_closes_every_client() {
     h.upstream_closed(5.0);
     h.upstream_open(6.0);
     h.upstream_frame(r#"{"msg":"connected","session":"T"}"#, 7.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::OpenUpstream, send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":1}"#), HubOutput::CloseClient("a".into()), HubOutput::CloseClient("b".into())]);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::OpenUpstream,
+            send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":1}"#),
+            HubOutput::CloseClient("a".into()),
+            HubOutput::CloseClient("b".into())
+        ]
+    );
     assert_eq!(h.clients(), 0);
     // The clients come back to the new session, with no stale document.
     h.client_open("a2", 8.0);
@@ -167,7 +181,14 @@ fn a_resumption_that_cannot_open_closes_every_client_and_the_next_one_starts_fre
     h.client_open("a", 7.0);
     h.client_frame("a", r#"{"msg":"connect","version":"1","support":["1"]}"#, 7.0);
     h.upstream_open(8.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::Accept("a".into()), HubOutput::OpenUpstream, send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#)]);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::Accept("a".into()),
+            HubOutput::OpenUpstream,
+            send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#)
+        ]
+    );
 }
 
 #[test]
@@ -207,4 +228,29 @@ fn hostile_client_frames_get_errors_and_keys_cannot_hijack_ids() {
     // Frames of unknown clients are ignored.
     h.client_frame("zz", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 3.0);
     assert_eq!(drain(&mut h), vec![]);
+}
+
+#[test]
+fn the_last_client_going_closes_the_socket_and_the_next_opens_a_new_one() {
+    let mut h = connected();
+    h.client_frame("a", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
+    h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d","fields":{}}"#, 4.0);
+    drain(&mut h);
+    h.client_close("a", 5.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream]);
+    assert!(!h.connected());
+    h.client_open("b", 6.0);
+    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 6.0);
+    h.upstream_open(7.0);
+    h.upstream_frame(r#"{"msg":"connected","session":"T"}"#, 8.0);
+    // A new session, and no document of the old one.
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::Accept("b".into()),
+            HubOutput::OpenUpstream,
+            send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#),
+            to("b", r#"{"msg":"connected","session":"T~b~1"}"#)
+        ]
+    );
 }

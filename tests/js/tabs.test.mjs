@@ -1,0 +1,100 @@
+// One socket for every tab (`share_across_tabs`), with real tabs: the
+// Leptos example app (examples/leptos-todos, built by
+// scripts/build-example.sh with cargo feature `tabs`) opened in several
+// pages of one browser context (one origin's tabs: they share their
+// BroadcastChannel and Web Locks) in headless Chromium. The test server's
+// stats show one socket for 2 and for 5 tabs and every tab shows the
+// todos; when the leading tab closes or reloads, another takes over and
+// todos added in the other tabs meanwhile land once.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launchBrowser, base, control, scenario } from "./harness.mjs";
+
+let browser;
+const errors = [];
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(errors.map(String), [], "no uncaught error in the app");
+});
+
+/** Opens `n` tabs of the app on scenario `sc`, one after the other, in `context`. */
+async function openTabs(context, sc, n) {
+  const pages = [];
+  for (let i = 0; i < n; i++) {
+    const page = await context.newPage();
+    page.on("pageerror", (e) => errors.push(e));
+    await page.goto(`${base}/leptos/?scenario=${sc}`);
+    await page.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector("#todos-ready")?.textContent.includes("live"), null, { timeout: 20000 });
+    pages.push(page);
+  }
+  return pages;
+}
+
+const todoTexts = (page) => page.$$eval("#todos li .text", (els) => els.map((e) => e.textContent).sort());
+const stats = (sc) => control(sc, "stats");
+
+async function add(page, text) {
+  await page.fill("#new-todo", text);
+  await page.click("#add-todo");
+}
+
+async function waitTodos(page, texts, timeout = 15000) {
+  await page.waitForFunction((want) => {
+    const have = [...document.querySelectorAll("#todos li .text")].map((e) => e.textContent).sort();
+    return JSON.stringify(have) === JSON.stringify(want);
+  }, [...texts].sort(), { timeout });
+}
+
+for (const n of [2, 5]) {
+  test(`${n} tabs share one socket, and every tab gets the todos`, async () => {
+    const sc = scenario(`tabs-${n}`);
+    const context = await browser.newContext();
+    const pages = await openTabs(context, sc, n);
+    const s = await stats(sc);
+    assert.equal(s.connections, 1, `${n} tabs, one socket: ${JSON.stringify(s)}`);
+    assert.equal(s.accepted, 1, "no tab ever opened a socket of its own");
+    // A todo added in the last tab reaches every tab, once.
+    await add(pages.at(-1), "from the last tab");
+    for (const p of pages) await waitTodos(p, ["from the last tab"]);
+    assert.equal((await control(sc, "executions")).runs.insertDoc, 1);
+    await context.close();
+  });
+}
+
+for (const how of ["closed", "reloaded"]) {
+  test(`the leading tab ${how}: another takes over, and todos added meanwhile land once`, async () => {
+    const sc = scenario(`tabs-${how}`);
+    const context = await browser.newContext();
+    const [leader, ...followers] = await openTabs(context, sc, 3);
+    await add(leader, "before");
+    for (const p of followers) await waitTodos(p, ["before"]);
+    const started = Date.now();
+    // Closing a page runs none of the app's code: the browser lets go of
+    // its lock as when the tab dies.
+    const going = how === "closed" ? leader.close() : leader.reload();
+    // Added right away, while no tab may lead yet.
+    await add(followers[0], "during one");
+    await add(followers[1], "during two");
+    for (const p of followers) await waitTodos(p, ["before", "during one", "during two"]);
+    const back = Date.now() - started;
+    await going;
+    if (how === "reloaded") followers.push(leader);
+    for (const p of followers) {
+      await p.waitForFunction(() => document.querySelector("#badge").textContent === "connected", null, { timeout: 15000 });
+      await p.waitForFunction(() => document.querySelector("#outbox").textContent === "0 queued, 0 in flight", null, { timeout: 15000 });
+    }
+    assert.equal((await control(sc, "executions")).runs.insertDoc, 3, "each insert ran once");
+    let s = await stats(sc);
+    for (let i = 0; i < 100 && s.connections !== 1; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      s = await stats(sc);
+    }
+    assert.equal(s.connections, 1, `one socket again, from the new leader: ${JSON.stringify(s)}`);
+    console.log(`failover (${how}): the todos of both followers everywhere ${back} ms after the leader went`);
+    await context.close();
+  });
+}
