@@ -34,16 +34,7 @@ Leptos's renderer rebuilds a plain list in place and writes only the text that c
 <!-- /leptos-bench -->
 MD
 )
-doc=docs/benchmarks.md
 part=$(mktemp)
 printf '%s\n' "$section" > "$part"
-if grep -q '<!-- leptos-bench -->' "$doc"; then
-  awk -v part="$part" '
-    /<!-- leptos-bench -->/ { while ((getline line < part) > 0) print line; skip = 1; next }
-    /<!-- \/leptos-bench -->/ { skip = 0; next }
-    !skip { print }' "$doc" > "$doc.new" && mv "$doc.new" "$doc"
-else
-  { echo; cat "$part"; } >> "$doc"
-fi
 echo "$section"
-echo "written to $doc"
+scripts/bench-section.sh leptos-bench "$part"

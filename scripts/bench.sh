@@ -20,3 +20,5 @@ trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 DDP_TEST_PORT=$port node tests/js/bench/run.mjs
 # The Leptos list (its own section of docs/benchmarks.md); BENCH_LEPTOS=0 skips it.
 if [ "${BENCH_LEPTOS:-1}" = 1 ]; then scripts/bench-leptos.sh; fi
+# A follower tab's call over the shared socket (its own section); BENCH_TABS=0 skips it.
+if [ "${BENCH_TABS:-1}" = 1 ]; then scripts/bench-tabs.sh; fi
