@@ -29,6 +29,7 @@
 //! | `A:<client>` | the leader | the socket is open; body: the leader's id |
 //! | `F:<client>` | the leader | a frame for that client |
 //! | `X:<client>` | the leader | its socket is closed |
+//! | `T:<client>` | the leader | a frame too large to read; body: `<length>:<its two ends>` |
 //! | `B:<leader>` | the leader | a frame for every client (data) |
 //! | `L:<leader>` | a new leader | announces itself |
 
@@ -169,6 +170,11 @@ impl Shared {
                     "A" => self.accepted(rest, body),
                     "F" => self.deliver(rest, body),
                     "X" => self.closed(rest),
+                    "T" => {
+                        if let Some((len, ends)) = body.split_once(':') {
+                            self.too_large(rest, len.parse().unwrap_or(usize::MAX), ends);
+                        }
+                    }
                     "B" => self.broadcast(rest, body),
                     "L" => self.new_leader(rest),
                     _ => {}
@@ -221,6 +227,14 @@ impl Shared {
         handler(SocketEvent::Text(text), self.inner.clocks());
     }
 
+    fn too_large(&self, key: &str, len: usize, ends: &str) {
+        let handler = match &*self.own.borrow() {
+            Some(own) if own.key == key && own.connected => own.handler.clone(),
+            _ => return,
+        };
+        handler(SocketEvent::TooLarge { len, ends }, self.inner.clocks());
+    }
+
     fn broadcast(&self, leader: &str, text: &str) {
         let handler = match &*self.own.borrow() {
             Some(own) if own.connected && own.leader.as_deref() == Some(leader) => own.handler.clone(),
@@ -263,6 +277,8 @@ impl Shared {
                 HubOutput::Accept(key) => self.post(&format!("A:{key}"), &self.me),
                 HubOutput::ToClient(key, text) if mine(&key) => self.later(move |s| s.deliver(&key, &text)),
                 HubOutput::ToClient(key, text) => self.post(&format!("F:{key}"), &text),
+                HubOutput::TooLarge(key, len, ends) if mine(&key) => self.later(move |s| s.too_large(&key, len, &ends)),
+                HubOutput::TooLarge(key, len, ends) => self.post(&format!("T:{key}"), &format!("{len}:{ends}")),
                 HubOutput::CloseClient(key) if mine(&key) => self.later(move |s| s.closed(&key)),
                 HubOutput::CloseClient(key) => self.post(&format!("X:{key}"), ""),
                 HubOutput::Broadcast(text) => {
@@ -323,9 +339,7 @@ impl Shared {
                     }
                     s.leader_input(|hub, now| hub.upstream_closed(now));
                 }
-                SocketEvent::TooLarge { len, .. } => {
-                    s.inner.log_error(&format!("ddp-live: a frame of {len} characters was over the limit and skipped"))
-                }
+                SocketEvent::TooLarge { len, ends } => s.leader_input(|hub, now| hub.upstream_too_large(len, ends, now)),
                 SocketEvent::Binary(_) => {}
             }
         });

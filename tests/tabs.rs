@@ -168,3 +168,24 @@ async fn a_lone_member_works_as_a_plain_connection() {
     conns[0].close();
     wait_stats(&sc, "no socket left", |s| s["connections"] == 0).await;
 }
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_result_too_large_to_read_fails_the_followers_call_with_a_typed_error() {
+    let sc = scenario("tabs-too-large");
+    let small = Options { max_frame_bytes: 10_000, ..shared() };
+    let conns: Vec<Connection> = (0..2).map(|_| connect(&ws_url(&sc), small.clone()).unwrap()).collect();
+    for c in &conns {
+        wait_connected(c).await;
+    }
+    let err = conns[1].call::<Value>("echo", ("x".repeat(20_000),)).await.unwrap_err();
+    assert_eq!(err.error(), "frame-too-large", "{err:?}");
+    // Both members go on.
+    let n: f64 = conns[1].call("add", (1, 2)).await.unwrap();
+    assert_eq!(n, 3.0);
+    let n: f64 = conns[0].call("add", (2, 2)).await.unwrap();
+    assert_eq!(n, 4.0);
+    assert_eq!(sockets(&sc).await, 1);
+    for c in &conns {
+        c.close();
+    }
+}

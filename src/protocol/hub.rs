@@ -78,6 +78,9 @@ pub enum HubOutput {
     /// this output, and to no other (in-order delivery makes that the
     /// clients that saw a `connected` frame first).
     Broadcast(String),
+    /// Tell the client a frame of this length was too large to read, with
+    /// its two ends.
+    TooLarge(String, usize, String),
     /// Close the client's socket (it reconnects as after any drop).
     CloseClient(String),
     /// Open the upstream socket (closing any earlier one).
@@ -355,7 +358,10 @@ impl Hub {
             // client, whose own checks report them.
             Ok(Frame::ServerId) => return,
             Err(_) => {
-                self.out.push_back(HubOutput::Broadcast(text.to_owned()));
+                if self.up == Up::Connected {
+                    self.received += 1;
+                }
+                self.unreadable(text, None);
                 return;
             }
         };
@@ -436,6 +442,32 @@ impl Hub {
                 self.route(text, &id);
             }
             ServerMessage::Error { .. } => self.out.push_back(HubOutput::Broadcast(text.to_owned())),
+        }
+    }
+
+    /// A frame from the server over the size limit: its length, and its two
+    /// ends (see [`SocketEvent::TooLarge`](super::machine::SocketEvent)).
+    pub fn upstream_too_large(&mut self, len: usize, ends: &str, now: f64) {
+        self.last_heard = now;
+        self.ping_sent = None;
+        if self.up == Up::Connected {
+            self.received += 1;
+        }
+        self.unreadable(ends, Some(len));
+    }
+
+    /// A frame the hub cannot read goes to every client as it would reach
+    /// it alone, with that client's ids as its own: each reports it, and
+    /// fails the one call it names (a call never waits forever on a result
+    /// that arrived unreadable).
+    fn unreadable(&mut self, text: &str, too_large: Option<usize>) {
+        let keys: Vec<String> = self.clients.iter().filter(|(_, c)| c.connected).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            let own = text.replace(&format!("{key}{SEP}"), "");
+            self.out.push_back(match too_large {
+                Some(len) => HubOutput::TooLarge(key, len, own),
+                None => HubOutput::ToClient(key, own),
+            });
         }
     }
 

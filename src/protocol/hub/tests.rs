@@ -254,3 +254,30 @@ fn the_last_client_going_closes_the_socket_and_the_next_opens_a_new_one() {
         ]
     );
 }
+
+#[test]
+fn an_unreadable_result_reaches_its_caller_with_its_own_id_so_the_call_fails() {
+    let mut h = connected();
+    h.client_open("b", 3.0);
+    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 3.0);
+    h.client_frame("b", r#"{"msg":"method","method":"big","params":[],"id":"4"}"#, 3.0);
+    drain(&mut h);
+    h.upstream_too_large(99_999_999, r#"{"msg":"result","id":"b~4","result":"xx…xx"}"#, 4.0);
+    h.upstream_frame(r#"{"msg":"result","id":"b~4","result":tru"#, 4.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::TooLarge("a".into(), 99_999_999, r#"{"msg":"result","id":"b~4","result":"xx…xx"}"#.into()),
+            HubOutput::TooLarge("b".into(), 99_999_999, r#"{"msg":"result","id":"4","result":"xx…xx"}"#.into()),
+            to("a", r#"{"msg":"result","id":"b~4","result":tru"#),
+            to("b", r#"{"msg":"result","id":"4","result":tru"#),
+        ]
+    );
+    // Both counted, for a resumption.
+    h.upstream_closed(5.0);
+    h.upstream_open(6.0);
+    assert_eq!(
+        drain(&mut h).last(),
+        Some(&send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#))
+    );
+}
