@@ -44,7 +44,11 @@ const CONNECTED: &str = "{\"msg\":\"connected\"";
 /// `host`, with its sockets shared by the tabs.
 pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host> {
     let me = format!("{:x}{:x}", (host.random() * 4_294_967_296.0) as u64, (host.random() * 4_294_967_296.0) as u64);
-    let config = HubConfig { heartbeat_interval_ms: options.heartbeat_interval_ms, heartbeat_timeout_ms: options.heartbeat_timeout_ms };
+    let config = HubConfig {
+        heartbeat_interval_ms: options.heartbeat_interval_ms,
+        heartbeat_timeout_ms: options.heartbeat_timeout_ms,
+        connect_timeout_ms: options.connect_timeout_ms,
+    };
     Rc::new(TabsHost(Rc::new(Shared {
         inner: host,
         me,
@@ -53,6 +57,7 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         joined: Cell::new(false),
         leader: RefCell::new(None),
         own: RefCell::new(None),
+        latest: RefCell::new(None),
         sockets: Cell::new(0),
         upstream_url: RefCell::new(None),
     })))
@@ -138,6 +143,8 @@ struct Shared {
     joined: Cell<bool>,
     leader: RefCell<Option<Leader>>,
     own: RefCell<Option<Own>>,
+    /// The leader that announced itself last.
+    latest: RefCell<Option<String>>,
     sockets: Cell<u64>,
     upstream_url: RefCell<Option<(String, usize)>>,
 }
@@ -193,6 +200,7 @@ impl Shared {
     /// A leader announced itself: a socket another leader accepted is
     /// gone (reconnect through this one); one still waiting asks again.
     fn new_leader(self: &Rc<Self>, leader: &str) {
+        *self.latest.borrow_mut() = Some(leader.to_owned());
         let (key, accepted_by) = match &*self.own.borrow() {
             Some(own) => (own.key.clone(), own.leader.clone()),
             None => return,
@@ -206,6 +214,10 @@ impl Shared {
     }
 
     fn accepted(&self, key: &str, leader: &str) {
+        // An answer from a leader that was since replaced is stale.
+        if self.latest.borrow().as_deref().is_some_and(|l| l != leader) {
+            return;
+        }
         let handler = match &mut *self.own.borrow_mut() {
             Some(own) if own.key == key && own.leader.is_none() => {
                 own.leader = Some(leader.to_owned());

@@ -16,7 +16,12 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(inline_js = r#"
 export function tabs_join(name, message, leader) {
   if (typeof BroadcastChannel !== "function" || !globalThis.navigator || !navigator.locks) return null;
-  const channel = new BroadcastChannel(name);
+  let channel;
+  try {
+    channel = new BroadcastChannel(name);
+  } catch (_) {
+    return null; // an opaque origin, a sandboxed frame
+  }
   const abort = new AbortController();
   let release = null;
   let left = false;

@@ -147,9 +147,10 @@ pub trait Host {
     fn release(&self) {}
 }
 
-/// Implements every [`Host`] method but `open_socket` by handing it to the
-/// host at `self.<path>`: for hosts that wrap another and change only how
-/// sockets open.
+/// Implements every [`Host`] method but `open_socket` and `release` by
+/// handing it to the host at `self.<path>`: for hosts that wrap another and
+/// change how sockets open (each also forwards `release`, after letting go
+/// of what it holds itself).
 macro_rules! forward_host {
     ($($field:tt).+) => {
         fn clocks(&self) -> (f64, f64) {

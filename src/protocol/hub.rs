@@ -59,11 +59,13 @@ pub struct HubConfig {
     pub heartbeat_interval_ms: f64,
     /// How long the `ping` may go unanswered before the socket counts as dead.
     pub heartbeat_timeout_ms: f64,
+    /// From asking for the socket to the server's `connected` (0: no limit).
+    pub connect_timeout_ms: f64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { heartbeat_interval_ms: 17_500.0, heartbeat_timeout_ms: 15_000.0 }
+        HubConfig { heartbeat_interval_ms: 17_500.0, heartbeat_timeout_ms: 15_000.0, connect_timeout_ms: 10_000.0 }
     }
 }
 
@@ -130,6 +132,10 @@ pub struct Hub {
     /// The upstream session, and the count of messages received in it.
     session: Option<String>,
     received: u64,
+    /// The time of the latest input.
+    clock: f64,
+    /// When the socket was asked for.
+    opened_at: f64,
     /// When the upstream last sent anything, and when the hub pinged.
     last_heard: f64,
     ping_sent: Option<f64>,
@@ -152,6 +158,8 @@ impl Hub {
             up: Up::Down,
             session: None,
             received: 0,
+            clock: 0.0,
+            opened_at: 0.0,
             last_heard: 0.0,
             ping_sent: None,
             held: Vec::new(),
@@ -180,6 +188,9 @@ impl Hub {
 
     /// When [`Hub::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<f64> {
+        if matches!(self.up, Up::Opening | Up::Handshaking) && self.config.connect_timeout_ms > 0.0 {
+            return Some(self.opened_at + self.config.connect_timeout_ms);
+        }
         if self.up != Up::Connected || self.config.heartbeat_interval_ms <= 0.0 {
             return None;
         }
@@ -189,13 +200,15 @@ impl Hub {
         })
     }
 
-    /// Time passed: ping, or give up on a silent socket.
+    /// Time passed: ping, or give up on a silent socket or on a handshake
+    /// that does not finish.
     pub fn handle_timeout(&mut self, now: f64) {
+        self.clock = now;
         match self.poll_timeout() {
             Some(due) if now >= due => {}
             _ => return,
         }
-        if self.ping_sent.is_some() {
+        if self.up != Up::Connected || self.ping_sent.is_some() {
             self.out.push_back(HubOutput::CloseUpstream);
             self.upstream_closed(now);
         } else {
@@ -205,9 +218,14 @@ impl Hub {
     }
 
     /// A client's socket opened.
-    pub fn client_open(&mut self, key: &str, _now: f64) {
+    pub fn client_open(&mut self, key: &str, now: f64) {
+        self.clock = now;
         if key.contains(SEP) {
             self.out.push_back(HubOutput::CloseClient(key.to_owned()));
+            return;
+        }
+        if self.clients.contains_key(key) {
+            // Opened already (a repeated request): nothing changes.
             return;
         }
         self.clients.insert(key.to_owned(), Client::default());
@@ -218,7 +236,8 @@ impl Hub {
     }
 
     /// A client's socket closed: its subscriptions stop.
-    pub fn client_close(&mut self, key: &str, _now: f64) {
+    pub fn client_close(&mut self, key: &str, now: f64) {
+        self.clock = now;
         if self.clients.remove(key).is_none() {
             return;
         }
@@ -229,7 +248,7 @@ impl Hub {
             }
             self.up = Up::Down;
             self.ping_sent = None;
-            self.start_over(_now);
+            self.start_over(now);
             return;
         }
         let prefix = format!("{key}{SEP}");
@@ -249,6 +268,7 @@ impl Hub {
 
     /// A frame from a client.
     pub fn client_frame(&mut self, key: &str, text: &str, now: f64) {
+        self.clock = now;
         if !self.clients.contains_key(key) {
             return;
         }
@@ -276,6 +296,14 @@ impl Hub {
                 self.tell(key, pong);
             }
             "pong" => {}
+            // A client ending its session ends only its part of the shared
+            // one: a `disconnect` upstream would end every client's (a
+            // resuming server drops the session at once).
+            "disconnect" => {
+                self.client_close(key, now);
+                self.out.push_back(HubOutput::CloseClient(key.to_owned()));
+                return;
+            }
             "sub" | "unsub" | "method" => {
                 let Some((id, at)) = head.id.as_ref().zip(head.id_at) else {
                     let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
@@ -311,12 +339,12 @@ impl Hub {
             // answers with an `error`).
             _ => self.upstream(text.to_owned()),
         }
-        let _ = now;
     }
 
     /// The upstream socket opened: the handshake starts, resuming the
     /// session if there is one.
     pub fn upstream_open(&mut self, now: f64) {
+        self.clock = now;
         if self.up != Up::Opening {
             return;
         }
@@ -334,6 +362,7 @@ impl Hub {
 
     /// The upstream socket closed (or could not open).
     pub fn upstream_closed(&mut self, now: f64) {
+        self.clock = now;
         let was = self.up;
         self.up = Up::Down;
         self.ping_sent = None;
@@ -350,6 +379,7 @@ impl Hub {
 
     /// A frame from the server.
     pub fn upstream_frame(&mut self, text: &str, now: f64) {
+        self.clock = now;
         self.last_heard = now;
         self.ping_sent = None;
         let message = match parse_frame(text, usize::MAX) {
@@ -448,6 +478,7 @@ impl Hub {
     /// A frame from the server over the size limit: its length, and its two
     /// ends (see [`SocketEvent::TooLarge`](super::machine::SocketEvent)).
     pub fn upstream_too_large(&mut self, len: usize, ends: &str, now: f64) {
+        self.clock = now;
         self.last_heard = now;
         self.ping_sent = None;
         if self.up == Up::Connected {
@@ -499,6 +530,7 @@ impl Hub {
 
     fn open_upstream(&mut self) {
         self.up = Up::Opening;
+        self.opened_at = self.clock;
         self.out.push_back(HubOutput::OpenUpstream);
     }
 

@@ -281,3 +281,34 @@ fn an_unreadable_result_reaches_its_caller_with_its_own_id_so_the_call_fails() {
         Some(&send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#))
     );
 }
+
+#[test]
+fn a_handshake_that_does_not_finish_in_time_gives_up_on_the_socket() {
+    let mut h = Hub::new(HubConfig::default());
+    h.client_open("a", 100.0);
+    h.client_frame("a", r#"{"msg":"connect","version":"1","support":["1"]}"#, 100.0);
+    assert_eq!(h.poll_timeout(), Some(10_100.0));
+    h.upstream_open(200.0);
+    drain(&mut h);
+    h.handle_timeout(10_099.0);
+    assert_eq!(drain(&mut h), vec![]);
+    // No session yet: the client starts over (its own retry opens the next).
+    h.handle_timeout(10_100.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream, HubOutput::CloseClient("a".into())]);
+    assert_eq!(h.poll_timeout(), None);
+}
+
+#[test]
+fn a_client_disconnecting_ends_only_its_part_of_the_session() {
+    let mut h = connected();
+    h.client_open("b", 3.0);
+    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 3.0);
+    h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
+    drain(&mut h);
+    h.client_frame("b", r#"{"msg":"disconnect"}"#, 4.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"b~s"}"#), HubOutput::CloseClient("b".into())]);
+    assert_eq!(h.clients(), 1);
+    // A repeated open of a known client changes nothing.
+    h.client_open("a", 5.0);
+    assert_eq!(drain(&mut h), vec![]);
+}
