@@ -72,6 +72,13 @@ impl Host for TabsHost {
     // lock go to the next tab, and closes its socket).
     fn release(&self) {
         let leader = self.0.leader.borrow_mut().take();
+        // No one resumes the session of a leader that leaves: it ends now
+        // (a resuming server would otherwise hold it for its grace period).
+        if let Some(Leader { hub, upstream: Some(socket), .. }) = &leader {
+            if hub.connected() {
+                let _ = socket.send(&crate::protocol::message::ClientMessage::Disconnect.encode());
+            }
+        }
         let link = self.0.link.borrow_mut().take();
         drop((leader, link));
         self.0.inner.release();

@@ -242,7 +242,11 @@ impl Hub {
             return;
         }
         if self.clients.is_empty() {
-            // The last client went: no one needs the session.
+            // The last client went: no one needs the session, which ends
+            // as a lone client's would.
+            if self.up == Up::Connected {
+                self.out.push_back(HubOutput::Send(ClientMessage::Disconnect.encode()));
+            }
             if self.up != Up::Down {
                 self.out.push_back(HubOutput::CloseUpstream);
             }

@@ -237,7 +237,7 @@ fn the_last_client_going_closes_the_socket_and_the_next_opens_a_new_one() {
     h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d","fields":{}}"#, 4.0);
     drain(&mut h);
     h.client_close("a", 5.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream]);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"disconnect"}"#), HubOutput::CloseUpstream]);
     assert!(!h.connected());
     h.client_open("b", 6.0);
     h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 6.0);
