@@ -48,6 +48,7 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         heartbeat_interval_ms: options.heartbeat_interval_ms,
         heartbeat_timeout_ms: options.heartbeat_timeout_ms,
         connect_timeout_ms: options.connect_timeout_ms,
+        ..HubConfig::default()
     };
     Rc::new(TabsHost(Rc::new(Shared {
         inner: host,
@@ -58,7 +59,7 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         leader: RefCell::new(None),
         own: RefCell::new(None),
         latest: RefCell::new(None),
-        sockets: Cell::new(0),
+        watched: RefCell::new(Vec::new()),
         upstream_url: RefCell::new(None),
     })))
 }
@@ -92,6 +93,7 @@ impl Host for TabsHost {
             let weak = Rc::downgrade(shared);
             let link = shared.inner.join_tabs(
                 &format!("ddp-live:tabs:{url}"),
+                &shared.me,
                 Box::new(move |event| {
                     if let Some(shared) = weak.upgrade() {
                         shared.tab_event(event);
@@ -109,9 +111,9 @@ impl Host for TabsHost {
         if shared.link.borrow().is_none() {
             return shared.inner.open_socket(url, max_len, handler);
         }
-        let n = shared.sockets.get() + 1;
-        shared.sockets.set(n);
-        let key = format!("{}.{n}", shared.me);
+        // One key for all of this member's sockets: the hub resumes its
+        // session across them.
+        let key = shared.me.clone();
         *shared.own.borrow_mut() = Some(Own { key: key.clone(), handler: Rc::new(handler), leader: None, connected: false });
         if shared.leader.borrow().is_some() {
             shared.leader_input(|hub, now| hub.client_open(&key, now));
@@ -152,7 +154,8 @@ struct Shared {
     own: RefCell<Option<Own>>,
     /// The leader that announced itself last.
     latest: RefCell<Option<String>>,
-    sockets: Cell<u64>,
+    /// Members this leader watches.
+    watched: RefCell<Vec<String>>,
     upstream_url: RefCell<Option<(String, usize)>>,
 }
 
@@ -178,7 +181,10 @@ impl Shared {
             TabEvent::Message(head, body) => {
                 let Some((kind, rest)) = head.split_once(':') else { return };
                 match kind {
-                    "o" => self.leader_input(|hub, now| hub.client_open(rest, now)),
+                    "o" => {
+                        self.watch(rest);
+                        self.leader_input(|hub, now| hub.client_open(rest, now));
+                    }
                     "f" => self.leader_input(|hub, now| hub.client_frame(rest, body, now)),
                     "c" => self.leader_input(|hub, now| hub.client_close(rest, now)),
                     "A" => self.accepted(rest, body),
@@ -194,6 +200,29 @@ impl Shared {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// As leader, learns when the member behind client `key` is gone (its
+    /// tab closed or died: no `c:` ever comes), so the hub stops its
+    /// subscriptions. Once per member.
+    fn watch(self: &Rc<Self>, key: &str) {
+        if key == self.me || self.watched.borrow().iter().any(|k| k == key) {
+            return;
+        }
+        self.watched.borrow_mut().push(key.to_owned());
+        let weak = Rc::downgrade(self);
+        let member = key.to_owned();
+        if let Some(link) = &*self.link.borrow() {
+            link.watch(
+                key,
+                Box::new(move || {
+                    if let Some(s) = weak.upgrade() {
+                        s.watched.borrow_mut().retain(|k| *k != member);
+                        s.leader_input(|hub, now| hub.client_gone(&member, now));
+                    }
+                }),
+            );
         }
     }
 

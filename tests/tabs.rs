@@ -5,8 +5,8 @@
 //! connections of one thread), from the same tests: the server sees one
 //! socket; every member gets its data and its results; a member that goes
 //! stops its subscriptions; the leader going hands over to the next, and
-//! calls made during the failover run once; a dropped socket resumes
-//! unseen by the members. (`tests/js/leptos-example.test.mjs` opens real
+//! calls made during the failover run once; a dropped socket is resumed,
+//! and so is each member's session. (`tests/js/leptos-example.test.mjs` opens real
 //! tabs.)
 #![cfg(any(all(target_arch = "wasm32", feature = "tabs"), feature = "native"))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -134,7 +134,7 @@ async fn the_leader_going_hands_over_and_calls_made_during_the_failover_run_once
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
-async fn a_dropped_socket_resumes_unseen_by_the_members_and_its_unread_call_runs_once() {
+async fn a_dropped_socket_is_resumed_and_every_member_resumes_its_session_and_its_unread_call_runs_once() {
     let sc = scenario("tabs-resume");
     let conns = members(&sc, 2).await;
     conns[1].subscribe("items", (2,)).wait_ready().await.unwrap();
@@ -145,15 +145,18 @@ async fn a_dropped_socket_resumes_unseen_by_the_members_and_its_unread_call_runs
     assert_eq!(n, 1);
     let runs = control(&sc, "executions").await;
     assert_eq!(runs["counters"]["k"], 1, "{runs}");
+    for (i, c) in conns.iter().enumerate() {
+        wait_connected(c).await;
+        // Each saw the drop (a truthful status) and resumed its session.
+        assert!(recorders[i].events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "{:?}", recorders[i].events.borrow());
+        assert!(c.resumed(), "member {i} resumed its session");
+    }
     let stats = control(&sc, "stats").await;
     assert_eq!(
-        (stats["accepted"].as_u64(), stats["connections"].as_u64()),
-        (Some(2), Some(1)),
+        (stats["accepted"].as_u64(), stats["connections"].as_u64(), stats["sessions"].as_array().map(Vec::len)),
+        (Some(2), Some(1), Some(1)),
         "a second socket, the same session: {stats}"
     );
-    for rec in &recorders {
-        assert!(!rec.events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "{:?}", rec.events.borrow());
-    }
     assert_eq!(conns[0].collection("items").len(), 2);
     conns[0].close();
     conns[1].close();

@@ -77,7 +77,7 @@ impl Host for Browser {
     }
 
     #[cfg(feature = "tabs")]
-    fn join_tabs(&self, name: &str, handler: super::TabHandler) -> Option<Box<dyn super::TabLink>> {
-        browser::tabs::join(name, handler)
+    fn join_tabs(&self, name: &str, member: &str, handler: super::TabHandler) -> Option<Box<dyn super::TabLink>> {
+        browser::tabs::join(name, member, handler)
     }
 }

@@ -60,10 +60,13 @@ pub enum TabEvent<'a> {
 pub type TabHandler = Box<dyn Fn(TabEvent<'_>)>;
 
 /// Membership in a group of tabs. Dropping it leaves the group: the
-/// channel closes, and the lock is let go (or no longer asked for).
+/// channel closes, and the locks are let go (or no longer asked for).
 pub trait TabLink {
     /// Posts a message to every other member (not to this one), in order.
     fn post(&self, head: &str, body: &str);
+    /// Calls `gone` once member `member` has left the group or died (at
+    /// once, later, if it is not in the group).
+    fn watch(&self, member: &str, gone: Box<dyn FnOnce()>);
 }
 
 /// Everything the driver needs from where it runs.
@@ -137,8 +140,11 @@ pub trait Host {
     /// member when its holder leaves or its page dies). Always delivered
     /// later, never during the call. `None` where there are no groups (the
     /// default).
-    fn join_tabs(&self, name: &str, handler: TabHandler) -> Option<Box<dyn TabLink>> {
-        let _ = (name, handler);
+    /// `member` names this member for the others' [`TabLink::watch`] (in
+    /// the browser, a Web Lock it holds while it lives; its posts wait
+    /// until it holds it, so a member that posted is watched truly).
+    fn join_tabs(&self, name: &str, member: &str, handler: TabHandler) -> Option<Box<dyn TabLink>> {
+        let _ = (name, member, handler);
         None
     }
 
@@ -189,8 +195,8 @@ macro_rules! forward_host {
         fn open_store(&self, name: &str, page: &str, opened: $crate::host::store::Opened) {
             self.$($field).+.open_store(name, page, opened)
         }
-        fn join_tabs(&self, name: &str, handler: $crate::host::TabHandler) -> Option<Box<dyn $crate::host::TabLink>> {
-            self.$($field).+.join_tabs(name, handler)
+        fn join_tabs(&self, name: &str, member: &str, handler: $crate::host::TabHandler) -> Option<Box<dyn $crate::host::TabLink>> {
+            self.$($field).+.join_tabs(name, member, handler)
         }
     };
 }

@@ -261,12 +261,12 @@ impl Host for Tokio {
 
     // The connections of this thread (one `LocalSet`) are the tabs: those
     // sharing a socket reach each other through the thread's groups.
-    fn join_tabs(&self, name: &str, handler: super::TabHandler) -> Option<Box<dyn super::TabLink>> {
+    fn join_tabs(&self, name: &str, member: &str, handler: super::TabHandler) -> Option<Box<dyn super::TabLink>> {
         thread_local! {
             static TABS: Rc<super::tabs::MemoryTabs> = Rc::default();
         }
         let schedule: super::tabs::Schedule = Rc::new(|f| drop(tokio::task::spawn_local(async move { f() })));
-        Some(TABS.with(|tabs| tabs.join(name, handler, schedule)))
+        Some(TABS.with(|tabs| tabs.join(name, member, handler, schedule)))
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) type Schedule = Rc<dyn Fn(Box<dyn FnOnce()>)>;
 #[derive(Default)]
 struct Group {
     members: Vec<(u64, Weak<TabHandler>)>,
+    /// Members by name, with what waits for each to go.
+    names: Vec<(u64, String, Vec<Box<dyn FnOnce()>>)>,
     /// Who holds the lock, then who waits for it, in order.
     lock: VecDeque<u64>,
 }
@@ -29,13 +31,14 @@ pub(crate) struct MemoryTabs {
 
 impl MemoryTabs {
     /// Joins group `name`; deliveries go through `schedule`.
-    pub(crate) fn join(self: &Rc<Self>, name: &str, handler: TabHandler, schedule: Schedule) -> Box<dyn TabLink> {
+    pub(crate) fn join(self: &Rc<Self>, name: &str, member: &str, handler: TabHandler, schedule: Schedule) -> Box<dyn TabLink> {
         let id = self.next.get() + 1;
         self.next.set(id);
         let handler = Rc::new(handler);
         let mut groups = self.groups.borrow_mut();
         let group = groups.get_or_insert_with(name, Group::default);
         group.members.push((id, Rc::downgrade(&handler)));
+        group.names.push((id, member.to_owned(), Vec::new()));
         group.lock.push_back(id);
         let leads = group.lock.len() == 1;
         drop(groups);
@@ -80,6 +83,19 @@ impl TabLink for Member {
             }));
         }
     }
+
+    fn watch(&self, member: &str, gone: Box<dyn FnOnce()>) {
+        let Some(tabs) = self.tabs.upgrade() else { return };
+        let mut groups = tabs.groups.borrow_mut();
+        let watched = groups.get_mut(&self.name).and_then(|g| g.names.iter_mut().find(|(_, n, _)| n == member));
+        match watched {
+            Some((_, _, watchers)) => watchers.push(gone),
+            None => {
+                drop(groups);
+                (self.schedule)(gone);
+            }
+        }
+    }
 }
 
 impl Drop for Member {
@@ -88,6 +104,9 @@ impl Drop for Member {
         let mut groups = tabs.groups.borrow_mut();
         let Some(group) = groups.get_mut(&self.name) else { return };
         group.members.retain(|(id, _)| *id != self.id);
+        let watchers: Vec<Box<dyn FnOnce()>> =
+            group.names.iter_mut().filter(|(id, _, _)| *id == self.id).flat_map(|(_, _, w)| std::mem::take(w)).collect();
+        group.names.retain(|(id, _, _)| *id != self.id);
         let held = group.lock.front() == Some(&self.id);
         group.lock.retain(|id| *id != self.id);
         let next = held.then(|| group.lock.front().copied()).flatten();
@@ -96,6 +115,9 @@ impl Drop for Member {
             groups.remove(&self.name);
         }
         drop(groups);
+        for gone in watchers {
+            (self.schedule)(gone);
+        }
         if let Some(next) = next {
             deliver_leader(&self.schedule, next);
         }
@@ -125,6 +147,7 @@ mod tests {
             let heard = heard.clone();
             tabs.join(
                 "g",
+                who,
                 Box::new(move |e| {
                     heard.borrow_mut().push(match e {
                         TabEvent::Message(h, b) => format!("{who} {h} {b}"),
@@ -137,6 +160,11 @@ mod tests {
         let a = member("a");
         let b = member("b");
         let c = member("c");
+        let gone: Rc<RefCell<Vec<&str>>> = Rc::default();
+        for who in ["b", "a", "zz"] {
+            let gone = gone.clone();
+            c.watch(who, Box::new(move || gone.borrow_mut().push(who)));
+        }
         // Nothing during the calls.
         assert!(heard.borrow().is_empty());
         a.post("x", "1");
@@ -145,12 +173,16 @@ mod tests {
         assert_eq!(*heard.borrow(), ["a leads", "b x 1", "c x 1", "a y 2", "c y 2"]);
         heard.borrow_mut().clear();
         // A waiting member leaving does not take the lock.
+        run();
+        assert_eq!(*gone.borrow(), ["zz"], "a member not in the group is gone at once");
         drop(b);
         run();
         assert!(heard.borrow().is_empty());
+        assert_eq!(*gone.borrow(), ["zz", "b"]);
         drop(a);
         run();
         assert_eq!(*heard.borrow(), ["c leads"]);
+        assert_eq!(*gone.borrow(), ["zz", "b", "a"]);
         // A post to a group that only has its poster reaches no one.
         c.post("z", "3");
         run();

@@ -1,19 +1,21 @@
 //! One DDP session shared by many clients: the multiplexer that lets every
-//! tab of a browser (or every connection of a process) talk to a server
+//! tab of a browser (or every connection of a thread) talk to a server
 //! through one socket. Pure: no I/O, no clock of its own (time comes in
 //! with each input), no randomness.
 //!
 //! Each client is a whole DDP client (a [`Machine`](super::machine::Machine)
-//! over a virtual socket). The hub speaks DDP to both sides:
+//! over a virtual socket), known by a key that stays the same across its
+//! sockets. The hub speaks DDP to both sides:
 //!
 //! - **Upstream** it is one DDP client: it opens the socket, sends
 //!   `connect`, answers the server's pings and sends its own (a heartbeat),
-//!   counts what it received, and resumes the session after a drop when the
-//!   server allows it.
-//! - **To each client** it is a server: it answers `connect` with a session
-//!   of the client's own (a new one each time, so a client never mistakes
-//!   the hub for the session it had), answers pings, and hands over the
-//!   documents the upstream session already holds as `added` messages.
+//!   counts what it received, and resumes the session after a drop.
+//! - **To each client** it is a server that resumes sessions: it answers
+//!   `connect` with a session of the client's own, counts and keeps (up to
+//!   a bound) every message it sends the client, and when the client comes
+//!   back with that session and its `receivedCount`, it resumes it,
+//!   replaying what the client missed. A client it cannot resume gets a new
+//!   session and the session's documents as `added` messages.
 //!
 //! Between the two it rewrites ids: a client's `sub`, `unsub` and `method`
 //! ids become `<client>~<id>` upstream, so the clients' ids never collide,
@@ -22,37 +24,42 @@
 //! `randomSeed`, params) goes through byte for byte. Data messages (`added`,
 //! `changed`, `removed`, …) go to every client: the session's documents are
 //! the union of every client's subscriptions, as in one Meteor client with
-//! several subscriptions.
+//! several subscriptions. What a client sends again after it resumed (a
+//! `sub` the hub has, a call still running upstream or already answered)
+//! is not sent upstream again: each call runs once.
 //!
 //! # Drops
 //!
-//! - **The upstream socket drops** (or its heartbeat fails): the hub opens
-//!   it again at once and asks the server to resume the session, with its
-//!   count of received messages. The clients are kept waiting meanwhile
-//!   (what they send is held). A resumed session continues unseen by the
-//!   clients: the server replays what the hub missed, and the hub re-sends
-//!   what the server may not have read (every `sub` without its `ready`,
-//!   every `unsub` without its `nosub`, every `method` without its
-//!   `result`), as one client does after a resumed session. If the server
-//!   starts a new session instead, or the socket cannot be opened again,
-//!   every client's socket is closed: each client then reconnects through
-//!   the hub and applies its own new-session rules (re-sent calls with the
-//!   same ids and seeds, data held until ready, no flicker).
-//! - **A client goes** (its tab closed): its subscriptions are stopped
-//!   upstream (`unsub`), and results of its calls are dropped. When the
-//!   last one goes, the upstream socket closes (and opens again for the
-//!   next client).
+//! - **The upstream socket drops** (or its heartbeat fails, or its
+//!   handshake does not finish in time): every client's socket closes, so
+//!   each shows the truth and reconnects. The hub opens the upstream again
+//!   at once, then with a growing delay, asking the server to resume the
+//!   session with its count of received messages, for a bounded window. A
+//!   resumed session goes on: the server replays what the hub missed, the
+//!   hub re-sends what the server may not have read (every `sub` without
+//!   its `ready`, every `unsub` without its `nosub`, every `method` without
+//!   its `result`), as one client does, and the clients resume theirs. If
+//!   the server starts a new session instead, or the window passes, the
+//!   clients get new sessions too and apply their own new-session rules
+//!   (re-sent calls with the same ids and seeds, data held until ready).
+//! - **A client's socket closes** (its page went offline, its heartbeat
+//!   failed): its subscriptions and calls stay, for it to resume. When no
+//!   client has a socket for a while, the session ends.
+//! - **A client leaves** (`disconnect`, or [`Hub::client_gone`]: its tab
+//!   closed): its subscriptions are stopped upstream (`unsub`), and results
+//!   of its calls are dropped. When the last one leaves, the session ends.
 
 use super::doc::Doc;
 use super::hash::FastMap;
 use super::json::{self, Reader};
 use super::message::{parse_frame, ClientMessage, Frame, ServerMessage};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// What separates a client's key from its own id upstream.
 const SEP: char = '~';
 
-/// The hub's timing, in milliseconds.
+/// The hub's timing, in milliseconds, and its bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HubConfig {
     /// Upstream silence after which the hub sends a `ping` (0: no heartbeat).
@@ -61,11 +68,25 @@ pub struct HubConfig {
     pub heartbeat_timeout_ms: f64,
     /// From asking for the socket to the server's `connected` (0: no limit).
     pub connect_timeout_ms: f64,
+    /// How long after a drop the hub tries to resume the session.
+    pub resume_window_ms: f64,
+    /// How long the session outlives the last client's socket.
+    pub idle_ms: f64,
+    /// Messages kept per client for it to resume (beyond them it gets a
+    /// new session).
+    pub replay_frames: usize,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { heartbeat_interval_ms: 17_500.0, heartbeat_timeout_ms: 15_000.0, connect_timeout_ms: 10_000.0 }
+        HubConfig {
+            heartbeat_interval_ms: 17_500.0,
+            heartbeat_timeout_ms: 15_000.0,
+            connect_timeout_ms: 10_000.0,
+            resume_window_ms: 60_000.0,
+            idle_ms: 30_000.0,
+            replay_frames: 5_000,
+        }
     }
 }
 
@@ -76,9 +97,10 @@ pub enum HubOutput {
     Accept(String),
     /// Send this frame to one client.
     ToClient(String, String),
-    /// Send this frame to every client that has had its `connected` before
-    /// this output, and to no other (in-order delivery makes that the
-    /// clients that saw a `connected` frame first).
+    /// Send this frame to every client that has had its `connected` on its
+    /// current socket before this output, and to no other (in-order
+    /// delivery makes that the clients whose last `connected` came first
+    /// and whose socket is still open).
     Broadcast(String),
     /// Tell the client a frame of this length was too large to read, with
     /// its two ends.
@@ -105,14 +127,30 @@ enum Up {
     Connected,
 }
 
+/// A message kept for a client to resume: its number, its text, and the
+/// call it answers (a `result`).
+#[derive(Debug)]
+struct Kept {
+    seq: u64,
+    text: Rc<str>,
+    answers: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Client {
-    /// Its `connected` went out.
+    /// Its socket is open.
+    attached: bool,
+    /// Its `connected` went out on its current socket.
     connected: bool,
-    /// It sent `connect` before the upstream session was there.
-    waiting: bool,
-    /// Sessions handed to it, for fresh ids.
+    /// It sent `connect` before the upstream session was there: the session
+    /// and count it asked to resume.
+    waiting: Option<(Option<String>, Option<u64>)>,
+    /// Its current session (`<upstream>~<key>~<n>`), and sessions made.
+    session: Option<String>,
     sessions: u32,
+    /// Messages counted in its session, and the last ones kept.
+    sent: u64,
+    kept: VecDeque<Kept>,
 }
 
 #[derive(Debug)]
@@ -139,6 +177,15 @@ pub struct Hub {
     /// When the upstream last sent anything, and when the hub pinged.
     last_heard: f64,
     ping_sent: Option<f64>,
+    /// After a drop: when it happened, attempts since, the next attempt.
+    dropped_at: Option<f64>,
+    attempts: u32,
+    retry_at: Option<f64>,
+    /// Since when no client has a socket.
+    idle_since: Option<f64>,
+    /// A frame could not be read: the session cannot be resumed (a
+    /// document may be missing).
+    missed: bool,
     /// Client frames held while the upstream session is not there.
     held: Vec<String>,
     clients: Keyed<Client>,
@@ -162,6 +209,11 @@ impl Hub {
             opened_at: 0.0,
             last_heard: 0.0,
             ping_sent: None,
+            dropped_at: None,
+            attempts: 0,
+            retry_at: None,
+            idle_since: None,
+            missed: false,
             held: Vec::new(),
             clients: Keyed::default(),
             subs: Keyed::default(),
@@ -176,7 +228,7 @@ impl Hub {
         self.out.pop_front()
     }
 
-    /// How many clients are attached.
+    /// How many clients the hub knows (with a socket or due back).
     pub fn clients(&self) -> usize {
         self.clients.len()
     }
@@ -188,32 +240,53 @@ impl Hub {
 
     /// When [`Hub::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<f64> {
-        if matches!(self.up, Up::Opening | Up::Handshaking) && self.config.connect_timeout_ms > 0.0 {
-            return Some(self.opened_at + self.config.connect_timeout_ms);
+        let idle = self.idle_since.map(|t| t + self.config.idle_ms);
+        let own = match self.up {
+            Up::Opening | Up::Handshaking if self.config.connect_timeout_ms > 0.0 => Some(self.opened_at + self.config.connect_timeout_ms),
+            Up::Connected if self.config.heartbeat_interval_ms > 0.0 => Some(match self.ping_sent {
+                Some(at) => at + self.config.heartbeat_timeout_ms,
+                None => self.last_heard + self.config.heartbeat_interval_ms,
+            }),
+            Up::Down => self.retry_at,
+            _ => None,
+        };
+        match (own, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        if self.up != Up::Connected || self.config.heartbeat_interval_ms <= 0.0 {
-            return None;
-        }
-        Some(match self.ping_sent {
-            Some(at) => at + self.config.heartbeat_timeout_ms,
-            None => self.last_heard + self.config.heartbeat_interval_ms,
-        })
     }
 
-    /// Time passed: ping, or give up on a silent socket or on a handshake
-    /// that does not finish.
+    /// Time passed: ping; give up on a silent socket or a handshake that
+    /// does not finish; try to resume again; end an idle session.
     pub fn handle_timeout(&mut self, now: f64) {
         self.clock = now;
-        match self.poll_timeout() {
-            Some(due) if now >= due => {}
-            _ => return,
+        if self.idle_since.is_some_and(|t| now >= t + self.config.idle_ms) {
+            self.end();
+            return;
         }
-        if self.up != Up::Connected || self.ping_sent.is_some() {
-            self.out.push_back(HubOutput::CloseUpstream);
-            self.upstream_closed(now);
-        } else {
-            self.ping_sent = Some(now);
-            self.out.push_back(HubOutput::Send(ClientMessage::Ping { id: None }.encode()));
+        match self.up {
+            Up::Opening | Up::Handshaking
+                if self.config.connect_timeout_ms > 0.0 && now >= self.opened_at + self.config.connect_timeout_ms =>
+            {
+                self.out.push_back(HubOutput::CloseUpstream);
+                self.upstream_closed(now);
+            }
+            Up::Connected if self.config.heartbeat_interval_ms > 0.0 => match self.ping_sent {
+                Some(at) if now >= at + self.config.heartbeat_timeout_ms => {
+                    self.out.push_back(HubOutput::CloseUpstream);
+                    self.upstream_closed(now);
+                }
+                None if now >= self.last_heard + self.config.heartbeat_interval_ms => {
+                    self.ping_sent = Some(now);
+                    self.out.push_back(HubOutput::Send(ClientMessage::Ping { id: None }.encode()));
+                }
+                _ => {}
+            },
+            Up::Down if self.retry_at.is_some_and(|t| now >= t) => {
+                self.retry_at = None;
+                self.open_upstream();
+            }
+            _ => {}
         }
     }
 
@@ -224,124 +297,136 @@ impl Hub {
             self.out.push_back(HubOutput::CloseClient(key.to_owned()));
             return;
         }
-        if self.clients.contains_key(key) {
+        if self.clients.get(key).is_some_and(|c| c.attached) {
             // Opened already (a repeated request): nothing changes.
             return;
         }
-        self.clients.insert(key.to_owned(), Client::default());
+        if !self.clients.contains_key(key) {
+            self.clients.insert(key.to_owned(), Client::default());
+        }
+        if let Some(c) = self.clients.get_mut(key) {
+            c.attached = true;
+            c.connected = false;
+            c.waiting = None;
+        }
+        self.idle_since = None;
         self.out.push_back(HubOutput::Accept(key.to_owned()));
         if self.up == Up::Down {
+            self.retry_at = None;
             self.open_upstream();
         }
     }
 
-    /// A client's socket closed: its subscriptions stop.
+    /// A client's socket closed: it may come back and resume.
     pub fn client_close(&mut self, key: &str, now: f64) {
+        self.clock = now;
+        let Some(c) = self.clients.get_mut(key) else { return };
+        c.attached = false;
+        c.connected = false;
+        c.waiting = None;
+        self.check_idle();
+    }
+
+    /// A client left for good (its tab is gone): its subscriptions stop.
+    pub fn client_gone(&mut self, key: &str, now: f64) {
         self.clock = now;
         if self.clients.remove(key).is_none() {
             return;
         }
         if self.clients.is_empty() {
-            // The last client went: no one needs the session, which ends
-            // as a lone client's would.
-            if self.up == Up::Connected {
-                self.out.push_back(HubOutput::Send(ClientMessage::Disconnect.encode()));
-            }
-            if self.up != Up::Down {
-                self.out.push_back(HubOutput::CloseUpstream);
-            }
-            self.up = Up::Down;
-            self.ping_sent = None;
-            self.start_over(now);
+            self.end();
             return;
         }
+        self.forget_subs_of(key);
         let prefix = format!("{key}{SEP}");
-        let mine: Vec<String> = self.subs.keys().filter(|id| id.starts_with(&prefix)).cloned().collect();
-        for id in mine {
-            if let Some(sub) = self.subs.get_mut(&id) {
-                if !sub.stopping {
-                    sub.stopping = true;
-                    let frame = ClientMessage::Unsub { id: id.clone() }.encode();
-                    self.upstream(frame);
-                }
-            }
-        }
         self.calls.retain(|id| !id.starts_with(&prefix));
-        self.held.retain(|frame| !frame_id_of(frame).is_some_and(|id| id.starts_with(&prefix)));
+        self.held.retain(|frame| !frame_id_of(frame).is_some_and(|id| id.starts_with(&prefix) && !frame.contains("\"unsub\"")));
+        self.check_idle();
     }
 
     /// A frame from a client.
     pub fn client_frame(&mut self, key: &str, text: &str, now: f64) {
         self.clock = now;
-        if !self.clients.contains_key(key) {
+        if !self.clients.get(key).is_some_and(|c| c.attached) {
             return;
         }
         let Some(head) = Head::read(text) else {
-            // Unreadable: what a server would answer.
-            let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
-            self.tell(key, reply);
+            self.bad_request(key, text);
             return;
         };
         match head.msg.as_str() {
             "connect" => {
                 if self.up == Up::Connected {
-                    self.welcome(key);
+                    self.welcome(key, head.session, head.received);
                 } else {
                     if let Some(c) = self.clients.get_mut(key) {
-                        c.waiting = true;
+                        c.waiting = Some((head.session, head.received));
                     }
                     if self.up == Up::Down {
+                        self.retry_at = None;
                         self.open_upstream();
                     }
                 }
             }
             "ping" => {
                 let pong = ClientMessage::Pong { id: head.id.clone() }.encode();
-                self.tell(key, pong);
+                self.out.push_back(HubOutput::ToClient(key.to_owned(), pong));
             }
             "pong" => {}
             // A client ending its session ends only its part of the shared
             // one: a `disconnect` upstream would end every client's (a
             // resuming server drops the session at once).
             "disconnect" => {
-                self.client_close(key, now);
+                self.client_gone(key, now);
                 self.out.push_back(HubOutput::CloseClient(key.to_owned()));
-                return;
             }
             "sub" | "unsub" | "method" => {
                 let Some((id, at)) = head.id.as_ref().zip(head.id_at) else {
-                    let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
-                    self.tell(key, reply);
+                    self.bad_request(key, text);
                     return;
                 };
                 let upstream_id = format!("{key}{SEP}{id}");
-                let frame = splice(text, at, &upstream_id);
                 match head.msg.as_str() {
                     "sub" => {
-                        if self.subs.get_mut(&upstream_id).is_none() {
-                            self.subs.insert(upstream_id, Sub { frame: frame.clone(), ready: false, stopping: false });
+                        // Sent again after a resumption: the hub has it
+                        // (a server ignores a duplicate sub id too).
+                        if self.subs.contains_key(&upstream_id) {
+                            return;
                         }
+                        let frame = splice(text, at, &upstream_id);
+                        self.subs.insert(upstream_id, Sub { frame: frame.clone(), ready: false, stopping: false });
+                        self.upstream(frame);
                     }
                     "unsub" => match self.subs.get_mut(&upstream_id) {
-                        Some(sub) => sub.stopping = true,
+                        Some(sub) if sub.stopping => {}
+                        Some(sub) => {
+                            sub.stopping = true;
+                            self.upstream(splice(text, at, &upstream_id));
+                        }
                         None => {
                             // Not known upstream: answer as a server would.
                             let mut nosub = String::from("{\"msg\":\"nosub\",\"id\":");
                             json::write_str(id, &mut nosub);
                             nosub.push('}');
-                            self.tell(key, nosub);
-                            return;
+                            self.tell(key, nosub, None);
                         }
                     },
                     _ => {
+                        // Still running upstream, or answered and kept for
+                        // the client to resume: it runs once.
+                        let answered =
+                            self.clients.get(key).is_some_and(|c| c.kept.iter().any(|k| k.answers.as_deref() == Some(id.as_str())));
+                        if self.calls.contains_key(&upstream_id) || answered {
+                            return;
+                        }
+                        let frame = splice(text, at, &upstream_id);
                         self.calls.insert(upstream_id, frame.clone());
+                        self.upstream(frame);
                     }
                 }
-                self.upstream(frame);
             }
-            // Nothing else is a client message; pass it on (a server
-            // answers with an `error`).
-            _ => self.upstream(text.to_owned()),
+            // Nothing else is a client message: what a server answers.
+            _ => self.bad_request(key, text),
         }
     }
 
@@ -354,9 +439,9 @@ impl Hub {
         }
         self.up = Up::Handshaking;
         self.last_heard = now;
-        let resume = self.session.is_some();
+        let resume = self.session.is_some() && !self.missed;
         let connect = ClientMessage::Connect {
-            session: self.session.clone(),
+            session: if resume { self.session.clone() } else { None },
             version: "1".into(),
             support: vec!["1".into(), "pre2".into(), "pre1".into()],
             received_count: resume.then_some(self.received),
@@ -367,17 +452,43 @@ impl Hub {
     /// The upstream socket closed (or could not open).
     pub fn upstream_closed(&mut self, now: f64) {
         self.clock = now;
-        let was = self.up;
+        if self.up == Up::Down {
+            return;
+        }
         self.up = Up::Down;
         self.ping_sent = None;
-        match was {
-            Up::Down => {}
-            // A connected session: try once to resume it, the clients
-            // waiting.
-            Up::Connected if self.session.is_some() && !self.clients.is_empty() => self.open_upstream(),
-            // A resumption that failed, or a first session that never
-            // came: every client starts over.
-            _ => self.start_over(now),
+        // Every client sees the drop (its status tells the truth) and
+        // comes back to resume.
+        let attached: Vec<String> = self.clients.iter().filter(|(_, c)| c.attached).map(|(k, _)| k.clone()).collect();
+        for key in attached {
+            if let Some(c) = self.clients.get_mut(&key) {
+                c.attached = false;
+                c.connected = false;
+                c.waiting = None;
+            }
+            self.out.push_back(HubOutput::CloseClient(key));
+        }
+        if self.clients.is_empty() {
+            self.end();
+            return;
+        }
+        self.check_idle();
+        if self.session.is_none() {
+            // No session yet: the clients' own retries open the next socket.
+            return;
+        }
+        let dropped_at = *self.dropped_at.get_or_insert(now);
+        if self.missed || now >= dropped_at + self.config.resume_window_ms {
+            self.start_over();
+            return;
+        }
+        // At once, then after 1, 2, 4… s (at most 10 s).
+        let delay = if self.attempts == 0 { 0.0 } else { (1000.0 * 2f64.powi(self.attempts as i32 - 1)).min(10_000.0) };
+        self.attempts += 1;
+        if delay == 0.0 {
+            self.open_upstream();
+        } else {
+            self.retry_at = Some(now + delay);
         }
     }
 
@@ -388,8 +499,7 @@ impl Hub {
         self.ping_sent = None;
         let message = match parse_frame(text, usize::MAX) {
             Ok(Frame::Message(m)) => m,
-            // The greeting of old servers; unreadable frames go to every
-            // client, whose own checks report them.
+            // The greeting of old servers.
             Ok(Frame::ServerId) => return,
             Err(_) => {
                 if self.up == Up::Connected {
@@ -408,8 +518,8 @@ impl Hub {
             // server that will not is as good as gone.
             ServerMessage::Failed { .. } => {
                 self.out.push_back(HubOutput::CloseUpstream);
-                self.up = Up::Down;
-                self.start_over(now);
+                self.session = None;
+                self.upstream_closed(now);
             }
             ServerMessage::Ping { id } => {
                 self.out.push_back(HubOutput::Send(ClientMessage::Pong { id }.encode()));
@@ -417,13 +527,13 @@ impl Hub {
             ServerMessage::Pong { .. } => {}
             ServerMessage::Added { collection, id, fields } | ServerMessage::AddedBefore { collection, id, fields, .. } => {
                 self.docs.entry(collection).or_default().insert(id, fields);
-                self.out.push_back(HubOutput::Broadcast(text.to_owned()));
+                self.broadcast(text);
             }
             ServerMessage::Changed { collection, id, fields, cleared } => {
                 if let Some(doc) = self.docs.get_mut(&collection).and_then(|c| c.get_mut(&id)) {
                     doc.merge(&fields, &cleared);
                 }
-                self.out.push_back(HubOutput::Broadcast(text.to_owned()));
+                self.broadcast(text);
             }
             ServerMessage::Removed { collection, id } => {
                 if let Some(c) = self.docs.get_mut(&collection) {
@@ -432,9 +542,9 @@ impl Hub {
                         self.docs.remove(&collection);
                     }
                 }
-                self.out.push_back(HubOutput::Broadcast(text.to_owned()));
+                self.broadcast(text);
             }
-            ServerMessage::MovedBefore { .. } => self.out.push_back(HubOutput::Broadcast(text.to_owned())),
+            ServerMessage::MovedBefore { .. } => self.broadcast(text),
             ServerMessage::Ready { subs } => {
                 let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in subs {
@@ -447,10 +557,7 @@ impl Hub {
                     }
                 }
                 for (key, ids) in by_client {
-                    let mut frame = String::from("{\"msg\":\"ready\",\"subs\":");
-                    json::write_array(&ids.into_iter().map(serde_json::Value::String).collect::<Vec<_>>(), &mut frame);
-                    frame.push('}');
-                    self.tell(&key, frame);
+                    self.tell(&key, id_list_frame("ready", "subs", ids), None);
                 }
             }
             ServerMessage::Updated { methods } => {
@@ -461,21 +568,19 @@ impl Hub {
                     }
                 }
                 for (key, ids) in by_client {
-                    let mut frame = String::from("{\"msg\":\"updated\",\"methods\":");
-                    json::write_array(&ids.into_iter().map(serde_json::Value::String).collect::<Vec<_>>(), &mut frame);
-                    frame.push('}');
-                    self.tell(&key, frame);
+                    self.tell(&key, id_list_frame("updated", "methods", ids), None);
                 }
             }
             ServerMessage::NoSub { id, .. } => {
                 self.subs.remove(&id);
-                self.route(text, &id);
+                self.route(text, &id, false);
             }
             ServerMessage::Result { id, .. } => {
                 self.calls.remove(&id);
-                self.route(text, &id);
+                self.route(text, &id, true);
             }
-            ServerMessage::Error { .. } => self.out.push_back(HubOutput::Broadcast(text.to_owned())),
+            // An error names a client's frame: to that client, or to all.
+            ServerMessage::Error { .. } => self.unreadable(text, None),
         }
     }
 
@@ -488,36 +593,73 @@ impl Hub {
         if self.up == Up::Connected {
             self.received += 1;
         }
+        self.missed = true;
         self.unreadable(ends, Some(len));
     }
 
-    /// A frame the hub cannot read goes to every client as it would reach
-    /// it alone, with that client's ids as its own: each reports it, and
-    /// fails the one call it names (a call never waits forever on a result
-    /// that arrived unreadable).
+    /// A frame the hub cannot read (or an `error`) goes to every client as
+    /// it would reach it alone, with that client's ids as its own: each
+    /// reports it, and fails the one call it names (a call never waits
+    /// forever on a result that arrived unreadable).
     fn unreadable(&mut self, text: &str, too_large: Option<usize>) {
         let keys: Vec<String> = self.clients.iter().filter(|(_, c)| c.connected).map(|(k, _)| k.clone()).collect();
         for key in keys {
             let own = text.replace(&format!("{key}{SEP}"), "");
-            self.out.push_back(match too_large {
-                Some(len) => HubOutput::TooLarge(key, len, own),
-                None => HubOutput::ToClient(key, own),
-            });
+            match too_large {
+                Some(len) => {
+                    self.count(&key, Rc::from(own.as_str()), None);
+                    self.out.push_back(HubOutput::TooLarge(key, len, own));
+                }
+                None => self.tell(&key, own, None),
+            }
         }
     }
 
     /// A frame whose `id` names a client's sub or call: to that client,
     /// with its own id.
-    fn route(&mut self, text: &str, upstream_id: &str) {
+    fn route(&mut self, text: &str, upstream_id: &str, result: bool) {
         let Some((key, own)) = upstream_id.split_once(SEP) else { return };
         let Some(at) = Head::read(text).and_then(|h| h.id_at) else { return };
         let frame = splice(text, at, own);
-        self.tell(key, frame);
+        self.tell(key, frame, result.then(|| own.to_owned()));
     }
 
-    fn tell(&mut self, key: &str, frame: String) {
-        if self.clients.contains_key(key) {
+    fn bad_request(&mut self, key: &str, text: &str) {
+        let reply = format!("{{\"msg\":\"error\",\"reason\":\"Bad request\",\"offendingMessage\":{}}}", json::quoted(text));
+        self.tell(key, reply, None);
+    }
+
+    /// A message for one client: counted and kept for it to resume, and
+    /// sent if its socket is open.
+    fn tell(&mut self, key: &str, frame: String, answers: Option<String>) {
+        let Some(c) = self.clients.get(key) else { return };
+        let open = c.connected;
+        if c.session.is_some() {
+            self.count(key, Rc::from(frame.as_str()), answers);
+        }
+        if open {
             self.out.push_back(HubOutput::ToClient(key.to_owned(), frame));
+        }
+    }
+
+    /// A data message for every client (its socket open or not: kept for
+    /// those due back).
+    fn broadcast(&mut self, text: &str) {
+        let shared: Rc<str> = Rc::from(text);
+        let keys: Vec<String> = self.clients.iter().filter(|(_, c)| c.session.is_some()).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            self.count(&key, shared.clone(), None);
+        }
+        self.out.push_back(HubOutput::Broadcast(text.to_owned()));
+    }
+
+    fn count(&mut self, key: &str, text: Rc<str>, answers: Option<String>) {
+        let bound = self.config.replay_frames;
+        let Some(c) = self.clients.get_mut(key) else { return };
+        c.sent += 1;
+        c.kept.push_back(Kept { seq: c.sent, text, answers });
+        while c.kept.len() > bound {
+            c.kept.pop_front();
         }
     }
 
@@ -526,7 +668,7 @@ impl Hub {
             self.out.push_back(HubOutput::Send(frame));
         } else {
             self.held.push(frame);
-            if self.up == Up::Down {
+            if self.up == Up::Down && self.retry_at.is_none() {
                 self.open_upstream();
             }
         }
@@ -538,13 +680,35 @@ impl Hub {
         self.out.push_back(HubOutput::OpenUpstream);
     }
 
-    /// The client's `connected`, then the session's documents.
-    fn welcome(&mut self, key: &str) {
-        let Some(client) = self.clients.get_mut(key) else { return };
-        client.sessions += 1;
-        client.waiting = false;
-        client.connected = true;
-        let session = format!("{}{SEP}{key}{SEP}{}", self.session.as_deref().unwrap_or(""), client.sessions);
+    /// The client's `connected`: its session resumed (what it missed
+    /// replayed), or a new one (the session's documents handed over).
+    fn welcome(&mut self, key: &str, asked: Option<String>, received: Option<u64>) {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        c.waiting = None;
+        c.connected = true;
+        let first_kept = c.kept.front().map_or(c.sent + 1, |k| k.seq);
+        let resumable = asked.is_some() && asked == c.session && received.is_some_and(|n| n <= c.sent && n + 1 >= first_kept);
+        if resumable {
+            let n = received.unwrap_or(0);
+            let mut frame = String::from("{\"msg\":\"connected\",\"session\":");
+            json::write_str(c.session.as_deref().unwrap_or(""), &mut frame);
+            frame.push('}');
+            self.out.push_back(HubOutput::ToClient(key.to_owned(), frame));
+            let replay: Vec<String> = c.kept.iter().filter(|k| k.seq > n).map(|k| k.text.to_string()).collect();
+            for text in replay {
+                self.out.push_back(HubOutput::ToClient(key.to_owned(), text));
+            }
+            return;
+        }
+        // A new session: as a server's, without the client's earlier
+        // subscriptions (it makes them again); its calls still running
+        // upstream stay, and their results come to it.
+        c.sessions += 1;
+        let session = format!("{}{SEP}{key}{SEP}{}", self.session.as_deref().unwrap_or(""), c.sessions);
+        c.session = Some(session.clone());
+        c.sent = 0;
+        c.kept.clear();
+        self.forget_subs_of(key);
         let mut frame = String::from("{\"msg\":\"connected\",\"session\":");
         json::write_str(&session, &mut frame);
         frame.push('}');
@@ -563,7 +727,19 @@ impl Hub {
             }
         }
         for frame in added {
-            self.out.push_back(HubOutput::ToClient(key.to_owned(), frame));
+            self.tell(key, frame, None);
+        }
+    }
+
+    /// Stops a client's subscriptions upstream and forgets them.
+    fn forget_subs_of(&mut self, key: &str) {
+        let prefix = format!("{key}{SEP}");
+        let mine: Vec<String> = self.subs.keys().filter(|id| id.starts_with(&prefix)).cloned().collect();
+        for id in mine {
+            let stopping = self.subs.remove(&id).is_some_and(|s| s.stopping);
+            if !stopping {
+                self.upstream(ClientMessage::Unsub { id }.encode());
+            }
         }
     }
 
@@ -575,6 +751,8 @@ impl Hub {
         self.up = Up::Connected;
         self.last_heard = now;
         self.ping_sent = None;
+        self.dropped_at = None;
+        self.attempts = 0;
         if resumed {
             // What the server may not have read: every sub without its
             // ready, unsub without its nosub, call without its result.
@@ -591,48 +769,82 @@ impl Hub {
             for frame in again.into_iter().chain(held.into_iter().filter(|f| !is_resent(f, &self.subs, &self.calls))) {
                 self.out.push_back(HubOutput::Send(frame));
             }
-            self.welcome_waiting();
-            return;
-        }
-        if self.session.is_some() {
-            // A new session where one was to be resumed: the clients start
-            // over (they re-send everything on their new sessions).
+        } else {
+            if self.session.is_some() {
+                // The server starts over: so does every client (a new
+                // session each, and its own new-session rules).
+                self.reset_session();
+            }
             self.session = Some(session);
             self.received = 0;
-            self.start_clients_over();
-            return;
+            for frame in std::mem::take(&mut self.held) {
+                self.out.push_back(HubOutput::Send(frame));
+            }
         }
-        self.session = Some(session);
-        self.received = 0;
-        self.welcome_waiting();
-        for frame in std::mem::take(&mut self.held) {
-            self.out.push_back(HubOutput::Send(frame));
-        }
-    }
-
-    fn welcome_waiting(&mut self) {
-        let waiting: Vec<String> = self.clients.iter().filter(|(_, c)| c.waiting).map(|(k, _)| k.clone()).collect();
-        for key in waiting {
-            self.welcome(&key);
+        let waiting: Vec<(String, (Option<String>, Option<u64>))> =
+            self.clients.iter().filter_map(|(k, c)| c.waiting.clone().map(|w| (k.clone(), w))).collect();
+        for (key, (asked, received)) in waiting {
+            self.welcome(&key, asked, received);
         }
     }
 
-    /// No session to go on with: forget it, and close every client.
-    fn start_over(&mut self, _now: f64) {
+    /// The session cannot be resumed: forget what belonged to it; every
+    /// client gets a new session when it comes back.
+    fn start_over(&mut self) {
+        self.reset_session();
         self.session = None;
         self.received = 0;
-        self.start_clients_over();
     }
 
-    fn start_clients_over(&mut self) {
+    fn reset_session(&mut self) {
         self.subs.clear();
         self.calls.clear();
         self.docs.clear();
+        self.held.retain(|f| Head::read(f).is_some_and(|h| h.msg != "unsub"));
+        self.missed = false;
+        self.dropped_at = None;
+        self.attempts = 0;
+        self.retry_at = None;
+        for (_, c) in self.clients.iter_mut() {
+            c.session = None;
+            c.sent = 0;
+            c.kept.clear();
+        }
+    }
+
+    /// No one needs the session: it ends (as a lone client's would).
+    fn end(&mut self) {
+        if self.up == Up::Connected {
+            self.out.push_back(HubOutput::Send(ClientMessage::Disconnect.encode()));
+        }
+        if self.up != Up::Down {
+            self.out.push_back(HubOutput::CloseUpstream);
+        }
+        self.up = Up::Down;
+        self.ping_sent = None;
+        self.idle_since = None;
         self.held.clear();
+        self.start_over();
         for key in std::mem::take(&mut self.clients).into_keys() {
             self.out.push_back(HubOutput::CloseClient(key));
         }
     }
+
+    /// Starts the idle clock when no client has a socket.
+    fn check_idle(&mut self) {
+        if self.clients.iter().any(|(_, c)| c.attached) {
+            self.idle_since = None;
+        } else if self.idle_since.is_none() {
+            self.idle_since = Some(self.clock);
+        }
+    }
+}
+
+fn id_list_frame(msg: &str, field: &str, ids: Vec<String>) -> String {
+    let mut frame = format!("{{\"msg\":\"{msg}\",\"{field}\":");
+    json::write_array(&ids.into_iter().map(serde_json::Value::String).collect::<Vec<_>>(), &mut frame);
+    frame.push('}');
+    frame
 }
 
 /// Entries by key, in the order they came (a few clients and
@@ -680,6 +892,9 @@ impl<V> Keyed<V> {
     }
     fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
+    }
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -730,6 +945,9 @@ struct Head {
     msg: String,
     id: Option<String>,
     id_at: Option<(usize, usize)>,
+    /// `connect`'s session and received count.
+    session: Option<String>,
+    received: Option<u64>,
 }
 
 impl Head {
@@ -738,11 +956,15 @@ impl Head {
         let mut msg = None;
         let mut id = None;
         let mut id_at = None;
+        let mut session = None;
+        let mut received = None;
         r.object(|r, key| {
             let value = r.skip_value()?;
             let at = value.as_ptr() as usize - text.as_ptr() as usize;
             match key.as_ref() {
                 "msg" => msg = json::parse(value).ok().and_then(|v| v.as_str().map(str::to_owned)),
+                "session" => session = json::parse(value).ok().and_then(|v| v.as_str().map(str::to_owned)),
+                "receivedCount" => received = json::parse(value).ok().and_then(|v| v.as_u64()),
                 "id" => {
                     id = json::parse(value).ok().and_then(|v| v.as_str().map(str::to_owned));
                     id_at = id.is_some().then_some((at, at + value.len()));
@@ -753,7 +975,7 @@ impl Head {
         })
         .ok()?;
         r.end().ok()?;
-        Some(Head { msg: msg?, id, id_at })
+        Some(Head { msg: msg?, id, id_at, session, received })
     }
 }
 

@@ -4,8 +4,9 @@
 // pages of one browser context (one origin's tabs: they share their
 // BroadcastChannel and Web Locks) in headless Chromium. The test server's
 // stats show one socket for 2 and for 5 tabs and every tab shows the
-// todos; when the leading tab closes or reloads, another takes over and
-// todos added in the other tabs meanwhile land once.
+// todos, and a closed follower's subscriptions stop; when the leading tab
+// closes or reloads, another takes over and todos added in the other tabs
+// meanwhile land once.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, base, control, scenario } from "./harness.mjs";
@@ -61,6 +62,17 @@ for (const n of [2, 5]) {
     await add(pages.at(-1), "from the last tab");
     for (const p of pages) await waitTodos(p, ["from the last tab"]);
     assert.equal((await control(sc, "executions")).runs.insertDoc, 1);
+    // A follower's tab closed (none of the app's code runs): the leader
+    // learns it from the tab's Web Lock, and its subscriptions stop.
+    const before = (await stats(sc)).subscriptions;
+    await pages.at(-1).close();
+    let after = before;
+    for (let i = 0; i < 100 && after >= before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = (await stats(sc)).subscriptions;
+    }
+    assert.ok(after < before, `the closed tab's subscriptions stopped: ${before} → ${after}`);
+    assert.equal((await stats(sc)).connections, 1);
     await context.close();
   });
 }

@@ -12,18 +12,36 @@ fn send(text: &str) -> HubOutput {
     HubOutput::Send(text.into())
 }
 
+fn close(key: &str) -> HubOutput {
+    HubOutput::CloseClient(key.into())
+}
+
+const CONNECT: &str = r#"{"msg":"connect","version":"1","support":["1"]}"#;
+const UPSTREAM_CONNECT: &str = r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#;
+
+fn resume(session: &str, n: u64) -> String {
+    format!(r#"{{"msg":"connect","session":"{session}","version":"1","support":["1"],"receivedCount":{n}}}"#)
+}
+
 /// A hub with client `a` connected to upstream session `S`.
 fn connected() -> Hub {
     let mut h = Hub::new(HubConfig::default());
     h.client_open("a", 0.0);
     assert_eq!(drain(&mut h), vec![HubOutput::Accept("a".into()), HubOutput::OpenUpstream]);
-    h.client_frame("a", r#"{"msg":"connect","version":"1","support":["1"]}"#, 0.0);
+    h.client_frame("a", CONNECT, 0.0);
     assert_eq!(drain(&mut h), vec![]);
     h.upstream_open(1.0);
-    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#)]);
+    assert_eq!(drain(&mut h), vec![send(UPSTREAM_CONNECT)]);
     h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 2.0);
     assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"connected","session":"S~a~1"}"#)]);
     h
+}
+
+/// Client `key` joins the connected hub (a new session).
+fn join(h: &mut Hub, key: &str, now: f64) {
+    h.client_open(key, now);
+    h.client_frame(key, CONNECT, now);
+    drain(h);
 }
 
 #[test]
@@ -41,13 +59,13 @@ fn clients_share_one_session_with_their_ids_rewritten_both_ways() {
         ]
     );
 
-    // A second client: no second socket; its `connected`, then the
+    // More clients: no second socket; each its `connected`, then the
     // session's documents.
     h.client_open("b", 5.0);
-    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 5.0);
+    h.client_frame("b", CONNECT, 5.0);
     h.upstream_frame(r#"{"msg":"changed","collection":"items","id":"i1","fields":{"m":2},"cleared":["n"]}"#, 5.0);
     h.client_open("c", 5.0);
-    h.client_frame("c", r#"{"msg":"connect","version":"1","support":["1"]}"#, 5.0);
+    h.client_frame("c", CONNECT, 5.0);
     assert_eq!(
         drain(&mut h),
         vec![
@@ -93,15 +111,85 @@ fn clients_share_one_session_with_their_ids_rewritten_both_ways() {
 }
 
 #[test]
-fn a_client_that_goes_stops_its_subscriptions_and_loses_its_results() {
+fn a_client_that_comes_back_resumes_its_session_with_what_it_missed_and_its_calls_run_once() {
     let mut h = connected();
-    h.client_open("b", 3.0);
-    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 3.0);
+    join(&mut h, "b", 3.0);
+    h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 3.0);
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"2"}"#, 3.0);
+    h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d1","fields":{}}"#, 4.0);
+    drain(&mut h);
+    // b got one message (the added), then its socket closed (its page
+    // went offline); meanwhile its sub became ready and a call answered.
+    h.client_close("b", 5.0);
+    h.upstream_frame(r#"{"msg":"ready","subs":["b~s"]}"#, 6.0);
+    h.upstream_frame(r#"{"msg":"result","id":"b~1","result":7}"#, 6.0);
+    h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d2","fields":{}}"#, 6.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::Broadcast(r#"{"msg":"added","collection":"c","id":"d2","fields":{}}"#.into())]);
+    // Back: resumed, with what it missed.
+    h.client_open("b", 7.0);
+    h.client_frame("b", &resume("S~b~1", 1), 7.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::Accept("b".into()),
+            to("b", r#"{"msg":"connected","session":"S~b~1"}"#),
+            to("b", r#"{"msg":"ready","subs":["s"]}"#),
+            to("b", r#"{"msg":"result","id":"1","result":7}"#),
+            to("b", r#"{"msg":"added","collection":"c","id":"d2","fields":{}}"#),
+        ]
+    );
+    // What it sends again (as after any resumed session) is not sent
+    // upstream again: the sub is there, call 1 answered, call 2 running.
+    h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 8.0);
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 8.0);
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"2"}"#, 8.0);
+    assert_eq!(drain(&mut h), vec![]);
+    h.upstream_frame(r#"{"msg":"result","id":"b~2","result":8}"#, 9.0);
+    assert_eq!(drain(&mut h), vec![to("b", r#"{"msg":"result","id":"2","result":8}"#)]);
+}
+
+#[test]
+fn a_client_that_cannot_resume_gets_a_new_session_without_its_old_subscriptions() {
+    let mut h = Hub::new(HubConfig { replay_frames: 2, ..HubConfig::default() });
+    h.client_open("a", 0.0);
+    h.client_frame("a", CONNECT, 0.0);
+    h.upstream_open(1.0);
+    h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 2.0);
+    join(&mut h, "b", 3.0);
+    h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 3.0);
+    drain(&mut h);
+    h.client_close("b", 4.0);
+    for i in 0..3 {
+        h.upstream_frame(&format!(r#"{{"msg":"added","collection":"c","id":"d{i}","fields":{{}}}}"#), 5.0);
+    }
+    drain(&mut h);
+    // Three missed, two kept: a new session, the documents handed over.
+    h.client_open("b", 6.0);
+    h.client_frame("b", &resume("S~b~1", 0), 6.0);
+    let out = drain(&mut h);
+    assert_eq!(
+        out[..3],
+        [HubOutput::Accept("b".into()), send(r#"{"msg":"unsub","id":"b~s"}"#), to("b", r#"{"msg":"connected","session":"S~b~2"}"#)]
+    );
+    assert_eq!(out.len(), 6, "three documents: {out:?}");
+    // Its call still running upstream is not sent twice; its result comes.
+    h.client_frame("b", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 7.0);
+    assert_eq!(drain(&mut h), vec![]);
+    h.upstream_frame(r#"{"msg":"result","id":"b~1","result":1}"#, 8.0);
+    assert_eq!(drain(&mut h), vec![to("b", r#"{"msg":"result","id":"1","result":1}"#)]);
+}
+
+#[test]
+fn a_client_that_leaves_stops_its_subscriptions_and_loses_its_results() {
+    let mut h = connected();
+    join(&mut h, "b", 3.0);
     h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
     h.client_frame("b", r#"{"msg":"method","method":"slow","params":[],"id":"7"}"#, 3.0);
     h.client_frame("a", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
     drain(&mut h);
-    h.client_close("b", 4.0);
+    h.client_gone("b", 4.0);
     assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"b~s"}"#)]);
     h.upstream_frame(r#"{"msg":"result","id":"b~7","result":1}"#, 5.0);
     h.upstream_frame(r#"{"msg":"nosub","id":"b~s"}"#, 5.0);
@@ -109,10 +197,20 @@ fn a_client_that_goes_stops_its_subscriptions_and_loses_its_results() {
     // An unsub for what the hub never sent is answered at once.
     h.client_frame("a", r#"{"msg":"unsub","id":"zz"}"#, 6.0);
     assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"nosub","id":"zz"}"#)]);
+    // A `disconnect` is leaving: never sent upstream.
+    join(&mut h, "c", 7.0);
+    h.client_frame("c", r#"{"msg":"sub","id":"t","name":"items","params":[]}"#, 7.0);
+    drain(&mut h);
+    h.client_frame("c", r#"{"msg":"disconnect"}"#, 8.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"c~t"}"#), close("c")]);
+    // The last one leaving ends the session.
+    h.client_gone("a", 9.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"disconnect"}"#), HubOutput::CloseUpstream]);
+    assert_eq!(h.clients(), 0);
 }
 
 #[test]
-fn a_resumed_upstream_session_is_unseen_by_clients_and_re_sends_what_may_be_unread() {
+fn an_upstream_drop_closes_every_client_and_a_resumed_session_resumes_theirs() {
     let mut h = connected();
     h.client_frame("a", r#"{"msg":"sub","id":"r","name":"items","params":[]}"#, 3.0);
     h.client_frame("a", r#"{"msg":"sub","id":"u","name":"items","params":[]}"#, 3.0);
@@ -123,16 +221,18 @@ fn a_resumed_upstream_session_is_unseen_by_clients_and_re_sends_what_may_be_unre
     h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d","fields":{}}"#, 4.0);
     drain(&mut h);
     h.upstream_closed(5.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::OpenUpstream]);
-    // Sent while the socket is down: held.
-    h.client_frame("a", r#"{"msg":"method","method":"m","params":[],"id":"3"}"#, 5.5);
-    h.client_frame("a", r#"{"msg":"ping","id":"k"}"#, 5.5);
-    assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"pong","id":"k"}"#)]);
+    // The client sees the drop; the hub tries to resume at once.
+    assert_eq!(drain(&mut h), vec![close("a"), HubOutput::OpenUpstream]);
+    h.client_open("a", 5.5);
+    h.client_frame("a", &resume("S~a~1", 3), 5.5);
     h.upstream_open(6.0);
     // Three messages counted: ready, result, added.
     assert_eq!(
         drain(&mut h),
-        vec![send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":3}"#)]
+        vec![
+            HubOutput::Accept("a".into()),
+            send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":3}"#)
+        ]
     );
     h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 7.0);
     assert_eq!(
@@ -140,15 +240,15 @@ fn a_resumed_upstream_session_is_unseen_by_clients_and_re_sends_what_may_be_unre
         vec![
             send(r#"{"msg":"sub","id":"a~u","name":"items","params":[]}"#),
             send(r#"{"msg":"method","method":"m","params":[],"id":"a~2"}"#),
-            send(r#"{"msg":"method","method":"m","params":[],"id":"a~3"}"#),
+            to("a", r#"{"msg":"connected","session":"S~a~1"}"#),
         ]
     );
 }
 
 #[test]
-fn a_new_upstream_session_where_one_was_to_be_resumed_closes_every_client() {
+fn a_new_upstream_session_gives_every_client_a_new_one() {
     let mut h = connected();
-    h.client_open("b", 3.0);
+    join(&mut h, "b", 3.0);
     h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
     h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d","fields":{}}"#, 4.0);
     drain(&mut h);
@@ -158,37 +258,43 @@ fn a_new_upstream_session_where_one_was_to_be_resumed_closes_every_client() {
     assert_eq!(
         drain(&mut h),
         vec![
+            close("a"),
+            close("b"),
             HubOutput::OpenUpstream,
-            send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":1}"#),
-            HubOutput::CloseClient("a".into()),
-            HubOutput::CloseClient("b".into())
+            send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":1}"#)
         ]
     );
-    assert_eq!(h.clients(), 0);
-    // The clients come back to the new session, with no stale document.
-    h.client_open("a2", 8.0);
-    h.client_frame("a2", r#"{"msg":"connect","version":"1","support":["1"]}"#, 8.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::Accept("a2".into()), to("a2", r#"{"msg":"connected","session":"T~a2~1"}"#)]);
+    // Back, asking for its old session: a new one, with no stale document.
+    h.client_open("a", 8.0);
+    h.client_frame("a", &resume("S~a~1", 1), 8.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::Accept("a".into()), to("a", r#"{"msg":"connected","session":"T~a~2"}"#)]);
 }
 
 #[test]
-fn a_resumption_that_cannot_open_closes_every_client_and_the_next_one_starts_fresh() {
+fn resuming_is_tried_again_with_a_growing_delay_within_its_window() {
     let mut h = connected();
-    h.upstream_closed(5.0);
+    h.upstream_closed(10.0);
+    assert_eq!(drain(&mut h), vec![close("a"), HubOutput::OpenUpstream]);
+    h.upstream_closed(20.0);
+    assert_eq!(drain(&mut h), vec![]);
+    assert_eq!(h.poll_timeout(), Some(1_020.0));
+    h.handle_timeout(1_020.0);
     assert_eq!(drain(&mut h), vec![HubOutput::OpenUpstream]);
-    h.upstream_closed(6.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::CloseClient("a".into())]);
-    h.client_open("a", 7.0);
-    h.client_frame("a", r#"{"msg":"connect","version":"1","support":["1"]}"#, 7.0);
-    h.upstream_open(8.0);
+    h.upstream_closed(1_030.0);
+    assert_eq!(h.poll_timeout(), Some(3_030.0));
+    // A client coming back does not wait for the delay.
+    h.client_open("a", 1_500.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::Accept("a".into()), HubOutput::OpenUpstream]);
+    h.upstream_open(1_600.0);
     assert_eq!(
         drain(&mut h),
-        vec![
-            HubOutput::Accept("a".into()),
-            HubOutput::OpenUpstream,
-            send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#)
-        ]
+        vec![send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":0}"#)]
     );
+    // Past the window: the session is given up.
+    h.upstream_closed(60_011.0);
+    h.client_open("a", 60_012.0);
+    h.upstream_open(60_013.0);
+    assert_eq!(drain(&mut h).last(), Some(&send(UPSTREAM_CONNECT)));
 }
 
 #[test]
@@ -201,13 +307,43 @@ fn the_heartbeat_pings_a_silent_server_and_gives_up_on_it() {
     assert_eq!(drain(&mut h), vec![send(r#"{"msg":"ping"}"#)]);
     assert_eq!(h.poll_timeout(), Some(17_502.0 + 15_000.0));
     h.handle_timeout(32_502.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream, HubOutput::OpenUpstream]);
+    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream, close("a"), HubOutput::OpenUpstream]);
     // An answer in time keeps it.
     let mut h = connected();
     h.handle_timeout(17_502.0);
     h.upstream_frame(r#"{"msg":"pong"}"#, 17_600.0);
     drain(&mut h);
     assert_eq!(h.poll_timeout(), Some(17_600.0 + 17_500.0));
+}
+
+#[test]
+fn a_handshake_that_does_not_finish_in_time_gives_up_on_the_socket() {
+    let mut h = Hub::new(HubConfig::default());
+    h.client_open("a", 100.0);
+    h.client_frame("a", CONNECT, 100.0);
+    assert_eq!(h.poll_timeout(), Some(10_100.0));
+    h.upstream_open(200.0);
+    drain(&mut h);
+    h.handle_timeout(10_099.0);
+    assert_eq!(drain(&mut h), vec![]);
+    // No session yet: the client's own retry opens the next socket.
+    h.handle_timeout(10_100.0);
+    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream, close("a")]);
+    assert_eq!(h.poll_timeout(), Some(10_100.0 + 30_000.0), "only the idle clock is left");
+}
+
+#[test]
+fn a_session_with_no_client_socket_for_a_while_ends() {
+    let mut h = connected();
+    h.client_close("a", 5.0);
+    assert_eq!(drain(&mut h), vec![]);
+    // Still there a moment before (pinging, as any idle session).
+    h.handle_timeout(30_004.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"ping"}"#)]);
+    assert_eq!(h.poll_timeout(), Some(30_005.0));
+    h.handle_timeout(30_005.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"disconnect"}"#), HubOutput::CloseUpstream, close("a")]);
+    assert_eq!(h.clients(), 0);
 }
 
 #[test]
@@ -224,42 +360,17 @@ fn hostile_client_frames_get_errors_and_keys_cannot_hijack_ids() {
     );
     // A key with the separator would read other clients' results.
     h.client_open("a~x", 3.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::CloseClient("a~x".into())]);
-    // Frames of unknown clients are ignored.
+    assert_eq!(drain(&mut h), vec![close("a~x")]);
+    // Frames of unknown clients are ignored, and a repeated open changes nothing.
     h.client_frame("zz", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 3.0);
+    h.client_open("a", 4.0);
     assert_eq!(drain(&mut h), vec![]);
-}
-
-#[test]
-fn the_last_client_going_closes_the_socket_and_the_next_opens_a_new_one() {
-    let mut h = connected();
-    h.client_frame("a", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
-    h.upstream_frame(r#"{"msg":"added","collection":"c","id":"d","fields":{}}"#, 4.0);
-    drain(&mut h);
-    h.client_close("a", 5.0);
-    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"disconnect"}"#), HubOutput::CloseUpstream]);
-    assert!(!h.connected());
-    h.client_open("b", 6.0);
-    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 6.0);
-    h.upstream_open(7.0);
-    h.upstream_frame(r#"{"msg":"connected","session":"T"}"#, 8.0);
-    // A new session, and no document of the old one.
-    assert_eq!(
-        drain(&mut h),
-        vec![
-            HubOutput::Accept("b".into()),
-            HubOutput::OpenUpstream,
-            send(r#"{"msg":"connect","version":"1","support":["1","pre2","pre1"]}"#),
-            to("b", r#"{"msg":"connected","session":"T~b~1"}"#)
-        ]
-    );
 }
 
 #[test]
 fn an_unreadable_result_reaches_its_caller_with_its_own_id_so_the_call_fails() {
     let mut h = connected();
-    h.client_open("b", 3.0);
-    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 3.0);
+    join(&mut h, "b", 3.0);
     h.client_frame("b", r#"{"msg":"method","method":"big","params":[],"id":"4"}"#, 3.0);
     drain(&mut h);
     h.upstream_too_large(99_999_999, r#"{"msg":"result","id":"b~4","result":"xx…xx"}"#, 4.0);
@@ -273,42 +384,11 @@ fn an_unreadable_result_reaches_its_caller_with_its_own_id_so_the_call_fails() {
             to("b", r#"{"msg":"result","id":"4","result":tru"#),
         ]
     );
-    // Both counted, for a resumption.
+    // A document may be missing now: the next drop starts a new session
+    // rather than resuming this one (as one client does).
     h.upstream_closed(5.0);
+    drain(&mut h);
+    h.client_open("a", 6.0);
     h.upstream_open(6.0);
-    assert_eq!(
-        drain(&mut h).last(),
-        Some(&send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":2}"#))
-    );
-}
-
-#[test]
-fn a_handshake_that_does_not_finish_in_time_gives_up_on_the_socket() {
-    let mut h = Hub::new(HubConfig::default());
-    h.client_open("a", 100.0);
-    h.client_frame("a", r#"{"msg":"connect","version":"1","support":["1"]}"#, 100.0);
-    assert_eq!(h.poll_timeout(), Some(10_100.0));
-    h.upstream_open(200.0);
-    drain(&mut h);
-    h.handle_timeout(10_099.0);
-    assert_eq!(drain(&mut h), vec![]);
-    // No session yet: the client starts over (its own retry opens the next).
-    h.handle_timeout(10_100.0);
-    assert_eq!(drain(&mut h), vec![HubOutput::CloseUpstream, HubOutput::CloseClient("a".into())]);
-    assert_eq!(h.poll_timeout(), None);
-}
-
-#[test]
-fn a_client_disconnecting_ends_only_its_part_of_the_session() {
-    let mut h = connected();
-    h.client_open("b", 3.0);
-    h.client_frame("b", r#"{"msg":"connect","version":"1","support":["1"]}"#, 3.0);
-    h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
-    drain(&mut h);
-    h.client_frame("b", r#"{"msg":"disconnect"}"#, 4.0);
-    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"b~s"}"#), HubOutput::CloseClient("b".into())]);
-    assert_eq!(h.clients(), 1);
-    // A repeated open of a known client changes nothing.
-    h.client_open("a", 5.0);
-    assert_eq!(drain(&mut h), vec![]);
+    assert_eq!(drain(&mut h).last(), Some(&send(UPSTREAM_CONNECT)));
 }
