@@ -127,7 +127,7 @@ async fn the_leader_going_hands_over_and_calls_made_during_the_failover_run_once
         assert!(rec.events.borrow().iter().any(|e| matches!(e, Event::Disconnected { .. })), "the status told the truth");
     }
     let stats = wait_stats(&sc, "one socket, from the new leader", |s| s["connections"] == 1).await;
-    assert_eq!(stats["subscriptions"], 2, "the followers' subscriptions only: {stats}");
+    assert_eq!(stats["subscriptions"], 1, "the followers' alike subscriptions, shared: {stats}");
     for c in &followers {
         c.close();
     }
@@ -160,6 +160,27 @@ async fn a_dropped_socket_is_resumed_and_every_member_resumes_its_session_and_it
     assert_eq!(conns[0].collection("items").len(), 2);
     conns[0].close();
     conns[1].close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn members_subscribing_alike_share_one_subscription_and_one_that_dies_lets_go_of_its_own() {
+    let sc = scenario("tabs-alike");
+    let mut conns = members(&sc, 3).await;
+    for c in &conns {
+        c.subscribe("items", (4,)).wait_ready().await.unwrap();
+    }
+    conns[2].subscribe("docs", ("notes",)).wait_ready().await.unwrap();
+    let stats = control(&sc, "stats").await;
+    assert_eq!((stats["subscriptions"].as_u64(), stats["subRequests"].as_u64()), (Some(2), Some(2)), "three alike, one shared: {stats}");
+    assert!(conns.iter().all(|c| c.collection("items").len() == 4));
+    // A member that dies (dropped, never closed: no goodbye reaches the
+    // leader) is seen gone through its lock, and its own subscription stops.
+    drop(conns.pop());
+    wait_stats(&sc, "the dead member's subscription stopped", |s| s["subscriptions"] == 1).await;
+    conns[1].close();
+    let _: f64 = conns[0].call("add", (1, 1)).await.unwrap();
+    assert_eq!(control(&sc, "stats").await["subscriptions"], 1, "still held by the first");
+    conns[0].close();
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]

@@ -157,6 +157,13 @@ struct Client {
 struct Sub {
     /// The `sub` frame as sent upstream (re-sent after a resumption).
     frame: String,
+    /// The frame without its id: clients whose `sub` reads the same share
+    /// this one (one subscription on the server, however many tabs).
+    same: String,
+    /// The clients' subscriptions it serves (`<client>~<id>`).
+    holders: Vec<String>,
+    /// The last holder, when it stopped it: its `nosub` goes to it.
+    last: Option<String>,
     ready: bool,
     /// `unsub` sent, its `nosub` not yet here.
     stopping: bool,
@@ -189,8 +196,10 @@ pub struct Hub {
     /// Client frames held while the upstream session is not there.
     held: Vec<String>,
     clients: Keyed<Client>,
-    /// Subscriptions and calls by upstream id.
+    /// Subscriptions and calls by upstream id, and which subscription
+    /// serves each client's.
     subs: Keyed<Sub>,
+    served_by: Keyed<String>,
     calls: Keyed<String>,
     /// The session's documents, by collection and id.
     docs: FastMap<String, FastMap<String, Doc>>,
@@ -217,6 +226,7 @@ impl Hub {
             held: Vec::new(),
             clients: Keyed::default(),
             subs: Keyed::default(),
+            served_by: Keyed::default(),
             calls: Keyed::default(),
             docs: FastMap::default(),
             out: VecDeque::new(),
@@ -390,27 +400,49 @@ impl Hub {
                     "sub" => {
                         // Sent again after a resumption: the hub has it
                         // (a server ignores a duplicate sub id too).
-                        if self.subs.contains_key(&upstream_id) {
+                        if self.served_by.contains_key(&upstream_id) {
                             return;
                         }
-                        let frame = splice(text, at, &upstream_id);
-                        self.subs.insert(upstream_id, Sub { frame: frame.clone(), ready: false, stopping: false });
-                        self.upstream(frame);
-                    }
-                    "unsub" => match self.subs.get_mut(&upstream_id) {
-                        Some(sub) if sub.stopping => {}
-                        Some(sub) => {
-                            sub.stopping = true;
-                            self.upstream(splice(text, at, &upstream_id));
+                        let same = splice(text, at, "");
+                        let shared = self.subs.iter().find(|(_, s)| !s.stopping && s.same == same).map(|(u, s)| (u.clone(), s.ready));
+                        match shared {
+                            // Another client's, the same: shared.
+                            Some((upstream, ready)) => {
+                                if let Some(sub) = self.subs.get_mut(&upstream) {
+                                    sub.holders.push(upstream_id.clone());
+                                }
+                                self.served_by.insert(upstream_id, upstream);
+                                if ready {
+                                    self.tell(key, id_list_frame("ready", "subs", vec![id.clone()]), None);
+                                }
+                            }
+                            None => {
+                                let frame = splice(text, at, &upstream_id);
+                                let sub = Sub {
+                                    frame: frame.clone(),
+                                    same,
+                                    holders: vec![upstream_id.clone()],
+                                    last: None,
+                                    ready: false,
+                                    stopping: false,
+                                };
+                                self.subs.insert(upstream_id.clone(), sub);
+                                self.served_by.insert(upstream_id.clone(), upstream_id);
+                                self.upstream(frame);
+                            }
                         }
-                        None => {
-                            // Not known upstream: answer as a server would.
+                    }
+                    "unsub" => {
+                        let stopping = self.subs.iter().any(|(_, s)| s.last.as_deref() == Some(upstream_id.as_str()));
+                        if !self.release_sub(&upstream_id) && !stopping {
+                            // Not known upstream (or still held by other
+                            // clients): answered as a server would.
                             let mut nosub = String::from("{\"msg\":\"nosub\",\"id\":");
                             json::write_str(id, &mut nosub);
                             nosub.push('}');
                             self.tell(key, nosub, None);
                         }
-                    },
+                    }
                     _ => {
                         // Still running upstream, or answered and kept for
                         // the client to resume: it runs once.
@@ -548,12 +580,12 @@ impl Hub {
             ServerMessage::Ready { subs } => {
                 let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in subs {
-                    match self.subs.get_mut(&id) {
-                        Some(sub) => sub.ready = true,
-                        None => continue,
-                    }
-                    if let Some((key, own)) = id.split_once(SEP) {
-                        by_client.entry(key).push(own.to_owned());
+                    let Some(sub) = self.subs.get_mut(&id) else { continue };
+                    sub.ready = true;
+                    for holder in &sub.holders {
+                        if let Some((key, own)) = holder.split_once(SEP) {
+                            by_client.entry(key).push(own.to_owned());
+                        }
                     }
                 }
                 for (key, ids) in by_client {
@@ -571,9 +603,14 @@ impl Hub {
                     self.tell(&key, id_list_frame("updated", "methods", ids), None);
                 }
             }
+            // Ended by the server (with an error), or after the last
+            // holder's `unsub`: to every client it served.
             ServerMessage::NoSub { id, .. } => {
-                self.subs.remove(&id);
-                self.route(text, &id, false);
+                let Some(sub) = self.subs.remove(&id) else { return };
+                for holder in sub.holders.iter().chain(sub.last.iter()) {
+                    self.served_by.remove(holder);
+                    self.route(text, holder, false);
+                }
             }
             ServerMessage::Result { id, .. } => {
                 self.calls.remove(&id);
@@ -613,6 +650,24 @@ impl Hub {
                 None => self.tell(&key, own, None),
             }
         }
+    }
+
+    /// A client no longer needs its subscription `holder`: it stops on the
+    /// server when no other client shares it (its `nosub` then goes to
+    /// this client). False when the hub does not know it, or other clients
+    /// still hold it.
+    fn release_sub(&mut self, holder: &str) -> bool {
+        let Some(upstream) = self.served_by.get(holder).cloned() else { return false };
+        let Some(sub) = self.subs.get_mut(&upstream) else { return false };
+        sub.holders.retain(|h| h != holder);
+        if !sub.holders.is_empty() {
+            self.served_by.remove(holder);
+            return false;
+        }
+        sub.stopping = true;
+        sub.last = Some(holder.to_owned());
+        self.upstream(ClientMessage::Unsub { id: upstream }.encode());
+        true
     }
 
     /// A frame whose `id` names a client's sub or call: to that client,
@@ -731,14 +786,18 @@ impl Hub {
         }
     }
 
-    /// Stops a client's subscriptions upstream and forgets them.
+    /// Lets go of a client's subscriptions (each stops upstream unless
+    /// another client shares it); their `nosub`s go to no one.
     fn forget_subs_of(&mut self, key: &str) {
         let prefix = format!("{key}{SEP}");
-        let mine: Vec<String> = self.subs.keys().filter(|id| id.starts_with(&prefix)).cloned().collect();
-        for id in mine {
-            let stopping = self.subs.remove(&id).is_some_and(|s| s.stopping);
-            if !stopping {
-                self.upstream(ClientMessage::Unsub { id }.encode());
+        let mine: Vec<String> = self.served_by.keys().filter(|id| id.starts_with(&prefix)).cloned().collect();
+        for holder in mine {
+            self.release_sub(&holder);
+            self.served_by.remove(&holder);
+            for (_, sub) in self.subs.iter_mut() {
+                if sub.last.as_deref() == Some(holder.as_str()) {
+                    sub.last = None;
+                }
             }
         }
     }
@@ -798,6 +857,7 @@ impl Hub {
 
     fn reset_session(&mut self) {
         self.subs.clear();
+        self.served_by.clear();
         self.calls.clear();
         self.docs.clear();
         self.held.retain(|f| Head::read(f).is_some_and(|h| h.msg != "unsub"));

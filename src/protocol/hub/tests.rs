@@ -187,7 +187,7 @@ fn a_client_that_leaves_stops_its_subscriptions_and_loses_its_results() {
     join(&mut h, "b", 3.0);
     h.client_frame("b", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
     h.client_frame("b", r#"{"msg":"method","method":"slow","params":[],"id":"7"}"#, 3.0);
-    h.client_frame("a", r#"{"msg":"sub","id":"s","name":"items","params":[]}"#, 3.0);
+    h.client_frame("a", r#"{"msg":"sub","id":"s","name":"items","params":[1]}"#, 3.0);
     drain(&mut h);
     h.client_gone("b", 4.0);
     assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"b~s"}"#)]);
@@ -213,7 +213,7 @@ fn a_client_that_leaves_stops_its_subscriptions_and_loses_its_results() {
 fn an_upstream_drop_closes_every_client_and_a_resumed_session_resumes_theirs() {
     let mut h = connected();
     h.client_frame("a", r#"{"msg":"sub","id":"r","name":"items","params":[]}"#, 3.0);
-    h.client_frame("a", r#"{"msg":"sub","id":"u","name":"items","params":[]}"#, 3.0);
+    h.client_frame("a", r#"{"msg":"sub","id":"u","name":"items","params":[2]}"#, 3.0);
     h.client_frame("a", r#"{"msg":"method","method":"m","params":[],"id":"1"}"#, 3.0);
     h.client_frame("a", r#"{"msg":"method","method":"m","params":[],"id":"2"}"#, 3.0);
     h.upstream_frame(r#"{"msg":"ready","subs":["a~r"]}"#, 4.0);
@@ -238,7 +238,7 @@ fn an_upstream_drop_closes_every_client_and_a_resumed_session_resumes_theirs() {
     assert_eq!(
         drain(&mut h),
         vec![
-            send(r#"{"msg":"sub","id":"a~u","name":"items","params":[]}"#),
+            send(r#"{"msg":"sub","id":"a~u","name":"items","params":[2]}"#),
             send(r#"{"msg":"method","method":"m","params":[],"id":"a~2"}"#),
             to("a", r#"{"msg":"connected","session":"S~a~1"}"#),
         ]
@@ -391,4 +391,44 @@ fn an_unreadable_result_reaches_its_caller_with_its_own_id_so_the_call_fails() {
     h.client_open("a", 6.0);
     h.upstream_open(6.0);
     assert_eq!(drain(&mut h).last(), Some(&send(UPSTREAM_CONNECT)));
+}
+
+#[test]
+fn clients_subscribing_alike_share_one_subscription_on_the_server() {
+    let mut h = connected();
+    join(&mut h, "b", 3.0);
+    join(&mut h, "c", 3.0);
+    h.client_frame("a", r#"{"msg":"sub","id":"x","name":"items","params":[5]}"#, 4.0);
+    h.client_frame("b", r#"{"msg":"sub","id":"y","name":"items","params":[5]}"#, 4.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"sub","id":"a~x","name":"items","params":[5]}"#)]);
+    h.upstream_frame(r#"{"msg":"ready","subs":["a~x"]}"#, 5.0);
+    // Every holder hears its own ready; one joining later at once.
+    h.client_frame("c", r#"{"msg":"sub","id":"z","name":"items","params":[5]}"#, 6.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            to("a", r#"{"msg":"ready","subs":["x"]}"#),
+            to("b", r#"{"msg":"ready","subs":["y"]}"#),
+            to("c", r#"{"msg":"ready","subs":["z"]}"#)
+        ]
+    );
+    // Stopped by its first holder: still served to the others.
+    h.client_frame("a", r#"{"msg":"unsub","id":"x"}"#, 7.0);
+    assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"nosub","id":"x"}"#)]);
+    h.client_gone("b", 8.0);
+    assert_eq!(drain(&mut h), vec![]);
+    // The last holder stops it on the server, and hears its nosub.
+    h.client_frame("c", r#"{"msg":"unsub","id":"z"}"#, 9.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"unsub","id":"a~x"}"#)]);
+    h.upstream_frame(r#"{"msg":"nosub","id":"a~x"}"#, 10.0);
+    assert_eq!(drain(&mut h), vec![to("c", r#"{"msg":"nosub","id":"z"}"#)]);
+    // Ended by the server with an error: every holder hears it.
+    h.client_frame("a", r#"{"msg":"sub","id":"p","name":"failing","params":[]}"#, 11.0);
+    h.client_frame("c", r#"{"msg":"sub","id":"q","name":"failing","params":[]}"#, 11.0);
+    drain(&mut h);
+    h.upstream_frame(r#"{"msg":"nosub","id":"a~p","error":{"error":500}}"#, 12.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![to("a", r#"{"msg":"nosub","id":"p","error":{"error":500}}"#), to("c", r#"{"msg":"nosub","id":"q","error":{"error":500}}"#)]
+    );
 }
