@@ -580,7 +580,13 @@ impl Hub {
             ServerMessage::Ready { subs } => {
                 let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in subs {
-                    let Some(sub) = self.subs.get_mut(&id) else { continue };
+                    let Some(sub) = self.subs.get_mut(&id) else {
+                        // A subscription the server had ended (its nosub
+                        // lost in a drop) and ran again when it was sent
+                        // again: stopped, as one client does.
+                        self.upstream(ClientMessage::Unsub { id }.encode());
+                        continue;
+                    };
                     sub.ready = true;
                     for holder in &sub.holders {
                         if let Some((key, own)) = holder.split_once(SEP) {
@@ -1048,5 +1054,7 @@ fn splice(text: &str, (start, end): (usize, usize), id: &str) -> String {
     out
 }
 
+#[cfg(test)]
+mod simulated;
 #[cfg(test)]
 mod tests;
