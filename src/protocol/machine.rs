@@ -252,6 +252,9 @@ pub enum Completion {
     CallQueued { id: u64 },
     /// A journaled `noRetry` call was sent.
     CallSent { id: u64 },
+    /// The store began (true) or ceased (false) to hold seeded documents
+    /// the server has not confirmed ([`Machine::seed`]).
+    Stale(bool),
 }
 
 /// What the driver must do.

@@ -75,6 +75,10 @@ pub(super) struct Quiesce {
     /// server's version when the held data is applied, not before (else a
     /// document a stub wrote would vanish until then).
     pub(super) released: Vec<u64>,
+    /// The first session after a seed (a server render, a durable cache):
+    /// it waits for every subscription, those made while it holds too, and
+    /// ends the documents' staleness.
+    first: bool,
 }
 
 #[derive(Debug, Default)]
@@ -88,9 +92,12 @@ pub(super) struct Subs {
     unanswered_unsubs: Vec<String>,
     pub(super) store: Store,
     pub(super) quiesce: Option<Quiesce>,
-    /// The store holds documents a page was rendered with ([`Machine::seed`]):
-    /// the first session is held back like a reconnect's.
+    /// The store holds (or is about to hold: [`Machine::expect_seed`])
+    /// documents of an earlier session ([`Machine::seed`]): the sessions
+    /// are held back until one has every subscription ready.
     seeded: bool,
+    /// The store holds seeded documents the server has not confirmed yet.
+    stale: bool,
 }
 
 impl Machine {
@@ -100,6 +107,11 @@ impl Machine {
     pub fn subscribe(&mut self, name: &str, params: Vec<Value>) -> String {
         let id: String = (0..17).map(|_| ID_ALPHABET[(((self.random)() * 55.0) as usize).min(54)] as char).collect();
         self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, known: false, frame: 0 });
+        // The first session after a seed also waits for the subscriptions
+        // made while it holds (an app subscribes as it renders).
+        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first) {
+            q.subs.insert(id.clone());
+        }
         self.send_subs();
         id
     }
@@ -137,18 +149,32 @@ impl Machine {
 
     /// Takes `docs` (collection, id, fields as EJSON wire values) as the
     /// documents of a previous session, and subscription `ready_sub` (when
-    /// given) as ready: what a page rendered on a server carries, so the
-    /// client's first render shows it with no request. The first session
-    /// is then held back as after a reconnect (see the module doc): once
-    /// every seeded subscription is ready on the wire, the documents it
-    /// sent replace these in one step, reporting only real differences (an
-    /// unchanged document is not touched, one the server no longer sends
-    /// goes). Refused (returns false, nothing done) once a session began:
-    /// nothing would reconcile a late seed.
-    pub fn seed(&mut self, docs: Vec<(String, String, crate::protocol::store::Fields)>, ready_sub: Option<&str>) -> bool {
-        if self.was_connected || self.phase == Phase::Connected {
+    /// given) as ready: what a page rendered on a server carries, or what a
+    /// durable cache kept, so the client's first render shows it with no
+    /// request. The documents are stale ([`Completion::Stale`]) until the
+    /// server confirmed them.
+    ///
+    /// The sessions are then held back as after a reconnect (see the module
+    /// doc), but waiting for **every** subscription: those live when the
+    /// session begins and those made while it holds (an app subscribes as
+    /// it renders), and for the calls outstanding when it began (a resumed
+    /// login). Once all are ready, the documents the server sent replace
+    /// these in one step, reporting only real differences: an unchanged
+    /// document is not touched, a changed one changes once, one that no
+    /// ready subscription sent goes (so a seeded document no subscription
+    /// claims does not outlive the hold; with no subscription at all when
+    /// the session begins, they go at once).
+    ///
+    /// Taken before the first session, or while it holds (a cache read
+    /// after the socket opened, [`Machine::expect_seed`]); refused (returns
+    /// false, nothing done) once data was applied: nothing would reconcile
+    /// a late seed.
+    pub fn seed<F: Into<crate::protocol::doc::Doc>>(&mut self, docs: Vec<(String, String, F)>, ready_sub: Option<&str>) -> bool {
+        let first_hold = self.subs.quiesce.as_ref().is_some_and(|q| q.first);
+        if !first_hold && (self.was_connected || self.phase == Phase::Connected) {
             return false;
         }
+        let any = !docs.is_empty();
         for (collection, id, fields) in docs {
             if let Some(change) = self.subs.store.added(collection, id, fields) {
                 self.complete(Completion::Data(change));
@@ -161,7 +187,39 @@ impl Machine {
             self.complete(Completion::SubReady { id });
         }
         self.subs.seeded = true;
+        if any && !self.subs.stale {
+            self.subs.stale = true;
+            self.complete(Completion::Stale(true));
+        }
         true
+    }
+
+    /// A seed is on its way (a durable cache being read): the first session
+    /// is held as for a seed (see [`Machine::seed`]), so that one read after
+    /// the socket opened still counts. [`Machine::seed_none`] if it brings
+    /// nothing.
+    pub fn expect_seed(&mut self) {
+        if !self.was_connected && self.phase != Phase::Connected {
+            self.subs.seeded = true;
+        }
+    }
+
+    /// The seed [`Machine::expect_seed`] announced brings nothing (an empty
+    /// or unreadable cache): with nothing seeded, no session is held.
+    pub fn seed_none(&mut self) {
+        if self.subs.stale || !self.subs.store.is_empty() {
+            return;
+        }
+        self.subs.seeded = false;
+        if self.subs.quiesce.as_ref().is_some_and(|q| q.first) {
+            self.flush();
+        }
+    }
+
+    /// Whether the store holds seeded documents the server has not
+    /// confirmed yet (see [`Machine::seed`]).
+    pub fn stale(&self) -> bool {
+        self.subs.stale
     }
 
     /// Sends every subscription not yet sent in this session.
@@ -250,10 +308,14 @@ impl Machine {
         }
         // A hold cut short by this new session still owes its released writes.
         let released = self.subs.quiesce.take().map(|q| q.released).unwrap_or_default();
-        if reconnect || std::mem::take(&mut self.subs.seeded) {
-            let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
-            let methods = resent_methods.into_iter().collect();
-            self.subs.quiesce = Some(Quiesce { subs, methods, released, ..Quiesce::default() });
+        if reconnect || self.subs.seeded {
+            let first = self.subs.seeded;
+            let subs = self.subs.list.iter().filter(|s| first || s.ready).map(|s| s.id.clone()).collect();
+            let mut methods: FastSet<String> = resent_methods.into_iter().collect();
+            if first {
+                methods.extend(self.outstanding_calls().map(|id| id.to_string()));
+            }
+            self.subs.quiesce = Some(Quiesce { subs, methods, released, first, ..Quiesce::default() });
         } else {
             for id in released {
                 self.release_writes(id);
@@ -343,7 +405,8 @@ impl Machine {
         };
         match &mut self.subs.quiesce {
             Some(q) => {
-                if !q.subs.remove(id) && !sub.ready {
+                q.subs.remove(id);
+                if !sub.ready && !q.newly_ready.iter().any(|x| x == id) {
                     q.newly_ready.push(id.to_owned());
                 }
             }
@@ -359,9 +422,13 @@ impl Machine {
     /// Applies the held data in one step once nothing is awaited.
     fn maybe_flush(&mut self) {
         let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty());
-        if !done {
-            return;
+        if done {
+            self.flush();
         }
+    }
+
+    /// Applies the held data now.
+    fn flush(&mut self) {
         let Some(q) = self.subs.quiesce.take() else { return };
         let mut next = Store::default();
         let mut errors = Vec::new();
@@ -385,6 +452,12 @@ impl Machine {
             if let Some(s) = self.subs.list.iter_mut().find(|s| s.id == id) {
                 s.ready = true;
                 self.out.push_back(Output::Done(Completion::SubReady { id }));
+            }
+        }
+        if q.first {
+            self.subs.seeded = false;
+            if std::mem::take(&mut self.subs.stale) {
+                self.complete(Completion::Stale(false));
             }
         }
     }
