@@ -49,6 +49,7 @@ pub mod browser;
 mod host;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub use host::native::SharedConnection;
+mod cache;
 mod calls;
 mod connection;
 mod data;

@@ -68,6 +68,11 @@ impl Host for Browser {
         browser::idb::open(name, page, opened);
     }
 
+    #[cfg(feature = "persist")]
+    fn open_cache(&self, name: &str, prefix: &str, opened: super::store::Opened) {
+        browser::idb::open_cache(name, prefix, opened);
+    }
+
     // Without the feature no durable outbox can be asked for (`connect`
     // refuses the option), so nothing opens a store; this answers anyway.
     #[cfg(not(feature = "persist"))]

@@ -104,6 +104,15 @@ pub trait Host {
         let _ = (name, page);
         opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
+
+    /// Opens durable cache store `name` (the browser's IndexedDB; natively
+    /// the process's memory), shared by every page, and reads its records
+    /// whose keys start with `prefix`; or says why there is none (the
+    /// default: `storage-unavailable`).
+    fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
+        let _ = (name, prefix);
+        opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
+    }
 }
 
 /// An in-memory key-value storage (natively, the process's; in the

@@ -258,6 +258,10 @@ impl Host for Tokio {
     fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
         process_stores().open(name, page, opened);
     }
+
+    fn open_cache(&self, name: &str, prefix: &str, opened: super::store::Opened) {
+        process_stores().open_cache(name, prefix, opened);
+    }
 }
 
 /// The durable stores of the process (in memory: they outlive a

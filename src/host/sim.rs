@@ -120,6 +120,10 @@ impl Host for SimHost {
     fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
         self.stores.open(name, page, opened);
     }
+
+    fn open_cache(&self, name: &str, prefix: &str, opened: super::store::Opened) {
+        self.stores.open_cache(name, prefix, opened);
+    }
 }
 
 impl SimHost {

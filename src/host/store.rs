@@ -62,13 +62,40 @@ pub type Written = Box<dyn FnOnce(Result<(), StorageError>)>;
 /// with why there is none.
 pub type Opened = Box<dyn FnOnce(Result<(Box<dyn DurableStore>, Vec<(String, String)>), StorageError>)>;
 
-/// An open durable store of text records. Dropping it closes it.
+/// Writes applied together, in one transaction ([`DurableStore::batch`]):
+/// first every key starting with one of `clear` goes, then each of
+/// `delete`, then each of `put` is kept.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub clear: Vec<String>,
+    pub delete: Vec<String>,
+    pub put: Vec<(String, String)>,
+}
+
+impl Batch {
+    /// True when it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.clear.is_empty() && self.delete.is_empty() && self.put.is_empty()
+    }
+}
+
+/// An open durable store of text records. Dropping it closes it (writes
+/// already asked for are still done).
 pub trait DurableStore {
     /// Keeps `value` under `key` (replacing what was there); `done` hears
     /// whether it was kept (possibly before `put` returns).
     fn put(&self, key: &str, value: &str, done: Written);
     /// Forgets `key`.
     fn delete(&self, key: &str);
+    /// Applies `batch` at once (all of it, or none when it fails); `done`
+    /// hears whether it was kept.
+    fn batch(&self, batch: Batch, done: Written);
+}
+
+/// Whether `key` starts with one of `prefixes`.
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+fn cleared(key: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| key.starts_with(p.as_str()))
 }
 
 /// The page mark of a record's key (`<page>-…`).
@@ -123,6 +150,32 @@ impl MemoryStores {
         opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), pages: held }), records)));
     }
 
+    /// Opens cache store `name` (no page marks: every page shares it) and
+    /// reads its records whose keys start with `prefix`.
+    pub(crate) fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
+        let records = {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match state.records.iter().find(|(n, _)| n == name) {
+                Some((_, records)) => {
+                    let mut mine: Vec<(String, String)> = records.iter().filter(|(k, _)| k.starts_with(prefix)).cloned().collect();
+                    crate::protocol::order::sort_by(&mut mine, |a, b| a.0.cmp(&b.0));
+                    mine
+                }
+                None => {
+                    state.records.push((name.to_owned(), Vec::new()));
+                    Vec::new()
+                }
+            }
+        };
+        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), pages: Vec::new() }), records)));
+    }
+
+    /// The records of store `name` (for tests).
+    #[cfg(test)]
+    pub(crate) fn records(&self, name: &str) -> Vec<(String, String)> {
+        self.with(name, |r| r.clone()).unwrap_or_default()
+    }
+
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> Option<R> {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         state.records.iter_mut().find(|(n, _)| n == name).map(|(_, records)| f(records))
@@ -155,6 +208,19 @@ impl DurableStore for MemoryStore {
 
     fn delete(&self, key: &str) {
         self.stores.with(&self.name, |records| records.retain(|(k, _)| k != key));
+    }
+
+    fn batch(&self, batch: Batch, done: Written) {
+        self.stores.with(&self.name, |records| {
+            records.retain(|(k, _)| !cleared(k, &batch.clear) && !batch.delete.contains(k));
+            for (key, value) in batch.put {
+                match records.iter_mut().find(|(k, _)| *k == key) {
+                    Some(r) => r.1 = value,
+                    None => records.push((key, value)),
+                }
+            }
+        });
+        done(Ok(()));
     }
 }
 
