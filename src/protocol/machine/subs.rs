@@ -98,6 +98,9 @@ pub(super) struct Subs {
     seeded: bool,
     /// The store holds seeded documents the server has not confirmed yet.
     stale: bool,
+    /// A seed was announced ([`Machine::expect_seed`]) and has not come:
+    /// the first session holds its data until it does.
+    awaiting_seed: bool,
 }
 
 impl Machine {
@@ -187,27 +190,34 @@ impl Machine {
             self.complete(Completion::SubReady { id });
         }
         self.subs.seeded = true;
+        self.subs.awaiting_seed = false;
         if any && !self.subs.stale {
             self.subs.stale = true;
             self.complete(Completion::Stale(true));
+        }
+        if first_hold {
+            self.maybe_flush();
         }
         true
     }
 
     /// A seed is on its way (a durable cache being read): the first session
-    /// is held as for a seed (see [`Machine::seed`]), so that one read after
-    /// the socket opened still counts. [`Machine::seed_none`] if it brings
-    /// nothing.
+    /// is held as for a seed (see [`Machine::seed`]), and does not end
+    /// before it came, so that one read after the socket opened still
+    /// counts. [`Machine::seed_none`] if it brings nothing.
     pub fn expect_seed(&mut self) {
         if !self.was_connected && self.phase != Phase::Connected {
             self.subs.seeded = true;
+            self.subs.awaiting_seed = true;
         }
     }
 
     /// The seed [`Machine::expect_seed`] announced brings nothing (an empty
     /// or unreadable cache): with nothing seeded, no session is held.
     pub fn seed_none(&mut self) {
+        self.subs.awaiting_seed = false;
         if self.subs.stale || !self.subs.store.is_empty() {
+            self.maybe_flush();
             return;
         }
         self.subs.seeded = false;
@@ -421,7 +431,7 @@ impl Machine {
 
     /// Applies the held data in one step once nothing is awaited.
     fn maybe_flush(&mut self) {
-        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty());
+        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first && self.subs.awaiting_seed));
         if done {
             self.flush();
         }

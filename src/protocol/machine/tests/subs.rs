@@ -521,6 +521,12 @@ fn a_cache_read_after_the_socket_opened_is_reconciled_once_every_subscription_is
     let late = h.m.subscribe("more", vec![]);
     h.drain();
     assert_eq!(ids_sent(&h, "sub"), vec![early.clone(), late.clone()]);
+    // A subscription ready before the cache came: still held for it.
+    let other = h.m.subscribe("other", vec![]);
+    h.drain();
+    added(&mut h, "o", 1);
+    h.frame(&json!({"msg":"ready","subs":[other.clone()]}).to_string());
+    assert!(data(&h).is_empty(), "{:?}", data(&h));
     // The cache arrives while the session holds: shown at once, stale.
     let cached = vec![
         ("c".to_owned(), "same".to_owned(), fields(json!({"v": 1}))),
@@ -540,8 +546,11 @@ fn a_cache_read_after_the_socket_opened_is_reconciled_once_every_subscription_is
     assert!(data(&h).is_empty(), "held until every subscription is ready: {:?}", data(&h));
     assert_eq!(h.m.sub_ready(&early), Some(false));
     ready(&mut h, &late);
-    assert_eq!(kinds(&h), [("changed".to_owned(), "changed"), ("gone".to_owned(), "removed"), ("new".to_owned(), "added")]);
-    assert_eq!((h.m.sub_ready(&early), h.m.sub_ready(&late)), (Some(true), Some(true)));
+    assert_eq!(
+        kinds(&h),
+        [("changed".to_owned(), "changed"), ("gone".to_owned(), "removed"), ("new".to_owned(), "added"), ("o".to_owned(), "added")]
+    );
+    assert_eq!((h.m.sub_ready(&early), h.m.sub_ready(&late), h.m.sub_ready(&other)), (Some(true), Some(true), Some(true)));
     assert_eq!(h.done.last(), Some(&Completion::Stale(false)), "fresh once reconciled: {:?}", h.done);
     assert!(!h.m.stale());
     // Later data applies at once; a late seed is refused.
