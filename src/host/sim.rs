@@ -487,3 +487,66 @@ fn damaged_records_are_removed_and_a_newer_clients_left_in_place() {
     assert!(events.contains(&crate::PersistEvent::Restored { count: 0, waiting: 0 }), "{events:?}");
     assert_eq!(host.stores.len(name), 1, "the newer record is left for its client");
 }
+
+/// The durable cache's records in `host`'s store `name` (nobody logged
+/// in), decoded: (collection, id) → the field `v`.
+fn cached_docs(host: &SimHost, name: &str) -> BTreeMap<(String, String), i64> {
+    let scope = crate::protocol::cache::scope(None).unwrap_or_default();
+    host.stores
+        .records(name)
+        .into_iter()
+        .filter_map(|(k, v)| crate::protocol::cache::read(&scope, &k, &v).ok())
+        .map(|(c, id, doc)| ((c, id), doc.fields()["v"].as_i64().unwrap_or_default()))
+        .collect()
+}
+
+/// The documents `conn` shows: (collection, id) → the field `v`.
+fn shown_docs(conn: &Connection) -> BTreeMap<(String, String), i64> {
+    let mut out = BTreeMap::new();
+    for p in 0..PUBS {
+        let c = format!("c{p}");
+        for doc in conn.collection(&c).find() {
+            out.insert((c.clone(), doc["_id"].as_str().unwrap_or_default().to_owned()), doc["v"].as_i64().unwrap_or_default());
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// The durable cache across reloads, drops and lost frames: a new page
+    /// shows at once exactly what the cache held (stale when it held
+    /// anything), before any frame; once settled it shows the server's
+    /// documents and is no longer stale; and the cache then follows them.
+    #[test]
+    fn cached_documents_show_at_once_after_a_reload_and_converge(
+        steps in proptest::collection::vec(prop_oneof![12 => step().prop_map(PageStep::Step), 1 => Just(PageStep::Reload)], 1..80),
+        seed in 1u64..u64::MAX,
+    ) {
+        let options = sim_options(Some("cache"));
+        let name = "ddp-live-cache/cache/ws://sim/websocket";
+        let mut w = World::new(seed, &options);
+        for st in &steps {
+            match st {
+                PageStep::Step(st) => w.step(st),
+                PageStep::Reload => {
+                    w.reload(&options);
+                    w.host.run_later();
+                    let cached = cached_docs(&w.host, name);
+                    prop_assert_eq!(shown_docs(&w.conn), cached.clone(), "the cache shows at once");
+                    prop_assert_eq!(w.conn.stale(), !cached.is_empty());
+                }
+            }
+        }
+        w.settle();
+        prop_assert!(!w.conn.stale(), "fresh once settled");
+        let server: BTreeMap<(String, String), i64> = w.server.session().view.iter().map(|((p, id), v)| ((format!("c{p}"), id.clone()), *v)).collect();
+        prop_assert_eq!(shown_docs(&w.conn), server.clone());
+        // The batch due is written (the only timer left: no heartbeat).
+        for _ in 0..3 {
+            w.host.advance();
+        }
+        prop_assert_eq!(cached_docs(&w.host, name), server);
+    }
+}
