@@ -167,9 +167,9 @@ impl Cache {
         };
         let this = self.me.clone();
         let prefix = scope.clone();
-        conn.host().open_cache(
+        conn.host().open_store(
             &self.name,
-            &prefix,
+            crate::host::store::Access::Shared(&prefix),
             Box::new(move |opened| {
                 if let Some(cache) = this.upgrade() {
                     cache.opened(&scope, user, opened);
@@ -220,7 +220,7 @@ impl Cache {
         let count = docs.len();
         let shown = if count > 0 && same_user {
             self.seeding.set(true);
-            let taken = conn.drive(|m| m.seed(docs, None));
+            let taken = conn.drive(|m| m.seed_docs(docs));
             self.seeding.set(false);
             if taken {
                 count

@@ -19,8 +19,26 @@ use std::rc::{Rc, Weak};
 struct Data {
     subs: RefCell<FastMap<String, SubState>>,
     mirrors: RefCell<NameMap<Rc<Mirror>>>,
-    /// The store holds documents of an earlier session not confirmed yet.
-    stale: Observable<bool>,
+}
+
+/// Whether the store holds documents of an earlier session not confirmed
+/// yet, as an observable: a plug-in of its own, made when first asked for
+/// (from the machine's state then), so a build that never asks (the npm
+/// package) carries none of it.
+struct Stale(Observable<bool>);
+
+impl Plugin for Stale {
+    fn completion(&self, done: &Completion) {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        if let Completion::Stale(stale) = done {
+            self.0.set(*stale);
+        }
+        let _ = done;
+    }
+}
+
+fn stale(conn: &Connection) -> Observable<bool> {
+    conn.plugin(|conn| Rc::new(Stale(Observable::new(conn.with_machine(|m| m.stale()))))).0.clone()
 }
 
 impl Plugin for Data {
@@ -44,7 +62,6 @@ impl Plugin for Data {
                     s.ended.set(Some(error.clone().map_or(SubscriptionEnd::Stopped, SubscriptionEnd::Failed)));
                 }
             }
-            Completion::Stale(stale) => self.stale.set(*stale),
             _ => {}
         }
     }
@@ -139,7 +156,7 @@ impl Subscription {
 
     /// [`Subscription::stale`] as a signal.
     pub fn stale_signal(&self) -> impl Signal<Item = bool> {
-        let stale = self.conn.upgrade().map_or_else(|| Observable::new(false), |c| data(&c).stale.clone());
+        let stale = self.conn.upgrade().map_or_else(|| Observable::new(false), |c| stale(&c));
         futures_signals::map_ref! { let s = stale.signal(), let r = self.state.ready.signal() => *s && !*r }
     }
 
@@ -410,17 +427,17 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn stale(&self) -> bool {
-        data(self).stale.get()
+        self.with_machine(|m| m.stale())
     }
 
     /// [`Connection::stale`] as a signal.
     pub fn stale_signal(&self) -> impl Signal<Item = bool> {
-        data(self).stale.signal()
+        stale(self).signal()
     }
 
     /// [`Connection::stale`] as an [`Observable`].
     pub fn stale_observable(&self) -> Observable<bool> {
-        data(self).stale.clone()
+        stale(self)
     }
 
     pub(crate) fn unsubscribe(&self, id: &str) {

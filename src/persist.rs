@@ -179,13 +179,14 @@ pub(crate) fn install(conn: &Connection, name: &str) {
     });
     // The documents too, in a store of their own: a failing cache never
     // touches a call.
+    #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
     crate::cache::install(conn, name, persist.events.clone());
     let weak = Rc::downgrade(&persist);
     let store_name = format!("ddp-live/{name}/{}", conn.url());
     let host = conn.host().clone();
     conn.host().open_store(
         &store_name,
-        &persist.page,
+        crate::host::store::Access::Page(&persist.page),
         Box::new(move |opened| {
             // Never from inside `connect` (a host whose store opens at once):
             // the app listens for the events first.

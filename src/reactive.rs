@@ -101,12 +101,6 @@ impl<T> Clone for Observable<T> {
     }
 }
 
-impl<T: Default + Clone + PartialEq + 'static> Default for Observable<T> {
-    fn default() -> Self {
-        Observable::new(T::default())
-    }
-}
-
 impl<T: Clone + PartialEq + 'static> Observable<T> {
     /// A new observable holding `value`.
     pub fn new(value: T) -> Self {

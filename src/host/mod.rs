@@ -23,7 +23,7 @@ pub mod native;
 pub(crate) mod sim;
 pub mod store;
 
-use store::{Opened, StorageError, StorageErrorKind};
+use store::{Access, Opened, StorageError, StorageErrorKind};
 
 pub use crate::protocol::machine::{PageEvent, SocketEvent};
 
@@ -94,23 +94,11 @@ pub trait Host {
     }
 
     /// Opens durable store `name` (the browser's IndexedDB; natively the
-    /// process's memory) for page `page`: the page is marked alive while
-    /// the store stays open (a Web Lock in the browser), and `opened` hears
-    /// the store and the records of pages no longer alive (keys
-    /// `<page>-…`), whose marks the store then holds too (so no other page
-    /// takes them), or why there is none (the default:
-    /// `storage-unavailable`).
-    fn open_store(&self, name: &str, page: &str, opened: Opened) {
-        let _ = (name, page);
-        opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
-    }
-
-    /// Opens durable cache store `name` (the browser's IndexedDB; natively
-    /// the process's memory), shared by every page, and reads its records
-    /// whose keys start with `prefix`; or says why there is none (the
-    /// default: `storage-unavailable`).
-    fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
-        let _ = (name, prefix);
+    /// process's memory) and reads the records `access` says (see
+    /// [`Access`]); `opened` hears the store and those records, or why
+    /// there is none (the default: `storage-unavailable`).
+    fn open_store(&self, name: &str, access: Access<'_>, opened: Opened) {
+        let _ = (name, access);
         opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
 }

@@ -255,12 +255,8 @@ impl Host for Tokio {
         process_storage().remove(key);
     }
 
-    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
-        process_stores().open(name, page, opened);
-    }
-
-    fn open_cache(&self, name: &str, prefix: &str, opened: super::store::Opened) {
-        process_stores().open_cache(name, prefix, opened);
+    fn open_store(&self, name: &str, access: super::store::Access<'_>, opened: super::store::Opened) {
+        process_stores().open(name, access, opened);
     }
 }
 

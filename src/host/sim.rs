@@ -117,12 +117,8 @@ impl Host for SimHost {
         self.storage.remove(key);
     }
 
-    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
-        self.stores.open(name, page, opened);
-    }
-
-    fn open_cache(&self, name: &str, prefix: &str, opened: super::store::Opened) {
-        self.stores.open_cache(name, prefix, opened);
+    fn open_store(&self, name: &str, access: super::store::Access<'_>, opened: super::store::Opened) {
+        self.stores.open(name, access, opened);
     }
 }
 
@@ -469,7 +465,7 @@ fn damaged_records_are_removed_and_a_newer_clients_left_in_place() {
     let newer = r#"{"v":99,"id":1,"name":"m","params":[],"at":1}"#;
     host.stores.open(
         name,
-        "earlier",
+        super::store::Access::Page("earlier"),
         Box::new(move |opened| {
             let (store, _) = opened.unwrap();
             store.put("earlier-1", "not json", Box::new(|r| r.unwrap()));

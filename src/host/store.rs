@@ -55,6 +55,20 @@ impl std::fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// Which records an opened store reads, and who shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// A durable outbox's store, for page `.0`: the page is marked alive
+    /// while the store stays open (a Web Lock in the browser), and the
+    /// records of pages no longer alive (keys `<page>-…`) are read, whose
+    /// marks the store then holds too (so no other page takes them).
+    Page(&'a str),
+    /// A cache shared by every page: the records whose keys start with
+    /// `.0` are read.
+    #[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
+    Shared(&'a str),
+}
+
 /// Called once when a write is kept, or with why it was not.
 pub type Written = Box<dyn FnOnce(Result<(), StorageError>)>;
 
@@ -65,6 +79,7 @@ pub type Opened = Box<dyn FnOnce(Result<(Box<dyn DurableStore>, Vec<(String, Str
 /// Writes applied together, in one transaction ([`DurableStore::batch`]):
 /// first every key starting with one of `clear` goes, then each of
 /// `delete`, then each of `put` is kept.
+#[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Batch {
     pub clear: Vec<String>,
@@ -72,6 +87,7 @@ pub struct Batch {
     pub put: Vec<(String, String)>,
 }
 
+#[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
 impl Batch {
     /// True when it writes nothing.
     pub fn is_empty(&self) -> bool {
@@ -87,6 +103,7 @@ pub trait DurableStore {
     fn put(&self, key: &str, value: &str, done: Written);
     /// Forgets `key`.
     fn delete(&self, key: &str);
+    #[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
     /// Applies `batch` at once (all of it, or none when it fails); `done`
     /// hears whether it was kept.
     fn batch(&self, batch: Batch, done: Written);
@@ -122,7 +139,11 @@ pub(crate) struct MemoryState {
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStores {
-    pub(crate) fn open(&self, name: &str, page: &str, opened: Opened) {
+    pub(crate) fn open(&self, name: &str, access: Access<'_>, opened: Opened) {
+        let page = match access {
+            Access::Page(page) => page,
+            Access::Shared(prefix) => return self.open_cache(name, prefix, opened),
+        };
         let (records, held) = {
             let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
             state.alive.push((name.to_owned(), page.to_owned()));
@@ -152,7 +173,7 @@ impl MemoryStores {
 
     /// Opens cache store `name` (no page marks: every page shares it) and
     /// reads its records whose keys start with `prefix`.
-    pub(crate) fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
+    fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
         let records = {
             let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
             match state.records.iter().find(|(n, _)| n == name) {

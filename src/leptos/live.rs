@@ -210,8 +210,8 @@ impl Host for GateHost {
     fn date_parse(&self, text: &str) -> f64 {
         self.0.inner.date_parse(text)
     }
-    fn open_store(&self, name: &str, page: &str, opened: crate::host::store::Opened) {
-        self.0.inner.open_store(name, page, opened)
+    fn open_store(&self, name: &str, access: crate::host::store::Access<'_>, opened: crate::host::store::Opened) {
+        self.0.inner.open_store(name, access, opened)
     }
 }
 

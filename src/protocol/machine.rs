@@ -253,7 +253,9 @@ pub enum Completion {
     /// A journaled `noRetry` call was sent.
     CallSent { id: u64 },
     /// The store began (true) or ceased (false) to hold seeded documents
-    /// the server has not confirmed ([`Machine::seed`]).
+    /// the server has not confirmed ([`Machine::seed`]). (Not in the npm
+    /// package, which cannot seed.)
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     Stale(bool),
 }
 

@@ -49,6 +49,34 @@ use crate::protocol::random::ID_ALPHABET;
 use crate::protocol::store::Store;
 use serde_json::Value;
 
+/// Whether this build can seed the store ([`Machine::seed`]: a server
+/// render, feature `leptos`; a durable cache, feature `persist` in the
+/// browser, always natively). The npm package cannot, so the code of the
+/// seeded sessions' hold is left out of it.
+const SEEDS: bool = cfg!(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")));
+
+/// A flag of the seeded sessions: a `bool` where this build can seed,
+/// nothing (always false) in the npm package.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flag(#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] bool);
+
+impl Flag {
+    fn get(self) -> bool {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        return self.0;
+        #[cfg(not(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32"))))]
+        false
+    }
+
+    fn set(&mut self, on: bool) {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        {
+            self.0 = on;
+        }
+        let _ = on;
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Sub {
     id: String,
@@ -78,7 +106,7 @@ pub(super) struct Quiesce {
     /// The first session after a seed (a server render, a durable cache):
     /// it waits for every subscription, those made while it holds too, and
     /// ends the documents' staleness.
-    first: bool,
+    first: Flag,
 }
 
 #[derive(Debug, Default)]
@@ -97,10 +125,10 @@ pub(super) struct Subs {
     /// are held back until one has every subscription ready.
     seeded: bool,
     /// The store holds seeded documents the server has not confirmed yet.
-    stale: bool,
+    stale: Flag,
     /// A seed was announced ([`Machine::expect_seed`]) and has not come:
     /// the first session holds its data until it does.
-    awaiting_seed: bool,
+    awaiting_seed: Flag,
 }
 
 impl Machine {
@@ -112,7 +140,7 @@ impl Machine {
         self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, known: false, frame: 0 });
         // The first session after a seed also waits for the subscriptions
         // made while it holds (an app subscribes as it renders).
-        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first) {
+        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first.get()) {
             q.subs.insert(id.clone());
         }
         self.send_subs();
@@ -172,8 +200,21 @@ impl Machine {
     /// after the socket opened, [`Machine::expect_seed`]); refused (returns
     /// false, nothing done) once data was applied: nothing would reconcile
     /// a late seed.
-    pub fn seed<F: Into<crate::protocol::doc::Doc>>(&mut self, docs: Vec<(String, String, F)>, ready_sub: Option<&str>) -> bool {
-        let first_hold = self.subs.quiesce.as_ref().is_some_and(|q| q.first);
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    pub fn seed(&mut self, docs: Vec<(String, String, crate::protocol::store::Fields)>, ready_sub: Option<&str>) -> bool {
+        self.seed_any(docs, ready_sub)
+    }
+
+    /// [`Machine::seed`] with the documents' fields as text (a durable
+    /// cache's: nothing decoded).
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    pub fn seed_docs(&mut self, docs: Vec<(String, String, crate::protocol::doc::Doc)>) -> bool {
+        self.seed_any(docs, None)
+    }
+
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    fn seed_any<F: Into<crate::protocol::doc::Doc>>(&mut self, docs: Vec<(String, String, F)>, ready_sub: Option<&str>) -> bool {
+        let first_hold = self.subs.quiesce.as_ref().is_some_and(|q| q.first.get());
         if !first_hold && (self.was_connected || self.phase == Phase::Connected) {
             return false;
         }
@@ -190,10 +231,9 @@ impl Machine {
             self.complete(Completion::SubReady { id });
         }
         self.subs.seeded = true;
-        self.subs.awaiting_seed = false;
-        if any && !self.subs.stale {
-            self.subs.stale = true;
-            self.complete(Completion::Stale(true));
+        self.subs.awaiting_seed.set(false);
+        if any && !self.subs.stale.get() {
+            self.stale_now(true);
         }
         if first_hold {
             self.maybe_flush();
@@ -205,31 +245,57 @@ impl Machine {
     /// is held as for a seed (see [`Machine::seed`]), and does not end
     /// before it came, so that one read after the socket opened still
     /// counts. [`Machine::seed_none`] if it brings nothing.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     pub fn expect_seed(&mut self) {
         if !self.was_connected && self.phase != Phase::Connected {
             self.subs.seeded = true;
-            self.subs.awaiting_seed = true;
+            self.subs.awaiting_seed.set(true);
         }
     }
 
     /// The seed [`Machine::expect_seed`] announced brings nothing (an empty
     /// or unreadable cache): with nothing seeded, no session is held.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     pub fn seed_none(&mut self) {
-        self.subs.awaiting_seed = false;
-        if self.subs.stale || !self.subs.store.is_empty() {
+        self.subs.awaiting_seed.set(false);
+        if self.subs.stale.get() || !self.subs.store.is_empty() {
             self.maybe_flush();
             return;
         }
         self.subs.seeded = false;
-        if self.subs.quiesce.as_ref().is_some_and(|q| q.first) {
-            self.flush();
+        // Nothing to reconcile: what the first session holds applies now.
+        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first.get()) {
+            q.subs.clear();
+            q.methods.clear();
         }
+        self.maybe_flush();
     }
 
     /// Whether the store holds seeded documents the server has not
     /// confirmed yet (see [`Machine::seed`]).
     pub fn stale(&self) -> bool {
-        self.subs.stale
+        self.subs.stale.get()
+    }
+
+    /// The store began (true) or ceased to hold unconfirmed seeded documents.
+    #[cfg_attr(not(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32"))), allow(dead_code))]
+    fn stale_now(&mut self, stale: bool) {
+        self.subs.stale.set(stale);
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        self.complete(Completion::Stale(stale));
+    }
+
+    /// The hold of a session after a seed (see [`Machine::seed`]): it also
+    /// waits for the subscriptions not ready yet and the calls outstanding,
+    /// and the store stays seeded until it ends.
+    fn seeded_hold(&mut self) {
+        self.subs.seeded = true;
+        let calls: Vec<String> = self.outstanding_calls().map(|id| id.to_string()).collect();
+        if let Some(q) = &mut self.subs.quiesce {
+            q.first.set(true);
+            q.subs.extend(self.subs.list.iter().map(|s| s.id.clone()));
+            q.methods.extend(calls);
+        }
     }
 
     /// Sends every subscription not yet sent in this session.
@@ -318,14 +384,14 @@ impl Machine {
         }
         // A hold cut short by this new session still owes its released writes.
         let released = self.subs.quiesce.take().map(|q| q.released).unwrap_or_default();
-        if reconnect || self.subs.seeded {
-            let first = self.subs.seeded;
-            let subs = self.subs.list.iter().filter(|s| first || s.ready).map(|s| s.id.clone()).collect();
-            let mut methods: FastSet<String> = resent_methods.into_iter().collect();
+        let first = SEEDS && self.subs.seeded;
+        if reconnect || std::mem::take(&mut self.subs.seeded) {
+            let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
+            let methods = resent_methods.into_iter().collect();
+            self.subs.quiesce = Some(Quiesce { subs, methods, released, ..Quiesce::default() });
             if first {
-                methods.extend(self.outstanding_calls().map(|id| id.to_string()));
+                self.seeded_hold();
             }
-            self.subs.quiesce = Some(Quiesce { subs, methods, released, first, ..Quiesce::default() });
         } else {
             for id in released {
                 self.release_writes(id);
@@ -415,8 +481,10 @@ impl Machine {
         };
         match &mut self.subs.quiesce {
             Some(q) => {
-                q.subs.remove(id);
-                if !sub.ready && !q.newly_ready.iter().any(|x| x == id) {
+                // A seeded session's hold waits for subscriptions not ready
+                // yet too; a reconnect's only for those that were ready.
+                let waited = q.subs.remove(id);
+                if (SEEDS || !waited) && !sub.ready {
                     q.newly_ready.push(id.to_owned());
                 }
             }
@@ -431,14 +499,10 @@ impl Machine {
 
     /// Applies the held data in one step once nothing is awaited.
     fn maybe_flush(&mut self) {
-        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first && self.subs.awaiting_seed));
-        if done {
-            self.flush();
+        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first.get() && self.subs.awaiting_seed.get()));
+        if !done {
+            return;
         }
-    }
-
-    /// Applies the held data now.
-    fn flush(&mut self) {
         let Some(q) = self.subs.quiesce.take() else { return };
         let mut next = Store::default();
         let mut errors = Vec::new();
@@ -464,10 +528,10 @@ impl Machine {
                 self.out.push_back(Output::Done(Completion::SubReady { id }));
             }
         }
-        if q.first {
+        if q.first.get() {
             self.subs.seeded = false;
-            if std::mem::take(&mut self.subs.stale) {
-                self.complete(Completion::Stale(false));
+            if self.subs.stale.get() {
+                self.stale_now(false);
             }
         }
     }
