@@ -20,3 +20,5 @@ trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 DDP_TEST_PORT=$port node tests/js/bench/run.mjs
 # The Leptos list (its own section of docs/benchmarks.md); BENCH_LEPTOS=0 skips it.
 if [ "${BENCH_LEPTOS:-1}" = 1 ]; then scripts/bench-leptos.sh; fi
+# The durable cache (its own section of docs/benchmarks.md); BENCH_CACHE=0 skips it.
+if [ "${BENCH_CACHE:-1}" = 1 ]; then scripts/bench-cache.sh; fi

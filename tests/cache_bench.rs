@@ -50,7 +50,11 @@ async fn record_bytes(db: &str) -> f64 {
 }
 
 struct Load {
+    /// The first document in the collection.
     first_ms: f64,
+    /// All of them.
+    all_ms: f64,
+    /// The subscription ready, nothing stale.
     ready_ms: f64,
 }
 
@@ -62,15 +66,19 @@ async fn load(sc: &str, store: &str, n: usize) -> (Connection, Load) {
     let docs = conn.collection("bench");
     let sub = conn.subscribe("docs", ("bench",));
     let first = Rc::new(Cell::new(f64::NAN));
-    let f = first.clone();
+    let all = Rc::new(Cell::new(f64::NAN));
+    let (f, a, d) = (first.clone(), all.clone(), docs.clone());
     let _h = docs.on_change(move |_| {
         if f.get().is_nan() {
             f.set(now());
         }
+        if a.get().is_nan() && d.len() == n {
+            a.set(now());
+        }
     });
     wait_until(120_000, "ready and fresh", || sub.ready() && !conn.stale() && docs.len() == n).await;
     let ready_ms = now() - t0;
-    (conn, Load { first_ms: first.get() - t0, ready_ms })
+    (conn, Load { first_ms: first.get() - t0, all_ms: all.get() - t0, ready_ms })
 }
 
 /// Waits until the cache holds `n` documents.
@@ -116,12 +124,12 @@ async fn reload_with_a_warm_cache_against_a_cold_one() {
             warm.push(l);
             sleep(200).await;
         }
-        warm.sort_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
+        warm.sort_by(|a, b| a.all_ms.total_cmp(&b.all_ms));
         let w = &warm[1];
         web_sys::console::log_1(
             &format!(
-                "BENCH|| {n} documents of ~200 B | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {records:.0} B | {on_disk:.0} B |",
-                cold.first_ms, w.first_ms, cold.ready_ms, w.ready_ms
+                "BENCH|| {n} of ~200 B | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {records:.0} / {on_disk:.0} B |",
+                cold.first_ms, cold.all_ms, w.first_ms, w.all_ms, cold.ready_ms, w.ready_ms
             )
             .into(),
         );
