@@ -29,7 +29,7 @@ Produced by \`scripts/bench-cache.sh\` (\`tests/cache_bench.rs\`, optimised, hea
 | --- | --- | --- | --- | --- |
 $rows
 
-A warm start shows every document as soon as IndexedDB has read them, before the socket is open (offline too), marked stale until the subscription is ready again; the reconciliation then applies only what changed. The first session's data is held until the cache is read, so a cold start's first document waits for that read too (an empty store: a few ms).
+A warm start shows every document as soon as IndexedDB has read them, before the socket is open (offline too), marked stale until the subscription is ready again; the reconciliation then applies only what changed (no change event for an unchanged document, hence a warm "ready and fresh" below a cold one). The first session's data is held until the cache is read, so a cold start's first document waits for that read too (an empty store: a few ms). The on-disk estimate is coarse (LevelDB's log, compaction and compression; 1,000 documents carry the database's fixed cost): the records column is what the cache writes.
 <!-- /cache-bench -->
 MD
 )
