@@ -100,7 +100,12 @@ async fn reload_with_a_warm_cache_against_a_cold_one() {
         for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
             let calls: Vec<_> = chunk
                 .iter()
-                .map(|i| writer.call::<String>("insertDoc", ("bench", json!({"_id": format!("d{i:05}"), "text": format!("row {i}"), "pad": "x".repeat(150)}))))
+                .map(|i| {
+                    writer.call::<String>(
+                        "insertDoc",
+                        ("bench", json!({"_id": format!("d{i:05}"), "text": format!("row {i}"), "pad": "x".repeat(150)})),
+                    )
+                })
                 .collect();
             for r in futures_util::future::join_all(calls).await {
                 r.unwrap();

@@ -31,7 +31,10 @@ fn persisted(store: &str) -> Options {
 fn of_cache(e: &PersistEvent) -> bool {
     matches!(
         e,
-        PersistEvent::CacheRestored { .. } | PersistEvent::CacheWritten { .. } | PersistEvent::CacheFull { .. } | PersistEvent::CacheFailed { .. }
+        PersistEvent::CacheRestored { .. }
+            | PersistEvent::CacheWritten { .. }
+            | PersistEvent::CacheFull { .. }
+            | PersistEvent::CacheFailed { .. }
     )
 }
 
@@ -511,7 +514,8 @@ async fn a_users_cached_documents_are_shown_to_that_user_only() {
     next.accounts().logout().await.unwrap();
     next.accounts().login_with_password("bob", "pw").await.unwrap();
     let before = seen.borrow().len();
-    wait_until(5_000, "bob's cache written", || seen.borrow()[before..].iter().any(|e| matches!(e, PersistEvent::CacheWritten { .. }))).await;
+    wait_until(5_000, "bob's cache written", || seen.borrow()[before..].iter().any(|e| matches!(e, PersistEvent::CacheWritten { .. })))
+        .await;
     next.close();
     control(&sc, "refuse?on=true").await;
     let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();

@@ -205,7 +205,7 @@ pub(crate) fn open_cache(name: &str, prefix: &str, opened: Opened) {
 }
 
 fn strings(items: impl IntoIterator<Item = String>) -> js_sys::Array {
-    items.into_iter().map(|s| JsValue::from(s)).collect()
+    items.into_iter().map(JsValue::from).collect()
 }
 
 struct IdbStore {

@@ -499,7 +499,11 @@ impl Machine {
 
     /// Applies the held data in one step once nothing is awaited.
     fn maybe_flush(&mut self) {
-        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first.get() && self.subs.awaiting_seed.get()));
+        let done = self
+            .subs
+            .quiesce
+            .as_ref()
+            .is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first.get() && self.subs.awaiting_seed.get()));
         if !done {
             return;
         }
