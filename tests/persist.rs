@@ -528,3 +528,45 @@ async fn a_users_cached_documents_are_shown_to_that_user_only() {
     assert!(users.find_one(&bob).is_some());
     third.close();
 }
+
+// Browser only: the cache's database refuses writes (a full quota for it alone).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test]
+async fn a_cache_that_cannot_write_is_a_typed_error_and_the_outbox_keeps_its_calls() {
+    let sc = scenario("p-cache-quota");
+    page_js(
+        "globalThis.__tx = IDBDatabase.prototype.transaction;
+         IDBDatabase.prototype.transaction = function (stores, mode, options) {
+           if (mode === 'readwrite' && this.name.startsWith('ddp-live-cache/')) throw new DOMException('full', 'QuotaExceededError');
+           return globalThis.__tx.call(this, stores, mode, options);
+         };",
+    );
+    let conn = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (cache, _c) = cache_events(&conn);
+    let (outbox, _o) = events(&conn);
+    let sub = conn.subscribe("docs", ("todos",));
+    conn.call::<Value>("insertDoc", ("todos", json!({"_id": "a", "text": "milk"}))).await.unwrap();
+    sub.wait_ready().await.unwrap();
+    let failed = poll(
+        5_000,
+        || format!("the cache's report: {:?}", cache.borrow()),
+        || {
+            cache.borrow().iter().find_map(|e| match e {
+                PersistEvent::CacheFailed { error } => Some(error.clone()),
+                _ => None,
+            })
+        },
+    )
+    .await;
+    assert_eq!(failed.kind, ddp_live::StorageErrorKind::QuotaExceeded, "{failed}");
+    // The outbox, apart, still keeps a call made offline.
+    control(&sc, "refuse?on=true").await;
+    control(&sc, "drop").await;
+    wait_until(5_000, "the drop", || !conn.connected()).await;
+    conn.call::<Value>("inc", ("k",)).detach();
+    all_kept(&conn, 1).await;
+    page_js("IDBDatabase.prototype.transaction = globalThis.__tx;");
+    assert!(!outbox.borrow().iter().any(|e| matches!(e, PersistEvent::StorageFailed { .. })), "{:?}", outbox.borrow());
+    assert_eq!(conn.collection("todos").len(), 1, "the documents are there, only not kept");
+    conn.close();
+}

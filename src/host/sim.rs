@@ -546,3 +546,81 @@ proptest! {
         prop_assert_eq!(cached_docs(&w.host, name), server);
     }
 }
+
+#[test]
+fn damaged_and_newer_cache_records_are_removed_with_an_event_and_the_rest_shown() {
+    let host = Rc::new(SimHost::default());
+    let name = "ddp-live-cache/mixed/ws://sim/websocket";
+    let scope = crate::protocol::cache::scope(None).unwrap_or_default();
+    let key = |id: &str| crate::protocol::cache::key(&scope, "c0", id).unwrap_or_default();
+    let (ok, damaged, newer) = (key("ok"), key("damaged"), key("newer"));
+    let records = [(ok.clone(), r#"{"v":1,"f":{"v":7}}"#), (damaged.clone(), "not json"), (newer.clone(), r#"{"v":99,"f":{"v":1}}"#)];
+    host.stores.open(
+        name,
+        super::store::Access::Shared(&scope),
+        Box::new(move |opened| {
+            let (store, _) = opened.unwrap();
+            let put = records.iter().map(|(k, v)| (k.clone(), (*v).to_owned())).collect();
+            store.batch(super::store::Batch { put, ..Default::default() }, Box::new(|r| r.unwrap()));
+        }),
+    );
+    let conn = crate::connect_on(host.clone(), "ws://sim/websocket", sim_options(Some("mixed"))).unwrap();
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let _h = conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    host.run_later();
+    let events = seen.borrow().clone();
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Discarded { key, .. } if *key == damaged)), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Skipped { key, .. } if *key == newer)), "{events:?}");
+    assert!(events.contains(&crate::PersistEvent::CacheRestored { documents: 1, user: None }), "{events:?}");
+    assert_eq!(shown_docs(&conn), BTreeMap::from([(("c0".to_owned(), "ok".to_owned()), 7)]));
+    assert!(conn.stale());
+    assert_eq!(host.stores.records(name).into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![ok], "a cache is only a copy: both removed");
+}
+
+#[test]
+fn a_cache_that_cannot_open_is_a_typed_event_apart_from_the_outbox() {
+    // A host with no durable store at all (the default: unavailable).
+    struct NoStore(Rc<SimHost>);
+    impl Host for NoStore {
+        fn clocks(&self) -> (f64, f64) {
+            self.0.clocks()
+        }
+        fn random(&self) -> f64 {
+            self.0.random()
+        }
+        fn later(&self, f: Box<dyn FnOnce()>) {
+            self.0.later(f)
+        }
+        fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
+            self.0.timer(ms, f)
+        }
+        fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+            self.0.open_socket(url, max_len, handler)
+        }
+        fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+            self.0.watch_page(handler)
+        }
+        fn log_error(&self, message: &str) {
+            self.0.log_error(message)
+        }
+    }
+    let sim = Rc::new(SimHost::default());
+    let conn = crate::connect_on(Rc::new(NoStore(sim.clone())), "ws://sim/websocket", sim_options(Some("none"))).unwrap();
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let _h = conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    sim.run_later();
+    let events = seen.borrow().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::PersistEvent::CacheFailed { error } if error.kind == super::store::StorageErrorKind::Unavailable)),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, crate::PersistEvent::StorageFailed { key: None, .. })),
+        "the outbox's own report: {events:?}"
+    );
+    assert!(!conn.stale());
+}
