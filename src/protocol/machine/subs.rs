@@ -206,9 +206,12 @@ impl Machine {
     }
 
     /// [`Machine::seed`] with the documents' fields as text (a durable
-    /// cache's: nothing decoded).
+    /// cache's: nothing decoded). A document the store already holds (a
+    /// server render's, newer) is left as it is.
     #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     pub fn seed_docs(&mut self, docs: Vec<(String, String, crate::protocol::doc::Doc)>) -> bool {
+        let store = &self.subs.store;
+        let docs: Vec<_> = docs.into_iter().filter(|(c, id, _)| !store.has_server_doc(c, id)).collect();
         self.seed_any(docs, None)
     }
 

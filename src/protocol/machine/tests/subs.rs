@@ -613,3 +613,17 @@ fn a_drop_during_the_first_hold_keeps_the_cache_and_waits_again() {
     assert!(data(&h).is_empty(), "the cached document was unchanged: {:?}", data(&h));
     assert!(!h.m.stale());
 }
+
+#[test]
+fn a_cache_read_after_a_server_render_leaves_the_rendered_documents_alone() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    assert!(h.m.seed(vec![("c".to_owned(), "a".to_owned(), fields(json!({"v": 2})))], Some(&id)));
+    let doc = |v: Value| crate::protocol::doc::Doc::from_fields(v.as_object().unwrap());
+    assert!(h
+        .m
+        .seed_docs(vec![("c".to_owned(), "a".to_owned(), doc(json!({"v": 1}))), ("c".to_owned(), "b".to_owned(), doc(json!({"v": 3})))]));
+    assert_eq!(h.m.store().get("c", "a").unwrap()["v"], 2, "the render's copy is newer than the cache's");
+    assert_eq!(h.m.store().get("c", "b").unwrap()["v"], 3);
+}
