@@ -22,3 +22,5 @@ DDP_TEST_PORT=$port node tests/js/bench/run.mjs
 if [ "${BENCH_LEPTOS:-1}" = 1 ]; then scripts/bench-leptos.sh; fi
 # A follower tab's call over the shared socket (its own section); BENCH_TABS=0 skips it.
 if [ "${BENCH_TABS:-1}" = 1 ]; then scripts/bench-tabs.sh; fi
+# The durable cache (its own section of docs/benchmarks.md); BENCH_CACHE=0 skips it.
+if [ "${BENCH_CACHE:-1}" = 1 ]; then scripts/bench-cache.sh; fi

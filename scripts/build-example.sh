@@ -15,6 +15,6 @@ out=target/leptos-example
 rm -rf "$out"
 mkdir -p "$out"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name leptos_todos \
-  "target/wasm32-unknown-unknown/$profile/examples/leptos-todos.wasm"
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$profile/examples/leptos-todos.wasm"
 cp examples/leptos-todos/index.html "$out/"
 echo "built $out ($(du -h "$out/pkg/leptos_todos_bg.wasm" | cut -f1) of wasm)"

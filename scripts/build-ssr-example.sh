@@ -17,6 +17,6 @@ out=target/leptos-ssr
 rm -rf "$out/pkg"
 mkdir -p "$out/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name leptos_ssr \
-  target/wasm32-unknown-unknown/debug/leptos_ssr_example.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/debug/leptos_ssr_example.wasm"
 cargo build -p leptos-ssr-example --bin leptos-ssr-example --features ssr
 echo "built $out ($(du -h "$out/pkg/leptos_ssr_bg.wasm" | cut -f1) of wasm) and target/debug/leptos-ssr-example"

@@ -11,10 +11,10 @@ port=${1:?port}
 # not the server bound the figures.
 if [ "${SERVER_RELEASE:-0}" = 1 ]; then
   cargo build -q --release -p ddp-test-server >&2
-  bin=./target/release/ddp-test-server
+  bin=${CARGO_TARGET_DIR:-./target}/release/ddp-test-server
 else
   cargo build -q -p ddp-test-server >&2
-  bin=./target/debug/ddp-test-server
+  bin=${CARGO_TARGET_DIR:-./target}/debug/ddp-test-server
 fi
 log=${TMPDIR:-/tmp}/ddp-test-server-$port.log
 $bin --port "$port" \

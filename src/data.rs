@@ -21,6 +21,26 @@ struct Data {
     mirrors: RefCell<NameMap<Rc<Mirror>>>,
 }
 
+/// Whether the store holds documents of an earlier session not confirmed
+/// yet, as an observable: a plug-in of its own, made when first asked for
+/// (from the machine's state then), so a build that never asks (the npm
+/// package) carries none of it.
+struct Stale(Observable<bool>);
+
+impl Plugin for Stale {
+    fn completion(&self, done: &Completion) {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        if let Completion::Stale(stale) = done {
+            self.0.set(*stale);
+        }
+        let _ = done;
+    }
+}
+
+fn stale(conn: &Connection) -> Observable<bool> {
+    conn.plugin(|conn| Rc::new(Stale(Observable::new(conn.with_machine(|m| m.stale()))))).0.clone()
+}
+
 impl Plugin for Data {
     fn completion(&self, done: &Completion) {
         match done {
@@ -124,6 +144,20 @@ impl Subscription {
             (_, Some(e)) => Err(e),
             _ => Err(SubscriptionEnd::Stopped),
         }
+    }
+
+    /// Whether the documents it shows may be an earlier session's, not
+    /// confirmed by the server yet: the connection's
+    /// [`stale`](Connection::stale) while this subscription is not ready
+    /// in this session. Always false once it is ready.
+    pub fn stale(&self) -> bool {
+        self.conn.upgrade().is_some_and(|c| c.stale()) && !self.ready()
+    }
+
+    /// [`Subscription::stale`] as a signal.
+    pub fn stale_signal(&self) -> impl Signal<Item = bool> {
+        let stale = self.conn.upgrade().map_or_else(|| Observable::new(false), |c| stale(&c));
+        futures_signals::map_ref! { let s = stale.signal(), let r = self.state.ready.signal() => *s && !*r }
     }
 
     /// Stops it: not re-sent after reconnects; its documents go (at once
@@ -371,6 +405,39 @@ impl Connection {
         data(self).subs.borrow_mut().insert(id.clone(), state.clone());
         self.drive(|_| ());
         Subscription { conn: self.downgrade(), id, state }
+    }
+
+    /// Whether the documents shown may be an earlier session's, not
+    /// confirmed by the server yet: true from the moment documents kept by
+    /// a durable cache ([`Options::persist`](crate::Options::persist)) or
+    /// rendered on a server are shown, until the first session after them
+    /// has every subscription ready and the server's documents replaced
+    /// them (only the differences are applied). Stays true while offline.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), ddp_live::Error> {
+    /// use ddp_live::{connect, Options};
+    /// let conn = connect("wss://app.example.com", Options { persist: Some("todos".into()), ..Options::default() })?;
+    /// let todos = conn.collection("todos");
+    /// let _sub = conn.subscribe("todos", ());
+    /// // The last known todos, as soon as the cache is read (offline too).
+    /// let _shown = conn.stale_observable().subscribe(move |stale| {
+    ///     println!("{} todos{}", todos.len(), if *stale { " (offline copy)" } else { "" });
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn stale(&self) -> bool {
+        self.with_machine(|m| m.stale())
+    }
+
+    /// [`Connection::stale`] as a signal.
+    pub fn stale_signal(&self) -> impl Signal<Item = bool> {
+        stale(self).signal()
+    }
+
+    /// [`Connection::stale`] as an [`Observable`].
+    pub fn stale_observable(&self) -> Observable<bool> {
+        stale(self)
     }
 
     pub(crate) fn unsubscribe(&self, id: &str) {

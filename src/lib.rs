@@ -49,6 +49,10 @@ pub mod browser;
 mod host;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub use host::native::SharedConnection;
+// The durable cache: in the browser with the cargo feature `persist` only
+// (the npm package carries none of it).
+#[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+mod cache;
 mod calls;
 mod connection;
 mod data;

@@ -76,9 +76,23 @@ pub enum PersistEvent {
     StorageFailed { key: Option<String>, error: StorageError },
     /// A stored record could not be read (damaged) and was removed.
     Discarded { key: String, reason: String },
-    /// A stored record was written by a newer version of the client: it is
-    /// left for that version to send.
+    /// A stored record was written by a newer version of the client: a
+    /// call's is left for that version to send; a cached document's is
+    /// removed (a cache is only a copy).
     Skipped { key: String, reason: String },
+    /// The durable cache was read: `documents` of `user`'s (`None`:
+    /// nobody logged in) show now, stale until the subscriptions are ready
+    /// (0: none kept, or the first session was already reconciled).
+    CacheRestored { documents: usize, user: Option<String> },
+    /// A batch of the cache's changes was kept; it now holds `documents`.
+    CacheWritten { documents: usize },
+    /// The cache reached its bound: documents past it are not kept (those
+    /// it holds still follow their changes). Told once per connection.
+    CacheFull { documents: usize, bytes: usize },
+    /// The durable cache failed (it cannot be opened, or refused a batch):
+    /// the documents are not kept across reloads. The outbox, apart, is
+    /// not affected.
+    CacheFailed { error: StorageError },
 }
 
 enum Store {
@@ -163,12 +177,16 @@ pub(crate) fn install(conn: &Connection, name: &str) {
             user_watch: RefCell::default(),
         })
     });
+    // The documents too, in a store of their own: a failing cache never
+    // touches a call.
+    #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+    crate::cache::install(conn, name, persist.events.clone());
     let weak = Rc::downgrade(&persist);
     let store_name = format!("ddp-live/{name}/{}", conn.url());
     let host = conn.host().clone();
     conn.host().open_store(
         &store_name,
-        &persist.page,
+        crate::host::store::Access::Page(&persist.page),
         Box::new(move |opened| {
             // Never from inside `connect` (a host whose store opens at once):
             // the app listens for the events first.

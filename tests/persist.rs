@@ -27,12 +27,37 @@ fn persisted(store: &str) -> Options {
     Options { persist: Some(store.into()), ..fast() }
 }
 
-/// Records the durable outbox's events.
-fn events(conn: &Connection) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::ListenerHandle) {
+/// Whether an event is the durable cache's.
+fn of_cache(e: &PersistEvent) -> bool {
+    matches!(
+        e,
+        PersistEvent::CacheRestored { .. }
+            | PersistEvent::CacheWritten { .. }
+            | PersistEvent::CacheFull { .. }
+            | PersistEvent::CacheFailed { .. }
+    )
+}
+
+/// Records the durable outbox's events (`cache`: the durable cache's).
+fn events_of(conn: &Connection, cache: bool) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::ListenerHandle) {
     let seen: Rc<RefCell<Vec<PersistEvent>>> = Rc::default();
     let s = seen.clone();
-    let handle = conn.persisted_calls().expect("a durable outbox").on_event(move |e| s.borrow_mut().push(e.clone()));
+    let handle = conn.persisted_calls().expect("a durable outbox").on_event(move |e| {
+        if of_cache(e) == cache {
+            s.borrow_mut().push(e.clone())
+        }
+    });
     (seen, handle)
+}
+
+/// Records the durable outbox's events.
+fn events(conn: &Connection) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::ListenerHandle) {
+    events_of(conn, false)
+}
+
+/// Records the durable cache's events.
+fn cache_events(conn: &Connection) -> (Rc<RefCell<Vec<PersistEvent>>>, ddp_live::ListenerHandle) {
+    events_of(conn, true)
 }
 
 /// Waits for the store to be read; returns its first event.
@@ -313,5 +338,235 @@ async fn a_full_quota_is_a_typed_error_and_the_call_still_runs() {
         other => panic!("{other:?}"),
     }
     assert_eq!(call.await, Ok(9));
+    conn.close();
+}
+
+// The durable cache of documents.
+
+/// Waits until the cache was read; returns (documents shown, user).
+async fn cache_restored(seen: &Rc<RefCell<Vec<PersistEvent>>>) -> (usize, Option<String>) {
+    poll(
+        5_000,
+        || format!("the cache read: {:?}", seen.borrow()),
+        || {
+            seen.borrow().iter().find_map(|e| match e {
+                PersistEvent::CacheRestored { documents, user } => Some((*documents, user.clone())),
+                _ => None,
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until the cache holds `n` documents (a batch written after `from` events).
+async fn cache_holds(seen: &Rc<RefCell<Vec<PersistEvent>>>, n: usize) {
+    wait_until(5_000, &format!("the cache holds {n} documents"), || {
+        seen.borrow().iter().rev().find_map(|e| match e {
+            PersistEvent::CacheWritten { documents } => Some(*documents == n),
+            _ => None,
+        }) == Some(true)
+    })
+    .await
+}
+
+/// The changes a collection reports, as (id, kind).
+fn changes_of(c: &ddp_live::Collection) -> (Rc<RefCell<Vec<(String, &'static str)>>>, ddp_live::ListenerHandle) {
+    let seen: Rc<RefCell<Vec<(String, &'static str)>>> = Rc::default();
+    let s = seen.clone();
+    let handle = c.on_change(move |change| {
+        let kind = match change {
+            ddp_live::Change::Added { .. } => "added",
+            ddp_live::Change::Changed { .. } => "changed",
+            ddp_live::Change::Removed { .. } => "removed",
+        };
+        s.borrow_mut().push((change.id().to_owned(), kind));
+    });
+    (seen, handle)
+}
+
+fn texts(c: &ddp_live::Collection) -> Vec<(String, String)> {
+    c.find().iter().map(|d| (d["_id"].as_str().unwrap().to_owned(), d["text"].as_str().unwrap_or_default().to_owned())).collect()
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn cached_documents_show_before_the_server_is_reachable_stale_then_reconcile_without_flicker() {
+    let sc = scenario("p-cache");
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&first);
+    let sub = first.subscribe("docs", ("todos",));
+    for (id, text) in [("a", "milk"), ("b", "eggs"), ("c", "tea")] {
+        first.call::<Value>("insertDoc", ("todos", json!({"_id": id, "text": text}))).await.unwrap();
+    }
+    sub.wait_ready().await.unwrap();
+    assert!(!first.stale() && !sub.stale());
+    cache_holds(&seen, 3).await;
+    drop(first);
+    // Meanwhile, on the server: one removed, one changed, one added.
+    let other = connect(&ws_url(&sc), fast()).unwrap();
+    other.call::<Value>("removeDoc", ("todos", "b")).await.unwrap();
+    other.call::<Value>("updateDoc", ("todos", "c", json!({"text": "green tea"}))).await.unwrap();
+    other.call::<Value>("insertDoc", ("todos", json!({"_id": "d", "text": "jam"}))).await.unwrap();
+    other.close();
+    control(&sc, "refuse?on=true").await;
+
+    // The reload, offline: the last known todos show, stale.
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&next);
+    let todos = next.collection("todos");
+    let (changes, _c) = changes_of(&todos);
+    let sub = next.subscribe("docs", ("todos",));
+    assert_eq!(cache_restored(&seen).await, (3, None));
+    assert_eq!(texts(&todos), [("a".into(), "milk".into()), ("b".into(), "eggs".into()), ("c".into(), "tea".into())]);
+    assert!(next.stale() && sub.stale() && !sub.ready() && !next.connected());
+    let stale_seen: Rc<RefCell<Vec<bool>>> = Rc::default();
+    let s = stale_seen.clone();
+    let _o = next.stale_observable().subscribe(move |v| s.borrow_mut().push(*v));
+    sleep(300).await;
+    assert!(next.stale(), "stale while offline");
+    changes.borrow_mut().clear();
+    // The server is back: once the subscription is ready, only the differences.
+    control(&sc, "refuse?on=false").await;
+    sub.wait_ready().await.unwrap();
+    assert!(!next.stale() && !sub.stale());
+    assert_eq!(*stale_seen.borrow(), [false]);
+    let mut got = changes.borrow().clone();
+    got.sort();
+    assert_eq!(got, [("b".into(), "removed"), ("c".into(), "changed"), ("d".into(), "added")], "no flicker: a untouched");
+    assert_eq!(texts(&todos), [("a".into(), "milk".into()), ("c".into(), "green tea".into()), ("d".into(), "jam".into())]);
+    // And the cache follows: a third start shows the new state.
+    cache_holds(&seen, 3).await;
+    next.close();
+    control(&sc, "refuse?on=true").await;
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&third);
+    let todos = third.collection("todos");
+    assert_eq!(cache_restored(&seen).await, (3, None));
+    assert_eq!(texts(&todos), [("a".into(), "milk".into()), ("c".into(), "green tea".into()), ("d".into(), "jam".into())]);
+    third.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn cached_documents_no_subscription_claims_go_once_the_subscriptions_are_ready() {
+    let sc = scenario("p-cache-unclaimed");
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&first);
+    first.call::<Value>("insertDoc", ("todos", json!({"_id": "t", "text": "milk"}))).await.unwrap();
+    first.call::<Value>("insertDoc", ("notes", json!({"_id": "n", "text": "hi"}))).await.unwrap();
+    let a = first.subscribe("docs", ("todos",));
+    let b = first.subscribe("docs", ("notes",));
+    a.wait_ready().await.unwrap();
+    b.wait_ready().await.unwrap();
+    cache_holds(&seen, 2).await;
+    first.close();
+    // The next page subscribes to the todos only: the cached notes show
+    // until it is ready, then go.
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&next);
+    let sub = next.subscribe("docs", ("todos",));
+    let notes = next.collection("notes");
+    let (changes, _c) = changes_of(&next.collection("todos"));
+    assert_eq!(cache_restored(&seen).await.0, 2);
+    assert_eq!(*changes.borrow(), [("t".to_owned(), "added")], "shown from the cache");
+    changes.borrow_mut().clear();
+    sub.wait_ready().await.unwrap();
+    wait_until(2_000, "the unclaimed note gone", || notes.is_empty()).await;
+    assert!(changes.borrow().is_empty(), "the todo was untouched: {:?}", changes.borrow());
+    assert!(!next.stale());
+    cache_holds(&seen, 1).await;
+    next.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_users_cached_documents_are_shown_to_that_user_only() {
+    let sc = scenario("p-cache-user");
+    let ada = control(&sc, "accounts?op=create&username=ada&password=pw").await["id"].as_str().unwrap().to_owned();
+    let bob = control(&sc, "accounts?op=create&username=bob&password=pw").await["id"].as_str().unwrap().to_owned();
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&first);
+    first.accounts().persist_login(ddp_live::PersistLogin::ConnectUrl);
+    first.accounts().login_with_password("ada", "pw").await.unwrap();
+    first.call::<Value>("insertDoc", ("todos", json!({"_id": "t", "text": "ada's"}))).await.unwrap();
+    first.subscribe("docs", ("todos",)).wait_ready().await.unwrap();
+    // Ada's user document and the todo.
+    cache_holds(&seen, 2).await;
+    drop(first);
+    control(&sc, "refuse?on=true").await;
+
+    // A page where nobody is logged in sees none of ada's documents.
+    let anonymous = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&anonymous);
+    assert_eq!(cache_restored(&seen).await, (0, None));
+    assert!(anonymous.collection("users").is_empty() && anonymous.collection("todos").is_empty());
+    assert!(!anonymous.stale());
+    anonymous.close();
+
+    // A page restoring ada's login shows hers at once, offline.
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&next);
+    assert!(next.accounts().persist_login(ddp_live::PersistLogin::ConnectUrl));
+    let sub = next.subscribe("docs", ("todos",));
+    assert_eq!(cache_restored(&seen).await, (2, Some(ada.clone())));
+    assert!(next.collection("users").find_one(&ada).is_some() && next.stale());
+    control(&sc, "refuse?on=false").await;
+    sub.wait_ready().await.unwrap();
+    wait_until(5_000, "logged in again", || next.accounts().user_id().as_deref() == Some(ada.as_str()) && !next.stale()).await;
+    // She logs out, bob logs in: her documents leave the cache.
+    next.accounts().logout().await.unwrap();
+    next.accounts().login_with_password("bob", "pw").await.unwrap();
+    let before = seen.borrow().len();
+    wait_until(5_000, "bob's cache written", || seen.borrow()[before..].iter().any(|e| matches!(e, PersistEvent::CacheWritten { .. })))
+        .await;
+    next.close();
+    control(&sc, "refuse?on=true").await;
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&third);
+    assert!(third.accounts().persist_login(ddp_live::PersistLogin::ConnectUrl));
+    let (_, user) = cache_restored(&seen).await;
+    assert_eq!(user.as_deref(), Some(bob.as_str()));
+    let users = third.collection("users");
+    assert!(users.find_one(&ada).is_none(), "never ada's: {:?}", users.find());
+    assert!(users.find_one(&bob).is_some());
+    third.close();
+}
+
+// Browser only: the cache's database refuses writes (a full quota for it alone).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test]
+async fn a_cache_that_cannot_write_is_a_typed_error_and_the_outbox_keeps_its_calls() {
+    let sc = scenario("p-cache-quota");
+    page_js(
+        "globalThis.__tx = IDBDatabase.prototype.transaction;
+         IDBDatabase.prototype.transaction = function (stores, mode, options) {
+           if (mode === 'readwrite' && this.name.startsWith('ddp-live-cache/')) throw new DOMException('full', 'QuotaExceededError');
+           return globalThis.__tx.call(this, stores, mode, options);
+         };",
+    );
+    let conn = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (cache, _c) = cache_events(&conn);
+    let (outbox, _o) = events(&conn);
+    let sub = conn.subscribe("docs", ("todos",));
+    conn.call::<Value>("insertDoc", ("todos", json!({"_id": "a", "text": "milk"}))).await.unwrap();
+    sub.wait_ready().await.unwrap();
+    let failed = poll(
+        5_000,
+        || format!("the cache's report: {:?}", cache.borrow()),
+        || {
+            cache.borrow().iter().find_map(|e| match e {
+                PersistEvent::CacheFailed { error } => Some(error.clone()),
+                _ => None,
+            })
+        },
+    )
+    .await;
+    assert_eq!(failed.kind, ddp_live::StorageErrorKind::QuotaExceeded, "{failed}");
+    // The outbox, apart, still keeps a call made offline.
+    control(&sc, "refuse?on=true").await;
+    control(&sc, "drop").await;
+    wait_until(5_000, "the drop", || !conn.connected()).await;
+    conn.call::<Value>("inc", ("k",)).detach();
+    all_kept(&conn, 1).await;
+    page_js("IDBDatabase.prototype.transaction = globalThis.__tx;");
+    assert!(!outbox.borrow().iter().any(|e| matches!(e, PersistEvent::StorageFailed { .. })), "{:?}", outbox.borrow());
+    assert_eq!(conn.collection("todos").len(), 1, "the documents are there, only not kept");
     conn.close();
 }

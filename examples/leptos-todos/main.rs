@@ -1,7 +1,8 @@
 //! A Leptos app (client-side rendering) over ddp-live, against the test
 //! server: a status badge with the retry countdown, the outbox, a live todo
 //! list whose writes go through client stubs (they show at once, offline
-//! too, and survive reconnects), and a chat room.
+//! too, survive reconnects and reloads; the last known list shows at once
+//! after a reload, marked stale), and a chat room.
 //!
 //! Built by `scripts/build-example.sh` into `target/leptos-example/`,
 //! served by the test server at `/leptos/` (`scripts/demo.sh`). The page
@@ -63,7 +64,9 @@ fn define_stubs(conn: &ddp_live::Connection) {
 #[component]
 fn App() -> impl IntoView {
     // `persist`: the outbox is kept in IndexedDB, so a todo added while the
-    // server is away survives a reload and is sent by the next page.
+    // server is away survives a reload and is sent by the next page; and
+    // the todos are too, so a reload shows the last known ones at once,
+    // offline as well, marked stale until the subscription is ready.
     // `share_across_tabs`: every tab of the app shares one socket (the
     // test server's stats show one connection however many tabs are open).
     let options = Options {
@@ -125,6 +128,8 @@ fn StatusCard() -> impl IntoView {
 fn Todos() -> impl IntoView {
     let sub = use_subscription("docs", ("todos",));
     let todos = use_collection("todos");
+    // The last known todos, from the durable cache, until the server confirms them.
+    let stale = use_stale();
     let insert = use_call::<String>("insertDoc");
     let update = use_call::<Value>("updateDoc");
     let remove = use_call::<Value>("removeDoc");
@@ -150,12 +155,14 @@ fn Todos() -> impl IntoView {
     view! {
         <div class="card">
             <strong>"Todos"</strong>
-            <span id="todos-ready" class="muted">{move || if sub.ready.get() { " (live)" } else { " (loading…)" }}</span>
+            <span id="todos-ready" class="muted">{move || {
+                if stale.get() { " (last known, not live yet)" } else if sub.ready.get() { " (live)" } else { " (loading…)" }
+            }}</span>
             <form on:submit=move |ev| { ev.prevent_default(); add(); }>
                 <input id="new-todo" type="text" placeholder="What needs doing?" bind:value=text/>
                 <button id="add-todo" type="submit">"Add"</button>
             </form>
-            <ul id="todos">
+            <ul id="todos" class:stale=stale>
                 <For each=move || ordered.get() key=|d| d.id().to_owned() let:todo>
                     {
                         let (id, id2, id3) = (todo.id().to_owned(), todo.id().to_owned(), todo.id().to_owned());

@@ -5,7 +5,7 @@
 //! Built with the cargo feature `persist` only: the npm package, which
 //! has no durable outbox yet, carries none of it.
 
-use crate::host::store::{DurableStore, Opened, StorageError, StorageErrorKind, Written};
+use crate::host::store::{Batch, DurableStore, Opened, StorageError, StorageErrorKind, Written};
 use wasm_bindgen::prelude::*;
 
 // Results are (code, message): 0 ok, 1 unavailable, 2 quota exceeded,
@@ -114,12 +114,59 @@ export function idb_delete(handle, key) {
 export function idb_close(handle) {
   release(handle);
 }
+// The cache: one database shared by every page (no locks), its records of
+// one key range read at open, written in batches of one transaction each
+// ("relaxed": a cache may lose its last writes in a crash, never a call).
+const range = (p) => IDBKeyRange.bound(p, p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1), false, true);
+export function idb_cache_open(name, prefix, done) {
+  const handle = { db: null, locks: [], releases: [] };
+  let finished = false;
+  const end = (c, m, k, v) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    if (c !== 0) release(handle);
+    later(() => done(c, m, c === 0 ? handle : null, k, v));
+  };
+  const timer = setTimeout(() => end(1, "IndexedDB did not open within 5 s", null, null), 5000);
+  let req;
+  try { req = indexedDB.open(name, 1); } catch (e) { return end(code(e) === 5 ? 1 : code(e), text(e), null, null); }
+  req.onupgradeneeded = () => req.result.createObjectStore("records");
+  req.onerror = () => end(code(req.error), text(req.error), null, null);
+  req.onsuccess = () => {
+    const db = (handle.db = req.result);
+    db.onversionchange = () => db.close();
+    if (finished) return release(handle);
+    try {
+      const tx = db.transaction("records", "readonly");
+      const store = tx.objectStore("records");
+      const keys = store.getAllKeys(range(prefix)), values = store.getAll(range(prefix));
+      tx.onerror = () => end(code(tx.error), text(tx.error), null, null);
+      tx.oncomplete = () => end(0, "", keys.result, values.result);
+    } catch (e) { end(code(e), text(e), null, null); }
+  };
+}
+export function idb_batch(handle, clear, dels, keys, values, done) {
+  let settled = false;
+  const end = (c, m) => { if (!settled) { settled = true; later(() => done(c, m)); } };
+  try {
+    const tx = handle.db.transaction("records", "readwrite", { durability: "relaxed" });
+    const store = tx.objectStore("records");
+    clear.forEach((p) => store.delete(range(p)));
+    dels.forEach((k) => store.delete(k));
+    keys.forEach((k, i) => store.put(values[i], k));
+    tx.oncomplete = () => end(0, "");
+    tx.onerror = tx.onabort = () => end(code(tx.error), text(tx.error));
+  } catch (e) { end(code(e), text(e)); }
+}
 "#)]
 extern "C" {
     fn idb_open(name: &str, page: &str, done: JsValue);
     fn idb_put(handle: &JsValue, key: &str, value: &str, done: JsValue);
     fn idb_delete(handle: &JsValue, key: &str);
     fn idb_close(handle: &JsValue);
+    fn idb_cache_open(name: &str, prefix: &str, done: JsValue);
+    fn idb_batch(handle: &JsValue, clear: js_sys::Array, dels: js_sys::Array, keys: js_sys::Array, values: js_sys::Array, done: JsValue);
 }
 
 fn error(code: u32, message: String) -> StorageError {
@@ -133,18 +180,32 @@ fn error(code: u32, message: String) -> StorageError {
     StorageError::new(kind, message)
 }
 
-/// Opens IndexedDB store `name` (its database, made on first use) for page
-/// `page`: the records of pages still alive are left out.
-pub(crate) fn open(name: &str, page: &str, opened: Opened) {
-    let done = Closure::once_into_js(move |code: u32, message: String, db: JsValue, keys: JsValue, values: JsValue| {
+/// What an open hands to Rust: the store and its records, or why not.
+fn on_open(opened: Opened) -> JsValue {
+    Closure::once_into_js(move |code: u32, message: String, db: JsValue, keys: JsValue, values: JsValue| {
         if code != 0 {
             return opened(Err(error(code, message)));
         }
         let (keys, values) = (js_sys::Array::from(&keys), js_sys::Array::from(&values));
         let records = keys.iter().zip(values.iter()).filter_map(|(k, v)| Some((k.as_string()?, v.as_string()?))).collect();
         opened(Ok((Box::new(IdbStore { handle: db }), records)));
-    });
-    idb_open(name, page, done);
+    })
+}
+
+/// Opens IndexedDB store `name` (its database, made on first use) for page
+/// `page`: the records of pages still alive are left out.
+pub(crate) fn open(name: &str, page: &str, opened: Opened) {
+    idb_open(name, page, on_open(opened));
+}
+
+/// Opens IndexedDB cache store `name` (shared by every page) with its
+/// records whose keys start with `prefix`.
+pub(crate) fn open_cache(name: &str, prefix: &str, opened: Opened) {
+    idb_cache_open(name, prefix, on_open(opened));
+}
+
+fn strings(items: impl IntoIterator<Item = String>) -> js_sys::Array {
+    items.into_iter().map(JsValue::from).collect()
 }
 
 struct IdbStore {
@@ -161,6 +222,13 @@ impl DurableStore for IdbStore {
 
     fn delete(&self, key: &str) {
         idb_delete(&self.handle, key);
+    }
+
+    fn batch(&self, batch: Batch, done: Written) {
+        let done =
+            Closure::once_into_js(move |code: u32, message: String| done(if code == 0 { Ok(()) } else { Err(error(code, message)) }));
+        let (keys, values): (Vec<String>, Vec<String>) = batch.put.into_iter().unzip();
+        idb_batch(&self.handle, strings(batch.clear), strings(batch.delete), strings(keys), strings(values), done);
     }
 }
 

@@ -72,7 +72,9 @@ pub struct Options {
     /// the browser, scoped to the server URL too; natively the process's
     /// memory): calls made offline or in flight survive a reload, and go
     /// out at the next start (see [`PersistedCalls`](crate::PersistedCalls)).
-    /// Off by default.
+    /// The subscriptions' documents are kept too, per user: the next start
+    /// shows them at once, [stale](Connection::stale) until the
+    /// subscriptions are ready again. Off by default.
     pub persist: Option<String>,
     /// Share one socket with every other tab of this browser connected to
     /// the same URL (natively: with the other connections of this thread).

@@ -64,14 +64,17 @@ impl Host for Browser {
     }
 
     #[cfg(feature = "persist")]
-    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
-        browser::idb::open(name, page, opened);
+    fn open_store(&self, name: &str, access: super::store::Access<'_>, opened: super::store::Opened) {
+        match access {
+            super::store::Access::Page(page) => browser::idb::open(name, page, opened),
+            super::store::Access::Shared(prefix) => browser::idb::open_cache(name, prefix, opened),
+        }
     }
 
     // Without the feature no durable outbox can be asked for (`connect`
     // refuses the option), so nothing opens a store; this answers anyway.
     #[cfg(not(feature = "persist"))]
-    fn open_store(&self, _name: &str, _page: &str, opened: super::store::Opened) {
+    fn open_store(&self, _name: &str, _access: super::store::Access<'_>, opened: super::store::Opened) {
         let kind = super::store::StorageErrorKind::Unavailable;
         opened(Err(super::store::StorageError { kind, message: String::new() }));
     }

@@ -25,7 +25,7 @@ pub mod store;
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 pub(crate) mod tabs;
 
-use store::{Opened, StorageError, StorageErrorKind};
+use store::{Access, Opened, StorageError, StorageErrorKind};
 
 pub use crate::protocol::machine::{PageEvent, SocketEvent};
 
@@ -121,14 +121,11 @@ pub trait Host {
     }
 
     /// Opens durable store `name` (the browser's IndexedDB; natively the
-    /// process's memory) for page `page`: the page is marked alive while
-    /// the store stays open (a Web Lock in the browser), and `opened` hears
-    /// the store and the records of pages no longer alive (keys
-    /// `<page>-…`), whose marks the store then holds too (so no other page
-    /// takes them), or why there is none (the default:
-    /// `storage-unavailable`).
-    fn open_store(&self, name: &str, page: &str, opened: Opened) {
-        let _ = (name, page);
+    /// process's memory) and reads the records `access` says (see
+    /// [`Access`]); `opened` hears the store and those records, or why
+    /// there is none (the default: `storage-unavailable`).
+    fn open_store(&self, name: &str, access: Access<'_>, opened: Opened) {
+        let _ = (name, access);
         opened(Err(StorageError::new(StorageErrorKind::Unavailable, "no durable store")));
     }
 
@@ -192,8 +189,8 @@ macro_rules! forward_host {
         fn date_parse(&self, text: &str) -> f64 {
             self.$($field).+.date_parse(text)
         }
-        fn open_store(&self, name: &str, page: &str, opened: $crate::host::store::Opened) {
-            self.$($field).+.open_store(name, page, opened)
+        fn open_store(&self, name: &str, access: $crate::host::store::Access<'_>, opened: $crate::host::store::Opened) {
+            self.$($field).+.open_store(name, access, opened)
         }
         fn join_tabs(&self, name: &str, member: &str, handler: $crate::host::TabHandler) -> Option<Box<dyn $crate::host::TabLink>> {
             self.$($field).+.join_tabs(name, member, handler)

@@ -255,8 +255,8 @@ impl Host for Tokio {
         process_storage().remove(key);
     }
 
-    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
-        process_stores().open(name, page, opened);
+    fn open_store(&self, name: &str, access: super::store::Access<'_>, opened: super::store::Opened) {
+        process_stores().open(name, access, opened);
     }
 
     // The connections of this thread (one `LocalSet`) are the tabs: those

@@ -117,8 +117,8 @@ impl Host for SimHost {
         self.storage.remove(key);
     }
 
-    fn open_store(&self, name: &str, page: &str, opened: super::store::Opened) {
-        self.stores.open(name, page, opened);
+    fn open_store(&self, name: &str, access: super::store::Access<'_>, opened: super::store::Opened) {
+        self.stores.open(name, access, opened);
     }
 }
 
@@ -465,7 +465,7 @@ fn damaged_records_are_removed_and_a_newer_clients_left_in_place() {
     let newer = r#"{"v":99,"id":1,"name":"m","params":[],"at":1}"#;
     host.stores.open(
         name,
-        "earlier",
+        super::store::Access::Page("earlier"),
         Box::new(move |opened| {
             let (store, _) = opened.unwrap();
             store.put("earlier-1", "not json", Box::new(|r| r.unwrap()));
@@ -482,4 +482,145 @@ fn damaged_records_are_removed_and_a_newer_clients_left_in_place() {
     assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Skipped { key, .. } if key == "earlier-2")), "{events:?}");
     assert!(events.contains(&crate::PersistEvent::Restored { count: 0, waiting: 0 }), "{events:?}");
     assert_eq!(host.stores.len(name), 1, "the newer record is left for its client");
+}
+
+/// The durable cache's records in `host`'s store `name` (nobody logged
+/// in), decoded: (collection, id) → the field `v`.
+fn cached_docs(host: &SimHost, name: &str) -> BTreeMap<(String, String), i64> {
+    let scope = crate::protocol::cache::scope(None).unwrap_or_default();
+    host.stores
+        .records(name)
+        .into_iter()
+        .filter_map(|(k, v)| crate::protocol::cache::read(&scope, &k, &v).ok())
+        .map(|(c, id, doc)| ((c, id), doc.fields()["v"].as_i64().unwrap_or_default()))
+        .collect()
+}
+
+/// The documents `conn` shows: (collection, id) → the field `v`.
+fn shown_docs(conn: &Connection) -> BTreeMap<(String, String), i64> {
+    let mut out = BTreeMap::new();
+    for p in 0..PUBS {
+        let c = format!("c{p}");
+        for doc in conn.collection(&c).find() {
+            out.insert((c.clone(), doc["_id"].as_str().unwrap_or_default().to_owned()), doc["v"].as_i64().unwrap_or_default());
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// The durable cache across reloads, drops and lost frames: a new page
+    /// shows at once exactly what the cache held (stale when it held
+    /// anything), before any frame; once settled it shows the server's
+    /// documents and is no longer stale; and the cache then follows them.
+    #[test]
+    fn cached_documents_show_at_once_after_a_reload_and_converge(
+        steps in proptest::collection::vec(prop_oneof![12 => step().prop_map(PageStep::Step), 1 => Just(PageStep::Reload)], 1..80),
+        seed in 1u64..u64::MAX,
+    ) {
+        let options = sim_options(Some("cache"));
+        let name = "ddp-live-cache/cache/ws://sim/websocket";
+        let mut w = World::new(seed, &options);
+        for st in &steps {
+            match st {
+                PageStep::Step(st) => w.step(st),
+                PageStep::Reload => {
+                    w.reload(&options);
+                    w.host.run_later();
+                    let cached = cached_docs(&w.host, name);
+                    prop_assert_eq!(shown_docs(&w.conn), cached.clone(), "the cache shows at once");
+                    prop_assert_eq!(w.conn.stale(), !cached.is_empty());
+                }
+            }
+        }
+        w.settle();
+        prop_assert!(!w.conn.stale(), "fresh once settled");
+        let server: BTreeMap<(String, String), i64> = w.server.session().view.iter().map(|((p, id), v)| ((format!("c{p}"), id.clone()), *v)).collect();
+        prop_assert_eq!(shown_docs(&w.conn), server.clone());
+        // The batch due is written (the only timer left: no heartbeat).
+        for _ in 0..3 {
+            w.host.advance();
+        }
+        prop_assert_eq!(cached_docs(&w.host, name), server);
+    }
+}
+
+#[test]
+fn damaged_and_newer_cache_records_are_removed_with_an_event_and_the_rest_shown() {
+    let host = Rc::new(SimHost::default());
+    let name = "ddp-live-cache/mixed/ws://sim/websocket";
+    let scope = crate::protocol::cache::scope(None).unwrap_or_default();
+    let key = |id: &str| crate::protocol::cache::key(&scope, "c0", id).unwrap_or_default();
+    let (ok, damaged, newer) = (key("ok"), key("damaged"), key("newer"));
+    let records = [(ok.clone(), r#"{"v":1,"f":{"v":7}}"#), (damaged.clone(), "not json"), (newer.clone(), r#"{"v":99,"f":{"v":1}}"#)];
+    host.stores.open(
+        name,
+        super::store::Access::Shared(&scope),
+        Box::new(move |opened| {
+            let (store, _) = opened.unwrap();
+            let put = records.iter().map(|(k, v)| (k.clone(), (*v).to_owned())).collect();
+            store.batch(super::store::Batch { put, ..Default::default() }, Box::new(|r| r.unwrap()));
+        }),
+    );
+    let conn = crate::connect_on(host.clone(), "ws://sim/websocket", sim_options(Some("mixed"))).unwrap();
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let _h = conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    host.run_later();
+    let events = seen.borrow().clone();
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Discarded { key, .. } if *key == damaged)), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, crate::PersistEvent::Skipped { key, .. } if *key == newer)), "{events:?}");
+    assert!(events.contains(&crate::PersistEvent::CacheRestored { documents: 1, user: None }), "{events:?}");
+    assert_eq!(shown_docs(&conn), BTreeMap::from([(("c0".to_owned(), "ok".to_owned()), 7)]));
+    assert!(conn.stale());
+    assert_eq!(host.stores.records(name).into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![ok], "a cache is only a copy: both removed");
+}
+
+#[test]
+fn a_cache_that_cannot_open_is_a_typed_event_apart_from_the_outbox() {
+    // A host with no durable store at all (the default: unavailable).
+    struct NoStore(Rc<SimHost>);
+    impl Host for NoStore {
+        fn clocks(&self) -> (f64, f64) {
+            self.0.clocks()
+        }
+        fn random(&self) -> f64 {
+            self.0.random()
+        }
+        fn later(&self, f: Box<dyn FnOnce()>) {
+            self.0.later(f)
+        }
+        fn timer(&self, ms: u32, f: Box<dyn FnOnce()>) -> Guard {
+            self.0.timer(ms, f)
+        }
+        fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
+            self.0.open_socket(url, max_len, handler)
+        }
+        fn watch_page(&self, handler: Box<dyn Fn(PageEvent)>) -> Option<(Guard, usize)> {
+            self.0.watch_page(handler)
+        }
+        fn log_error(&self, message: &str) {
+            self.0.log_error(message)
+        }
+    }
+    let sim = Rc::new(SimHost::default());
+    let conn = crate::connect_on(Rc::new(NoStore(sim.clone())), "ws://sim/websocket", sim_options(Some("none"))).unwrap();
+    let seen: Rc<RefCell<Vec<crate::PersistEvent>>> = Rc::default();
+    let s = seen.clone();
+    let _h = conn.persisted_calls().unwrap().on_event(move |e| s.borrow_mut().push(e.clone()));
+    sim.run_later();
+    let events = seen.borrow().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::PersistEvent::CacheFailed { error } if error.kind == super::store::StorageErrorKind::Unavailable)),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, crate::PersistEvent::StorageFailed { key: None, .. })),
+        "the outbox's own report: {events:?}"
+    );
+    assert!(!conn.stale());
 }

@@ -55,6 +55,20 @@ impl std::fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
+/// Which records an opened store reads, and who shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// A durable outbox's store, for page `.0`: the page is marked alive
+    /// while the store stays open (a Web Lock in the browser), and the
+    /// records of pages no longer alive (keys `<page>-…`) are read, whose
+    /// marks the store then holds too (so no other page takes them).
+    Page(&'a str),
+    /// A cache shared by every page: the records whose keys start with
+    /// `.0` are read.
+    #[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
+    Shared(&'a str),
+}
+
 /// Called once when a write is kept, or with why it was not.
 pub type Written = Box<dyn FnOnce(Result<(), StorageError>)>;
 
@@ -62,13 +76,43 @@ pub type Written = Box<dyn FnOnce(Result<(), StorageError>)>;
 /// with why there is none.
 pub type Opened = Box<dyn FnOnce(Result<(Box<dyn DurableStore>, Vec<(String, String)>), StorageError>)>;
 
-/// An open durable store of text records. Dropping it closes it.
+/// Writes applied together, in one transaction ([`DurableStore::batch`]):
+/// first every key starting with one of `clear` goes, then each of
+/// `delete`, then each of `put` is kept.
+#[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub clear: Vec<String>,
+    pub delete: Vec<String>,
+    pub put: Vec<(String, String)>,
+}
+
+#[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
+impl Batch {
+    /// True when it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.clear.is_empty() && self.delete.is_empty() && self.put.is_empty()
+    }
+}
+
+/// An open durable store of text records. Dropping it closes it (writes
+/// already asked for are still done).
 pub trait DurableStore {
     /// Keeps `value` under `key` (replacing what was there); `done` hears
     /// whether it was kept (possibly before `put` returns).
     fn put(&self, key: &str, value: &str, done: Written);
     /// Forgets `key`.
     fn delete(&self, key: &str);
+    #[cfg_attr(all(target_arch = "wasm32", not(feature = "persist")), allow(dead_code))]
+    /// Applies `batch` at once (all of it, or none when it fails); `done`
+    /// hears whether it was kept.
+    fn batch(&self, batch: Batch, done: Written);
+}
+
+/// Whether `key` starts with one of `prefixes`.
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
+fn cleared(key: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| key.starts_with(p.as_str()))
 }
 
 /// The page mark of a record's key (`<page>-…`).
@@ -95,7 +139,11 @@ pub(crate) struct MemoryState {
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]
 impl MemoryStores {
-    pub(crate) fn open(&self, name: &str, page: &str, opened: Opened) {
+    pub(crate) fn open(&self, name: &str, access: Access<'_>, opened: Opened) {
+        let page = match access {
+            Access::Page(page) => page,
+            Access::Shared(prefix) => return self.open_cache(name, prefix, opened),
+        };
         let (records, held) = {
             let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
             state.alive.push((name.to_owned(), page.to_owned()));
@@ -121,6 +169,32 @@ impl MemoryStores {
             (records, held)
         };
         opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), pages: held }), records)));
+    }
+
+    /// Opens cache store `name` (no page marks: every page shares it) and
+    /// reads its records whose keys start with `prefix`.
+    fn open_cache(&self, name: &str, prefix: &str, opened: Opened) {
+        let records = {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match state.records.iter().find(|(n, _)| n == name) {
+                Some((_, records)) => {
+                    let mut mine: Vec<(String, String)> = records.iter().filter(|(k, _)| k.starts_with(prefix)).cloned().collect();
+                    crate::protocol::order::sort_by(&mut mine, |a, b| a.0.cmp(&b.0));
+                    mine
+                }
+                None => {
+                    state.records.push((name.to_owned(), Vec::new()));
+                    Vec::new()
+                }
+            }
+        };
+        opened(Ok((Box::new(MemoryStore { stores: self.clone(), name: name.to_owned(), pages: Vec::new() }), records)));
+    }
+
+    /// The records of store `name` (for tests).
+    #[cfg(test)]
+    pub(crate) fn records(&self, name: &str) -> Vec<(String, String)> {
+        self.with(name, |r| r.clone()).unwrap_or_default()
     }
 
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut Vec<(String, String)>) -> R) -> Option<R> {
@@ -155,6 +229,19 @@ impl DurableStore for MemoryStore {
 
     fn delete(&self, key: &str) {
         self.stores.with(&self.name, |records| records.retain(|(k, _)| k != key));
+    }
+
+    fn batch(&self, batch: Batch, done: Written) {
+        self.stores.with(&self.name, |records| {
+            records.retain(|(k, _)| !cleared(k, &batch.clear) && !batch.delete.contains(k));
+            for (key, value) in batch.put {
+                match records.iter_mut().find(|(k, _)| *k == key) {
+                    Some(r) => r.1 = value,
+                    None => records.push((key, value)),
+                }
+            }
+        });
+        done(Ok(()));
     }
 }
 

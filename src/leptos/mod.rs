@@ -199,6 +199,39 @@ pub fn use_pending_calls() -> Signal<Vec<crate::PersistedCall>> {
     }
 }
 
+/// Whether the provided connection shows documents of an earlier session
+/// that the server has not confirmed yet ([`Connection::stale`]): true
+/// from the moment a durable cache ([`Options::persist`](crate::Options::persist))
+/// or a server render filled the collections, offline too, until the first
+/// session has every subscription ready and the server's documents replaced
+/// them (only the differences are applied). False on the server.
+///
+/// ```no_run
+/// use leptos::prelude::*;
+/// use ddp_live::leptos::{use_collection, use_stale};
+///
+/// #[component]
+/// fn Todos() -> impl IntoView {
+///     let todos = use_collection("todos");
+///     let stale = use_stale();
+///     view! {
+///         <ul class:stale=move || stale.get()>
+///             {move || todos.len.get()} " todos"
+///             <Show when=move || stale.get()>" (last known, reconnecting)"</Show>
+///         </ul>
+///     }
+/// }
+/// ```
+pub fn use_stale() -> Signal<bool> {
+    on_server!(_ => Signal::stored(false));
+    stale_signal(&use_connection())
+}
+
+/// Whether `conn` shows documents of an earlier session (see [`use_stale`]).
+pub fn stale_signal(conn: &Connection) -> Signal<bool> {
+    signal_from(&conn.stale_observable())
+}
+
 /// Whether a subscription is ready.
 pub fn ready_signal(sub: &Subscription) -> Signal<bool> {
     signal_from(sub.ready_observable())

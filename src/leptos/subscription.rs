@@ -24,6 +24,10 @@ pub struct UseSubscription {
     pub ended: Signal<Option<SubscriptionEnd>>,
     /// The current DDP subscription id (`None` once stopped).
     pub id: Signal<Option<String>>,
+    /// True while its documents may be an earlier session's, not confirmed
+    /// by the server yet (the connection's [`use_stale`](super::use_stale)
+    /// while this subscription is not ready); always false once ready.
+    pub stale: Signal<bool>,
     /// (`None` in a server render: no connection there.)
     state: StoredValue<Option<SendWrapper<Rc<State>>>>,
 }
@@ -152,6 +156,7 @@ where
             ready: Signal::derive(move || r1.with(|s| s.as_ref().is_some_and(|s| s.ready))),
             ended: Signal::derive(move || r2.with(|s| s.as_ref().and_then(|s| s.error.clone()).map(SubscriptionEnd::Failed))),
             id: Signal::stored(None),
+            stale: Signal::stored(false),
             state: StoredValue::new(None),
         }
     });
@@ -199,10 +204,13 @@ where
         drop(effect);
         state.stop();
     }
+    let ready = Signal::from(state.ready.read_only());
+    let stale = super::stale_signal(conn);
     UseSubscription {
-        ready: Signal::from(state.ready.read_only()),
+        ready,
         ended: Signal::from(state.ended.read_only()),
         id: Signal::from(state.id.read_only()),
+        stale: Signal::derive(move || stale.get() && !ready.get()),
         state: StoredValue::new(Some(SendWrapper::new(state))),
     }
 }

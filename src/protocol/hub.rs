@@ -1054,7 +1054,7 @@ fn splice(text: &str, (start, end): (usize, usize), id: &str) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod simulated;
 #[cfg(test)]
 mod tests;

@@ -252,6 +252,11 @@ pub enum Completion {
     CallQueued { id: u64 },
     /// A journaled `noRetry` call was sent.
     CallSent { id: u64 },
+    /// The store began (true) or ceased (false) to hold seeded documents
+    /// the server has not confirmed ([`Machine::seed`]). (Not in the npm
+    /// package, which cannot seed.)
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    Stale(bool),
 }
 
 /// What the driver must do.

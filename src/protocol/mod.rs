@@ -15,6 +15,8 @@
 pub mod accounts;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod arb;
+#[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+pub mod cache;
 pub mod doc;
 pub mod durable;
 pub mod ejson;

@@ -139,6 +139,17 @@ impl Store {
         out
     }
 
+    /// Every server document (stub writes left out), not decoded, in no
+    /// particular order: (collection, id, fields).
+    pub fn server_docs(&self) -> impl Iterator<Item = (&str, &str, &Doc)> + '_ {
+        self.collections.iter().flat_map(|(c, docs)| docs.iter().map(move |(id, d)| (c.as_str(), id.as_str(), d)))
+    }
+
+    /// One server document (stub writes left out), not decoded.
+    pub fn server_doc_ref(&self, collection: &str, id: &str) -> Option<&Doc> {
+        self.server_doc(collection, id)
+    }
+
     /// The documents of `collection` as the app sees them (stub writes
     /// included), in no particular order.
     /// Nothing is decoded: read each with [`DocRef::fields`].

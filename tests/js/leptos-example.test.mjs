@@ -2,7 +2,8 @@
 // scripts/build-example.sh, served at /leptos/) in headless Chromium: the
 // badge through a server drop, a todo added offline, toggles, removals,
 // todos kept across real page reloads (queued, and sent but unanswered),
-// and the chat room, read off the page.
+// the last known todos shown at once after a reload with the server away
+// (stale, then reconciled in place), and the chat room, read off the page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, base, control, scenario } from "./harness.mjs";
@@ -149,6 +150,62 @@ test("a todo sent but unanswered when the page reloads is sent again by the next
   assert.equal(await page.getAttribute("#todos li", "data-id"), stubId, "the server's id is the stub's");
   assert.deepEqual(await todoTexts(page), ["call mum"]);
   assert.equal((await control(sc, "executions")).runs.insertDoc, 1, "the insert ran once: the unread one never ran");
+  await page.close();
+});
+
+test("a reload with the server away shows the last known todos at once, marked stale, then only what changed", async () => {
+  const sc = scenario("leptos-cache");
+  const page = await openApp(sc);
+  await page.waitForFunction(() => document.querySelector("#todos-ready")?.textContent.includes("live"));
+  for (const t of ["bread", "cheese", "wine"]) {
+    await page.fill("#new-todo", t);
+    await page.click("#add-todo");
+  }
+  await page.waitForFunction(
+    () => document.querySelectorAll("#todos li").length === 3 && document.querySelector("#outbox").textContent === "0 queued, 0 in flight",
+    null,
+    { timeout: 10000 },
+  );
+  // The cache writes its batch 200 ms after the last change.
+  await page.waitForTimeout(800);
+  await page.goto("about:blank");
+  // Meanwhile another client (its own browser context: its own IndexedDB)
+  // checks one todo off and removes another.
+  const other = await openApp(sc);
+  await other.waitForFunction(() => document.querySelectorAll("#todos li").length === 3, null, { timeout: 10000 });
+  const row = (t) => `#todos li:has(.text:text-is("${t}"))`;
+  await other.click(`${row("cheese")} .toggle`);
+  await other.click(`${row("wine")} .remove`);
+  await other.waitForFunction(
+    () => document.querySelectorAll("#todos li").length === 2 && document.querySelector("#outbox").textContent === "0 queued, 0 in flight",
+    null,
+    { timeout: 10000 },
+  );
+  await other.close();
+
+  // The reload, with the server away: the todos show at once, stale.
+  await control(sc, "refuse?on=true");
+  const start = Date.now();
+  await page.goto(`${base}/leptos/?scenario=${sc}`);
+  await page.waitForFunction(() => document.querySelectorAll("#todos li").length === 3, null, { timeout: 5000 });
+  const shownAfter = Date.now() - start;
+  assert.deepEqual(await todoTexts(page), ["bread", "cheese", "wine"], `the last known todos (${shownAfter} ms after the navigation)`);
+  assert.notEqual(await page.textContent("#badge"), "connected");
+  assert.equal(await page.textContent("#todos-ready"), " (last known, not live yet)");
+  assert.ok((await page.getAttribute("#todos", "class")).includes("stale"));
+  assert.equal(await page.$$eval("#todos li.done", (els) => els.length), 0);
+  // Every row is marked, to tell later whether it was made again.
+  await page.$$eval("#todos li", (els) => els.forEach((e) => (e.__cached = true)));
+  await page.waitForTimeout(500);
+  assert.equal(await page.textContent("#todos-ready"), " (last known, not live yet)", "stale while offline");
+
+  // The server is back: only the differences apply, once ready.
+  await control(sc, "refuse?on=false");
+  await page.waitForFunction(() => document.querySelector("#todos-ready").textContent === " (live)", null, { timeout: 15000 });
+  assert.deepEqual(await todoTexts(page), ["bread", "cheese"]);
+  assert.ok(!(await page.getAttribute("#todos", "class")).includes("stale"));
+  const rows = await page.$$eval("#todos li", (els) => els.map((e) => [e.querySelector(".text").textContent, e.__cached === true, e.classList.contains("done")]));
+  assert.deepEqual(rows, [["bread", true, false], ["cheese", true, true]], "the same rows: nothing removed and added again; cheese changed in place");
   await page.close();
 });
 

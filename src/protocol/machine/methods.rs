@@ -761,6 +761,11 @@ impl Machine {
         }
     }
 
+    /// The ids of the calls in the outbox (queued or in flight).
+    pub(super) fn outstanding_calls(&self) -> impl Iterator<Item = u64> + '_ {
+        self.methods.calls.keys().copied()
+    }
+
     /// A `connected` arrived: re-send, fail or hold calls as the module
     /// docs say. Returns the ids of calls re-sent in a new session (whose
     /// `updated` the data hold waits for).

@@ -49,6 +49,34 @@ use crate::protocol::random::ID_ALPHABET;
 use crate::protocol::store::Store;
 use serde_json::Value;
 
+/// Whether this build can seed the store ([`Machine::seed`]: a server
+/// render, feature `leptos`; a durable cache, feature `persist` in the
+/// browser, always natively). The npm package cannot, so the code of the
+/// seeded sessions' hold is left out of it.
+const SEEDS: bool = cfg!(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")));
+
+/// A flag of the seeded sessions: a `bool` where this build can seed,
+/// nothing (always false) in the npm package.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flag(#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] bool);
+
+impl Flag {
+    fn get(self) -> bool {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        return self.0;
+        #[cfg(not(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32"))))]
+        false
+    }
+
+    fn set(&mut self, on: bool) {
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        {
+            self.0 = on;
+        }
+        let _ = on;
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Sub {
     id: String,
@@ -75,6 +103,10 @@ pub(super) struct Quiesce {
     /// server's version when the held data is applied, not before (else a
     /// document a stub wrote would vanish until then).
     pub(super) released: Vec<u64>,
+    /// The first session after a seed (a server render, a durable cache):
+    /// it waits for every subscription, those made while it holds too, and
+    /// ends the documents' staleness.
+    first: Flag,
 }
 
 #[derive(Debug, Default)]
@@ -88,9 +120,15 @@ pub(super) struct Subs {
     unanswered_unsubs: Vec<String>,
     pub(super) store: Store,
     pub(super) quiesce: Option<Quiesce>,
-    /// The store holds documents a page was rendered with ([`Machine::seed`]):
-    /// the first session is held back like a reconnect's.
+    /// The store holds (or is about to hold: [`Machine::expect_seed`])
+    /// documents of an earlier session ([`Machine::seed`]): the sessions
+    /// are held back until one has every subscription ready.
     seeded: bool,
+    /// The store holds seeded documents the server has not confirmed yet.
+    stale: Flag,
+    /// A seed was announced ([`Machine::expect_seed`]) and has not come:
+    /// the first session holds its data until it does.
+    awaiting_seed: Flag,
 }
 
 impl Machine {
@@ -100,6 +138,11 @@ impl Machine {
     pub fn subscribe(&mut self, name: &str, params: Vec<Value>) -> String {
         let id: String = (0..17).map(|_| ID_ALPHABET[(((self.random)() * 55.0) as usize).min(54)] as char).collect();
         self.subs.list.push(Sub { id: id.clone(), name: name.to_owned(), params, ready: false, sent: false, known: false, frame: 0 });
+        // The first session after a seed also waits for the subscriptions
+        // made while it holds (an app subscribes as it renders).
+        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first.get()) {
+            q.subs.insert(id.clone());
+        }
         self.send_subs();
         id
     }
@@ -137,18 +180,48 @@ impl Machine {
 
     /// Takes `docs` (collection, id, fields as EJSON wire values) as the
     /// documents of a previous session, and subscription `ready_sub` (when
-    /// given) as ready: what a page rendered on a server carries, so the
-    /// client's first render shows it with no request. The first session
-    /// is then held back as after a reconnect (see the module doc): once
-    /// every seeded subscription is ready on the wire, the documents it
-    /// sent replace these in one step, reporting only real differences (an
-    /// unchanged document is not touched, one the server no longer sends
-    /// goes). Refused (returns false, nothing done) once a session began:
-    /// nothing would reconcile a late seed.
+    /// given) as ready: what a page rendered on a server carries, or what a
+    /// durable cache kept, so the client's first render shows it with no
+    /// request. The documents are stale ([`Completion::Stale`]) until the
+    /// server confirmed them.
+    ///
+    /// The sessions are then held back as after a reconnect (see the module
+    /// doc), but waiting for **every** subscription: those live when the
+    /// session begins and those made while it holds (an app subscribes as
+    /// it renders), and for the calls outstanding when it began (a resumed
+    /// login). Once all are ready, the documents the server sent replace
+    /// these in one step, reporting only real differences: an unchanged
+    /// document is not touched, a changed one changes once, one that no
+    /// ready subscription sent goes (so a seeded document no subscription
+    /// claims does not outlive the hold; with no subscription at all when
+    /// the session begins, they go at once).
+    ///
+    /// Taken before the first session, or while it holds (a cache read
+    /// after the socket opened, [`Machine::expect_seed`]); refused (returns
+    /// false, nothing done) once data was applied: nothing would reconcile
+    /// a late seed.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     pub fn seed(&mut self, docs: Vec<(String, String, crate::protocol::store::Fields)>, ready_sub: Option<&str>) -> bool {
-        if self.was_connected || self.phase == Phase::Connected {
+        self.seed_any(docs, ready_sub)
+    }
+
+    /// [`Machine::seed`] with the documents' fields as text (a durable
+    /// cache's: nothing decoded). A document the store already holds (a
+    /// server render's, newer) is left as it is.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    pub fn seed_docs(&mut self, docs: Vec<(String, String, crate::protocol::doc::Doc)>) -> bool {
+        let store = &self.subs.store;
+        let docs: Vec<_> = docs.into_iter().filter(|(c, id, _)| !store.has_server_doc(c, id)).collect();
+        self.seed_any(docs, None)
+    }
+
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    fn seed_any<F: Into<crate::protocol::doc::Doc>>(&mut self, docs: Vec<(String, String, F)>, ready_sub: Option<&str>) -> bool {
+        let first_hold = self.subs.quiesce.as_ref().is_some_and(|q| q.first.get());
+        if !first_hold && (self.was_connected || self.phase == Phase::Connected) {
             return false;
         }
+        let any = !docs.is_empty();
         for (collection, id, fields) in docs {
             if let Some(change) = self.subs.store.added(collection, id, fields) {
                 self.complete(Completion::Data(change));
@@ -161,7 +234,71 @@ impl Machine {
             self.complete(Completion::SubReady { id });
         }
         self.subs.seeded = true;
+        self.subs.awaiting_seed.set(false);
+        if any && !self.subs.stale.get() {
+            self.stale_now(true);
+        }
+        if first_hold {
+            self.maybe_flush();
+        }
         true
+    }
+
+    /// A seed is on its way (a durable cache being read): the first session
+    /// is held as for a seed (see [`Machine::seed`]), and does not end
+    /// before it came, so that one read after the socket opened still
+    /// counts. [`Machine::seed_none`] if it brings nothing.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    pub fn expect_seed(&mut self) {
+        if !self.was_connected && self.phase != Phase::Connected {
+            self.subs.seeded = true;
+            self.subs.awaiting_seed.set(true);
+        }
+    }
+
+    /// The seed [`Machine::expect_seed`] announced brings nothing (an empty
+    /// or unreadable cache): with nothing seeded, no session is held.
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+    pub fn seed_none(&mut self) {
+        self.subs.awaiting_seed.set(false);
+        if self.subs.stale.get() || !self.subs.store.is_empty() {
+            self.maybe_flush();
+            return;
+        }
+        self.subs.seeded = false;
+        // Nothing to reconcile: what the first session holds applies now.
+        if let Some(q) = self.subs.quiesce.as_mut().filter(|q| q.first.get()) {
+            q.subs.clear();
+            q.methods.clear();
+        }
+        self.maybe_flush();
+    }
+
+    /// Whether the store holds seeded documents the server has not
+    /// confirmed yet (see [`Machine::seed`]).
+    pub fn stale(&self) -> bool {
+        self.subs.stale.get()
+    }
+
+    /// The store began (true) or ceased to hold unconfirmed seeded documents.
+    #[cfg_attr(not(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32"))), allow(dead_code))]
+    fn stale_now(&mut self, stale: bool) {
+        self.subs.stale.set(stale);
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
+        self.complete(Completion::Stale(stale));
+    }
+
+    /// The hold of a session after a seed (see [`Machine::seed`]): it also
+    /// waits for the subscriptions not ready yet and the calls outstanding,
+    /// and the store stays seeded until it ends.
+    fn seeded_hold(&mut self) {
+        self.subs.seeded = true;
+        let calls: Vec<String> = self.outstanding_calls().map(|id| id.to_string()).collect();
+        if let Some(q) = &mut self.subs.quiesce {
+            q.first.set(true);
+            q.subs.extend(self.subs.list.iter().map(|s| s.id.clone()));
+            q.methods.extend(calls);
+        }
     }
 
     /// Sends every subscription not yet sent in this session.
@@ -250,10 +387,14 @@ impl Machine {
         }
         // A hold cut short by this new session still owes its released writes.
         let released = self.subs.quiesce.take().map(|q| q.released).unwrap_or_default();
+        let first = SEEDS && self.subs.seeded;
         if reconnect || std::mem::take(&mut self.subs.seeded) {
             let subs = self.subs.list.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
             let methods = resent_methods.into_iter().collect();
             self.subs.quiesce = Some(Quiesce { subs, methods, released, ..Quiesce::default() });
+            if first {
+                self.seeded_hold();
+            }
         } else {
             for id in released {
                 self.release_writes(id);
@@ -343,7 +484,10 @@ impl Machine {
         };
         match &mut self.subs.quiesce {
             Some(q) => {
-                if !q.subs.remove(id) && !sub.ready {
+                // A seeded session's hold waits for subscriptions not ready
+                // yet too; a reconnect's only for those that were ready.
+                let waited = q.subs.remove(id);
+                if (SEEDS || !waited) && !sub.ready {
                     q.newly_ready.push(id.to_owned());
                 }
             }
@@ -358,7 +502,11 @@ impl Machine {
 
     /// Applies the held data in one step once nothing is awaited.
     fn maybe_flush(&mut self) {
-        let done = self.subs.quiesce.as_ref().is_some_and(|q| q.subs.is_empty() && q.methods.is_empty());
+        let done = self
+            .subs
+            .quiesce
+            .as_ref()
+            .is_some_and(|q| q.subs.is_empty() && q.methods.is_empty() && !(q.first.get() && self.subs.awaiting_seed.get()));
         if !done {
             return;
         }
@@ -385,6 +533,12 @@ impl Machine {
             if let Some(s) = self.subs.list.iter_mut().find(|s| s.id == id) {
                 s.ready = true;
                 self.out.push_back(Output::Done(Completion::SubReady { id }));
+            }
+        }
+        if q.first.get() {
+            self.subs.seeded = false;
+            if self.subs.stale.get() {
+                self.stale_now(false);
             }
         }
     }

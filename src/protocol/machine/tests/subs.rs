@@ -492,3 +492,138 @@ fn a_seeded_subscription_stopped_before_the_first_session_leaves_none_of_its_doc
     assert_eq!(data(&h), vec![Change::Removed { collection: "c".into(), id: "a".into() }]);
     assert!(h.m.store().is_empty());
 }
+
+fn kinds(h: &Harness) -> Vec<(String, &'static str)> {
+    let mut changes: Vec<(String, &'static str)> = data(h)
+        .iter()
+        .map(|c| {
+            let kind = match c {
+                Change::Added { .. } => "added",
+                Change::Changed { .. } => "changed",
+                Change::Removed { .. } => "removed",
+            };
+            (c.id().to_owned(), kind)
+        })
+        .collect();
+    changes.sort();
+    changes
+}
+
+#[test]
+fn a_cache_read_after_the_socket_opened_is_reconciled_once_every_subscription_is_ready() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    // A durable cache is being read: the first session will be held.
+    h.m.expect_seed();
+    let early = h.m.subscribe("items", vec![]);
+    h.open_and_connect("S");
+    // Subscribed as the app renders, after the session began: waited for too.
+    let late = h.m.subscribe("more", vec![]);
+    h.drain();
+    assert_eq!(ids_sent(&h, "sub"), vec![early.clone(), late.clone()]);
+    // A subscription ready before the cache came: still held for it.
+    let other = h.m.subscribe("other", vec![]);
+    h.drain();
+    added(&mut h, "o", 1);
+    h.frame(&json!({"msg":"ready","subs":[other.clone()]}).to_string());
+    assert!(data(&h).is_empty(), "{:?}", data(&h));
+    // The cache arrives while the session holds: shown at once, stale.
+    let cached = vec![
+        ("c".to_owned(), "same".to_owned(), fields(json!({"v": 1}))),
+        ("c".to_owned(), "changed".to_owned(), fields(json!({"v": 2}))),
+        ("c".to_owned(), "gone".to_owned(), fields(json!({"v": 3}))),
+    ];
+    assert!(h.m.seed(cached, None));
+    h.drain();
+    assert!(h.m.stale());
+    assert!(h.done.contains(&Completion::Stale(true)));
+    assert_eq!(kinds(&h).len(), 3);
+    h.done.clear();
+    added(&mut h, "same", 1);
+    added(&mut h, "changed", 20);
+    added(&mut h, "new", 4);
+    ready(&mut h, &early);
+    assert!(data(&h).is_empty(), "held until every subscription is ready: {:?}", data(&h));
+    assert_eq!(h.m.sub_ready(&early), Some(false));
+    ready(&mut h, &late);
+    assert_eq!(
+        kinds(&h),
+        [("changed".to_owned(), "changed"), ("gone".to_owned(), "removed"), ("new".to_owned(), "added"), ("o".to_owned(), "added")]
+    );
+    assert_eq!((h.m.sub_ready(&early), h.m.sub_ready(&late), h.m.sub_ready(&other)), (Some(true), Some(true), Some(true)));
+    assert_eq!(h.done.last(), Some(&Completion::Stale(false)), "fresh once reconciled: {:?}", h.done);
+    assert!(!h.m.stale());
+    // Later data applies at once; a late seed is refused.
+    h.done.clear();
+    added(&mut h, "later", 5);
+    assert_eq!(kinds(&h), [("later".to_owned(), "added")]);
+    assert!(!h.m.seed(vec![("c".to_owned(), "x".to_owned(), fields(json!({})))], None));
+}
+
+#[test]
+fn an_empty_cache_holds_nothing_back() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    h.m.expect_seed();
+    let id = h.m.subscribe("items", vec![]);
+    h.open_and_connect("S");
+    added(&mut h, "a", 1);
+    assert!(data(&h).is_empty());
+    h.m.seed_none();
+    h.drain();
+    assert_eq!(kinds(&h), [("a".to_owned(), "added")], "what was held shows");
+    added(&mut h, "b", 1);
+    ready(&mut h, &id);
+    assert_eq!(h.m.sub_ready(&id), Some(true));
+    assert!(!h.done.iter().any(|d| matches!(d, Completion::Stale(_))));
+}
+
+#[test]
+fn cached_documents_no_subscription_claims_go_when_the_first_session_begins_with_none() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    assert!(h.m.seed(vec![("c".to_owned(), "a".to_owned(), fields(json!({"v": 1})))], None));
+    h.drain();
+    h.done.clear();
+    h.open_and_connect("S");
+    assert_eq!(kinds(&h), [("a".to_owned(), "removed")]);
+    assert!(!h.m.stale());
+}
+
+#[test]
+fn a_drop_during_the_first_hold_keeps_the_cache_and_waits_again() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    assert!(h.m.seed(vec![("c".to_owned(), "a".to_owned(), fields(json!({"v": 1})))], None));
+    h.open_and_connect("S");
+    added(&mut h, "b", 1);
+    h.drain();
+    h.done.clear();
+    // The socket dies before the subscription is ready: nothing changes.
+    let s = h.socket();
+    h.m.handle_close(s, 1006, h.now);
+    h.drain();
+    h.advance(60_000.0);
+    h.open_and_connect("S2");
+    assert!(data(&h).is_empty(), "{:?}", data(&h));
+    assert!(h.m.stale());
+    added(&mut h, "a", 1);
+    ready(&mut h, &id);
+    assert!(data(&h).is_empty(), "the cached document was unchanged: {:?}", data(&h));
+    assert!(!h.m.stale());
+}
+
+#[test]
+fn a_cache_read_after_a_server_render_leaves_the_rendered_documents_alone() {
+    let mut h = Harness::new(Config::default());
+    h.start();
+    let id = h.m.subscribe("items", vec![]);
+    assert!(h.m.seed(vec![("c".to_owned(), "a".to_owned(), fields(json!({"v": 2})))], Some(&id)));
+    let doc = |v: Value| crate::protocol::doc::Doc::from_fields(v.as_object().unwrap());
+    assert!(h
+        .m
+        .seed_docs(vec![("c".to_owned(), "a".to_owned(), doc(json!({"v": 1}))), ("c".to_owned(), "b".to_owned(), doc(json!({"v": 3})))]));
+    assert_eq!(h.m.store().get("c", "a").unwrap()["v"], 2, "the render's copy is newer than the cache's");
+    assert_eq!(h.m.store().get("c", "b").unwrap()["v"], 3);
+}
