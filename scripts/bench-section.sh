@@ -9,9 +9,9 @@ marker=$1
 part=$2
 doc=docs/benchmarks.md
 if grep -q "<!-- $marker -->" "$doc"; then
-  awk -v part="$part" -v open="<!-- $marker -->" -v close="<!-- /$marker -->" '
-    $0 == open { while ((getline line < part) > 0) print line; skip = 1; next }
-    $0 == close { skip = 0; next }
+  awk -v part="$part" -v opening="<!-- $marker -->" -v closing="<!-- /$marker -->" '
+    $0 == opening { while ((getline line < part) > 0) print line; skip = 1; next }
+    $0 == closing { skip = 0; next }
     !skip { print }' "$doc" > "$doc.new" && mv "$doc.new" "$doc"
 else
   { echo; cat "$part"; } >> "$doc"

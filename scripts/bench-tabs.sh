@@ -7,17 +7,7 @@
 # scripts/bench.sh; alone it needs the tools scripts/setup.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-port=${DDP_BENCH_TABS_PORT:-3332}
-server_pid=$(SERVER_RELEASE=1 scripts/start-server.sh "$port")
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
-log=$(mktemp)
-CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_PANIC=unwind \
-CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} \
-DDP_TEST_SERVER="127.0.0.1:$port" WASM_BINDGEN_TEST_TIMEOUT=600 \
-  wasm-pack test --headless --chrome --release --mode no-install -- --features tabs --test tabs_bench -- --nocapture 2>&1 | tee "$log"
-rows=$(sed -n 's/.*BENCH|\(|.*\)$/\1/p' "$log")
-[ -n "$rows" ] || { echo "no figures printed" >&2; exit 1; }
+rows=$(scripts/bench-wasm.sh "${DDP_BENCH_TABS_PORT:-3333}" tabs tabs_bench)
 part=$(mktemp)
 cat > "$part" <<MD
 <!-- tabs-bench -->

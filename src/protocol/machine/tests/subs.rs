@@ -427,10 +427,12 @@ fn inconsistent_data_is_reported_and_still_converges() {
     assert_eq!(h.m.store().get("c", "zz"), None);
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
 fn fields(v: Value) -> crate::protocol::store::Fields {
     v.as_object().cloned().unwrap_or_default()
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn a_seeded_store_is_reconciled_with_the_first_session_once_the_seeded_subscription_is_ready() {
     let mut h = Harness::new(Config::default());
@@ -478,6 +480,7 @@ fn a_seeded_store_is_reconciled_with_the_first_session_once_the_seeded_subscript
     assert!(h.m.store().get("c", "late").is_none());
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn a_seeded_subscription_stopped_before_the_first_session_leaves_none_of_its_documents() {
     let mut h = Harness::new(Config::default());
@@ -493,6 +496,7 @@ fn a_seeded_subscription_stopped_before_the_first_session_leaves_none_of_its_doc
     assert!(h.m.store().is_empty());
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
 fn kinds(h: &Harness) -> Vec<(String, &'static str)> {
     let mut changes: Vec<(String, &'static str)> = data(h)
         .iter()
@@ -509,6 +513,7 @@ fn kinds(h: &Harness) -> Vec<(String, &'static str)> {
     changes
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn a_cache_read_after_the_socket_opened_is_reconciled_once_every_subscription_is_ready() {
     let mut h = Harness::new(Config::default());
@@ -560,6 +565,7 @@ fn a_cache_read_after_the_socket_opened_is_reconciled_once_every_subscription_is
     assert!(!h.m.seed(vec![("c".to_owned(), "x".to_owned(), fields(json!({})))], None));
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn an_empty_cache_holds_nothing_back() {
     let mut h = Harness::new(Config::default());
@@ -578,6 +584,7 @@ fn an_empty_cache_holds_nothing_back() {
     assert!(!h.done.iter().any(|d| matches!(d, Completion::Stale(_))));
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn cached_documents_no_subscription_claims_go_when_the_first_session_begins_with_none() {
     let mut h = Harness::new(Config::default());
@@ -590,6 +597,7 @@ fn cached_documents_no_subscription_claims_go_when_the_first_session_begins_with
     assert!(!h.m.stale());
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn a_drop_during_the_first_hold_keeps_the_cache_and_waits_again() {
     let mut h = Harness::new(Config::default());
@@ -614,6 +622,7 @@ fn a_drop_during_the_first_hold_keeps_the_cache_and_waits_again() {
     assert!(!h.m.stale());
 }
 
+#[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))] // Machine::seed
 #[test]
 fn a_cache_read_after_a_server_render_leaves_the_rendered_documents_alone() {
     let mut h = Harness::new(Config::default());
