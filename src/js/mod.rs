@@ -278,7 +278,7 @@ fn parse(text: &str) -> Option<Value> {
 }
 
 /// Settles a call's Promise (a function registered to be called once).
-fn settle(f: JsFn, outcome: Result<Option<Value>, MethodError>) {
+fn settle(f: JsFn, outcome: &Result<Option<Value>, MethodError>) {
     match outcome {
         Ok(v) => f.once(VALUE, &v.as_ref().map(json::to_text).unwrap_or_default()),
         Err(e) => f.once(ERROR, &method_error_json(&e)),
@@ -544,9 +544,9 @@ pub fn apply(h: u32, name: &str, params: &str, flags: u32, timeout: f64, done: u
         transient: false,
     };
     let hook = on_result
-        .map(|f| Box::new(move |outcome: &Result<Option<Value>, MethodError>| settle(f, outcome.clone())) as crate::connection::ResultHook);
+        .map(|f| Box::new(move |outcome: &Result<Option<Value>, MethodError>| settle(f, outcome)) as crate::connection::ResultHook);
     let return_stub = flags & 4 != 0 && simulation.value.is_some();
-    let done = Done::Hook(Box::new(move |outcome| settle(done, outcome)));
+    let done = Done::Hook(Box::new(move |outcome| settle(done, &outcome)));
     match conn.place_call(name, params, options, hook, simulation.writes, done) {
         Ok(id) => format!("{}{}", if return_stub { 's' } else { 'c' }, uint(id)),
         Err(e) => refused(&e),
@@ -691,7 +691,7 @@ fn write_doc(id: Option<&str>, fields: &Fields, out: &mut String) {
 fn write_ref(id: &str, d: DocRef<'_>, out: &mut String) {
     if let DocRef::Server(doc) = d {
         let t = doc.text();
-        if let Some(rest) = t.strip_prefix('{').filter(|_| !t.contains("\"_id\"") && !t.contains("\\u")) {
+        if let Some(rest) = t.strip_prefix('{').filter(|_| !has(t, b"\"_id\"") && !has(t, b"\\u")) {
             out.push_str("{\"_id\":");
             write_str(id, out);
             if rest.trim_start() != "}" {
@@ -702,6 +702,11 @@ fn write_ref(id: &str, d: DocRef<'_>, out: &mut String) {
         }
     }
     write_doc(Some(id), &d.fields(), out);
+}
+
+/// Whether `text` holds `pattern` (a plain scan: no string searcher).
+fn has(text: &str, pattern: &[u8]) -> bool {
+    text.as_bytes().windows(pattern.len()).any(|w| w == pattern)
 }
 
 fn query_of(c: &Collection, selector: Option<String>, options: Option<String>) -> Option<crate::query::Query> {
@@ -864,9 +869,9 @@ pub fn observe(h: u32, selector: Option<String>, options: Option<String>, change
 pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
     let f = JsFn(f);
     let Some(c) = conn(h) else {
-        return settle(f, Err(MethodError::Closed));
+        return settle(f, &Err(MethodError::Closed));
     };
-    let waiter = Box::new(move |r: Result<String, MethodError>| settle(f, r.map(|id| Some(Value::String(id)))));
+    let waiter = Box::new(move |r: Result<String, MethodError>| settle(f, &r.map(|id| Some(Value::String(id)))));
     let accounts = c.accounts();
     let user = match how {
         0 => UserSelector::from_name(a),
@@ -890,9 +895,9 @@ pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
 pub fn logout(h: u32, others: bool, f: u32) {
     let f = JsFn(f);
     let Some(c) = conn(h) else {
-        return settle(f, Err(MethodError::Closed));
+        return settle(f, &Err(MethodError::Closed));
     };
-    let waiter = Box::new(move |r: Result<(), MethodError>| settle(f, r.map(|_| None)));
+    let waiter = Box::new(move |r: Result<(), MethodError>| settle(f, &r.map(|_| None)));
     if others {
         c.accounts().logout_other_clients_with(waiter);
     } else {
@@ -970,7 +975,7 @@ pub fn send(h: u32, data: &str, kind: Option<String>, f: u32) -> String {
     let f = JsFn(f);
     let Some(o) = obj(h) else { return format!("!{}", method_error_json(&MethodError::Closed)) };
     let Obj::Room(room, _) = &*o else { return String::new() };
-    let settle = Box::new(move |outcome| settle(f, outcome));
+    let settle = Box::new(move |outcome| settle(f, &outcome));
     match room.send_with(parse(data).unwrap_or(Value::Null), kind.as_deref(), settle) {
         Ok(_) => String::new(),
         Err(e) => format!("!{}", method_error_json(&e)),
