@@ -9,7 +9,7 @@
 //! this side tells JavaScript goes through one function, the sink:
 //! `sink(callback id, kind, text)`. A callback id names a JavaScript
 //! function the TypeScript layer keeps; when the Rust closure holding the
-//! id goes, the sink hears kind 0 ([`RELEASE`]) and forgets the function,
+//! id goes, the sink hears kind 0 (`RELEASE`) and forgets the function,
 //! so nothing JavaScript keeps outlives what Rust keeps (and the reverse:
 //! the TypeScript objects free their handles when collected).
 //!
@@ -281,7 +281,7 @@ fn parse(text: &str) -> Option<Value> {
 fn settle(f: JsFn, outcome: &Result<Option<Value>, MethodError>) {
     match outcome {
         Ok(v) => f.once(VALUE, &v.as_ref().map(json::to_text).unwrap_or_default()),
-        Err(e) => f.once(ERROR, &method_error_json(&e)),
+        Err(e) => f.once(ERROR, &method_error_json(e)),
     }
 }
 
