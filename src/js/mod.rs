@@ -290,7 +290,13 @@ fn settle(f: JsFn, outcome: &Result<Option<Value>, MethodError>) {
 /// Sets the function everything this side says goes to.
 #[wasm_bindgen]
 pub fn sink(f: JsValue) {
-    SINK.with(|s| *s.borrow_mut() = Some(f.unchecked_into()));
+    // (Called again from inside a listener, by a second `initSync`, it is
+    // the same function: nothing to change while the sink runs.)
+    SINK.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Some(f.unchecked_into());
+        }
+    });
 }
 
 /// The error of the last export that failed (JSON text of its fields).
@@ -770,7 +776,12 @@ fn change_json(c: &Change) -> String {
     let mut fields = String::new();
     match c {
         Change::Added { fields: f, .. } => {
-            write_doc(None, f, &mut fields);
+            // As the server sent them when nobody decoded them yet (and no
+            // `\u` escape: JSON.parse would read a lone surrogate otherwise).
+            match f.text().filter(|t| !has(t, b"\\u")) {
+                Some(t) => fields.push_str(t),
+                None => write_doc(None, f, &mut fields),
+            }
             o.raw("fields", &fields).end()
         }
         Change::Changed { fields: f, cleared, .. } => {
