@@ -15,7 +15,7 @@ scope=$(read_setting scope)
 features=$(read_setting features)
 wasm_opt_flags=$(read_setting wasm_opt)
 
-# No snippet of an earlier build may linger (the size check counts them all).
+# No snippet of an earlier build may linger.
 rm -rf "$out_dir/snippets"
 args=(build --mode no-install --release --target "$target" --out-dir "$out_dir" --out-name "$out_name")
 [ -n "$scope" ] && args+=(--scope "$scope")
@@ -23,19 +23,35 @@ cargo_args=()
 [ -n "$features" ] && cargo_args+=(--features "${features// /,}")
 wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
 
-# The JS glue (and the inline snippets it imports) minified, as the JS
-# clients it is compared with are shipped: its doc comments stay in the .d.ts.
-# --keep-names keeps the classes' names (DDPConnection, not a letter) for
-# whoever inspects them in a console (the glue's; the snippets export no class).
+# The JavaScript API is hand-written TypeScript (ts/ddp_live.ts) over the
+# wasm's narrow ABI (src/js/mod.rs): tsc --strict type-checks it and writes
+# the package's .d.ts from it; esbuild bundles it with the wasm-bindgen glue
+# (and the glue's inline snippets) into one ES module, minified as the JS
+# clients it is compared with are shipped. The glue loads the .wasm beside
+# the module (import.meta.url), so `--target web` and bundlers work as before.
 esbuild=node_modules/.bin/esbuild
-[ -x "$esbuild" ] || { echo "missing $esbuild: run scripts/setup.sh" >&2; exit 1; }
-# (PROFILING=1 leaves them as written, so a CPU profile names their lines.)
-[ "${PROFILING:-0}" = 1 ] || for js in "$out_dir/$out_name.js" $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
-  head -n1 "$js" | grep '^/\* @ts-self-types' > "$js.min" || true
-  keep=(); [ "$js" = "$out_dir/$out_name.js" ] && keep=(--keep-names)
-  "$esbuild" "$js" --minify "${keep[@]}" --target=es2020 --format=esm --log-level=warning >> "$js.min"
-  mv "$js.min" "$js"
-done
+tsc=node_modules/.bin/tsc
+[ -x "$esbuild" ] && [ -x "$tsc" ] || { echo "missing $esbuild or $tsc: run scripts/setup.sh" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mv "$out_dir/$out_name.js" "$tmp/glue.js"
+mv "$out_dir/$out_name.d.ts" "$tmp/glue.d.ts"
+[ -d "$out_dir/snippets" ] && mv "$out_dir/snippets" "$tmp/"
+cp ts/ddp_live.ts "$tmp/$out_name.ts"
+"$tsc" --strict --declaration --emitDeclarationOnly --stripInternal --removeComments false \
+  --target es2022 --module es2022 --moduleResolution bundler --lib es2022,dom --skipLibCheck \
+  --outDir "$tmp/types" "$tmp/$out_name.ts"
+cp "$tmp/types/$out_name.d.ts" "$out_dir/$out_name.d.ts"
+# (PROFILING=1 leaves it unminified, so a CPU profile names its lines.)
+minify=(--minify); [ "${PROFILING:-0}" = 1 ] && minify=()
+"$esbuild" "$tmp/$out_name.ts" --bundle "${minify[@]}" --target=es2020 --format=esm --log-level=warning --outfile="$out_dir/$out_name.js"
+# One module now: no snippets to ship.
+node -e '
+  const fs = require("fs"), p = process.argv[1], j = JSON.parse(fs.readFileSync(p, "utf8"));
+  j.files = j.files.filter((f) => f !== "snippets");
+  j.sideEffects = false;
+  fs.writeFileSync(p, JSON.stringify(j, null, 2) + "\n");
+' "$out_dir/package.json"
 
 wasm="$out_dir/${out_name}_bg.wasm"
 # binaryen from npm (version pinned in package.json): Debian's wasm-opt 108
@@ -63,10 +79,5 @@ fi
 mv "$wasm.opt" "$wasm"
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
-js_gz=$(cat "$out_dir/$out_name.js" | gzip -9 | wc -c)
-snippets_gz=0
-for js in $(find "$out_dir/snippets" -name '*.js' 2>/dev/null); do
-  snippets_gz=$((snippets_gz + $(gzip -9 -c "$js" | wc -c)))
-done
-js_gz=$((js_gz + snippets_gz))
-echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS glue (minified, with its snippets) ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"
+js_gz=$(gzip -9 -c "$out_dir/$out_name.js" | wc -c)
+echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS API (minified) ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"

@@ -36,6 +36,10 @@ if (!rows.some((r) => r.name.includes("ddp_live::"))) {
   process.exit(1);
 }
 
+// The wasm's exports (the JS API's narrow ABI, src/js/mod.rs, and
+// wasm-bindgen's own): an item named like one is that export's wrapper.
+const exportNames = new Set(rows.map((r) => /^export "(.+)"$/.exec(r.name)?.[1]).filter(Boolean));
+
 // A ddp-live module path (or a JS export's name) → its area.
 const byModule = [
   [/query|Query/, "live queries (selectors, sort, projection, observe)"],
@@ -52,8 +56,8 @@ function area(name) {
   if (name.startsWith("data segment")) return "data segments (strings, tables)";
   if (/function names|custom section|producers|target_features/.test(name)) return null;
   // A JS export's shim: the export's name says which API it belongs to.
-  const shim = /^(\w+?) (externref shim|multivalue shim)/.exec(name);
-  if (shim) return areaOfPath(shim[1]) ?? "JS API (exports, argument reading, JS values)";
+  const shim = /^(\w+?) (externref shim|multivalue shim)/.exec(name) ?? (exportNames.has(name) && [name, name]);
+  if (shim && !/^__/.test(shim[1])) return areaOfPath(shim[1]) ?? "JS API (exports, argument reading, JS values)";
   if (/dlmalloc|__rdl_|__rust_(alloc|dealloc|realloc)|__rg_/.test(name)) return "allocator (dlmalloc)";
   const own = /ddp_live::[\w:]+/.exec(name);
   if (own) return areaOfPath(own[0]) ?? "browser driver and reactive layer";
@@ -94,7 +98,8 @@ generic item of core/alloc/hashbrown is made for (drop glue, maps, vectors
 of that type), or by the JS export a wasm-bindgen shim belongs to. Items
 generic over no ddp-live type are "not attributed". The gzipped column
 scales each area's raw share to the gzipped wasm: an estimate (gzip is not
-additive). The JS glue (not in the table) adds about 7.5 KB gzipped.
+additive). The JS API (ts/ddp_live.ts bundled with the wasm-bindgen glue,
+not in the table) adds about 10 KB gzipped.
 
 ${table}
 `;

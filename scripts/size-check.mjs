@@ -2,7 +2,7 @@
 // The package's size budget (size-limit's convention: .size-limit.json at the
 // top of the repository). Sums the gzip -9 sizes of each entry's files and
 // fails when an entry is over its `limit`. `goal` is where the budget is
-// heading (issue 12); the limit ratchets down as size work lands.
+// heading (issue 23); the limit ratchets down as size work lands.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { dirname, resolve } from "node:path";

@@ -16,17 +16,13 @@ use crate::protocol::machine::StubWrite;
 use crate::protocol::random::{new_seed, RandomStream};
 use crate::protocol::store::Fields;
 use serde_json::Value;
-use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A stub's failure: its message, and what a stub written in another
-/// language (JavaScript) threw, as that language's value, for a caller in
-/// the same language to hand back.
+/// A stub's failure: its message (a stub written in JavaScript keeps what
+/// it threw on that side, for the caller there to hand back).
 pub(crate) struct StubError {
     pub(crate) message: String,
-    #[cfg_attr(not(feature = "js"), allow(dead_code))]
-    pub(crate) foreign: Option<Box<dyn Any>>,
 }
 
 /// A stub as the registry keeps it, whichever language defined it: gets
@@ -44,9 +40,6 @@ impl Plugin for Stubs {}
 pub(crate) struct Simulation {
     /// The stub's value (`None` without a stub, or when it failed).
     pub(crate) value: Option<Value>,
-    /// The value as a stub in another language returned it (JavaScript's).
-    #[cfg_attr(not(feature = "js"), allow(dead_code))]
-    pub(crate) foreign: Option<Box<dyn Any>>,
     /// The call's `randomSeed`, if the stub asked for one.
     pub(crate) seed: Option<String>,
     /// The documents it wrote (none when it failed).
@@ -67,9 +60,9 @@ pub(crate) fn simulate(conn: &Connection, name: &str, params: &[Value], throw: b
     let Some(stub) = stub else { return Ok(Simulation::default()) };
     let mut ctx = StubContext::new(conn, name);
     let result = stub(&mut ctx, params);
-    let StubContext { seed, writes, foreign, .. } = ctx;
+    let StubContext { seed, writes, .. } = ctx;
     match result {
-        Ok(value) => Ok(Simulation { value: Some(value), foreign, seed, writes }),
+        Ok(value) => Ok(Simulation { value: Some(value), seed, writes }),
         Err(e) if throw => Err(e),
         Err(e) => {
             conn.host().log_error(&format!("ddp-live: the stub of \"{name}\" failed: {}", e.message));
@@ -85,8 +78,6 @@ pub struct StubContext {
     seed: Option<String>,
     streams: NameMap<RandomStream>,
     writes: Vec<StubWrite>,
-    /// What a stub in another language returned, as that language's value.
-    foreign: Option<Box<dyn Any>>,
 }
 
 /// A client stub: gets the call's (EJSON wire) arguments, returns its value.
@@ -94,14 +85,7 @@ pub type Stub = Rc<dyn Fn(&mut StubContext, &[Value]) -> Result<Value, String>>;
 
 impl StubContext {
     pub(crate) fn new(conn: &Connection, name: &str) -> Self {
-        StubContext {
-            conn: conn.clone(),
-            name: name.to_owned(),
-            seed: None,
-            streams: NameMap::default(),
-            writes: Vec::new(),
-            foreign: None,
-        }
+        StubContext { conn: conn.clone(), name: name.to_owned(), seed: None, streams: NameMap::default(), writes: Vec::new() }
     }
 
     /// Takes this context's state, leaving a fresh one (a stub in another
@@ -110,12 +94,6 @@ impl StubContext {
     pub(crate) fn take(&mut self) -> StubContext {
         let fresh = StubContext::new(&self.conn, &self.name);
         std::mem::replace(self, fresh)
-    }
-
-    /// Keeps what a stub in another language returned, as that language's value.
-    #[cfg(feature = "js")]
-    pub(crate) fn set_foreign(&mut self, value: Box<dyn Any>) {
-        self.foreign = Some(value);
     }
 
     /// The method's name.
@@ -204,7 +182,7 @@ impl Connection {
     /// # }
     /// ```
     pub fn define_stub(&self, name: &str, stub: impl Fn(&mut StubContext, &[Value]) -> Result<Value, String> + 'static) {
-        let stub: StubFn = Rc::new(move |ctx, args| stub(ctx, args).map_err(|message| StubError { message, foreign: None }));
+        let stub: StubFn = Rc::new(move |ctx, args| stub(ctx, args).map_err(|message| StubError { message }));
         define(self, name, stub);
     }
 }

@@ -1,893 +1,995 @@
-//! The JavaScript surface of the npm package (wasm-bindgen).
+//! The wasm side of the npm package's JavaScript API: a narrow ABI under
+//! the hand-written TypeScript layer (`ts/ddp_live.ts`, which is the API
+//! apps see, with its `.d.ts`).
 //!
-//! It is a thin layer over [`crate::Connection`]: it converts options and
-//! values between JS and Rust and keeps JS listeners. No protocol logic
-//! lives here.
+//! Only numbers and strings cross: objects the TypeScript layer holds are
+//! handles (`u32`) into a table here, values are JSON text (EJSON on the
+//! wire's terms: the TypeScript layer encodes and revives `Date`,
+//! `Uint8Array`, … with `JSON.stringify` / `JSON.parse`), and everything
+//! this side tells JavaScript goes through one function, the sink:
+//! `sink(callback id, kind, text)`. A callback id names a JavaScript
+//! function the TypeScript layer keeps; when the Rust closure holding the
+//! id goes, the sink hears kind 0 (`RELEASE`) and forgets the function,
+//! so nothing JavaScript keeps outlives what Rust keeps (and the reverse:
+//! the TypeScript objects free their handles when collected).
+//!
+//! No protocol logic lives here: it is a thin layer over
+//! [`crate::Connection`] and its plug-ins. Nothing here panics on what
+//! JavaScript passes: a stale handle does nothing, bad JSON is an error.
 
-mod accounts;
-mod data;
-mod ejson;
-mod emitter;
-mod query;
-mod rooms;
-mod tojs;
-use emitter::Emitter;
-
-use crate::connection::{Connection, Options};
+use crate::accounts::{AccountsEvent, NewUser, PersistLogin};
+use crate::connection::{Connection, Done, Options};
+use crate::data::{Collection, Subscription, SubscriptionEnd};
 use crate::error::Error;
-use crate::protocol::ejson::Ejson;
+use crate::protocol::accounts::UserSelector;
+use crate::protocol::json::{self, quoted, write_str, write_u64, write_value};
+use crate::protocol::query::live::Diff;
 use crate::protocol::retry::RetryPolicy;
-use crate::protocol::status::Status;
-use crate::reactive::ListenerHandle;
+use crate::protocol::store::{Change, DocRef, Fields};
+use crate::reactive::{ListenerHandle, Observable, Stopper};
+use crate::rooms::{Client, JoinOptions, Room, RoomNotice};
 use crate::stubs::{StubContext, StubError};
-use crate::{CallOptions, Event, MethodError, Outbox, ProtocolError};
-use js_sys::{Array, Function, Object, Promise, Reflect};
-use std::cell::RefCell;
+use crate::{CallOptions, Event, MethodError, ProtocolError};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** The five states of Meteor's connection status. */
-export type DDPStatusValue = "connected" | "connecting" | "failed" | "waiting" | "offline";
-
-/** Exactly the fields of Meteor's `Meteor.status()`. */
-export interface DDPStatus {
-  /** True once the server's DDP `connected` message arrived (not merely when the socket opened). */
-  connected: boolean;
-  status: DDPStatusValue;
-  /** Automatic retries since the connection was last up. */
-  retryCount: number;
-  /** Epoch ms of the next attempt; present only while `waiting`. */
-  retryTime?: number;
-  /** Why the connection failed; present only while `failed`. */
-  reason?: string;
-}
-
-/** The retry schedule; defaults are Meteor's. */
-export interface DDPRetryOptions {
-  minCount?: number;
-  minTimeout?: number;
-  baseTimeout?: number;
-  exponent?: number;
-  maxTimeout?: number;
-  fuzz?: number;
-}
-
-/** Options of `DDP.connect`; times in milliseconds. Unknown keys are an error. */
-export interface DDPConnectOptions {
-  /** Idle time before a ping (default 17500, 0 disables the heartbeat). */
-  heartbeatInterval?: number;
-  /** How long a ping may go unanswered (default 15000). */
-  heartbeatTimeout?: number;
-  /** From opening the socket to `connected` (default 10000, 0: no limit). */
-  connectTimeout?: number;
-  retry?: DDPRetryOptions;
-  /** Give up after this many automatic retries in a row (default: never). */
-  maxRetries?: number | null;
-  /** DDP versions to offer, preferred first (default ["1", "pre2", "pre1"]). */
-  versions?: Array<"1" | "pre2" | "pre1">;
-  /** Largest frame accepted, in bytes (default 16 MiB). */
-  maxFrameBytes?: number;
-  /** Listen to online/offline/visibilitychange/pageshow (default true). */
-  watchPage?: boolean;
-  /** Most method calls outstanding at once (default 10000); beyond it calls fail with "queue-full". */
-  maxPendingCalls?: number;
-  /** Most bytes of method arguments outstanding at once (default 16 MiB). */
-  maxPendingBytes?: number;
-  /** Ask the server to resume the session after a drop (default true). */
-  resumeSessions?: boolean;
-}
-
-/** Options of `conn.apply`. */
-export interface DDPApplyOptions {
-  /** Run alone: nothing after it is sent until it completes. */
-  wait?: boolean;
-  /** Never re-send after a drop: fail with "invocation-failed" instead (unless the session is resumed). */
-  noRetry?: boolean;
-  /** Called as soon as the server's `result` arrives (before its writes are visible). */
-  onResultReceived?: (error: DDPMethodError | undefined, result: unknown) => void;
-  /** Fail with "timeout" if not completed in this many ms. */
-  timeoutMs?: number;
-  /** Cancels the call if it has not been sent yet (it fails with "cancelled"). */
-  signal?: AbortSignal;
-  /** Resolve with the client stub's return value instead of the server's. */
-  returnStubValue?: boolean;
-  /** If the stub throws, reject and do not call the server (default: log and call the server). */
-  throwStubExceptions?: boolean;
-}
-
-/** A failed method call, shaped like Meteor.Error. */
-export interface DDPMethodError extends Error {
-  errorType: "Meteor.Error";
-  /** The server's error code, or one of this client's: "invocation-failed", "timeout", "queue-full", "cancelled", "closed", "bad-arguments", "stub-failed", "message-too-big", or a "frame-*" code (see the README's Errors). */
-  error: string | number;
-  reason?: string;
-  details?: unknown;
-}
-
-/** `this` inside a client stub. */
-export interface DDPMethodInvocation {
-  isSimulation: true;
-  name: string;
-  /** The call's randomSeed (asking for it makes the call send it). */
-  randomSeed(): string;
-  /** The next id of the stream `scope` of this call's seed; the test server generates the same. */
-  randomId(scope?: string): string;
-  /** Inserts a document locally (id: its `_id`, else the next id of stream `collection`); returns the id. */
-  insert(collection: string, doc: Record<string, unknown>): string;
-  /** Sets fields locally (`null` clears one); false if there is no such document. */
-  update(collection: string, id: string, fields: Record<string, unknown>): boolean;
-  /** Removes a document locally. */
-  remove(collection: string, id: string): void;
-  /** The document as the app sees it now. */
-  findOne(collection: string, id: string): DDPDocument | undefined;
-}
-
-/** Queued (not yet sent) and in-flight method calls. */
-export interface DDPOutbox { queued: number; inFlight: number; }
-
-export type DDPDisconnectReason =
-  | "client disconnect" | "server disconnect" | "ping timeout" | "transport close" | "transport error";
-
-/** Errors thrown or emitted by this package. */
-export interface DDPError extends Error {
-  name: "DDPError";
-  /** A stable code, e.g. "invalid-url", "invalid-options", "frame-not-json", "server-error". */
-  code: string;
-}
-
-/** Events of a DDP connection and their listeners' arguments. */
-export interface DDPConnectionEvents {
-  connect: () => void;
-  disconnect: (reason: DDPDisconnectReason) => void;
-  error: (error: DDPError) => void;
-  reconnect_attempt: (attempt: number) => void;
-  reconnectAttempts: (attempt: number) => void;
-  reconnect: (attempts: number) => void;
-  reconnect_failed: () => void;
-  reconnectFailed: () => void;
-}
-
-/** `on` / `once` / `off` over an event map. */
-export interface DDPEmitter<Events> {
-  /** Calls `listener` every time `event` happens. */
-  on<E extends keyof Events>(event: E, listener: Events[E]): void;
-  /** Calls `listener` the next time `event` happens, once. */
-  once<E extends keyof Events>(event: E, listener: Events[E]): void;
-  /** Removes `listener` (or every listener of `event` when omitted). */
-  off<E extends keyof Events>(event: E, listener?: Events[E]): void;
-}
-
-export interface DDPConnection extends DDPEmitter<DDPConnectionEvents> {
-  /**
-   * Subscribes to publication `name` with `params`; a last argument that is
-   * a function is `onReady`, an object of callbacks gives `onReady` and
-   * `onStop(error?)`. Re-sent after reconnects until `stop()`.
-   */
-  subscribe(name: string, ...args: [...params: unknown[], callbacks: DDPSubscribeCallbacks | (() => void)]): DDPSubscription;
-  subscribe(name: string, ...params: unknown[]): DDPSubscription;
-}
-"#;
-
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(typescript_type = "DDPStatus")]
-    pub type JsStatus;
-    #[wasm_bindgen(typescript_type = "DDPConnectOptions")]
-    pub type JsConnectOptions;
-    #[wasm_bindgen(typescript_type = "(status: DDPStatus) => void")]
-    pub type JsStatusCallback;
-    #[wasm_bindgen(typescript_type = "DDPApplyOptions")]
-    pub type JsApplyOptions;
-    #[wasm_bindgen(typescript_type = "Promise<unknown>")]
-    pub type JsCallPromise;
-    #[wasm_bindgen(typescript_type = "DDPOutbox")]
-    pub type JsOutbox;
-    #[wasm_bindgen(typescript_type = "(outbox: DDPOutbox) => void")]
-    pub type JsOutboxCallback;
-    #[wasm_bindgen(typescript_type = "Record<string, (this: DDPMethodInvocation, ...args: unknown[]) => unknown>")]
-    pub type JsStubs;
-    #[wasm_bindgen(typescript_type = "() => void")]
-    pub type JsHook;
-    #[wasm_bindgen(typescript_type = "(jsonValue: unknown) => unknown")]
-    pub type JsTypeFactory;
-    #[wasm_bindgen(typescript_type = "unknown[]")]
-    pub type JsArgs;
+    /// The TypeScript layer's one entry point, called as
+    /// `Function.prototype.call` (typed: no conversion of JS values).
+    type Sink;
+    #[wasm_bindgen(method, js_name = call)]
+    fn send(this: &Sink, this_arg: &JsValue, id: u32, kind: u32, text: &str) -> Option<String>;
 }
+
+/// Kinds the sink hears (the TypeScript layer has the same numbers).
+/// The function is no longer called: forget it.
+const RELEASE: u32 = 0;
+/// A value (JSON text; empty for none).
+const VALUE: u32 = 1;
+/// An error (JSON text of its fields).
+const ERROR: u32 = 2;
+/// Events: 10 + the index in the TypeScript layer's event list; the text
+/// is the JSON array of the listeners' arguments.
+const EV_CONNECT: u32 = 10;
+const EV_DISCONNECT: u32 = 11;
+const EV_ERROR: u32 = 12;
+const EV_ATTEMPT: u32 = 13;
+const EV_RECONNECT: u32 = 14;
+const EV_FAILED: u32 = 15;
+const EV_LOGIN: u32 = 16;
+const EV_LOGIN_FAILED: u32 = 17;
+const EV_LOGGED_OUT: u32 = 18;
+const EV_MESSAGE: u32 = 19;
+/// observe: 20 + diff kind; observeChanges: 30 + diff kind.
+const OBSERVE: u32 = 20;
+const OBSERVE_CHANGES: u32 = 30;
+/// Run a client stub: the text is its arguments; it returns its value's
+/// JSON text, or `!` and what it threw.
+const RUN_STUB: u32 = 40;
 
 thread_local! {
-    static GLOBAL_JS_HOOKS: RefCell<Vec<Function>> = const { RefCell::new(Vec::new()) };
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+    /// The last error of an export that failed (JSON text), for `err()`.
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The contexts of the client stubs running now, innermost last.
+    static STUBS: RefCell<Vec<StubContext>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Entry point of the JavaScript API, as in Meteor: `DDP.connect(url, options)`.
-#[wasm_bindgen(js_name = DDP)]
-pub struct Ddp {
-    _private: (),
+fn emit(id: u32, kind: u32, text: &str) -> Option<String> {
+    SINK.with(|s| s.borrow().as_ref().and_then(|s| s.send(&JsValue::UNDEFINED, id, kind, text)))
+}
+
+/// A JavaScript function the TypeScript layer keeps under this id.
+struct JsFn(u32);
+
+impl JsFn {
+    fn call(&self, kind: u32, text: &str) {
+        emit(self.0, kind, text);
+    }
+
+    /// Calls a function registered to be called once (the TypeScript
+    /// layer forgets it then: no release follows).
+    fn once(self, kind: u32, text: &str) {
+        emit(self.0, kind, text);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for JsFn {
+    fn drop(&mut self) {
+        emit(self.0, RELEASE, "");
+    }
+}
+
+/// `id` as a function, 0 for none.
+fn js_fn(id: u32) -> Option<JsFn> {
+    (id != 0).then_some(JsFn(id))
+}
+
+/// What a handle names.
+enum Obj {
+    /// A connection and its listeners forwarding events to its object.
+    Conn(Connection, #[allow(dead_code)] [ListenerHandle; 2]),
+    Sub(Subscription),
+    Coll(Collection),
+    Stop(Stopper),
+    Client(Client),
+    Room(Room, #[allow(dead_code)] ListenerHandle),
+}
+
+/// Handles: the slot's index in the low 20 bits, its generation above (a
+/// stale handle names nothing, even after its slot is reused).
+#[derive(Default)]
+struct Table {
+    slots: Vec<(u32, Option<Rc<Obj>>)>,
+    free: Vec<u32>,
+}
+
+const INDEX_BITS: u32 = 20;
+
+fn put(obj: Obj) -> u32 {
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        let index = match t.free.pop() {
+            Some(i) => i,
+            None => {
+                t.slots.push((0, None));
+                t.slots.len() as u32 - 1
+            }
+        };
+        let slot = &mut t.slots[index as usize];
+        slot.0 = (slot.0 + 1) & ((1 << (32 - INDEX_BITS)) - 1);
+        slot.1 = Some(Rc::new(obj));
+        (slot.0 << INDEX_BITS) | index
+    })
+}
+
+fn slot_of(t: &Table, h: u32) -> Option<usize> {
+    let index = (h & ((1 << INDEX_BITS) - 1)) as usize;
+    t.slots.get(index).filter(|s| s.0 == h >> INDEX_BITS && s.1.is_some()).map(|_| index)
+}
+
+/// The object of handle `h` (a clone: no borrow is held while it runs).
+fn obj(h: u32) -> Option<Rc<Obj>> {
+    TABLE.with(|t| {
+        let t = t.borrow();
+        slot_of(&t, h).and_then(|i| t.slots[i].1.clone())
+    })
+}
+
+fn conn(h: u32) -> Option<Connection> {
+    match obj(h).as_deref() {
+        Some(Obj::Conn(c, _)) => Some(c.clone()),
+        _ => None,
+    }
+}
+
+fn coll(h: u32) -> Option<Collection> {
+    match obj(h).as_deref() {
+        Some(Obj::Coll(c)) => Some(c.clone()),
+        _ => None,
+    }
+}
+
+/// Keeps `message` for `err()`; returns `T`'s failure value.
+fn fail<T: Default>(error: String) -> T {
+    LAST_ERROR.with(|e| *e.borrow_mut() = error);
+    T::default()
+}
+
+/// A JSON object written field by field.
+struct Obj2(String);
+
+impl Obj2 {
+    fn new() -> Self {
+        Obj2(String::from("{"))
+    }
+    fn key(mut self, k: &str) -> Self {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        write_str(k, &mut self.0);
+        self.0.push(':');
+        self
+    }
+    fn raw(self, k: &str, v: &str) -> Self {
+        let mut s = self.key(k);
+        s.0.push_str(v);
+        s
+    }
+    fn str(self, k: &str, v: &str) -> Self {
+        let mut s = self.key(k);
+        write_str(v, &mut s.0);
+        s
+    }
+    fn value(self, k: &str, v: &Value) -> Self {
+        let mut s = self.key(k);
+        write_value(v, &mut s.0);
+        s
+    }
+    fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+fn num(x: f64) -> String {
+    let mut s = String::new();
+    if x.is_finite() {
+        crate::platform::write_f64(x, &mut s);
+    } else {
+        s.push_str("null");
+    }
+    s
+}
+
+fn uint(n: u64) -> String {
+    let mut s = String::new();
+    write_u64(n, &mut s);
+    s
+}
+
+/// A `DDPError`'s fields.
+fn error_json(code: &str, message: &str) -> String {
+    Obj2::new().str("name", "DDPError").str("code", code).str("message", message).end()
+}
+
+fn to_error_json(e: &Error) -> String {
+    error_json(e.code(), &e.to_string())
+}
+
+/// A `DDPMethodError`'s fields (Meteor.Error's shape).
+fn method_error_json(e: &MethodError) -> String {
+    let o = Obj2::new()
+        .str("name", "DDPMethodError")
+        .str("message", &e.to_string())
+        .str("errorType", "Meteor.Error")
+        .value("error", &e.error())
+        .str("reason", &e.reason());
+    match e.details() {
+        Some(d) => o.value("details", d),
+        None => o,
+    }
+    .end()
+}
+
+fn protocol_error_json(e: &ProtocolError) -> String {
+    let o = Obj2::new().str("name", "DDPError").str("code", e.code()).str("message", &e.to_string());
+    match e {
+        ProtocolError::Server { offending_message: Some(m), .. } => o.value("offendingMessage", m),
+        _ => o,
+    }
+    .end()
+}
+
+fn args(parts: &[&str]) -> String {
+    let mut s = String::from("[");
+    s.push_str(&crate::protocol::join(parts, ","));
+    s.push(']');
+    s
+}
+
+fn parse(text: &str) -> Option<Value> {
+    json::parse(text).ok()
+}
+
+/// Settles a call's Promise (a function registered to be called once).
+fn settle(f: JsFn, outcome: &Result<Option<Value>, MethodError>) {
+    match outcome {
+        Ok(v) => f.once(VALUE, &v.as_ref().map(json::to_text).unwrap_or_default()),
+        Err(e) => f.once(ERROR, &method_error_json(e)),
+    }
+}
+
+// ---- set-up, errors, handles ------------------------------------------
+
+/// Sets the function everything this side says goes to.
+#[wasm_bindgen]
+pub fn sink(f: JsValue) {
+    // (Called again from inside a listener, by a second `initSync`, it is
+    // the same function: nothing to change while the sink runs.)
+    SINK.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Some(f.unchecked_into());
+        }
+    });
+}
+
+/// The error of the last export that failed (JSON text of its fields).
+#[wasm_bindgen]
+pub fn err() -> String {
+    LAST_ERROR.with(|e| std::mem::take(&mut *e.borrow_mut()))
+}
+
+/// Lets go of handle `h` (its object is dropped unless shared elsewhere).
+#[wasm_bindgen]
+pub fn free(h: u32) {
+    let gone = TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        let i = slot_of(&t, h)?;
+        t.free.push(i as u32);
+        t.slots[i].1.take()
+    });
+    drop(gone); // after the borrow: dropping may call JavaScript
+}
+
+// ---- connections ---------------------------------------------------------
+
+/// The options from the TypeScript layer's checked numbers (NaN: the
+/// default) and versions ("": the default).
+fn options(o: &[f64], versions: &str) -> Options {
+    let d = Options::default();
+    let dr = RetryPolicy::default();
+    let n = |i: usize| o.get(i).copied().filter(|x| !x.is_nan());
+    Options {
+        heartbeat_interval_ms: n(0).unwrap_or(d.heartbeat_interval_ms),
+        heartbeat_timeout_ms: n(1).unwrap_or(d.heartbeat_timeout_ms),
+        connect_timeout_ms: n(2).unwrap_or(d.connect_timeout_ms),
+        retry: RetryPolicy {
+            min_count: n(3).map_or(dr.min_count, |x| x as u32),
+            min_timeout_ms: n(4).unwrap_or(dr.min_timeout_ms),
+            base_timeout_ms: n(5).unwrap_or(dr.base_timeout_ms),
+            exponent: n(6).unwrap_or(dr.exponent),
+            max_timeout_ms: n(7).unwrap_or(dr.max_timeout_ms),
+            fuzz: n(8).unwrap_or(dr.fuzz),
+        },
+        max_retries: n(9).map(|x| x as u32),
+        max_frame_bytes: n(10).map_or(d.max_frame_bytes, |x| x as usize),
+        watch_page: n(11).map_or(d.watch_page, |x| x != 0.0),
+        max_pending_calls: n(12).map_or(d.max_pending_calls, |x| x as usize),
+        max_pending_bytes: n(13).map_or(d.max_pending_bytes, |x| x as usize),
+        resume_sessions: n(14).map_or(d.resume_sessions, |x| x != 0.0),
+        versions: if versions.is_empty() { d.versions } else { versions.split('\n').map(str::to_owned).collect() },
+        headers: Vec::new(),
+        persist: None,
+        share_across_tabs: false,
+    }
 }
 
 /// A connection for the JavaScript API: without the durable outbox, which
 /// it does not offer yet (so the package carries none of it).
-pub(crate) fn open(url: &str, options: &Options) -> Result<Connection, Error> {
-    crate::connection::open(crate::host::default_host(options), url, options)
+fn open(url: &str, o: &[f64], versions: &str) -> Result<Connection, Error> {
+    let options = options(o, versions);
+    crate::connection::open(crate::host::default_host(&options), url, &options)
 }
 
-#[wasm_bindgen(js_class = DDP)]
-impl Ddp {
-    /// Opens a connection to `url` (Meteor's URL rules) and starts
-    /// connecting at once. Throws a `DDPError` with code "invalid-url" or
-    /// "invalid-options".
-    pub fn connect(url: &str, options: Option<JsConnectOptions>) -> Result<DdpConnection, JsValue> {
-        let options = parse_options(options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED))?;
-        Ok(DdpConnection::new(open(url, &options).map_err(to_js_error)?))
+/// A connection's handle, its events (and its accounts') going to `f`.
+fn conn_handle(conn: Connection, f: JsFn) -> u32 {
+    let f = Rc::new(f);
+    let g = f.clone();
+    let events = conn.on_event(move |event| {
+        let (kind, text) = match event {
+            Event::Connected { .. } => (EV_CONNECT, String::new()),
+            Event::Disconnected { reason } => (EV_DISCONNECT, quoted(reason.as_str())),
+            Event::Error(e) => (EV_ERROR, protocol_error_json(e)),
+            Event::ReconnectAttempt { attempt } => (EV_ATTEMPT, uint((*attempt).into())),
+            Event::Reconnected { attempts } => (EV_RECONNECT, uint((*attempts).into())),
+            Event::ReconnectFailed => (EV_FAILED, String::new()),
+            // The rooms' messages, for `rooms::Client`.
+            Event::Stream { .. } => return,
+        };
+        g.call(kind, &args(&[&text]));
+    });
+    let accounts = conn.accounts().on_event(move |e| match e {
+        AccountsEvent::LoggedIn { user_id } => f.call(EV_LOGIN, &args(&[&quoted(user_id)])),
+        AccountsEvent::LoginFailed { error } => f.call(EV_LOGIN_FAILED, &args(&[&method_error_json(error)])),
+        AccountsEvent::LoggedOut => f.call(EV_LOGGED_OUT, "[]"),
+    });
+    put(Obj::Conn(conn, [events, accounts]))
+}
+
+/// `DDP.connect(url, options)`: a connection's handle, or 0 (see `err()`).
+/// `o` and `versions` are the options as the TypeScript layer checked
+/// them; `f` hears the connection's events.
+#[wasm_bindgen]
+pub fn connect(url: &str, o: &[f64], versions: &str, f: u32) -> u32 {
+    let f = JsFn(f);
+    match open(url, o, versions) {
+        Ok(c) => conn_handle(c, f),
+        Err(e) => fail(to_error_json(&e)),
     }
+}
 
-    /// Runs `callback` on every reconnect (new session) of every connection,
-    /// after the connection's own hooks. Calls made inside go ahead of
-    /// everything queued.
-    #[wasm_bindgen(js_name = onReconnect)]
-    pub fn on_reconnect(callback: JsHook) -> Result<StopHandle, JsValue> {
-        let f = as_function(callback.into(), "DDP.onReconnect")?;
-        let handle = crate::connection::on_reconnect(move |_| call_js(&f, &[]));
-        Ok(StopHandle::new(handle))
+/// A reading of handle `h` as JSON text (`what`: see the TypeScript layer).
+#[wasm_bindgen]
+pub fn get(h: u32, what: u32) -> String {
+    let Some(o) = obj(h) else { return "null".into() };
+    let b = |x: bool| if x { "true" } else { "false" }.to_owned();
+    let s = |x: Option<String>| x.as_deref().map_or_else(|| "null".into(), quoted);
+    match (&*o, what) {
+        (Obj::Conn(c, _), 0) => status_json(&c.status()),
+        (Obj::Conn(c, _), 1) => outbox_json(&c.outbox()),
+        (Obj::Conn(c, _), 2) => b(c.resumed()),
+        (Obj::Conn(c, _), 3) => s(c.id()),
+        (Obj::Conn(c, _), 4) => b(c.connected()),
+        (Obj::Conn(c, _), 5) => quoted(c.url()),
+        (Obj::Conn(c, _), 6) => s(c.accounts().user_id()),
+        (Obj::Conn(c, _), 7) => b(c.accounts().logging_in()),
+        (Obj::Conn(c, _), 8) => c.accounts().user().as_ref().map_or_else(|| "null".into(), json::to_text),
+        (Obj::Conn(c, _), 9) => s(c.accounts().token()),
+        (Obj::Sub(x), 0) => quoted(x.id()),
+        (Obj::Sub(x), _) => b(x.ready()),
+        (Obj::Coll(x), 0) => quoted(x.name()),
+        (Obj::Coll(x), _) => uint(x.len() as u64),
+        (Obj::Room(r, _), 0) => s(r.id()),
+        (Obj::Room(r, _), 1) => quoted(r.room_id()),
+        (Obj::Room(r, _), _) => b(r.connected()),
+        _ => "null".into(),
     }
 }
 
-/// Meteor's `EJSON`, for custom types.
-#[wasm_bindgen(js_name = EJSON)]
-pub struct JsEjson {
-    _private: (),
-}
-
-#[wasm_bindgen(js_class = EJSON)]
-impl JsEjson {
-    /// Registers a custom type: instances need `typeName()` and
-    /// `toJSONValue()`; `factory(jsonValue)` rebuilds them from the server.
-    #[wasm_bindgen(js_name = addType)]
-    pub fn add_type(name: String, factory: JsTypeFactory) -> Result<(), JsValue> {
-        ejson::add_type(name, as_function(factory.into(), "EJSON.addType")?);
-        Ok(())
+/// An action on handle `h`: a connection's `reconnect()` (0),
+/// `disconnect()` (1), `close()` (2); the `stop()` or `close()` of the
+/// others.
+#[wasm_bindgen]
+pub fn act(h: u32, what: u32) {
+    let Some(o) = obj(h) else { return };
+    match &*o {
+        Obj::Conn(c, _) => match what {
+            0 => c.reconnect(),
+            1 => c.disconnect(),
+            _ => c.close(),
+        },
+        Obj::Sub(s) => s.stop(),
+        Obj::Coll(_) => {}
+        Obj::Stop(s) => s.stop(),
+        Obj::Client(c) => c.close(),
+        Obj::Room(r, _) => r.close(),
     }
 }
 
-pub(crate) fn as_function(v: JsValue, what: &str) -> Result<Function, JsValue> {
-    v.dyn_into().map_err(|_| js_error("invalid-argument", &format!("{what} needs a function")))
-}
-
-/// Reads the options object by hand: every key is checked (a misspelt
-/// option is an error, not silently ignored) and every value's type too.
-pub(crate) fn parse_options(value: JsValue) -> Result<Options, JsValue> {
-    let d = Options::default();
-    if value.is_undefined() || value.is_null() {
-        return Ok(d);
-    }
-    reject_unknown_keys(&value, "", &OPTION_KEYS)?;
-    let retry = get(&value, "retry");
-    let dr = RetryPolicy::default();
-    let retry = if retry.is_undefined() || retry.is_null() {
-        dr
-    } else {
-        reject_unknown_keys(&retry, "retry.", &RETRY_KEYS)?;
-        RetryPolicy {
-            min_count: opt_count(&retry, "retry.minCount")?.map_or(dr.min_count, |n| n.min(u32::MAX as usize) as u32),
-            min_timeout_ms: opt_number(&retry, "retry.minTimeout")?.unwrap_or(dr.min_timeout_ms),
-            base_timeout_ms: opt_number(&retry, "retry.baseTimeout")?.unwrap_or(dr.base_timeout_ms),
-            exponent: opt_number(&retry, "retry.exponent")?.unwrap_or(dr.exponent),
-            max_timeout_ms: opt_number(&retry, "retry.maxTimeout")?.unwrap_or(dr.max_timeout_ms),
-            fuzz: opt_number(&retry, "retry.fuzz")?.unwrap_or(dr.fuzz),
-        }
+fn status_json(s: &crate::Status) -> String {
+    let o = Obj2::new()
+        .raw("connected", if s.connected { "true" } else { "false" })
+        .str("status", s.status.as_str())
+        .raw("retryCount", &uint(s.retry_count.into()));
+    let o = match s.retry_time {
+        Some(t) => o.raw("retryTime", &num(t)),
+        None => o,
     };
-    let versions = match get(&value, "versions") {
-        v if v.is_undefined() || v.is_null() => d.versions,
-        v => {
-            let list: Array = v.dyn_into().map_err(|_| invalid_option("versions must be an array of strings"))?;
-            list.iter()
-                .map(|x| x.as_string().ok_or_else(|| invalid_option("versions must be an array of strings")))
-                .collect::<Result<_, _>>()?
-        }
-    };
-    Ok(Options {
-        heartbeat_interval_ms: opt_number(&value, "heartbeatInterval")?.unwrap_or(d.heartbeat_interval_ms),
-        heartbeat_timeout_ms: opt_number(&value, "heartbeatTimeout")?.unwrap_or(d.heartbeat_timeout_ms),
-        connect_timeout_ms: opt_number(&value, "connectTimeout")?.unwrap_or(d.connect_timeout_ms),
-        retry,
-        max_retries: opt_count(&value, "maxRetries")?.map(|n| n.min(u32::MAX as usize) as u32),
-        versions,
-        max_frame_bytes: opt_count(&value, "maxFrameBytes")?.unwrap_or(d.max_frame_bytes),
-        watch_page: opt_bool(&value, "watchPage")?.unwrap_or(d.watch_page),
-        max_pending_calls: opt_count(&value, "maxPendingCalls")?.unwrap_or(d.max_pending_calls),
-        max_pending_bytes: opt_count(&value, "maxPendingBytes")?.unwrap_or(d.max_pending_bytes),
-        resume_sessions: opt_bool(&value, "resumeSessions")?.unwrap_or(d.resume_sessions),
-        headers: Vec::new(),
-        persist: None,
-        share_across_tabs: false,
-    })
-}
-
-fn invalid_option(message: &str) -> JsValue {
-    to_js_error(Error::InvalidOptions(message.to_owned()))
-}
-
-/// The key's last path segment is what the object holds.
-fn field(obj: &JsValue, path: &str) -> JsValue {
-    get(obj, path.rsplit('.').next().unwrap_or(path))
-}
-
-fn opt_number(obj: &JsValue, path: &str) -> Result<Option<f64>, JsValue> {
-    match field(obj, path) {
-        v if v.is_undefined() || v.is_null() => Ok(None),
-        v => v.as_f64().map(Some).ok_or_else(|| invalid_option(&format!("{path} must be a number"))),
+    match &s.reason {
+        Some(r) => o.str("reason", r),
+        None => o,
     }
+    .end()
 }
 
-fn opt_count(obj: &JsValue, path: &str) -> Result<Option<usize>, JsValue> {
-    match opt_number(obj, path)? {
-        None => Ok(None),
-        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(Some(n as usize)),
-        Some(_) => Err(invalid_option(&format!("{path} must be a whole number ≥ 0"))),
-    }
+fn outbox_json(o: &crate::Outbox) -> String {
+    Obj2::new().raw("queued", &uint(o.queued as u64)).raw("inFlight", &uint(o.in_flight as u64)).end()
 }
 
-fn opt_bool(obj: &JsValue, path: &str) -> Result<Option<bool>, JsValue> {
-    match field(obj, path) {
-        v if v.is_undefined() || v.is_null() => Ok(None),
-        v => v.as_bool().map(Some).ok_or_else(|| invalid_option(&format!("{path} must be true or false"))),
-    }
-}
-
-const OPTION_KEYS: [&str; 11] = [
-    "heartbeatInterval",
-    "heartbeatTimeout",
-    "connectTimeout",
-    "retry",
-    "maxRetries",
-    "versions",
-    "maxFrameBytes",
-    "watchPage",
-    "maxPendingCalls",
-    "maxPendingBytes",
-    "resumeSessions",
-];
-const APPLY_KEYS: [&str; 7] = ["wait", "noRetry", "onResultReceived", "timeoutMs", "signal", "returnStubValue", "throwStubExceptions"];
-const RETRY_KEYS: [&str; 6] = ["minCount", "minTimeout", "baseTimeout", "exponent", "maxTimeout", "fuzz"];
-
-fn reject_unknown_keys(value: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue> {
-    let Some(obj) = value.dyn_ref::<Object>() else {
-        return Err(to_js_error(Error::InvalidOptions(format!("{}options must be an object", prefix))));
-    };
-    for key in Object::keys(obj).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !known.contains(&key.as_str()) {
-            return Err(to_js_error(Error::InvalidOptions(format!(
-                "unknown option \"{prefix}{key}\"; known options: {}",
-                crate::protocol::join(known, ", ")
-            ))));
-        }
-    }
-    Ok(())
-}
-
-/// A `DDPError`: a JS `Error` with `name` "DDPError" and a `code`.
-pub(crate) fn js_error(code: &str, message: &str) -> JsValue {
-    let err = js_sys::Error::new(message);
-    err.set_name("DDPError");
-    let _ = Reflect::set(&err, &"code".into(), &code.into());
-    err.into()
-}
-
-pub(crate) fn to_js_error(e: Error) -> JsValue {
-    js_error(e.code(), &e.to_string())
-}
-
-/// A failed call as a JS `Error` shaped like `Meteor.Error`.
-pub(crate) fn method_error_to_js(e: &MethodError) -> JsValue {
-    let err = js_sys::Error::new(&e.to_string());
-    err.set_name("DDPMethodError");
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&err, &k.into(), &v);
-    };
-    set("errorType", "Meteor.Error".into());
-    set("error", ejson::to_js(&Ejson::from_json(e.error())));
-    set("reason", e.reason().into());
-    if let Some(d) = e.details() {
-        set("details", ejson::to_js(&Ejson::from_json(d.clone())));
-    }
-    err.into()
-}
-
-fn outbox_to_js(o: &Outbox) -> JsValue {
-    let obj = Object::new();
-    let _ = Reflect::set(&obj, &"queued".into(), &(o.queued as f64).into());
-    let _ = Reflect::set(&obj, &"inFlight".into(), &(o.in_flight as f64).into());
-    obj.into()
-}
-
-pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
-    // Reflect.get throws on a primitive (undefined options, say), and a
-    // thrown and caught TypeError costs ~80 µs: never let it happen.
-    if !obj.is_object() && !obj.is_function() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn protocol_error_to_js(e: &ProtocolError) -> JsValue {
-    let err = js_error(e.code(), &e.to_string());
-    if let ProtocolError::Server { offending_message: Some(m), .. } = e {
-        let _ = Reflect::set(&err, &"offendingMessage".into(), &ejson::to_js(&Ejson::from_json(m.clone())));
-    }
-    err
-}
-
-/// Calls `callback` at once with `source`'s value, then on every change,
-/// until `stop()` is called on the returned handle.
-pub(crate) fn watch<T: Clone + PartialEq + 'static>(
-    callback: JsValue,
-    what: &str,
-    source: &crate::reactive::Observable<T>,
-    to_js: fn(&T) -> JsValue,
-) -> Result<StopHandle, JsValue> {
-    let f = as_function(callback, what)?;
+fn watch_value<T: Clone + PartialEq + 'static>(source: &Observable<T>, f: JsFn, to_json: fn(&T) -> String) -> u32 {
     // A copy, not a borrow: the callback may change the value itself.
-    call_js(&f, &[to_js(&source.get())]);
-    let handle = source.subscribe(move |v| call_js(&f, &[to_js(v)]));
-    Ok(StopHandle::new(handle))
+    f.call(VALUE, &to_json(&source.get()));
+    let handle = source.subscribe(move |v| f.call(VALUE, &to_json(v)));
+    put(Obj::Stop(handle.into_stopper()))
 }
 
-/// A Promise and the hook that settles it with a call's outcome: straight
-/// from the connection's pump, with no executor, channel or extra microtask
-/// per call. `ok` makes the resolved value; `finally` runs first either way.
-pub(crate) fn call_promise(
-    ok: impl FnOnce(Option<serde_json::Value>) -> JsValue + 'static,
-    finally: impl FnOnce() + 'static,
-) -> (Promise, crate::connection::DoneHook) {
-    let mut functions: Option<(Function, Function)> = None;
-    let promise = Promise::new(&mut |resolve, reject| functions = Some((resolve, reject)));
-    let settle = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
-        finally();
-        // The executor always runs synchronously, so the functions are there.
-        if let Some((resolve, reject)) = functions {
-            let _ = match outcome {
-                Ok(v) => resolve.call1(&JsValue::UNDEFINED, &ok(v)),
-                Err(e) => reject.call1(&JsValue::UNDEFINED, &method_error_to_js(&e)),
-            };
-        }
-    });
-    (promise, settle)
+fn json_bool(b: &bool) -> String {
+    if *b { "true" } else { "false" }.into()
 }
 
-fn result_to_js(v: Option<serde_json::Value>) -> JsValue {
-    v.as_ref().map_or(JsValue::UNDEFINED, tojs::value)
+fn json_opt_string(s: &Option<String>) -> String {
+    s.as_deref().map_or_else(|| "null".into(), quoted)
 }
 
-/// The status as a plain object with exactly Meteor's fields.
-fn status_to_js(s: &Status) -> JsValue {
-    let o = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&o, &k.into(), &v);
-    };
-    set("connected", s.connected.into());
-    set("status", s.status.as_str().into());
-    set("retryCount", s.retry_count.into());
-    if let Some(t) = s.retry_time {
-        set("retryTime", t.into());
-    }
-    if let Some(r) = &s.reason {
-        set("reason", r.as_str().into());
-    }
-    o.into()
-}
-
-/// Calls a JS listener; an exception in it is reported on the console and
-/// never breaks the connection or the other listeners.
-pub(crate) fn call_js(f: &Function, args: &[JsValue]) {
-    let result = match args {
-        [] => f.call0(&JsValue::NULL),
-        [a] => f.call1(&JsValue::NULL, a),
-        [a, b] => f.call2(&JsValue::NULL, a, b),
-        [a, b, c] => f.call3(&JsValue::NULL, a, b, c),
-        more => f.apply(&JsValue::NULL, &more.iter().collect::<Array>()),
-    };
-    if let Err(e) = result {
-        web_sys::console::error_2(&"ddp-live: a listener threw".into(), &e);
+/// Calls `f` at once with a value of handle `h`, then on every change (a
+/// connection's status (0), outbox (1), user id (2), `loggingIn` (3); a
+/// subscription's readiness): the stop handle, or 0.
+#[wasm_bindgen]
+pub fn watch(h: u32, what: u32, f: u32) -> u32 {
+    let f = JsFn(f);
+    match (obj(h).as_deref(), what) {
+        (Some(Obj::Conn(c, _)), 0) => watch_value(c.status_observable(), f, status_json),
+        (Some(Obj::Conn(c, _)), 1) => watch_value(c.outbox_observable(), f, outbox_json),
+        (Some(Obj::Conn(c, _)), 2) => watch_value(c.accounts().user_id_observable(), f, json_opt_string),
+        (Some(Obj::Conn(c, _)), _) => watch_value(c.accounts().logging_in_observable(), f, json_bool),
+        (Some(Obj::Sub(s)), _) => watch_value(s.ready_observable(), f, json_bool),
+        _ => 0,
     }
 }
 
-/// A connection to a DDP server (JavaScript API). Create it with
-/// `DDP.connect(url, options)`.
-#[wasm_bindgen(js_name = DDPConnection)]
-pub struct DdpConnection {
-    conn: Connection,
-    listeners: Emitter,
-    _event_handle: ListenerHandle,
-    _accounts_handle: ListenerHandle,
-}
-
-impl DdpConnection {
-    pub(crate) fn new(conn: Connection) -> Self {
-        let listeners = Emitter::new(accounts::EVENTS);
-        let accounts_handle = accounts::forward_events(&conn, &listeners);
-        let l = listeners.clone();
-        let handle = conn.on_event(move |event| {
-            let (name, args): (&str, Vec<JsValue>) = match event {
-                Event::Connected { .. } => ("connect", vec![]),
-                Event::Disconnected { reason } => ("disconnect", vec![reason.as_str().into()]),
-                Event::Error(e) => ("error", vec![protocol_error_to_js(e)]),
-                Event::ReconnectAttempt { attempt } => ("reconnect_attempt", vec![(*attempt).into()]),
-                Event::Reconnected { attempts } => ("reconnect", vec![(*attempts).into()]),
-                Event::ReconnectFailed => ("reconnect_failed", vec![]),
-                // The rooms' messages, for `rooms::Client`.
-                Event::Stream { .. } => return,
-            };
-            l.emit(name, &args);
-        });
-        DdpConnection { conn, listeners, _event_handle: handle, _accounts_handle: accounts_handle }
-    }
-
-    fn apply_impl(&self, name: &str, args: Array, options: JsValue) -> Result<Promise, JsValue> {
-        if !options.is_undefined() && !options.is_null() {
-            reject_unknown_keys(&options, "apply options: ", &APPLY_KEYS)?;
-        }
-        let flag = |k: &str| get(&options, k).is_truthy();
-        let timeout_ms = get(&options, "timeoutMs").as_f64();
-        let on_result = get(&options, "onResultReceived").dyn_into::<Function>().ok();
-        let signal = get(&options, "signal");
-        if !signal.is_undefined() && get(&signal, "aborted").is_truthy() {
-            return Ok(Promise::reject(&method_error_to_js(&MethodError::Cancelled)));
-        }
-        let params = match self.call_params(&args) {
-            Ok(p) => p,
-            Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
-        };
-        let simulation = match crate::stubs::simulate(&self.conn, name, &params, flag("throwStubExceptions")) {
-            Ok(s) => s,
-            Err(StubError { message, foreign }) => {
-                let thrown = foreign.and_then(|f| f.downcast::<JsValue>().ok()).map_or_else(|| js_error("stub-failed", &message), |b| *b);
-                return Ok(Promise::reject(&thrown));
-            }
-        };
-        let call_options = CallOptions {
-            wait: flag("wait"),
-            no_retry: flag("noRetry"),
-            timeout_ms,
-            random_seed: simulation.seed,
-            return_stub_value: false,
-            throw_stub_exceptions: false,
-            transient: false,
-        };
-        let hook = on_result.map(result_hook);
-        let return_stub = flag("returnStubValue") && simulation.value.is_some();
-        // The stub's value as it returned it (a JavaScript stub's own value).
-        let stub_value = simulation
-            .foreign
-            .and_then(|f| f.downcast::<JsValue>().ok())
-            .map(|b| *b)
-            .or_else(|| simulation.value.as_ref().map(tojs::value));
-        // An AbortSignal cancels the call while it is unsent; its listener
-        // goes when the call ends.
-        let abort: Rc<RefCell<Option<Closure<dyn Fn()>>>> = Rc::default();
-        let (promise, settle) = settlement(return_stub, abort_cleanup(abort.clone(), signal.clone()));
-        let id = match self.conn.place_call(name, params, call_options, hook, simulation.writes, crate::connection::Done::Hook(settle)) {
-            Ok(id) => id,
-            Err(e) => return Ok(Promise::reject(&method_error_to_js(&e))),
-        };
-        if !signal.is_undefined() {
-            *abort.borrow_mut() = Some(self.cancel_on_abort(&signal, id));
-        }
-        Ok(promise.unwrap_or_else(|| Promise::resolve(&stub_value.unwrap_or(JsValue::UNDEFINED))))
-    }
-
-    /// A call's parameters, encoded before anything runs: a full outbox
-    /// refuses the call before its arguments are read; a value that cannot
-    /// be sent (or whose reading throws) fails the call, and one larger than
-    /// the room left is refused as soon as that is known.
-    fn call_params(&self, args: &Array) -> Result<Vec<serde_json::Value>, MethodError> {
-        let budget = self.conn.room_for_call()?;
-        let params = ejson::from_js_bounded(args, budget).map(|e| match e.to_json() {
-            serde_json::Value::Array(a) => a,
-            other => vec![other],
-        });
-        match params {
-            Ok(p) => Ok(p),
-            Err(ejson::Refused::Bad(e)) => Err(MethodError::BadArguments(e)),
-            Err(ejson::Refused::TooLarge) => Err(MethodError::QueueFull { limit: "maxPendingBytes" }),
-        }
-    }
-
-    /// Listens for `signal`'s `abort`, which cancels call `id`; the returned
-    /// closure is the listener, kept until the call ends.
-    fn cancel_on_abort(&self, signal: &JsValue, id: u64) -> Closure<dyn Fn()> {
-        // Weak: a signal the app keeps must not keep the connection.
-        let conn = self.conn.downgrade();
-        let closure = Closure::<dyn Fn()>::new(move || {
-            if let Some(conn) = conn.upgrade() {
-                conn.cancel_call(id);
-            }
-        });
-        if let Ok(add) = get(signal, "addEventListener").dyn_into::<Function>() {
-            let _ = add.call2(signal, &"abort".into(), closure.as_ref());
-        }
-        closure
-    }
-}
-
-/// Runs a JavaScript stub, `this` being Meteor's method invocation
-/// (`isSimulation`, `name`, `randomSeed()`, `randomId(scope)`, `insert`,
-/// `update`, `remove`, `findOne`). It gets the call's arguments decoded
-/// from the wire: a copy, as Meteor's stubs get `EJSON.clone`d arguments.
-fn run_js_stub(stub: &Function, ctx: &mut StubContext, args: &[serde_json::Value]) -> Result<serde_json::Value, StubError> {
-    // The helpers outlive this borrow in JavaScript's eyes: they share the
-    // context for the stub's run, and it comes back afterwards.
-    let shared = Rc::new(RefCell::new(ctx.take()));
-    let invocation = Object::new();
-    let set = |k: &str, v: &JsValue| {
-        let _ = Reflect::set(&invocation, &k.into(), v);
-    };
-    set("isSimulation", &true.into());
-    set("name", &shared.borrow().name().into());
-    let c = shared.clone();
-    let random_seed = Closure::<dyn Fn() -> String>::new(move || c.borrow_mut().random_seed());
-    let c = shared.clone();
-    let random_id =
-        Closure::<dyn Fn(Option<String>) -> String>::new(move |scope: Option<String>| c.borrow_mut().random_id(&scope.unwrap_or_default()));
-    let c = shared.clone();
-    let insert = Closure::<dyn Fn(String, JsValue) -> Result<String, JsValue>>::new(move |coll: String, doc: JsValue| {
-        let doc = ejson::from_js(&doc).map_err(|e| js_error("bad-arguments", &e))?.to_json();
-        Ok(c.borrow_mut().insert(&coll, doc))
-    });
-    let c = shared.clone();
-    let update =
-        Closure::<dyn Fn(String, String, JsValue) -> Result<bool, JsValue>>::new(move |coll: String, id: String, fields: JsValue| {
-            let fields = match ejson::from_js(&fields).map_err(|e| js_error("bad-arguments", &e))?.to_json() {
-                serde_json::Value::Object(m) => m,
-                _ => return Err(js_error("bad-arguments", "update() takes an object of fields")),
-            };
-            Ok(c.borrow_mut().update(&coll, &id, fields))
-        });
-    let c = shared.clone();
-    let remove = Closure::<dyn Fn(String, String)>::new(move |coll: String, id: String| c.borrow_mut().remove(&coll, &id));
-    let c = shared.clone();
-    let find_one = Closure::<dyn Fn(String, String) -> JsValue>::new(move |coll: String, id: String| {
-        c.borrow().find_one(&coll, &id).map_or(JsValue::UNDEFINED, |d| result_to_js(Some(d)))
-    });
-    set("randomSeed", random_seed.as_ref());
-    set("randomId", random_id.as_ref());
-    set("insert", insert.as_ref());
-    set("update", update.as_ref());
-    set("remove", remove.as_ref());
-    set("findOne", find_one.as_ref());
-    let result = stub.apply(&invocation, &args.iter().map(tojs::value).collect::<Array>());
-    // The stub ran synchronously; its helpers may go now (a helper it kept
-    // and calls later finds a context no call reads).
-    drop((random_seed, random_id, insert, update, remove, find_one));
-    *ctx = match Rc::try_unwrap(shared) {
-        Ok(cell) => cell.into_inner(),
-        Err(kept) => kept.borrow_mut().take(),
-    };
-    match result {
-        Ok(value) => {
-            let json = ejson::from_js(&value).map_or(serde_json::Value::Null, |e| e.to_json());
-            ctx.set_foreign(Box::new(value));
-            Ok(json)
-        }
-        Err(thrown) => Err(StubError { message: crate::browser::describe(thrown.clone()), foreign: Some(Box::new(thrown)) }),
-    }
-}
-
-/// `onResultReceived` as the call's result hook.
-fn result_hook(f: Function) -> crate::connection::ResultHook {
-    Box::new(move |outcome: &Result<Option<serde_json::Value>, MethodError>| match outcome {
-        Ok(v) => call_js(&f, &[JsValue::UNDEFINED, result_to_js(v.clone())]),
-        Err(e) => call_js(&f, &[method_error_to_js(e)]),
-    }) as Box<dyn FnOnce(&_)>
-}
-
-/// Removes the call's `abort` listener from `signal` (once the call ends).
-fn abort_cleanup(abort: Rc<RefCell<Option<Closure<dyn Fn()>>>>, signal: JsValue) -> impl FnOnce() + 'static {
-    move || {
-        if let Some(closure) = abort.borrow_mut().take() {
-            if let Ok(remove) = get(&signal, "removeEventListener").dyn_into::<Function>() {
-                let _ = remove.call2(&signal, &"abort".into(), closure.as_ref());
-            }
-        }
-    }
-}
-
-/// How a call settles: a Promise and its settling hook; or, with
-/// `returnStubValue` (`return_stub`), no Promise (the caller gets the
-/// stub's value now and the server call goes on): a failure is reported,
-/// with no handler closure left behind.
-fn settlement(return_stub: bool, cleanup: impl FnOnce() + 'static) -> (Option<Promise>, crate::connection::DoneHook) {
-    if return_stub {
-        let report = Box::new(move |outcome: Result<Option<serde_json::Value>, MethodError>| {
-            cleanup();
-            if let Err(e) = outcome {
-                web_sys::console::error_2(
-                    &"ddp-live: a call whose stub value was returned failed on the server".into(),
-                    &method_error_to_js(&e),
-                );
-            }
-        });
-        (None, report)
+/// `onReconnect`: of connection `h`, or of every connection when `h` is 0.
+#[wasm_bindgen]
+pub fn hook(h: u32, f: u32) -> u32 {
+    let f = JsFn(f);
+    let handle = if h == 0 {
+        crate::connection::on_reconnect(move |_| f.call(VALUE, ""))
     } else {
-        let (p, settle) = call_promise(result_to_js, cleanup);
-        (Some(p), settle)
+        match conn(h) {
+            Some(c) => c.on_reconnect(move |_| f.call(VALUE, "")),
+            None => return 0,
+        }
+    };
+    put(Obj::Stop(handle.into_stopper()))
+}
+
+// ---- method calls and stubs -----------------------------------------------
+
+/// How many bytes of arguments the outbox of `h` has room for, or -1 when
+/// it takes no call now (see `err()`).
+#[wasm_bindgen]
+pub fn room(h: u32) -> f64 {
+    let Some(c) = conn(h) else { return fail::<f64>(method_error_json(&MethodError::Closed)) - 1.0 };
+    match c.room_for_call() {
+        Ok(n) => n as f64,
+        Err(e) => fail::<f64>(method_error_json(&e)) - 1.0,
     }
 }
 
-#[wasm_bindgen(js_class = DDPConnection)]
-impl DdpConnection {
-    /// Calls server method `name` with `args` (EJSON: Date, Uint8Array,
-    /// RegExp, NaN/Infinity and registered custom types travel as such).
-    /// Returns a Promise of the result; it rejects with a
-    /// `DDPMethodError` (shaped like Meteor.Error). A trailing function is a
-    /// usage error: this API returns a Promise instead of taking a callback.
-    #[wasm_bindgen(variadic)]
-    pub fn call(&self, name: &str, args: JsArgs) -> Result<JsCallPromise, JsValue> {
-        let args: Array = JsValue::from(args).dyn_into().unwrap_or_default();
-        if args.length() > 0 && args.get(args.length() - 1).is_function() {
-            return Err(js_error(
-                "invalid-argument",
-                "call() returns a Promise and takes no callback (as Meteor.callAsync); use await or .then()",
-            ));
-        }
-        self.apply_impl(name, args, JsValue::UNDEFINED).map(JsCast::unchecked_into)
+/// Calls method `name` with `params` (the JSON text of the arguments'
+/// array). `flags`: 1 wait, 2 noRetry, 4 returnStubValue, 8
+/// throwStubExceptions; `timeout` NaN for none. `done` (called once)
+/// settles the call; `on_result` (once, 0: none) hears the result when it
+/// arrives. Returns `c<id>` (placed), `s<id>` (placed, and the stub's
+/// value is the answer), `t<message>` (the stub threw) or `!<error>`.
+#[wasm_bindgen]
+pub fn apply(h: u32, name: &str, params: &str, flags: u32, timeout: f64, done: u32, on_result: u32) -> String {
+    let done = JsFn(done);
+    let on_result = js_fn(on_result);
+    let refused = |e: &MethodError| format!("!{}", method_error_json(e));
+    let Some(conn) = conn(h) else { return refused(&MethodError::Closed) };
+    let params = match parse(params) {
+        Some(Value::Array(a)) => a,
+        _ => return refused(&MethodError::BadArguments("not a JSON array".into())),
+    };
+    let simulation = match crate::stubs::simulate(&conn, name, &params, flags & 8 != 0) {
+        Ok(s) => s,
+        Err(StubError { message }) => return format!("t{message}"),
+    };
+    let options = CallOptions {
+        wait: flags & 1 != 0,
+        no_retry: flags & 2 != 0,
+        timeout_ms: (!timeout.is_nan()).then_some(timeout),
+        random_seed: simulation.seed,
+        return_stub_value: false,
+        throw_stub_exceptions: false,
+        transient: false,
+    };
+    let hook = on_result
+        .map(|f| Box::new(move |outcome: &Result<Option<Value>, MethodError>| settle(f, outcome)) as crate::connection::ResultHook);
+    let return_stub = flags & 4 != 0 && simulation.value.is_some();
+    let done = Done::Hook(Box::new(move |outcome| settle(done, &outcome)));
+    match conn.place_call(name, params, options, hook, simulation.writes, done) {
+        Ok(id) => format!("{}{}", if return_stub { 's' } else { 'c' }, uint(id)),
+        Err(e) => refused(&e),
     }
+}
 
-    /// Calls server method `name` with the array `args` and options
-    /// (`wait`, `noRetry`, `onResultReceived`, `timeoutMs`, `signal`,
-    /// `returnStubValue`, `throwStubExceptions`).
-    pub fn apply(&self, name: &str, args: Option<JsArgs>, options: Option<JsApplyOptions>) -> Result<JsCallPromise, JsValue> {
-        let args = match args.map(JsValue::from) {
-            None => Array::new(),
-            Some(a) if a.is_undefined() || a.is_null() => Array::new(),
-            Some(a) => a.dyn_into().map_err(|_| js_error("invalid-argument", "apply() takes the arguments as an array"))?,
+/// Cancels call `id` of connection `h` if it has not been sent yet.
+#[wasm_bindgen]
+pub fn cancel(h: u32, id: f64) {
+    if let Some(c) = conn(h) {
+        c.cancel_call(id as u64);
+    }
+}
+
+/// Defines the client stub `name` of connection `h`: `f` runs it.
+#[wasm_bindgen]
+pub fn stub(h: u32, name: &str, f: u32) {
+    let f = JsFn(f);
+    if let Some(c) = conn(h) {
+        crate::stubs::define(&c, name, Rc::new(move |ctx, args| run_stub(&f, ctx, args)));
+    }
+}
+
+/// Runs a JavaScript stub; its helpers (`st`) work on `ctx` meanwhile.
+fn run_stub(f: &JsFn, ctx: &mut StubContext, params: &[Value]) -> Result<Value, StubError> {
+    let mut text = String::new();
+    json::write_array(params, &mut text);
+    STUBS.with(|s| s.borrow_mut().push(ctx.take()));
+    let out = emit(f.0, RUN_STUB, &text);
+    if let Some(c) = STUBS.with(|s| s.borrow_mut().pop()) {
+        *ctx = c;
+    }
+    match out {
+        Some(t) => match t.strip_prefix('!') {
+            Some(message) => Err(StubError { message: message.to_owned() }),
+            None => Ok(parse(&t).unwrap_or(Value::Null)),
+        },
+        None => Ok(Value::Null),
+    }
+}
+
+/// The helpers of a running stub's `this`: `randomSeed()` (0),
+/// `randomId(a)` (1), `insert(a, c)` (2), `update(a, b, c)` (3),
+/// `remove(a, b)` (4), `findOne(a, b)` (5). `None`: no stub runs, or (3)
+/// the fields are no object.
+#[wasm_bindgen]
+pub fn st(op: u32, a: &str, b: &str, c: &str) -> Option<String> {
+    // Taken out for the call: the helper may run JavaScript (none does now).
+    let mut ctx = STUBS.with(|s| s.borrow_mut().pop())?;
+    let out = match op {
+        0 => Some(ctx.random_seed()),
+        1 => Some(ctx.random_id(a)),
+        2 => Some(ctx.insert(a, parse(c).unwrap_or(Value::Null))),
+        3 => match parse(c) {
+            Some(Value::Object(m)) => Some(json_bool(&ctx.update(a, b, m))),
+            _ => None,
+        },
+        4 => {
+            ctx.remove(a, b);
+            Some(String::new())
+        }
+        _ => ctx.find_one(a, b).as_ref().map(json::to_text),
+    };
+    STUBS.with(|s| s.borrow_mut().push(ctx));
+    out
+}
+
+// ---- subscriptions and collections ---------------------------------------
+
+/// Subscribes connection `h` to `name` with `params` (JSON array text);
+/// `ready` (0: none) hears the first readiness, `stop` (0: none) the end.
+#[wasm_bindgen]
+pub fn subscribe(h: u32, name: &str, params: &str, ready: u32, stop: u32) -> u32 {
+    let (ready, stop) = (js_fn(ready), js_fn(stop));
+    let Some(c) = conn(h) else { return 0 };
+    let params = match parse(params) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let sub = c.subscribe_raw(name, params);
+    if let Some(f) = ready {
+        let fired = Cell::new(false);
+        // Lives with the subscription.
+        sub.ready_observable()
+            .subscribe(move |r| {
+                if *r && !fired.replace(true) {
+                    f.call(VALUE, "");
+                }
+            })
+            .forget();
+    }
+    if let Some(f) = stop {
+        sub.ended_observable()
+            .subscribe(move |e| match e {
+                Some(SubscriptionEnd::Stopped) => f.call(VALUE, ""),
+                Some(SubscriptionEnd::Failed(e)) => {
+                    let err = MethodError::Server {
+                        error: e.get("error").cloned().unwrap_or(Value::Null),
+                        reason: e.get("reason").and_then(Value::as_str).map(str::to_owned),
+                        details: e.get("details").cloned(),
+                        raw: e.clone(),
+                    };
+                    f.call(ERROR, &method_error_json(&err));
+                }
+                None => {}
+            })
+            .forget();
+    }
+    put(Obj::Sub(sub))
+}
+
+/// The live collection `name` of connection `h`.
+#[wasm_bindgen]
+pub fn collection(h: u32, name: &str) -> u32 {
+    conn(h).map_or(0, |c| put(Obj::Coll(c.collection(name))))
+}
+
+/// Writes `{"_id": id, ...fields}` (or the fields alone).
+fn write_doc(id: Option<&str>, fields: &Fields, out: &mut String) {
+    out.push('{');
+    if let Some(id) = id {
+        out.push_str("\"_id\":");
+        write_str(id, out);
+    }
+    for (k, v) in fields {
+        if id.is_some() && k == "_id" {
+            continue;
+        }
+        if !out.ends_with('{') {
+            out.push(',');
+        }
+        write_str(k, out);
+        out.push(':');
+        write_value(v, out);
+    }
+    out.push('}');
+}
+
+/// A stored document: a server document as the text it is kept in (when
+/// it has no `_id` of its own and no `\u` escape, which JSON.parse would
+/// read differently than the store did), else decoded.
+fn write_ref(id: &str, d: DocRef<'_>, out: &mut String) {
+    if let DocRef::Server(doc) = d {
+        let t = doc.text();
+        if let Some(rest) = t.strip_prefix('{').filter(|_| !has(t, b"\"_id\"") && !has(t, b"\\u")) {
+            out.push_str("{\"_id\":");
+            write_str(id, out);
+            if rest.trim_start() != "}" {
+                out.push(',');
+            }
+            out.push_str(rest);
+            return;
+        }
+    }
+    write_doc(Some(id), &d.fields(), out);
+}
+
+/// Whether `text` holds `pattern` (a plain scan: no string searcher).
+fn has(text: &str, pattern: &[u8]) -> bool {
+    text.as_bytes().windows(pattern.len()).any(|w| w == pattern)
+}
+
+fn query_of(c: &Collection, selector: Option<String>, options: Option<String>) -> Option<crate::query::Query> {
+    let read = |t: Option<String>| t.map(|t| parse(&t).unwrap_or(Value::Null));
+    match c.query_with(read(selector).as_ref(), read(options).as_ref()) {
+        Ok(q) => Some(q),
+        Err(e) => fail(error_json(e.code(), &e.to_string())),
+    }
+}
+
+/// A result document: projected, with `_id` unless dropped.
+fn write_result(q: &crate::protocol::query::Query, id: &str, fields: &Fields, out: &mut String) {
+    write_doc(q.keeps_id().then_some(id), &q.project(fields), out);
+}
+
+/// `find(selector, options)` (`one`: `findOne`) of collection `h`: the JSON
+/// array of the documents, or `None` for a query that cannot run (see
+/// `err()`). Without selector and options: every document; `findOne` of a
+/// string alone: the document with that `_id`.
+#[wasm_bindgen]
+pub fn find(h: u32, selector: Option<String>, options: Option<String>, one: bool) -> Option<String> {
+    let c = coll(h)?;
+    let mut out = String::from("[");
+    if selector.is_none() && options.is_none() && !one {
+        c.with_docs(|docs| {
+            for (id, d) in docs {
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                write_ref(id, *d, &mut out);
+            }
+        });
+    } else if let (true, None, Some(Value::String(id))) = (one, &options, selector.as_deref().and_then(parse)) {
+        c.with_doc_ref(&id, |d| write_ref(&id, d, &mut out));
+    } else {
+        let mut q = query_of(&c, selector, options)?;
+        if one {
+            q = q.limited(1);
+        }
+        let e = q.engine().clone();
+        q.with_results(|docs| {
+            for (id, f) in docs {
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                write_result(&e, id, f, &mut out);
+            }
+        });
+    }
+    out.push(']');
+    Some(out)
+}
+
+fn change_json(c: &Change) -> String {
+    let (kind, id) = match c {
+        Change::Added { id, .. } => ("added", id),
+        Change::Changed { id, .. } => ("changed", id),
+        Change::Removed { id, .. } => ("removed", id),
+    };
+    let o = Obj2::new().str("type", kind).str("id", id);
+    let mut fields = String::new();
+    match c {
+        Change::Added { fields: f, .. } => {
+            // As the server sent them when nobody decoded them yet (and no
+            // `\u` escape: JSON.parse would read a lone surrogate otherwise).
+            match f.text().filter(|t| !has(t, b"\\u")) {
+                Some(t) => fields.push_str(t),
+                None => write_doc(None, f, &mut fields),
+            }
+            o.raw("fields", &fields).end()
+        }
+        Change::Changed { fields: f, cleared, .. } => {
+            write_doc(None, f, &mut fields);
+            let cleared: Vec<String> = cleared.iter().map(|s| quoted(s)).collect();
+            let cleared: Vec<&str> = cleared.iter().map(String::as_str).collect();
+            o.raw("fields", &fields).raw("cleared", &args(&cleared)).end()
+        }
+        Change::Removed { .. } => o.end(),
+    }
+}
+
+/// Calls `f` with every change of collection `h`: the stop handle.
+#[wasm_bindgen]
+pub fn on_change(h: u32, f: u32) -> u32 {
+    let f = JsFn(f);
+    let Some(c) = coll(h) else { return 0 };
+    put(Obj::Stop(c.on_change(move |c| f.call(VALUE, &change_json(c))).into_stopper()))
+}
+
+fn before_json(before: &Option<Rc<str>>) -> String {
+    before.as_deref().map_or_else(|| "null".into(), quoted)
+}
+
+/// A live query of collection `h`: `f` hears its diffs, as `observe`'s
+/// (`changes` false) or `observeChanges`' (true) arguments, the kinds in
+/// `mask` only (bit 0: added, 1: changed, 2: removed, 3: moved). The stop
+/// handle, or 0 for a query that cannot run (see `err()`).
+#[wasm_bindgen]
+pub fn observe(h: u32, selector: Option<String>, options: Option<String>, changes: bool, mask: u32, f: u32) -> u32 {
+    let f = JsFn(f);
+    let Some(c) = coll(h) else { return 0 };
+    let Some(q) = query_of(&c, selector, options) else { return 0 };
+    let e = q.engine().clone();
+    let doc = move |id: &str, fields: &Fields| {
+        let mut s = String::new();
+        write_result(&e, id, fields, &mut s);
+        s
+    };
+    let e = q.engine().clone();
+    let handle = q.observe(move |diffs| {
+        for d in diffs {
+            let (k, text) = match d {
+                Diff::AddedAt { .. } if mask & 1 == 0 => continue,
+                Diff::ChangedAt { .. } if mask & 2 == 0 => continue,
+                Diff::RemovedAt { .. } if mask & 4 == 0 => continue,
+                Diff::MovedTo { .. } if mask & 8 == 0 => continue,
+                Diff::AddedAt { id, doc: d, before, .. } if changes => {
+                    let mut s = String::new();
+                    write_doc(None, &e.project(d), &mut s);
+                    (0, args(&[&quoted(id), &s, &before_json(before)]))
+                }
+                Diff::AddedAt { id, doc: d, index, before } => (0, args(&[&doc(id, d), &uint(*index as u64), &before_json(before)])),
+                Diff::ChangedAt { id, doc: d, old, index } => {
+                    let (new, old_p) = (e.project(d), e.project(old));
+                    if new == old_p {
+                        continue;
+                    }
+                    if changes {
+                        let mut set = Fields::new();
+                        for (k, v) in new.iter() {
+                            if old_p.get(k) != Some(v) {
+                                set.insert(k.clone(), v.clone());
+                            }
+                        }
+                        let cleared: Vec<String> = old_p.keys().filter(|k| !new.contains_key(*k)).map(|k| quoted(k)).collect();
+                        let cleared: Vec<&str> = cleared.iter().map(String::as_str).collect();
+                        let mut s = String::new();
+                        write_doc(None, &set, &mut s);
+                        (1, args(&[&quoted(id), &s, &args(&cleared)]))
+                    } else {
+                        (1, args(&[&doc(id, d), &doc(id, old), &uint(*index as u64)]))
+                    }
+                }
+                Diff::RemovedAt { id, .. } if changes => (2, args(&[&quoted(id)])),
+                Diff::RemovedAt { id, old, index } => (2, args(&[&doc(id, old), &uint(*index as u64)])),
+                Diff::MovedTo { id, before, .. } if changes => (3, args(&[&quoted(id), &before_json(before)])),
+                Diff::MovedTo { id, doc: d, from, to, before } => {
+                    (3, args(&[&doc(id, d), &uint(*from as u64), &uint(*to as u64), &before_json(before)]))
+                }
+            };
+            f.call(if changes { OBSERVE_CHANGES } else { OBSERVE } + k, &text);
+        }
+    });
+    put(Obj::Stop(handle.into_stopper()))
+}
+
+// ---- accounts ----------------------------------------------------------------
+
+/// Logs connection `h` in: with a password (`how` 0: user `a` read as
+/// Meteor reads a name, 1: username, 2: email, 3: id; password `b`), a
+/// resume token `a` (4), or by creating the user (5: `a` the JSON of
+/// `{username?, email?, profile?}`, `b` the password). `f` (once) hears
+/// the user id or the error.
+#[wasm_bindgen]
+pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
+    let f = JsFn(f);
+    let Some(c) = conn(h) else {
+        return settle(f, &Err(MethodError::Closed));
+    };
+    let waiter = Box::new(move |r: Result<String, MethodError>| settle(f, &r.map(|id| Some(Value::String(id)))));
+    let accounts = c.accounts();
+    let user = match how {
+        0 => UserSelector::from_name(a),
+        1 => UserSelector::Username(a.into()),
+        2 => UserSelector::Email(a.into()),
+        3 => UserSelector::Id(a.into()),
+        4 => return accounts.login("login", crate::protocol::accounts::resume_login_params(a), waiter),
+        _ => {
+            let o = parse(a).unwrap_or(Value::Null);
+            let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+            let user = NewUser { username: text("username"), email: text("email"), password: b.into(), profile: o.get("profile").cloned() };
+            return accounts.login("createUser", crate::accounts::create_user_params(user), waiter);
+        }
+    };
+    accounts.login("login", crate::protocol::accounts::password_login_params(&user, b), waiter);
+}
+
+/// Logs connection `h` out (`others`: every other client of the user
+/// instead); `f` (once) hears the outcome.
+#[wasm_bindgen]
+pub fn logout(h: u32, others: bool, f: u32) {
+    let f = JsFn(f);
+    let Some(c) = conn(h) else {
+        return settle(f, &Err(MethodError::Closed));
+    };
+    let waiter = Box::new(move |r: Result<(), MethodError>| settle(f, &r.map(|_| None)));
+    if others {
+        c.accounts().logout_other_clients_with(waiter);
+    } else {
+        c.accounts().logout_with(waiter);
+    }
+}
+
+/// `setLoginUserWait(ms)` of connection `h`.
+#[wasm_bindgen]
+pub fn user_wait(h: u32, ms: f64) {
+    if let Some(c) = conn(h) {
+        c.accounts().set_user_wait(ms);
+    }
+}
+
+/// `persistLogin` of connection `h`: whether a stored login is resumed.
+#[wasm_bindgen]
+pub fn persist_login(h: u32, own_app: bool) -> bool {
+    conn(h).is_some_and(|c| c.accounts().persist_login(if own_app { PersistLogin::OwnApp } else { PersistLogin::ConnectUrl }))
+}
+
+// ---- rooms -----------------------------------------------------------------
+
+/// `new Client(url, options)`: a rooms client's handle, or 0 (see `err()`).
+#[wasm_bindgen]
+pub fn client(url: &str, o: &[f64], versions: &str) -> u32 {
+    match open(url, o, versions) {
+        Ok(c) => put(Obj::Client(Client::with_connection(c))),
+        Err(e) => fail(to_error_json(&e)),
+    }
+}
+
+/// The connection of rooms client `h` (a handle of its own; `f` hears its
+/// events).
+#[wasm_bindgen]
+pub fn client_connection(h: u32, f: u32) -> u32 {
+    let f = JsFn(f);
+    match obj(h).as_deref() {
+        Some(Obj::Client(c)) => conn_handle(c.connection().clone(), f),
+        _ => 0,
+    }
+}
+
+/// Joins room `room_id` through client `h` (`auth` and `query`: JSON text);
+/// `f` hears the room's events.
+#[wasm_bindgen]
+pub fn join(h: u32, room_id: &str, auth: &str, query: &str, f: u32) -> u32 {
+    let f = JsFn(f);
+    let Some(o) = obj(h) else { return 0 };
+    let Obj::Client(client) = &*o else { return 0 };
+    let join = JoinOptions { auth: parse(auth).unwrap_or(Value::Null), query: parse(query).unwrap_or(Value::Null) };
+    let room = client.connect(room_id, join);
+    let handle = room.on_notice(move |n| {
+        let (kind, text) = match n {
+            RoomNotice::Connect => (EV_CONNECT, String::new()),
+            RoomNotice::Message { data, kind } => {
+                let kind = kind.as_deref().map_or_else(|| "null".into(), quoted);
+                (EV_MESSAGE, format!("{},{kind}", json::to_text(data)))
+            }
+            RoomNotice::Disconnect(reason) => (EV_DISCONNECT, quoted(reason)),
+            RoomNotice::Error { code, reason } => (EV_ERROR, error_json(code, reason)),
+            RoomNotice::ReconnectAttempt(n) => (EV_ATTEMPT, uint((*n).into())),
+            RoomNotice::Reconnect(n) => (EV_RECONNECT, uint((*n).into())),
+            RoomNotice::ReconnectFailed => (EV_FAILED, String::new()),
         };
-        let options = options.map(JsValue::from).unwrap_or(JsValue::UNDEFINED);
-        if let Some(f) = ["onResultReceived"].iter().find(|k| !get(&options, k).is_undefined() && !get(&options, k).is_function()) {
-            return Err(js_error("invalid-options", &format!("{f} must be a function")));
-        }
-        self.apply_impl(name, args, options).map(JsCast::unchecked_into)
-    }
-
-    /// Defines client stubs: `methods({ name(...args) { ... } })`. A stub runs
-    /// locally at call time (with `this.isSimulation`, `this.randomSeed()`,
-    /// `this.randomId(scope)`), before the server answers.
-    pub fn methods(&self, stubs: JsStubs) -> Result<(), JsValue> {
-        let obj: JsValue = stubs.into();
-        let obj: Object = obj.dyn_into().map_err(|_| js_error("invalid-argument", "methods() takes an object of functions"))?;
-        for entry in Object::entries(&obj).iter() {
-            let pair: Array = entry.unchecked_into();
-            let name = pair.get(0).as_string().unwrap_or_default();
-            let f = as_function(pair.get(1), &format!("methods(): \"{name}\""))?;
-            crate::stubs::define(&self.conn, &name, Rc::new(move |ctx, args| run_js_stub(&f, ctx, args)));
-        }
-        Ok(())
-    }
-
-    /// Runs `callback` when a new session replaces a lost one (not when the
-    /// server resumed the session). Calls made inside go ahead of
-    /// everything queued (e.g. a login).
-    #[wasm_bindgen(js_name = onReconnect)]
-    pub fn on_reconnect(&self, callback: JsHook) -> Result<StopHandle, JsValue> {
-        let f = as_function(callback.into(), "onReconnect")?;
-        let handle = self.conn.on_reconnect(move |_| call_js(&f, &[]));
-        Ok(StopHandle::new(handle))
-    }
-
-    /// Queued and in-flight method calls now.
-    pub fn outbox(&self) -> JsOutbox {
-        outbox_to_js(&self.conn.outbox()).unchecked_into()
-    }
-
-    /// Calls `callback` at once with the outbox counts, then on every change.
-    #[wasm_bindgen(js_name = onOutboxChange)]
-    pub fn on_outbox_change(&self, callback: JsOutboxCallback) -> Result<StopHandle, JsValue> {
-        watch(callback.into(), "onOutboxChange", self.conn.outbox_observable(), outbox_to_js)
-    }
-
-    /// Subscribes to publication `name` with `params`; a last argument that
-    /// is a function is `onReady`, an object of callbacks gives `onReady`
-    /// and `onStop(error?)`. The subscription is re-sent after reconnects
-    /// until `stop()`.
-    #[wasm_bindgen(variadic, skip_typescript)]
-    pub fn subscribe(&self, name: &str, args: data::JsSubArgs) -> Result<data::JsSubscription, JsValue> {
-        let args: Array = JsValue::from(args).dyn_into().unwrap_or_default();
-        self.subscribe_impl(name, args)
-    }
-
-    /// The live collection `name`.
-    pub fn collection(&self, name: &str) -> data::JsCollection {
-        self.collection_impl(name)
-    }
-
-    /// Whether the last `connected` resumed the previous session.
-    #[wasm_bindgen(getter)]
-    pub fn resumed(&self) -> bool {
-        self.conn.resumed()
-    }
-
-    /// The current status: a plain object with Meteor's fields.
-    pub fn status(&self) -> JsStatus {
-        status_to_js(&self.conn.status()).unchecked_into()
-    }
-
-    /// Calls `callback` at once with the current status, then on every
-    /// change, until `stop()` is called on the returned handle.
-    #[wasm_bindgen(js_name = onStatusChange)]
-    pub fn on_status_change(&self, callback: JsStatusCallback) -> Result<StopHandle, JsValue> {
-        watch(callback.into(), "onStatusChange", self.conn.status_observable(), status_to_js)
-    }
-
-    /// Retry now (does nothing while connected; not counted in `retryCount`).
-    pub fn reconnect(&self) {
-        self.conn.reconnect();
-    }
-
-    /// Close the link and stay `offline` until `reconnect()`. Sends
-    /// `{"msg":"disconnect"}` first (see the Rust `Connection::disconnect`).
-    pub fn disconnect(&self) {
-        self.conn.disconnect();
-    }
-
-    /// Disconnect for good and release every browser listener.
-    pub fn close(&self) {
-        self.conn.close();
-        self.listeners.clear();
-    }
-
-    /// The session id from the server; `undefined` while not connected.
-    #[wasm_bindgen(getter)]
-    pub fn id(&self) -> Option<String> {
-        self.conn.id()
-    }
-
-    /// True while the DDP session is up.
-    #[wasm_bindgen(getter)]
-    pub fn connected(&self) -> bool {
-        self.conn.connected()
-    }
-
-    /// The WebSocket URL in use.
-    #[wasm_bindgen(getter)]
-    pub fn url(&self) -> String {
-        self.conn.url().to_owned()
-    }
-
-    #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event: &str, listener: Function) -> Result<(), JsValue> {
-        self.listeners.add(event, listener, false)
-    }
-
-    #[wasm_bindgen(skip_typescript)]
-    pub fn once(&self, event: &str, listener: Function) -> Result<(), JsValue> {
-        self.listeners.add(event, listener, true)
-    }
-
-    #[wasm_bindgen(skip_typescript)]
-    pub fn off(&self, event: &str, listener: Option<Function>) {
-        self.listeners.off(event, listener);
-    }
+        f.call(kind, &args(&[&text]));
+    });
+    put(Obj::Room(room, handle))
 }
 
-/// Returned by `onStatusChange`: call `stop()` to stop the callbacks.
+/// Sends `data` (JSON text) with an optional type in room `h`; `f` (once)
+/// hears the acknowledgement. "" or `!<error>`.
 #[wasm_bindgen]
-pub struct StopHandle {
-    stopper: crate::reactive::Stopper,
-}
-
-impl StopHandle {
-    /// The callback stays until `stop()`: a handle the app drops (and the
-    /// garbage collector frees) does not silence it.
-    pub(crate) fn new(handle: ListenerHandle) -> Self {
-        StopHandle { stopper: handle.into_stopper() }
-    }
-}
-
-#[wasm_bindgen]
-impl StopHandle {
-    /// Stops the callbacks; calling it again does nothing.
-    pub fn stop(&self) {
-        self.stopper.stop();
+pub fn send(h: u32, data: &str, kind: Option<String>, f: u32) -> String {
+    let f = JsFn(f);
+    let Some(o) = obj(h) else { return format!("!{}", method_error_json(&MethodError::Closed)) };
+    let Obj::Room(room, _) = &*o else { return String::new() };
+    let settle = Box::new(move |outcome| settle(f, &outcome));
+    match room.send_with(parse(data).unwrap_or(Value::Null), kind.as_deref(), settle) {
+        Ok(_) => String::new(),
+        Err(e) => format!("!{}", method_error_json(&e)),
     }
 }

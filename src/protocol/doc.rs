@@ -236,6 +236,12 @@ pub struct LazyFields {
 }
 
 impl LazyFields {
+    /// The JSON text of the fields object, while they are kept as text
+    /// (not yet decoded, nor made from a map).
+    pub fn text(&self) -> Option<&str> {
+        self.doc.as_ref().filter(|_| self.decoded.get().is_none()).map(Doc::text)
+    }
+
     /// The decoded map, owned.
     pub fn into_fields(self) -> Fields {
         match (self.decoded.into_inner(), self.doc) {

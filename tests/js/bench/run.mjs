@@ -22,7 +22,7 @@ const narrowed = quick || onlyClients != null || onlyWorkloads != null || proces
 const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 const sizeRow = {
-  "ddp-live": `${kb(gz("pkg/ddp_live_bg.wasm") + gz("pkg/ddp_live.js"))} (wasm ${kb(gz("pkg/ddp_live_bg.wasm"))} + glue ${kb(gz("pkg/ddp_live.js"))}; raw ${kb(statSync("pkg/ddp_live_bg.wasm").size + statSync("pkg/ddp_live.js").size)})`,
+  "ddp-live": `${kb(gz("pkg/ddp_live_bg.wasm") + gz("pkg/ddp_live.js"))} (wasm ${kb(gz("pkg/ddp_live_bg.wasm"))} + JS API ${kb(gz("pkg/ddp_live.js"))}; raw ${kb(statSync("pkg/ddp_live_bg.wasm").size + statSync("pkg/ddp_live.js").size)})`,
   "ddp.js": kb(gz("target/bench-www/ddpjs.min.js")),
   simpleddp: kb(gz("target/bench-www/simpleddp.min.js")),
   "JSON.parse floor": "–",
