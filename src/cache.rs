@@ -81,7 +81,15 @@ impl Plugin for Cache {
             // A login or logout ended: the user may be another.
             Completion::MethodDone { .. } if self.user.borrow().is_some() => {
                 if let Some(conn) = self.conn.upgrade() {
-                    self.schedule(&conn);
+                    // Another user now: the earlier one's documents go at
+                    // once, not after the batch delay (the page may close).
+                    let changed = settled_user(&conn).is_some_and(|u| self.user.borrow().as_ref() != Some(&u));
+                    if changed {
+                        self.timer.borrow_mut().take();
+                        self.flush(&conn);
+                    } else {
+                        self.schedule(&conn);
+                    }
                 }
             }
             _ => {}

@@ -136,7 +136,10 @@ pub(crate) fn connect_on(host: std::rc::Rc<dyn host::Host>, url: &str, options: 
     let host = if options.share_across_tabs { tabs::wrap(host, &options) } else { host };
     let conn = connection::open(host, url, &options)?;
     if let Some(name) = &options.persist {
-        persist::install(&conn, name);
+        // Tabs sharing one session do not each know who is logged in on it
+        // (a login in one tab changes the session's user for all): the
+        // cache of documents, kept per user, is off for them.
+        persist::install(&conn, name, !options.share_across_tabs);
     }
     Ok(conn)
 }

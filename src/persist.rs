@@ -161,7 +161,7 @@ impl Plugin for Persist {
 }
 
 /// Turns on the durable outbox of `conn`, kept in store `name`.
-pub(crate) fn install(conn: &Connection, name: &str) {
+pub(crate) fn install(conn: &Connection, name: &str, cache: bool) {
     let persist = conn.plugin(|conn| {
         let random = conn.host().clone();
         let page: String = (0..8).map(|_| char::from(b'a' + (random.random() * 26.0) as u8 % 26)).collect();
@@ -180,7 +180,11 @@ pub(crate) fn install(conn: &Connection, name: &str) {
     // The documents too, in a store of their own: a failing cache never
     // touches a call.
     #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
-    crate::cache::install(conn, name, persist.events.clone());
+    if cache {
+        crate::cache::install(conn, name, persist.events.clone());
+    }
+    #[cfg(not(any(feature = "persist", not(target_arch = "wasm32"))))]
+    let _ = cache;
     let weak = Rc::downgrade(&persist);
     let store_name = format!("ddp-live/{name}/{}", conn.url());
     let host = conn.host().clone();

@@ -104,7 +104,7 @@ async fn a_live_query_through_a_drop_sees_only_the_real_differences() {
     wait_status(&conn, 10_000, "back", |s| s.connected && conn.id() != first).await;
     let mut tries = 0;
     // Both server-side changes in (the client may be back before they ran).
-    while (docs.find_one("d4").is_some() || docs.find_one("d1").is_some_and(|d| d["status"] != "open")) && tries < 300 {
+    while (docs.find_one("d4").is_some() || docs.find_one("d1").is_some_and(|d| d["status"] != "open")) && tries < 1000 {
         sleep(10).await;
         tries += 1;
     }

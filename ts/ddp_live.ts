@@ -295,7 +295,11 @@ function toError(o: Fields): Error {
 }
 
 /** The error of the export that just failed. */
-const lastError = (): Error => toError(JSON.parse(w.err()));
+const lastError = (): Error => {
+  const text = w.err();
+  // Nothing said: the handle is gone (freed, or its connection closed).
+  return text ? toError(JSON.parse(text)) : ddpError("closed", "the object was freed or its connection closed");
+};
 
 function ddpError(code: string, message: string): DDPError {
   return toError({ name: "DDPError", code, message }) as DDPError;
@@ -481,7 +485,10 @@ export class EJSON {
 // ---- handles ------------------------------------------------------------------------
 
 /** Frees a handle's Rust side when its object is collected. */
-const registry = new FinalizationRegistry<number>((h) => w.free(h));
+// Where there is no FinalizationRegistry (older WebViews), objects are
+// freed by free() only.
+const registry: { register(o: object, h: number, token?: object): void; unregister(token: object): void } =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<number>((h) => w.free(h)) : { register() {}, unregister() {} };
 
 class Handle {
   /** @internal */

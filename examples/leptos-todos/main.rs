@@ -23,6 +23,11 @@ fn console_error_panic_hook() {
     std::panic::set_hook(Box::new(|info| web_sys::console::error_1(&info.to_string().into())));
 }
 
+/// `?tabs=1`: the tabs of the app share one socket.
+fn share_tabs() -> bool {
+    window().location().search().unwrap_or_default().trim_start_matches('?').split('&').any(|kv| kv == "tabs=1")
+}
+
 /// The WebSocket URL of the page's own server, scenario from `?scenario=`.
 fn server_url() -> String {
     let location = window().location();
@@ -67,13 +72,15 @@ fn App() -> impl IntoView {
     // server is away survives a reload and is sent by the next page; and
     // the todos are too, so a reload shows the last known ones at once,
     // offline as well, marked stale until the subscription is ready.
-    // `share_across_tabs`: every tab of the app shares one socket (the
-    // test server's stats show one connection however many tabs are open).
+    // `share_across_tabs` (with `?tabs=1`): every tab of the app shares one
+    // socket (the test server's stats show one connection however many
+    // tabs are open); tabs that share a session keep no cache of
+    // documents (each does not know who is logged in on it).
     let options = Options {
         heartbeat_interval_ms: 5000.0,
         heartbeat_timeout_ms: 5000.0,
         persist: Some("leptos-todos".into()),
-        share_across_tabs: true,
+        share_across_tabs: share_tabs(),
         ..Options::default()
     };
     match connect(&server_url(), options) {

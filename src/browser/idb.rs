@@ -106,7 +106,11 @@ export function idb_put(handle, key, value, done) {
     tx.objectStore("records").put(value, key);
     tx.oncomplete = () => end(0, "");
     tx.onerror = tx.onabort = () => end(code(tx.error), text(tx.error));
-  } catch (e) { end(code(e), text(e)); }
+  } catch (e) {
+    // All or none: what was queued before the throw must not commit.
+    try { tx && tx.abort(); } catch (_) {}
+    end(code(e), text(e));
+  }
 }
 export function idb_delete(handle, key) {
   try { handle.db.transaction("records", "readwrite").objectStore("records").delete(key); } catch (_) {}
@@ -148,9 +152,10 @@ export function idb_cache_open(name, prefix, done) {
 }
 export function idb_batch(handle, clear, dels, keys, values, done) {
   let settled = false;
+  let tx = null;
   const end = (c, m) => { if (!settled) { settled = true; later(() => done(c, m)); } };
   try {
-    const tx = handle.db.transaction("records", "readwrite", { durability: "relaxed" });
+    tx = handle.db.transaction("records", "readwrite", { durability: "relaxed" });
     const store = tx.objectStore("records");
     clear.forEach((p) => store.delete(range(p)));
     dels.forEach((k) => store.delete(k));

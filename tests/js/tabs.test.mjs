@@ -27,7 +27,7 @@ async function openTabs(context, sc, n) {
   for (let i = 0; i < n; i++) {
     const page = await context.newPage();
     page.on("pageerror", (e) => errors.push(e));
-    await page.goto(`${base}/leptos/?scenario=${sc}`);
+    await page.goto(`${base}/leptos/?scenario=${sc}&tabs=1`);
     await page.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
     await page.waitForFunction(() => document.querySelector("#todos-ready")?.textContent.includes("live"), null, { timeout: 20000 });
     pages.push(page);
