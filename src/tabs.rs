@@ -28,7 +28,7 @@
 //! | `c:<client>` | a tab | closes its virtual socket |
 //! | `A:<client>` | the leader | the socket is open; body: the leader's id |
 //! | `F:<client>` | the leader | a frame for that client |
-//! | `X:<client>` | the leader | its socket is closed |
+//! | `X:<client>` | the leader | its socket is closed (body `1009`: its largest message was too big for the server) |
 //! | `T:<client>` | the leader | a frame too large to read; body: `<length>:<its two ends>` |
 //! | `B:<leader>` | the leader | a frame for every client (data) |
 //! | `L:<leader>` | a new leader | announces itself |
@@ -189,7 +189,7 @@ impl Shared {
                     "c" => self.leader_input(|hub, now| hub.client_close(rest, now)),
                     "A" => self.accepted(rest, body),
                     "F" => self.deliver(rest, body),
-                    "X" => self.closed(rest),
+                    "X" => self.closed(rest, if body == "1009" { 1009 } else { 1001 }),
                     "T" => {
                         if let Some((len, ends)) = body.split_once(':') {
                             self.too_large(rest, len.parse().unwrap_or(usize::MAX), ends);
@@ -242,7 +242,7 @@ impl Shared {
             None => return,
         };
         match accepted_by {
-            Some(l) if l != leader => self.closed(&key),
+            Some(l) if l != leader => self.closed(&key, 1001),
             Some(_) => {}
             None if leader == self.me => self.leader_input(|hub, now| hub.client_open(&key, now)),
             None => self.post(&format!("o:{key}"), ""),
@@ -291,14 +291,15 @@ impl Shared {
         handler(SocketEvent::Text(text), self.inner.clocks());
     }
 
-    fn closed(&self, key: &str) {
+    fn closed(&self, key: &str, code: u16) {
         let handler = match &*self.own.borrow() {
             Some(own) if own.key == key => own.handler.clone(),
             _ => return,
         };
         *self.own.borrow_mut() = None;
-        // 1001, "going away": the leader went, or its session did.
-        handler(SocketEvent::Close(1001), self.inner.clocks());
+        // 1001, "going away": the leader went, or its session did; 1009:
+        // the server refused this member's largest message.
+        handler(SocketEvent::Close(code), self.inner.clocks());
     }
 
     /// Hands an input to the hub, if this tab leads, then does what it asks.
@@ -327,8 +328,10 @@ impl Shared {
                 HubOutput::ToClient(key, text) => self.post(&format!("F:{key}"), &text),
                 HubOutput::TooLarge(key, len, ends) if mine(&key) => self.later(move |s| s.too_large(&key, len, &ends)),
                 HubOutput::TooLarge(key, len, ends) => self.post(&format!("T:{key}"), &format!("{len}:{ends}")),
-                HubOutput::CloseClient(key) if mine(&key) => self.later(move |s| s.closed(&key)),
+                HubOutput::CloseClient(key) if mine(&key) => self.later(move |s| s.closed(&key, 1001)),
                 HubOutput::CloseClient(key) => self.post(&format!("X:{key}"), ""),
+                HubOutput::RefuseClient(key) if mine(&key) => self.later(move |s| s.closed(&key, 1009)),
+                HubOutput::RefuseClient(key) => self.post(&format!("X:{key}"), "1009"),
                 HubOutput::Broadcast(text) => {
                     self.post(&format!("B:{}", self.me), &text);
                     self.later(move |s| s.broadcast(&s.me.clone(), &text));
@@ -385,7 +388,8 @@ impl Shared {
                         l.generation += 1;
                         drop(l.upstream.take());
                     }
-                    s.leader_input(|hub, now| hub.upstream_closed(now));
+                    let code = if let SocketEvent::Close(code) = event { code } else { 1006 };
+                    s.leader_input(|hub, now| hub.upstream_closed_with(code, now));
                 }
                 SocketEvent::TooLarge { len, ends } => s.leader_input(|hub, now| hub.upstream_too_large(len, ends, now)),
                 SocketEvent::Binary(_) => {}

@@ -213,3 +213,27 @@ async fn a_result_too_large_to_read_fails_the_followers_call_with_a_typed_error(
         c.close();
     }
 }
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_call_the_server_refuses_as_too_large_fails_in_its_member_instead_of_looping() {
+    let sc = scenario("tabs-too-big");
+    let conns = members(&sc, 2).await;
+    // The test server takes messages of up to 1 MiB: this one is 1.2 MB,
+    // from the follower; the calls around it, from both, are not lost.
+    let before = conns[0].call::<Value>("echo", ("before",));
+    let big = conns[1].call::<Value>("echo", ("x".repeat(1_200_000),));
+    let after = conns[1].call::<Value>("echo", ("after",));
+    let err = big.await.unwrap_err();
+    assert_eq!(err.error(), "message-too-big", "{err:?}");
+    assert_eq!((before.await.unwrap(), after.await.unwrap()), (json!("before"), json!("after")));
+    for c in &conns {
+        wait_connected(c).await;
+    }
+    let n: f64 = conns[1].call("add", (2, 3)).await.unwrap();
+    assert_eq!(n, 5.0);
+    let stats = control(&sc, "stats").await;
+    assert_eq!((stats["accepted"].as_u64(), stats["connections"].as_u64()), (Some(2), Some(1)), "one refusal, one new socket: {stats}");
+    for c in &conns {
+        c.close();
+    }
+}

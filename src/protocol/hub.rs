@@ -107,6 +107,11 @@ pub enum HubOutput {
     TooLarge(String, usize, String),
     /// Close the client's socket (it reconnects as after any drop).
     CloseClient(String),
+    /// Close the client's socket with 1009 (Message Too Big): the server
+    /// refused the largest message it had not answered, this client's, and
+    /// the client fails that call (or ends that subscription) rather than
+    /// send it again.
+    RefuseClient(String),
     /// Open the upstream socket (closing any earlier one).
     OpenUpstream,
     /// Send this frame upstream.
@@ -521,6 +526,41 @@ impl Hub {
             self.open_upstream();
         } else {
             self.retry_at = Some(now + delay);
+        }
+    }
+
+    /// The upstream socket closed with this code: with 1009 (Message Too
+    /// Big) the largest message the server had not answered is what it
+    /// refused, and would refuse again: it is not re-sent, and its client
+    /// is told (as one client's machine blames it); then as any close.
+    pub fn upstream_closed_with(&mut self, code: u16, now: f64) {
+        if code == 1009 && self.up == Up::Connected {
+            self.refuse_largest();
+        }
+        self.upstream_closed(now);
+    }
+
+    fn refuse_largest(&mut self) {
+        let call = self.calls.iter().map(|(id, f)| (f.len(), id.clone(), true));
+        let subs = self.subs.iter().filter(|(_, s)| !s.ready && !s.stopping).map(|(id, s)| (s.frame.len(), id.clone(), false));
+        let Some((_, id, is_call)) = call.chain(subs).max_by_key(|(len, _, _)| *len) else { return };
+        let owners: Vec<String> = if is_call {
+            self.calls.remove(&id);
+            id.split_once(SEP).map(|(k, _)| k.to_owned()).into_iter().collect()
+        } else {
+            let holders = self.subs.remove(&id).map(|s| s.holders).unwrap_or_default();
+            for h in &holders {
+                self.served_by.remove(h);
+            }
+            holders.iter().filter_map(|h| h.split_once(SEP).map(|(k, _)| k.to_owned())).collect()
+        };
+        for key in owners {
+            if let Some(c) = self.clients.get_mut(&key).filter(|c| c.attached) {
+                c.attached = false;
+                c.connected = false;
+                c.waiting = None;
+                self.out.push_back(HubOutput::RefuseClient(key));
+            }
         }
     }
 

@@ -210,6 +210,7 @@ impl World {
                 }
             }
             HubOutput::TooLarge(..) => unreachable!("no frame is too large here"),
+            HubOutput::RefuseClient(_) => unreachable!("no close 1009 here"),
             HubOutput::CloseClient(k) => {
                 if let Some((i, l)) = self.link_of(&k) {
                     let s = l.socket;

@@ -298,6 +298,23 @@ fn resuming_is_tried_again_with_a_growing_delay_within_its_window() {
 }
 
 #[test]
+fn a_1009_close_fails_the_largest_unanswered_call_instead_of_re_sending_it() {
+    let mut h = connected();
+    join(&mut h, "b", 3.0);
+    h.client_frame("a", r#"{"msg":"method","method":"m","params":["small"],"id":"1"}"#, 4.0);
+    let big = format!(r#"{{"msg":"method","method":"m","params":["{}"],"id":"1"}}"#, "x".repeat(1000));
+    h.client_frame("b", &big, 4.0);
+    drain(&mut h);
+    h.upstream_closed_with(1009, 5.0);
+    // b's call is refused (its client fails it); a is closed as in any drop.
+    assert_eq!(drain(&mut h), vec![HubOutput::RefuseClient("b".into()), close("a"), HubOutput::OpenUpstream]);
+    h.upstream_open(6.0);
+    h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 7.0);
+    // The resumption re-sends a's call only.
+    assert_eq!(drain(&mut h)[1..], [send(r#"{"msg":"method","method":"m","params":["small"],"id":"a~1"}"#)]);
+}
+
+#[test]
 fn the_heartbeat_pings_a_silent_server_and_gives_up_on_it() {
     let mut h = connected();
     assert_eq!(h.poll_timeout(), Some(2.0 + 17_500.0));
