@@ -208,3 +208,21 @@ test("createUser logs in as the new user", async () => {
   }, wsUrl(sc), fast);
   assert.deepEqual(r, { same: true, profile: { name: "Cy" }, dup: "Something went wrong. Please check your credentials." });
 });
+
+test("a login in flight when its connection is freed rejects with closed, never hangs", async () => {
+  const sc = scenario("js-acc-freed");
+  await createUser(sc, "ada");
+  const r = await inPage(async ([url, fast, base, sc]) => {
+    const conn = ddp.DDP.connect(url, fast);
+    await new Promise((ok) => conn.once("connect", ok));
+    // The server reads nothing from now on: the login is never answered.
+    await fetch(`${base}/control/${sc}/silent?on=true`, { method: "POST" });
+    const login = conn.loginWithPassword("ada", "pw").then(() => "resolved", (e) => [e.name, e.error ?? e.code]);
+    await new Promise((ok) => setTimeout(ok, 50));
+    conn.free();
+    const timeout = new Promise((ok) => setTimeout(() => ok("still pending after 5 s"), 5000));
+    return await Promise.race([login, timeout]);
+  }, wsUrl(sc), fast, `http://127.0.0.1:${process.env.DDP_TEST_PORT ?? "3310"}`, sc);
+  assert.equal(r[1], "closed", JSON.stringify(r));
+  await control(sc, "silent?on=false");
+});
