@@ -256,7 +256,6 @@ type Fn = (kind: number, text: string) => string | void;
 // Kinds (the same numbers as src/js/mod.rs).
 const RELEASE = 0;
 const VALUE = 1;
-const ERROR = 2;
 const RUN_STUB = 40;
 
 /** The functions the wasm holds ids of; once-functions are forgotten when called. */
@@ -271,12 +270,6 @@ function reg(f: Fn, once = false): number {
 function sink(id: number, kind: number, text: string): string | undefined {
   const e = fns.get(id);
   if (e && (kind === RELEASE || e[1])) fns.delete(id);
-  // A one-time answer the wasm let go of unanswered (its connection was
-  // closed or freed): it fails `closed`, so that no promise waits forever.
-  if (e && kind === RELEASE && e[1]) {
-    const closed = { name: "DDPError", code: "closed", message: "the connection was closed or freed before the answer" };
-    return e[0](ERROR, JSON.stringify(closed)) || undefined;
-  }
   // Nothing thrown may cross into the wasm: every listener runs in `safe`.
   if (e && kind !== RELEASE) return e[0](kind, text) || undefined;
 }
