@@ -35,7 +35,7 @@
 
 use crate::host::{Guard, Host, HostSocket, SocketEvent, SocketHandler, TabEvent, TabLink};
 use crate::protocol::hub::{Hub, HubConfig, HubOutput};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 /// The frame the hub begins every client session with.
@@ -55,7 +55,6 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         me,
         config,
         link: RefCell::new(None),
-        joined: Cell::new(false),
         leader: RefCell::new(None),
         own: RefCell::new(None),
         latest: RefCell::new(None),
@@ -87,8 +86,8 @@ impl Host for TabsHost {
 
     fn open_socket(&self, url: &str, max_len: usize, handler: SocketHandler) -> Result<Box<dyn HostSocket>, String> {
         let shared = &self.0;
-        if !shared.joined.get() {
-            shared.joined.set(true);
+        // The first socket joins the group (the URL is known from then on).
+        if shared.upstream_url.borrow().is_none() {
             *shared.upstream_url.borrow_mut() = Some((url.to_owned(), max_len));
             let weak = Rc::downgrade(shared);
             let link = shared.inner.join_tabs(
@@ -149,7 +148,6 @@ struct Shared {
     me: String,
     config: HubConfig,
     link: RefCell<Option<Box<dyn TabLink>>>,
-    joined: Cell<bool>,
     leader: RefCell<Option<Leader>>,
     own: RefCell<Option<Own>>,
     /// The leader that announced itself last.
