@@ -98,7 +98,9 @@ impl SsrClient {
     /// A client for the DDP server at `url` (Meteor's URL rules, as
     /// [`connect`](crate::connect)); each request's connection uses
     /// `options` (its `headers` too; never `persist`, which is for a
-    /// browser's or a process's own calls, not a render's) and waits at
+    /// browser's or a process's own calls, not a render's, nor
+    /// `share_across_tabs`: each request has a session of its own, logged
+    /// in as its own user) and waits at
     /// most `timeout` for its data. An invalid URL or option is an error
     /// here.
     pub fn new(url: &str, options: Options, timeout: Duration) -> Result<SsrClient, Error> {
@@ -125,8 +127,10 @@ impl SsrClient {
             })
             .map_err(|e| Error::Browser(format!("cannot start the SSR client's thread: {e}")))?;
         // A request's connection lives for one render: a durable outbox
-        // would carry one request's calls (and its user's) into the next.
-        let options = Options { watch_page: false, persist: None, ..options };
+        // would carry one request's calls (and its user's) into the next,
+        // and a shared socket would put every request on one session (one
+        // user's login for all of them).
+        let options = Options { watch_page: false, persist: None, share_across_tabs: false, ..options };
         Ok(SsrClient { shared: Arc::new(ClientShared { jobs, next: AtomicU64::new(1), timeout, url, options, open }) })
     }
 
@@ -473,5 +477,30 @@ mod tests {
         let _ = runtime.block_on(probe.snapshot("x".into(), vec![]));
         assert_eq!(client.open_connections(), 1, "the first request's connection closed; only the probe's is open");
         assert!(SsrClient::new("not a url at all://", Options::default(), Duration::from_millis(1)).is_err());
+    }
+
+    #[test]
+    fn every_request_has_a_socket_of_its_own_even_when_the_options_share_one() {
+        // A listener that counts the sockets the client opens (and never
+        // answers, so no request is ready and nothing is retried in time).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let options = Options { share_across_tabs: true, ..Options::default() };
+        let client = SsrClient::new(&format!("ws://127.0.0.1:{port}/websocket"), options, Duration::from_millis(500)).unwrap();
+        let (a, b) = (client.request(Some("user A".into())), client.request(Some("user B".into())));
+        let (ca, cb) = (a.conn.clone().unwrap(), b.conn.clone().unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (ua, ub) = runtime.block_on(async { tokio::join!(ca.user_id(), cb.user_id()) });
+        assert_eq!((ua, ub), (None, None), "nobody answered the logins");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "two requests (two users): two sockets, never one shared session");
     }
 }
