@@ -29,7 +29,8 @@
 
 use crate::connection::{Connection, Plugin, WeakConnection};
 use crate::host::store::{DurableStore, StorageError};
-use crate::protocol::durable::{CallRecord, RestorePlan};
+use crate::host::Guard;
+use crate::protocol::durable::{CallRecord, RestorePlan, SessionRecord, SESSION_KEY};
 use crate::protocol::hash::FastMap;
 use crate::protocol::machine::{Completion, MethodError};
 use crate::reactive::{ListenerHandle, Observable, Registry};
@@ -122,7 +123,26 @@ pub(crate) struct Persist {
     events: Rc<Registry<dyn Fn(&PersistEvent)>>,
     /// The accounts' listeners while calls wait for their user.
     user_watch: RefCell<Vec<ListenerHandle>>,
+    /// The session is kept for the next page (`Config::adopt_sessions`).
+    sessions: bool,
+    /// While the handshake waits for the store: lets it go at the latest
+    /// when this fires (a store slow to open costs the earlier page's
+    /// session, never the connection).
+    connect_wait: RefCell<Option<Guard>>,
+    /// The handshake still waits for the store.
+    connect_held: std::cell::Cell<bool>,
+    /// A write of the session record is due (at most a second late).
+    session_due: RefCell<Option<Guard>>,
+    /// That write is still to come (its timer is not dropped from inside
+    /// its own callback).
+    session_pending: std::cell::Cell<bool>,
 }
+
+/// How long the handshake waits for the store (ms).
+const CONNECT_WAIT_MS: u32 = 1_500;
+/// How late a write of the session record may be (ms): its count of
+/// received messages only lags (the server then replays more).
+const SESSION_LAG_MS: u32 = 1_000;
 
 impl Plugin for Persist {
     fn completion(&self, done: &Completion) {
@@ -133,7 +153,11 @@ impl Plugin for Persist {
                     self.write(&conn, *id, true);
                 }
             }
-            Completion::MethodResult { id, .. } => self.forget(*id),
+            Completion::SessionChanged => self.write_session(),
+            Completion::MethodResult { id, .. } => {
+                self.forget(*id);
+                self.session_later();
+            }
             // A call the app's `close()` ended is kept for the next start,
             // where it settles.
             Completion::MethodDone { outcome: Err(MethodError::Closed), .. } => {}
@@ -154,6 +178,13 @@ impl Plugin for Persist {
     /// The store goes with the connection (its page lock too): its calls,
     /// kept, are the next connection's to take, on this page or another.
     fn closed(&self) {
+        // A closed connection ended its session (`disconnect`).
+        if let (true, Some(store)) = (self.sessions, self.open_store()) {
+            store.delete(&self.session_key());
+        }
+        self.session_due.borrow_mut().take();
+        self.connect_held.set(false);
+        self.connect_wait.borrow_mut().take();
         let store = std::mem::replace(&mut *self.store.borrow_mut(), Store::Unavailable);
         drop(store);
         self.user_watch.borrow_mut().clear();
@@ -175,8 +206,27 @@ pub(crate) fn install(conn: &Connection, name: &str, cache: bool) {
             waiting: RefCell::default(),
             events: Rc::default(),
             user_watch: RefCell::default(),
+            sessions: conn.with_machine(|m| m.config().adopt_sessions),
+            connect_wait: RefCell::default(),
+            connect_held: std::cell::Cell::new(false),
+            session_due: RefCell::default(),
+            session_pending: std::cell::Cell::new(false),
         })
     });
+    if persist.sessions {
+        let weak = Rc::downgrade(&persist);
+        let timer = conn.host().timer(
+            CONNECT_WAIT_MS,
+            Box::new(move || {
+                let Some(persist) = weak.upgrade() else { return };
+                if let (true, Some(conn)) = (persist.connect_held.replace(false), persist.conn.upgrade()) {
+                    conn.drive(|m| m.release_connect(None, conn.now()));
+                }
+            }),
+        );
+        persist.connect_held.set(true);
+        *persist.connect_wait.borrow_mut() = Some(timer);
+    }
     // The documents too, in a store of their own: a failing cache never
     // touches a call.
     #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
@@ -244,10 +294,16 @@ impl Persist {
             Err(error) => {
                 *self.store.borrow_mut() = Store::Unavailable;
                 self.emit(&PersistEvent::StorageFailed { key: None, error });
-                conn.drive(|m| m.release_calls(conn.now()));
+                self.connect_held.set(false);
+                self.connect_wait.borrow_mut().take();
+                conn.drive(|m| {
+                    m.release_connect(None, conn.now());
+                    m.release_calls(conn.now())
+                });
                 return;
             }
         };
+        let (adopt, stored) = self.take_sessions(&store, stored);
         let user = settled_user(&conn);
         let RestorePlan { ready, waiting, failed, discarded, skipped } = RestorePlan::new(stored, user.as_deref());
         let early = match std::mem::replace(&mut *self.store.borrow_mut(), Store::Open(store.clone())) {
@@ -273,8 +329,18 @@ impl Persist {
         self.list_earlier(&ready, false);
         self.list_earlier(&waiting, true);
         *self.waiting.borrow_mut() = waiting;
-        self.restore(&conn, ready);
-        conn.drive(|m| m.release_calls(conn.now()));
+        // The calls of the page whose session this one asks for keep their
+        // ids (that server knows them); the handshake may then begin.
+        let held = self.connect_held.replace(false);
+        self.connect_wait.borrow_mut().take();
+        let adopted = adopt.as_ref().filter(|_| held).map(|(page, _)| format!("{page}-"));
+        self.restore_of(&conn, ready, adopted.as_deref());
+        conn.drive(|m| {
+            if held {
+                m.release_connect(adopt.map(|(_, record)| record), conn.now());
+            }
+            m.release_calls(conn.now())
+        });
         let waiting = self.waiting.borrow().len();
         self.emit(&PersistEvent::Restored { count, waiting });
         if waiting > 0 {
@@ -285,14 +351,26 @@ impl Persist {
     /// Puts records back in the outbox (ahead of this page's calls while
     /// they are held; behind them afterwards).
     fn restore(&self, conn: &Connection, records: Vec<(String, CallRecord)>) {
+        self.restore_of(conn, records, None);
+    }
+
+    /// [`Persist::restore`], the records whose keys start with `adopted`
+    /// keeping their ids.
+    fn restore_of(&self, conn: &Connection, records: Vec<(String, CallRecord)>, adopted: Option<&str>) {
         // Never into a closed machine (app code may have closed it since the
         // store was read): the records stay for the next connection.
         if records.is_empty() || conn.is_closed() {
             return;
         }
         let now = conn.now();
-        let (keys, records): (Vec<String>, Vec<CallRecord>) = records.into_iter().unzip();
-        let ids = conn.with_machine_mut(|m| m.restore_calls(records, now));
+        let (keys, records): (Vec<String>, Vec<(CallRecord, bool)>) = records
+            .into_iter()
+            .map(|(key, r)| {
+                let keep = adopted.is_some_and(|p| key.starts_with(p));
+                (key, (r, keep))
+            })
+            .unzip();
+        let ids = conn.with_machine_mut(|m| m.restore_calls_of(records, now));
         self.edit_calls(|list| {
             for (key, (_, call)) in keys.into_iter().zip(ids) {
                 if let Some(c) = list.iter_mut().find(|c| c.key == key) {
@@ -303,6 +381,68 @@ impl Persist {
             }
         });
         conn.drive(|_| ());
+    }
+
+    /// This page's session record's key.
+    fn session_key(&self) -> String {
+        format!("{}-{SESSION_KEY}", self.page)
+    }
+
+    /// Takes the earlier pages' session records out of `stored`: the
+    /// newest readable one is returned with its page's mark, to be resumed;
+    /// every one is removed (a session is taken over once, or never).
+    fn take_sessions(
+        &self,
+        store: &Rc<dyn DurableStore>,
+        stored: Vec<(String, String)>,
+    ) -> (Option<(String, SessionRecord)>, Vec<(String, String)>) {
+        let suffix = format!("-{SESSION_KEY}");
+        let (sessions, calls): (Vec<(String, String)>, Vec<(String, String)>) = stored.into_iter().partition(|(k, _)| k.ends_with(&suffix));
+        let mut newest: Option<(String, SessionRecord)> = None;
+        for (key, text) in sessions {
+            store.delete(&key);
+            let Ok(record) = SessionRecord::from_text(&text) else { continue };
+            if newest.as_ref().is_none_or(|(_, n)| record.at > n.at) {
+                newest = Some((key[..key.len() - suffix.len()].to_owned(), record));
+            }
+        }
+        (newest.filter(|_| self.sessions), calls)
+    }
+
+    /// Keeps the session for the next page now (or forgets it, when there
+    /// is none a next page could resume).
+    fn write_session(&self) {
+        self.session_pending.set(false);
+        let (Some(conn), Some(store)) = (self.conn.upgrade(), self.open_store()) else { return };
+        if !self.sessions || conn.is_closed() {
+            return;
+        }
+        match conn.with_machine(|m| m.session_record()) {
+            Some(mut record) => {
+                record.at = conn.now();
+                store.put(&self.session_key(), &record.to_text(), Box::new(|_| ()));
+            }
+            None => store.delete(&self.session_key()),
+        }
+    }
+
+    /// Keeps the session's count of received messages, a second late at most.
+    fn session_later(&self) {
+        if !self.sessions || self.session_pending.get() {
+            return;
+        }
+        let Some(conn) = self.conn.upgrade() else { return };
+        let this = self.me.clone();
+        let timer = conn.host().timer(
+            SESSION_LAG_MS,
+            Box::new(move || {
+                if let Some(this) = this.upgrade() {
+                    this.write_session();
+                }
+            }),
+        );
+        self.session_pending.set(true);
+        *self.session_due.borrow_mut() = Some(timer);
     }
 
     fn list_earlier(&self, records: &[(String, CallRecord)], waiting: bool) {

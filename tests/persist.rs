@@ -239,6 +239,59 @@ async fn an_insert_in_flight_when_its_page_dies_makes_one_document_with_its_stub
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_page_that_dies_with_calls_in_flight_hands_its_session_over_and_each_call_runs_once() {
+    let sc = scenario("p-takeover");
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    insert_stub(&first);
+    wait_connected(&first).await;
+    let session = first.session_id().expect("a session");
+    first.subscribe("docs", ("todos",)).wait_ready().await.unwrap();
+    // Both on the wire when the page dies: the server is still running the
+    // first (methods run one at a time), and runs the second after it.
+    first.call::<Value>("sleep", (400,)).detach();
+    first.call::<Value>("inc", ("k",)).detach();
+    first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
+    let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
+    wait_until(5_000, "all sent and kept", || {
+        first.outbox().in_flight == 3 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
+    })
+    .await;
+    drop(first);
+
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    let todos = next.collection("todos");
+    let sub = next.subscribe("docs", ("todos",));
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 3, waiting: 0 });
+    wait_until(5_000, "all settled", || settled(&seen).len() == 3).await;
+    assert_eq!(next.session_id(), Some(session), "the earlier page's session, resumed");
+    assert_eq!(
+        settled(&seen),
+        vec![
+            ("sleep".into(), Ok(Some(json!(400)))),
+            ("inc".into(), Ok(Some(json!(1)))),
+            ("insertDoc".into(), Ok(Some(json!(stub_id.clone()))))
+        ],
+        "each call's own result, replayed: none ran again"
+    );
+    let runs = control(&sc, "executions").await;
+    assert_eq!((runs["runs"]["insertDoc"].as_u64(), runs["counters"]["k"].as_u64()), (Some(1), Some(1)), "{runs}");
+    sub.wait_ready().await.unwrap();
+    let ids: Vec<String> = todos.find().iter().map(|d| d["_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, vec![stub_id], "one document, the stub's, from this page's subscription");
+    let stats = control(&sc, "stats").await;
+    assert_eq!(stats["subscriptions"], json!(1), "the earlier page's subscription was stopped: {stats}");
+    next.close();
+    // A closed connection ended its session: the next start has none to take.
+    let third = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&third);
+    restored(&seen).await;
+    wait_connected(&third).await;
+    assert_ne!(third.session_id(), next.session_id());
+    third.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn an_earlier_pages_calls_are_taken_by_one_page_only() {
     let sc = scenario("p-claim");
     let first = offline(&sc, &sc).await;

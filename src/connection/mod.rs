@@ -123,6 +123,10 @@ impl Options {
             resume_sessions: self.resume_sessions,
             journal_calls: self.persist.is_some(),
             hold_calls: self.persist.is_some(),
+            // The session kept for the next page, for a server that resumes
+            // it; not with a shared socket (each tab's session is with the
+            // leading tab, which goes with its page).
+            adopt_sessions: self.persist.is_some() && self.resume_sessions && !self.share_across_tabs,
             ..Config::default()
         };
 
@@ -419,7 +423,14 @@ impl Connection {
         self.driver.reconnect_hooks.add(Rc::new(f))
     }
 
-    /// Whether the last `connected` resumed the previous session.
+    /// The server's id of the session while connected (Meteor's
+    /// `_lastSessionId`).
+    pub fn session_id(&self) -> Option<String> {
+        self.driver.machine.borrow().session().map(str::to_owned)
+    }
+
+    /// Whether the last `connected` resumed the previous session (this
+    /// connection's, or, with [`Options::persist`], an earlier page's).
     pub fn resumed(&self) -> bool {
         self.driver.machine.borrow().resumed()
     }

@@ -36,6 +36,77 @@ pub struct CallRecord {
     pub sent: bool,
 }
 
+/// A session a page had with the server, as its durable outbox keeps it
+/// (next to the page's calls, under the page's mark), so that the next page
+/// can take the session over on a server that resumes sessions: the calls
+/// the server read then run exactly once, their results replayed.
+///
+/// Written whenever the session or its subscriptions change, and at most a
+/// second late otherwise. A late record is safe: `received` is then lower
+/// (the server replays more), and the record is written in order with the
+/// call records (a call answered before it was written has no record
+/// left). Pages never share method ids (each numbers its calls from a
+/// random base, [`Config::adopt_sessions`](crate::protocol::machine::Config::adopt_sessions)),
+/// so no page's call passes for another's re-send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub session: String,
+    /// Messages received in it (not counting ping/pong).
+    pub received: u64,
+    /// The subscriptions the server has (or may have) for it: the next page
+    /// stops them, since it makes its own.
+    pub subs: Vec<String>,
+    /// When it was written (ms since the epoch).
+    pub at: f64,
+}
+
+/// The key suffix of a page's session record (`<page>-session`; a call's
+/// is its zero-padded id).
+pub const SESSION_KEY: &str = "session";
+
+impl SessionRecord {
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("{\"v\":");
+        json::write_u64(RECORD_VERSION, &mut out);
+        out.push_str(",\"session\":");
+        json::write_str(&self.session, &mut out);
+        out.push_str(",\"received\":");
+        json::write_u64(self.received, &mut out);
+        out.push_str(",\"subs\":");
+        let subs: Vec<Value> = self.subs.iter().map(|s| Value::String(s.clone())).collect();
+        json::write_array(&subs, &mut out);
+        out.push_str(",\"at\":");
+        json::write_value(&Value::from(self.at), &mut out);
+        out.push('}');
+        out
+    }
+
+    pub fn from_text(text: &str) -> Result<SessionRecord, RecordError> {
+        let bad = |why: &str| RecordError::Malformed(why.to_owned());
+        let value = json::parse(text).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let Value::Object(o) = value else { return Err(bad("not an object")) };
+        let version = o.get("v").and_then(Value::as_u64).ok_or_else(|| bad("no format version"))?;
+        if version > RECORD_VERSION {
+            return Err(RecordError::Newer(version));
+        }
+        let count =
+            |k: &str| o.get(k).and_then(Value::as_u64).filter(|n| *n < 1 << 53).ok_or_else(|| RecordError::Malformed(format!("no {k}")));
+        let subs = match o.get("subs") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned).ok_or_else(|| bad("a subscription id is not a string")))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(bad("no subs")),
+        };
+        Ok(SessionRecord {
+            session: o.get("session").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| bad("no session"))?.to_owned(),
+            received: count("received")?,
+            subs,
+            at: o.get("at").and_then(Value::as_f64).unwrap_or(0.0),
+        })
+    }
+}
+
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordError {
@@ -244,6 +315,18 @@ mod tests {
         assert_eq!(keys(&plan.failed), ["a-4"], "a sent noRetry call is not sent again");
         assert_eq!(plan.discarded.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["c-1"]);
         assert_eq!(plan.skipped, vec![("c-2".to_owned(), RecordError::Newer(7))]);
+    }
+
+    #[test]
+    fn a_session_record_reads_back_as_written_and_a_broken_one_is_an_error() {
+        let r = SessionRecord { session: "s1".into(), received: 41, subs: vec!["a".into(), "b\"c".into()], at: 5.0 };
+        assert_eq!(SessionRecord::from_text(&r.to_text()), Ok(r.clone()));
+        assert_eq!(SessionRecord::from_text(&r.to_text().replacen("\"v\":1", "\"v\":3", 1)), Err(RecordError::Newer(3)));
+        for text in
+            ["{}", "{\"v\":1,\"session\":\"\",\"received\":1,\"subs\":[]}", "{\"v\":1,\"session\":\"s\",\"received\":1,\"subs\":[1]}"]
+        {
+            assert!(matches!(SessionRecord::from_text(text), Err(RecordError::Malformed(_))), "{text}");
+        }
     }
 
     #[test]

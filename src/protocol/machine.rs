@@ -61,6 +61,15 @@ pub struct Config {
     /// reading what an earlier page left restores it first, so that it goes
     /// out ahead of the calls made since.
     pub hold_calls: bool,
+    /// A durable outbox that keeps the session for the next page: the
+    /// `connect` waits for [`Machine::release_connect`] (which may hand over
+    /// an earlier page's session to resume),
+    /// [`Completion::SessionChanged`] reports when the session or its
+    /// subscriptions change ([`Machine::session_record`]), and method ids
+    /// start from a random base (a multiple of 2^20 below 2^52), so that
+    /// two pages in one session never give the same id (a server that
+    /// resumes sessions would take the second for a re-send).
+    pub adopt_sessions: bool,
 }
 
 impl Default for Config {
@@ -79,6 +88,7 @@ impl Default for Config {
             stream_collections: Vec::new(),
             journal_calls: false,
             hold_calls: false,
+            adopt_sessions: false,
         }
     }
 }
@@ -257,6 +267,10 @@ pub enum Completion {
     /// package, which cannot seed.)
     #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     Stale(bool),
+    /// The session, or the subscriptions the server holds for it, changed
+    /// (only with [`Config::adopt_sessions`]): [`Machine::session_record`]
+    /// has what to keep now.
+    SessionChanged,
 }
 
 /// What the driver must do.
@@ -395,6 +409,14 @@ pub struct Machine {
     resumed: bool,
     /// A frame of this session could not be read: do not resume it.
     missed_data: bool,
+    /// `connect` waits for [`Machine::release_connect`] ([`Config::adopt_sessions`]).
+    connect_held: bool,
+    /// An earlier page's session asked for, and its subscriptions (which
+    /// this page stops if the server resumes it).
+    adoption: Option<(String, Vec<String>)>,
+    /// The current session was an earlier page's: answers to its calls
+    /// (their ids from that page) may be replayed, and are not errors.
+    took_over: bool,
     closed: bool,
     /// The latest time handed in: a time earlier than it means the wall
     /// clock was set back, and every deadline moves back with it.
@@ -404,6 +426,10 @@ pub struct Machine {
     subs: Subs,
     out: VecDeque<Output>,
 }
+
+/// Whether this build can take over an earlier page's session (a durable
+/// outbox exists in it): lets the npm core drop the code.
+const ADOPTS: bool = cfg!(any(feature = "persist", not(target_arch = "wasm32")));
 
 impl fmt::Debug for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -421,6 +447,12 @@ impl Machine {
     /// `[0, 1)` (for retry jitter). Call [`Machine::start`] to begin.
     pub fn new(config: Config, random: Box<dyn FnMut() -> f64>) -> Self {
         let hold_calls = config.hold_calls;
+        let connect_held = ADOPTS && config.adopt_sessions;
+        let mut random = random;
+        let mut methods = Methods::paused(hold_calls);
+        if connect_held {
+            methods.next_id = (((random)() * 4_294_967_296.0) as u64).min(u32::MAX.into()) << 20;
+        }
         let version = config.versions.first().cloned().unwrap_or_else(|| SUPPORTED_VERSIONS[0].to_owned());
         Machine {
             config,
@@ -438,10 +470,13 @@ impl Machine {
             received_count: 0,
             resumed: false,
             missed_data: false,
+            connect_held,
+            adoption: None,
+            took_over: false,
             closed: false,
             clock: f64::NEG_INFINITY,
             heartbeat: None,
-            methods: Methods::paused(hold_calls),
+            methods,
             subs: Subs::default(),
             out: VecDeque::new(),
         }
@@ -616,17 +651,9 @@ impl Machine {
                 // Start the DDP handshake.
                 if let Phase::Connecting { open, .. } = &mut self.phase {
                     *open = true;
-                    let (session, received_count) = match &self.resume {
-                        Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
-                        _ => (None, None),
-                    };
-                    let connect = ClientMessage::Connect {
-                        session,
-                        version: self.version.clone(),
-                        support: self.config.versions.clone(),
-                        received_count,
-                    };
-                    self.send(connect);
+                    if !self.connect_held {
+                        self.send_connect();
+                    }
                 }
             }
             SocketEvent::Text(text) => {
@@ -681,6 +708,50 @@ impl Machine {
         }
     }
 
+    fn send_connect(&mut self) {
+        let (session, received_count) = match &self.resume {
+            Some((s, n)) if self.config.resume_sessions => (Some(s.clone()), Some(*n)),
+            _ => (None, None),
+        };
+        let connect =
+            ClientMessage::Connect { session, version: self.version.clone(), support: self.config.versions.clone(), received_count };
+        self.send(connect);
+    }
+
+    /// Lets the handshake begin ([`Config::adopt_sessions`]), asking the
+    /// server to resume `adopt`, an earlier page's session, if this machine
+    /// has none of its own to resume. If the server resumes it, the earlier page's subscriptions
+    /// are stopped first and their documents, replayed or removed, never
+    /// reach the store: the data starts as in a new session, while calls
+    /// the server already read are not run again (their results are
+    /// replayed to the calls restored with their ids,
+    /// [`Machine::restore_calls`]).
+    pub fn release_connect(&mut self, adopt: Option<crate::protocol::durable::SessionRecord>, now: f64) {
+        self.observe_clock(now);
+        if !std::mem::take(&mut self.connect_held) {
+            return;
+        }
+        if let Some(a) = adopt.filter(|_| self.resume.is_none() && !self.was_connected && self.config.resume_sessions) {
+            self.resume = Some((a.session.clone(), a.received));
+            self.adoption = Some((a.session, a.subs));
+        }
+        if matches!(self.phase, Phase::Connecting { open: true, .. }) {
+            self.send_connect();
+        }
+    }
+
+    /// What a durable outbox keeps of the session for the next page (`at`
+    /// left 0): the current session, or the lost one to resume; `None` when
+    /// there is nothing a next page could resume.
+    pub fn session_record(&self) -> Option<crate::protocol::durable::SessionRecord> {
+        let (session, received) = match (&self.session, &self.resume) {
+            (Some(s), _) if !self.missed_data => (s.clone(), self.received_count),
+            (None, Some((s, n))) => (s.clone(), *n),
+            _ => return None,
+        };
+        Some(crate::protocol::durable::SessionRecord { session, received, subs: self.server_sub_ids(), at: 0.0 })
+    }
+
     /// A frame came: any frame at all, even one we cannot read, proves the
     /// link is alive.
     fn frame_arrived(&mut self, now: f64) {
@@ -698,6 +769,9 @@ impl Machine {
     fn unreadable_frame(&mut self, text: &str, error: FrameError) {
         if self.phase == Phase::Connected {
             self.salvage_result(text, &error);
+            if !self.missed_data && self.config.adopt_sessions {
+                self.complete(Completion::SessionChanged);
+            }
             self.missed_data = true;
         }
         self.emit(Event::Error(ProtocolError::Frame(error)));
@@ -847,6 +921,7 @@ impl Machine {
                 if !self.resumed {
                     self.received_count = 0;
                 }
+                let adopted = self.adoption.take().filter(|(s, _)| self.resumed && *s == session);
                 self.session = Some(session.clone());
                 self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then_some(Heartbeat {
                     interval: self.config.heartbeat_interval_ms,
@@ -861,10 +936,20 @@ impl Machine {
                 let reconnect = self.was_connected;
                 self.was_connected = true;
                 self.attempts = 0;
+                // An earlier page's session: its subscriptions stop before
+                // anything of this page's is sent.
+                let fresh_data = !self.resumed || adopted.is_some();
+                self.took_over = adopted.is_some() || (self.took_over && self.resumed);
+                if let Some((_, subs)) = adopted {
+                    self.drop_adopted_subs(subs);
+                }
                 let resent = self.methods_on_connected(reconnect);
                 // What was given up on the old socket cannot be refused on this one.
                 self.methods.abandoned = 0;
-                self.subs_on_connected(reconnect, resent);
+                self.subs_on_connected(reconnect, resent, fresh_data);
+                if self.config.adopt_sessions {
+                    self.complete(Completion::SessionChanged);
+                }
             }
             ServerMessage::Failed { version } => {
                 if !matches!(self.phase, Phase::Connecting { .. }) {
@@ -930,6 +1015,9 @@ impl Machine {
         if let Some(s) = self.session.take() {
             if !std::mem::take(&mut self.missed_data) {
                 self.resume = Some((s, self.received_count));
+            } else if self.config.adopt_sessions {
+                // Not resumable: no next page may try.
+                self.complete(Completion::SessionChanged);
             }
         }
         self.heartbeat = None;

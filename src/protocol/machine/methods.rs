@@ -322,7 +322,7 @@ impl Deadlines {
 
 #[derive(Debug, Default)]
 pub(super) struct Methods {
-    next_id: u64,
+    pub(super) next_id: u64,
     /// By id (a hash map: lookups are O(1); the few walks that need id
     /// order sort first).
     calls: FastMap<u64, Call>,
@@ -492,17 +492,33 @@ impl Machine {
     /// call harmless on a new session). No outbox limit refuses them: they were
     /// accepted once. Returns `(record id, call id)` for each.
     pub fn restore_calls(&mut self, records: Vec<CallRecord>, now: f64) -> Vec<(u64, u64)> {
+        self.restore_calls_of(records.into_iter().map(|r| (r, false)).collect(), now)
+    }
+
+    /// [`Machine::restore_calls`], where a record marked `true` is of the
+    /// earlier page whose session was handed to
+    /// [`Machine::release_connect`]: it keeps its id (below this page's,
+    /// which start past the gap), so that a server resuming that session
+    /// knows it for a re-send and replays its result instead of running it
+    /// again.
+    pub fn restore_calls_of(&mut self, records: Vec<(CallRecord, bool)>, now: f64) -> Vec<(u64, u64)> {
         self.observe_clock(now);
         let m = &mut self.methods;
         let mut restored = VecDeque::new();
         let mut ids = Vec::with_capacity(records.len());
-        for r in records {
+        for (r, adopted) in records {
             // An id this machine has not given yet: ids never repeat in a
             // session (a server that resumes sessions would take a
             // repeated one for a re-send and ignore it); and one a
             // JavaScript number holds exactly.
-            let id = if r.id > m.next_id && r.id < 1 << 53 { r.id } else { m.next_id + 1 };
-            m.next_id = id;
+            let id = if adopted && r.id >= 1 && !m.calls.contains_key(&r.id) && r.id < 1 << 53 {
+                r.id
+            } else if r.id > m.next_id && r.id < 1 << 53 {
+                r.id
+            } else {
+                m.next_id + 1
+            };
+            m.next_id = m.next_id.max(id);
             let bytes = r.name.len() + r.params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
             m.bytes += bytes;
             let options = CallOptions { wait: r.wait, no_retry: r.no_retry, random_seed: r.random_seed, ..CallOptions::default() };
@@ -706,9 +722,10 @@ impl Machine {
 
     fn unknown_method_id(&mut self, id: &str) {
         // An id we issued and already finished (timed out, or a replayed
-        // duplicate) is a late answer: ignored. Anything else is reported.
+        // duplicate) is a late answer: ignored, as is any in a session an
+        // earlier page had (its answers replayed). Anything else is reported.
         let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id);
-        if !known_late {
+        if !known_late && !self.took_over {
             self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id \"{id}\""))));
         }
     }

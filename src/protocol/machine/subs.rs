@@ -129,6 +129,10 @@ pub(super) struct Subs {
     /// A seed was announced ([`Machine::expect_seed`]) and has not come:
     /// the first session holds its data until it does.
     awaiting_seed: Flag,
+    /// An earlier page's subscriptions, stopped in the session this page
+    /// took over ([`Machine::release_connect`]), whose `nosub` has not
+    /// come: until then every document message is theirs, and dropped.
+    adopted: Vec<String>,
 }
 
 impl Machine {
@@ -311,13 +315,18 @@ impl Machine {
             self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id: id.clone() }.encode() });
             self.subs.unanswered_unsubs.push(id);
         }
+        let mut changed = false;
         for s in self.subs.list.iter_mut().filter(|s| !s.sent) {
+            changed |= !s.known;
             s.sent = true;
             s.known = true;
             let msg = ClientMessage::Sub { id: s.id.clone(), name: s.name.clone(), params: s.params.clone() };
             let text = msg.encode();
             s.frame = text.len();
             self.out.push_back(Output::Send { socket, text });
+        }
+        if changed && self.config.adopt_sessions {
+            self.complete(Completion::SessionChanged);
         }
     }
 
@@ -364,8 +373,30 @@ impl Machine {
     }
 
     /// A `connected` arrived: plan the subscriptions' return.
-    pub(super) fn subs_on_connected(&mut self, reconnect: bool, resent_methods: Vec<String>) {
-        if self.resumed {
+    /// The ids of the subscriptions the server has or may have: sent, or
+    /// stopped without its `nosub` yet.
+    pub(super) fn server_sub_ids(&self) -> Vec<String> {
+        let sent = self.subs.list.iter().filter(|s| s.sent || s.known).map(|s| s.id.clone());
+        let stopping = self.subs.unsent_unsubs.iter().chain(&self.subs.unanswered_unsubs).cloned();
+        let adopted = self.subs.adopted.iter().cloned();
+        sent.chain(stopping).chain(adopted).collect()
+    }
+
+    /// An earlier page's session was taken over: its subscriptions stop
+    /// (this page makes its own), and their documents are dropped until
+    /// the server says each has stopped.
+    pub(super) fn drop_adopted_subs(&mut self, subs: Vec<String>) {
+        let Some(socket) = self.socket else { return };
+        for id in &subs {
+            self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id: id.clone() }.encode() });
+        }
+        self.subs.adopted = subs;
+    }
+
+    /// `fresh_data`: the server sends the documents anew (a new session, or
+    /// an earlier page's taken over), as opposed to resuming this machine's.
+    pub(super) fn subs_on_connected(&mut self, reconnect: bool, resent_methods: Vec<String>, fresh_data: bool) {
+        if !fresh_data {
             // The server has what it read; what it may not have read goes
             // out again (see the table in the module doc).
             let unanswered = std::mem::take(&mut self.subs.unanswered_unsubs);
@@ -431,6 +462,9 @@ impl Machine {
     }
 
     pub(super) fn handle_data(&mut self, message: ServerMessage) {
+        if !self.subs.adopted.is_empty() && self.adopted_data(&message) {
+            return;
+        }
         match message {
             ServerMessage::Ready { subs } => {
                 for id in subs {
@@ -467,6 +501,28 @@ impl Machine {
                     self.subs.store = store;
                 }
             }
+        }
+    }
+
+    /// While an earlier page's subscriptions stop: whether `message` is
+    /// theirs (dropped). Their `nosub`s end the wait; so does an answer to
+    /// one of this page's subscriptions (sent after the `unsub`s, so the
+    /// server has stopped them all: a `nosub` it never sent will not come).
+    fn adopted_data(&mut self, message: &ServerMessage) -> bool {
+        match message {
+            ServerMessage::NoSub { id, .. } if self.subs.adopted.contains(id) => {
+                self.subs.adopted.retain(|x| x != id);
+                if self.subs.adopted.is_empty() && self.config.adopt_sessions {
+                    self.complete(Completion::SessionChanged);
+                }
+                true
+            }
+            ServerMessage::Ready { subs } if subs.iter().all(|id| self.subs.adopted.contains(id)) => true,
+            ServerMessage::Ready { .. } | ServerMessage::NoSub { .. } => {
+                self.subs.adopted.clear();
+                false
+            }
+            _ => true,
         }
     }
 

@@ -156,3 +156,123 @@ fn a_restored_id_past_what_javascript_holds_exactly_gets_a_fresh_one() {
     assert_eq!(ids, vec![(u64::MAX, 1)]);
     assert_eq!(h.m.call("next", vec![], CallOptions::default(), h.now).unwrap(), 2);
 }
+
+/// A page whose durable outbox keeps its session for the next page.
+fn adopting() -> Harness {
+    let mut h = Harness::new(Config { journal_calls: true, hold_calls: true, adopt_sessions: true, ..Config::default() });
+    h.start();
+    h
+}
+
+/// The messages sent, as their `msg` and id (`method`/`sub`/`unsub`), in order.
+fn wire(h: &Harness) -> Vec<(String, String)> {
+    h.sent
+        .iter()
+        .filter_map(|t| {
+            let v: Value = serde_json::from_str(t).ok()?;
+            let msg = v["msg"].as_str()?.to_owned();
+            let id = v["id"].as_str().or(v["session"].as_str()).unwrap_or("").to_owned();
+            Some((msg, id))
+        })
+        .collect()
+}
+
+#[test]
+fn the_handshake_waits_for_the_store_and_a_page_keeps_what_the_next_one_needs_of_its_session() {
+    let mut h = adopting();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.drain();
+    assert!(h.sent.is_empty(), "no connect before the store was read");
+    h.m.release_connect(None, h.now);
+    h.drain();
+    assert_eq!(wire(&h), vec![("connect".into(), String::new())], "a plain connect: nothing to resume");
+    assert_eq!(h.m.session_record(), None, "no session yet");
+    h.frame(r#"{"msg":"connected","session":"S1"}"#);
+    assert!(h.done.contains(&Completion::SessionChanged));
+    h.m.release_calls(h.now);
+    let sub = h.m.subscribe("docs", vec![]);
+    h.drain();
+    let call = h.m.call("m", vec![], CallOptions::default(), h.now).unwrap();
+    h.drain();
+    h.frame(r#"{"msg":"added","collection":"c","id":"a","fields":{}}"#);
+    h.frame(&format!(r#"{{"msg":"ready","subs":["{sub}"]}}"#));
+    let record = h.m.session_record().expect("a session to keep");
+    assert_eq!((record.session.as_str(), record.received, record.subs.clone()), ("S1", 2, vec![sub.clone()]));
+    assert!(call >= 1 << 20 && call < 1 << 53, "method ids from a random base: {call}");
+    // Lost, it is still what a next page could resume.
+    h.close(1006);
+    assert_eq!(h.m.session_record().map(|r| (r.session, r.received)), Some(("S1".into(), 2)));
+    // Ended by the app: nothing to resume.
+    h.m.disconnect(h.now);
+    h.drain();
+    assert_eq!(h.m.session_record(), None);
+}
+
+#[test]
+fn an_earlier_pages_session_is_taken_over_its_calls_answered_once_and_its_documents_never_shown() {
+    let earlier = crate::protocol::durable::SessionRecord { session: "S1".into(), received: 5, subs: vec!["old".into()], at: 0.0 };
+    let mut h = adopting();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    let mine = h.m.subscribe("docs", vec![]);
+    let new = h.m.call("new", vec![], CallOptions::default(), h.now).unwrap();
+    h.drain();
+    // Restored before the handshake: the earlier page's call keeps its id,
+    // another page's takes a fresh one.
+    let ids = h.m.restore_calls_of(vec![(record(3, "inflight", Some("s3"), false), true), (record(2, "other", None, false), false)], h.now);
+    h.m.release_connect(Some(earlier), h.now);
+    h.m.release_calls(h.now);
+    h.drain();
+    let connect: Value = serde_json::from_str(&h.sent[0]).unwrap();
+    assert_eq!((connect["session"].clone(), connect["receivedCount"].clone()), (json!("S1"), json!(5)));
+    assert_eq!(ids[0], (3, 3), "the adopted page's call keeps its id");
+    assert!(
+        new >= 1 << 20 && ids[1].1 == new + 1,
+        "this page's ids, from its random base, and another page's call takes one: {new} {ids:?}"
+    );
+    h.sent.clear();
+    h.frame(r#"{"msg":"connected","session":"S1"}"#);
+    assert!(h.m.resumed());
+    let order = wire(&h);
+    assert_eq!(order[0], ("unsub".into(), "old".into()), "the earlier page's subscription stops before anything else: {order:?}");
+    assert!(order.contains(&("method".into(), "3".into())), "the restored call is re-sent with its id: {order:?}");
+    assert!(order.contains(&("sub".into(), mine.clone())), "this page's subscription goes out: {order:?}");
+    // The replay: the earlier page's documents and its call's result; then
+    // the stop; then this page's data.
+    h.clear();
+    h.frame(r#"{"msg":"added","collection":"c","id":"theirs","fields":{"n":1}}"#);
+    h.frame(r#"{"msg":"result","id":"3","result":"once"}"#);
+    h.frame(r#"{"msg":"updated","methods":["3"]}"#);
+    // An answer the earlier page had already (its record gone since).
+    h.frame(&format!(r#"{{"msg":"result","id":"{}","result":1}}"#, u64::MAX >> 12));
+    h.frame(r#"{"msg":"removed","collection":"c","id":"theirs"}"#);
+    h.frame(r#"{"msg":"nosub","id":"old"}"#);
+    h.frame(r#"{"msg":"added","collection":"c","id":"mine","fields":{"n":2}}"#);
+    h.frame(&format!(r#"{{"msg":"ready","subs":["{mine}"]}}"#));
+    assert!(h.done.contains(&Completion::MethodDone { id: 3, outcome: Ok(Some(json!("once"))) }), "{:?}", h.done);
+    let ids_in_store: Vec<&str> = h.m.store().collection("c").map(|c| c.keys().map(String::as_str).collect()).unwrap_or_default();
+    assert_eq!(ids_in_store, vec!["mine"]);
+    let stopped = h.done.iter().any(|d| matches!(d, Completion::SubStopped { .. }));
+    assert!(!stopped, "the earlier page's nosub is not this page's business");
+    assert!(h.events.iter().all(|e| !matches!(e, Event::Error(_))), "no errors: {:?}", h.events);
+}
+
+#[test]
+fn a_server_that_does_not_resume_the_earlier_pages_session_starts_a_plain_new_one() {
+    let earlier = crate::protocol::durable::SessionRecord { session: "S1".into(), received: 5, subs: vec!["old".into()], at: 0.0 };
+    let mut h = adopting();
+    let s = h.socket();
+    h.m.handle_open(s, h.now);
+    h.m.restore_calls_of(vec![(record(3, "inflight", Some("s3"), false), true)], h.now);
+    h.m.release_connect(Some(earlier), h.now);
+    h.m.release_calls(h.now);
+    h.drain();
+    h.sent.clear();
+    h.frame(r#"{"msg":"connected","session":"S2"}"#);
+    assert!(!h.m.resumed());
+    assert_eq!(wire(&h), vec![("method".into(), "3".into())], "no unsub on a new session; the call is sent with its seed");
+    h.frame(r#"{"msg":"added","collection":"c","id":"x","fields":{}}"#);
+    assert!(h.m.store().collection("c").is_some_and(|c| c.len() == 1), "data flows at once");
+    assert_eq!(h.m.session_record().map(|r| r.session), Some("S2".into()));
+}
