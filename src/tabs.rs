@@ -32,11 +32,27 @@
 //! | `T:<client>` | the leader | a frame too large to read; body: `<length>:<its two ends>` |
 //! | `B:<leader>` | the leader | a frame for every client (data) |
 //! | `L:<leader>` | a new leader | announces itself |
+//! | `S:<leader>` | the leader | its upstream session, for the next leader to take over (a [`SessionRecord`](crate::protocol::durable::SessionRecord); empty: none) |
+//!
+//! **The session, handed over.** The leader publishes what the next leader
+//! needs to resume its upstream session (the session id, its count of
+//! received messages, its upstream subscriptions): at once when the session
+//! or its subscriptions change, and with its count at most a second late
+//! otherwise (a late count only makes the server replay more). When it
+//! dies, the next leader asks the server to resume that session
+//! ([`Hub::adopt`]): on a server that resumes sessions, calls the dead
+//! leader had sent run once (their results replayed to their tabs), and
+//! the tabs' data comes anew through their own subscriptions. A leader
+//! that leaves cleanly (its connection closed) ends the session instead.
 
 use crate::host::{Guard, Host, HostSocket, SocketEvent, SocketHandler, TabEvent, TabLink};
+use crate::protocol::durable::SessionRecord;
 use crate::protocol::hub::{Hub, HubConfig, HubOutput};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+
+/// How late the leader may publish its session's count of received messages (ms).
+const PUBLISH_LAG_MS: f64 = 1_000.0;
 
 /// The frame the hub begins every client session with.
 const CONNECTED: &str = "{\"msg\":\"connected\"";
@@ -60,6 +76,7 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         latest: RefCell::new(None),
         watched: RefCell::new(Vec::new()),
         upstream_url: RefCell::new(None),
+        session: RefCell::new(None),
     })))
 }
 
@@ -78,6 +95,8 @@ impl Host for TabsHost {
             if hub.connected() {
                 let _ = socket.send(&crate::protocol::message::ClientMessage::Disconnect.encode());
             }
+            // Nothing left to take over.
+            self.0.post(&format!("S:{}", self.0.me), "");
         }
         let link = self.0.link.borrow_mut().take();
         drop((leader, link));
@@ -138,6 +157,8 @@ struct Leader {
     upstream: Option<Box<dyn HostSocket>>,
     /// Sockets opened upstream, so events of an old one are told apart.
     generation: u64,
+    /// The count of received messages last published, and when.
+    published: (u64, f64),
     /// The heartbeat's timer, and when it is due.
     heartbeat: Option<(f64, Guard)>,
 }
@@ -155,6 +176,9 @@ struct Shared {
     /// Members this leader watches.
     watched: RefCell<Vec<String>>,
     upstream_url: RefCell<Option<(String, usize)>>,
+    /// The upstream session the leader published last (a follower's: it
+    /// takes it over if it leads next).
+    session: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -195,6 +219,7 @@ impl Shared {
                     }
                     "B" => self.broadcast(rest, body),
                     "L" => self.new_leader(rest),
+                    "S" => *self.session.borrow_mut() = (!body.is_empty()).then(|| body.to_owned()),
                     _ => {}
                 }
             }
@@ -226,7 +251,12 @@ impl Shared {
 
     /// This tab got the lock: it runs the hub from now on.
     fn lead(self: &Rc<Self>) {
-        *self.leader.borrow_mut() = Some(Leader { hub: Hub::new(self.config), upstream: None, generation: 0, heartbeat: None });
+        let mut hub = Hub::new(self.config);
+        // The session the last leader published: taken over.
+        if let Some(record) = self.session.borrow_mut().take().and_then(|t| SessionRecord::from_text(&t).ok()) {
+            hub.adopt(record, &self.me);
+        }
+        *self.leader.borrow_mut() = Some(Leader { hub, upstream: None, generation: 0, published: (0, f64::NEG_INFINITY), heartbeat: None });
         self.post(&format!("L:{}", self.me), "");
         self.new_leader(&self.me.clone());
     }
@@ -347,7 +377,29 @@ impl Shared {
                 }
             }
         }
+        self.publish_session();
         self.arm_heartbeat();
+    }
+
+    /// As leader, tells the other tabs what taking the session over needs:
+    /// at once when it changed, its count at most a second late.
+    fn publish_session(&self) {
+        let now = self.now();
+        let body = {
+            let mut leader = self.leader.borrow_mut();
+            let Some(leader) = leader.as_mut() else { return };
+            let changed = leader.hub.record_changed();
+            let (count, at) = leader.published;
+            if !changed && (leader.hub.received() == count || now < at + PUBLISH_LAG_MS) {
+                return;
+            }
+            leader.published = (leader.hub.received(), now);
+            leader.hub.session_record().map(|mut r| {
+                r.at = now;
+                r.to_text()
+            })
+        };
+        self.post(&format!("S:{}", self.me), body.as_deref().unwrap_or(""));
     }
 
     /// Runs `f` on a task of its own (the seam's rule: a socket's events

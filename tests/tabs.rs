@@ -134,6 +134,39 @@ async fn the_leader_going_hands_over_and_calls_made_during_the_failover_run_once
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn the_leader_dying_with_calls_in_flight_hands_its_session_over_and_each_runs_once() {
+    let sc = scenario("tabs-takeover");
+    let mut conns = members(&sc, 2).await;
+    conns[1].subscribe("items", (3,)).wait_ready().await.unwrap();
+    let session = control(&sc, "stats").await["sessions"][0].clone();
+    // The follower's calls are on the wire when the leader's tab dies: the
+    // server is running the first, the second waits behind it.
+    let slow = conns[1].call::<Value>("sleep", (400,));
+    let inc = conns[1].call::<Value>("inc", ("k",));
+    for _ in 0..200 {
+        if control(&sc, "executions").await["runs"]["sleep"] == 1 {
+            break;
+        }
+        sleep(10).await;
+    }
+    // Dropped, never closed: no goodbye, the session is left to resume.
+    drop(conns.remove(0));
+    let (slow, inc) = futures_util::future::join(slow, inc).await;
+    assert_eq!((slow.unwrap(), inc.unwrap()), (json!(400), json!(1)), "each call's own result, replayed to it");
+    let runs = control(&sc, "executions").await;
+    assert_eq!((runs["runs"]["sleep"].as_u64(), runs["counters"]["k"].as_u64()), (Some(1), Some(1)), "none ran again: {runs}");
+    let stats = wait_stats(&sc, "one socket, from the new leader", |s| s["connections"] == 1).await;
+    assert_eq!(stats["sessions"], json!([session]), "the same session, taken over: {stats}");
+    let follower = &conns[0];
+    wait_connected(follower).await;
+    let items = follower.collection("items");
+    wait_until(5_000, "the data back", || items.len() == 3).await;
+    let stats = wait_stats(&sc, "the old subscription stopped, the new one live", |s| s["subscriptions"] == 1).await;
+    assert_eq!(stats["subRequests"], 2, "made again under a new id: {stats}");
+    follower.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn a_dropped_socket_is_resumed_and_every_member_resumes_its_session_and_its_unread_call_runs_once() {
     let sc = scenario("tabs-resume");
     let conns = members(&sc, 2).await;

@@ -48,6 +48,15 @@
 //! - **A client leaves** (`disconnect`, or [`Hub::client_gone`]: its tab
 //!   closed): its subscriptions are stopped upstream (`unsub`), and results
 //!   of its calls are dropped. When the last one leaves, the session ends.
+//! - **The hub itself goes** (the leading tab died): the next hub takes the
+//!   session over ([`Hub::adopt`], from the [`Hub::session_record`] the
+//!   last one published). If the server resumes it, the earlier hub's
+//!   subscriptions are stopped before anything else is sent and their
+//!   documents dropped (the clients, on new sessions, make theirs again,
+//!   under new upstream ids), the results of calls the server already read
+//!   are replayed and kept for their clients until they come back (a call
+//!   keeps its upstream id, `<client>~<id>`, so its re-send is known to the
+//!   server and not run again).
 
 use super::doc::Doc;
 use super::hash::FastMap;
@@ -209,6 +218,22 @@ pub struct Hub {
     /// The session's documents, by collection and id.
     docs: FastMap<String, FastMap<String, Doc>>,
     out: VecDeque<HubOutput>,
+    /// Added to this hub's upstream subscription ids (`<client>~<id>~<tag>`)
+    /// when it took a session over, so that none is an earlier hub's.
+    tag: String,
+    /// An earlier hub's session is asked for: its subscriptions, stopped if
+    /// the server resumes it.
+    adopting: Option<Vec<String>>,
+    /// Those stopped, their `nosub`s not yet here: every document message
+    /// until then is theirs, and dropped.
+    dropping: Vec<String>,
+    /// The session was an earlier hub's: answers for clients not back yet
+    /// are kept for them (`result` frames by upstream id, `updated` ids).
+    took_over: bool,
+    orphans: Keyed<String>,
+    orphans_updated: Vec<String>,
+    /// The session or its subscriptions changed since [`Hub::record_changed`].
+    changed: bool,
 }
 
 impl Hub {
@@ -235,7 +260,48 @@ impl Hub {
             calls: Keyed::default(),
             docs: FastMap::default(),
             out: VecDeque::new(),
+            tag: String::new(),
+            adopting: None,
+            dropping: Vec::new(),
+            took_over: false,
+            orphans: Keyed::default(),
+            orphans_updated: Vec::new(),
+            changed: false,
         }
+    }
+
+    /// Asks the server, on the first upstream socket, to resume `record`, a
+    /// session an earlier hub had (see the module documentation). `tag`
+    /// (unique to this hub: the leading tab's id) marks its own upstream
+    /// subscription ids. Only before the hub has a session of its own.
+    pub fn adopt(&mut self, record: super::durable::SessionRecord, tag: &str) {
+        if self.session.is_some() || self.up != Up::Down || tag.is_empty() {
+            return;
+        }
+        self.session = Some(record.session);
+        self.received = record.received;
+        self.adopting = Some(record.subs);
+        self.tag = tag.to_owned();
+    }
+
+    /// What the next hub needs to take the session over (`at` left 0):
+    /// `None` when there is nothing it could resume.
+    pub fn session_record(&self) -> Option<super::durable::SessionRecord> {
+        let session = self.session.clone().filter(|_| !self.missed)?;
+        let subs = self.subs.keys().chain(&self.dropping).chain(self.adopting.iter().flatten()).cloned().collect();
+        Some(super::durable::SessionRecord { session, received: self.received, subs, at: 0.0 })
+    }
+
+    /// Whether the session or its subscriptions changed since last asked
+    /// (the record is then worth publishing at once; otherwise only its
+    /// count moved).
+    pub fn record_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Messages received in the upstream session.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The next thing to do.
@@ -422,17 +488,20 @@ impl Hub {
                                 }
                             }
                             None => {
+                                let upstream_id = if self.tag.is_empty() { upstream_id } else { format!("{upstream_id}{SEP}{}", self.tag) };
                                 let frame = splice(text, at, &upstream_id);
+                                self.changed = true;
+                                let holder = format!("{key}{SEP}{id}");
                                 let sub = Sub {
                                     frame: frame.clone(),
                                     same,
-                                    holders: vec![upstream_id.clone()],
+                                    holders: vec![holder.clone()],
                                     last: None,
                                     ready: false,
                                     stopping: false,
                                 };
                                 self.subs.insert(upstream_id.clone(), sub);
-                                self.served_by.insert(upstream_id.clone(), upstream_id);
+                                self.served_by.insert(holder, upstream_id);
                                 self.upstream(frame);
                             }
                         }
@@ -584,6 +653,9 @@ impl Hub {
         if self.up == Up::Connected && !matches!(message, ServerMessage::Ping { .. } | ServerMessage::Pong { .. }) {
             self.received += 1;
         }
+        if !self.dropping.is_empty() && self.adopted_data(&message) {
+            return;
+        }
         match message {
             ServerMessage::Connected { session } => self.connected_upstream(session, now),
             // The hub proposes version 1, which every DDP server speaks; a
@@ -641,6 +713,10 @@ impl Hub {
             ServerMessage::Updated { methods } => {
                 let mut by_client: Keyed<Vec<String>> = Keyed::default();
                 for id in methods {
+                    if self.keep_for_later(&id) {
+                        self.orphans_updated.push(id);
+                        continue;
+                    }
                     if let Some((key, own)) = id.split_once(SEP) {
                         by_client.entry(key).push(own.to_owned());
                     }
@@ -653,6 +729,7 @@ impl Hub {
             // holder's `unsub`: to every client it served.
             ServerMessage::NoSub { id, .. } => {
                 let Some(sub) = self.subs.remove(&id) else { return };
+                self.changed = true;
                 for holder in sub.holders.iter().chain(sub.last.iter()) {
                     self.served_by.remove(holder);
                     self.route(text, holder, false);
@@ -660,7 +737,14 @@ impl Hub {
             }
             ServerMessage::Result { id, .. } => {
                 self.calls.remove(&id);
-                self.route(text, &id, true);
+                if self.keep_for_later(&id) {
+                    self.orphans.insert(id, text.to_owned());
+                    while self.orphans.len() > self.config.replay_frames {
+                        self.orphans.0.pop_front();
+                    }
+                } else {
+                    self.route(text, &id, true);
+                }
             }
             // An error names a client's frame: to that client, or to all.
             ServerMessage::Error { .. } => self.unreadable(text, None),
@@ -698,6 +782,58 @@ impl Hub {
         }
     }
 
+    /// While an earlier hub's subscriptions stop: whether `message` is
+    /// theirs (dropped). Their `nosub`s end the wait, and so does an answer
+    /// to a subscription of this hub's (sent after the `unsub`s).
+    fn adopted_data(&mut self, message: &ServerMessage) -> bool {
+        match message {
+            ServerMessage::NoSub { id, .. } if self.dropping.contains(id) => {
+                self.dropping.retain(|x| x != id);
+                self.changed = true;
+                true
+            }
+            ServerMessage::Ready { subs } if subs.iter().all(|id| self.dropping.contains(id)) => true,
+            ServerMessage::Ready { .. } | ServerMessage::NoSub { .. } => {
+                self.dropping.clear();
+                self.changed = true;
+                false
+            }
+            ServerMessage::Added { .. }
+            | ServerMessage::AddedBefore { .. }
+            | ServerMessage::Changed { .. }
+            | ServerMessage::Removed { .. }
+            | ServerMessage::MovedBefore { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// An answer (upstream method id) for a client not back on this hub
+    /// yet, in a session taken over: kept for it.
+    fn keep_for_later(&self, id: &str) -> bool {
+        self.took_over && id.split_once(SEP).is_some_and(|(key, _)| !self.clients.get(key).is_some_and(|c| c.session.is_some()))
+    }
+
+    /// A client is back with a new session: the answers kept for it.
+    fn hand_kept_answers(&mut self, key: &str) {
+        if self.orphans.is_empty() && self.orphans_updated.is_empty() {
+            return;
+        }
+        let prefix = format!("{key}{SEP}");
+        let mine: Vec<(String, String)> =
+            self.orphans.iter().filter(|(id, _)| id.starts_with(&prefix)).map(|(i, t)| (i.clone(), t.clone())).collect();
+        self.orphans.retain(|id| !id.starts_with(&prefix));
+        for (id, text) in mine {
+            self.route(&text, &id, true);
+        }
+        let (updated, rest): (Vec<String>, Vec<String>) =
+            std::mem::take(&mut self.orphans_updated).into_iter().partition(|id| id.starts_with(&prefix));
+        self.orphans_updated = rest;
+        let own: Vec<String> = updated.iter().filter_map(|id| id.split_once(SEP).map(|(_, own)| own.to_owned())).collect();
+        if !own.is_empty() {
+            self.tell(key, id_list_frame("updated", "methods", own), None);
+        }
+    }
+
     /// A client no longer needs its subscription `holder`: it stops on the
     /// server when no other client shares it (its `nosub` then goes to
     /// this client). False when the hub does not know it, or other clients
@@ -711,6 +847,7 @@ impl Hub {
             return false;
         }
         sub.stopping = true;
+        self.changed = true;
         sub.last = Some(holder.to_owned());
         self.upstream(ClientMessage::Unsub { id: upstream }.encode());
         true
@@ -805,7 +942,9 @@ impl Hub {
         // subscriptions (it makes them again); its calls still running
         // upstream stay, and their results come to it.
         c.sessions += 1;
-        let session = format!("{}{SEP}{key}{SEP}{}", self.session.as_deref().unwrap_or(""), c.sessions);
+        // (With this hub's tag: a session taken over has the earlier hub's
+        // id, and a client must never mistake its new session for its old.)
+        let session = format!("{}{SEP}{key}{SEP}{}{}", self.session.as_deref().unwrap_or(""), self.tag, c.sessions);
         c.session = Some(session.clone());
         c.sent = 0;
         c.kept.clear();
@@ -830,6 +969,7 @@ impl Hub {
         for frame in added {
             self.tell(key, frame, None);
         }
+        self.hand_kept_answers(key);
     }
 
     /// Lets go of a client's subscriptions (each stops upstream unless
@@ -853,12 +993,22 @@ impl Hub {
             return;
         }
         let resumed = self.session.as_deref() == Some(session.as_str());
+        let adopting = self.adopting.take();
+        self.changed = true;
         self.up = Up::Connected;
         self.last_heard = now;
         self.ping_sent = None;
         self.dropped_at = None;
         self.attempts = 0;
         if resumed {
+            // An earlier hub's session: its subscriptions stop first.
+            if let Some(subs) = adopting {
+                self.took_over = true;
+                for id in &subs {
+                    self.out.push_back(HubOutput::Send(ClientMessage::Unsub { id: id.clone() }.encode()));
+                }
+                self.dropping = subs;
+            }
             // What the server may not have read: every sub without its
             // ready, unsub without its nosub, call without its result.
             let mut again: Vec<String> = Vec::new();
@@ -875,7 +1025,7 @@ impl Hub {
                 self.out.push_back(HubOutput::Send(frame));
             }
         } else {
-            if self.session.is_some() {
+            if self.session.is_some() && adopting.is_none() {
                 // The server starts over: so does every client (a new
                 // session each, and its own new-session rules).
                 self.reset_session();
@@ -902,6 +1052,12 @@ impl Hub {
     }
 
     fn reset_session(&mut self) {
+        self.changed = true;
+        self.adopting = None;
+        self.dropping.clear();
+        self.took_over = false;
+        self.orphans.clear();
+        self.orphans_updated.clear();
         self.subs.clear();
         self.served_by.clear();
         self.calls.clear();

@@ -449,3 +449,113 @@ fn clients_subscribing_alike_share_one_subscription_on_the_server() {
         vec![to("a", r#"{"msg":"nosub","id":"p","error":{"error":500}}"#), to("c", r#"{"msg":"nosub","id":"q","error":{"error":500}}"#)]
     );
 }
+
+fn record(session: &str, received: u64, subs: &[&str]) -> crate::protocol::durable::SessionRecord {
+    crate::protocol::durable::SessionRecord {
+        session: session.into(),
+        received,
+        subs: subs.iter().map(|s| s.to_string()).collect(),
+        at: 0.0,
+    }
+}
+
+#[test]
+fn a_hub_publishes_what_the_next_one_needs_and_the_next_takes_the_session_over() {
+    // The first hub: client `a` subscribed and has a call running.
+    let mut first = connected();
+    assert!(first.record_changed(), "a new session is worth publishing");
+    first.client_frame("a", r#"{"msg":"sub","id":"s1","name":"items","params":[]}"#, 3.0);
+    first.client_frame("a", r#"{"msg":"method","id":"m1","method":"inc","params":["k"]}"#, 3.0);
+    first.upstream_frame(r#"{"msg":"ready","subs":["a~s1"]}"#, 4.0);
+    assert!(first.record_changed());
+    let published = first.session_record().unwrap();
+    assert_eq!((published.session.as_str(), published.received, published.subs.clone()), ("S", 1, vec!["a~s1".to_string()]));
+    assert!(!first.record_changed(), "only the count moved since");
+
+    // The first hub is gone with its tab. The next one (its tab: `b`)
+    // takes the session over; `a` comes back to it.
+    let mut h = Hub::new(HubConfig::default());
+    h.adopt(published, "b");
+    h.client_open("a", 10.0);
+    h.client_frame("a", &resume("S~a~1", 3), 10.0);
+    drain(&mut h);
+    h.upstream_open(11.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![send(r#"{"msg":"connect","session":"S","version":"1","support":["1","pre2","pre1"],"receivedCount":1}"#)]
+    );
+    h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 12.0);
+    let out = drain(&mut h);
+    assert_eq!(out[0], send(r#"{"msg":"unsub","id":"a~s1"}"#), "the earlier hub's subscription stops first: {out:?}");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, HubOutput::ToClient(k, t) if k == "a" && t.starts_with(r#"{"msg":"connected""#) && !t.contains("S~a~1"))),
+        "a new session for `a`: {out:?}"
+    );
+    // The replay: the earlier subscription's data (dropped), then the
+    // call's answers: `a` is back, so they go to it.
+    h.upstream_frame(r#"{"msg":"changed","collection":"items","id":"i1","fields":{"n":2}}"#, 13.0);
+    h.upstream_frame(r#"{"msg":"result","id":"a~m1","result":1}"#, 13.0);
+    h.upstream_frame(r#"{"msg":"updated","methods":["a~m1"]}"#, 13.0);
+    h.upstream_frame(r#"{"msg":"removed","collection":"items","id":"i1"}"#, 13.0);
+    h.upstream_frame(r#"{"msg":"nosub","id":"a~s1"}"#, 13.0);
+    assert_eq!(drain(&mut h), vec![to("a", r#"{"msg":"result","id":"m1","result":1}"#), to("a", r#"{"msg":"updated","methods":["m1"]}"#)]);
+    // Its re-sent call is not sent again; its subscription, made again, is
+    // a new one upstream (its own id, tagged), and its data flows.
+    h.client_frame("a", r#"{"msg":"method","id":"m1","method":"inc","params":["k"]}"#, 14.0);
+    h.client_frame("a", r#"{"msg":"sub","id":"s1","name":"items","params":[]}"#, 14.0);
+    assert_eq!(drain(&mut h), vec![send(r#"{"msg":"sub","id":"a~s1~b","name":"items","params":[]}"#)]);
+    h.upstream_frame(r#"{"msg":"added","collection":"items","id":"i2","fields":{}}"#, 15.0);
+    h.upstream_frame(r#"{"msg":"ready","subs":["a~s1~b"]}"#, 15.0);
+    assert_eq!(
+        drain(&mut h),
+        vec![
+            HubOutput::Broadcast(r#"{"msg":"added","collection":"items","id":"i2","fields":{}}"#.into()),
+            to("a", r#"{"msg":"ready","subs":["s1"]}"#)
+        ]
+    );
+}
+
+#[test]
+fn answers_for_a_client_not_back_yet_wait_for_it_in_a_session_taken_over() {
+    let mut h = Hub::new(HubConfig::default());
+    h.adopt(record("S", 7, &[]), "b");
+    h.client_open("b", 0.0);
+    h.client_frame("b", CONNECT, 0.0);
+    h.upstream_open(1.0);
+    h.upstream_frame(r#"{"msg":"connected","session":"S"}"#, 2.0);
+    drain(&mut h);
+    // `a`'s call, answered before `a` found the new hub.
+    h.upstream_frame(r#"{"msg":"result","id":"a~m1","result":"r"}"#, 3.0);
+    h.upstream_frame(r#"{"msg":"updated","methods":["a~m1"]}"#, 3.0);
+    assert_eq!(drain(&mut h), vec![], "no one to tell yet");
+    h.client_open("a", 4.0);
+    h.client_frame("a", CONNECT, 4.0);
+    let out = drain(&mut h);
+    assert!(
+        out.ends_with(&[to("a", r#"{"msg":"result","id":"m1","result":"r"}"#), to("a", r#"{"msg":"updated","methods":["m1"]}"#)]),
+        "{out:?}"
+    );
+    // Its re-send, after its new session: answered already, never upstream.
+    h.client_frame("a", r#"{"msg":"method","id":"m1","method":"inc","params":[]}"#, 5.0);
+    assert_eq!(drain(&mut h), vec![]);
+}
+
+#[test]
+fn a_server_that_does_not_resume_the_earlier_hubs_session_gives_a_plain_new_one() {
+    let mut h = Hub::new(HubConfig::default());
+    h.adopt(record("S", 7, &["a~s1"]), "b");
+    h.client_open("a", 0.0);
+    h.client_frame("a", CONNECT, 0.0);
+    h.upstream_open(1.0);
+    drain(&mut h);
+    h.upstream_frame(r#"{"msg":"connected","session":"T"}"#, 2.0);
+    h.client_frame("a", r#"{"msg":"sub","id":"s1","name":"items","params":[]}"#, 2.0);
+    let out = drain(&mut h);
+    assert!(!out.iter().any(|o| matches!(o, HubOutput::Send(t) if t.contains("unsub"))), "no unsub on a new session: {out:?}");
+    assert_eq!(out.last(), Some(&send(r#"{"msg":"sub","id":"a~s1~b","name":"items","params":[]}"#)));
+    h.upstream_frame(r#"{"msg":"added","collection":"items","id":"i1","fields":{}}"#, 3.0);
+    h.upstream_frame(r#"{"msg":"ready","subs":["a~s1~b"]}"#, 3.0);
+    assert_eq!(drain(&mut h).last(), Some(&to("a", r#"{"msg":"ready","subs":["s1"]}"#)));
+    assert_eq!(h.session_record().map(|r| r.session), Some("T".into()));
+}
