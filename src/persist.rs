@@ -329,15 +329,17 @@ impl Persist {
         self.list_earlier(&ready, false);
         self.list_earlier(&waiting, true);
         *self.waiting.borrow_mut() = waiting;
-        // The calls of the page whose session this one asks for keep their
-        // ids (that server knows them); the handshake may then begin.
+        // Taking a session over, the earlier pages' calls keep their ids
+        // (that session's server may know them: the dead page's own, and
+        // those it had taken from pages before it; no two pages share an
+        // id); the handshake may then begin.
         let held = self.connect_held.replace(false);
         self.connect_wait.borrow_mut().take();
-        let adopted = adopt.as_ref().filter(|_| held).map(|(page, _)| format!("{page}-"));
-        self.restore_of(&conn, ready, adopted.as_deref());
+        let adopting = held && adopt.is_some();
+        self.restore_of(&conn, ready, adopting);
         conn.drive(|m| {
             if held {
-                m.release_connect(adopt.map(|(_, record)| record), conn.now());
+                m.release_connect(adopt, conn.now());
             }
             m.release_calls(conn.now())
         });
@@ -351,26 +353,32 @@ impl Persist {
     /// Puts records back in the outbox (ahead of this page's calls while
     /// they are held; behind them afterwards).
     fn restore(&self, conn: &Connection, records: Vec<(String, CallRecord)>) {
-        self.restore_of(conn, records, None);
+        self.restore_of(conn, records, false);
     }
 
-    /// [`Persist::restore`], the records whose keys start with `adopted`
-    /// keeping their ids.
-    fn restore_of(&self, conn: &Connection, records: Vec<(String, CallRecord)>, adopted: Option<&str>) {
+    /// [`Persist::restore`]; `adopted`: into a session taken over (the
+    /// records keep their ids).
+    fn restore_of(&self, conn: &Connection, records: Vec<(String, CallRecord)>, adopted: bool) {
         // Never into a closed machine (app code may have closed it since the
         // store was read): the records stay for the next connection.
         if records.is_empty() || conn.is_closed() {
             return;
         }
         let now = conn.now();
-        let (keys, records): (Vec<String>, Vec<(CallRecord, bool)>) = records
-            .into_iter()
-            .map(|(key, r)| {
-                let keep = adopted.is_some_and(|p| key.starts_with(p));
-                (key, (r, keep))
-            })
-            .unzip();
+        let (keys, records): (Vec<String>, Vec<(CallRecord, bool)>) = records.into_iter().map(|(key, r)| (key, (r, adopted))).unzip();
+        let kept: Vec<CallRecord> = records.iter().map(|(r, _)| r.clone()).collect();
         let ids = conn.with_machine_mut(|m| m.restore_calls_of(records, now));
+        // A call that goes out under another id than its record's: the
+        // record says so (a page taking this one's session over must send
+        // it with the id that session knows it by).
+        if let Some(store) = self.open_store() {
+            for ((key, mut record), (_, id)) in keys.iter().zip(kept).zip(&ids) {
+                if record.id != *id {
+                    record.id = *id;
+                    store.put(key, &record.to_text(), Box::new(|_| ()));
+                }
+            }
+        }
         self.edit_calls(|list| {
             for (key, (_, call)) in keys.into_iter().zip(ids) {
                 if let Some(c) = list.iter_mut().find(|c| c.key == key) {
@@ -389,21 +397,17 @@ impl Persist {
     }
 
     /// Takes the earlier pages' session records out of `stored`: the
-    /// newest readable one is returned with its page's mark, to be resumed;
-    /// every one is removed (a session is taken over once, or never).
-    fn take_sessions(
-        &self,
-        store: &Rc<dyn DurableStore>,
-        stored: Vec<(String, String)>,
-    ) -> (Option<(String, SessionRecord)>, Vec<(String, String)>) {
+    /// newest readable one is returned, to be resumed; every one is removed
+    /// (a session is taken over once, or never).
+    fn take_sessions(&self, store: &Rc<dyn DurableStore>, stored: Vec<(String, String)>) -> (Option<SessionRecord>, Vec<(String, String)>) {
         let suffix = format!("-{SESSION_KEY}");
         let (sessions, calls): (Vec<(String, String)>, Vec<(String, String)>) = stored.into_iter().partition(|(k, _)| k.ends_with(&suffix));
-        let mut newest: Option<(String, SessionRecord)> = None;
+        let mut newest: Option<SessionRecord> = None;
         for (key, text) in sessions {
             store.delete(&key);
             let Ok(record) = SessionRecord::from_text(&text) else { continue };
-            if newest.as_ref().is_none_or(|(_, n)| record.at > n.at) {
-                newest = Some((key[..key.len() - suffix.len()].to_owned(), record));
+            if newest.as_ref().is_none_or(|n| record.at > n.at) {
+                newest = Some(record);
             }
         }
         (newest.filter(|_| self.sessions), calls)

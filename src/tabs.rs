@@ -33,6 +33,19 @@
 //! | `B:<leader>` | the leader | a frame for every client (data) |
 //! | `L:<leader>` | a new leader | announces itself |
 //! | `S:<leader>` | the leader | its upstream session, for the next leader to take over (a [`SessionRecord`](crate::protocol::durable::SessionRecord); empty: none) |
+//! | `P:<member>` | a tab | is the leader there? |
+//! | `Q:<member>` | the leader | it is |
+//!
+//! **A leader that does not answer** (its page frozen, or hung in a long
+//! task) keeps its lock. A tab that heard nothing from it for 2 s after
+//! its last message to it asks whether it is there (`P:`); with no answer
+//! within 2 s more, the tab takes the lock over ([`TabLink::take_over`]) and
+//! leads, taking the session over as after any leader. The old leader,
+//! when its page runs again, hears it lost the lock (or the new leader's
+//! `L:`), stands down without ending the session, and reconnects through
+//! the new leader. A leader answers at once whatever its socket does (a
+//! hidden tab's timers are throttled, its messages are not), so only a
+//! page that runs no code loses its lead.
 //!
 //! **The session, handed over.** The leader publishes what the next leader
 //! needs to resume its upstream session (the session id, its count of
@@ -50,6 +63,11 @@ use crate::protocol::durable::SessionRecord;
 use crate::protocol::hub::{Hub, HubConfig, HubOutput};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+
+/// How long a tab that sent the leader something waits to hear anything
+/// from it before it asks whether it is there, and then for its answer
+/// before it takes the lock over (ms).
+const PROBE_MS: f64 = 2_000.0;
 
 /// How late the leader may publish its session's count of received messages (ms).
 const PUBLISH_LAG_MS: f64 = 1_000.0;
@@ -77,6 +95,9 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         watched: RefCell::new(Vec::new()),
         upstream_url: RefCell::new(None),
         session: RefCell::new(None),
+        heard_at: std::cell::Cell::new(f64::NEG_INFINITY),
+        sent_at: std::cell::Cell::new(f64::NEG_INFINITY),
+        probe: RefCell::new(None),
     })))
 }
 
@@ -136,7 +157,7 @@ impl Host for TabsHost {
         if shared.leader.borrow().is_some() {
             shared.leader_input(|hub, now| hub.client_open(&key, now));
         } else {
-            shared.post(&format!("o:{key}"), "");
+            shared.to_leader(&format!("o:{key}"), "");
         }
         Ok(Box::new(Virtual { shared: Rc::downgrade(shared), key }))
     }
@@ -179,6 +200,12 @@ struct Shared {
     /// The upstream session the leader published last (a follower's: it
     /// takes it over if it leads next).
     session: RefCell<Option<String>>,
+    /// When a leader was last heard from; the timer checking it is there,
+    /// while this tab waits to hear from it.
+    heard_at: std::cell::Cell<f64>,
+    /// When this tab last posted something for the leader.
+    sent_at: std::cell::Cell<f64>,
+    probe: RefCell<Option<Guard>>,
 }
 
 impl Shared {
@@ -200,9 +227,19 @@ impl Shared {
     fn tab_event(self: &Rc<Self>, event: TabEvent<'_>) {
         match event {
             TabEvent::Leader => self.lead(),
+            TabEvent::Deposed => self.stand_down(),
             TabEvent::Message(head, body) => {
                 let Some((kind, rest)) = head.split_once(':') else { return };
+                // Anything a leader says shows it is there.
+                if matches!(kind, "A" | "F" | "X" | "T" | "B" | "L" | "S" | "Q") {
+                    self.heard_at.set(self.now());
+                }
                 match kind {
+                    "P" => {
+                        if self.leader.borrow().is_some() {
+                            self.post(&format!("Q:{rest}"), "");
+                        }
+                    }
                     "o" => {
                         self.watch(rest);
                         self.leader_input(|hub, now| hub.client_open(rest, now));
@@ -249,6 +286,73 @@ impl Shared {
         }
     }
 
+    /// Posts `head` for the leader (a tab's `o:`/`f:`), and makes sure it
+    /// is there: if nothing comes from it within [`PROBE_MS`] of this tab's
+    /// last post, this tab asks (`P:`), and with no answer within
+    /// [`PROBE_MS`] more it takes the lock over.
+    fn to_leader(self: &Rc<Self>, head: &str, body: &str) {
+        self.post(head, body);
+        self.sent_at.set(self.now());
+        if self.probe.borrow().is_none() {
+            self.check_leader(PROBE_MS, None);
+        }
+    }
+
+    /// In `ms`, checks that a leader was heard from since this tab's last
+    /// post, or (`asked`) since it asked.
+    fn check_leader(self: &Rc<Self>, ms: f64, asked: Option<f64>) {
+        let weak = Rc::downgrade(self);
+        let timer = self.inner.timer(
+            ms.max(0.0) as u32,
+            Box::new(move || {
+                let Some(s) = weak.upgrade() else { return };
+                // (Each timer's guard is dropped outside its callback.)
+                let now = s.now();
+                let heard = s.heard_at.get();
+                let next = if s.leader.borrow().is_some() || s.link.borrow().is_none() {
+                    None
+                } else if let Some(asked) = asked {
+                    if heard < asked {
+                        if let Some(link) = &*s.link.borrow() {
+                            link.take_over();
+                        }
+                    }
+                    None
+                } else if heard >= s.sent_at.get() {
+                    None
+                } else if now < s.sent_at.get() + PROBE_MS {
+                    Some((s.sent_at.get() + PROBE_MS - now, None))
+                } else {
+                    s.post(&format!("P:{}", s.me), "");
+                    Some((PROBE_MS, Some(now)))
+                };
+                s.later(move |s| match next {
+                    Some((ms, asked)) => s.check_leader(ms, asked),
+                    None => drop(s.probe.borrow_mut().take()),
+                });
+            }),
+        );
+        *self.probe.borrow_mut() = Some(timer);
+    }
+
+    /// This tab leads no more (its lock was taken over while it did not
+    /// answer, or another leader announced itself): its hub goes without
+    /// ending the session (the new leader takes it over), and its own
+    /// connection reconnects through the new leader.
+    fn stand_down(self: &Rc<Self>) {
+        let Some(old) = self.leader.borrow_mut().take() else { return };
+        drop(old);
+        self.watched.borrow_mut().clear();
+        let me = self.me.clone();
+        let key = match &*self.own.borrow() {
+            Some(own) if own.leader.as_deref() == Some(me.as_str()) => Some(own.key.clone()),
+            _ => None,
+        };
+        if let Some(key) = key {
+            self.later(move |s| s.closed(&key, 1001));
+        }
+    }
+
     /// This tab got the lock: it runs the hub from now on.
     fn lead(self: &Rc<Self>) {
         let mut hub = Hub::new(self.config);
@@ -264,6 +368,11 @@ impl Shared {
     /// A leader announced itself: a socket another leader accepted is
     /// gone (reconnect through this one); one still waiting asks again.
     fn new_leader(self: &Rc<Self>, leader: &str) {
+        if leader != self.me {
+            // Only one tab holds the lock: if another announces itself,
+            // this one's was taken over.
+            self.stand_down();
+        }
         *self.latest.borrow_mut() = Some(leader.to_owned());
         let (key, accepted_by) = match &*self.own.borrow() {
             Some(own) => (own.key.clone(), own.leader.clone()),
@@ -273,7 +382,7 @@ impl Shared {
             Some(l) if l != leader => self.closed(&key, 1001),
             Some(_) => {}
             None if leader == self.me => self.leader_input(|hub, now| hub.client_open(&key, now)),
-            None => self.post(&format!("o:{key}"), ""),
+            None => self.to_leader(&format!("o:{key}"), ""),
         }
     }
 
@@ -505,7 +614,7 @@ impl HostSocket for Virtual {
         if s.leader.borrow().is_some() {
             s.leader_input(|hub, now| hub.client_frame(&self.key, text, now));
         } else {
-            s.post(&format!("f:{}", self.key), text);
+            s.to_leader(&format!("f:{}", self.key), text);
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 // ignored. Null where the page has no BroadcastChannel or no Web Locks (an
 // insecure origin, a sandboxed frame).
 #[wasm_bindgen(inline_js = r#"
-export function tabs_join(name, member, message, leader, gone) {
+export function tabs_join(name, member, message, leader, gone, deposed) {
   if (typeof BroadcastChannel !== "function" || !globalThis.navigator || !navigator.locks) return null;
   let channel;
   try {
@@ -46,7 +46,27 @@ export function tabs_join(name, member, message, leader, gone) {
     held = true;
     for (const m of queue.splice(0)) channel.postMessage(m);
   });
-  hold(name, () => leader());
+  // The group's lock: asked for in line, or taken from a holder that does
+  // not answer (steal: no signal allowed). A holder whose lock was taken
+  // hears it when its page runs again, and gets in line again.
+  let inLine = new AbortController();
+  let leading = false;
+  const lead = (steal) =>
+    navigator.locks
+      .request(name, steal ? { steal: true } : { signal: inLine.signal }, () => {
+        if (left) return;
+        leading = true;
+        leader();
+        return new Promise((r) => releases.push(r));
+      })
+      .catch(() => {
+        if (left || !leading) return;
+        leading = false;
+        deposed();
+        inLine = new AbortController();
+        lead(false);
+      });
+  lead(false);
   return {
     post(head, body) {
       if (left) return;
@@ -60,11 +80,17 @@ export function tabs_join(name, member, message, leader, gone) {
         })
         .catch(() => {});
     },
+    takeOver() {
+      if (left || leading) return;
+      inLine.abort();
+      lead(true);
+    },
     leave() {
       left = true;
       channel.onmessage = null;
       channel.close();
       abort.abort();
+      inLine.abort();
       releases.forEach((r) => r());
     },
   };
@@ -72,9 +98,11 @@ export function tabs_join(name, member, message, leader, gone) {
 export function tabs_post(link, head, body) { link.post(head, body); }
 export function tabs_watch(link, member) { link.watch(member); }
 export function tabs_leave(link) { link.leave(); }
+export function tabs_take_over(link) { link.takeOver(); }
 "#)]
 extern "C" {
-    fn tabs_join(name: &str, member: &str, message: &JsValue, leader: &JsValue, gone: &JsValue) -> JsValue;
+    fn tabs_join(name: &str, member: &str, message: &JsValue, leader: &JsValue, gone: &JsValue, deposed: &JsValue) -> JsValue;
+    fn tabs_take_over(link: &JsValue);
     fn tabs_post(link: &JsValue, head: &str, body: &str);
     fn tabs_watch(link: &JsValue, member: &str);
     fn tabs_leave(link: &JsValue);
@@ -89,6 +117,7 @@ struct Link {
     _message: Closure<dyn Fn(String, String)>,
     _leader: Closure<dyn Fn()>,
     _gone: Closure<dyn Fn(String)>,
+    _deposed: Closure<dyn Fn()>,
 }
 
 impl TabLink for Link {
@@ -99,6 +128,10 @@ impl TabLink for Link {
     fn watch(&self, member: &str, gone: Box<dyn FnOnce()>) {
         self.watchers.borrow_mut().push((member.to_owned(), gone));
         tabs_watch(&self.link, member);
+    }
+
+    fn take_over(&self) {
+        tabs_take_over(&self.link);
     }
 }
 
@@ -114,9 +147,14 @@ pub(crate) fn join(name: &str, member: &str, handler: TabHandler) -> Option<Box<
     let message = Closure::<dyn Fn(String, String)>::new(move |head: String, body: String| h(TabEvent::Message(&head, &body)));
     // The lock's grant runs inside the Web Locks callback: the handler
     // runs on a task of its own, as every delivery of the seam.
+    let h = handler.clone();
     let leader = Closure::<dyn Fn()>::new(move || {
-        let h = handler.clone();
+        let h = h.clone();
         crate::browser::later(move || h(TabEvent::Leader));
+    });
+    let deposed = Closure::<dyn Fn()>::new(move || {
+        let h = handler.clone();
+        crate::browser::later(move || h(TabEvent::Deposed));
     });
     let watchers: Watchers = Default::default();
     let w = std::rc::Rc::downgrade(&watchers);
@@ -130,9 +168,9 @@ pub(crate) fn join(name: &str, member: &str, handler: TabHandler) -> Option<Box<
         };
         crate::browser::later(move || due.into_iter().for_each(|f| f()));
     });
-    let link = tabs_join(name, member, message.as_ref(), leader.as_ref(), gone.as_ref());
+    let link = tabs_join(name, member, message.as_ref(), leader.as_ref(), gone.as_ref(), deposed.as_ref());
     if link.is_null() {
         return None;
     }
-    Some(Box::new(Link { link, watchers, _message: message, _leader: leader, _gone: gone }))
+    Some(Box::new(Link { link, watchers, _message: message, _leader: leader, _gone: gone, _deposed: deposed }))
 }

@@ -54,6 +54,10 @@ pub enum TabEvent<'a> {
     Message(&'a str, &'a str),
     /// This member now holds the group's lock: it leads.
     Leader,
+    /// Another member took the lock over ([`TabLink::take_over`]: this one
+    /// did not answer, its page frozen or hung): it leads no more, and
+    /// waits in line for the lock again.
+    Deposed,
 }
 
 /// A handler of [`TabEvent`]s.
@@ -67,6 +71,11 @@ pub trait TabLink {
     /// Calls `gone` once member `member` has left the group or died (at
     /// once, later, if it is not in the group).
     fn watch(&self, member: &str, gone: Box<dyn FnOnce()>);
+    /// Takes the group's lock from its holder, which does not answer (in
+    /// the browser a Web Lock `steal`): this member gets
+    /// [`TabEvent::Leader`], the holder [`TabEvent::Deposed`] (when it runs
+    /// again). Nothing when this member leads already.
+    fn take_over(&self);
 }
 
 /// Everything the driver needs from where it runs.

@@ -369,7 +369,7 @@ proptest! {
     /// page's session carries its seed, and a seed seen twice is a
     /// duplicate key, never a second run); each call of the current page
     /// resolves once; each call an earlier page left settles through one
-    /// event; and at the end the store is empty.
+    /// event; and at the end the store keeps no call.
     #[test]
     fn calls_survive_reloads_and_run_once(
         steps in proptest::collection::vec(prop_oneof![12 => step().prop_map(PageStep::Step), 1 => Just(PageStep::Reload)], 1..80),
@@ -416,7 +416,7 @@ proptest! {
         prop_assert_eq!(ids.len(), n, "each earlier call settles once");
         prop_assert!(n <= w.gone.len());
         prop_assert_eq!(w.conn.persisted_calls().unwrap().list(), vec![]);
-        prop_assert_eq!(w.host.stores.len("ddp-live/outbox/ws://sim/websocket"), 0, "the store is empty");
+        prop_assert_eq!(w.host.stores.calls("ddp-live/outbox/ws://sim/websocket"), 0, "no call is left in the store");
     }
 }
 
@@ -454,7 +454,7 @@ fn a_no_retry_call_sent_before_a_reload_settles_invocation_failed_and_is_not_sen
         seen.borrow()
     );
     assert_eq!(w.server.runs.get("pay"), Some(&1), "not sent again");
-    assert_eq!(w.host.stores.len("ddp-live/once/ws://sim/websocket"), 0);
+    assert_eq!(w.host.stores.calls("ddp-live/once/ws://sim/websocket"), 0);
 }
 
 #[test]

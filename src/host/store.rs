@@ -207,6 +207,14 @@ impl MemoryStores {
     pub(crate) fn len(&self, name: &str) -> usize {
         self.with(name, |r| r.len()).unwrap_or(0)
     }
+
+    /// How many calls store `name` keeps (for tests: a page's session
+    /// record, `<page>-session`, is not one).
+    #[cfg(test)]
+    pub(crate) fn calls(&self, name: &str) -> usize {
+        let session = format!("-{}", crate::protocol::durable::SESSION_KEY);
+        self.with(name, |r| r.iter().filter(|(k, _)| !k.ends_with(&session)).count()).unwrap_or(0)
+    }
 }
 
 #[cfg(all(not(target_arch = "wasm32"), any(test, feature = "native")))]

@@ -96,6 +96,48 @@ impl TabLink for Member {
             }
         }
     }
+
+    fn take_over(&self) {
+        self.steal();
+    }
+}
+
+impl Member {
+    fn handler_of(group: &Group, id: u64) -> Option<Weak<TabHandler>> {
+        group.members.iter().find(|(m, _)| *m == id).map(|(_, h)| h.clone())
+    }
+}
+
+impl Member {
+    /// See [`TabLink::take_over`].
+    fn steal(&self) {
+        let Some(tabs) = self.tabs.upgrade() else { return };
+        let mut groups = tabs.groups.borrow_mut();
+        let Some(group) = groups.get_mut(&self.name) else { return };
+        let holder = group.lock.front().copied();
+        if holder == Some(self.id) {
+            return;
+        }
+        // This member first; the one deposed waits in line again, last.
+        group.lock.retain(|id| *id != self.id && Some(*id) != holder);
+        group.lock.push_front(self.id);
+        let deposed = holder.and_then(|h| {
+            group.lock.push_back(h);
+            Member::handler_of(group, h)
+        });
+        let me = Member::handler_of(group, self.id);
+        drop(groups);
+        if let Some(to) = deposed {
+            (self.schedule)(Box::new(move || {
+                if let Some(h) = to.upgrade() {
+                    h(TabEvent::Deposed);
+                }
+            }));
+        }
+        if let Some(me) = me {
+            deliver_leader(&self.schedule, me);
+        }
+    }
 }
 
 impl Drop for Member {
@@ -152,6 +194,7 @@ mod tests {
                     heard.borrow_mut().push(match e {
                         TabEvent::Message(h, b) => format!("{who} {h} {b}"),
                         TabEvent::Leader => format!("{who} leads"),
+                        TabEvent::Deposed => format!("{who} deposed"),
                     })
                 }),
                 schedule.clone(),
@@ -187,6 +230,19 @@ mod tests {
         c.post("z", "3");
         run();
         assert_eq!(heard.borrow().len(), 1);
+        // A member takes the lock over from its holder, who waits in line
+        // again and leads once the taker leaves.
+        let d = member("d");
+        run();
+        heard.borrow_mut().clear();
+        d.take_over();
+        d.take_over();
+        run();
+        assert_eq!(*heard.borrow(), ["c deposed", "d leads"], "once: d leads already");
+        heard.borrow_mut().clear();
+        drop(d);
+        run();
+        assert_eq!(*heard.borrow(), ["c leads"]);
         drop(c);
         assert!(tabs.groups.borrow().is_empty());
     }

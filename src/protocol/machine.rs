@@ -940,6 +940,9 @@ impl Machine {
                 // anything of this page's is sent.
                 let fresh_data = !self.resumed || adopted.is_some();
                 self.took_over = adopted.is_some() || (self.took_over && self.resumed);
+                if !self.resumed {
+                    self.forget_adopted_subs();
+                }
                 if let Some((_, subs)) = adopted {
                     self.drop_adopted_subs(subs);
                 }

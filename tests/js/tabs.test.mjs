@@ -113,3 +113,41 @@ for (const how of ["closed", "reloaded"]) {
     await context.close();
   });
 }
+
+test("a leading tab that hangs (runs no code) loses its lead: another takes over, todos added meanwhile land once, and it follows on", async () => {
+  const sc = scenario("tabs-hung");
+  const context = await browser.newContext();
+  const [leader, ...followers] = await openTabs(context, sc, 3);
+  await add(leader, "before");
+  for (const p of followers) await waitTodos(p, ["before"]);
+  const session = (await stats(sc)).sessions[0];
+  // The leading tab runs no code for 9 s (as a frozen page: it keeps its
+  // lock and its socket, and answers nothing).
+  await leader.evaluate(() => setTimeout(() => {
+    const end = Date.now() + 12000;
+    while (Date.now() < end);
+  }, 0));
+  await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  await add(followers[0], "while it hangs");
+  for (const p of followers) await waitTodos(p, ["before", "while it hangs"]);
+  const back = Date.now() - started;
+  assert.ok(back < 11000, `taken over while the old leader still hangs (${back} ms)`);
+  // The old leader runs again: it follows the new one, with everything.
+  await waitTodos(leader, ["before", "while it hangs"], 20000);
+  await add(leader, "after");
+  for (const p of [leader, ...followers]) await waitTodos(p, ["before", "while it hangs", "after"]);
+  for (const p of [leader, ...followers]) {
+    await p.waitForFunction(() => document.querySelector("#badge").textContent === "connected", null, { timeout: 15000 });
+  }
+  assert.equal((await control(sc, "executions")).runs.insertDoc, 3, "each insert ran once");
+  let s = await stats(sc);
+  for (let i = 0; i < 100 && s.connections !== 1; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    s = await stats(sc);
+  }
+  assert.equal(s.connections, 1, `one socket, the new leader's: ${JSON.stringify(s)}`);
+  assert.deepEqual(s.sessions, [session], "the session taken over, not a new one");
+  console.log(`failover (hung leader): the todo in every other tab ${back} ms after it was added`);
+  await context.close();
+});

@@ -511,14 +511,20 @@ impl Machine {
             // session (a server that resumes sessions would take a
             // repeated one for a re-send and ignore it); and one a
             // JavaScript number holds exactly.
-            let id = if adopted && r.id >= 1 && !m.calls.contains_key(&r.id) && r.id < 1 << 53 {
+            let keep = adopted && r.id >= 1 && !m.calls.contains_key(&r.id) && r.id < 1 << 53;
+            let id = if keep {
                 r.id
             } else if r.id > m.next_id && r.id < 1 << 53 {
                 r.id
             } else {
                 m.next_id + 1
             };
-            m.next_id = m.next_id.max(id);
+            // (An id kept for a session taken over is the earlier page's:
+            // this page's own go on from its own base, never into the range
+            // where that page's other calls, logins too, may have gone.)
+            if !keep {
+                m.next_id = m.next_id.max(id);
+            }
             let bytes = r.name.len() + r.params.iter().map(|p| crate::protocol::json::to_text(p).len()).sum::<usize>();
             m.bytes += bytes;
             let options = CallOptions { wait: r.wait, no_retry: r.no_retry, random_seed: r.random_seed, ..CallOptions::default() };
@@ -529,7 +535,10 @@ impl Machine {
                 deadline: None,
                 sent: false,
                 result: None,
-                updated: false,
+                // The earlier page may have had its `updated` (counted in
+                // the session it hands over: never replayed), and this page
+                // has no stub writes of it to release: its result ends it.
+                updated: keep,
                 bytes,
                 frame: 0,
             };
@@ -780,7 +789,9 @@ impl Machine {
 
     /// The ids of the calls in the outbox (queued or in flight).
     pub(super) fn outstanding_calls(&self) -> impl Iterator<Item = u64> + '_ {
-        self.methods.calls.keys().copied()
+        // (Not a call whose `updated` is not to come: restored into a
+        // session taken over, see `restore_calls_of`.)
+        self.methods.calls.iter().filter(|(_, c)| !c.updated).map(|(id, _)| *id)
     }
 
     /// A `connected` arrived: re-send, fail or hold calls as the module

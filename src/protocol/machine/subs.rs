@@ -378,8 +378,12 @@ impl Machine {
     pub(super) fn server_sub_ids(&self) -> Vec<String> {
         let sent = self.subs.list.iter().filter(|s| s.sent || s.known).map(|s| s.id.clone());
         let stopping = self.subs.unsent_unsubs.iter().chain(&self.subs.unanswered_unsubs).cloned();
-        let adopted = self.subs.adopted.iter().cloned();
-        sent.chain(stopping).chain(adopted).collect()
+        sent.chain(stopping).collect()
+    }
+
+    /// A new session: nothing of an earlier page's is left to stop.
+    pub(super) fn forget_adopted_subs(&mut self) {
+        self.subs.adopted.clear();
     }
 
     /// An earlier page's session was taken over: its subscriptions stop
@@ -390,6 +394,8 @@ impl Machine {
         for id in &subs {
             self.out.push_back(Output::Send { socket, text: ClientMessage::Unsub { id: id.clone() }.encode() });
         }
+        // Sent again if this session is resumed before their `nosub`s.
+        self.subs.unanswered_unsubs.extend(subs.iter().cloned());
         self.subs.adopted = subs;
     }
 
@@ -411,7 +417,9 @@ impl Machine {
             return;
         }
         self.subs.unsent_unsubs.clear();
-        self.subs.unanswered_unsubs.clear();
+        // (But the `unsub`s of an earlier page's subscriptions, just sent.)
+        let adopted = &self.subs.adopted;
+        self.subs.unanswered_unsubs.retain(|id| adopted.contains(id));
         for s in &mut self.subs.list {
             s.sent = false;
             s.known = false;
@@ -512,6 +520,7 @@ impl Machine {
         match message {
             ServerMessage::NoSub { id, .. } if self.subs.adopted.contains(id) => {
                 self.subs.adopted.retain(|x| x != id);
+                self.subs.unanswered_unsubs.retain(|x| x != id);
                 if self.subs.adopted.is_empty() && self.config.adopt_sessions {
                     self.complete(Completion::SessionChanged);
                 }
