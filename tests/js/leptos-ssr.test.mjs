@@ -16,7 +16,7 @@ let helper;
 let ssrErr = "";
 
 before(async () => {
-  ssr = spawn("target/debug/leptos-ssr-example", [], {
+  ssr = spawn(`${process.env.CARGO_TARGET_DIR ?? "target"}/debug/leptos-ssr-example`, [], {
     env: { ...process.env, DDP_SERVER: `ws://127.0.0.1:${port}`, SSR_ADDR: "127.0.0.1:0", SSR_TIMEOUT_MS: "1500" },
     stdio: ["ignore", "pipe", "pipe"],
   });
