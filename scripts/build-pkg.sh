@@ -74,6 +74,9 @@ if command -v twiggy >/dev/null 2>&1 && [ "${SIZE_BREAKDOWN:-1}" = 1 ]; then
   twiggy top --retained -n 40 "$wasm" 2>/dev/null \
     | grep -vE "function names|custom section|table\[|elem\[|Σ|\.\.\. and" | sed -n '3,17p' | cut -c1-150
 fi
+# Panics trap at once (stable Rust's panic_immediate_abort; see the script):
+# wasm-opt then drops the panic machinery and what only it formats.
+node scripts/wasm-trap-panics.mjs "$wasm"
 # shellcheck disable=SC2086
 "$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"
