@@ -17,11 +17,41 @@ wasm_opt_flags=$(read_setting wasm_opt)
 
 # No snippet of an earlier build may linger.
 rm -rf "$out_dir/snippets"
-args=(build --mode no-install --release --target "$target" --out-dir "$out_dir" --out-name "$out_name")
-[ -n "$scope" ] && args+=(--scope "$scope")
-cargo_args=()
-[ -n "$features" ] && cargo_args+=(--features "${features// /,}")
-wasm-pack --log-level warn "${args[@]}" -- "${cargo_args[@]}"
+# What `wasm-pack build` did, with one difference: the wasm is built as a
+# cdylib alone (`cargo rustc --crate-type cdylib`). Cargo never runs LTO on
+# a library that also makes an rlib (Cargo.toml's crate-type, which the
+# tests and Rust apps need), so `cargo build` (and wasm-pack) silently
+# dropped the release profile's `lto = true` from the package: measured
+# -14.5 KB gzipped with it. Then wasm-bindgen, as wasm-pack ran it, and the
+# package's files (package.json from Cargo.toml, the README).
+target_dir=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import sys, json; print(json.load(sys.stdin)["target_directory"])')
+build() { # <out dir> <out name> <features>
+  local cargo_args=(rustc --quiet --release --lib --crate-type cdylib --target wasm32-unknown-unknown)
+  [ -n "$3" ] && cargo_args+=(--features "${3// /,}")
+  cargo "${cargo_args[@]}"
+  wasm-bindgen --target "$target" --out-dir "$1" --out-name "$2" "$target_dir/wasm32-unknown-unknown/release/ddp_live.wasm"
+}
+build "$out_dir" "$out_name" "$features"
+cp pkg-README.md "$out_dir/README.md"
+printf '*\n' > "$out_dir/.gitignore"
+cargo metadata --no-deps --format-version 1 | node -e '
+  const fs = require("fs"), [out, name, scope] = process.argv.slice(1);
+  const m = JSON.parse(fs.readFileSync(0, "utf8")).packages.find((p) => p.name === "ddp-live");
+  const j = {
+    name: scope ? `@${scope}/${m.name}` : m.name,
+    type: "module",
+    description: m.description,
+    version: m.version,
+    license: m.license,
+    repository: { type: "git", url: m.repository },
+    files: [`${name}_bg.wasm`, `${name}.js`, `${name}.d.ts`],
+    main: `${name}.js`,
+    types: `${name}.d.ts`,
+    sideEffects: ["./snippets/*"],
+    keywords: m.keywords,
+  };
+  fs.writeFileSync(`${out}/package.json`, JSON.stringify(j, null, 2) + "\n");
+' "$out_dir" "$out_name" "$scope"
 
 # The JavaScript API is hand-written TypeScript (ts/ddp_live.ts) over the
 # wasm's narrow ABI (src/js/mod.rs): tsc --strict type-checks it and writes
@@ -74,6 +104,9 @@ if command -v twiggy >/dev/null 2>&1 && [ "${SIZE_BREAKDOWN:-1}" = 1 ]; then
   twiggy top --retained -n 40 "$wasm" 2>/dev/null \
     | grep -vE "function names|custom section|table\[|elem\[|Σ|\.\.\. and" | sed -n '3,17p' | cut -c1-150
 fi
+# Panics trap at once (stable Rust's panic_immediate_abort; see the script):
+# wasm-opt then drops the panic machinery and what only it formats.
+node scripts/wasm-trap-panics.mjs "$wasm"
 # shellcheck disable=SC2086
 "$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"

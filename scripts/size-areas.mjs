@@ -58,7 +58,7 @@ function area(name) {
   // A JS export's shim: the export's name says which API it belongs to.
   const shim = /^(\w+?) (externref shim|multivalue shim)/.exec(name) ?? (exportNames.has(name) && [name, name]);
   if (shim && !/^__/.test(shim[1])) return areaOfPath(shim[1]) ?? "JS API (exports, argument reading, JS values)";
-  if (/dlmalloc|__rdl_|__rust_(alloc|dealloc|realloc)|__rg_/.test(name)) return "allocator (dlmalloc)";
+  if (/dlmalloc|talc::|__rdl_|__rust_(alloc|dealloc|realloc)|__rg_/.test(name)) return "allocator (talc)";
   const own = /ddp_live::[\w:]+/.exec(name);
   if (own) return areaOfPath(own[0]) ?? "browser driver and reactive layer";
   if (/futures_signals|futures_channel|futures_core|futures_util/.test(name)) return "futures-signals / channels";

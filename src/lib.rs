@@ -44,6 +44,13 @@
 // std's sorts, maps and serde_json freely (often as the reference model).
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
 
+// The npm package's allocator: talc, smaller in the wasm than std's
+// dlmalloc. Only with `js` (the package's own build): a Rust or Leptos app
+// that depends on the crate chooses its own global allocator.
+#[cfg(all(feature = "js", target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub mod accounts;
 pub mod browser;
 mod host;
