@@ -358,3 +358,54 @@ test("a bundler resolves ddp-live/offline through package.json exports to the of
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the demo with ?offline=1: two tabs on one socket; a todo added while the server refuses survives a reload and lands once in both", async () => {
+  const sc = "demo"; // the demo page's scenario
+  await control(sc, "reset");
+  const runsBefore = (await control(sc, "executions")).runs.insertDoc ?? 0;
+  const context = await browser.newContext();
+  const open = async () => {
+    const page = await context.newPage();
+    page.on("pageerror", (e) => errors.push(e));
+    await page.goto(`${base}/?offline=1`);
+    await page.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
+    return page;
+  };
+  const [a, b] = [await open(), await open()];
+  assert.equal(await a.textContent("#mode"), "Module: ddp-live/offline (persist + shareAcrossTabs).");
+  // Each tab's connection and chat client: one socket for all four.
+  let stats = await control(sc, "stats");
+  for (let i = 0; i < 100 && stats.connections !== 1; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    stats = await control(sc, "stats");
+  }
+  assert.equal(stats.connections, 1, JSON.stringify(stats));
+  await a.waitForFunction(() => document.querySelector("#sockets").textContent === "1", null, { timeout: 10000 });
+  await control(sc, "refuse?on=true");
+  await control(sc, "drop");
+  await a.waitForFunction(() => document.querySelector("#badge").textContent !== "connected");
+  const text = `demo todo ${process.pid}-${Date.now()}`;
+  await a.fill("#todo-input", text);
+  await a.click("#todo-form button");
+  await a.waitForFunction(() => window.conn.persistedCalls().length === 1 && window.conn.persistedCalls()[0].durable, null, { timeout: 5000 });
+  assert.equal(await a.textContent("#kept"), "1");
+  await a.reload();
+  await a.waitForFunction(() => document.querySelector("#kept")?.textContent === "1 (some from an earlier page)", null, { timeout: 10000 });
+  await control(sc, "reset");
+  for (const p of [a, b]) {
+    await p.waitForFunction((t) => [...document.querySelectorAll("#todos li")].filter((li) => li.textContent === t).length === 1, text, { timeout: 15000 });
+  }
+  await a.waitForFunction(() => document.querySelector("#kept").textContent === "0", null, { timeout: 10000 });
+  assert.equal((await control(sc, "executions")).runs.insertDoc, runsBefore + 1, "the todo's insert ran once");
+  await context.close();
+  // Without the flag: the core module, and the offline card says how to turn it on.
+  const plain = await browser.newContext();
+  const page = await plain.newPage();
+  page.on("pageerror", (e) => errors.push(e));
+  await page.goto(`${base}/`);
+  await page.waitForFunction(() => document.querySelector("#badge")?.textContent === "connected", null, { timeout: 20000 });
+  assert.equal(await page.textContent("#mode"), "Module: ddp-live (the core).");
+  assert.equal(await page.isVisible("#offline-off"), true);
+  assert.equal(await page.isVisible("#offline-on"), false);
+  await plain.close();
+});
