@@ -13,7 +13,16 @@ out_dir=$(read_setting out_dir)
 out_name=$(read_setting out_name)
 scope=$(read_setting scope)
 features=$(read_setting features)
+offline_features=$(read_setting offline_features)
+offline_out_name=$(read_setting offline_out_name)
+offline_entry=$(read_setting offline_entry)
 wasm_opt_flags=$(read_setting wasm_opt)
+
+esbuild=node_modules/.bin/esbuild
+tsc=node_modules/.bin/tsc
+[ -x "$esbuild" ] && [ -x "$tsc" ] || { echo "missing $esbuild or $tsc: run scripts/setup.sh" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 # No snippet of an earlier build may linger.
 rm -rf "$out_dir/snippets"
@@ -23,7 +32,10 @@ rm -rf "$out_dir/snippets"
 # tests and Rust apps need), so `cargo build` (and wasm-pack) silently
 # dropped the release profile's `lto = true` from the package: measured
 # -14.5 KB gzipped with it. Then wasm-bindgen, as wasm-pack ran it, and the
-# package's files (package.json from Cargo.toml, the README).
+# package's files (package.json from Cargo.toml, the README). Two builds of
+# the same crate: the core (the package's default export, cargo features
+# `features`) and the offline part (`ddp-live/offline`, `offline_features`),
+# each with its wasm-bindgen glue; the offline part's is built aside.
 target_dir=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import sys, json; print(json.load(sys.stdin)["target_directory"])')
 build() { # <out dir> <out name> <features>
   local cargo_args=(rustc --quiet --release --lib --crate-type cdylib --target wasm32-unknown-unknown)
@@ -52,6 +64,8 @@ cargo metadata --no-deps --format-version 1 | node -e '
   };
   fs.writeFileSync(`${out}/package.json`, JSON.stringify(j, null, 2) + "\n");
 ' "$out_dir" "$out_name" "$scope"
+build "$tmp/offline-pkg" "$offline_out_name" "$offline_features"
+mv "$tmp/offline-pkg/${offline_out_name}_bg.wasm" "$out_dir/"
 
 # The JavaScript API is hand-written TypeScript (ts/ddp_live.ts) over the
 # wasm's narrow ABI (src/js/mod.rs): tsc --strict type-checks it and writes
@@ -59,29 +73,50 @@ cargo metadata --no-deps --format-version 1 | node -e '
 # (and the glue's inline snippets) into one ES module, minified as the JS
 # clients it is compared with are shipped. The glue loads the .wasm beside
 # the module (import.meta.url), so `--target web` and bundlers work as before.
-esbuild=node_modules/.bin/esbuild
-tsc=node_modules/.bin/tsc
-[ -x "$esbuild" ] && [ -x "$tsc" ] || { echo "missing $esbuild or $tsc: run scripts/setup.sh" >&2; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-mv "$out_dir/$out_name.js" "$tmp/glue.js"
-mv "$out_dir/$out_name.d.ts" "$tmp/glue.d.ts"
-[ -d "$out_dir/snippets" ] && mv "$out_dir/snippets" "$tmp/"
-cp ts/ddp_live.ts "$tmp/$out_name.ts"
+# One source, bundled twice: over the core's glue (OFFLINE false: the
+# branches that need the offline part's exports are dropped) and over the
+# offline part's (OFFLINE true).
+mkdir -p "$tmp/core" "$tmp/offline"
+mv "$out_dir/$out_name.js" "$tmp/core/glue.js"
+mv "$out_dir/$out_name.d.ts" "$tmp/core/glue.d.ts"
+[ -d "$out_dir/snippets" ] && mv "$out_dir/snippets" "$tmp/core/"
+mv "$tmp/offline-pkg/$offline_out_name.js" "$tmp/offline/glue.js"
+mv "$tmp/offline-pkg/$offline_out_name.d.ts" "$tmp/offline/glue.d.ts"
+[ -d "$tmp/offline-pkg/snippets" ] && mv "$tmp/offline-pkg/snippets" "$tmp/offline/"
+cp ts/ddp_live.ts "$tmp/core/$out_name.ts"
+cp ts/ddp_live.ts "$tmp/offline/$out_name.ts"
+# Type-checked over the offline part's glue (its exports are the core's
+# and more); the .d.ts is the same for both entries.
 "$tsc" --strict --declaration --emitDeclarationOnly --stripInternal --removeComments false \
   --target es2022 --module es2022 --moduleResolution bundler --lib es2022,dom --skipLibCheck \
-  --outDir "$tmp/types" "$tmp/$out_name.ts"
+  --outDir "$tmp/types" "$tmp/offline/$out_name.ts"
 cp "$tmp/types/$out_name.d.ts" "$out_dir/$out_name.d.ts"
+printf '%s\n' "// ddp-live/offline: the same API as \"ddp-live\" (its types are these), over the wasm with persist and shareAcrossTabs." \
+  "export * from \"./$out_name.js\";" "export { default } from \"./$out_name.js\";" > "$out_dir/$offline_entry.d.ts"
 # (PROFILING=1 leaves it unminified, so a CPU profile names its lines.)
 minify=(--minify); [ "${PROFILING:-0}" = 1 ] && minify=()
-"$esbuild" "$tmp/$out_name.ts" --bundle "${minify[@]}" --target=es2020 --format=esm --log-level=warning --outfile="$out_dir/$out_name.js"
-# One module now: no snippets to ship.
+"$esbuild" "$tmp/core/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=false --target=es2020 --format=esm --log-level=warning --outfile="$out_dir/$out_name.js"
+# (wasm-bindgen's glue of the offline part lists one inline snippet twice,
+# the same module under the same key: esbuild's warning about it is noise.)
+"$esbuild" "$tmp/offline/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=true --target=es2020 --format=esm --log-level=warning \
+  --log-override:duplicate-object-key=silent --outfile="$out_dir/$offline_entry.js"
+# One module per entry now: no snippets to ship. The package's entries:
+# "." the core, "./offline" the offline part (and their wasm, for apps that
+# hand init() the file's URL from their bundler).
 node -e '
-  const fs = require("fs"), p = process.argv[1], j = JSON.parse(fs.readFileSync(p, "utf8"));
+  const fs = require("fs"), [p, name, offName, entry] = process.argv.slice(1), j = JSON.parse(fs.readFileSync(p, "utf8"));
   j.files = j.files.filter((f) => f !== "snippets");
+  for (const f of [`${offName}_bg.wasm`, `${entry}.js`, `${entry}.d.ts`]) if (!j.files.includes(f)) j.files.push(f);
+  j.exports = {
+    ".": { types: `./${name}.d.ts`, default: `./${name}.js` },
+    [`./${entry}`]: { types: `./${entry}.d.ts`, default: `./${entry}.js` },
+    [`./${name}_bg.wasm`]: `./${name}_bg.wasm`,
+    [`./${offName}_bg.wasm`]: `./${offName}_bg.wasm`,
+    "./package.json": "./package.json",
+  };
   j.sideEffects = false;
   fs.writeFileSync(p, JSON.stringify(j, null, 2) + "\n");
-' "$out_dir/package.json"
+' "$out_dir/package.json" "$out_name" "$offline_out_name" "$offline_entry"
 
 wasm="$out_dir/${out_name}_bg.wasm"
 # binaryen from npm (version pinned in package.json): Debian's wasm-opt 108
@@ -104,13 +139,20 @@ if command -v twiggy >/dev/null 2>&1 && [ "${SIZE_BREAKDOWN:-1}" = 1 ]; then
   twiggy top --retained -n 40 "$wasm" 2>/dev/null \
     | grep -vE "function names|custom section|table\[|elem\[|Σ|\.\.\. and" | sed -n '3,17p' | cut -c1-150
 fi
-# Panics trap at once (stable Rust's panic_immediate_abort; see the script):
-# wasm-opt then drops the panic machinery and what only it formats.
-node scripts/wasm-trap-panics.mjs "$wasm"
-# shellcheck disable=SC2086
-"$wasm_opt" $wasm_opt_flags "$wasm" -o "$wasm.opt"
-mv "$wasm.opt" "$wasm"
+offline_wasm="$out_dir/${offline_out_name}_bg.wasm"
+for f in "$wasm" "$offline_wasm"; do
+  # Panics trap at once (stable Rust's panic_immediate_abort; see the
+  # script): wasm-opt then drops the panic machinery and what only it formats.
+  node scripts/wasm-trap-panics.mjs "$f"
+  # shellcheck disable=SC2086
+  "$wasm_opt" $wasm_opt_flags "$f" -o "$f.opt"
+  mv "$f.opt" "$f"
+done
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 js_gz=$(gzip -9 -c "$out_dir/$out_name.js" | wc -c)
 echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipped; JS API (minified) ${js_gz} bytes gzipped; total $((gz + js_gz)) bytes gzipped"
+off_raw=$(stat -c %s "$offline_wasm")
+off_gz=$(gzip -9 -c "$offline_wasm" | wc -c)
+off_js_gz=$(gzip -9 -c "$out_dir/$offline_entry.js" | wc -c)
+echo "offline part (ddp-live/$offline_entry, loaded instead of the core): ${offline_out_name}_bg.wasm ${off_raw} bytes, ${off_gz} bytes gzipped; $offline_entry.js ${off_js_gz} bytes gzipped; total $((off_gz + off_js_gz)) bytes gzipped, $((off_gz + off_js_gz - gz - js_gz)) bytes more than the core"

@@ -17,6 +17,7 @@ DDP_SERVER="ws://127.0.0.1:$port" SSR_ADDR="127.0.0.1:$ssr_port" ./target/debug/
 ssr_pid=$!
 trap 'kill "$ssr_pid" 2>/dev/null || true' EXIT
 echo
-echo "demo: open http://127.0.0.1:$port/   (the Leptos example: http://127.0.0.1:$port/leptos/,"
+echo "demo: open http://127.0.0.1:$port/   (offline-first, in two tabs: http://127.0.0.1:$port/?offline=1;"
+echo "      the Leptos example: http://127.0.0.1:$port/leptos/,"
 echo "      the Leptos SSR example: http://127.0.0.1:$ssr_port/; Ctrl-C to stop)"
 ./target/debug/ddp-test-server --port "$port" --serve /=www --serve /pkg=pkg --serve /js-tests=tests/js --serve /leptos=target/leptos-example

@@ -9,8 +9,19 @@
 // scripts/build-pkg.sh compiles it (tsc --strict: the package's .d.ts comes
 // from here) and bundles it with the wasm-bindgen glue (./glue.js, which the
 // build puts beside it) into pkg/ddp_live.js with esbuild.
+//
+// It is bundled twice, from this one source: the core (pkg/ddp_live.js, over
+// the wasm built with cargo feature `js`) and the offline part
+// (pkg/offline.js, `ddp-live/offline`, over a second wasm built with `js`,
+// `persist` and `tabs`: the durable outbox and cache, one socket for every
+// tab). `OFFLINE` tells them apart (esbuild's --define): the core's bundle
+// drops every branch that needs the offline part's exports, and throws a
+// DDPError "offline-not-loaded" where an app asks for them.
 import * as w from "./glue.js";
 import wasmInit, { initSync as wasmInitSync } from "./glue.js";
+
+/** @internal True in the offline part's bundle (set by the build). */
+declare const OFFLINE: boolean;
 
 // ---- types ------------------------------------------------------------------
 
@@ -63,6 +74,19 @@ export interface DDPConnectOptions {
   maxPendingBytes?: number;
   /** Ask the server to resume the session after a drop (default true). */
   resumeSessions?: boolean;
+  /**
+   * Keep the method calls (and the subscriptions' documents) in IndexedDB
+   * across reloads, under this store name (`true`: the name "default"),
+   * scoped to the server URL. Needs the offline part (`ddp-live/offline`);
+   * the core module throws a DDPError "offline-not-loaded".
+   */
+  persist?: boolean | string;
+  /**
+   * Share one socket with every other tab of this origin connected to the
+   * same URL (a leader tab holds it). Needs the offline part
+   * (`ddp-live/offline`); the core module throws "offline-not-loaded".
+   */
+  shareAcrossTabs?: boolean;
 }
 
 /** Options of `conn.apply`. */
@@ -125,6 +149,54 @@ export interface DDPError extends Error {
   code: string;
 }
 
+/** The codes of a storage failure (the durable outbox's or cache's). */
+export type DDPStorageErrorCode = "storage-unavailable" | "storage-quota-exceeded" | "storage-incompatible" | "storage-closing" | "storage-failed";
+
+/** Why IndexedDB could not keep (or read) something: never a lost call, which then goes out from memory. */
+export interface DDPStorageError extends DDPError {
+  code: DDPStorageErrorCode;
+}
+
+/** A method call the durable outbox keeps (`persist`). */
+export interface DDPPersistedCall {
+  /** Its key in the store, unique across pages: what `cancelPersistedCall` and the `settled` event name. */
+  key: string;
+  /** Its method id on this page (null while an earlier page's call waits for its user). */
+  id: number | null;
+  name: string;
+  /** The user it was made as (null: nobody was logged in). */
+  user: string | null;
+  /** Made by an earlier page: no Promise waits for it here; its end is a `settled` event. */
+  fromEarlierPage: boolean;
+  /** Waiting for its user to log in again before it is sent. */
+  waitingForUser: boolean;
+  /** IndexedDB confirmed it keeps the call: a reload now loses nothing. */
+  durable: boolean;
+}
+
+/** What the durable outbox and cache tell the app (the `persist` event). */
+export type DDPPersistEvent =
+  /** The calls an earlier page left were read: `count` are back in the outbox, `waiting` wait for their user. */
+  | { type: "restored"; count: number; waiting: number }
+  /** A call an earlier page made has settled: `result` (absent when the method returned nothing), or `error`. */
+  | { type: "settled"; key: string; name: string; result?: unknown; error?: DDPMethodError }
+  /** Calls made as `user`, who is not logged in: kept until `user` logs in again (or they are cancelled). */
+  | { type: "waitingForUser"; user: string; keys: string[] }
+  /** The store could not be opened (calls then live in memory only), or refused the call of `key` (which still goes out). */
+  | { type: "storageFailed"; key: string | null; error: DDPStorageError }
+  /** A stored record could not be read (damaged) and was removed. */
+  | { type: "discarded"; key: string; reason: string }
+  /** A stored record written by a newer client: a call's is left for it, a cached document's removed. */
+  | { type: "skipped"; key: string; reason: string }
+  /** The durable cache was read: `documents` of `user`'s show now, stale until the subscriptions are ready. */
+  | { type: "cacheRestored"; documents: number; user: string | null }
+  /** A batch of the cache's changes was kept; it now holds `documents`. */
+  | { type: "cacheWritten"; documents: number }
+  /** The cache reached its bound: documents past it are not kept (told once). */
+  | { type: "cacheFull"; documents: number; bytes: number }
+  /** The durable cache failed: the documents are not kept across reloads (calls are not affected). */
+  | { type: "cacheFailed"; error: DDPStorageError };
+
 /** Events of a DDP connection and their listeners' arguments. */
 export interface DDPConnectionEvents {
   connect: () => void;
@@ -143,6 +215,8 @@ export interface DDPConnectionEvents {
   /** A logged-in client was logged out: `logout()`, or its token is no longer accepted. */
   loggedOut: () => void;
   logout: () => void;
+  /** The durable outbox and cache (`persist`, offline part): restored calls, how an earlier page's calls settled, storage failures. */
+  persist: (event: DDPPersistEvent) => void;
 }
 
 /** `on` / `once` / `off` over an event map. */
@@ -529,6 +603,8 @@ const get = (h: number, what: number): any => JSON.parse(w.get(h, what));
 
 /** The events, in the order of their kinds (10 + index) in src/js/mod.rs. */
 const EVENTS = ["connect", "disconnect", "error", "reconnect_attempt", "reconnect", "reconnect_failed", "login", "login_failed", "loggedOut", "message"];
+// Kind 20: only the offline part's wasm says it.
+if (OFFLINE) EVENTS.push("persist");
 /** (name accepted, canonical name) of every connection. */
 const CONNECTION_EVENTS = [
   ["connect"],
@@ -540,7 +616,8 @@ const CONNECTION_EVENTS = [
   ["reconnect_failed"],
   ["reconnectFailed", "reconnect_failed"],
 ];
-const ACCOUNTS_EVENTS = [["login"], ["login_failed"], ["loginFailed", "login_failed"], ["loggedOut"], ["logout", "loggedOut"]];
+/** (name accepted, canonical name) of a DDPConnection's others: accounts', the offline part's. */
+const ACCOUNTS_EVENTS = [["login"], ["login_failed"], ["loginFailed", "login_failed"], ["loggedOut"], ["logout", "loggedOut"], ["persist"]];
 
 /**
  * An object's listeners. The function the wasm calls with its events holds
@@ -561,6 +638,11 @@ function events(): [number, Listeners] {
       if (name === "message") {
         args[0] = revive(args[0]);
         if (args[1] === null) args[1] = undefined;
+      }
+      if (OFFLINE && name === "persist") {
+        const ev = args[0];
+        if (ev.error) ev.error = toError(ev.error);
+        if ("result" in ev) ev.result = revive(ev.result);
       }
       // Once-listeners go before any runs; a listener added meanwhile waits for the next event.
       const now = box.l.filter((l) => l[0] === name);
@@ -610,7 +692,7 @@ class Emitter<Events> extends Handle implements DDPEmitter<Events> {
 
 // ---- options -------------------------------------------------------------------------
 
-const OPTION_KEYS = ["heartbeatInterval", "heartbeatTimeout", "connectTimeout", "retry", "maxRetries", "versions", "maxFrameBytes", "watchPage", "maxPendingCalls", "maxPendingBytes", "resumeSessions"];
+const OPTION_KEYS = ["heartbeatInterval", "heartbeatTimeout", "connectTimeout", "retry", "maxRetries", "versions", "maxFrameBytes", "watchPage", "maxPendingCalls", "maxPendingBytes", "resumeSessions", "persist", "shareAcrossTabs"];
 const RETRY_KEYS = ["minCount", "minTimeout", "baseTimeout", "exponent", "maxTimeout", "fuzz"];
 const APPLY_KEYS = ["wait", "noRetry", "onResultReceived", "timeoutMs", "signal", "returnStubValue", "throwStubExceptions"];
 
@@ -619,15 +701,34 @@ function checkKeys(o: unknown, prefix: string, known: string[]): void {
   for (const k of Object.keys(o)) if (!known.includes(k)) throw invalid(`unknown option "${prefix}${k}"; known options: ${known.join(", ")}`);
 }
 
+/** The offline part's options as its wasm takes them: the store name (none: undefined) and `shareAcrossTabs`. */
+type OfflineOptions = [string | undefined, boolean];
+
+/** The typed error of the core module asked for what only the offline part has. */
+const offlineNeeded = (): DDPError =>
+  ddpError("offline-not-loaded", 'import from "ddp-live/offline" for persist and shareAcrossTabs');
+
+/** `persist` and `shareAcrossTabs`, checked (offline part). */
+function offlineOptions(v: Fields): OfflineOptions {
+  const p = v.persist;
+  const share = v.shareAcrossTabs;
+  if (p != null && typeof p !== "boolean" && (typeof p !== "string" || !p)) throw invalid("persist must be true, false or a store name");
+  if (share != null && typeof share !== "boolean") throw invalid("shareAcrossTabs must be true or false");
+  return [p === true ? "default" : p || undefined, !!share];
+}
+
 /**
  * Connect options as the wasm takes them: numbers in a fixed order (NaN:
- * the default; see `options` in src/js/mod.rs) and the versions, one a line.
+ * the default; see `options` in src/js/mod.rs), the versions, one a line,
+ * and the offline part's.
  */
-function options(o: unknown): [Float64Array, string] {
+function options(o: unknown): [Float64Array, string, OfflineOptions?] {
   const out = new Float64Array(15).fill(NaN);
   if (o == null) return [out, ""];
   checkKeys(o, "", OPTION_KEYS);
   const v = o as Fields;
+  // Never ignored: the core module refuses them with a typed error.
+  if (!OFFLINE && (v.persist || v.shareAcrossTabs)) throw offlineNeeded();
   const read = (obj: Fields, path: string, kind: number): number => {
     const x = obj[path.split(".").pop()!];
     if (x == null) return NaN;
@@ -658,7 +759,7 @@ function options(o: unknown): [Float64Array, string] {
   out[12] = read(v, "maxPendingCalls", 1);
   out[13] = read(v, "maxPendingBytes", 1);
   out[14] = read(v, "resumeSessions", 2);
-  return [out, versions];
+  return OFFLINE ? [out, versions, offlineOptions(v)] : [out, versions];
 }
 
 // ---- connections -----------------------------------------------------------------------
@@ -669,12 +770,13 @@ export class DDP {
   /**
    * Opens a connection to `url` (Meteor's URL rules) and starts
    * connecting at once. Throws a `DDPError` with code "invalid-url" or
-   * "invalid-options".
+   * "invalid-options" (or "offline-not-loaded": `persist` or
+   * `shareAcrossTabs` given to the core module).
    */
   static connect(url: string, options?: DDPConnectOptions | null): DDPConnection {
-    const [o, versions] = optionsOf(options);
+    const [o, versions, off] = optionsOf(options);
     const [f, e] = events();
-    const h = w.connect(String(url), o, versions, f);
+    const h = OFFLINE ? w.connect_offline(String(url), o, versions, off && off[0], !!off && off[1], f) : w.connect(String(url), o, versions, f);
     if (!h) throw lastError();
     return new DDPConnection(h, e);
   }
@@ -868,6 +970,44 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
   /** Calls `callback` at once with the outbox counts, then on every change. */
   onOutboxChange(callback: (outbox: DDPOutbox) => void): StopHandle {
     return watch(this._h, 1, callback, "onOutboxChange");
+  }
+
+  // ---- the offline part (`ddp-live/offline`); the core module throws "offline-not-loaded"
+
+  /**
+   * The calls the durable outbox keeps now (`persist`), oldest first: this
+   * page's and those an earlier page left. Empty without `persist`.
+   */
+  persistedCalls(): DDPPersistedCall[] {
+    return offline(this, 11);
+  }
+
+  /** Calls `callback` at once with `persistedCalls()`, then on every change (its length: "3 changes waiting"). */
+  onPersistedCallsChange(callback: (calls: DDPPersistedCall[]) => void): StopHandle {
+    return offline(this, 5, callback);
+  }
+
+  /**
+   * Cancels the kept call of `key` if it has not been sent: forgotten (a
+   * call of this page rejects with "cancelled"; an earlier page's settles
+   * "cancelled"; one waiting for its user goes). Returns whether it was.
+   */
+  cancelPersistedCall(key: string): boolean {
+    return offline(this, -1, key);
+  }
+
+  /**
+   * True while the documents shown are the durable cache's (`persist`),
+   * not confirmed by the server yet: from the start until every
+   * subscription is ready again, offline too. False without `persist`.
+   */
+  get stale(): boolean {
+    return offline(this, 10);
+  }
+
+  /** Calls `callback` at once with `stale`, then on every change. */
+  onStaleChange(callback: (stale: boolean) => void): StopHandle {
+    return offline(this, 4, callback);
   }
 
   /**
@@ -1090,6 +1230,18 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
   }
 }
 
+/**
+ * The offline part's readings of connection `c`: `get` (`what` 10, 11; see
+ * src/js/mod.rs), `watch` (4, 5: calling `f`), or cancelling the kept call
+ * of key `f` (-1). The core module has none of them.
+ */
+const offline: (c: DDPConnection, what: number, f?: unknown) => any = OFFLINE
+  ? (c, what, f) =>
+      what < 0 ? w.cancel_kept(c._h, String(f)) : what < 10 ? watch(c._h, what, f, what < 5 ? "onStaleChange" : "onPersistedCallsChange") : get(c._h, what)
+  : () => {
+      throw offlineNeeded();
+    };
+
 /** A subscription (JavaScript API). */
 export class DDPSubscription extends Handle {
   /** The DDP subscription id. */
@@ -1230,8 +1382,8 @@ export class Client extends Handle {
 
   /** Connects to the DDP server at `url`; `options` are `DDP.connect`'s. */
   constructor(url: string, options?: DDPConnectOptions | null) {
-    const [o, versions] = optionsOf(options);
-    const h = w.client(String(url), o, versions);
+    const [o, versions, off] = optionsOf(options);
+    const h = OFFLINE ? w.client_offline(String(url), o, versions, off && off[0], !!off && off[1]) : w.client(String(url), o, versions);
     if (!h) throw lastError();
     super(h);
   }

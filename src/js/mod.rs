@@ -69,6 +69,10 @@ const OBSERVE_CHANGES: u32 = 30;
 /// Run a client stub: the text is its arguments; it returns its value's
 /// JSON text, or `!` and what it threw.
 const RUN_STUB: u32 = 40;
+/// The offline part's event (`persist`): the next in the TypeScript
+/// layer's event list (its function hears no observe kinds).
+#[cfg(feature = "persist")]
+const EV_PERSIST: u32 = 20;
 
 thread_local! {
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
@@ -112,8 +116,15 @@ fn js_fn(id: u32) -> Option<JsFn> {
 
 /// What a handle names.
 enum Obj {
-    /// A connection and its listeners forwarding events to its object.
-    Conn(Connection, #[allow(dead_code)] [ListenerHandle; 2]),
+    /// A connection and its listeners forwarding events to its object
+    /// (with the offline part: its durable outbox's too, when it has one).
+    Conn(
+        Connection,
+        #[allow(dead_code)] [ListenerHandle; 2],
+        #[cfg(feature = "persist")]
+        #[allow(dead_code)]
+        Option<ListenerHandle>,
+    ),
     Sub(Subscription),
     Coll(Collection),
     Stop(Stopper),
@@ -163,7 +174,7 @@ fn obj(h: u32) -> Option<Rc<Obj>> {
 
 fn conn(h: u32) -> Option<Connection> {
     match obj(h).as_deref() {
-        Some(Obj::Conn(c, _)) => Some(c.clone()),
+        Some(Obj::Conn(c, ..)) => Some(c.clone()),
         _ => None,
     }
 }
@@ -350,11 +361,129 @@ fn options(o: &[f64], versions: &str) -> Options {
     }
 }
 
-/// A connection for the JavaScript API: without the durable outbox, which
-/// it does not offer yet (so the package carries none of it).
+/// A connection for the JavaScript API. The core package opens it
+/// without the durable outbox and the tab group, so it carries neither:
+/// only the offline part (cargo features `persist` and `tabs`) installs
+/// what its options ask for.
 fn open(url: &str, o: &[f64], versions: &str) -> Result<Connection, Error> {
     let options = options(o, versions);
+    #[cfg(any(feature = "persist", feature = "tabs"))]
+    return crate::connect_on(crate::host::default_host(&options), url, options);
+    #[cfg(not(any(feature = "persist", feature = "tabs")))]
     crate::connection::open(crate::host::default_host(&options), url, &options)
+}
+
+// ---- the offline part (cargo features `persist` and `tabs`) ----------------
+//
+// The npm package's second wasm (`ddp-live/offline`) is this same module
+// built with the features `js,persist,tabs`; what follows exists only in
+// it, so the core package carries none of it.
+
+/// The offline part's options, passed beside the core's (the TypeScript
+/// layer checked them): the durable outbox's store name (`persist`; none
+/// when absent) and whether the tabs share one socket (`share`).
+#[cfg(any(feature = "persist", feature = "tabs"))]
+fn offline_options(o: &[f64], versions: &str, persist: Option<String>, share: bool) -> Options {
+    Options { persist, share_across_tabs: share, ..options(o, versions) }
+}
+
+/// `DDP.connect(url, options)` with the offline part's options (see
+/// [`connect`]).
+#[cfg(any(feature = "persist", feature = "tabs"))]
+#[wasm_bindgen]
+pub fn connect_offline(url: &str, o: &[f64], versions: &str, persist: Option<String>, share: bool, f: u32) -> u32 {
+    let f = JsFn(f);
+    let options = offline_options(o, versions, persist, share);
+    match crate::connect_on(crate::host::default_host(&options), url, options) {
+        Ok(c) => conn_handle(c, f),
+        Err(e) => fail(to_error_json(&e)),
+    }
+}
+
+/// `new Client(url, options)` with the offline part's options (see
+/// [`client`]).
+#[cfg(any(feature = "persist", feature = "tabs"))]
+#[wasm_bindgen]
+pub fn client_offline(url: &str, o: &[f64], versions: &str, persist: Option<String>, share: bool) -> u32 {
+    let options = offline_options(o, versions, persist, share);
+    match crate::connect_on(crate::host::default_host(&options), url, options) {
+        Ok(c) => put(Obj::Client(Client::with_connection(c))),
+        Err(e) => fail(to_error_json(&e)),
+    }
+}
+
+/// Cancels the kept call of `key` of connection `h` if it has not been
+/// sent ([`crate::PersistedCalls::cancel`]): whether it was.
+#[cfg(feature = "persist")]
+#[wasm_bindgen]
+pub fn cancel_kept(h: u32, key: &str) -> bool {
+    conn(h).and_then(|c| c.persisted_calls()).is_some_and(|p| p.cancel(key))
+}
+
+/// The calls a durable outbox keeps, as the JSON array of
+/// `DDPPersistedCall`s.
+#[cfg(feature = "persist")]
+#[allow(clippy::ptr_arg, reason = "the type `watch_value` takes (the observable holds a Vec)")]
+fn kept_json(calls: &Vec<crate::PersistedCall>) -> String {
+    let b = |x: bool| if x { "true" } else { "false" };
+    let parts: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            Obj2::new()
+                .str("key", &c.key)
+                .raw("id", &c.id.map_or_else(|| "null".into(), uint))
+                .str("name", &c.name)
+                .raw("user", &json_opt_string(&c.user))
+                .raw("fromEarlierPage", b(c.from_earlier_page))
+                .raw("waitingForUser", b(c.waiting_for_user))
+                .raw("durable", b(c.durable))
+                .end()
+        })
+        .collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    args(&parts)
+}
+
+/// A storage failure as a `DDPError` (its code says its kind).
+#[cfg(feature = "persist")]
+fn storage_error_json(e: &crate::StorageError) -> String {
+    error_json(e.code(), if e.message.is_empty() { e.code() } else { &e.message })
+}
+
+/// A [`crate::PersistEvent`] as the TypeScript layer's `DDPPersistEvent`.
+#[cfg(feature = "persist")]
+fn persist_event_json(e: &crate::PersistEvent) -> String {
+    use crate::PersistEvent as P;
+    let n = |x: &usize| uint(*x as u64);
+    let o = Obj2::new();
+    match e {
+        P::Restored { count, waiting } => o.str("type", "restored").raw("count", &n(count)).raw("waiting", &n(waiting)),
+        P::Settled { key, name, outcome } => {
+            let o = o.str("type", "settled").str("key", key).str("name", name);
+            match outcome {
+                Ok(Some(v)) => o.value("result", v),
+                Ok(None) => o,
+                Err(e) => o.raw("error", &method_error_json(e)),
+            }
+        }
+        P::WaitingForUser { user, keys } => {
+            let keys: Vec<String> = keys.iter().map(|k| quoted(k)).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            o.str("type", "waitingForUser").str("user", user).raw("keys", &args(&keys))
+        }
+        P::StorageFailed { key, error } => {
+            o.str("type", "storageFailed").raw("key", &json_opt_string(key)).raw("error", &storage_error_json(error))
+        }
+        P::Discarded { key, reason } => o.str("type", "discarded").str("key", key).str("reason", reason),
+        P::Skipped { key, reason } => o.str("type", "skipped").str("key", key).str("reason", reason),
+        P::CacheRestored { documents, user } => {
+            o.str("type", "cacheRestored").raw("documents", &n(documents)).raw("user", &json_opt_string(user))
+        }
+        P::CacheWritten { documents } => o.str("type", "cacheWritten").raw("documents", &n(documents)),
+        P::CacheFull { documents, bytes } => o.str("type", "cacheFull").raw("documents", &n(documents)).raw("bytes", &n(bytes)),
+        P::CacheFailed { error } => o.str("type", "cacheFailed").raw("error", &storage_error_json(error)),
+    }
+    .end()
 }
 
 /// A connection's handle, its events (and its accounts') going to `f`.
@@ -374,11 +503,19 @@ fn conn_handle(conn: Connection, f: JsFn) -> u32 {
         };
         g.call(kind, &args(&[&text]));
     });
+    #[cfg(feature = "persist")]
+    let kept = conn.persisted_calls().map(|p| {
+        let f = f.clone();
+        p.on_event(move |e| f.call(EV_PERSIST, &args(&[&persist_event_json(e)])))
+    });
     let accounts = conn.accounts().on_event(move |e| match e {
         AccountsEvent::LoggedIn { user_id } => f.call(EV_LOGIN, &args(&[&quoted(user_id)])),
         AccountsEvent::LoginFailed { error } => f.call(EV_LOGIN_FAILED, &args(&[&method_error_json(error)])),
         AccountsEvent::LoggedOut => f.call(EV_LOGGED_OUT, "[]"),
     });
+    #[cfg(feature = "persist")]
+    return put(Obj::Conn(conn, [events, accounts], kept));
+    #[cfg(not(feature = "persist"))]
     put(Obj::Conn(conn, [events, accounts]))
 }
 
@@ -401,16 +538,20 @@ pub fn get(h: u32, what: u32) -> String {
     let b = |x: bool| if x { "true" } else { "false" }.to_owned();
     let s = |x: Option<String>| x.as_deref().map_or_else(|| "null".into(), quoted);
     match (&*o, what) {
-        (Obj::Conn(c, _), 0) => status_json(&c.status()),
-        (Obj::Conn(c, _), 1) => outbox_json(&c.outbox()),
-        (Obj::Conn(c, _), 2) => b(c.resumed()),
-        (Obj::Conn(c, _), 3) => s(c.id()),
-        (Obj::Conn(c, _), 4) => b(c.connected()),
-        (Obj::Conn(c, _), 5) => quoted(c.url()),
-        (Obj::Conn(c, _), 6) => s(c.accounts().user_id()),
-        (Obj::Conn(c, _), 7) => b(c.accounts().logging_in()),
-        (Obj::Conn(c, _), 8) => c.accounts().user().as_ref().map_or_else(|| "null".into(), json::to_text),
-        (Obj::Conn(c, _), 9) => s(c.accounts().token()),
+        (Obj::Conn(c, ..), 0) => status_json(&c.status()),
+        (Obj::Conn(c, ..), 1) => outbox_json(&c.outbox()),
+        (Obj::Conn(c, ..), 2) => b(c.resumed()),
+        (Obj::Conn(c, ..), 3) => s(c.id()),
+        (Obj::Conn(c, ..), 4) => b(c.connected()),
+        (Obj::Conn(c, ..), 5) => quoted(c.url()),
+        (Obj::Conn(c, ..), 6) => s(c.accounts().user_id()),
+        (Obj::Conn(c, ..), 7) => b(c.accounts().logging_in()),
+        (Obj::Conn(c, ..), 8) => c.accounts().user().as_ref().map_or_else(|| "null".into(), json::to_text),
+        (Obj::Conn(c, ..), 9) => s(c.accounts().token()),
+        #[cfg(feature = "persist")]
+        (Obj::Conn(c, ..), 10) => b(c.stale()),
+        #[cfg(feature = "persist")]
+        (Obj::Conn(c, ..), 11) => c.persisted_calls().map_or_else(|| "[]".into(), |p| kept_json(&p.list())),
         (Obj::Sub(x), 0) => quoted(x.id()),
         (Obj::Sub(x), _) => b(x.ready()),
         (Obj::Coll(x), 0) => quoted(x.name()),
@@ -429,7 +570,7 @@ pub fn get(h: u32, what: u32) -> String {
 pub fn act(h: u32, what: u32) {
     let Some(o) = obj(h) else { return };
     match &*o {
-        Obj::Conn(c, _) => match what {
+        Obj::Conn(c, ..) => match what {
             0 => c.reconnect(),
             1 => c.disconnect(),
             _ => c.close(),
@@ -478,16 +619,25 @@ fn json_opt_string(s: &Option<String>) -> String {
 }
 
 /// Calls `f` at once with a value of handle `h`, then on every change (a
-/// connection's status (0), outbox (1), user id (2), `loggingIn` (3); a
+/// connection's status (0), outbox (1), user id (2), `loggingIn` (3); with
+/// the offline part also `stale` (4) and the kept calls (5); a
 /// subscription's readiness): the stop handle, or 0.
 #[wasm_bindgen]
 pub fn watch(h: u32, what: u32, f: u32) -> u32 {
     let f = JsFn(f);
     match (obj(h).as_deref(), what) {
-        (Some(Obj::Conn(c, _)), 0) => watch_value(c.status_observable(), f, status_json),
-        (Some(Obj::Conn(c, _)), 1) => watch_value(c.outbox_observable(), f, outbox_json),
-        (Some(Obj::Conn(c, _)), 2) => watch_value(c.accounts().user_id_observable(), f, json_opt_string),
-        (Some(Obj::Conn(c, _)), _) => watch_value(c.accounts().logging_in_observable(), f, json_bool),
+        (Some(Obj::Conn(c, ..)), 0) => watch_value(c.status_observable(), f, status_json),
+        (Some(Obj::Conn(c, ..)), 1) => watch_value(c.outbox_observable(), f, outbox_json),
+        (Some(Obj::Conn(c, ..)), 2) => watch_value(c.accounts().user_id_observable(), f, json_opt_string),
+        #[cfg(feature = "persist")]
+        (Some(Obj::Conn(c, ..)), 4) => watch_value(&c.stale_observable(), f, json_bool),
+        #[cfg(feature = "persist")]
+        (Some(Obj::Conn(c, ..)), 5) => match c.persisted_calls() {
+            Some(p) => watch_value(p.observable(), f, kept_json),
+            // No durable outbox: none, ever (the value goes with this call).
+            None => watch_value(&Observable::new(Vec::new()), f, kept_json),
+        },
+        (Some(Obj::Conn(c, ..)), _) => watch_value(c.accounts().logging_in_observable(), f, json_bool),
         (Some(Obj::Sub(s)), _) => watch_value(s.ready_observable(), f, json_bool),
         _ => 0,
     }

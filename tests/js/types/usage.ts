@@ -1,6 +1,9 @@
 // Type-checked (never run) by tests/js/types.test.mjs: the package's
 // TypeScript definitions must describe real use without `any` leaking in.
 import init, { DDP, Client, EJSON, type DDPStatus, type DDPMethodError } from "../../../pkg/ddp_live.js";
+// The offline part: the same API and types, and the options that need it.
+import initOffline, * as offline from "../../../pkg/offline.js";
+import type { DDPPersistEvent, DDPPersistedCall, DDPStorageError, DDPStorageErrorCode } from "../../../pkg/offline.js";
 
 async function main(): Promise<void> {
   await init();
@@ -66,3 +69,81 @@ async function main(): Promise<void> {
   conn.on("message", () => {});
 }
 void main;
+
+async function offlineUsage(): Promise<void> {
+  const { memory } = await initOffline();
+  void memory;
+  const conn = offline.DDP.connect("https://example.com", { persist: true, shareAcrossTabs: true });
+  const named: offline.DDPConnection = offline.DDP.connect("https://example.com", { persist: "todos" });
+  // The same classes' types as the core module's.
+  const same: import("../../../pkg/ddp_live.js").DDPConnection = named;
+  const calls: DDPPersistedCall[] = conn.persistedCalls();
+  const first = calls[0];
+  const fields: [string, number | null, string, string | null, boolean, boolean, boolean] = [
+    first.key,
+    first.id,
+    first.name,
+    first.user,
+    first.fromEarlierPage,
+    first.waitingForUser,
+    first.durable,
+  ];
+  conn.onPersistedCallsChange((list) => list.length.toFixed()).stop();
+  const cancelled: boolean = conn.cancelPersistedCall(first.key);
+  const stale: boolean = conn.stale;
+  conn.onStaleChange((s: boolean) => void s).stop();
+  conn.on("persist", (e: DDPPersistEvent) => {
+    switch (e.type) {
+      case "settled": {
+        const key: string = e.key;
+        const failed: string | number | undefined = e.error?.error;
+        void [key, failed, e.result, e.name];
+        break;
+      }
+      case "storageFailed": {
+        const code: DDPStorageErrorCode = e.error.code;
+        const key: string | null = e.key;
+        void [code, key];
+        break;
+      }
+      case "cacheFailed": {
+        const err: DDPStorageError = e.error;
+        void err.message;
+        break;
+      }
+      case "restored":
+        void (e.count + e.waiting);
+        break;
+      case "waitingForUser":
+        void [e.user, e.keys.length];
+        break;
+      case "cacheRestored":
+        void [e.documents, e.user];
+        break;
+      case "cacheWritten":
+      case "cacheFull":
+        void e.documents;
+        break;
+      case "discarded":
+      case "skipped":
+        void [e.key, e.reason];
+        break;
+      default: {
+        const never: never = e;
+        void never;
+      }
+    }
+  });
+  // The core module's types take the options too (it throws "offline-not-loaded" at run time).
+  DDP.connect("https://example.com", { persist: "todos" });
+  // @ts-expect-error: persist is true, false or a store name
+  offline.DDP.connect("https://example.com", { persist: 3 });
+  // @ts-expect-error: shareAcrossTabs is a boolean
+  offline.DDP.connect("https://example.com", { shareAcrossTabs: "yes" });
+  // @ts-expect-error: no such persist event
+  conn.on("persist", (e) => e.type === "saved");
+  // @ts-expect-error: a storage error's code is one of the storage codes
+  const wrong: DDPStorageErrorCode = "storage-full";
+  void [same, fields, cancelled, stale, wrong];
+}
+void offlineUsage;
