@@ -769,7 +769,7 @@ impl Machine {
     fn unreadable_frame(&mut self, text: &str, error: FrameError) {
         if self.phase == Phase::Connected {
             self.salvage_result(text, &error);
-            if !self.missed_data && self.config.adopt_sessions {
+            if ADOPTS && !self.missed_data && self.config.adopt_sessions {
                 self.complete(Completion::SessionChanged);
             }
             self.missed_data = true;
@@ -921,7 +921,7 @@ impl Machine {
                 if !self.resumed {
                     self.received_count = 0;
                 }
-                let adopted = self.adoption.take().filter(|(s, _)| self.resumed && *s == session);
+                let adopted = if ADOPTS { self.adoption.take().filter(|(s, _)| self.resumed && *s == session) } else { None };
                 self.session = Some(session.clone());
                 self.heartbeat = (self.config.heartbeat_interval_ms > 0.0 && self.version != "pre1").then_some(Heartbeat {
                     interval: self.config.heartbeat_interval_ms,
@@ -940,7 +940,7 @@ impl Machine {
                 // anything of this page's is sent.
                 let fresh_data = !self.resumed || adopted.is_some();
                 self.took_over = adopted.is_some() || (self.took_over && self.resumed);
-                if !self.resumed {
+                if ADOPTS && !self.resumed {
                     self.forget_adopted_subs();
                 }
                 if let Some((_, subs)) = adopted {
@@ -950,7 +950,7 @@ impl Machine {
                 // What was given up on the old socket cannot be refused on this one.
                 self.methods.abandoned = 0;
                 self.subs_on_connected(reconnect, resent, fresh_data);
-                if self.config.adopt_sessions {
+                if ADOPTS && self.config.adopt_sessions {
                     self.complete(Completion::SessionChanged);
                 }
             }
@@ -1018,7 +1018,7 @@ impl Machine {
         if let Some(s) = self.session.take() {
             if !std::mem::take(&mut self.missed_data) {
                 self.resume = Some((s, self.received_count));
-            } else if self.config.adopt_sessions {
+            } else if ADOPTS && self.config.adopt_sessions {
                 // Not resumable: no next page may try.
                 self.complete(Completion::SessionChanged);
             }

@@ -325,7 +325,7 @@ impl Machine {
             s.frame = text.len();
             self.out.push_back(Output::Send { socket, text });
         }
-        if changed && self.config.adopt_sessions {
+        if super::ADOPTS && changed && self.config.adopt_sessions {
             self.complete(Completion::SessionChanged);
         }
     }
@@ -470,7 +470,7 @@ impl Machine {
     }
 
     pub(super) fn handle_data(&mut self, message: ServerMessage) {
-        if !self.subs.adopted.is_empty() && self.adopted_data(&message) {
+        if super::ADOPTS && !self.subs.adopted.is_empty() && self.adopted_data(&message) {
             return;
         }
         match message {
