@@ -235,11 +235,7 @@ impl Shared {
                     self.heard_at.set(self.now());
                 }
                 match kind {
-                    "P" => {
-                        if self.leader.borrow().is_some() {
-                            self.post(&format!("Q:{rest}"), "");
-                        }
-                    }
+                    "P" if self.leader.borrow().is_some() => self.post(&format!("Q:{rest}"), ""),
                     "o" => {
                         self.watch(rest);
                         self.leader_input(|hub, now| hub.client_open(rest, now));

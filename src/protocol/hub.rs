@@ -810,7 +810,7 @@ impl Hub {
     /// An answer (upstream method id) for a client not back on this hub
     /// yet, in a session taken over: kept for it.
     fn keep_for_later(&self, id: &str) -> bool {
-        self.took_over && id.split_once(SEP).is_some_and(|(key, _)| !self.clients.get(key).is_some_and(|c| c.session.is_some()))
+        self.took_over && id.split_once(SEP).is_some_and(|(key, _)| self.clients.get(key).is_none_or(|c| c.session.is_none()))
     }
 
     /// A client is back with a new session: the answers kept for it.

@@ -512,13 +512,7 @@ impl Machine {
             // repeated one for a re-send and ignore it); and one a
             // JavaScript number holds exactly.
             let keep = adopted && r.id >= 1 && !m.calls.contains_key(&r.id) && r.id < 1 << 53;
-            let id = if keep {
-                r.id
-            } else if r.id > m.next_id && r.id < 1 << 53 {
-                r.id
-            } else {
-                m.next_id + 1
-            };
+            let id = if keep || (r.id > m.next_id && r.id < 1 << 53) { r.id } else { m.next_id + 1 };
             // (An id kept for a session taken over is the earlier page's:
             // this page's own go on from its own base, never into the range
             // where that page's other calls, logins too, may have gone.)
