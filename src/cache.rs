@@ -61,6 +61,10 @@ pub(crate) struct Cache {
     bound: RefCell<Bound>,
     /// Changed documents not written yet: their record, `None` when gone.
     pending: RefCell<FastMap<(String, String), Option<String>>>,
+    /// Documents a stub's version shows over: the server's changes to them
+    /// make no visible change (none is reported), so their server version
+    /// is read again when a call ends.
+    stubbed: RefCell<Vec<(String, String)>>,
     timer: RefCell<Option<Guard>>,
     /// Taking the cached documents: their changes are not written back.
     seeding: Cell<bool>,
@@ -74,13 +78,28 @@ impl Plugin for Cache {
             Completion::Data(change) if !self.seeding.get() => {
                 let Some(conn) = self.conn.upgrade() else { return };
                 let (collection, id) = (change.collection(), change.id());
-                let record = conn.with_machine(|m| m.store().server_doc_ref(collection, id).map(cache::record));
-                self.pending.borrow_mut().insert((collection.to_owned(), id.to_owned()), record);
+                let (record, stubbed) = conn
+                    .with_machine(|m| (m.store().server_doc_ref(collection, id).map(cache::record), m.store().shadowed(collection, id)));
+                let key = (collection.to_owned(), id.to_owned());
+                if stubbed && !self.stubbed.borrow().contains(&key) {
+                    self.stubbed.borrow_mut().push(key.clone());
+                }
+                self.pending.borrow_mut().insert(key, record);
                 self.schedule(&conn);
             }
-            // A login or logout ended: the user may be another.
-            Completion::MethodDone { .. } if self.user.borrow().is_some() => {
+            Completion::SubReady { .. } => {
                 if let Some(conn) = self.conn.upgrade() {
+                    self.unstubbed(&conn);
+                }
+            }
+            Completion::MethodDone { .. } => {
+                let Some(conn) = self.conn.upgrade() else { return };
+                self.unstubbed(&conn);
+                if self.user.borrow().is_none() {
+                    return;
+                }
+                // A login or logout ended: the user may be another.
+                {
                     // Another user now: the earlier one's documents go at
                     // once, not after the batch delay (the page may close).
                     let changed = settled_user(&conn).is_some_and(|u| self.user.borrow().as_ref() != Some(&u));
@@ -129,6 +148,7 @@ pub(crate) fn install(conn: &Connection, name: &str, events: Rc<Registry<dyn Fn(
             user: RefCell::new(None),
             bound: RefCell::default(),
             pending: RefCell::default(),
+            stubbed: RefCell::default(),
             timer: RefCell::new(None),
             seeding: Cell::new(false),
             full_reported: Cell::new(false),
@@ -148,6 +168,29 @@ pub(crate) fn install(conn: &Connection, name: &str, events: Rc<Registry<dyn Fn(
 }
 
 impl Cache {
+    /// The stubs' documents whose calls all ended (or whose hold after a
+    /// reconnect did): their server version now, which may equal the
+    /// stub's (no change was reported).
+    fn unstubbed(&self, conn: &Connection) {
+        if self.stubbed.borrow().is_empty() {
+            return;
+        }
+        let done: Vec<(String, String)> = {
+            let mut all = self.stubbed.borrow_mut();
+            let (still, done) = conn.with_machine(|m| all.drain(..).partition(|(c, id)| m.store().shadowed(c, id)));
+            *all = still;
+            done
+        };
+        if done.is_empty() {
+            return;
+        }
+        for (c, id) in done {
+            let record = conn.with_machine(|m| m.store().server_doc_ref(&c, &id).map(cache::record));
+            self.pending.borrow_mut().insert((c, id), record);
+        }
+        self.schedule(conn);
+    }
+
     fn emit(&self, event: &PersistEvent) {
         for l in self.events.snapshot() {
             l(event);

@@ -158,6 +158,9 @@ impl Plugin for Persist {
                 self.forget(*id);
                 self.session_later();
             }
+            // Anything else received moves the session's count: kept at
+            // most a second late.
+            Completion::Data(_) | Completion::SubReady { .. } | Completion::SubStopped { .. } => self.session_later(),
             // A call the app's `close()` ended is kept for the next start,
             // where it settles.
             Completion::MethodDone { outcome: Err(MethodError::Closed), .. } => {}
@@ -343,6 +346,12 @@ impl Persist {
             }
             m.release_calls(conn.now())
         });
+        // The session asked for is this page's to hand on from now on (the
+        // earlier page's record is gone): kept before the handshake, so a
+        // page that dies before it still leaves it.
+        if adopting {
+            self.write_session();
+        }
         let waiting = self.waiting.borrow().len();
         self.emit(&PersistEvent::Restored { count, waiting });
         if waiting > 0 {
@@ -352,12 +361,7 @@ impl Persist {
 
     /// Puts records back in the outbox (ahead of this page's calls while
     /// they are held; behind them afterwards).
-    fn restore(&self, conn: &Connection, records: Vec<(String, CallRecord)>) {
-        self.restore_of(conn, records, false);
-    }
-
-    /// [`Persist::restore`]; `adopted`: into a session taken over (the
-    /// records keep their ids).
+    /// `adopted`: into a session taken over (the records keep their ids).
     fn restore_of(&self, conn: &Connection, records: Vec<(String, CallRecord)>, adopted: bool) {
         // Never into a closed machine (app code may have closed it since the
         // store was read): the records stay for the next connection.
@@ -375,7 +379,16 @@ impl Persist {
             for ((key, mut record), (_, id)) in keys.iter().zip(kept).zip(&ids) {
                 if record.id != *id {
                     record.id = *id;
-                    store.put(key, &record.to_text(), Box::new(|_| ()));
+                    let (this, k) = (self.me.clone(), key.clone());
+                    store.put(
+                        key,
+                        &record.to_text(),
+                        Box::new(move |kept| {
+                            if let (Err(error), Some(this)) = (kept, this.upgrade()) {
+                                this.emit(&PersistEvent::StorageFailed { key: Some(k), error });
+                            }
+                        }),
+                    );
                 }
             }
         }
@@ -498,7 +511,10 @@ impl Persist {
             }
         }
         *self.waiting.borrow_mut() = still;
-        self.restore(&conn, ready);
+        // Into the session an earlier page had (if it still is): with their
+        // ids, which that session's server may know.
+        let took_over = conn.with_machine(|m| m.took_over());
+        self.restore_of(&conn, ready, took_over);
         if self.waiting.borrow().is_empty() {
             self.user_watch.borrow_mut().clear();
         }

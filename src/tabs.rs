@@ -27,9 +27,9 @@
 //! | `f:<client>` | a tab | a frame for the hub |
 //! | `c:<client>` | a tab | closes its virtual socket |
 //! | `A:<client>` | the leader | the socket is open; body: the leader's id |
-//! | `F:<client>` | the leader | a frame for that client |
-//! | `X:<client>` | the leader | its socket is closed (body `1009`: its largest message was too big for the server) |
-//! | `T:<client>` | the leader | a frame too large to read; body: `<length>:<its two ends>` |
+//! | `F:<client>/<leader>` | the leader | a frame for that client |
+//! | `X:<client>/<leader>` | the leader | its socket is closed (body `1009`: its largest message was too big for the server) |
+//! | `T:<client>/<leader>` | the leader | a frame too large to read; body: `<length>:<its two ends>` |
 //! | `B:<leader>` | the leader | a frame for every client (data) |
 //! | `L:<leader>` | a new leader | announces itself |
 //! | `S:<leader>` | the leader | its upstream session, for the next leader to take over (a [`SessionRecord`](crate::protocol::durable::SessionRecord); empty: none) |
@@ -98,6 +98,7 @@ pub(crate) fn wrap(host: Rc<dyn Host>, options: &crate::Options) -> Rc<dyn Host>
         heard_at: std::cell::Cell::new(f64::NEG_INFINITY),
         sent_at: std::cell::Cell::new(f64::NEG_INFINITY),
         probe: RefCell::new(None),
+        probing: std::cell::Cell::new(false),
     })))
 }
 
@@ -206,6 +207,8 @@ struct Shared {
     /// When this tab last posted something for the leader.
     sent_at: std::cell::Cell<f64>,
     probe: RefCell<Option<Guard>>,
+    /// A check is armed (or about to be).
+    probing: std::cell::Cell<bool>,
 }
 
 impl Shared {
@@ -243,16 +246,28 @@ impl Shared {
                     "f" => self.leader_input(|hub, now| hub.client_frame(rest, body, now)),
                     "c" => self.leader_input(|hub, now| hub.client_close(rest, now)),
                     "A" => self.accepted(rest, body),
-                    "F" => self.deliver(rest, body),
-                    "X" => self.closed(rest, if body == "1009" { 1009 } else { 1001 }),
-                    "T" => {
-                        if let Some((len, ends)) = body.split_once(':') {
-                            self.too_large(rest, len.parse().unwrap_or(usize::MAX), ends);
+                    // (From the leader that accepted this tab's socket only:
+                    // one deposed while it ran no code may still say things.)
+                    "F" | "X" | "T" => {
+                        let Some((key, leader)) = rest.split_once('/') else { return };
+                        if !self.from_my_leader(leader) {
+                            return;
+                        }
+                        match kind {
+                            "F" => self.deliver(key, body),
+                            "X" => self.closed(key, if body == "1009" { 1009 } else { 1001 }),
+                            _ => {
+                                if let Some((len, ends)) = body.split_once(':') {
+                                    self.too_large(key, len.parse().unwrap_or(usize::MAX), ends);
+                                }
+                            }
                         }
                     }
                     "B" => self.broadcast(rest, body),
                     "L" => self.new_leader(rest),
-                    "S" => *self.session.borrow_mut() = (!body.is_empty()).then(|| body.to_owned()),
+                    "S" if self.latest.borrow().as_deref().is_none_or(|l| l == rest) => {
+                        *self.session.borrow_mut() = (!body.is_empty()).then(|| body.to_owned())
+                    }
                     _ => {}
                 }
             }
@@ -289,7 +304,7 @@ impl Shared {
     fn to_leader(self: &Rc<Self>, head: &str, body: &str) {
         self.post(head, body);
         self.sent_at.set(self.now());
-        if self.probe.borrow().is_none() {
+        if !self.probing.get() {
             self.check_leader(PROBE_MS, None);
         }
     }
@@ -297,6 +312,7 @@ impl Shared {
     /// In `ms`, checks that a leader was heard from since this tab's last
     /// post, or (`asked`) since it asked.
     fn check_leader(self: &Rc<Self>, ms: f64, asked: Option<f64>) {
+        self.probing.set(true);
         let weak = Rc::downgrade(self);
         let timer = self.inner.timer(
             ms.max(0.0) as u32,
@@ -322,9 +338,15 @@ impl Shared {
                     s.post(&format!("P:{}", s.me), "");
                     Some((PROBE_MS, Some(now)))
                 };
+                // Done: a message posted from now on arms a check of its own.
+                s.probing.set(next.is_some());
                 s.later(move |s| match next {
                     Some((ms, asked)) => s.check_leader(ms, asked),
-                    None => drop(s.probe.borrow_mut().take()),
+                    None => {
+                        if !s.probing.get() {
+                            drop(s.probe.borrow_mut().take());
+                        }
+                    }
                 });
             }),
         );
@@ -397,6 +419,15 @@ impl Shared {
         handler(SocketEvent::Open, self.inner.clocks());
     }
 
+    /// Whether `leader` is the one this tab's socket goes through (or, not
+    /// accepted yet, the one that announced itself last).
+    fn from_my_leader(&self, leader: &str) -> bool {
+        match self.own.borrow().as_ref().and_then(|o| o.leader.clone()) {
+            Some(l) => l == leader,
+            None => self.latest.borrow().as_deref() == Some(leader),
+        }
+    }
+
     fn deliver(&self, key: &str, text: &str) {
         let handler = match &mut *self.own.borrow_mut() {
             Some(own) if own.key == key && own.leader.is_some() => {
@@ -458,13 +489,13 @@ impl Shared {
                 HubOutput::Accept(key) if mine(&key) => self.later(move |s| s.accepted(&key, &s.me.clone())),
                 HubOutput::Accept(key) => self.post(&format!("A:{key}"), &self.me),
                 HubOutput::ToClient(key, text) if mine(&key) => self.later(move |s| s.deliver(&key, &text)),
-                HubOutput::ToClient(key, text) => self.post(&format!("F:{key}"), &text),
+                HubOutput::ToClient(key, text) => self.post(&format!("F:{key}/{}", self.me), &text),
                 HubOutput::TooLarge(key, len, ends) if mine(&key) => self.later(move |s| s.too_large(&key, len, &ends)),
-                HubOutput::TooLarge(key, len, ends) => self.post(&format!("T:{key}"), &format!("{len}:{ends}")),
+                HubOutput::TooLarge(key, len, ends) => self.post(&format!("T:{key}/{}", self.me), &format!("{len}:{ends}")),
                 HubOutput::CloseClient(key) if mine(&key) => self.later(move |s| s.closed(&key, 1001)),
-                HubOutput::CloseClient(key) => self.post(&format!("X:{key}"), ""),
+                HubOutput::CloseClient(key) => self.post(&format!("X:{key}/{}", self.me), ""),
                 HubOutput::RefuseClient(key) if mine(&key) => self.later(move |s| s.closed(&key, 1009)),
-                HubOutput::RefuseClient(key) => self.post(&format!("X:{key}"), "1009"),
+                HubOutput::RefuseClient(key) => self.post(&format!("X:{key}/{}", self.me), "1009"),
                 HubOutput::Broadcast(text) => {
                     self.post(&format!("B:{}", self.me), &text);
                     self.later(move |s| s.broadcast(&s.me.clone(), &text));

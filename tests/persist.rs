@@ -292,6 +292,36 @@ async fn a_page_that_dies_with_calls_in_flight_hands_its_session_over_and_each_c
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn calls_in_flight_of_a_logged_in_page_wait_for_their_user_in_the_session_taken_over_and_run_once() {
+    let sc = scenario("p-takeover-user");
+    control(&sc, "accounts?op=create&username=ada&password=pw").await;
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    first.accounts().login_with_password("ada", "pw").await.unwrap();
+    first.call::<Value>("sleep", (400,)).detach();
+    first.call::<Value>("inc", ("k",)).detach();
+    wait_until(5_000, "both sent and kept", || {
+        first.outbox().in_flight == 2 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
+    })
+    .await;
+    drop(first);
+
+    // The next page takes the session over; its results are replayed
+    // while the calls still wait for ada (nobody is logged in here yet).
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = events(&next);
+    assert_eq!(restored(&seen).await, PersistEvent::Restored { count: 0, waiting: 2 });
+    wait_connected(&next).await;
+    assert!(next.resumed(), "the earlier page's session, taken over");
+    sleep(600).await;
+    next.accounts().login_with_password("ada", "pw").await.unwrap();
+    wait_until(5_000, "both settled", || settled(&seen).len() == 2).await;
+    assert_eq!(settled(&seen), vec![("sleep".into(), Ok(Some(json!(400)))), ("inc".into(), Ok(Some(json!(1))))]);
+    let runs = control(&sc, "executions").await;
+    assert_eq!((runs["runs"]["sleep"].as_u64(), runs["counters"]["k"].as_u64()), (Some(1), Some(1)), "none ran again: {runs}");
+    next.close();
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
 async fn an_earlier_pages_calls_are_taken_by_one_page_only() {
     let sc = scenario("p-claim");
     let first = offline(&sc, &sc).await;
@@ -439,6 +469,26 @@ fn changes_of(c: &ddp_live::Collection) -> (Rc<RefCell<Vec<(String, &'static str
 
 fn texts(c: &ddp_live::Collection) -> Vec<(String, String)> {
     c.find().iter().map(|d| (d["_id"].as_str().unwrap().to_owned(), d["text"].as_str().unwrap_or_default().to_owned())).collect()
+}
+
+#[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]
+async fn a_document_its_stub_showed_first_is_cached_even_when_the_server_s_copy_is_the_same() {
+    let sc = scenario("p-stubbed");
+    let first = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    insert_stub(&first);
+    let (seen, _h) = cache_events(&first);
+    first.subscribe("docs", ("todos",)).wait_ready().await.unwrap();
+    // The stub shows it at once; the server's `added` then changes nothing
+    // visible (the same fields), and no change is reported.
+    let id: Value = first.call("insertDoc", ("todos", json!({"text": "milk"}))).await.unwrap();
+    cache_holds(&seen, 1).await;
+    drop(first);
+    control(&sc, "refuse?on=true").await;
+    let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
+    let (seen, _h) = cache_events(&next);
+    assert_eq!(cache_restored(&seen).await, (1, None));
+    assert_eq!(next.collection("todos").find()[0]["_id"], id, "shown from the cache, offline");
+    next.close();
 }
 
 #[wasm_bindgen_test(unsupported = tokio::test(crate = "common::local_set"))]

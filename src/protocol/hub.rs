@@ -715,6 +715,9 @@ impl Hub {
                 for id in methods {
                     if self.keep_for_later(&id) {
                         self.orphans_updated.push(id);
+                        if self.orphans_updated.len() > self.config.replay_frames {
+                            self.orphans_updated.remove(0);
+                        }
                         continue;
                     }
                     if let Some((key, own)) = id.split_once(SEP) {

@@ -749,7 +749,11 @@ impl Machine {
             (None, Some((s, n))) => (s.clone(), *n),
             _ => return None,
         };
-        Some(crate::protocol::durable::SessionRecord { session, received, subs: self.server_sub_ids(), at: 0.0 })
+        // (An earlier page's subscriptions not stopped yet are this
+        // session's too: the next page stops them.)
+        let mut subs = self.server_sub_ids();
+        subs.extend(self.adoption.iter().flat_map(|(_, s)| s.iter().cloned()));
+        Some(crate::protocol::durable::SessionRecord { session, received, subs, at: 0.0 })
     }
 
     /// A frame came: any frame at all, even one we cannot read, proves the
@@ -940,6 +944,9 @@ impl Machine {
                 // anything of this page's is sent.
                 let fresh_data = !self.resumed || adopted.is_some();
                 self.took_over = adopted.is_some() || (self.took_over && self.resumed);
+                if !self.took_over {
+                    self.forget_orphans();
+                }
                 if ADOPTS && !self.resumed {
                     self.forget_adopted_subs();
                 }

@@ -213,7 +213,9 @@ impl Store {
         self.collections.get(collection)?.get(id)
     }
 
-    fn shadowed(&self, collection: &str, id: &str) -> bool {
+    /// Whether a client stub's version of document `id` shows over the
+    /// server's (the server's changes to it show once the stub's calls end).
+    pub fn shadowed(&self, collection: &str, id: &str) -> bool {
         !self.local.is_empty() && self.local.contains_key(&(collection.to_owned(), id.to_owned()))
     }
 

@@ -121,7 +121,7 @@ test("a leading tab that hangs (runs no code) loses its lead: another takes over
   await add(leader, "before");
   for (const p of followers) await waitTodos(p, ["before"]);
   const session = (await stats(sc)).sessions[0];
-  // The leading tab runs no code for 9 s (as a frozen page: it keeps its
+  // The leading tab runs no code for 12 s (as a frozen page: it keeps its
   // lock and its socket, and answers nothing).
   await leader.evaluate(() => setTimeout(() => {
     const end = Date.now() + 12000;

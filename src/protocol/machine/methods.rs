@@ -343,7 +343,16 @@ pub(super) struct Methods {
     /// 1009 blames no smaller message (see `refuse_largest`). Reset when a
     /// session starts.
     pub(super) abandoned: usize,
+    /// In a session taken over from an earlier page: results for ids this
+    /// machine does not have yet (the earlier page's calls, replayed before
+    /// their records are restored: a call waiting for its user to log in
+    /// again), bounded; and the highest id restored as the earlier page's.
+    orphans: VecDeque<(u64, Result<Option<Value>, Value>)>,
+    kept_max: u64,
 }
+
+/// The most answers kept for an earlier page's calls not restored yet.
+const ORPHANS: usize = 1_000;
 
 impl Methods {
     /// An empty outbox, sending (or not, with `paused`).
@@ -506,6 +515,7 @@ impl Machine {
         let m = &mut self.methods;
         let mut restored = VecDeque::new();
         let mut ids = Vec::with_capacity(records.len());
+        let mut answered = Vec::new();
         for (r, adopted) in records {
             // An id this machine has not given yet: ids never repeat in a
             // session (a server that resumes sessions would take a
@@ -537,7 +547,18 @@ impl Machine {
                 frame: 0,
             };
             m.calls.insert(id, call);
-            Methods::push(&mut restored, id, r.wait);
+            if keep {
+                m.kept_max = m.kept_max.max(id);
+            }
+            // Answered already (replayed before it was restored): it ends
+            // as soon as the restored calls are in place, never sent.
+            if let Some(i) = m.orphans.iter().position(|(o, _)| keep && *o == id) {
+                if let Some((_, outcome)) = m.orphans.remove(i) {
+                    answered.push((id, outcome));
+                }
+            } else {
+                Methods::push(&mut restored, id, r.wait);
+            }
             ids.push((r.id, id));
         }
         // While calls are held nothing is on the wire: ahead of the blocks
@@ -556,7 +577,20 @@ impl Machine {
             list.append(&mut restored);
             self.send_first_block();
         }
+        for (id, outcome) in answered {
+            self.method_result(&id.to_string(), outcome);
+        }
         ids
+    }
+
+    pub(super) fn forget_orphans(&mut self) {
+        self.methods.orphans.clear();
+    }
+
+    /// Whether the current session is one taken over from an earlier page
+    /// ([`Machine::release_connect`]).
+    pub fn took_over(&self) -> bool {
+        self.took_over
     }
 
     /// Lets the outbox send again after [`Config::hold_calls`](super::Config::hold_calls).
@@ -686,6 +720,14 @@ impl Machine {
 
     pub(super) fn method_result(&mut self, id: &str, outcome: Result<Option<Value>, Value>) {
         let Some(n) = id.parse::<u64>().ok().filter(|n| self.methods.calls.contains_key(n)) else {
+            // An earlier page's call, replayed before it is restored.
+            if let (true, Ok(n)) = (self.took_over, id.parse::<u64>()) {
+                let o = &mut self.methods.orphans;
+                o.push_back((n, outcome));
+                if o.len() > ORPHANS {
+                    o.pop_front();
+                }
+            }
             self.unknown_method_id(id);
             return;
         };
@@ -727,7 +769,7 @@ impl Machine {
         // An id we issued and already finished (timed out, or a replayed
         // duplicate) is a late answer: ignored, as is any in a session an
         // earlier page had (its answers replayed). Anything else is reported.
-        let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id);
+        let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id.max(self.methods.kept_max));
         if !known_late && !self.took_over {
             self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id \"{id}\""))));
         }
