@@ -250,7 +250,7 @@ impl Shared {
                     // one deposed while it ran no code may still say things.)
                     "F" | "X" | "T" => {
                         let Some((key, leader)) = rest.split_once('/') else { return };
-                        if !self.from_my_leader(leader) {
+                        if !self.is_my_leader(leader) {
                             return;
                         }
                         match kind {
@@ -421,7 +421,7 @@ impl Shared {
 
     /// Whether `leader` is the one this tab's socket goes through (or, not
     /// accepted yet, the one that announced itself last).
-    fn from_my_leader(&self, leader: &str) -> bool {
+    fn is_my_leader(&self, leader: &str) -> bool {
         match self.own.borrow().as_ref().and_then(|o| o.leader.clone()) {
             Some(l) => l == leader,
             None => self.latest.borrow().as_deref() == Some(leader),

@@ -86,6 +86,17 @@ async fn all_kept(conn: &Connection, n: usize) {
     .await;
 }
 
+/// Waits until `n` calls of `page` are on the wire and kept by its store;
+/// then the page dies (dropped, never closed: its session is left to
+/// resume).
+async fn dies_with_calls_in_flight(page: Connection, n: usize) {
+    wait_until(5_000, "the calls sent and kept", || {
+        page.outbox().in_flight == n && page.persisted_calls().unwrap().list().iter().all(|c| c.durable)
+    })
+    .await;
+    drop(page);
+}
+
 /// A client stub of `insertDoc`, as an app's: the document shows at once,
 /// with the id the server's insert makes from the call's randomSeed.
 fn insert_stub(conn: &Connection) {
@@ -216,11 +227,7 @@ async fn an_insert_in_flight_when_its_page_dies_makes_one_document_with_its_stub
     first.call::<Value>("sleep", (300,)).detach();
     first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
     let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
-    wait_until(5_000, "both sent and kept", || {
-        first.outbox().in_flight == 2 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
-    })
-    .await;
-    drop(first);
+    dies_with_calls_in_flight(first, 2).await;
 
     let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
     let (seen, _h) = events(&next);
@@ -252,11 +259,7 @@ async fn a_page_that_dies_with_calls_in_flight_hands_its_session_over_and_each_c
     first.call::<Value>("inc", ("k",)).detach();
     first.call::<Value>("insertDoc", ("todos", json!({"text": "milk"}))).detach();
     let stub_id = first.collection("todos").find()[0]["_id"].as_str().unwrap().to_owned();
-    wait_until(5_000, "all sent and kept", || {
-        first.outbox().in_flight == 3 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
-    })
-    .await;
-    drop(first);
+    dies_with_calls_in_flight(first, 3).await;
 
     let next = connect(&ws_url(&sc), persisted(&sc)).unwrap();
     let (seen, _h) = events(&next);
@@ -299,11 +302,7 @@ async fn calls_in_flight_of_a_logged_in_page_wait_for_their_user_in_the_session_
     first.accounts().login_with_password("ada", "pw").await.unwrap();
     first.call::<Value>("sleep", (400,)).detach();
     first.call::<Value>("inc", ("k",)).detach();
-    wait_until(5_000, "both sent and kept", || {
-        first.outbox().in_flight == 2 && first.persisted_calls().unwrap().list().iter().all(|c| c.durable)
-    })
-    .await;
-    drop(first);
+    dies_with_calls_in_flight(first, 2).await;
 
     // The next page takes the session over; its results are replayed
     // while the calls still wait for ada (nobody is logged in here yet).

@@ -83,12 +83,7 @@ impl SessionRecord {
 
     pub fn from_text(text: &str) -> Result<SessionRecord, RecordError> {
         let bad = |why: &str| RecordError::Malformed(why.to_owned());
-        let value = json::parse(text).map_err(|e| RecordError::Malformed(e.to_string()))?;
-        let Value::Object(o) = value else { return Err(bad("not an object")) };
-        let version = o.get("v").and_then(Value::as_u64).ok_or_else(|| bad("no format version"))?;
-        if version > RECORD_VERSION {
-            return Err(RecordError::Newer(version));
-        }
+        let o = versioned(text)?;
         let count =
             |k: &str| o.get(k).and_then(Value::as_u64).filter(|n| *n < 1 << 53).ok_or_else(|| RecordError::Malformed(format!("no {k}")));
         let subs = match o.get("subs") {
@@ -105,6 +100,17 @@ impl SessionRecord {
             at: o.get("at").and_then(Value::as_f64).unwrap_or(0.0),
         })
     }
+}
+
+/// A stored record's object, once its format version is one this client reads.
+fn versioned(text: &str) -> Result<serde_json::Map<String, Value>, RecordError> {
+    let value = json::parse(text).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let Value::Object(o) = value else { return Err(RecordError::Malformed("not an object".into())) };
+    let version = o.get("v").and_then(Value::as_u64).ok_or_else(|| RecordError::Malformed("no format version".into()))?;
+    if version > RECORD_VERSION {
+        return Err(RecordError::Newer(version));
+    }
+    Ok(o)
 }
 
 /// Why a stored record could not be read.
@@ -163,12 +169,7 @@ impl CallRecord {
     /// Reads a stored record.
     pub fn from_text(text: &str) -> Result<CallRecord, RecordError> {
         let bad = |why: &str| RecordError::Malformed(why.to_owned());
-        let value = json::parse(text).map_err(|e| RecordError::Malformed(e.to_string()))?;
-        let Value::Object(o) = value else { return Err(bad("not an object")) };
-        let version = o.get("v").and_then(Value::as_u64).ok_or_else(|| bad("no format version"))?;
-        if version > RECORD_VERSION {
-            return Err(RecordError::Newer(version));
-        }
+        let o = versioned(text)?;
         let text_field = |k: &str| match o.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),

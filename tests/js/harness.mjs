@@ -14,6 +14,23 @@ export function launchBrowser() {
   });
 }
 
+/**
+ * One browser for a test file (node:test before/after hooks): `b.browser`
+ * once it started; `b.errors` collects the pages' uncaught errors, which
+ * must be none when the file ends.
+ */
+export function useBrowser(before, after, assert) {
+  const b = { browser: null, errors: [] };
+  before(async () => {
+    b.browser = await launchBrowser();
+  });
+  after(async () => {
+    await b.browser?.close();
+    assert.deepEqual(b.errors.map(String), [], "no uncaught error in the pages");
+  });
+  return b;
+}
+
 /** Resolves once the JS test page in `page` has loaded the npm package. */
 export function pageReady(page, timeout = 10000) {
   return page.waitForFunction(() => window.ddpReady === true, null, { timeout });

@@ -6,21 +6,14 @@
 // (stale, then reconciled in place), and the chat room, read off the page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, base, control, scenario } from "./harness.mjs";
+import { useBrowser, base, control, scenario } from "./harness.mjs";
 
-let browser;
-const errors = [];
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  assert.deepEqual(errors.map(String), [], "no uncaught error in the app");
-});
+const shared = useBrowser(before, after, assert);
+const errors = shared.errors;
 
 /** Opens the app on its own scenario; resolves once the badge says connected. */
 async function openApp(sc) {
-  const page = await browser.newPage();
+  const page = await shared.browser.newPage();
   page.on("pageerror", (e) => errors.push(e));
   // Chromium logs a refused WebSocket handshake itself (the tests that keep
   // the server away cause them); anything else logged as an error is the app's.

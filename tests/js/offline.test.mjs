@@ -13,17 +13,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, symlinkSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { launchBrowser, pageReady, base, control, scenario, wsUrl, fast } from "./harness.mjs";
+import { useBrowser, pageReady, base, control, scenario, wsUrl, fast } from "./harness.mjs";
 
-let browser;
-const errors = [];
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  assert.deepEqual(errors.map(String), [], "no uncaught error in the pages");
-});
+const shared = useBrowser(before, after, assert);
+const errors = shared.errors;
 
 /** A page of `context` that loaded `ddp-live/offline` (or, with `core`, the core module). */
 async function openOffline(context, core = false) {
@@ -84,7 +77,7 @@ const events = (page, type) => page.evaluate((type) => window.t.events.filter((e
 test("calls queued while the server refuses survive a reload and each runs once, with the stub's ids; each settles in an event", async () => {
   const sc = scenario("offline-reload");
   const store = `reload-${sc}`;
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   let page = await openOffline(context);
   await connect(page, sc, { ...fast, persist: store });
   await connected(page);
@@ -170,7 +163,7 @@ test("calls queued while the server refuses survive a reload and each runs once,
 test("a reload shows the documents kept by the cache at once, stale until the subscription is ready again", async () => {
   const sc = scenario("offline-stale");
   const store = `stale-${sc}`;
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await openOffline(context);
   // (No stub: a document a stub showed first, then the server's equal
   // copy, is not written to the cache; see the report of this change.)
@@ -199,7 +192,7 @@ test("a reload shows the documents kept by the cache at once, stale until the su
 test("cancelling kept calls by key: this page's (its Promise rejects) and an earlier page's (settled cancelled); neither runs", async () => {
   const sc = scenario("offline-cancel");
   const store = `cancel-${sc}`;
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await openOffline(context);
   await connect(page, sc, { ...fast, persist: store });
   await connected(page);
@@ -243,7 +236,7 @@ test("cancelling kept calls by key: this page's (its Promise rejects) and an ear
 
 test("IndexedDB unavailable: typed storage-unavailable events, and the call still runs", async () => {
   const sc = scenario("offline-no-idb");
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await openOffline(context);
   await page.evaluate(() => Object.defineProperty(globalThis, "indexedDB", { configurable: true, get() { throw new DOMException("blocked", "SecurityError"); } }));
   await connect(page, sc, { ...fast, persist: true });
@@ -261,7 +254,7 @@ test("IndexedDB unavailable: typed storage-unavailable events, and the call stil
 
 test("two tabs with shareAcrossTabs: one socket on the server, and both get the data", async () => {
   const sc = scenario("offline-tabs");
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const tabs = [await openOffline(context), await openOffline(context)];
   for (const tab of tabs) {
     await connect(tab, sc, { ...fast, shareAcrossTabs: true });
@@ -286,7 +279,7 @@ test("two tabs with shareAcrossTabs: one socket on the server, and both get the 
 });
 
 test("the core module refuses persist and shareAcrossTabs with a typed DDPError saying how to load the offline part", async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await openOffline(context, true);
   const r = await page.evaluate((url) => {
     const { DDP, Client } = window.ddp;
@@ -320,7 +313,7 @@ test("the core module refuses persist and shareAcrossTabs with a typed DDPError 
 });
 
 test("the offline part checks its options: invalid-options for a bad persist or shareAcrossTabs", async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await openOffline(context);
   const codes = await page.evaluate((url) => {
     const { DDP } = window.ddp;
@@ -363,7 +356,7 @@ test("the demo with ?offline=1: two tabs on one socket; a todo added while the s
   const sc = "demo"; // the demo page's scenario
   await control(sc, "reset");
   const runsBefore = (await control(sc, "executions")).runs.insertDoc ?? 0;
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const open = async () => {
     const page = await context.newPage();
     page.on("pageerror", (e) => errors.push(e));
@@ -399,7 +392,7 @@ test("the demo with ?offline=1: two tabs on one socket; a todo added while the s
   assert.equal((await control(sc, "executions")).runs.insertDoc, runsBefore + 1, "the todo's insert ran once");
   await context.close();
   // Without the flag: the core module, and the offline card says how to turn it on.
-  const plain = await browser.newContext();
+  const plain = await shared.browser.newContext();
   const page = await plain.newPage();
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(`${base}/`);

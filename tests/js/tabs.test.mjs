@@ -9,17 +9,10 @@
 // added in the other tabs meanwhile land once.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, base, control, scenario } from "./harness.mjs";
+import { useBrowser, base, control, scenario } from "./harness.mjs";
 
-let browser;
-const errors = [];
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  assert.deepEqual(errors.map(String), [], "no uncaught error in the app");
-});
+const shared = useBrowser(before, after, assert);
+const errors = shared.errors;
 
 /** Opens `n` tabs of the app on scenario `sc`, one after the other, in `context`. */
 async function openTabs(context, sc, n) {
@@ -53,10 +46,10 @@ async function waitTodos(page, texts, timeout = 15000) {
 for (const n of [2, 5]) {
   test(`${n} tabs share one socket, and every tab gets the todos`, async () => {
     const sc = scenario(`tabs-${n}`);
-    const context = await browser.newContext();
+    const context = await shared.browser.newContext();
     // One tab alone, on a scenario of its own, for comparison.
     const scOne = scenario(`tabs-one-${n}`);
-    const one = await browser.newContext();
+    const one = await shared.browser.newContext();
     await openTabs(one, scOne, 1);
     const pages = await openTabs(context, sc, n);
     const s = await stats(sc);
@@ -83,7 +76,7 @@ for (const n of [2, 5]) {
 for (const how of ["closed", "reloaded"]) {
   test(`the leading tab ${how}: another takes over, and todos added meanwhile land once`, async () => {
     const sc = scenario(`tabs-${how}`);
-    const context = await browser.newContext();
+    const context = await shared.browser.newContext();
     const [leader, ...followers] = await openTabs(context, sc, 3);
     await add(leader, "before");
     for (const p of followers) await waitTodos(p, ["before"]);
@@ -116,7 +109,7 @@ for (const how of ["closed", "reloaded"]) {
 
 test("a leading tab that hangs (runs no code) loses its lead: another takes over, todos added meanwhile land once, and it follows on", async () => {
   const sc = scenario("tabs-hung");
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const [leader, ...followers] = await openTabs(context, sc, 3);
   await add(leader, "before");
   for (const p of followers) await waitTodos(p, ["before"]);
