@@ -944,7 +944,7 @@ impl Machine {
                 // anything of this page's is sent.
                 let fresh_data = !self.resumed || adopted.is_some();
                 self.took_over = adopted.is_some() || (self.took_over && self.resumed);
-                if !self.took_over {
+                if ADOPTS && !self.took_over {
                     self.forget_orphans();
                 }
                 if ADOPTS && !self.resumed {

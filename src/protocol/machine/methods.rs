@@ -721,7 +721,7 @@ impl Machine {
     pub(super) fn method_result(&mut self, id: &str, outcome: Result<Option<Value>, Value>) {
         let Some(n) = id.parse::<u64>().ok().filter(|n| self.methods.calls.contains_key(n)) else {
             // An earlier page's call, replayed before it is restored.
-            if let (true, Ok(n)) = (self.took_over, id.parse::<u64>()) {
+            if let (true, Ok(n)) = (super::ADOPTS && self.took_over, id.parse::<u64>()) {
                 let o = &mut self.methods.orphans;
                 o.push_back((n, outcome));
                 if o.len() > ORPHANS {
@@ -769,8 +769,9 @@ impl Machine {
         // An id we issued and already finished (timed out, or a replayed
         // duplicate) is a late answer: ignored, as is any in a session an
         // earlier page had (its answers replayed). Anything else is reported.
-        let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= self.methods.next_id.max(self.methods.kept_max));
-        if !known_late && !self.took_over {
+        let last = if super::ADOPTS { self.methods.next_id.max(self.methods.kept_max) } else { self.methods.next_id };
+        let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= last);
+        if !known_late && !(super::ADOPTS && self.took_over) {
             self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id \"{id}\""))));
         }
     }
@@ -827,7 +828,7 @@ impl Machine {
     pub(super) fn outstanding_calls(&self) -> impl Iterator<Item = u64> + '_ {
         // (Not a call whose `updated` is not to come: restored into a
         // session taken over, see `restore_calls_of`.)
-        self.methods.calls.iter().filter(|(_, c)| !c.updated).map(|(id, _)| *id)
+        self.methods.calls.iter().filter(|(_, c)| !(super::ADOPTS && c.updated)).map(|(id, _)| *id)
     }
 
     /// A `connected` arrived: re-send, fail or hold calls as the module
