@@ -771,7 +771,8 @@ impl Machine {
         // earlier page had (its answers replayed). Anything else is reported.
         let last = if super::ADOPTS { self.methods.next_id.max(self.methods.kept_max) } else { self.methods.next_id };
         let known_late = id.parse::<u64>().is_ok_and(|n| n >= 1 && n <= last);
-        if !known_late && !(super::ADOPTS && self.took_over) {
+        let quiet = known_late || (super::ADOPTS && self.took_over);
+        if !quiet {
             self.emit(Event::Error(super::ProtocolError::Unexpected(format!("an answer for unknown method id \"{id}\""))));
         }
     }
