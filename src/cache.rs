@@ -87,7 +87,7 @@ impl Plugin for Cache {
                 self.pending.borrow_mut().insert(key, record);
                 self.schedule(&conn);
             }
-            Completion::SubReady { .. } => {
+            Completion::SubReady { .. } | Completion::HoldEnded => {
                 if let Some(conn) = self.conn.upgrade() {
                     self.unstubbed(&conn);
                 }

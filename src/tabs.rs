@@ -132,7 +132,9 @@ impl Host for TabsHost {
             *shared.upstream_url.borrow_mut() = Some((url.to_owned(), max_len));
             let weak = Rc::downgrade(shared);
             let link = shared.inner.join_tabs(
-                &format!("ddp-live:tabs:{url}"),
+                // (The format's version: tabs of builds that speak another
+                // never meet.)
+                &format!("ddp-live:tabs:2:{url}"),
                 &shared.me,
                 Box::new(move |event| {
                     if let Some(shared) = weak.upgrade() {

@@ -267,6 +267,12 @@ pub enum Completion {
     /// package, which cannot seed.)
     #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     Stale(bool),
+    /// A hold of the data (after a reconnect, or the first session after a
+    /// seed) ended: what it held is applied, and the stubs' writes of the
+    /// calls that ended meanwhile gave way (a durable cache reads again the
+    /// documents they showed).
+    #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+    HoldEnded,
     /// The session, or the subscriptions the server holds for it, changed
     /// (only with [`Config::adopt_sessions`]): [`Machine::session_record`]
     /// has what to keep now.

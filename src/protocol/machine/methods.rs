@@ -346,13 +346,11 @@ pub(super) struct Methods {
     /// In a session taken over from an earlier page: results for ids this
     /// machine does not have yet (the earlier page's calls, replayed before
     /// their records are restored: a call waiting for its user to log in
-    /// again), bounded; and the highest id restored as the earlier page's.
+    /// again), as many as the outbox holds calls; and the highest id
+    /// restored as the earlier page's.
     orphans: VecDeque<(u64, Result<Option<Value>, Value>)>,
     kept_max: u64,
 }
-
-/// The most answers kept for an earlier page's calls not restored yet.
-const ORPHANS: usize = 1_000;
 
 impl Methods {
     /// An empty outbox, sending (or not, with `paused`).
@@ -722,9 +720,12 @@ impl Machine {
         let Some(n) = id.parse::<u64>().ok().filter(|n| self.methods.calls.contains_key(n)) else {
             // An earlier page's call, replayed before it is restored.
             if let (true, Ok(n)) = (super::ADOPTS && self.took_over, id.parse::<u64>()) {
+                // (As many as the outbox holds calls: an earlier page's
+                // were held by one as large.)
+                let bound = self.config.max_pending_calls.max(1);
                 let o = &mut self.methods.orphans;
                 o.push_back((n, outcome));
-                if o.len() > ORPHANS {
+                if o.len() > bound {
                     o.pop_front();
                 }
             }

@@ -528,7 +528,9 @@ impl Machine {
             }
             ServerMessage::Ready { subs } if subs.iter().all(|id| self.subs.adopted.contains(id)) => true,
             ServerMessage::Ready { .. } | ServerMessage::NoSub { .. } => {
-                self.subs.adopted.clear();
+                // (A `nosub` that never came will not: nothing to re-send.)
+                let adopted = std::mem::take(&mut self.subs.adopted);
+                self.subs.unanswered_unsubs.retain(|id| !adopted.contains(id));
                 false
             }
             _ => true,
@@ -606,6 +608,8 @@ impl Machine {
                 self.stale_now(false);
             }
         }
+        #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+        self.complete(Completion::HoldEnded);
     }
 }
 
