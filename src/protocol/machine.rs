@@ -271,7 +271,7 @@ pub enum Completion {
     /// seed) ended: what it held is applied, and the stubs' writes of the
     /// calls that ended meanwhile gave way (a durable cache reads again the
     /// documents they showed).
-    #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+    #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
     HoldEnded,
     /// The session, or the subscriptions the server holds for it, changed
     /// (only with [`Config::adopt_sessions`]): [`Machine::session_record`]

@@ -608,7 +608,7 @@ impl Machine {
                 self.stale_now(false);
             }
         }
-        #[cfg(any(feature = "persist", not(target_arch = "wasm32")))]
+        #[cfg(any(feature = "leptos", feature = "persist", not(target_arch = "wasm32")))]
         self.complete(Completion::HoldEnded);
     }
 }
