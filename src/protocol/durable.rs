@@ -60,6 +60,39 @@ pub struct SessionRecord {
     pub at: f64,
 }
 
+/// What a server message means while the subscriptions of a session taken
+/// over (an earlier page's, an earlier hub's) stop: every document message
+/// until their `nosub`s is theirs, and dropped. An answer to a subscription
+/// of the new owner's (sent after the `unsub`s) ends the wait too: a
+/// `nosub` still missing then will never come.
+#[derive(Debug, PartialEq)]
+pub enum Stopping {
+    /// Theirs: dropped.
+    Theirs,
+    /// The `nosub` of one of them (taken off `stopping`): dropped.
+    Stopped(String),
+    /// The wait is over (`stopping` emptied; these never had their
+    /// `nosub`): the message is the new owner's.
+    Over(Vec<String>),
+    /// Not about them.
+    Other,
+}
+
+/// Reads `message` while `stopping` (not empty) stop; see [`Stopping`].
+pub fn while_stopping(stopping: &mut Vec<String>, message: &crate::protocol::message::ServerMessage) -> Stopping {
+    use crate::protocol::message::ServerMessage as M;
+    match message {
+        M::NoSub { id, .. } if stopping.contains(id) => {
+            stopping.retain(|x| x != id);
+            Stopping::Stopped(id.clone())
+        }
+        M::Ready { subs } if subs.iter().all(|id| stopping.contains(id)) => Stopping::Theirs,
+        M::Ready { .. } | M::NoSub { .. } => Stopping::Over(std::mem::take(stopping)),
+        M::Added { .. } | M::AddedBefore { .. } | M::Changed { .. } | M::Removed { .. } | M::MovedBefore { .. } => Stopping::Theirs,
+        _ => Stopping::Other,
+    }
+}
+
 /// The key suffix of a page's session record (`<page>-session`; a call's
 /// is its zero-padded id).
 pub const SESSION_KEY: &str = "session";

@@ -786,28 +786,12 @@ impl Hub {
     }
 
     /// While an earlier hub's subscriptions stop: whether `message` is
-    /// theirs (dropped). Their `nosub`s end the wait, and so does an answer
-    /// to a subscription of this hub's (sent after the `unsub`s).
+    /// theirs (dropped); see [`Stopping`](super::durable::Stopping).
     fn adopted_data(&mut self, message: &ServerMessage) -> bool {
-        match message {
-            ServerMessage::NoSub { id, .. } if self.dropping.contains(id) => {
-                self.dropping.retain(|x| x != id);
-                self.changed = true;
-                true
-            }
-            ServerMessage::Ready { subs } if subs.iter().all(|id| self.dropping.contains(id)) => true,
-            ServerMessage::Ready { .. } | ServerMessage::NoSub { .. } => {
-                self.dropping.clear();
-                self.changed = true;
-                false
-            }
-            ServerMessage::Added { .. }
-            | ServerMessage::AddedBefore { .. }
-            | ServerMessage::Changed { .. }
-            | ServerMessage::Removed { .. }
-            | ServerMessage::MovedBefore { .. } => true,
-            _ => false,
-        }
+        use super::durable::{while_stopping, Stopping};
+        let stopping = while_stopping(&mut self.dropping, message);
+        self.changed |= matches!(stopping, Stopping::Stopped(_) | Stopping::Over(_));
+        matches!(stopping, Stopping::Theirs | Stopping::Stopped(_))
     }
 
     /// An answer (upstream method id) for a client not back on this hub

@@ -402,3 +402,32 @@ test("the demo with ?offline=1: two tabs on one socket; a todo added while the s
   assert.equal(await page.isVisible("#offline-on"), false);
   await plain.close();
 });
+
+test("close() lets go of everything the offline part holds: its locks (the browser's lock manager) and its socket (the server's stats)", async () => {
+  const sc = scenario("off-cleanup");
+  const context = await shared.browser.newContext();
+  const page = await openOffline(context);
+  await connect(page, sc, { ...fast, persist: "cleanup", shareAcrossTabs: true });
+  await connected(page);
+  const held = () => page.evaluate(async () => {
+    const q = await navigator.locks.query();
+    return [...q.held, ...q.pending].map((l) => l.name);
+  });
+  const during = await held();
+  assert.ok(during.length >= 3, `the group's lock, the member's and the store's page lock, held while open: ${JSON.stringify(during)}`);
+  assert.equal((await control(sc, "stats")).connections, 1);
+  await page.evaluate(() => window.t.conn.close());
+  let left = await held();
+  for (let i = 0; i < 100 && left.length !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = await held();
+  }
+  assert.deepEqual(left, [], "no lock held or asked for after close()");
+  let s = await control(sc, "stats");
+  for (let i = 0; i < 100 && s.connections !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    s = await control(sc, "stats");
+  }
+  assert.equal(s.connections, 0, `no socket left: ${JSON.stringify(s)}`);
+  await context.close();
+});

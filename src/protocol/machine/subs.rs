@@ -513,27 +513,24 @@ impl Machine {
     }
 
     /// While an earlier page's subscriptions stop: whether `message` is
-    /// theirs (dropped). Their `nosub`s end the wait; so does an answer to
-    /// one of this page's subscriptions (sent after the `unsub`s, so the
-    /// server has stopped them all: a `nosub` it never sent will not come).
+    /// theirs (dropped); see [`Stopping`](crate::protocol::durable::Stopping).
     fn adopted_data(&mut self, message: &ServerMessage) -> bool {
-        match message {
-            ServerMessage::NoSub { id, .. } if self.subs.adopted.contains(id) => {
-                self.subs.adopted.retain(|x| x != id);
-                self.subs.unanswered_unsubs.retain(|x| x != id);
+        use crate::protocol::durable::{while_stopping, Stopping};
+        match while_stopping(&mut self.subs.adopted, message) {
+            Stopping::Theirs => true,
+            Stopping::Stopped(id) => {
+                self.subs.unanswered_unsubs.retain(|x| *x != id);
                 if self.subs.adopted.is_empty() && self.config.adopt_sessions {
                     self.complete(Completion::SessionChanged);
                 }
                 true
             }
-            ServerMessage::Ready { subs } if subs.iter().all(|id| self.subs.adopted.contains(id)) => true,
-            ServerMessage::Ready { .. } | ServerMessage::NoSub { .. } => {
-                // (A `nosub` that never came will not: nothing to re-send.)
-                let adopted = std::mem::take(&mut self.subs.adopted);
-                self.subs.unanswered_unsubs.retain(|id| !adopted.contains(id));
+            // (Nothing to re-send for a `nosub` that will not come.)
+            Stopping::Over(missing) => {
+                self.subs.unanswered_unsubs.retain(|id| !missing.contains(id));
                 false
             }
-            _ => true,
+            Stopping::Other => false,
         }
     }
 
