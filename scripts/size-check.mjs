@@ -21,13 +21,17 @@ for (const entry of JSON.parse(readFileSync(resolve(root, ".size-limit.json"), "
     statSync(resolve(root, p)).isDirectory()
       ? readdirSync(resolve(root, p), { recursive: true }).filter((f) => f.endsWith(".js")).map((f) => `${p}/${f}`)
       : [p];
-  const sizes = entry.path.flatMap(files).map((p) => {
+  const gzipped = (p) => {
     const data = readFileSync(resolve(root, p));
-    return [p, entry.gzip === false ? data.length : gzipSync(data, { level: 9 }).length];
-  });
-  const total = sizes.reduce((a, [, n]) => a + n, 0);
+    return entry.gzip === false ? data.length : gzipSync(data, { level: 9 }).length;
+  };
+  const sizes = entry.path.flatMap(files).map((p) => [p, gzipped(p)]);
+  // `minus`: files whose sizes are taken away (a baseline: the Leptos
+  // counter under the Leptos example app, for what ddp-live adds to an app).
+  const less = (entry.minus ?? []).flatMap(files).map((p) => [p, gzipped(p)]);
+  const total = sizes.reduce((a, [, n]) => a + n, 0) - less.reduce((a, [, n]) => a + n, 0);
   const limit = bytes(entry.limit);
-  const parts = sizes.map(([p, n]) => `${p} ${n} B`).join(" + ");
+  const parts = sizes.map(([p, n]) => `${p} ${n} B`).join(" + ") + less.map(([p, n]) => ` - ${p} ${n} B`).join("");
   const goal = entry.goal ? `; goal ${entry.goal}` : "";
   console.log(`size: ${entry.name}: ${total} B (${parts}); limit ${entry.limit} (${limit} B)${goal}`);
   if (total > limit) {

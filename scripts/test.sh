@@ -51,6 +51,9 @@ cargo publish --dry-run --allow-dirty -p ddp-live 2>&1 | tail -n 3
 step "npm package (wasm-pack build)"
 scripts/build-pkg.sh
 
+step "the Leptos apps of the size row (scripts/size-leptos.sh: the example app and a counter, release)"
+scripts/size-leptos.sh
+
 step "package size budget (.size-limit.json)"
 node scripts/size-check.mjs 2>&1 | tee "$logdir/size.log"
 (cd pkg && npm pack --dry-run 2>&1 | tail -n 4)
