@@ -34,6 +34,8 @@ cargo clippy -p ddp-live --lib --features leptos -- -D warnings
 
 step "clippy, wasm32 (every target, features js + leptos + leptos/csr + persist + tabs)"
 cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr,persist,tabs -- -D warnings
+# The npm package's core alone (feature js): the build it ships.
+cargo clippy -p ddp-live --lib --target wasm32-unknown-unknown --features js -- -D warnings
 
 step "clippy, Leptos SSR: the server (native, ssr) and the browser (wasm32, hydrate) of examples/leptos-ssr"
 cargo clippy -p ddp-live -p leptos-ssr-example --all-targets --features ddp-live/ssr,leptos-ssr-example/ssr -- -D warnings

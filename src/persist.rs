@@ -174,6 +174,9 @@ impl Plugin for Persist {
                     self.emit(&PersistEvent::Settled { key, name, outcome: outcome.clone() });
                 }
             }
+            // (Every variant is matched above in a build without the
+            // variants that only `persist`, `leptos` or a native build have.)
+            #[allow(unreachable_patterns)]
             _ => {}
         }
     }
