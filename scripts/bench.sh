@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 scripts/build-pkg.sh
+scripts/size-leptos.sh
 mkdir -p target/bench-www
 for e in ddpjs simpleddp; do
   node_modules/.bin/esbuild "tests/js/bench/$e-entry.js" --bundle --minify --format=iife \

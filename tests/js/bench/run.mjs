@@ -2,7 +2,7 @@
 // per run) against the test server, prints one table and writes it to docs/benchmarks.md.
 // A benchmark, not a test: it prints figures and asserts nothing.
 import { chromium } from "playwright-core";
-import { readFileSync, writeFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 
 const port = process.env.DDP_TEST_PORT ?? "3330";
@@ -134,6 +134,20 @@ const rows = [];
 const msOf = (x) => (x == null ? null : typeof x === "number" ? x : x.ms);
 const ratio = (a, b, higherIsBetter = false) => (a == null || b == null ? "–" : `${(higherIsBetter ? b / a : a / b).toFixed(2)}×`);
 rows.push({ workload: "package size (gzipped)", ...sizeRow, "ddp-live ÷ ddp.js": `${sizeRatio.toFixed(2)}×` });
+{
+  // The other size targets of issue 23, as scripts/size-check.mjs measures
+  // them: the offline part, and what ddp-live adds to a Leptos app (the
+  // example app minus a Leptos counter, scripts/size-leptos.sh; bench.sh
+  // builds both).
+  const none = { "ddp.js": "–", simpleddp: "–", "JSON.parse floor": "–", "ddp-live ÷ ddp.js": "–" };
+  const off = gz("pkg/ddp_live_offline_bg.wasm") + gz("pkg/offline.js");
+  rows.push({ workload: "… the offline part (`ddp-live/offline`: persist, shareAcrossTabs), loaded instead of the core", "ddp-live": kb(off), ...none });
+  const app = (a) => gz(`target/leptos-size/${a}/app_bg.wasm`) + gz(`target/leptos-size/${a}/app.js`);
+  if (existsSync("target/leptos-size/leptos-todos/app.js")) {
+    const adds = app("leptos-todos") - app("leptos-counter");
+    rows.push({ workload: "… what ddp-live adds to a Leptos app (the example app, with persist and tabs, minus a Leptos counter; goal ≤ 60 KB)", "ddp-live": kb(adds), ...none });
+  }
+}
 {
   // Cold start, each run in a new page that has loaded no client (see
   // coldStart in workloads.js): from before the client's code is fetched
