@@ -16,6 +16,9 @@ features=$(read_setting features)
 offline_features=$(read_setting offline_features)
 offline_out_name=$(read_setting offline_out_name)
 offline_entry=$(read_setting offline_entry)
+core_features=$(read_setting core_features)
+core_out_name=$(read_setting core_out_name)
+core_entry=$(read_setting core_entry)
 wasm_opt_flags=$(read_setting wasm_opt)
 
 esbuild=node_modules/.bin/esbuild
@@ -66,6 +69,9 @@ cargo metadata --no-deps --format-version 1 | node -e '
 ' "$out_dir" "$out_name" "$scope"
 build "$tmp/offline-pkg" "$offline_out_name" "$offline_features"
 mv "$tmp/offline-pkg/${offline_out_name}_bg.wasm" "$out_dir/"
+# The core part (`ddp-live/core`: no live queries, accounts or rooms).
+build "$tmp/core-pkg" "$core_out_name" "$core_features"
+mv "$tmp/core-pkg/${core_out_name}_bg.wasm" "$out_dir/"
 
 # The JavaScript API is hand-written TypeScript (ts/ddp_live.ts) over the
 # wasm's narrow ABI (src/js/mod.rs): tsc --strict type-checks it and writes
@@ -76,13 +82,17 @@ mv "$tmp/offline-pkg/${offline_out_name}_bg.wasm" "$out_dir/"
 # One source, bundled twice: over the core's glue (OFFLINE false: the
 # branches that need the offline part's exports are dropped) and over the
 # offline part's (OFFLINE true).
-mkdir -p "$tmp/core" "$tmp/offline"
+mkdir -p "$tmp/core" "$tmp/offline" "$tmp/corepart"
 mv "$out_dir/$out_name.js" "$tmp/core/glue.js"
 mv "$out_dir/$out_name.d.ts" "$tmp/core/glue.d.ts"
 [ -d "$out_dir/snippets" ] && mv "$out_dir/snippets" "$tmp/core/"
 mv "$tmp/offline-pkg/$offline_out_name.js" "$tmp/offline/glue.js"
 mv "$tmp/offline-pkg/$offline_out_name.d.ts" "$tmp/offline/glue.d.ts"
 [ -d "$tmp/offline-pkg/snippets" ] && mv "$tmp/offline-pkg/snippets" "$tmp/offline/"
+mv "$tmp/core-pkg/$core_out_name.js" "$tmp/corepart/glue.js"
+mv "$tmp/core-pkg/$core_out_name.d.ts" "$tmp/corepart/glue.d.ts"
+[ -d "$tmp/core-pkg/snippets" ] && mv "$tmp/core-pkg/snippets" "$tmp/corepart/"
+cp ts/ddp_live.ts "$tmp/corepart/$out_name.ts"
 cp ts/ddp_live.ts "$tmp/core/$out_name.ts"
 cp ts/ddp_live.ts "$tmp/offline/$out_name.ts"
 # Type-checked over the offline part's glue (its exports are the core's
@@ -93,30 +103,36 @@ cp ts/ddp_live.ts "$tmp/offline/$out_name.ts"
 cp "$tmp/types/$out_name.d.ts" "$out_dir/$out_name.d.ts"
 printf '%s\n' "// ddp-live/offline: the same API as \"ddp-live\" (its types are these), over the wasm with persist and shareAcrossTabs." \
   "export * from \"./$out_name.js\";" "export { default } from \"./$out_name.js\";" > "$out_dir/$offline_entry.d.ts"
+printf '%s\n' "// ddp-live/core: the API of \"ddp-live\" (its types are these) without live queries, accounts and rooms, which throw a DDPError \"part-not-loaded\" here." \
+  "export * from \"./$out_name.js\";" "export { default } from \"./$out_name.js\";" > "$out_dir/$core_entry.d.ts"
 # (PROFILING=1 leaves it unminified, so a CPU profile names its lines.)
 minify=(--minify); [ "${PROFILING:-0}" = 1 ] && minify=()
-"$esbuild" "$tmp/core/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=false --target=es2020 --format=esm --log-level=warning --outfile="$out_dir/$out_name.js"
+"$esbuild" "$tmp/core/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=false --define:FULL=true --target=es2020 --format=esm --log-level=warning --outfile="$out_dir/$out_name.js"
 # (wasm-bindgen's glue of the offline part lists one inline snippet twice,
 # the same module under the same key: esbuild's warning about it is noise.)
-"$esbuild" "$tmp/offline/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=true --target=es2020 --format=esm --log-level=warning \
+"$esbuild" "$tmp/offline/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=true --define:FULL=true --target=es2020 --format=esm --log-level=warning \
   --log-override:duplicate-object-key=silent --outfile="$out_dir/$offline_entry.js"
+"$esbuild" "$tmp/corepart/$out_name.ts" --bundle "${minify[@]}" --define:OFFLINE=false --define:FULL=false --target=es2020 --format=esm --log-level=warning \
+  --outfile="$out_dir/$core_entry.js"
 # One module per entry now: no snippets to ship. The package's entries:
 # "." the core, "./offline" the offline part (and their wasm, for apps that
 # hand init() the file's URL from their bundler).
 node -e '
-  const fs = require("fs"), [p, name, offName, entry] = process.argv.slice(1), j = JSON.parse(fs.readFileSync(p, "utf8"));
+  const fs = require("fs"), [p, name, offName, entry, coreName, coreEntry] = process.argv.slice(1), j = JSON.parse(fs.readFileSync(p, "utf8"));
   j.files = j.files.filter((f) => f !== "snippets");
-  for (const f of [`${offName}_bg.wasm`, `${entry}.js`, `${entry}.d.ts`]) if (!j.files.includes(f)) j.files.push(f);
+  for (const f of [`${offName}_bg.wasm`, `${entry}.js`, `${entry}.d.ts`, `${coreName}_bg.wasm`, `${coreEntry}.js`, `${coreEntry}.d.ts`]) if (!j.files.includes(f)) j.files.push(f);
   j.exports = {
     ".": { types: `./${name}.d.ts`, default: `./${name}.js` },
     [`./${entry}`]: { types: `./${entry}.d.ts`, default: `./${entry}.js` },
+    [`./${coreEntry}`]: { types: `./${coreEntry}.d.ts`, default: `./${coreEntry}.js` },
     [`./${name}_bg.wasm`]: `./${name}_bg.wasm`,
     [`./${offName}_bg.wasm`]: `./${offName}_bg.wasm`,
+    [`./${coreName}_bg.wasm`]: `./${coreName}_bg.wasm`,
     "./package.json": "./package.json",
   };
   j.sideEffects = false;
   fs.writeFileSync(p, JSON.stringify(j, null, 2) + "\n");
-' "$out_dir/package.json" "$out_name" "$offline_out_name" "$offline_entry"
+' "$out_dir/package.json" "$out_name" "$offline_out_name" "$offline_entry" "$core_out_name" "$core_entry"
 
 wasm="$out_dir/${out_name}_bg.wasm"
 # binaryen from npm (version pinned in package.json): Debian's wasm-opt 108
@@ -140,7 +156,8 @@ if command -v twiggy >/dev/null 2>&1 && [ "${SIZE_BREAKDOWN:-1}" = 1 ]; then
     | grep -vE "function names|custom section|table\[|elem\[|Σ|\.\.\. and" | sed -n '3,17p' | cut -c1-150
 fi
 offline_wasm="$out_dir/${offline_out_name}_bg.wasm"
-for f in "$wasm" "$offline_wasm"; do
+core_wasm="$out_dir/${core_out_name}_bg.wasm"
+for f in "$wasm" "$offline_wasm" "$core_wasm"; do
   # Panics trap at once (stable Rust's panic_immediate_abort; see the
   # script): wasm-opt then drops the panic machinery and what only it formats.
   node scripts/wasm-trap-panics.mjs "$f"
@@ -155,4 +172,7 @@ echo "package: $out_dir/ — ${out_name}_bg.wasm ${raw} bytes, ${gz} bytes gzipp
 off_raw=$(stat -c %s "$offline_wasm")
 off_gz=$(gzip -9 -c "$offline_wasm" | wc -c)
 off_js_gz=$(gzip -9 -c "$out_dir/$offline_entry.js" | wc -c)
-echo "offline part (ddp-live/$offline_entry, loaded instead of the core): ${offline_out_name}_bg.wasm ${off_raw} bytes, ${off_gz} bytes gzipped; $offline_entry.js ${off_js_gz} bytes gzipped; total $((off_gz + off_js_gz)) bytes gzipped, $((off_gz + off_js_gz - gz - js_gz)) bytes more than the core"
+echo "offline part (ddp-live/$offline_entry, loaded instead of the default export): ${offline_out_name}_bg.wasm ${off_raw} bytes, ${off_gz} bytes gzipped; $offline_entry.js ${off_js_gz} bytes gzipped; total $((off_gz + off_js_gz)) bytes gzipped, $((off_gz + off_js_gz - gz - js_gz)) bytes more than the default export"
+core_gz=$(gzip -9 -c "$core_wasm" | wc -c)
+core_js_gz=$(gzip -9 -c "$out_dir/$core_entry.js" | wc -c)
+echo "core part (ddp-live/$core_entry: no live queries, accounts or rooms): ${core_out_name}_bg.wasm $(stat -c %s "$core_wasm") bytes, ${core_gz} bytes gzipped; $core_entry.js ${core_js_gz} bytes gzipped; total $((core_gz + core_js_gz)) bytes gzipped"

@@ -25,15 +25,15 @@ start=$SECONDS
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "clippy, native (every target, features js + leptos + native + persist + tabs)"
-cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist,ddp-live/tabs -- -D warnings
+step "clippy, native (every target, features js + js-full + leptos + native + persist + tabs)"
+cargo clippy --workspace --all-targets --features ddp-live/js,ddp-live/js-full,ddp-live/leptos,ddp-live/native,ddp-live/persist,ddp-live/tabs -- -D warnings
 
 step "clippy, the library alone natively (no feature; leptos alone): nothing unused hides behind a feature"
 cargo clippy -p ddp-live --lib -- -D warnings
 cargo clippy -p ddp-live --lib --features leptos -- -D warnings
 
-step "clippy, wasm32 (every target, features js + leptos + leptos/csr + persist + tabs)"
-cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,leptos,leptos/csr,persist,tabs -- -D warnings
+step "clippy, wasm32 (every target, features js + js-full + leptos + leptos/csr + persist + tabs)"
+cargo clippy -p ddp-live --all-targets --target wasm32-unknown-unknown --features js,js-full,leptos,leptos/csr,persist,tabs -- -D warnings
 # The npm package's core alone (feature js): the build it ships.
 cargo clippy -p ddp-live --lib --target wasm32-unknown-unknown --features js -- -D warnings
 
@@ -42,7 +42,7 @@ cargo clippy -p ddp-live -p leptos-ssr-example --all-targets --features ddp-live
 cargo clippy -p leptos-ssr-example --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/leptos,ddp-live/native,ddp-live/persist,ddp-live/tabs,ddp-live/ssr
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ddp-live/js,ddp-live/js-full,ddp-live/leptos,ddp-live/native,ddp-live/persist,ddp-live/tabs,ddp-live/ssr
 
 echo
 echo "check: all passed in $((SECONDS - start)) s"

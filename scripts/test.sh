@@ -33,7 +33,7 @@ echo "pid $server_pid"
 # repository; one cargo run, so nothing runs twice or is built twice.
 step "native tests (protocol core, test server, docs, the native host end to end, and the browser e2e scenarios natively)"
 DDP_TEST_SERVER="127.0.0.1:$port" \
-  cargo test --workspace --features ddp-live/js,ddp-live/native 2>&1 | tee "$logdir/native.log"
+  cargo test --workspace --features ddp-live/js,ddp-live/js-full,ddp-live/native 2>&1 | tee "$logdir/native.log"
 
 step "native tests with the leptos feature (the Leptos bridge)"
 cargo test -p ddp-live --features leptos --lib leptos 2>&1 | tee "$logdir/leptos.log"

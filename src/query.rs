@@ -160,7 +160,7 @@ impl Live {
     }
 }
 
-#[cfg(feature = "js")]
+#[cfg(feature = "js-full")]
 impl Query {
     /// The compiled query.
     pub(crate) fn engine(&self) -> &Rc<engine::Query> {

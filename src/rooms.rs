@@ -370,7 +370,7 @@ impl Room {
     }
 
     /// [`Room::send`] whose outcome goes to `done` (for the JS layer).
-    #[cfg(feature = "js")]
+    #[cfg(feature = "js-full")]
     pub(crate) fn send_with(&self, data: Value, kind: Option<&str>, done: DoneHook) -> Result<u64, MethodError> {
         let params = self.send_params(data, kind)?;
         self.inner.conn.place_call("rooms.send", params, TRANSIENT, None, Vec::new(), Done::Hook(done))

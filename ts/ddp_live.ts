@@ -22,6 +22,14 @@ import wasmInit, { initSync as wasmInitSync } from "./glue.js";
 
 /** @internal True in the offline part's bundle (set by the build). */
 declare const OFFLINE: boolean;
+/**
+ * @internal True in the bundles with live queries, accounts and rooms: the
+ * package's default export and the offline part; false in the core part
+ * (`ddp-live/core`, over a wasm built with cargo feature `js` alone), whose
+ * bundle drops every branch that needs their exports and throws a DDPError
+ * "part-not-loaded" where an app asks for them.
+ */
+declare const FULL: boolean;
 
 // ---- types ------------------------------------------------------------------
 
@@ -704,6 +712,11 @@ function checkKeys(o: unknown, prefix: string, known: string[]): void {
 /** The offline part's options as its wasm takes them: the store name (none: undefined) and `shareAcrossTabs`. */
 type OfflineOptions = [string | undefined, boolean];
 
+/** The core part (`ddp-live/core`) asked for what only the complete package has. */
+const noPart = (what: string): never => {
+  throw ddpError("part-not-loaded", `${what}: import from "ddp-live" (the complete package) instead of "ddp-live/core"`);
+};
+
 /** The typed error of the core module asked for what only the offline part has. */
 const offlineNeeded = (): DDPError =>
   ddpError("offline-not-loaded", 'import from "ddp-live/offline" for persist and shareAcrossTabs');
@@ -1104,7 +1117,9 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
 
   /** @internal */
   _login(how: number, a: string, b: string): Promise<string> {
-    return new Promise((ok, fail) => w.login(this._h, how, a, b, reg((kind, t) => (kind === VALUE ? ok(JSON.parse(t)) : fail(toError(JSON.parse(t)))), true)));
+    return FULL
+      ? new Promise((ok, fail) => w.login(this._h, how, a, b, reg((kind, t) => (kind === VALUE ? ok(JSON.parse(t)) : fail(toError(JSON.parse(t)))), true)))
+      : noPart("accounts");
   }
 
   /**
@@ -1160,7 +1175,9 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
 
   /** @internal */
   _logout(others: boolean): Promise<void> {
-    return new Promise((ok, fail) => w.logout(this._h, others, reg((kind, t) => (kind === VALUE ? ok() : fail(toError(JSON.parse(t)))), true)));
+    return FULL
+      ? new Promise((ok, fail) => w.logout(this._h, others, reg((kind, t) => (kind === VALUE ? ok() : fail(toError(JSON.parse(t)))), true)))
+      : noPart("accounts");
   }
 
   /**
@@ -1181,17 +1198,17 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
    * settles without it (ms; default 5000; 0: settle with the result).
    */
   setLoginUserWait(ms: number): void {
-    w.user_wait(this._h, +ms);
+    FULL ? w.user_wait(this._h, +ms) : noPart("accounts");
   }
 
   /** The logged-in user's id, or null. */
   userId(): string | null {
-    return get(this._h, 6);
+    return FULL ? get(this._h, 6) : noPart("accounts");
   }
 
   /** True while a login the app asked for runs. */
   loggingIn(): boolean {
-    return get(this._h, 7);
+    return FULL ? get(this._h, 7) : noPart("accounts");
   }
 
   /**
@@ -1199,22 +1216,22 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
    * server publishes to a logged-in client), or null.
    */
   user(): DDPDocument | null {
-    return revive(get(this._h, 8)) as DDPDocument | null;
+    return FULL ? (revive(get(this._h, 8)) as DDPDocument | null) : noPart("accounts");
   }
 
   /** The resume token of the current login, or null. */
   loginToken(): string | null {
-    return get(this._h, 9);
+    return FULL ? get(this._h, 9) : noPart("accounts");
   }
 
   /** Calls `callback` at once with the user id, then on every change, until `stop()`. */
   onUserIdChange(callback: (userId: string | null) => void): StopHandle {
-    return watch(this._h, 2, callback, "onUserIdChange");
+    return FULL ? watch(this._h, 2, callback, "onUserIdChange") : noPart("accounts");
   }
 
   /** Calls `callback` at once with `loggingIn()`, then on every change. */
   onLoggingInChange(callback: (loggingIn: boolean) => void): StopHandle {
-    return watch(this._h, 3, callback, "onLoggingInChange");
+    return FULL ? watch(this._h, 3, callback, "onLoggingInChange") : noPart("accounts");
   }
 
   /**
@@ -1226,7 +1243,7 @@ export class DDPConnection extends Emitter<DDPConnectionEvents> {
    */
   persistLogin(options?: DDPPersistLoginOptions | null): boolean {
     if (options != null) checkKeys(options, "persistLogin: ", ["ownApp"]);
-    return w.persist_login(this._h, !!(isObject(options) && options.ownApp));
+    return FULL ? w.persist_login(this._h, !!(isObject(options) && options.ownApp)) : noPart("accounts");
   }
 }
 
@@ -1335,29 +1352,31 @@ export class DDPCollection extends Handle {
     const pick = (k: number): unknown => cb[k] || cb[k + 4];
     let mask = 0;
     for (let k = 0; k < 4; k++) if (pick(k)) mask |= 1 << k;
-    const h = w.observe(
-      this._h,
-      sel,
-      opts,
-      changes,
-      mask,
-      reg((kind, t) => {
-        const k = kind % 10;
-        const a = JSON.parse(t);
-        const f = cb[k] || cb[k + 4];
-        if (changes) {
-          if (k < 2) fields(a[1]);
-          if (k === 1) for (const key of a.pop()) put(a[1], key, undefined);
-          // added(id, fields) has no `before`.
-          if (!cb[k] && k === 0) a.pop();
-        } else {
-          for (const i of k === 1 ? [0, 1] : [0]) doc(a[i]);
-          // The unordered forms get the documents alone.
-          if (!cb[k]) a.length = k === 1 ? 2 : 1;
-        }
-        safe(f, ...a);
-      }),
-    );
+    const h = !FULL
+      ? noPart("live queries")
+      : w.observe(
+          this._h,
+          sel,
+          opts,
+          changes,
+          mask,
+          reg((kind, t) => {
+            const k = kind % 10;
+            const a = JSON.parse(t);
+            const f = cb[k] || cb[k + 4];
+            if (changes) {
+              if (k < 2) fields(a[1]);
+              if (k === 1) for (const key of a.pop()) put(a[1], key, undefined);
+              // added(id, fields) has no `before`.
+              if (!cb[k] && k === 0) a.pop();
+            } else {
+              for (const i of k === 1 ? [0, 1] : [0]) doc(a[i]);
+              // The unordered forms get the documents alone.
+              if (!cb[k]) a.length = k === 1 ? 2 : 1;
+            }
+            safe(f, ...a);
+          }),
+        );
     if (!h) throw lastError();
     return new StopHandle(h);
   }
@@ -1383,7 +1402,11 @@ export class Client extends Handle {
   /** Connects to the DDP server at `url`; `options` are `DDP.connect`'s. */
   constructor(url: string, options?: DDPConnectOptions | null) {
     const [o, versions, off] = optionsOf(options);
-    const h = OFFLINE ? w.client_offline(String(url), o, versions, off && off[0], !!off && off[1]) : w.client(String(url), o, versions);
+    const h = !FULL
+      ? noPart("rooms")
+      : OFFLINE
+        ? w.client_offline(String(url), o, versions, off && off[0], !!off && off[1])
+        : w.client(String(url), o, versions);
     if (!h) throw lastError();
     super(h);
   }
@@ -1401,14 +1424,14 @@ export class Client extends Handle {
     const auth = field("auth");
     const q = field("query");
     const [f, e] = events();
-    return new Connection(w.join(this._h, String(roomId), auth, q, f), e);
+    return new Connection(FULL ? w.join(this._h, String(roomId), auth, q, f) : noPart("rooms"), e);
   }
 
   /** The DDP connection underneath (status, calls, subscriptions): always the same object. */
   get connection(): DDPConnection {
     if (!this._c) {
       const [f, e] = events();
-      this._c = new DDPConnection(w.client_connection(this._h, f), e);
+      this._c = new DDPConnection(FULL ? w.client_connection(this._h, f) : noPart("rooms"), e);
     }
     return this._c;
   }
@@ -1457,7 +1480,9 @@ export class Connection extends Emitter<RoomConnectionEvents> {
     }
     let ok!: (v: true) => void, fail!: (e: unknown) => void;
     const p = new Promise<true>((a, b) => ((ok = a), (fail = b)));
-    const r = w.send(this._h, value, type == null ? undefined : String(type), reg((kind, t) => (kind === VALUE ? ok(true) : fail(toError(JSON.parse(t)))), true));
+    const r = FULL
+      ? w.send(this._h, value, type == null ? undefined : String(type), reg((kind, t) => (kind === VALUE ? ok(true) : fail(toError(JSON.parse(t)))), true))
+      : noPart("rooms");
     return r ? Promise.reject(toError(JSON.parse(r.slice(1)))) : p;
   }
 

@@ -17,16 +17,20 @@
 //! [`crate::Connection`] and its plug-ins. Nothing here panics on what
 //! JavaScript passes: a stale handle does nothing, bad JSON is an error.
 
+#[cfg(feature = "js-full")]
 use crate::accounts::{AccountsEvent, NewUser, PersistLogin};
 use crate::connection::{Connection, Done, Options};
 use crate::data::{Collection, Subscription, SubscriptionEnd};
 use crate::error::Error;
+#[cfg(feature = "js-full")]
 use crate::protocol::accounts::UserSelector;
 use crate::protocol::json::{self, quoted, write_str, write_u64, write_value};
+#[cfg(feature = "js-full")]
 use crate::protocol::query::live::Diff;
 use crate::protocol::retry::RetryPolicy;
 use crate::protocol::store::{Change, DocRef, Fields};
 use crate::reactive::{ListenerHandle, Observable, Stopper};
+#[cfg(feature = "js-full")]
 use crate::rooms::{Client, JoinOptions, Room, RoomNotice};
 use crate::stubs::{StubContext, StubError};
 use crate::{CallOptions, Event, MethodError, ProtocolError};
@@ -59,12 +63,18 @@ const EV_ERROR: u32 = 12;
 const EV_ATTEMPT: u32 = 13;
 const EV_RECONNECT: u32 = 14;
 const EV_FAILED: u32 = 15;
+#[cfg(feature = "js-full")]
 const EV_LOGIN: u32 = 16;
+#[cfg(feature = "js-full")]
 const EV_LOGIN_FAILED: u32 = 17;
+#[cfg(feature = "js-full")]
 const EV_LOGGED_OUT: u32 = 18;
+#[cfg(feature = "js-full")]
 const EV_MESSAGE: u32 = 19;
 /// observe: 20 + diff kind; observeChanges: 30 + diff kind.
+#[cfg(feature = "js-full")]
 const OBSERVE: u32 = 20;
+#[cfg(feature = "js-full")]
 const OBSERVE_CHANGES: u32 = 30;
 /// Run a client stub: the text is its arguments; it returns its value's
 /// JSON text, or `!` and what it threw.
@@ -118,17 +128,13 @@ fn js_fn(id: u32) -> Option<JsFn> {
 enum Obj {
     /// A connection and its listeners forwarding events to its object
     /// (with the offline part: its durable outbox's too, when it has one).
-    Conn(
-        Connection,
-        #[allow(dead_code)] [ListenerHandle; 2],
-        #[cfg(feature = "persist")]
-        #[allow(dead_code)]
-        Option<ListenerHandle>,
-    ),
+    Conn(Connection, #[allow(dead_code)] Vec<ListenerHandle>),
     Sub(Subscription),
     Coll(Collection),
     Stop(Stopper),
+    #[cfg(feature = "js-full")]
     Client(Client),
+    #[cfg(feature = "js-full")]
     Room(Room, #[allow(dead_code)] ListenerHandle),
 }
 
@@ -400,6 +406,7 @@ pub fn connect_offline(url: &str, o: &[f64], versions: &str, persist: Option<Str
     }
 }
 
+#[cfg(feature = "js-full")]
 /// `new Client(url, options)` with the offline part's options (see
 /// [`client`]).
 #[cfg(any(feature = "persist", feature = "tabs"))]
@@ -503,20 +510,24 @@ fn conn_handle(conn: Connection, f: JsFn) -> u32 {
         };
         g.call(kind, &args(&[&text]));
     });
+    #[allow(unused_mut)]
+    let mut listeners = vec![events];
     #[cfg(feature = "persist")]
-    let kept = conn.persisted_calls().map(|p| {
+    if let Some(p) = conn.persisted_calls() {
         let f = f.clone();
-        p.on_event(move |e| f.call(EV_PERSIST, &args(&[&persist_event_json(e)])))
-    });
-    let accounts = conn.accounts().on_event(move |e| match e {
+        listeners.push(p.on_event(move |e| f.call(EV_PERSIST, &args(&[&persist_event_json(e)]))));
+    }
+    // (Without the accounts part, nothing here asks for the accounts: they
+    // are never made, and their code is not in the core's wasm.)
+    #[cfg(feature = "js-full")]
+    listeners.push(conn.accounts().on_event(move |e| match e {
         AccountsEvent::LoggedIn { user_id } => f.call(EV_LOGIN, &args(&[&quoted(user_id)])),
         AccountsEvent::LoginFailed { error } => f.call(EV_LOGIN_FAILED, &args(&[&method_error_json(error)])),
         AccountsEvent::LoggedOut => f.call(EV_LOGGED_OUT, "[]"),
-    });
-    #[cfg(feature = "persist")]
-    return put(Obj::Conn(conn, [events, accounts], kept));
-    #[cfg(not(feature = "persist"))]
-    put(Obj::Conn(conn, [events, accounts]))
+    }));
+    #[cfg(not(feature = "js-full"))]
+    drop(f);
+    put(Obj::Conn(conn, listeners))
 }
 
 /// `DDP.connect(url, options)`: a connection's handle, or 0 (see `err()`).
@@ -544,9 +555,13 @@ pub fn get(h: u32, what: u32) -> String {
         (Obj::Conn(c, ..), 3) => s(c.id()),
         (Obj::Conn(c, ..), 4) => b(c.connected()),
         (Obj::Conn(c, ..), 5) => quoted(c.url()),
+        #[cfg(feature = "js-full")]
         (Obj::Conn(c, ..), 6) => s(c.accounts().user_id()),
+        #[cfg(feature = "js-full")]
         (Obj::Conn(c, ..), 7) => b(c.accounts().logging_in()),
+        #[cfg(feature = "js-full")]
         (Obj::Conn(c, ..), 8) => c.accounts().user().as_ref().map_or_else(|| "null".into(), json::to_text),
+        #[cfg(feature = "js-full")]
         (Obj::Conn(c, ..), 9) => s(c.accounts().token()),
         #[cfg(feature = "persist")]
         (Obj::Conn(c, ..), 10) => b(c.stale()),
@@ -556,8 +571,11 @@ pub fn get(h: u32, what: u32) -> String {
         (Obj::Sub(x), _) => b(x.ready()),
         (Obj::Coll(x), 0) => quoted(x.name()),
         (Obj::Coll(x), _) => uint(x.len() as u64),
+        #[cfg(feature = "js-full")]
         (Obj::Room(r, _), 0) => s(r.id()),
+        #[cfg(feature = "js-full")]
         (Obj::Room(r, _), 1) => quoted(r.room_id()),
+        #[cfg(feature = "js-full")]
         (Obj::Room(r, _), _) => b(r.connected()),
         _ => "null".into(),
     }
@@ -578,7 +596,9 @@ pub fn act(h: u32, what: u32) {
         Obj::Sub(s) => s.stop(),
         Obj::Coll(_) => {}
         Obj::Stop(s) => s.stop(),
+        #[cfg(feature = "js-full")]
         Obj::Client(c) => c.close(),
+        #[cfg(feature = "js-full")]
         Obj::Room(r, _) => r.close(),
     }
 }
@@ -614,6 +634,7 @@ fn json_bool(b: &bool) -> String {
     if *b { "true" } else { "false" }.into()
 }
 
+#[cfg(feature = "js-full")]
 fn json_opt_string(s: &Option<String>) -> String {
     s.as_deref().map_or_else(|| "null".into(), quoted)
 }
@@ -628,6 +649,7 @@ pub fn watch(h: u32, what: u32, f: u32) -> u32 {
     match (obj(h).as_deref(), what) {
         (Some(Obj::Conn(c, ..)), 0) => watch_value(c.status_observable(), f, status_json),
         (Some(Obj::Conn(c, ..)), 1) => watch_value(c.outbox_observable(), f, outbox_json),
+        #[cfg(feature = "js-full")]
         (Some(Obj::Conn(c, ..)), 2) => watch_value(c.accounts().user_id_observable(), f, json_opt_string),
         #[cfg(feature = "persist")]
         (Some(Obj::Conn(c, ..)), 4) => watch_value(&c.stale_observable(), f, json_bool),
@@ -637,6 +659,7 @@ pub fn watch(h: u32, what: u32, f: u32) -> u32 {
             // No durable outbox: none, ever (the value goes with this call).
             None => watch_value(&Observable::new(Vec::new()), f, kept_json),
         },
+        #[cfg(feature = "js-full")]
         (Some(Obj::Conn(c, ..)), _) => watch_value(c.accounts().logging_in_observable(), f, json_bool),
         (Some(Obj::Sub(s)), _) => watch_value(s.ready_observable(), f, json_bool),
         _ => 0,
@@ -866,6 +889,7 @@ fn has(text: &str, pattern: &[u8]) -> bool {
     text.as_bytes().windows(pattern.len()).any(|w| w == pattern)
 }
 
+#[cfg(feature = "js-full")]
 fn query_of(c: &Collection, selector: Option<String>, options: Option<String>) -> Option<crate::query::Query> {
     let read = |t: Option<String>| t.map(|t| parse(&t).unwrap_or(Value::Null));
     match c.query_with(read(selector).as_ref(), read(options).as_ref()) {
@@ -874,6 +898,7 @@ fn query_of(c: &Collection, selector: Option<String>, options: Option<String>) -
     }
 }
 
+#[cfg(feature = "js-full")]
 /// A result document: projected, with `_id` unless dropped.
 fn write_result(q: &crate::protocol::query::Query, id: &str, fields: &Fields, out: &mut String) {
     write_doc(q.keeps_id().then_some(id), &q.project(fields), out);
@@ -899,19 +924,27 @@ pub fn find(h: u32, selector: Option<String>, options: Option<String>, one: bool
     } else if let (true, None, Some(Value::String(id))) = (one, &options, selector.as_deref().and_then(parse)) {
         c.with_doc_ref(&id, |d| write_ref(&id, d, &mut out));
     } else {
-        let mut q = query_of(&c, selector, options)?;
-        if one {
-            q = q.limited(1);
-        }
-        let e = q.engine().clone();
-        q.with_results(|docs| {
-            for (id, f) in docs {
-                if out.len() > 1 {
-                    out.push(',');
-                }
-                write_result(&e, id, f, &mut out);
+        #[cfg(not(feature = "js-full"))]
+        return fail(error_json(
+            "part-not-loaded",
+            "live queries (find with a selector or options): import from \"ddp-live\" (the complete package) instead of \"ddp-live/core\"",
+        ));
+        #[cfg(feature = "js-full")]
+        {
+            let mut q = query_of(&c, selector, options)?;
+            if one {
+                q = q.limited(1);
             }
-        });
+            let e = q.engine().clone();
+            q.with_results(|docs| {
+                for (id, f) in docs {
+                    if out.len() > 1 {
+                        out.push(',');
+                    }
+                    write_result(&e, id, f, &mut out);
+                }
+            });
+        }
     }
     out.push(']');
     Some(out)
@@ -953,10 +986,12 @@ pub fn on_change(h: u32, f: u32) -> u32 {
     put(Obj::Stop(c.on_change(move |c| f.call(VALUE, &change_json(c))).into_stopper()))
 }
 
+#[cfg(feature = "js-full")]
 fn before_json(before: &Option<Rc<str>>) -> String {
     before.as_deref().map_or_else(|| "null".into(), quoted)
 }
 
+#[cfg(feature = "js-full")]
 /// A live query of collection `h`: `f` hears its diffs, as `observe`'s
 /// (`changes` false) or `observeChanges`' (true) arguments, the kinds in
 /// `mask` only (bit 0: added, 1: changed, 2: removed, 3: moved). The stop
@@ -1022,6 +1057,7 @@ pub fn observe(h: u32, selector: Option<String>, options: Option<String>, change
 
 // ---- accounts ----------------------------------------------------------------
 
+#[cfg(feature = "js-full")]
 /// Logs connection `h` in: with a password (`how` 0: user `a` read as
 /// Meteor reads a name, 1: username, 2: email, 3: id; password `b`), a
 /// resume token `a` (4), or by creating the user (5: `a` the JSON of
@@ -1051,6 +1087,7 @@ pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
     accounts.login("login", crate::protocol::accounts::password_login_params(&user, b), waiter);
 }
 
+#[cfg(feature = "js-full")]
 /// Logs connection `h` out (`others`: every other client of the user
 /// instead); `f` (once) hears the outcome.
 #[wasm_bindgen]
@@ -1067,6 +1104,7 @@ pub fn logout(h: u32, others: bool, f: u32) {
     }
 }
 
+#[cfg(feature = "js-full")]
 /// `setLoginUserWait(ms)` of connection `h`.
 #[wasm_bindgen]
 pub fn user_wait(h: u32, ms: f64) {
@@ -1075,6 +1113,7 @@ pub fn user_wait(h: u32, ms: f64) {
     }
 }
 
+#[cfg(feature = "js-full")]
 /// `persistLogin` of connection `h`: whether a stored login is resumed.
 #[wasm_bindgen]
 pub fn persist_login(h: u32, own_app: bool) -> bool {
@@ -1083,6 +1122,7 @@ pub fn persist_login(h: u32, own_app: bool) -> bool {
 
 // ---- rooms -----------------------------------------------------------------
 
+#[cfg(feature = "js-full")]
 /// `new Client(url, options)`: a rooms client's handle, or 0 (see `err()`).
 #[wasm_bindgen]
 pub fn client(url: &str, o: &[f64], versions: &str) -> u32 {
@@ -1092,6 +1132,7 @@ pub fn client(url: &str, o: &[f64], versions: &str) -> u32 {
     }
 }
 
+#[cfg(feature = "js-full")]
 /// The connection of rooms client `h` (a handle of its own; `f` hears its
 /// events).
 #[wasm_bindgen]
@@ -1103,6 +1144,7 @@ pub fn client_connection(h: u32, f: u32) -> u32 {
     }
 }
 
+#[cfg(feature = "js-full")]
 /// Joins room `room_id` through client `h` (`auth` and `query`: JSON text);
 /// `f` hears the room's events.
 #[wasm_bindgen]
@@ -1130,6 +1172,7 @@ pub fn join(h: u32, room_id: &str, auth: &str, query: &str, f: u32) -> u32 {
     put(Obj::Room(room, handle))
 }
 
+#[cfg(feature = "js-full")]
 /// Sends `data` (JSON text) with an optional type in room `h`; `f` (once)
 /// hears the acknowledgement. "" or `!<error>`.
 #[wasm_bindgen]
