@@ -316,14 +316,37 @@ ${md}
   and the reactive layer. JSON is read and written by hand (no serde
   machinery in the wasm) and numbers that need rounding are converted by
   the browser's own \`parseFloat\`/\`String\` (exact, and no float tables in
-  the wasm); the JS glue is minified, as the JS clients are.
+  the wasm). The JavaScript API is TypeScript over a narrow ABI (JSON
+  text and handles cross, \`JSON.parse\` and \`JSON.stringify\` do the work),
+  bundled with the wasm-bindgen glue and minified, as the JS clients are
+  (issue 23: the wasm-bindgen classes it replaced cost 18.5 KB gzipped
+  more). wasm-opt may assume the module's memory starts zeroed and that
+  its first KB holds no data (\`wasm-pack.toml\`: -1.1 KB). The wasm is
+  built as a cdylib alone, so the release profile's LTO runs (Cargo runs
+  none on a library that is also an rlib: -14.5 KB); panics trap at once
+  (\`scripts/wasm-trap-panics.mjs\`: std's panic machinery and the
+  formatting only it uses are dropped, -3.1 KB), and the allocator is
+  talc (-2.7 KB against dlmalloc).
   \`scripts/build-pkg.sh\` prints the largest items (twiggy);
   \`PROFILING=1 scripts/build-pkg.sh\` keeps the names for \`twiggy top\`;
   \`node scripts/size-areas.mjs --write\` then writes "Package size by area"
-  (below): the optional parts (live queries, accounts, rooms, stubs) are
-  about a fifth of the wasm, the rest is the protocol, the driver, the
-  store, the JS API and the Rust and wasm-bindgen runtime. No trimming of
-  features gets near 60 KB.
+  (below).
+- **The package's three parts** (\`node scripts/size-check.mjs\`, each
+  file gzip -9; a page loads one): the default export \`ddp-live\`
+  (everything above, cargo features \`js,js-full\`); the core part
+  \`ddp-live/core\` (feature \`js\` alone: status, calls with stubs and
+  the offline outbox, subscriptions and collections, without live queries,
+  accounts and rooms, which throw a \`DDPError\` \`part-not-loaded\`
+  there), about 35 KB smaller; and the offline part \`ddp-live/offline\`
+  (\`persist\` and \`shareAcrossTabs\`: the default export plus the
+  durable outbox and cache over IndexedDB and one socket for every tab,
+  features \`js,js-full,persist,tabs\`), about 53 KB larger. Their
+  figures are the size rows of the table above; each has its own limit
+  in \`.size-limit.json\`, with a row for everything under \`pkg/\`.
+- **Leptos apps** carry none of the JavaScript API; what ddp-live adds to
+  one is measured by \`scripts/size-leptos.sh\` (the example app minus a
+  Leptos counter built the same way; see "What ddp-live adds to a Leptos
+  app" below).
 `;
   // Sections written by other scripts (the live-query and Leptos benches)
   // are kept as they are.
