@@ -126,8 +126,9 @@ fn js_fn(id: u32) -> Option<JsFn> {
 
 /// What a handle names.
 enum Obj {
-    /// A connection and its listeners forwarding events to its object
-    /// (with the offline part: its durable outbox's too, when it has one).
+    /// A connection and its listeners forwarding events to its object:
+    /// its own, its accounts' (`js-full`) and, with the offline part, its
+    /// durable outbox's when it has one.
     Conn(Connection, #[allow(dead_code)] Vec<ListenerHandle>),
     Sub(Subscription),
     Coll(Collection),
@@ -406,10 +407,9 @@ pub fn connect_offline(url: &str, o: &[f64], versions: &str, persist: Option<Str
     }
 }
 
-#[cfg(feature = "js-full")]
 /// `new Client(url, options)` with the offline part's options (see
 /// [`client`]).
-#[cfg(any(feature = "persist", feature = "tabs"))]
+#[cfg(all(feature = "js-full", any(feature = "persist", feature = "tabs")))]
 #[wasm_bindgen]
 pub fn client_offline(url: &str, o: &[f64], versions: &str, persist: Option<String>, share: bool) -> u32 {
     let options = offline_options(o, versions, persist, share);
@@ -898,8 +898,8 @@ fn query_of(c: &Collection, selector: Option<String>, options: Option<String>) -
     }
 }
 
-#[cfg(feature = "js-full")]
 /// A result document: projected, with `_id` unless dropped.
+#[cfg(feature = "js-full")]
 fn write_result(q: &crate::protocol::query::Query, id: &str, fields: &Fields, out: &mut String) {
     write_doc(q.keeps_id().then_some(id), &q.project(fields), out);
 }
@@ -991,11 +991,11 @@ fn before_json(before: &Option<Rc<str>>) -> String {
     before.as_deref().map_or_else(|| "null".into(), quoted)
 }
 
-#[cfg(feature = "js-full")]
 /// A live query of collection `h`: `f` hears its diffs, as `observe`'s
 /// (`changes` false) or `observeChanges`' (true) arguments, the kinds in
 /// `mask` only (bit 0: added, 1: changed, 2: removed, 3: moved). The stop
 /// handle, or 0 for a query that cannot run (see `err()`).
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn observe(h: u32, selector: Option<String>, options: Option<String>, changes: bool, mask: u32, f: u32) -> u32 {
     let f = JsFn(f);
@@ -1057,12 +1057,12 @@ pub fn observe(h: u32, selector: Option<String>, options: Option<String>, change
 
 // ---- accounts ----------------------------------------------------------------
 
-#[cfg(feature = "js-full")]
 /// Logs connection `h` in: with a password (`how` 0: user `a` read as
 /// Meteor reads a name, 1: username, 2: email, 3: id; password `b`), a
 /// resume token `a` (4), or by creating the user (5: `a` the JSON of
 /// `{username?, email?, profile?}`, `b` the password). `f` (once) hears
 /// the user id or the error.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
     let f = JsFn(f);
@@ -1087,9 +1087,9 @@ pub fn login(h: u32, how: u32, a: &str, b: &str, f: u32) {
     accounts.login("login", crate::protocol::accounts::password_login_params(&user, b), waiter);
 }
 
-#[cfg(feature = "js-full")]
 /// Logs connection `h` out (`others`: every other client of the user
 /// instead); `f` (once) hears the outcome.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn logout(h: u32, others: bool, f: u32) {
     let f = JsFn(f);
@@ -1104,8 +1104,8 @@ pub fn logout(h: u32, others: bool, f: u32) {
     }
 }
 
-#[cfg(feature = "js-full")]
 /// `setLoginUserWait(ms)` of connection `h`.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn user_wait(h: u32, ms: f64) {
     if let Some(c) = conn(h) {
@@ -1113,8 +1113,8 @@ pub fn user_wait(h: u32, ms: f64) {
     }
 }
 
-#[cfg(feature = "js-full")]
 /// `persistLogin` of connection `h`: whether a stored login is resumed.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn persist_login(h: u32, own_app: bool) -> bool {
     conn(h).is_some_and(|c| c.accounts().persist_login(if own_app { PersistLogin::OwnApp } else { PersistLogin::ConnectUrl }))
@@ -1122,8 +1122,8 @@ pub fn persist_login(h: u32, own_app: bool) -> bool {
 
 // ---- rooms -----------------------------------------------------------------
 
-#[cfg(feature = "js-full")]
 /// `new Client(url, options)`: a rooms client's handle, or 0 (see `err()`).
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn client(url: &str, o: &[f64], versions: &str) -> u32 {
     match open(url, o, versions) {
@@ -1132,9 +1132,9 @@ pub fn client(url: &str, o: &[f64], versions: &str) -> u32 {
     }
 }
 
-#[cfg(feature = "js-full")]
 /// The connection of rooms client `h` (a handle of its own; `f` hears its
 /// events).
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn client_connection(h: u32, f: u32) -> u32 {
     let f = JsFn(f);
@@ -1144,9 +1144,9 @@ pub fn client_connection(h: u32, f: u32) -> u32 {
     }
 }
 
-#[cfg(feature = "js-full")]
 /// Joins room `room_id` through client `h` (`auth` and `query`: JSON text);
 /// `f` hears the room's events.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn join(h: u32, room_id: &str, auth: &str, query: &str, f: u32) -> u32 {
     let f = JsFn(f);
@@ -1172,9 +1172,9 @@ pub fn join(h: u32, room_id: &str, auth: &str, query: &str, f: u32) -> u32 {
     put(Obj::Room(room, handle))
 }
 
-#[cfg(feature = "js-full")]
 /// Sends `data` (JSON text) with an optional type in room `h`; `f` (once)
 /// hears the acknowledgement. "" or `!<error>`.
+#[cfg(feature = "js-full")]
 #[wasm_bindgen]
 pub fn send(h: u32, data: &str, kind: Option<String>, f: u32) -> String {
     let f = JsFn(f);
