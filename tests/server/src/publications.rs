@@ -26,12 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+type DocsData = HashMap<String, BTreeMap<String, Map<String, Value>>>;
+
 /// The scenario's editable documents. Every change reaches the `docs`
 /// subscriptions synchronously, so a method's writes are sent before its
 /// `updated` (as Meteor guarantees).
 #[derive(Default)]
 pub(crate) struct Docs {
-    data: Mutex<HashMap<String, BTreeMap<String, Map<String, Value>>>>,
+    data: Mutex<DocsData>,
     watchers: Mutex<HashMap<u64, (String, Publisher)>>,
     next_watcher: AtomicU64,
 }
@@ -48,15 +50,23 @@ impl Docs {
     /// Inserts a document unless one has its id (then false, as MongoDB's
     /// unique `_id` index refuses it).
     pub(crate) fn insert_new(&self, collection: &str, id: String, fields: Map<String, Value>) -> bool {
-        let taken = lock(&self.data).get(collection).is_some_and(|c| c.contains_key(&id));
+        let mut data = lock(&self.data);
+        let taken = data.get(collection).is_some_and(|c| c.contains_key(&id));
         if !taken {
-            self.insert(collection, id, fields);
+            self.put(&mut data, collection, id, fields);
         }
         !taken
     }
 
     pub(crate) fn insert(&self, collection: &str, id: String, fields: Map<String, Value>) {
-        lock(&self.data).entry(collection.to_owned()).or_default().insert(id.clone(), fields.clone());
+        self.put(&mut lock(&self.data), collection, id, fields);
+    }
+
+    /// Stores a document and tells the watchers, under the data lock: a
+    /// subscription's snapshot (also read under it) comes wholly before or
+    /// wholly after each change.
+    fn put(&self, data: &mut DocsData, collection: &str, id: String, fields: Map<String, Value>) {
+        data.entry(collection.to_owned()).or_default().insert(id.clone(), fields.clone());
         for p in self.watchers_of(collection) {
             p.upsert(collection, &id, fields.clone());
         }
@@ -64,18 +74,16 @@ impl Docs {
 
     /// Sets fields (a `null` value clears the field); false if no such document.
     pub(crate) fn update(&self, collection: &str, id: &str, set: Map<String, Value>) -> bool {
-        let fields = {
-            let mut data = lock(&self.data);
-            let Some(doc) = data.get_mut(collection).and_then(|c| c.get_mut(id)) else { return false };
-            for (k, v) in set {
-                if v.is_null() {
-                    doc.shift_remove(&k);
-                } else {
-                    doc.insert(k, v);
-                }
+        let mut data = lock(&self.data);
+        let Some(doc) = data.get_mut(collection).and_then(|c| c.get_mut(id)) else { return false };
+        for (k, v) in set {
+            if v.is_null() {
+                doc.shift_remove(&k);
+            } else {
+                doc.insert(k, v);
             }
-            doc.clone()
-        };
+        }
+        let fields = doc.clone();
         for p in self.watchers_of(collection) {
             p.upsert(collection, id, fields.clone());
         }
@@ -83,7 +91,8 @@ impl Docs {
     }
 
     pub(crate) fn remove(&self, collection: &str, id: &str) -> bool {
-        let removed = lock(&self.data).get_mut(collection).and_then(|c| c.remove(id)).is_some();
+        let mut data = lock(&self.data);
+        let removed = data.get_mut(collection).and_then(|c| c.remove(id)).is_some();
         if removed {
             for p in self.watchers_of(collection) {
                 p.remove(collection, id);
@@ -334,16 +343,18 @@ async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, nam
         }
         "docs" => {
             let collection = params.first().and_then(Value::as_str).unwrap_or("docs").to_owned();
-            // Watch before reading the snapshot, so no change is missed (a
-            // document seen twice is merged).
+            // Watch and send the snapshot under the data lock, which every
+            // change holds while it tells the watchers: each change is then
+            // wholly in the snapshot or sent after it, never lost between
+            // (a removal told before the snapshot's document was sent was).
+            let data = lock(&sc.docs.data);
             let w = sc.docs.next_watcher.fetch_add(1, Ordering::SeqCst);
             lock(&sc.docs.watchers).insert(w, (collection.clone(), p.clone()));
             watcher = Some((sc.clone(), w));
-            let snapshot: Vec<(String, Map<String, Value>)> =
-                lock(&sc.docs.data).get(&collection).map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-            for (id, fields) in snapshot {
-                p.upsert(&collection, &id, fields);
+            for (id, fields) in data.get(&collection).into_iter().flatten() {
+                p.upsert(&collection, id, fields.clone());
             }
+            drop(data);
             p.ready();
             None
         }
