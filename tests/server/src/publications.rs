@@ -58,10 +58,6 @@ impl Docs {
         !taken
     }
 
-    pub(crate) fn insert(&self, collection: &str, id: String, fields: Map<String, Value>) {
-        self.put(&mut lock(&self.data), collection, id, fields);
-    }
-
     /// Stores a document and tells the watchers, under the data lock: a
     /// subscription's snapshot (also read under it) comes wholly before or
     /// wholly after each change.
