@@ -75,6 +75,20 @@ export const bench = {
           return () => conn.close();
         },
       ),
+    // The same with the core part (`ddp-live/core`).
+    coldStartCore: (url, tag) =>
+      coldStart(
+        tag,
+        async (tag) => {
+          const glue = await import(`/pkg/core.js?cold=${tag}`);
+          window.ddpWasm = await glue.default({ module_or_path: `/pkg/ddp_live_core_bg.wasm?cold=${tag}` });
+          window.ddp = glue;
+        },
+        async () => {
+          const conn = await ddpLive(url);
+          return () => conn.close();
+        },
+      ),
     async subscribe(url, n) {
       const conn = await ddpLive(url);
       const items = conn.collection("items");
