@@ -163,8 +163,9 @@ impl Publisher {
             match published.get_mut(&key) {
                 None => {
                     published.insert(key, (1, fields.clone()));
-                    drop(published);
-                    drop(subs);
+                    // Sent under the locks (as every message of the merge
+                    // box is): an `unsub` or another change of the document
+                    // cannot put its message on the wire before this one.
                     self.session.send(json!({"msg":"added","collection":collection,"id":id,"fields":fields}));
                 }
                 Some((count, old)) => {
@@ -187,8 +188,6 @@ impl Publisher {
                         msg["cleared"] = json!(cleared);
                     }
                     *old = fields;
-                    drop(published);
-                    drop(subs);
                     if changed {
                         self.session.send(msg);
                     }
@@ -227,10 +226,11 @@ fn release(session: &ServerConnection, key: (String, String)) {
         }
         None => false,
     };
-    drop(published);
+    // Under the lock, in the merge box's order (see `Publisher::upsert`).
     if gone {
         session.send(json!({"msg":"removed","collection":key.0,"id":key.1}));
     }
+    drop(published);
 }
 
 fn num(v: Option<&Value>, default: f64) -> f64 {
@@ -268,7 +268,9 @@ pub(crate) fn handle_unsub(session: &ServerConnection, msg: &Value) {
 async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, name: &str, params: Vec<Value>) {
     {
         let mut subs = lock(&session.inner.subs.subs);
-        if subs.contains_key(id) {
+        // A session that ended meanwhile (`finish` marks it closed before it
+        // drains the subscriptions under this lock) starts nothing more.
+        if session.is_closed() || subs.contains_key(id) {
             return; // a duplicate id (a re-send after resumption) is ignored
         }
         subs.insert(id.to_owned(), SubEntry { docs: HashSet::new(), task: None, watcher: None });

@@ -194,7 +194,16 @@ pub(crate) fn method(
                 rooms: sc.clone(),
                 tags: Arc::default(),
             };
-            lock(&sc.rooms.rooms).entry(room).or_default().insert(session.id().to_owned(), Member { conn: conn.clone() });
+            {
+                let mut rooms = lock(&sc.rooms.rooms);
+                // A session that is ending leaves its rooms (`session_ended`,
+                // which reads them under this lock after the mark): a join
+                // after that would leave a member behind for good.
+                if session.is_ending() {
+                    return Some(Err(meteor_error(json!("session-ended"), "The session has ended")));
+                }
+                rooms.entry(room).or_default().insert(session.id().to_owned(), Member { conn: conn.clone() });
+            }
             for h in &hooks.connect {
                 h(&conn);
             }

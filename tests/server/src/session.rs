@@ -25,6 +25,10 @@ pub(crate) struct Link {
     pub(crate) base: u64,
     /// Messages sent in the session (ping/pong not counted).
     pub(crate) sent: u64,
+    /// The session is ending (its grace period ran out, or it ended
+    /// otherwise): no socket may resume it any more. Set under this lock,
+    /// where a resumption checks it.
+    pub(crate) ended: bool,
 }
 
 pub(crate) struct ConnInner {
@@ -87,8 +91,11 @@ impl ServerConnection {
     /// Closes the connection (cleanly, code 1000 "Normal closure", as
     /// Meteor's `connection.close()`; not resumable).
     pub fn close(&self) {
+        // Under the link's lock, where a resumption checks it: a socket
+        // resuming now either comes before (and is closed here) or sees it.
+        let link = lock(&self.inner.link);
         self.inner.graceful.store(true, Ordering::SeqCst);
-        if let Some(tx) = &lock(&self.inner.link).tx {
+        if let Some(tx) = &link.tx {
             tx.close(1000, NORMAL_CLOSURE);
         }
     }
@@ -96,6 +103,12 @@ impl ServerConnection {
     /// True once the session has ended.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// True once the session is ending (see `Link::ended`): set before it
+    /// leaves its rooms and its subscriptions stop.
+    pub(crate) fn is_ending(&self) -> bool {
+        lock(&self.inner.link).ended
     }
 
     /// Runs `f` when the session ends; at once if it already has.
@@ -147,6 +160,9 @@ impl ServerConnection {
     /// has not received. False if that cannot be done (too old a count).
     pub(crate) fn resume(&self, received: u64, tx: Arc<Outbox>, generation: u64) -> bool {
         let mut link = lock(&self.inner.link);
+        if link.ended || self.is_closed() || self.inner.graceful.load(Ordering::SeqCst) {
+            return false;
+        }
         if received < link.base || received > link.sent {
             return false;
         }
@@ -175,10 +191,15 @@ impl ServerConnection {
         true
     }
 
-    /// Still detached since socket `generation` left (not resumed since).
-    pub(crate) fn detached_since(&self, generation: u64) -> bool {
-        let link = lock(&self.inner.link);
-        link.tx.is_none() && link.generation == generation
+    /// Marks the session ended if it is still detached since socket
+    /// `generation` left (not resumed since): whether it was. The check and
+    /// the mark are one step under the link's lock, so a resumption comes
+    /// wholly before (and the session lives on) or after (and is refused).
+    pub(crate) fn end_if_detached_since(&self, generation: u64) -> bool {
+        let mut link = lock(&self.inner.link);
+        let detached = link.tx.is_none() && link.generation == generation;
+        link.ended |= detached;
+        detached
     }
 
     pub(crate) fn finish(&self) {
@@ -197,6 +218,7 @@ impl ServerConnection {
 /// Ends a session now: it leaves the scenario, its rooms, and its
 /// subscriptions, worker and tasks stop.
 pub(crate) fn end_session(sc: &Scenario, session: &ServerConnection) {
+    lock(&session.inner.link).ended = true;
     lock(&sc.sessions).remove(session.id());
     rooms::session_ended(sc, &sc.room_hooks, session);
     session.finish();
@@ -218,7 +240,7 @@ pub(crate) fn end_or_hold(sc: Arc<Scenario>, session: ServerConnection, generati
         tokio::time::sleep(grace).await;
         // Only this detachment's timer may end it: if the session was
         // resumed since (and perhaps dropped again), a newer timer decides.
-        if session.detached_since(generation) {
+        if session.end_if_detached_since(generation) {
             end_session(&sc, &session);
         }
     });

@@ -209,6 +209,7 @@ impl SocketCtx<'_> {
                     history_bytes: 0,
                     base: 0,
                     sent: 0,
+                    ended: false,
                 }),
                 history_limit: shared.config.history_bytes,
                 graceful: AtomicBool::new(false),
