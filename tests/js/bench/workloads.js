@@ -51,6 +51,21 @@ async function coldStart(tag, load, connect) {
   close();
   return { ms: t2 - t0, load: t1 - t0, connect: t2 - t1 };
 }
+// ddp-live's cold start from one of the package's entries (its ES module
+// and its wasm, under /pkg/).
+const ddpLiveColdStart = (entry, wasm, url, tag) =>
+  coldStart(
+    tag,
+    async (tag) => {
+      const glue = await import(`/pkg/${entry}?cold=${tag}`);
+      window.ddpWasm = await glue.default({ module_or_path: `/pkg/${wasm}?cold=${tag}` });
+      window.ddp = glue;
+    },
+    async () => {
+      const conn = await ddpLive(url);
+      return () => conn.close();
+    },
+  );
 const loadScript = (src) =>
   new Promise((res, rej) => {
     const s = document.createElement("script");
@@ -62,33 +77,9 @@ const loadScript = (src) =>
 
 export const bench = {
   "ddp-live": {
-    coldStart: (url, tag) =>
-      coldStart(
-        tag,
-        async (tag) => {
-          const glue = await import(`/pkg/ddp_live.js?cold=${tag}`);
-          window.ddpWasm = await glue.default({ module_or_path: `/pkg/ddp_live_bg.wasm?cold=${tag}` });
-          window.ddp = glue;
-        },
-        async () => {
-          const conn = await ddpLive(url);
-          return () => conn.close();
-        },
-      ),
+    coldStart: (url, tag) => ddpLiveColdStart("ddp_live.js", "ddp_live_bg.wasm", url, tag),
     // The same with the core part (`ddp-live/core`).
-    coldStartCore: (url, tag) =>
-      coldStart(
-        tag,
-        async (tag) => {
-          const glue = await import(`/pkg/core.js?cold=${tag}`);
-          window.ddpWasm = await glue.default({ module_or_path: `/pkg/ddp_live_core_bg.wasm?cold=${tag}` });
-          window.ddp = glue;
-        },
-        async () => {
-          const conn = await ddpLive(url);
-          return () => conn.close();
-        },
-      ),
+    coldStartCore: (url, tag) => ddpLiveColdStart("core.js", "ddp_live_core_bg.wasm", url, tag),
     async subscribe(url, n) {
       const conn = await ddpLive(url);
       const items = conn.collection("items");
