@@ -125,17 +125,18 @@ const median = (xs) => {
   const v = xs.filter((x) => x != null).sort((a, b) => a - b);
   return v.length === 0 ? null : v[Math.floor((v.length - 1) / 2)];
 };
+// The median of runs' results (failed runs left out), field by field for
+// results that are objects.
+function medianOf(results) {
+  const xs = results.filter((x) => x != null);
+  if (xs.length === 0) return null;
+  if (typeof xs[0] === "object") return Object.fromEntries(Object.keys(xs[0]).map((k) => [k, median(xs.map((x) => x[k]))]));
+  return median(xs);
+}
 async function runAll(workload, arg, reps, list = clients, options = {}) {
   const got = Object.fromEntries(list.map((c) => [c, []]));
   for (let i = 0; i < reps; i++) for (const c of list) got[c].push(await run(c, workload, arg, options));
-  return Object.fromEntries(
-    list.map((c) => {
-      const xs = got[c].filter((x) => x != null);
-      if (xs.length === 0) return [c, null];
-      if (typeof xs[0] === "object") return [c, Object.fromEntries(Object.keys(xs[0]).map((k) => [k, median(xs.map((x) => x[k]))]))];
-      return [c, median(xs)];
-    }),
-  );
+  return Object.fromEntries(list.map((c) => [c, medianOf(got[c])]));
 }
 
 const rows = [];
@@ -182,12 +183,8 @@ async function coldStartRows() {
   const turns = [...clients.slice(0, 3).map((c) => [c, "coldStart"]), ["ddp-live", "coldStartCore"]];
   const got = Object.fromEntries(turns.map(([c, w]) => [`${c} ${w}`, []]));
   for (let i = 0; i < coldRepeat; i++) for (const [c, w] of turns) got[`${c} ${w}`].push(await run(c, w, "sc", { bare: true }));
-  const med = (key) => {
-    const xs = got[key].filter((x) => x != null);
-    return xs.length === 0 ? null : Object.fromEntries(Object.keys(xs[0]).map((k) => [k, median(xs.map((x) => x[k]))]));
-  };
-  const r = Object.fromEntries(clients.slice(0, 3).map((c) => [c, med(`${c} coldStart`)]));
-  const core = med("ddp-live coldStartCore");
+  const r = Object.fromEntries(clients.slice(0, 3).map((c) => [c, medianOf(got[`${c} coldStart`])]));
+  const core = medianOf(got["ddp-live coldStartCore"]);
   const part = (c) => (c === "ddp-live" ? "`init()`" : "script");
   return [
     {
@@ -323,8 +320,8 @@ ${md}
   takes most of every wall-clock figure: even the \`JSON.parse\`-only floor
   manages ~10k small frames a second. The handler rows isolate what each
   client adds per frame; the wall-clock rows carry the browser's noise:
-  runs vary by 10–15 % here (the 100k rows are medians of ${bigRepeat} runs only), so read a ratio
-  within that band as parity. The pipelined-calls row has a floor too: a
+  runs vary by 10–15 % here (the 100k rows are medians of only ${bigRepeat}
+  runs), so read a ratio within that band as parity. The pipelined-calls row has a floor too: a
   bare WebSocket sending every \`method\` frame with \`JSON.stringify\` and
   reading every reply with \`JSON.parse\`, done when each call's \`result\`
   and \`updated\` are in. No client can beat it here, so it bounds the ratio

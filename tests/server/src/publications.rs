@@ -270,7 +270,10 @@ async fn subscribe(sc: &Arc<Scenario>, session: &ServerConnection, id: &str, nam
         let mut subs = lock(&session.inner.subs.subs);
         // A session that ended meanwhile (`finish` marks it closed before it
         // drains the subscriptions under this lock) starts nothing more.
-        if session.is_closed() || subs.contains_key(id) {
+        if session.is_closed() {
+            return;
+        }
+        if subs.contains_key(id) {
             return; // a duplicate id (a re-send after resumption) is ignored
         }
         subs.insert(id.to_owned(), SubEntry { docs: HashSet::new(), task: None, watcher: None });

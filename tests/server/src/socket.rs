@@ -305,7 +305,9 @@ impl SocketCtx<'_> {
         let received = parsed.get("receivedCount").and_then(Value::as_u64);
         if let (Some(prev), Some(received), true) = (previous, received, self.sc.resume.load(Ordering::SeqCst)) {
             let held = lock(&self.sc.sessions).get(prev).cloned();
-            if let Some(s) = held.filter(|s| !s.is_closed() && !s.inner.graceful.load(Ordering::SeqCst)) {
+            // (`resume` refuses a session that is ending, closed or
+            // closed cleanly, checked under its link's lock.)
+            if let Some(s) = held {
                 if s.resume(received, self.tx.clone(), self.generation) {
                     self.session = Some(s);
                     return true;
